@@ -1,1 +1,24 @@
-//! placeholder
+//! The consensus state machine of The Block.
+//!
+//! Accounts and @handles, transactions, blocks, proof of work, difficulty,
+//! emission, the mempool and fork choice. **Pure**: no IO, no clock, no
+//! randomness. Time (`now_ms`), thread counts and heights come in as
+//! arguments, so every rule is a plain function that tests can replay.
+//! Persistence lives in `tb-store`; networking and RPC in later crates.
+#![forbid(unsafe_code)]
+
+pub mod block;
+pub mod consensus;
+pub mod execute;
+pub mod forks;
+pub mod mempool;
+pub mod params;
+pub mod state;
+pub mod trie;
+pub mod tx;
+
+pub use block::{genesis_block, genesis_header, Block, BlockHeader};
+pub use execute::{build_block, execute_block, mine, validate_header, BlockEffects, BlockError, TxError};
+pub use params::ChainParams;
+pub use state::{Account, State, StateRead};
+pub use tx::{RegisterHandle, SignedTx, Transfer, TxPayload};

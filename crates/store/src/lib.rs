@@ -1,1 +1,18 @@
-//! placeholder
+//! redb persistence for The Block, and the chain database that ties storage,
+//! state and fork choice together.
+//!
+//! [`ChainDb`] imports blocks: it validates headers, stores side chains,
+//! executes bodies, switches to the chain with the most work (undoing and
+//! re-applying blocks through the undo journal), and writes **each import in
+//! one atomic redb transaction**, so a crash leaves the store at a whole block.
+//!
+//! The store refuses a database written by a newer schema and migrates older
+//! ones (see [`SCHEMA_VERSION`] and `docs/spec/storage.md`). This crate is one
+//! of the three allowed to touch the disk; it speaks no JSON and opens no socket.
+#![forbid(unsafe_code)]
+
+mod chaindb;
+mod schema;
+
+pub use chaindb::{ChainDb, ImportOutcome, ImportError};
+pub use schema::{StoreError, SCHEMA_VERSION};

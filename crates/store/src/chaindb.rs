@@ -1,0 +1,665 @@
+//! The chain database: block import, fork choice, reorgs and queries.
+
+use crate::schema::*;
+use borsh::{BorshDeserialize, BorshSerialize};
+use redb::{Database, ReadableTable, Table};
+use std::path::Path;
+use tb_chain::block::{block_encoded_bytes_max, genesis_block};
+use tb_chain::consensus::TimedHeader;
+use tb_chain::forks::{find_fork, is_better, ForkNode};
+use tb_chain::state::Changes;
+use tb_chain::{
+    build_block, execute_block, validate_header, Block, BlockError, BlockHeader, ChainParams,
+    SignedTx, State,
+};
+use tb_primitives::{decode, encode, Address, Id};
+use thiserror::Error;
+
+const STATUS_HEADER_ONLY: u8 = 0;
+const STATUS_VALID: u8 = 1;
+const STATUS_INVALID: u8 = 2;
+
+/// What the store knows about a header.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct HeaderEntry {
+    pub header: BlockHeader,
+    /// Sum of difficulties from genesis to this block inclusive.
+    pub total_work: u128,
+    /// 0 = header checked, body not yet executed; 1 = executed and valid;
+    /// 2 = invalid (it or an ancestor failed execution).
+    pub status: u8,
+}
+
+/// Where a canonical transaction sits.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct TxLocation {
+    pub block: Id,
+    pub height: u64,
+    pub index: u32,
+}
+
+/// The result of a successful import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// The block extended the best chain.
+    Extended { height: u64 },
+    /// The block's chain overtook the best chain.
+    Reorged {
+        ancestor: Id,
+        undone: usize,
+        applied: usize,
+    },
+    /// Stored on a side chain with no more work than the best one.
+    SideChain,
+    /// Already stored.
+    AlreadyKnown,
+}
+
+/// Why a block was not imported.
+#[derive(Debug, Error)]
+pub enum ImportError {
+    #[error("invalid block: {0}")]
+    Block(#[from] BlockError),
+    #[error("parent {0} is unknown")]
+    UnknownParent(Id),
+    #[error("block {0} is known to be invalid or descends from an invalid block")]
+    KnownInvalid(Id),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("an earlier commit failed; reopen the store")]
+    Poisoned,
+}
+
+impl From<redb::Error> for ImportError {
+    fn from(e: redb::Error) -> Self {
+        ImportError::Store(e.into())
+    }
+}
+
+macro_rules! import_db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ImportError {
+            fn from(e: $t) -> Self {
+                ImportError::Store(e.into())
+            }
+        }
+    )*};
+}
+import_db_err!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Upper bound on a stored header entry.
+const ENTRY_BYTES_MAX: usize = 1024;
+/// Upper bound on a stored undo record.
+const UNDO_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+pub(crate) fn decode_body(b: &[u8]) -> Result<Vec<SignedTx>, StoreError> {
+    decode(b, usize::MAX).map_err(|e| StoreError::Corrupt(format!("body: {e}")))
+}
+
+fn decode_entry(b: &[u8]) -> Result<HeaderEntry, StoreError> {
+    decode(b, ENTRY_BYTES_MAX).map_err(|e| StoreError::Corrupt(format!("header entry: {e}")))
+}
+
+fn id_from(b: &[u8]) -> Result<Id, StoreError> {
+    Ok(Id(b
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("id is not 32 bytes".into()))?))
+}
+
+fn get_entry<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    t: &T,
+    id: &Id,
+) -> Result<Option<HeaderEntry>, StoreError> {
+    match t.get(id.0.as_slice())? {
+        Some(g) => Ok(Some(decode_entry(g.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn need_entry<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    t: &T,
+    id: &Id,
+) -> Result<HeaderEntry, StoreError> {
+    get_entry(t, id)?.ok_or_else(|| StoreError::Corrupt(format!("missing header {id}")))
+}
+
+/// Up to `n` timing records ending at `from` (inclusive), oldest first.
+fn ancestors<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    t: &T,
+    from: &HeaderEntry,
+    n: usize,
+) -> Result<Vec<TimedHeader>, StoreError> {
+    let mut out = Vec::with_capacity(n);
+    let mut cur = from.header.clone();
+    loop {
+        out.push(TimedHeader {
+            timestamp_ms: cur.timestamp_ms,
+            difficulty: cur.difficulty,
+        });
+        if out.len() == n || cur.height == 0 {
+            break;
+        }
+        cur = need_entry(t, &cur.parent)?.header;
+    }
+    out.reverse();
+    Ok(out)
+}
+
+fn write_changes(t: &mut Table<&[u8], &[u8]>, changes: &Changes) -> Result<(), StoreError> {
+    for (k, v) in changes {
+        match v {
+            Some(v) => {
+                t.insert(k.as_slice(), v.as_slice())?;
+            }
+            None => {
+                t.remove(k.as_slice())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Tables<'t> {
+    meta: Table<'t, &'static str, &'static [u8]>,
+    headers: Table<'t, &'static [u8], &'static [u8]>,
+    bodies: Table<'t, &'static [u8], &'static [u8]>,
+    canon: Table<'t, u64, &'static [u8]>,
+    state: Table<'t, &'static [u8], &'static [u8]>,
+    undo: Table<'t, &'static [u8], &'static [u8]>,
+    tx_index: Table<'t, &'static [u8], &'static [u8]>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(w: &'t redb::WriteTransaction) -> Result<Tables<'t>, StoreError> {
+        Ok(Tables {
+            meta: w.open_table(META)?,
+            headers: w.open_table(HEADERS)?,
+            bodies: w.open_table(BODIES)?,
+            canon: w.open_table(CANON)?,
+            state: w.open_table(STATE)?,
+            undo: w.open_table(UNDO)?,
+            tx_index: w.open_table(TX_INDEX)?,
+        })
+    }
+
+    fn put_entry(&mut self, id: &Id, e: &HeaderEntry) -> Result<(), StoreError> {
+        self.headers.insert(id.0.as_slice(), encode(e).as_slice())?;
+        Ok(())
+    }
+
+    fn load_block(&self, id: &Id) -> Result<Block, StoreError> {
+        let header = need_entry(&self.headers, id)?.header;
+        let body = self
+            .bodies
+            .get(id.0.as_slice())?
+            .ok_or_else(|| StoreError::Corrupt(format!("missing body {id}")))?;
+        Ok(Block {
+            header,
+            txs: decode_body(body.value())?,
+        })
+    }
+
+    fn index_txs(&mut self, block: &Block, id: &Id) -> Result<(), StoreError> {
+        for (i, tx) in block.txs.iter().enumerate() {
+            let loc = TxLocation {
+                block: *id,
+                height: block.header.height,
+                index: i as u32,
+            };
+            self.tx_index
+                .insert(tx.id().0.as_slice(), encode(&loc).as_slice())?;
+        }
+        Ok(())
+    }
+
+    fn unindex_txs(&mut self, block: &Block) -> Result<(), StoreError> {
+        for tx in &block.txs {
+            self.tx_index.remove(tx.id().0.as_slice())?;
+        }
+        Ok(())
+    }
+}
+
+/// What was done to the in-memory state during an import, to undo it if the
+/// import fails.
+enum Step {
+    /// A canonical block was undone (its forward changes are recomputed to redo it).
+    Undone(Block),
+    /// A block was applied; here is its undo list.
+    Applied(Changes),
+}
+
+/// The chain database. Holds the best chain's state in memory; redb holds
+/// everything durably.
+pub struct ChainDb {
+    db: Database,
+    params: ChainParams,
+    state: State,
+    tip: HeaderEntry,
+    tip_id: Id,
+    verify_threads: usize,
+    poisoned: bool,
+}
+
+impl std::fmt::Debug for ChainDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainDb")
+            .field("tip", &self.tip_id)
+            .field("height", &self.tip.header.height)
+            .finish()
+    }
+}
+
+impl ChainDb {
+    /// Opens (or creates) the store at `path` for the network `params`.
+    ///
+    /// Refuses a newer schema and a different chain id, migrates older
+    /// schemas, rebuilds the state trie and checks its root against the tip.
+    pub fn open(path: impl AsRef<Path>, params: ChainParams) -> Result<ChainDb, StoreError> {
+        let db = Database::create(path.as_ref())?;
+        match stored_version(&db)? {
+            None => Self::init(&db, &params)?,
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew {
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                })
+            }
+            Some(1) => migrate_v1_to_v2(&db)?,
+            Some(SCHEMA_VERSION) => {}
+            Some(v) => return Err(StoreError::Corrupt(format!("unknown schema v{v}"))),
+        }
+        let r = db.begin_read()?;
+        let meta = r.open_table(META)?;
+        let chain_id = meta
+            .get(KEY_CHAIN_ID)?
+            .and_then(|g| g.value().try_into().ok().map(u64::from_le_bytes))
+            .ok_or_else(|| StoreError::Corrupt("no chain id".into()))?;
+        if chain_id != params.chain_id {
+            return Err(StoreError::WrongChain {
+                found: chain_id,
+                expected: params.chain_id,
+            });
+        }
+        let tip_id = id_from(
+            meta.get(KEY_TIP)?
+                .ok_or_else(|| StoreError::Corrupt("no tip".into()))?
+                .value(),
+        )?;
+        let headers = r.open_table(HEADERS)?;
+        let tip = need_entry(&headers, &tip_id)?;
+        let st = r.open_table(STATE)?;
+        let mut entries = Vec::new();
+        for e in st.iter()? {
+            let (k, v) = e?;
+            entries.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        let mut state = State::from_entries(entries);
+        let root = state.root();
+        if root != tip.header.state_root {
+            return Err(StoreError::Corrupt(format!(
+                "state root {root} differs from tip {} at height {}",
+                tip.header.state_root, tip.header.height
+            )));
+        }
+        drop((meta, headers, st, r));
+        Ok(ChainDb {
+            db,
+            params,
+            state,
+            tip,
+            tip_id,
+            verify_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            poisoned: false,
+        })
+    }
+
+    fn init(db: &Database, params: &ChainParams) -> Result<(), StoreError> {
+        let g = genesis_block(params);
+        let id = g.id();
+        let w = db.begin_write()?;
+        create_tables(&w)?;
+        {
+            let mut t = Tables::open(&w)?;
+            t.put_entry(
+                &id,
+                &HeaderEntry {
+                    header: g.header.clone(),
+                    total_work: g.header.difficulty as u128,
+                    status: STATUS_VALID,
+                },
+            )?;
+            t.bodies.insert(id.0.as_slice(), encode(&g.txs).as_slice())?;
+            t.canon.insert(0, id.0.as_slice())?;
+            t.meta
+                .insert(KEY_CHAIN_ID, params.chain_id.to_le_bytes().as_slice())?;
+            t.meta.insert(KEY_TIP, id.0.as_slice())?;
+        }
+        write_version(&w, SCHEMA_VERSION)?;
+        w.commit()?;
+        Ok(())
+    }
+
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// Threads used for signature checks during import (default: all cores).
+    pub fn set_verify_threads(&mut self, n: usize) {
+        self.verify_threads = n.max(1);
+    }
+
+    pub fn tip(&self) -> &BlockHeader {
+        &self.tip.header
+    }
+
+    pub fn tip_id(&self) -> Id {
+        self.tip_id
+    }
+
+    pub fn tip_total_work(&self) -> u128 {
+        self.tip.total_work
+    }
+
+    /// The best chain's current state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// A stored header entry by id (any chain).
+    pub fn header_entry(&self, id: &Id) -> Result<Option<HeaderEntry>, StoreError> {
+        let r = self.db.begin_read()?;
+        get_entry(&r.open_table(HEADERS)?, id)
+    }
+
+    /// The canonical block id at `height`.
+    pub fn canonical_id(&self, height: u64) -> Result<Option<Id>, StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(CANON)?;
+        let g = t.get(height)?;
+        g.map(|g| id_from(g.value())).transpose()
+    }
+
+    /// A stored block by id (any chain).
+    pub fn block(&self, id: &Id) -> Result<Option<Block>, StoreError> {
+        let r = self.db.begin_read()?;
+        let headers = r.open_table(HEADERS)?;
+        let Some(e) = get_entry(&headers, id)? else {
+            return Ok(None);
+        };
+        let bodies = r.open_table(BODIES)?;
+        let body = bodies
+            .get(id.0.as_slice())?
+            .ok_or_else(|| StoreError::Corrupt(format!("missing body {id}")))?;
+        Ok(Some(Block {
+            header: e.header,
+            txs: decode_body(body.value())?,
+        }))
+    }
+
+    /// The canonical block at `height`.
+    pub fn block_at(&self, height: u64) -> Result<Option<Block>, StoreError> {
+        match self.canonical_id(height)? {
+            Some(id) => self.block(&id),
+            None => Ok(None),
+        }
+    }
+
+    /// Where a transaction sits on the canonical chain.
+    pub fn tx_location(&self, tx: &Id) -> Result<Option<TxLocation>, StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(TX_INDEX)?;
+        let g = t.get(tx.0.as_slice())?;
+        g.map(|g| {
+            decode(g.value(), 64).map_err(|e| StoreError::Corrupt(format!("tx location: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Timing records of the tip and its ancestors, enough for the retarget.
+    pub fn tip_ancestors(&self) -> Result<Vec<TimedHeader>, StoreError> {
+        let r = self.db.begin_read()?;
+        ancestors(
+            &r.open_table(HEADERS)?,
+            &self.tip,
+            self.params.retarget_window as usize + 1,
+        )
+    }
+
+    /// A block template on the tip from `candidates` (unsealed: see `tb_chain::mine`).
+    pub fn build_template<'a>(
+        &mut self,
+        candidates: impl IntoIterator<Item = &'a SignedTx>,
+        now_ms: u64,
+        beneficiary: Address,
+    ) -> Result<Block, StoreError> {
+        let anc = self.tip_ancestors()?;
+        let tip = self.tip.header.clone();
+        Ok(build_block(
+            &self.params,
+            &mut self.state,
+            &tip,
+            &anc,
+            candidates,
+            now_ms,
+            beneficiary,
+        ))
+    }
+
+    /// Imports one block. On success everything it changed is committed in one
+    /// redb transaction; on failure nothing is, except a record that the
+    /// block is invalid when its body failed execution.
+    pub fn import_block(&mut self, block: &Block, now_ms: u64) -> Result<ImportOutcome, ImportError> {
+        if self.poisoned {
+            return Err(ImportError::Poisoned);
+        }
+        let enc_len = encode(block).len();
+        if enc_len > block_encoded_bytes_max(&self.params) {
+            return Err(BlockError::TooLarge {
+                got: enc_len,
+                max: block_encoded_bytes_max(&self.params),
+            }
+            .into());
+        }
+        let id = block.id();
+        let w = self.db.begin_write()?;
+        let mut steps: Vec<Step> = Vec::new();
+        let result = self.import_in(&w, block, id, now_ms, &mut steps);
+        match result {
+            Ok((outcome, new_tip)) => {
+                if let Err(e) = w.commit() {
+                    self.poisoned = true;
+                    return Err(StoreError::from(e).into());
+                }
+                if let Some(tip) = new_tip {
+                    self.tip = tip;
+                    self.tip_id = id;
+                }
+                Ok(outcome)
+            }
+            Err(ImportFail::Plain(e)) => {
+                drop(w); // abort
+                self.rollback_memory(steps)?;
+                Err(e)
+            }
+            Err(ImportFail::BadBody { bad, error }) => {
+                w.abort()?;
+                self.rollback_memory(steps)?;
+                self.record_invalid(block, id, bad)?;
+                Err(ImportError::Block(error))
+            }
+        }
+    }
+
+    fn rollback_memory(&mut self, steps: Vec<Step>) -> Result<(), ImportError> {
+        for s in steps.into_iter().rev() {
+            match s {
+                Step::Applied(undo) => self.state.apply(&undo),
+                Step::Undone(block) => {
+                    // A block of the best chain: it executed before, it executes again.
+                    let eff = execute_block(&self.params, &mut self.state, &block, self.verify_threads)
+                        .map_err(|e| {
+                            self.poisoned = true;
+                            StoreError::Corrupt(format!("re-applying a canonical block failed: {e}"))
+                        })?;
+                    self.state.apply(&eff.changes);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores `block` and marks `bad` (and `block`, which descends from it or is it) invalid.
+    fn record_invalid(&mut self, block: &Block, id: Id, bad: Id) -> Result<(), ImportError> {
+        let w = self.db.begin_write()?;
+        {
+            let mut t = Tables::open(&w)?;
+            for x in [bad, id] {
+                let mut e = match get_entry(&t.headers, &x)? {
+                    Some(e) => e,
+                    None => {
+                        let parent = need_entry(&t.headers, &block.header.parent)?;
+                        t.bodies.insert(id.0.as_slice(), encode(&block.txs).as_slice())?;
+                        HeaderEntry {
+                            header: block.header.clone(),
+                            total_work: parent.total_work + block.header.difficulty as u128,
+                            status: STATUS_INVALID,
+                        }
+                    }
+                };
+                e.status = STATUS_INVALID;
+                t.put_entry(&x, &e)?;
+            }
+        }
+        w.commit().map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    fn import_in(
+        &mut self,
+        w: &redb::WriteTransaction,
+        block: &Block,
+        id: Id,
+        now_ms: u64,
+        steps: &mut Vec<Step>,
+    ) -> Result<(ImportOutcome, Option<HeaderEntry>), ImportFail> {
+        let mut t = Tables::open(w).map_err(ImportError::from)?;
+        if let Some(e) = get_entry(&t.headers, &id).map_err(ImportError::from)? {
+            return if e.status == STATUS_INVALID {
+                Err(ImportError::KnownInvalid(id).into())
+            } else {
+                Ok((ImportOutcome::AlreadyKnown, None))
+            };
+        }
+        let parent = get_entry(&t.headers, &block.header.parent)
+            .map_err(ImportError::from)?
+            .ok_or(ImportError::UnknownParent(block.header.parent))?;
+        if parent.status == STATUS_INVALID {
+            return Err(ImportError::KnownInvalid(block.header.parent).into());
+        }
+        let anc = ancestors(&t.headers, &parent, self.params.retarget_window as usize + 1)
+            .map_err(ImportError::from)?;
+        validate_header(&self.params, &block.header, &parent.header, &anc, now_ms)
+            .map_err(ImportError::from)?;
+        let mut entry = HeaderEntry {
+            header: block.header.clone(),
+            total_work: parent.total_work + block.header.difficulty as u128,
+            status: STATUS_HEADER_ONLY,
+        };
+        t.put_entry(&id, &entry).map_err(ImportError::from)?;
+        t.bodies
+            .insert(id.0.as_slice(), encode(&block.txs).as_slice())
+            .map_err(|e| ImportError::from(StoreError::from(e)))?;
+        if !is_better(entry.total_work, self.tip.total_work) {
+            return Ok((ImportOutcome::SideChain, None));
+        }
+
+        let lookup = |x: &Id| -> Result<ForkNode, StoreError> {
+            let e = need_entry(&t.headers, x)?;
+            Ok(ForkNode {
+                id: *x,
+                parent: e.header.parent,
+                height: e.header.height,
+            })
+        };
+        let path = find_fork(lookup, self.tip_id, id).map_err(ImportError::from)?;
+        let s = |e: StoreError| ImportFail::Plain(e.into());
+
+        for uid in &path.undo {
+            let old = t.load_block(uid).map_err(s)?;
+            let undo: Changes = {
+                let g = t
+                    .undo
+                    .get(uid.0.as_slice())
+                    .map_err(|e| s(e.into()))?
+                    .ok_or_else(|| s(StoreError::Corrupt(format!("no undo for {uid}"))))?;
+                decode(g.value(), UNDO_BYTES_MAX)
+                    .map_err(|e| s(StoreError::Corrupt(format!("undo: {e}"))))?
+            };
+            self.state.apply(&undo);
+            steps.push(Step::Undone(old.clone()));
+            write_changes(&mut t.state, &undo).map_err(s)?;
+            t.undo.remove(uid.0.as_slice()).map_err(|e| s(e.into()))?;
+            t.canon.remove(old.header.height).map_err(|e| s(e.into()))?;
+            t.unindex_txs(&old).map_err(s)?;
+        }
+        for aid in &path.apply {
+            let blk = if *aid == id {
+                block.clone()
+            } else {
+                t.load_block(aid).map_err(s)?
+            };
+            let eff = match execute_block(&self.params, &mut self.state, &blk, self.verify_threads) {
+                Ok(eff) => eff,
+                Err(error) => return Err(ImportFail::BadBody { bad: *aid, error }),
+            };
+            self.state.apply(&eff.changes);
+            steps.push(Step::Applied(eff.undo.clone()));
+            write_changes(&mut t.state, &eff.changes).map_err(s)?;
+            t.undo
+                .insert(aid.0.as_slice(), encode(&eff.undo).as_slice())
+                .map_err(|e| s(e.into()))?;
+            t.canon
+                .insert(blk.header.height, aid.0.as_slice())
+                .map_err(|e| s(e.into()))?;
+            t.index_txs(&blk, aid).map_err(s)?;
+            let mut e = need_entry(&t.headers, aid).map_err(s)?;
+            e.status = STATUS_VALID;
+            t.put_entry(aid, &e).map_err(s)?;
+            if *aid == id {
+                entry = e;
+            }
+        }
+        t.meta
+            .insert(KEY_TIP, id.0.as_slice())
+            .map_err(|e| s(e.into()))?;
+        let outcome = if path.undo.is_empty() {
+            ImportOutcome::Extended {
+                height: block.header.height,
+            }
+        } else {
+            ImportOutcome::Reorged {
+                ancestor: path.ancestor,
+                undone: path.undo.len(),
+                applied: path.apply.len(),
+            }
+        };
+        Ok((outcome, Some(entry)))
+    }
+}
+
+enum ImportFail {
+    Plain(ImportError),
+    BadBody { bad: Id, error: BlockError },
+}
+
+impl From<ImportError> for ImportFail {
+    fn from(e: ImportError) -> Self {
+        ImportFail::Plain(e)
+    }
+}

@@ -1,0 +1,129 @@
+//! Tables, the schema version and migrations.
+
+use redb::{Database, ReadableTable, TableDefinition};
+use thiserror::Error;
+
+/// The schema version this code writes. History:
+/// * v1 — headers, bodies, canonical index, state, undo journal.
+/// * v2 — adds the transaction index (`tx_index`), rebuilt from the canonical
+///   chain when a v1 store is opened.
+pub const SCHEMA_VERSION: u32 = 2;
+
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// block id → encoded `HeaderEntry`
+pub(crate) const HEADERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("headers");
+/// block id → encoded `Vec<SignedTx>`
+pub(crate) const BODIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bodies");
+/// height → canonical block id
+pub(crate) const CANON: TableDefinition<u64, &[u8]> = TableDefinition::new("canon");
+/// state key → state value
+pub(crate) const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
+/// canonical block id → encoded undo `Changes`
+pub(crate) const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
+/// tx id → encoded `TxLocation` (canonical chain only)
+pub(crate) const TX_INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tx_index");
+
+pub(crate) const KEY_SCHEMA: &str = "schema_version";
+pub(crate) const KEY_TIP: &str = "tip";
+pub(crate) const KEY_CHAIN_ID: &str = "chain_id";
+
+/// Storage failures. IO and corruption are reported, never panicked on.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("store schema is newer than this build: found v{found}, supports up to v{supported}")]
+    SchemaTooNew { found: u32, supported: u32 },
+    #[error("store belongs to chain id {found}, not {expected}")]
+    WrongChain { found: u64, expected: u64 },
+    #[error("store is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Db(String),
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.to_string())
+            }
+        }
+    )*};
+}
+db_err!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Reads the stored schema version (`None` for a brand-new file).
+pub(crate) fn stored_version(db: &Database) -> Result<Option<u32>, StoreError> {
+    let r = db.begin_read()?;
+    let t = match r.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let v = t.get(KEY_SCHEMA)?;
+    match v {
+        None => Ok(None),
+        Some(g) => {
+            let b: [u8; 4] = g
+                .value()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("schema_version is not 4 bytes".into()))?;
+            Ok(Some(u32::from_le_bytes(b)))
+        }
+    }
+}
+
+/// Creates every table (idempotent) inside a write transaction.
+pub(crate) fn create_tables(w: &redb::WriteTransaction) -> Result<(), StoreError> {
+    w.open_table(META)?;
+    w.open_table(HEADERS)?;
+    w.open_table(BODIES)?;
+    w.open_table(CANON)?;
+    w.open_table(STATE)?;
+    w.open_table(UNDO)?;
+    w.open_table(TX_INDEX)?;
+    Ok(())
+}
+
+pub(crate) fn write_version(w: &redb::WriteTransaction, v: u32) -> Result<(), StoreError> {
+    w.open_table(META)?.insert(KEY_SCHEMA, v.to_le_bytes().as_slice())?;
+    Ok(())
+}
+
+/// Brings a v1 store to v2 by indexing the canonical chain's transactions.
+pub(crate) fn migrate_v1_to_v2(db: &Database) -> Result<(), StoreError> {
+    let w = db.begin_write()?;
+    {
+        create_tables(&w)?;
+        let canon = w.open_table(CANON)?;
+        let bodies = w.open_table(BODIES)?;
+        let mut idx = w.open_table(TX_INDEX)?;
+        for e in canon.iter()? {
+            let (h, id) = e?;
+            let id = id.value().to_vec();
+            let body = bodies
+                .get(id.as_slice())?
+                .ok_or_else(|| StoreError::Corrupt(format!("no body for canonical height {}", h.value())))?;
+            let txs = crate::chaindb::decode_body(body.value())?;
+            for (i, tx) in txs.iter().enumerate() {
+                let loc = crate::chaindb::TxLocation {
+                    block: tb_primitives::Id(id.as_slice().try_into().map_err(|_| {
+                        StoreError::Corrupt("block id is not 32 bytes".into())
+                    })?),
+                    height: h.value(),
+                    index: i as u32,
+                };
+                idx.insert(tx.id().0.as_slice(), tb_primitives::encode(&loc).as_slice())?;
+            }
+        }
+    }
+    write_version(&w, 2)?;
+    w.commit()?;
+    Ok(())
+}
