@@ -5,10 +5,12 @@
 //! * inner node = BLAKE3(len ‖ domain ‖ 0x01 ‖ left ‖ right)
 //! * a level with an odd count promotes its last node unchanged (no
 //!   duplication, so no two leaf lists share a root the way Bitcoin's can);
+//! * root = BLAKE3(len ‖ domain ‖ 0x02 ‖ leaf count (u64 LE) ‖ top node), so
+//!   the root commits to the number of leaves;
 //! * the root of zero leaves is 32 zero bytes.
 //!
-//! The leaf count is part of every proof, so a proof for index `i` of an
-//! `n`-leaf tree cannot be replayed against another shape.
+//! Because the count is committed, a proof for index `i` of an `n`-leaf tree
+//! cannot be replayed with another count or shape.
 
 use crate::hash::{blake3_id, Id};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -16,6 +18,14 @@ use borsh::{BorshDeserialize, BorshSerialize};
 fn leaf_node(domain: &[u8], leaf: &[u8; 32]) -> Id {
     let mut b = [0u8; 33];
     b[1..].copy_from_slice(leaf);
+    blake3_id(domain, &b)
+}
+
+fn seal(domain: &[u8], count: u64, top: &Id) -> Id {
+    let mut b = [0u8; 41];
+    b[0] = 2;
+    b[1..9].copy_from_slice(&count.to_le_bytes());
+    b[9..].copy_from_slice(&top.0);
     blake3_id(domain, &b)
 }
 
@@ -43,7 +53,7 @@ pub fn merkle_root(domain: &[u8], leaves: &[[u8; 32]]) -> Id {
             })
             .collect();
     }
-    level[0]
+    seal(domain, leaves.len() as u64, &level[0])
 }
 
 /// An inclusion proof: the leaf's index, the tree's leaf count and the sibling
@@ -106,7 +116,7 @@ pub fn merkle_verify(domain: &[u8], root: &Id, leaf: &[u8; 32], proof: &MerklePr
         i /= 2;
         n = n.div_ceil(2);
     }
-    sibs.next().is_none() && h == *root
+    sibs.next().is_none() && seal(domain, proof.leaf_count, &h) == *root
 }
 
 #[cfg(test)]
@@ -114,7 +124,9 @@ mod tests {
     use super::*;
 
     fn leaves(n: usize) -> Vec<[u8; 32]> {
-        (0..n).map(|i| blake3_id(b"t", &i.to_le_bytes()).0).collect()
+        (0..n)
+            .map(|i| blake3_id(b"t", &i.to_le_bytes()).0)
+            .collect()
     }
 
     #[test]
@@ -133,9 +145,14 @@ mod tests {
                 if n > 1 {
                     assert!(!merkle_verify(b"D", &root, &ls[i], &q));
                 }
-                let mut q = p.clone();
-                q.leaf_count += 1;
-                assert!(!merkle_verify(b"D", &root, &ls[i], &q) || n == 0);
+                for count in [q.leaf_count + 1, q.leaf_count.saturating_sub(1), 1000] {
+                    let mut q = p.clone();
+                    q.leaf_count = count;
+                    assert!(
+                        !merkle_verify(b"D", &root, &ls[i], &q),
+                        "n={n} i={i} count={count}"
+                    );
+                }
             }
             assert!(merkle_proof(b"D", &ls, n).is_none());
         }
