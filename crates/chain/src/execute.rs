@@ -4,7 +4,9 @@
 use crate::block::{empty_receipts_root, tx_root, Block, BlockHeader, BLOCK_VERSION};
 use crate::consensus::{block_reward, median_time_ms, next_difficulty, pow_ok, TimedHeader};
 use crate::params::ChainParams;
-use crate::state::{handle_key, reverse_handle_key, totals_key, Changes, Overlay, State, StateRead};
+use crate::state::{
+    handle_key, reverse_handle_key, totals_key, Changes, Overlay, State, StateRead,
+};
 use crate::tx::{handle_is_valid, FeeSelector, SignedTx, TxPayload};
 use tb_primitives::{encode, signing_bytes, verify_strict_parallel, Address, Domain, Id, Token};
 use thiserror::Error;
@@ -52,7 +54,11 @@ pub enum BlockError {
     #[error("header hash does not meet its difficulty")]
     InsufficientWork,
     #[error("{token:?} coinbase {got} but the emission schedule gives {expected}")]
-    BadCoinbase { token: Token, expected: u64, got: u64 },
+    BadCoinbase {
+        token: Token,
+        expected: u64,
+        got: u64,
+    },
     #[error("{got} transactions, above the limit of {max}")]
     TooManyTxs { got: usize, max: usize },
     #[error("transactions take {got} bytes, above the limit of {max}")]
@@ -119,8 +125,8 @@ pub fn apply_tx(ov: &mut Overlay<'_>, tx: &SignedTx, fees: &mut Fees) -> Result<
             got: p.nonce(),
         });
     }
-    let sel = FeeSelector::from_u8(p.fee_selector())
-        .ok_or(TxError::InvalidSelector(p.fee_selector()))?;
+    let sel =
+        FeeSelector::from_u8(p.fee_selector()).ok_or(TxError::InvalidSelector(p.fee_selector()))?;
     let (need_c, need_i) = p.spend().ok_or(TxError::BalanceOverflow)?;
     if acc.consumer < need_c {
         return Err(TxError::InsufficientBalance {
@@ -311,10 +317,15 @@ pub struct BlockEffects {
     pub fees: Fees,
 }
 
-/// Validates a block's body against `state` (the parent's state) and returns
-/// its effects. Checks limits, roots, every signature (strict, on up to
-/// `verify_threads` threads), every transaction in order, and the state root;
-/// `state` is left exactly as it was.
+/// Validates a block's body against `state` (the parent's state) and, if it is
+/// valid, **applies it**: on `Ok` the state is the block's post-state, on `Err`
+/// it is exactly as it was. Checks limits, roots, every signature (strict, on
+/// up to `verify_threads` threads, overlapped with execution), every
+/// transaction in order, and the state root.
+///
+/// When several things are wrong the error is deterministic: the lowest
+/// transaction index wins, and a bad signature wins over an execution error at
+/// the same index.
 pub fn execute_block(
     params: &ChainParams,
     state: &mut State,
@@ -354,22 +365,45 @@ pub fn execute_block(
         .zip(&payloads)
         .map(|(tx, m)| (tx.payload.from(), m.as_slice(), tx.signature))
         .collect();
-    verify_strict_parallel(&items, verify_threads).map_err(|index| BlockError::Tx {
-        index,
-        error: TxError::BadSignature,
-    })?;
 
-    let mut ov = Overlay::new(state);
-    let mut fees = Fees::default();
-    for (index, tx) in block.txs.iter().enumerate() {
-        apply_tx(&mut ov, tx, &mut fees).map_err(|error| BlockError::Tx { index, error })?;
-    }
-    settle_block(&mut ov, params, h, fees)?;
-    let (changes, undo) = ov.finish();
+    // Signatures on their own threads while this thread executes.
+    let base: &State = state;
+    let execute = || -> Result<(Changes, Changes, Fees), BlockError> {
+        let mut ov = Overlay::new(base);
+        let mut fees = Fees::default();
+        for (index, tx) in block.txs.iter().enumerate() {
+            apply_tx(&mut ov, tx, &mut fees).map_err(|error| BlockError::Tx { index, error })?;
+        }
+        settle_block(&mut ov, params, h, fees)?;
+        let (changes, undo) = ov.finish();
+        Ok((changes, undo, fees))
+    };
+    let (sigs, exec) = if items.len() >= 64 {
+        std::thread::scope(|sc| {
+            let v = sc.spawn(|| verify_strict_parallel(&items, verify_threads));
+            let exec = execute();
+            (v.join().expect("signature thread does not panic"), exec)
+        })
+    } else {
+        (verify_strict_parallel(&items, 1), execute())
+    };
+    let (changes, undo, fees) = match (sigs, exec) {
+        (Ok(()), Ok(x)) => x,
+        (Err(i), Err(BlockError::Tx { index, error })) if index < i => {
+            return Err(BlockError::Tx { index, error })
+        }
+        (Err(index), _) => {
+            return Err(BlockError::Tx {
+                index,
+                error: TxError::BadSignature,
+            })
+        }
+        (Ok(()), Err(e)) => return Err(e),
+    };
     state.apply(&changes);
     let root = state.root();
-    state.apply(&undo);
     if root != h.state_root {
+        state.apply(&undo);
         return Err(BlockError::BadStateRoot {
             expected: h.state_root,
             got: root,

@@ -106,9 +106,9 @@ fn decode_entry(b: &[u8]) -> Result<HeaderEntry, StoreError> {
 }
 
 fn id_from(b: &[u8]) -> Result<Id, StoreError> {
-    Ok(Id(b
-        .try_into()
-        .map_err(|_| StoreError::Corrupt("id is not 32 bytes".into()))?))
+    Ok(Id(b.try_into().map_err(|_| {
+        StoreError::Corrupt("id is not 32 bytes".into())
+    })?))
 }
 
 fn get_entry<T: ReadableTable<&'static [u8], &'static [u8]>>(
@@ -229,7 +229,7 @@ impl<'t> Tables<'t> {
 /// import fails.
 enum Step {
     /// A canonical block was undone (its forward changes are recomputed to redo it).
-    Undone(Block),
+    Undone(Box<Block>),
     /// A block was applied; here is its undo list.
     Applied(Changes),
 }
@@ -334,7 +334,8 @@ impl ChainDb {
                     status: STATUS_VALID,
                 },
             )?;
-            t.bodies.insert(id.0.as_slice(), encode(&g.txs).as_slice())?;
+            t.bodies
+                .insert(id.0.as_slice(), encode(&g.txs).as_slice())?;
             t.canon.insert(0, id.0.as_slice())?;
             t.meta
                 .insert(KEY_CHAIN_ID, params.chain_id.to_le_bytes().as_slice())?;
@@ -454,7 +455,11 @@ impl ChainDb {
     /// Imports one block. On success everything it changed is committed in one
     /// redb transaction; on failure nothing is, except a record that the
     /// block is invalid when its body failed execution.
-    pub fn import_block(&mut self, block: &Block, now_ms: u64) -> Result<ImportOutcome, ImportError> {
+    pub fn import_block(
+        &mut self,
+        block: &Block,
+        now_ms: u64,
+    ) -> Result<ImportOutcome, ImportError> {
         if self.poisoned {
             return Err(ImportError::Poisoned);
         }
@@ -502,12 +507,13 @@ impl ChainDb {
                 Step::Applied(undo) => self.state.apply(&undo),
                 Step::Undone(block) => {
                     // A block of the best chain: it executed before, it executes again.
-                    let eff = execute_block(&self.params, &mut self.state, &block, self.verify_threads)
+                    execute_block(&self.params, &mut self.state, &block, self.verify_threads)
                         .map_err(|e| {
                             self.poisoned = true;
-                            StoreError::Corrupt(format!("re-applying a canonical block failed: {e}"))
+                            StoreError::Corrupt(format!(
+                                "re-applying a canonical block failed: {e}"
+                            ))
                         })?;
-                    self.state.apply(&eff.changes);
                 }
             }
         }
@@ -524,7 +530,8 @@ impl ChainDb {
                     Some(e) => e,
                     None => {
                         let parent = need_entry(&t.headers, &block.header.parent)?;
-                        t.bodies.insert(id.0.as_slice(), encode(&block.txs).as_slice())?;
+                        t.bodies
+                            .insert(id.0.as_slice(), encode(&block.txs).as_slice())?;
                         HeaderEntry {
                             header: block.header.clone(),
                             total_work: parent.total_work + block.header.difficulty as u128,
@@ -562,8 +569,12 @@ impl ChainDb {
         if parent.status == STATUS_INVALID {
             return Err(ImportError::KnownInvalid(block.header.parent).into());
         }
-        let anc = ancestors(&t.headers, &parent, self.params.retarget_window as usize + 1)
-            .map_err(ImportError::from)?;
+        let anc = ancestors(
+            &t.headers,
+            &parent,
+            self.params.retarget_window as usize + 1,
+        )
+        .map_err(ImportError::from)?;
         validate_header(&self.params, &block.header, &parent.header, &anc, now_ms)
             .map_err(ImportError::from)?;
         let mut entry = HeaderEntry {
@@ -602,7 +613,7 @@ impl ChainDb {
                     .map_err(|e| s(StoreError::Corrupt(format!("undo: {e}"))))?
             };
             self.state.apply(&undo);
-            steps.push(Step::Undone(old.clone()));
+            steps.push(Step::Undone(Box::new(old.clone())));
             write_changes(&mut t.state, &undo).map_err(s)?;
             t.undo.remove(uid.0.as_slice()).map_err(|e| s(e.into()))?;
             t.canon.remove(old.header.height).map_err(|e| s(e.into()))?;
@@ -614,11 +625,11 @@ impl ChainDb {
             } else {
                 t.load_block(aid).map_err(s)?
             };
-            let eff = match execute_block(&self.params, &mut self.state, &blk, self.verify_threads) {
+            let eff = match execute_block(&self.params, &mut self.state, &blk, self.verify_threads)
+            {
                 Ok(eff) => eff,
                 Err(error) => return Err(ImportFail::BadBody { bad: *aid, error }),
             };
-            self.state.apply(&eff.changes);
             steps.push(Step::Applied(eff.undo.clone()));
             write_changes(&mut t.state, &eff.changes).map_err(s)?;
             t.undo

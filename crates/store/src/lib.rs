@@ -14,5 +14,5 @@
 mod chaindb;
 mod schema;
 
-pub use chaindb::{ChainDb, ImportOutcome, ImportError};
+pub use chaindb::{ChainDb, ImportError, ImportOutcome};
 pub use schema::{StoreError, SCHEMA_VERSION};

@@ -92,7 +92,8 @@ pub(crate) fn create_tables(w: &redb::WriteTransaction) -> Result<(), StoreError
 }
 
 pub(crate) fn write_version(w: &redb::WriteTransaction, v: u32) -> Result<(), StoreError> {
-    w.open_table(META)?.insert(KEY_SCHEMA, v.to_le_bytes().as_slice())?;
+    w.open_table(META)?
+        .insert(KEY_SCHEMA, v.to_le_bytes().as_slice())?;
     Ok(())
 }
 
@@ -107,15 +108,17 @@ pub(crate) fn migrate_v1_to_v2(db: &Database) -> Result<(), StoreError> {
         for e in canon.iter()? {
             let (h, id) = e?;
             let id = id.value().to_vec();
-            let body = bodies
-                .get(id.as_slice())?
-                .ok_or_else(|| StoreError::Corrupt(format!("no body for canonical height {}", h.value())))?;
+            let body = bodies.get(id.as_slice())?.ok_or_else(|| {
+                StoreError::Corrupt(format!("no body for canonical height {}", h.value()))
+            })?;
             let txs = crate::chaindb::decode_body(body.value())?;
             for (i, tx) in txs.iter().enumerate() {
                 let loc = crate::chaindb::TxLocation {
-                    block: tb_primitives::Id(id.as_slice().try_into().map_err(|_| {
-                        StoreError::Corrupt("block id is not 32 bytes".into())
-                    })?),
+                    block: tb_primitives::Id(
+                        id.as_slice()
+                            .try_into()
+                            .map_err(|_| StoreError::Corrupt("block id is not 32 bytes".into()))?,
+                    ),
                     height: h.value(),
                     index: i as u32,
                 };

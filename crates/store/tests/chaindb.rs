@@ -44,7 +44,10 @@ fn reorg_to_heavier_fork_equals_applying_it_from_the_fork_point() {
     // Common prefix, imported into both.
     for _ in 0..3 {
         let blk = mine_on_tip(&mut a, &[], m.address());
-        assert!(matches!(b.import_block(&blk, blk.header.timestamp_ms).unwrap(), ImportOutcome::Extended { .. }));
+        assert!(matches!(
+            b.import_block(&blk, blk.header.timestamp_ms).unwrap(),
+            ImportOutcome::Extended { .. }
+        ));
     }
     // Branch A: 2 blocks paying x.
     for _ in 0..2 {
@@ -61,21 +64,46 @@ fn reorg_to_heavier_fork_equals_applying_it_from_the_fork_point() {
     let a_nonce = a.state().account(&m.address()).nonce;
     assert_eq!(a_nonce, 2);
     // Feed B's branch to A: the first two are side chain, the third reorgs.
-    let o1 = a.import_block(&branch_b[0], branch_b[0].header.timestamp_ms).unwrap();
-    let o2 = a.import_block(&branch_b[1], branch_b[1].header.timestamp_ms).unwrap();
-    assert_eq!((o1, o2), (ImportOutcome::SideChain, ImportOutcome::SideChain));
-    let o3 = a.import_block(&branch_b[2], branch_b[2].header.timestamp_ms).unwrap();
-    assert!(matches!(o3, ImportOutcome::Reorged { undone: 2, applied: 3, .. }), "{o3:?}");
+    let o1 = a
+        .import_block(&branch_b[0], branch_b[0].header.timestamp_ms)
+        .unwrap();
+    let o2 = a
+        .import_block(&branch_b[1], branch_b[1].header.timestamp_ms)
+        .unwrap();
+    assert_eq!(
+        (o1, o2),
+        (ImportOutcome::SideChain, ImportOutcome::SideChain)
+    );
+    let o3 = a
+        .import_block(&branch_b[2], branch_b[2].header.timestamp_ms)
+        .unwrap();
+    assert!(
+        matches!(
+            o3,
+            ImportOutcome::Reorged {
+                undone: 2,
+                applied: 3,
+                ..
+            }
+        ),
+        "{o3:?}"
+    );
     assert_eq!(a.tip_id(), b.tip_id());
     assert_eq!(entries(&a), entries(&b));
     assert_eq!(a.state().account(&x.address()).consumer, 0);
     assert_eq!(a.state().account(&m.address()).nonce, 3);
     // Transactions of the abandoned branch left the index; B's are in it.
     for blk in &branch_b {
-        assert_eq!(a.tx_location(&blk.txs[0].id()).unwrap().unwrap().block, blk.id());
+        assert_eq!(
+            a.tx_location(&blk.txs[0].id()).unwrap().unwrap().block,
+            blk.id()
+        );
     }
     // Re-importing is a no-op.
-    assert_eq!(a.import_block(&branch_b[2], 0).unwrap(), ImportOutcome::AlreadyKnown);
+    assert_eq!(
+        a.import_block(&branch_b[2], 0).unwrap(),
+        ImportOutcome::AlreadyKnown
+    );
     // And the reorged store reopens at the same state.
     let tip = a.tip_id();
     drop(a);
@@ -101,12 +129,21 @@ fn invalid_body_is_refused_recorded_and_leaves_state_alone() {
     blk.header = mine(&blk.header, 0, 1_000_000).unwrap();
     let err = db.import_block(&blk, now).unwrap_err();
     assert!(
-        matches!(err, ImportError::Block(BlockError::Tx { index: 0, error: TxError::BadSignature })),
+        matches!(
+            err,
+            ImportError::Block(BlockError::Tx {
+                index: 0,
+                error: TxError::BadSignature
+            })
+        ),
         "{err}"
     );
     assert_eq!(db.tip_id(), tip);
     assert_eq!(entries(&db), before);
-    assert!(matches!(db.import_block(&blk, now), Err(ImportError::KnownInvalid(_))));
+    assert!(matches!(
+        db.import_block(&blk, now),
+        Err(ImportError::KnownInvalid(_))
+    ));
     // A child of the invalid block is refused too.
     let mut child = blk.clone();
     child.header.parent = blk.id();
@@ -124,7 +161,10 @@ fn invalid_body_is_refused_recorded_and_leaves_state_alone() {
     // The honest block still imports.
     let mut ok = db.build_template([&tx], now, m.address()).unwrap();
     ok.header = mine(&ok.header, 0, 1_000_000).unwrap();
-    assert!(matches!(db.import_block(&ok, now), Ok(ImportOutcome::Extended { height: 2 })));
+    assert!(matches!(
+        db.import_block(&ok, now),
+        Ok(ImportOutcome::Extended { height: 2 })
+    ));
 }
 
 #[test]
@@ -174,15 +214,36 @@ fn header_rules_are_enforced_on_import() {
             other => panic!("expected a block error, got {other:?}"),
         }
     };
-    assert!(matches!(check(&mut db, &|h| h.coinbase_consumer += 1, now), BlockError::BadCoinbase { .. }));
-    assert!(matches!(check(&mut db, &|h| h.difficulty = 2, now), BlockError::BadDifficulty { .. }));
-    assert!(matches!(check(&mut db, &|h| h.version = 9, now), BlockError::BadVersion(9)));
-    assert!(matches!(check(&mut db, &|h| h.height = 5, now), BlockError::BadHeight { .. }));
-    assert!(matches!(check(&mut db, &|h| h.timestamp_ms -= 1_000, now), BlockError::TimestampTooOld { .. }));
-    assert!(matches!(check(&mut db, &|_| {}, now - 60_000), BlockError::TimestampInFuture { .. }));
+    assert!(matches!(
+        check(&mut db, &|h| h.coinbase_consumer += 1, now),
+        BlockError::BadCoinbase { .. }
+    ));
+    assert!(matches!(
+        check(&mut db, &|h| h.difficulty = 2, now),
+        BlockError::BadDifficulty { .. }
+    ));
+    assert!(matches!(
+        check(&mut db, &|h| h.version = 9, now),
+        BlockError::BadVersion(9)
+    ));
+    assert!(matches!(
+        check(&mut db, &|h| h.height = 5, now),
+        BlockError::BadHeight { .. }
+    ));
+    assert!(matches!(
+        check(&mut db, &|h| h.timestamp_ms -= 1_000, now),
+        BlockError::TimestampTooOld { .. }
+    ));
+    assert!(matches!(
+        check(&mut db, &|_| {}, now - 60_000),
+        BlockError::TimestampInFuture { .. }
+    ));
     let mut orphan = good.clone();
     orphan.header.parent.0[0] ^= 1;
-    assert!(matches!(db.import_block(&orphan, now), Err(ImportError::UnknownParent(_))));
+    assert!(matches!(
+        db.import_block(&orphan, now),
+        Err(ImportError::UnknownParent(_))
+    ));
 }
 
 #[test]
@@ -204,17 +265,32 @@ fn schema_newer_is_refused_older_is_migrated_wrong_chain_refused() {
     {
         let db = Database::create(&path).unwrap();
         let w = db.begin_write().unwrap();
-        w.open_table(meta).unwrap().insert("schema_version", 3u32.to_le_bytes().as_slice()).unwrap();
+        w.open_table(meta)
+            .unwrap()
+            .insert("schema_version", 3u32.to_le_bytes().as_slice())
+            .unwrap();
         w.commit().unwrap();
     }
     let err = ChainDb::open(&path, params()).unwrap_err();
-    assert!(matches!(err, StoreError::SchemaTooNew { found: 3, supported: SCHEMA_VERSION }));
-    assert_eq!(err.to_string(), "store schema is newer than this build: found v3, supports up to v2");
+    assert!(matches!(
+        err,
+        StoreError::SchemaTooNew {
+            found: 3,
+            supported: SCHEMA_VERSION
+        }
+    ));
+    assert_eq!(
+        err.to_string(),
+        "store schema is newer than this build: found v3, supports up to v2"
+    );
     // Now make it a v1 store: no transaction index.
     {
         let db = Database::create(&path).unwrap();
         let w = db.begin_write().unwrap();
-        w.open_table(meta).unwrap().insert("schema_version", 1u32.to_le_bytes().as_slice()).unwrap();
+        w.open_table(meta)
+            .unwrap()
+            .insert("schema_version", 1u32.to_le_bytes().as_slice())
+            .unwrap();
         w.delete_table(txi).unwrap();
         w.commit().unwrap();
     }
@@ -225,6 +301,9 @@ fn schema_newer_is_refused_older_is_migrated_wrong_chain_refused() {
     other.chain_id = 99;
     assert!(matches!(
         ChainDb::open(&path, other),
-        Err(StoreError::WrongChain { found: 1337, expected: 99 })
+        Err(StoreError::WrongChain {
+            found: 1337,
+            expected: 99
+        })
     ));
 }

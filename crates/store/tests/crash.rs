@@ -73,7 +73,9 @@ fn main() {
             .collect();
         let db = match ChainDb::open(&path, params()) {
             Ok(db) => db,
-            Err(e) => panic!("trial {trial} (seed {seed}): store does not reopen after SIGKILL: {e}"),
+            Err(e) => {
+                panic!("trial {trial} (seed {seed}): store does not reopen after SIGKILL: {e}")
+            }
         };
         if let Some((h, id)) = committed.last() {
             assert!(
@@ -93,14 +95,24 @@ fn main() {
         assert_eq!(db.canonical_id(0).unwrap(), Some(genesis_block(&p).id()));
         for h in 1..=db.tip().height {
             let b = db.block_at(h).unwrap().expect("canonical block stored");
-            let eff = execute_block(&p, &mut state, &b, 1)
+            execute_block(&p, &mut state, &b, 1)
                 .unwrap_or_else(|e| panic!("trial {trial}: stored block {h} does not replay: {e}"));
-            state.apply(&eff.changes);
         }
-        assert_eq!(state.root(), db.tip().state_root, "trial {trial}: replay root");
-        let mut replayed: Vec<_> = state.entries().map(|(k, v)| (k.clone(), v.clone())).collect();
+        assert_eq!(
+            state.root(),
+            db.tip().state_root,
+            "trial {trial}: replay root"
+        );
+        let mut replayed: Vec<_> = state
+            .entries()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         replayed.sort();
-        assert_eq!(replayed, entries(&db), "trial {trial}: replayed state differs");
+        assert_eq!(
+            replayed,
+            entries(&db),
+            "trial {trial}: replayed state differs"
+        );
         println!(
             "trial {trial:2}: killed after {:3} ms ({status}), {} blocks reported committed, tip {} — ok",
             delay.as_millis(),
@@ -129,22 +141,32 @@ fn child(path: &str) {
             let bal = db.state().account(&k.address()).consumer;
             if bal > 1_000 {
                 for s in 0..5 {
-                    txs.push(transfer(&db, k, keys[(i + 1) % keys.len()].address(), 100, 0, s));
+                    txs.push(transfer(
+                        &db,
+                        k,
+                        keys[(i + 1) % keys.len()].address(),
+                        100,
+                        0,
+                        s,
+                    ));
                 }
             }
         }
-        if n % 4 == 0 && db.tip().height > 2 {
+        if n.is_multiple_of(4) && db.tip().height > 2 {
             // A competing branch from the tip's parent, two blocks long: the
             // second import switches chains.
-            let parent_id = db.tip().parent;
-            let parent = db.block(&parent_id).unwrap().unwrap();
-            let mut side = ChainDbFork::new(&db, &parent);
-            let f1 = side.next(&db, keys[3].address());
-            let r1 = db.import_block(&f1, u64::MAX / 2).expect("side block imports");
-            let f2 = side.child_of(&f1, &db, keys[3].address());
+            let parent = db.block(&db.tip().parent).unwrap().unwrap();
+            let mut side = Fork {
+                ts: parent.header.timestamp_ms,
+            };
+            let f1 = side.seal(&db, &parent, keys[3].address());
+            let r1 = db
+                .import_block(&f1, u64::MAX / 2)
+                .expect("side block imports");
+            assert_eq!(r1, tb_store::ImportOutcome::SideChain);
+            let f2 = side.seal(&db, &f1, keys[3].address());
             let r2 = db.import_block(&f2, u64::MAX / 2).expect("fork imports");
-            let _ = r1;
-            let _ = r2;
+            assert!(matches!(r2, tb_store::ImportOutcome::Reorged { .. }));
         } else {
             let now = db.tip().timestamp_ms + 1_000;
             let mut b = db.build_template(txs.iter(), now, miner.address()).unwrap();
@@ -158,18 +180,17 @@ fn child(path: &str) {
 }
 
 /// Builds empty blocks on a non-tip parent, using the store's own timing data.
-struct ChainDbFork {
+struct Fork {
     ts: u64,
 }
 
-impl ChainDbFork {
-    fn new(_db: &ChainDb, parent: &tb_chain::Block) -> ChainDbFork {
-        ChainDbFork {
-            ts: parent.header.timestamp_ms,
-        }
-    }
-
-    fn seal(&mut self, db: &ChainDb, parent: &tb_chain::Block, beneficiary: tb_primitives::Address) -> tb_chain::Block {
+impl Fork {
+    fn seal(
+        &mut self,
+        db: &ChainDb,
+        parent: &tb_chain::Block,
+        beneficiary: tb_primitives::Address,
+    ) -> tb_chain::Block {
         // Replay the parent's state: undo is only kept for the best chain, so
         // rebuild from genesis (cheap at test sizes).
         let p = db.params().clone();
@@ -180,8 +201,7 @@ impl ChainDbFork {
             } else {
                 db.block_at(h).unwrap().unwrap()
             };
-            let eff = execute_block(&p, &mut state, &b, 1).unwrap();
-            state.apply(&eff.changes);
+            execute_block(&p, &mut state, &b, 1).unwrap();
         }
         self.ts += 700;
         // Ancestor timing: every ancestor of `parent` is canonical here.
@@ -200,17 +220,16 @@ impl ChainDbFork {
             h -= 1;
         }
         anc.reverse();
-        let mut b = tb_chain::build_block(&p, &mut state, &parent.header, &anc, [], self.ts, beneficiary);
+        let mut b = tb_chain::build_block(
+            &p,
+            &mut state,
+            &parent.header,
+            &anc,
+            [],
+            self.ts,
+            beneficiary,
+        );
         b.header = mine(&b.header, 0, u64::MAX).unwrap();
         b
-    }
-
-    fn next(&mut self, db: &ChainDb, beneficiary: tb_primitives::Address) -> tb_chain::Block {
-        let parent = db.block(&db.tip().parent).unwrap().unwrap();
-        self.seal(db, &parent, beneficiary)
-    }
-
-    fn child_of(&mut self, parent: &tb_chain::Block, db: &ChainDb, beneficiary: tb_primitives::Address) -> tb_chain::Block {
-        self.seal(db, parent, beneficiary)
     }
 }

@@ -24,7 +24,14 @@ pub fn mine_on_tip(db: &mut ChainDb, txs: &[SignedTx], beneficiary: Address) -> 
 }
 
 /// A transfer from `from` using its next nonce in `db`'s state (plus `skip`).
-pub fn transfer(db: &ChainDb, from: &SecretKey, to: Address, c: u64, i: u64, skip: u64) -> SignedTx {
+pub fn transfer(
+    db: &ChainDb,
+    from: &SecretKey,
+    to: Address,
+    c: u64,
+    i: u64,
+    skip: u64,
+) -> SignedTx {
     let nonce = db.state().account(&from.address()).nonce + skip;
     SignedTx::sign(
         TxPayload::Transfer(Transfer {
