@@ -50,8 +50,11 @@ pub fn next_difficulty(params: &ChainParams, ancestors: &[TimedHeader]) -> u64 {
         .timestamp_ms
         .saturating_sub(window[0].timestamp_ms)
         .max(1) as u128;
-    let avg_difficulty =
-        window[1..].iter().map(|h| h.difficulty as u128).sum::<u128>() / n as u128;
+    let avg_difficulty = window[1..]
+        .iter()
+        .map(|h| h.difficulty as u128)
+        .sum::<u128>()
+        / n as u128;
     let want = avg_difficulty * params.block_time_target_ms as u128 * n as u128 / span_ms;
     let clamp = params.retarget_clamp.max(1) as u128;
     let lo = (parent.difficulty as u128 / clamp).max(1);

@@ -77,8 +77,23 @@ mod tests {
         // 0 - 1 - 2 - 3
         //      \- 12 - 13 - 14
         let mut m = HashMap::new();
-        for (i, p, h) in [(0u8, 0u8, 0u64), (1, 0, 1), (2, 1, 2), (3, 2, 3), (12, 1, 2), (13, 12, 3), (14, 13, 4)] {
-            m.insert(id(i), ForkNode { id: id(i), parent: id(p), height: h });
+        for (i, p, h) in [
+            (0u8, 0u8, 0u64),
+            (1, 0, 1),
+            (2, 1, 2),
+            (3, 2, 3),
+            (12, 1, 2),
+            (13, 12, 3),
+            (14, 13, 4),
+        ] {
+            m.insert(
+                id(i),
+                ForkNode {
+                    id: id(i),
+                    parent: id(p),
+                    height: h,
+                },
+            );
         }
         let look = |x: &Id| m.get(x).copied().ok_or(*x);
         let p = find_fork(look, id(3), id(14)).unwrap();

@@ -18,7 +18,9 @@ pub mod trie;
 pub mod tx;
 
 pub use block::{genesis_block, genesis_header, Block, BlockHeader};
-pub use execute::{build_block, execute_block, mine, validate_header, BlockEffects, BlockError, TxError};
+pub use execute::{
+    build_block, execute_block, mine, validate_header, BlockEffects, BlockError, TxError,
+};
 pub use params::ChainParams;
 pub use state::{Account, State, StateRead};
 pub use tx::{RegisterHandle, SignedTx, Transfer, TxPayload};

@@ -174,12 +174,25 @@ mod tests {
 
     #[test]
     fn handle_syntax() {
-        for ok in ["@bob", "@alice_01", "@a23", "@abcdefghijklmnopqrstuvwxyz01234"] {
+        for ok in [
+            "@bob",
+            "@alice_01",
+            "@a23",
+            "@abcdefghijklmnopqrstuvwxyz01234",
+        ] {
             assert!(handle_is_valid(ok), "{ok}");
         }
         for bad in [
-            "bob", "@bo", "@Bob", "@1bob", "@bo b", "@bob!", "", "@",
-            "@abcdefghijklmnopqrstuvwxyz012345", "@bøb",
+            "bob",
+            "@bo",
+            "@Bob",
+            "@1bob",
+            "@bo b",
+            "@bob!",
+            "",
+            "@",
+            "@abcdefghijklmnopqrstuvwxyz012345",
+            "@bøb",
         ] {
             assert!(!handle_is_valid(bad), "{bad}");
         }

@@ -1,6 +1,8 @@
 //! Difficulty retarget and emission schedule.
 
-use tb_chain::consensus::{block_reward, epoch_reward, minted_through, next_difficulty, TimedHeader};
+use tb_chain::consensus::{
+    block_reward, epoch_reward, minted_through, next_difficulty, TimedHeader,
+};
 use tb_chain::params::SUPPLY_CAP_MICRO;
 use tb_chain::ChainParams;
 
@@ -48,15 +50,24 @@ fn retarget_converges_under_a_simulated_hash_rate() {
     // Miners with a fixed hash rate: the time of a block is difficulty / rate.
     let p = ChainParams::mainnet();
     let rate_per_ms = 50_000u64; // hashes per ms: the equilibrium difficulty is 50M
-    let mut c = vec![TimedHeader { timestamp_ms: 0, difficulty: p.difficulty_initial }];
+    let mut c = vec![TimedHeader {
+        timestamp_ms: 0,
+        difficulty: p.difficulty_initial,
+    }];
     for _ in 0..2_000 {
         let d = next_difficulty(&p, &c[c.len().saturating_sub(121)..]);
         let last = c.last().unwrap().timestamp_ms;
-        c.push(TimedHeader { timestamp_ms: last + (d / rate_per_ms).max(1), difficulty: d });
+        c.push(TimedHeader {
+            timestamp_ms: last + (d / rate_per_ms).max(1),
+            difficulty: d,
+        });
     }
     let d = c.last().unwrap().difficulty;
     let want = rate_per_ms * p.block_time_target_ms;
-    assert!(d > want * 9 / 10 && d < want * 11 / 10, "difficulty {d}, want ≈ {want}");
+    assert!(
+        d > want * 9 / 10 && d < want * 11 / 10,
+        "difficulty {d}, want ≈ {want}"
+    );
 }
 
 #[test]
@@ -66,7 +77,10 @@ fn emission_never_exceeds_the_cap_over_100_million_heights() {
         assert_eq!(e.cap_micro, SUPPLY_CAP_MICRO);
         // minted_through is computed per epoch, so 100M heights are cheap.
         let mut prev = 0;
-        for h in (0..=100_000_000u64).step_by(99_991).chain([100_000_000, u64::MAX / 2]) {
+        for h in (0..=100_000_000u64)
+            .step_by(99_991)
+            .chain([100_000_000, u64::MAX / 2])
+        {
             let m = minted_through(e, h);
             assert!(m <= e.cap_micro, "height {h}: minted {m} above cap");
             assert!(m >= prev, "minted is monotone");
@@ -75,7 +89,10 @@ fn emission_never_exceeds_the_cap_over_100_million_heights() {
         // Block rewards telescope exactly to minted_through across epoch edges.
         for start in [1u64, e.epoch_blocks - 5, 7 * e.epoch_blocks - 3, 99_999_990] {
             let sum: u64 = (start..start + 20).map(|h| block_reward(e, h)).sum();
-            assert_eq!(sum, minted_through(e, start + 19) - minted_through(e, start - 1));
+            assert_eq!(
+                sum,
+                minted_through(e, start + 19) - minted_through(e, start - 1)
+            );
         }
         assert_eq!(block_reward(e, 0), 0);
         assert_eq!(block_reward(e, 1), e.initial_reward_micro);

@@ -87,8 +87,14 @@ mod tests {
         // bool = 2 is not canonical
         let n = b.len();
         b[n - 2] = 2;
-        assert!(matches!(decode::<S>(&b, 100), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode::<S>(&b, 100),
+            Err(DecodeError::Malformed(_))
+        ));
         // truncated
-        assert!(matches!(decode::<S>(&b[..3], 100), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode::<S>(&b[..3], 100),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 }

@@ -160,7 +160,10 @@ impl FromStr for Address {
             return Err(AddressParseError::BadLength(s.len()));
         }
         let body = &s[3..];
-        if !body.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+        if !body
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        {
             return Err(AddressParseError::BadHex);
         }
         let mut key = [0u8; 32];
@@ -321,7 +324,10 @@ mod tests {
             Err(AddressParseError::BadChecksum)
         );
         assert_eq!("xx".parse::<Address>(), Err(AddressParseError::BadPrefix));
-        assert_eq!("tb1ab".parse::<Address>(), Err(AddressParseError::BadLength(5)));
+        assert_eq!(
+            "tb1ab".parse::<Address>(),
+            Err(AddressParseError::BadLength(5))
+        );
         assert_eq!(
             t.to_uppercase().replace("TB1", "tb1").parse::<Address>(),
             Err(AddressParseError::BadHex)
@@ -339,8 +345,10 @@ mod tests {
             })
             .collect();
         assert_eq!(verify_batch(&items), Ok(()));
-        let refs: Vec<(Address, &[u8], Signature)> =
-            items.iter().map(|(a, m, s)| (*a, m.as_slice(), *s)).collect();
+        let refs: Vec<(Address, &[u8], Signature)> = items
+            .iter()
+            .map(|(a, m, s)| (*a, m.as_slice(), *s))
+            .collect();
         for t in [1, 2, 4] {
             assert_eq!(verify_strict_parallel(&refs, t), Ok(()));
         }
@@ -348,8 +356,10 @@ mod tests {
         forged[70].2 .0[5] ^= 1;
         forged[90].2 .0[9] ^= 1;
         assert_eq!(verify_batch(&forged), Err(SignatureError::BatchInvalid));
-        let refs: Vec<(Address, &[u8], Signature)> =
-            forged.iter().map(|(a, m, s)| (*a, m.as_slice(), *s)).collect();
+        let refs: Vec<(Address, &[u8], Signature)> = forged
+            .iter()
+            .map(|(a, m, s)| (*a, m.as_slice(), *s))
+            .collect();
         for t in [1, 2, 3, 8] {
             assert_eq!(verify_strict_parallel(&refs, t), Err(70));
         }

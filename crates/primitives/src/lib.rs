@@ -18,8 +18,8 @@ pub mod merkle;
 pub use amount::{Amount, Token, MICRO_PER_TOKEN};
 pub use codec::{decode, encode, Canonical, DecodeError};
 pub use hash::{blake3_id, sha256_digest, Digest, Id};
-pub use merkle::{merkle_proof, merkle_root, merkle_verify, MerkleProof};
 pub use keys::{
-    signing_bytes, verify_batch, verify_strict_parallel, Address, AddressParseError, Domain, PublicKeyError,
-    SecretKey, Signature, SignatureError,
+    signing_bytes, verify_batch, verify_strict_parallel, Address, AddressParseError, Domain,
+    PublicKeyError, SecretKey, Signature, SignatureError,
 };
+pub use merkle::{merkle_proof, merkle_root, merkle_verify, MerkleProof};
