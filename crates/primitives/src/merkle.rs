@@ -37,6 +37,18 @@ fn inner_node(domain: &[u8], l: &Id, r: &Id) -> Id {
     blake3_id(domain, &b)
 }
 
+/// Pairs a level's nodes left to right; an odd last node is promoted.
+fn next_level(domain: &[u8], level: &[Id]) -> Vec<Id> {
+    level
+        .chunks(2)
+        .map(|p| match p {
+            [l, r] => inner_node(domain, l, r),
+            [one] => *one,
+            _ => unreachable!("chunks(2) yields one or two"),
+        })
+        .collect()
+}
+
 /// The Merkle root of `leaves` under `domain`.
 pub fn merkle_root(domain: &[u8], leaves: &[[u8; 32]]) -> Id {
     if leaves.is_empty() {
@@ -44,14 +56,7 @@ pub fn merkle_root(domain: &[u8], leaves: &[[u8; 32]]) -> Id {
     }
     let mut level: Vec<Id> = leaves.iter().map(|l| leaf_node(domain, l)).collect();
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|p| match p {
-                [l, r] => inner_node(domain, l, r),
-                [one] => *one,
-                _ => unreachable!("chunks(2) yields one or two"),
-            })
-            .collect();
+        level = next_level(domain, &level);
     }
     seal(domain, leaves.len() as u64, &level[0])
 }
@@ -78,14 +83,7 @@ pub fn merkle_proof(domain: &[u8], leaves: &[[u8; 32]], index: usize) -> Option<
         if sib < level.len() {
             siblings.push(level[sib]);
         }
-        level = level
-            .chunks(2)
-            .map(|p| match p {
-                [l, r] => inner_node(domain, l, r),
-                [one] => *one,
-                _ => unreachable!("chunks(2) yields one or two"),
-            })
-            .collect();
+        level = next_level(domain, &level);
         i /= 2;
     }
     Some(MerkleProof {
