@@ -15,9 +15,12 @@ use tb_chain::{
 use tb_primitives::{decode, encode, Address, Id};
 use thiserror::Error;
 
-const STATUS_HEADER_ONLY: u8 = 0;
-const STATUS_VALID: u8 = 1;
-const STATUS_INVALID: u8 = 2;
+/// `HeaderEntry::status`: header checked, body not yet executed.
+pub const STATUS_HEADER_ONLY: u8 = 0;
+/// `HeaderEntry::status`: executed and valid.
+pub const STATUS_VALID: u8 = 1;
+/// `HeaderEntry::status`: it or an ancestor failed execution.
+pub const STATUS_INVALID: u8 = 2;
 
 /// What the store knows about a header.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]

@@ -14,5 +14,8 @@
 mod chaindb;
 mod schema;
 
-pub use chaindb::{ChainDb, ImportError, ImportOutcome};
+pub use chaindb::{
+    ChainDb, HeaderEntry, ImportError, ImportOutcome, TxLocation, STATUS_HEADER_ONLY,
+    STATUS_INVALID, STATUS_VALID,
+};
 pub use schema::{StoreError, SCHEMA_VERSION};

@@ -61,14 +61,15 @@ fn main() {
         c.kill().unwrap(); // SIGKILL on Unix
         let status = c.wait().unwrap();
         let lines = reader.join().unwrap();
-        let committed: Vec<(u64, Id)> = lines
+        let committed: Vec<(u64, Id, u128)> = lines
             .iter()
             .filter_map(|l| {
                 let mut p = l.split_whitespace();
                 (p.next()? == "committed").then_some(())?;
                 let h = p.next()?.parse().ok()?;
                 let id = Id::from_hex(p.next()?)?;
-                Some((h, id))
+                let work = p.next()?.parse().ok()?;
+                Some((h, id, work))
             })
             .collect();
         let db = match ChainDb::open(&path, params()) {
@@ -77,17 +78,26 @@ fn main() {
                 panic!("trial {trial} (seed {seed}): store does not reopen after SIGKILL: {e}")
             }
         };
-        if let Some((h, id)) = committed.last() {
+        if let Some((h, id, work)) = committed.last() {
+            // The last reported tip is still stored and valid; the store's tip
+            // has at least its work; it left the best chain only if a later
+            // commit (a reorg the child made before it could report) brought
+            // strictly more work.
+            let entry = db.header_entry(id).unwrap();
             assert!(
-                db.tip().height >= *h,
-                "trial {trial}: committed height {h} lost (tip {})",
-                db.tip().height
+                entry.is_some_and(|e| e.status == tb_store::STATUS_VALID),
+                "trial {trial}: committed block {id} at {h} lost"
             );
-            assert_eq!(
-                db.canonical_id(*h).unwrap(),
-                Some(*id),
-                "trial {trial}: committed block at {h} lost"
+            assert!(
+                db.tip_total_work() >= *work,
+                "trial {trial}: work went backwards"
             );
+            if db.canonical_id(*h).unwrap() != Some(*id) {
+                assert!(
+                    db.tip_total_work() > *work,
+                    "trial {trial}: block at {h} replaced without more work"
+                );
+            }
         }
         // Fresh replay from genesis.
         let p = params();
@@ -174,7 +184,14 @@ fn child(path: &str) {
             db.import_block(&b, now).expect("own block imports");
         }
         let mut out = stdout.lock();
-        writeln!(out, "committed {} {}", db.tip().height, db.tip_id()).unwrap();
+        writeln!(
+            out,
+            "committed {} {} {}",
+            db.tip().height,
+            db.tip_id(),
+            db.tip_total_work()
+        )
+        .unwrap();
         out.flush().unwrap();
     }
 }
