@@ -481,7 +481,10 @@ impl ChainDb {
         match result {
             Ok((outcome, new_tip)) => {
                 if let Err(e) = w.commit() {
+                    // Memory goes back to the old tip; the store may be
+                    // damaged, so refuse further imports until reopened.
                     self.poisoned = true;
+                    self.rollback_memory(steps)?;
                     return Err(StoreError::from(e).into());
                 }
                 if let Some(tip) = new_tip {
@@ -496,10 +499,16 @@ impl ChainDb {
                 Err(e)
             }
             Err(ImportFail::BadBody { bad, error }) => {
-                w.abort()?;
+                drop(w); // abort
                 self.rollback_memory(steps)?;
                 self.record_invalid(block, id, bad)?;
                 Err(ImportError::Block(error))
+            }
+            Err(ImportFail::InvalidAncestor { bad }) => {
+                drop(w); // abort
+                self.rollback_memory(steps)?;
+                self.record_invalid(block, id, bad)?;
+                Err(ImportError::KnownInvalid(bad))
             }
         }
     }
@@ -603,6 +612,13 @@ impl ChainDb {
         };
         let path = find_fork(lookup, self.tip_id, id).map_err(ImportError::from)?;
         let s = |e: StoreError| ImportFail::Plain(e.into());
+        // A branch through a block known to be invalid is refused before
+        // anything is undone.
+        for aid in &path.apply {
+            if need_entry(&t.headers, aid).map_err(s)?.status == STATUS_INVALID {
+                return Err(ImportFail::InvalidAncestor { bad: *aid });
+            }
+        }
 
         for uid in &path.undo {
             let old = t.load_block(uid).map_err(s)?;
@@ -670,6 +686,7 @@ impl ChainDb {
 enum ImportFail {
     Plain(ImportError),
     BadBody { bad: Id, error: BlockError },
+    InvalidAncestor { bad: Id },
 }
 
 impl From<ImportError> for ImportFail {

@@ -307,3 +307,51 @@ fn schema_newer_is_refused_older_is_migrated_wrong_chain_refused() {
         })
     ));
 }
+
+#[test]
+fn a_branch_through_an_invalid_block_is_refused_without_re_executing_it() {
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let mut a = ChainDb::open(d1.path().join("a.redb"), params()).unwrap();
+    let mut b = ChainDb::open(d2.path().join("b.redb"), params()).unwrap();
+    let m = key(0);
+    let a1 = mine_on_tip(&mut a, &[], m.address());
+    b.import_block(&a1, a1.header.timestamp_ms).unwrap();
+    mine_on_tip(&mut a, &[], m.address());
+    mine_on_tip(&mut a, &[], m.address());
+    let tip = a.tip_id();
+    let before = entries(&a);
+    // Side branch from a1: b2 (bad state root), b3, then two children of b3.
+    let now = b.tip().timestamp_ms + 1_000;
+    let mut b2 = b.build_template([], now, key(5).address()).unwrap();
+    b2.header.state_root.0[0] ^= 1;
+    b2.header = mine(&b2.header, 0, 1_000_000).unwrap();
+    let child = |p: &tb_chain::Block, who: usize| {
+        let mut c = p.clone();
+        c.header.parent = p.id();
+        c.header.height += 1;
+        c.header.timestamp_ms += 1_000;
+        c.header.beneficiary = key(who).address();
+        c.header = mine(&c.header, 0, 1_000_000).unwrap();
+        c
+    };
+    let b3 = child(&b2, 5);
+    let b4 = child(&b3, 5);
+    let b4x = child(&b3, 6);
+    let late = now + 10_000;
+    assert_eq!(a.import_block(&b2, late).unwrap(), ImportOutcome::SideChain);
+    assert_eq!(a.import_block(&b3, late).unwrap(), ImportOutcome::SideChain);
+    // b4 makes the branch heavier: b2 executes and fails.
+    assert!(matches!(
+        a.import_block(&b4, late),
+        Err(ImportError::Block(BlockError::BadStateRoot { .. }))
+    ));
+    // b4x descends from b3 (never executed) but through b2: refused as known
+    // invalid before anything is undone.
+    match a.import_block(&b4x, late) {
+        Err(ImportError::KnownInvalid(bad)) => assert_eq!(bad, b2.id()),
+        other => panic!("expected KnownInvalid(b2), got {other:?}"),
+    }
+    assert_eq!(a.tip_id(), tip);
+    assert_eq!(entries(&a), before);
+}
