@@ -11,6 +11,7 @@ pub mod block;
 pub mod consensus;
 pub mod execute;
 pub mod forks;
+pub mod fuzzing;
 pub mod mempool;
 pub mod params;
 pub mod state;

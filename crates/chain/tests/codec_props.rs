@@ -8,16 +8,15 @@
 //! * `Block::decode` and `SignedTx::decode` refuse oversize input with
 //!   `DecodeError::TooLarge` before reading it.
 //!
-//! `fuzz_decode_tx` and `fuzz_decode_block` below are the bodies of the
-//! cargo-fuzz targets in `fuzz/fuzz_targets/`; keep them in step, so the
-//! targets' logic also runs on stable in `cargo test`.
+//! `fuzz_decode_tx` and `fuzz_decode_block` are `tb_chain::fuzzing`'s bodies
+//! of the cargo-fuzz targets in `fuzz/fuzz_targets/`, so the targets' logic
+//! also runs on stable in `cargo test`.
 
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use std::fmt::Debug;
 use tb_chain::block::{block_encoded_bytes_max, tx_root, HEADER_BYTES_MAX};
-use tb_chain::execute::check_stateless;
 use tb_chain::state::{Account, Totals, STATE_VALUE_BYTES_MAX};
 use tb_chain::{Block, BlockHeader, ChainParams, RegisterHandle, SignedTx, Transfer, TxPayload};
 use tb_primitives::{
@@ -35,32 +34,8 @@ fn config(cases: u32) -> ProptestConfig {
     }
 }
 
-// ---------------------------------------------------------------------------
-// The fuzz target bodies (mirrored in fuzz/fuzz_targets/*.rs).
-
-/// Body of `fuzz/fuzz_targets/decode_tx.rs`.
-fn fuzz_decode_tx(data: &[u8]) {
-    let params = ChainParams::mainnet();
-    if let Ok(tx) = SignedTx::decode(data, &params) {
-        assert_eq!(encode(&tx), data, "accepted bytes must be canonical");
-        let _ = check_stateless(&tx, &params);
-        let _ = tx.verify_signature(params.chain_id);
-        let _ = tx.id();
-    }
-}
-
-/// Body of `fuzz/fuzz_targets/decode_block.rs`.
-fn fuzz_decode_block(data: &[u8]) {
-    let params = ChainParams::mainnet();
-    if let Ok(block) = Block::decode(data, &params) {
-        assert_eq!(encode(&block), data, "accepted bytes must be canonical");
-        for tx in &block.txs {
-            let _ = check_stateless(tx, &params);
-        }
-        let _ = tx_root(&block.txs);
-        let _ = block.id();
-    }
-}
+// The fuzz target bodies live in `tb_chain::fuzzing`; these tests run them on stable.
+use tb_chain::fuzzing::{decode_block as fuzz_decode_block, decode_tx as fuzz_decode_tx};
 
 // ---------------------------------------------------------------------------
 // Strategies.
