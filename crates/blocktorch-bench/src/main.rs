@@ -1,0 +1,42 @@
+//! `blocktorch-bench`: benchmarks of BlockTorch's CPU kernels.
+//!
+//! Usage: `blocktorch-bench <SUBCOMMAND> [OPTIONS]`. Each subcommand lives in
+//! its own module; add new ones (elementwise, reduce, softmax, ...) to the
+//! `match` in [`main`] and to [`USAGE`].
+#![deny(unsafe_code)]
+
+mod openblas;
+mod sgemm;
+
+use std::process::ExitCode;
+
+/// Top-level help.
+const USAGE: &str = "\
+usage: blocktorch-bench <SUBCOMMAND> [OPTIONS]
+
+subcommands:
+  sgemm   matrix multiply, ours vs OpenBLAS (run `blocktorch-bench sgemm --help`)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((cmd, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match cmd.as_str() {
+        "sgemm" => sgemm::main(rest),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown subcommand `{other}`\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}

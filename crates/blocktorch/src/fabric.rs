@@ -1,0 +1,113 @@
+//! The plug-in interface for compute fabrics (CPU now, CUDA next, others later).
+//!
+//! A fabric owns buffers in its own memory, moves data to and from the host, and executes
+//! the primitives of [`Prim`]. It must give results bit-identical to the CPU reference
+//! (NaN payloads aside: every NaN is canonicalised before comparing or hashing); the
+//! public conformance suite, `crate::conformance`, proves it.
+
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::layout::Layout;
+use crate::ops::Prim;
+use crate::storage::HostData;
+use sha2::{Digest as _, Sha256};
+use std::any::Any;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+/// A buffer that lives in a fabric's memory. The fabric downcasts it through `as_any`.
+pub trait FabricBuffer: Any + Send + Sync + Debug {
+    /// `self` as `Any`, for the owning fabric to downcast.
+    fn as_any(&self) -> &dyn Any;
+    /// The device name (`cpu`, `cuda:0`, …).
+    fn device(&self) -> &str;
+    /// Number of elements in the buffer.
+    fn len(&self) -> usize;
+    /// Whether the buffer holds no elements.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A tensor as a fabric holds it: dtype, a [`Layout`] over a shared buffer. View
+/// operations (reshape of contiguous data, slice, permute, broadcast) change only the
+/// layout and work the same on every fabric.
+#[derive(Clone, Debug)]
+pub struct FabricTensor {
+    dtype: DType,
+    layout: Layout,
+    buffer: Arc<dyn FabricBuffer>,
+}
+
+impl FabricTensor {
+    /// Wraps a buffer. The caller (a fabric) guarantees the layout stays within it.
+    pub fn new(dtype: DType, layout: Layout, buffer: Arc<dyn FabricBuffer>) -> FabricTensor {
+        debug_assert!(
+            layout.max_offset().is_none_or(|m| m < buffer.len()),
+            "layout exceeds its buffer"
+        );
+        FabricTensor {
+            dtype,
+            layout,
+            buffer,
+        }
+    }
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    /// The layout (shape, strides, offset).
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        self.layout.shape()
+    }
+    /// The shared buffer.
+    pub fn buffer(&self) -> &Arc<dyn FabricBuffer> {
+        &self.buffer
+    }
+    /// Whether two tensors share one buffer.
+    pub fn is_alias_of(&self, other: &FabricTensor) -> bool {
+        Arc::ptr_eq(&self.buffer, &other.buffer)
+    }
+    /// The same buffer under another layout (which must stay inside the buffer).
+    pub fn with_layout(&self, layout: Layout) -> FabricTensor {
+        FabricTensor::new(self.dtype, layout, self.buffer.clone())
+    }
+}
+
+/// A compute fabric.
+pub trait Fabric: Send + Sync {
+    /// Short stable name (`cpu`, `cuda`).
+    fn name(&self) -> &str;
+    /// Human description of the device and configuration.
+    fn device_description(&self) -> String;
+    /// SHA-256 over the fabric's kernel sources (embedded at build time) and the runtime
+    /// version stamp; see [`kernel_variant_digest`].
+    fn kernel_variant_digest(&self) -> [u8; 32];
+    /// Copies contiguous row-major host data of `shape` into fabric memory.
+    fn upload(&self, data: &HostData, shape: &[usize]) -> Result<FabricTensor>;
+    /// Copies a tensor (any layout) back to the host, in row-major logical order.
+    fn download(&self, tensor: &FabricTensor) -> Result<HostData>;
+    /// Executes one primitive. Inputs may have any layout; the output is contiguous.
+    fn execute(&self, prim: &Prim, inputs: &[&FabricTensor]) -> Result<FabricTensor>;
+}
+
+/// The kernel variant digest: SHA-256 over, for each `(name, source)` in order, the
+/// LE u64 lengths and bytes of name and source, then the runtime version stamp.
+pub fn kernel_variant_digest(sources: &[(&str, &str)], runtime_version: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"blocktorch/kernel-variant/v1");
+    h.update((sources.len() as u64).to_le_bytes());
+    for (name, src) in sources {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((src.len() as u64).to_le_bytes());
+        h.update(src.as_bytes());
+    }
+    h.update((runtime_version.len() as u64).to_le_bytes());
+    h.update(runtime_version.as_bytes());
+    h.finalize().into()
+}
