@@ -61,7 +61,7 @@ pub fn apply_view(t: &FabricTensor, v: &View) -> Result<FabricTensor> {
         View::Unsqueeze(axis) => l.unsqueeze(*axis)?,
         View::Squeeze(axis) => l.squeeze(*axis)?,
     };
-    Ok(t.with_layout(layout))
+    t.with_layout(layout)
 }
 
 /// What a composition needs: primitive execution, views and constants.

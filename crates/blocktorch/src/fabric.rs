@@ -6,7 +6,7 @@
 //! public conformance suite, `crate::conformance`, proves it.
 
 use crate::dtype::DType;
-use crate::error::Result;
+use crate::error::{Result, TensorError};
 use crate::layout::Layout;
 use crate::ops::Prim;
 use crate::storage::HostData;
@@ -23,6 +23,8 @@ pub trait FabricBuffer: Any + Send + Sync + Debug {
     fn device(&self) -> &str;
     /// Number of elements in the buffer.
     fn len(&self) -> usize;
+    /// The element type of the buffer.
+    fn dtype(&self) -> DType;
     /// Whether the buffer holds no elements.
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -40,17 +42,35 @@ pub struct FabricTensor {
 }
 
 impl FabricTensor {
-    /// Wraps a buffer. The caller (a fabric) guarantees the layout stays within it.
-    pub fn new(dtype: DType, layout: Layout, buffer: Arc<dyn FabricBuffer>) -> FabricTensor {
-        debug_assert!(
-            layout.max_offset().is_none_or(|m| m < buffer.len()),
-            "layout exceeds its buffer"
-        );
-        FabricTensor {
+    /// Wraps a buffer; refuses a layout that reaches past the buffer's end.
+    pub fn new(
+        dtype: DType,
+        layout: Layout,
+        buffer: Arc<dyn FabricBuffer>,
+    ) -> Result<FabricTensor> {
+        if buffer.dtype() != dtype {
+            return Err(TensorError::DTypeMismatch {
+                op: "tensor",
+                expected: buffer.dtype(),
+                got: dtype,
+            });
+        }
+        if let Some(max) = layout.max_offset() {
+            if max >= buffer.len() {
+                return Err(TensorError::InvalidArgument {
+                    op: "layout",
+                    message: format!(
+                        "layout reaches element {max} of a buffer of {} elements",
+                        buffer.len()
+                    ),
+                });
+            }
+        }
+        Ok(FabricTensor {
             dtype,
             layout,
             buffer,
-        }
+        })
     }
     /// The element type.
     pub fn dtype(&self) -> DType {
@@ -72,8 +92,8 @@ impl FabricTensor {
     pub fn is_alias_of(&self, other: &FabricTensor) -> bool {
         Arc::ptr_eq(&self.buffer, &other.buffer)
     }
-    /// The same buffer under another layout (which must stay inside the buffer).
-    pub fn with_layout(&self, layout: Layout) -> FabricTensor {
+    /// The same buffer under another layout (refused if it leaves the buffer).
+    pub fn with_layout(&self, layout: Layout) -> Result<FabricTensor> {
         FabricTensor::new(self.dtype, layout, self.buffer.clone())
     }
 }

@@ -367,3 +367,26 @@ fn digest_canonicalises_nan_and_commits_to_shape() {
         "±0 differ"
     );
 }
+
+#[test]
+fn layouts_cannot_escape_their_buffer() {
+    use blocktorch::{FabricTensor, Layout};
+    let x = t(&[1., 2., 3., 4.], &[4]);
+    let inside = Layout::from_parts(vec![2], vec![2], 1).unwrap();
+    let v = x.raw().with_layout(inside).unwrap();
+    assert_eq!(Tensor::from_fabric(v).to_vec_f32().unwrap(), vec![2., 4.]);
+    let outside = Layout::from_parts(vec![3], vec![2], 0).unwrap();
+    assert!(matches!(
+        x.raw().with_layout(outside.clone()),
+        Err(TensorError::InvalidArgument { .. })
+    ));
+    assert!(FabricTensor::new(DType::F32, outside, x.raw().buffer().clone()).is_err());
+}
+
+#[test]
+fn declared_dtype_must_match_the_buffer() {
+    use blocktorch::FabricTensor;
+    let x = t(&[1., 2.], &[2]);
+    let r = FabricTensor::new(DType::U8, x.layout().clone(), x.raw().buffer().clone());
+    assert!(matches!(r, Err(TensorError::DTypeMismatch { .. })));
+}

@@ -143,6 +143,9 @@ impl FabricBuffer for Storage {
     fn len(&self) -> usize {
         self.data().len()
     }
+    fn dtype(&self) -> DType {
+        self.data().dtype()
+    }
 }
 
 /// The process-wide CPU fabric used by [`crate::Tensor`] (configured from the
@@ -166,11 +169,7 @@ pub fn host_tensor(data: HostData, shape: &[usize], label: &'static str) -> Resu
             got: data.len(),
         });
     }
-    Ok(FabricTensor::new(
-        data.dtype(),
-        layout,
-        Arc::new(Storage::new(data, label)),
-    ))
+    FabricTensor::new(data.dtype(), layout, Arc::new(Storage::new(data, label)))
 }
 
 fn storage_of(t: &FabricTensor) -> Result<&Storage> {
