@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 mod openblas;
+mod ops;
 mod sgemm;
 
 use std::process::ExitCode;
@@ -16,6 +17,8 @@ usage: blocktorch-bench <SUBCOMMAND> [OPTIONS]
 
 subcommands:
   sgemm   matrix multiply, ours vs OpenBLAS (run `blocktorch-bench sgemm --help`)
+  ops     elementwise and reduction GB/s vs copy bandwidth; softmax, layer-norm,
+          attention rows/s  [--threads T] [--runs R] [--elements N] [--scalar] [--json]
 ";
 
 fn main() -> ExitCode {
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
     };
     let result = match cmd.as_str() {
         "sgemm" => sgemm::main(rest),
+        "ops" => ops::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())

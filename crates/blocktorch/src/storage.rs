@@ -4,6 +4,65 @@
 
 use crate::dtype::DType;
 use crate::profile::{record, RecordKind};
+use std::sync::Mutex;
+
+/// f32 buffers of at least this many bytes are recycled through the pool instead of
+/// being returned to the OS, so a large op output does not pay a page fault per 4 KiB.
+pub const POOL_BUFFER_BYTES_MIN: usize = 1 << 20;
+/// Most bytes the pool keeps; beyond it freed buffers go back to the OS.
+pub const POOL_BYTES_MAX: usize = 512 << 20;
+
+static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+
+fn pool() -> std::sync::MutexGuard<'static, Vec<Vec<f32>>> {
+    POOL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A zero-filled f32 buffer of `n` elements, reusing a pooled buffer when one of a
+/// fitting capacity (n ..= 2n) is free. Contents are always exactly `n` zeros, so reuse
+/// is invisible to results.
+pub fn alloc_f32_zeroed(n: usize) -> Vec<f32> {
+    if n * 4 >= POOL_BUFFER_BYTES_MIN {
+        let taken = {
+            let mut p = pool();
+            let best = p
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.capacity() >= n && v.capacity() <= 2 * n)
+                .min_by_key(|(_, v)| v.capacity())
+                .map(|(i, _)| i);
+            best.map(|i| p.swap_remove(i))
+        };
+        if let Some(mut v) = taken {
+            v.clear();
+            v.resize(n, 0.0);
+            return v;
+        }
+    }
+    vec![0.0; n]
+}
+
+fn recycle(v: Vec<f32>) {
+    let bytes = v.capacity() * 4;
+    if bytes < POOL_BUFFER_BYTES_MIN {
+        return;
+    }
+    let mut p = pool();
+    let held: usize = p.iter().map(|b| b.capacity() * 4).sum();
+    if held + bytes <= POOL_BYTES_MAX {
+        p.push(v);
+    }
+}
+
+/// Returns every pooled buffer to the OS.
+pub fn release_pool() {
+    pool().clear();
+}
+
+/// Bytes held by the pool now.
+pub fn pool_bytes() -> usize {
+    pool().iter().map(|b| b.capacity() * 4).sum()
+}
 
 /// The elements of a storage, by dtype.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,5 +181,8 @@ impl Drop for Storage {
             self.data.size_bytes(),
             DEVICE_CPU,
         );
+        if let HostData::F32(v) = &mut self.data {
+            recycle(std::mem::take(v));
+        }
     }
 }

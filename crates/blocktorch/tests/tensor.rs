@@ -390,3 +390,37 @@ fn declared_dtype_must_match_the_buffer() {
     let r = FabricTensor::new(DType::U8, x.layout().clone(), x.raw().buffer().clone());
     assert!(matches!(r, Err(TensorError::DTypeMismatch { .. })));
 }
+
+#[test]
+fn pooled_buffers_are_reused_without_leaking_values() {
+    use blocktorch::storage::{pool_bytes, POOL_BUFFER_BYTES_MIN};
+    let n = POOL_BUFFER_BYTES_MIN; // 4 MiB of f32: pooled
+    let a = Tensor::rand_uniform(&[n], -1.0, 1.0, 11).unwrap();
+    let host = a.to_vec_f32().unwrap();
+    for round in 0..3 {
+        // Each output may land in a buffer an earlier output freed.
+        let e = a.exp().unwrap().to_vec_f32().unwrap();
+        let s = a.add(&a).unwrap().to_vec_f32().unwrap();
+        let m = a
+            .matmul(&Tensor::ones(&[1, 1]).unwrap().expand(&[1, 1]).unwrap())
+            .ok();
+        assert!(m.is_none(), "rank-1 matmul is refused");
+        for i in (0..n).step_by(4099) {
+            assert_eq!(
+                e[i].to_bits(),
+                blocktorch::math::exp(host[i]).to_bits(),
+                "round {round}"
+            );
+            assert_eq!(
+                s[i].to_bits(),
+                (host[i] + host[i]).to_bits(),
+                "round {round}"
+            );
+        }
+        // A smaller output reusing a larger buffer has exactly its own length.
+        let half = a.slice(0, 0, n / 2 + 1, 1).unwrap().neg().unwrap();
+        assert_eq!(half.numel(), n / 2 + 1);
+        assert_eq!(half.to_vec_f32().unwrap()[n / 2], -host[n / 2]);
+    }
+    assert!(pool_bytes() > 0, "freed large buffers are kept for reuse");
+}

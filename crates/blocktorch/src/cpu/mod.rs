@@ -12,7 +12,7 @@ use crate::fabric::{kernel_variant_digest, Fabric, FabricBuffer, FabricTensor};
 use crate::layout::Layout;
 use crate::ops::{Prim, ReduceOp};
 use crate::scalar::{self, Scalar};
-use crate::storage::{HostData, Storage, DEVICE_CPU};
+use crate::storage::{alloc_f32_zeroed, HostData, Storage, DEVICE_CPU};
 use crate::RUNTIME_VERSION;
 use gemm::{GemmConfig, MatRef, Simd};
 use std::borrow::Cow;
@@ -24,6 +24,8 @@ pub const CPU_THREADS_MAX: usize = 256;
 pub const SIMD_ENV: &str = "TB_BLOCKTORCH_SIMD";
 /// Environment variable choosing the thread count of the default fabric.
 pub const THREADS_ENV: &str = "TB_BLOCKTORCH_THREADS";
+/// Elements a unary kernel copies and transforms at a time (fits in L1).
+const UNARY_BLOCK: usize = 2048;
 /// Elementwise work below this many elements runs on one thread.
 const PARALLEL_ELEMENTS_MIN: usize = 1 << 15;
 
@@ -297,12 +299,16 @@ impl CpuFabric {
         host_tensor(data, shape, label)
     }
 
-    fn binary_like<T: Copy + Send + Default>(
+    // The kernel is passed as three closures (output allocation, contiguous rows, one
+    // element) so binary ops and comparisons share the broadcast walk.
+    #[allow(clippy::too_many_arguments)]
+    fn binary_like<T: Copy + Send>(
         &self,
         a: &FabricTensor,
         b: &FabricTensor,
         shape: &[usize],
         op: &'static str,
+        alloc: impl Fn(usize) -> Vec<T>,
         slices: impl Fn(&[f32], &[f32], &mut [T]) + Sync,
         one: impl Fn(f32, f32) -> T + Sync,
     ) -> Result<Vec<T>> {
@@ -310,7 +316,7 @@ impl CpuFabric {
         let la = a.layout().broadcast_to(shape)?;
         let lb = b.layout().broadcast_to(shape)?;
         let n: usize = shape.iter().product();
-        let mut out = vec![T::default(); n];
+        let mut out = alloc(n);
         if la.is_contiguous() && lb.is_contiguous() {
             let (sa, sb) = (
                 &da[la.offset()..la.offset() + n],
@@ -364,7 +370,7 @@ impl CpuFabric {
         };
         match op {
             ReduceOp::Sum | ReduceOp::Max => {
-                let mut out = vec![0.0f32; rows];
+                let mut out = alloc_f32_zeroed(rows);
                 par_rows(par_threads.min(rows.max(1)), &mut out, 1, |first, chunk| {
                     for (i, o) in chunk.iter_mut().enumerate() {
                         let row = row_data(first + i);
@@ -424,7 +430,7 @@ impl CpuFabric {
                 cs: lb.strides()[r - 1],
             })
             .collect();
-        let mut out = vec![0.0f32; shape.iter().product()];
+        let mut out = alloc_f32_zeroed(shape.iter().product());
         if !out.is_empty() {
             gemm::sgemm_batched(&self.gemm_config(), m, n, k, &mats_a, &mats_b, &mut out);
         }
@@ -537,9 +543,16 @@ impl Fabric for CpuFabric {
         let simd = self.config.simd;
         match prim {
             Prim::Unary(op) => {
-                let mut data = contiguous_f32(inputs[0], "unary")?.into_owned();
-                par_rows(self.config.threads, &mut data, 1, |_, chunk| {
-                    kernels::unary_inplace(simd, *op, chunk)
+                // One pass: each thread copies a cache-sized block of its chunk and
+                // transforms it in place while it is hot.
+                let src = contiguous_f32(inputs[0], "unary")?;
+                let mut data = alloc_f32_zeroed(src.len());
+                par_rows(self.config.threads, &mut data, 1, |first, chunk| {
+                    for (i, block) in chunk.chunks_mut(UNARY_BLOCK).enumerate() {
+                        let start = first + i * UNARY_BLOCK;
+                        block.copy_from_slice(&src[start..start + block.len()]);
+                        kernels::unary_inplace(simd, *op, block);
+                    }
                 });
                 self.out(HostData::F32(data), &shape, "cpu::unary")
             }
@@ -549,6 +562,7 @@ impl Fabric for CpuFabric {
                     inputs[1],
                     &shape,
                     "binary",
+                    alloc_f32_zeroed,
                     |a, b, o| kernels::binary_slices(simd, *op, a, b, o),
                     |a, b| scalar::binary(*op, a, b),
                 )?;
@@ -560,6 +574,7 @@ impl Fabric for CpuFabric {
                     inputs[1],
                     &shape,
                     "compare",
+                    |n| vec![0u8; n],
                     |a, b, o: &mut [u8]| {
                         for ((o, x), y) in o.iter_mut().zip(a).zip(b) {
                             *o = scalar::compare(*op, *x, *y);
@@ -610,7 +625,7 @@ impl Fabric for CpuFabric {
                 let idx = index_values(inputs[0], "index_add", *rows)?;
                 let src = contiguous_f32(inputs[1], "index_add")?;
                 let row: usize = shape[1..].iter().product();
-                let mut out = vec![0.0f32; shape.iter().product()];
+                let mut out = alloc_f32_zeroed(shape.iter().product());
                 for (p, &i) in idx.iter().enumerate() {
                     for (o, s) in out[i * row..(i + 1) * row]
                         .iter_mut()
