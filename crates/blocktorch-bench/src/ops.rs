@@ -51,6 +51,9 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     Ok(o)
 }
 
+/// One benchmarked computation.
+type Job<'a> = Box<dyn Fn() -> FabricTensor + 'a>;
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -122,7 +125,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     let x = upload(&fabric, 1, &[n], -4.0, 4.0);
     let y = upload(&fabric, 2, &[n], 0.5, 2.0);
-    let ew: Vec<(&str, f64, Box<dyn Fn() -> FabricTensor>)> = vec![
+    let ew: Vec<(&str, f64, Job)> = vec![
         (
             "add",
             3.0,
@@ -168,7 +171,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let s = time(o.runs, || drop(f()));
         report(&o, name, passes * bytes / s, bw, None);
     }
-    let rows_bench: Vec<(&str, usize, Box<dyn Fn() -> FabricTensor>)> = {
+    let rows_bench: Vec<(&str, usize, Job)> = {
         let sm = upload(&fabric, 3, &[4096, 1024], -8.0, 8.0);
         let ln = upload(&fabric, 4, &[4096, 768], -3.0, 3.0);
         let w = upload(&fabric, 5, &[768], 0.5, 1.5);
