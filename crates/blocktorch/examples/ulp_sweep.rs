@@ -47,81 +47,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use blocktorch::math;
-
-type F32Fn = fn(f32) -> f32;
-type RefFn = fn(f64) -> f64;
-
-const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
-
-fn ref_sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-fn ref_gelu_tanh(x: f64) -> f64 {
-    if x.is_infinite() {
-        return if x > 0.0 { x } else { -0.0 };
-    }
-    let y = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
-    x / (1.0 + (-2.0 * y).exp())
-}
-fn ref_gelu_erf(x: f64) -> f64 {
-    if x.is_infinite() {
-        return if x > 0.0 { x } else { -0.0 };
-    }
-    0.5 * x * libm::erfc(-x * std::f64::consts::FRAC_1_SQRT_2)
-}
-
-/// The functions swept: name, implementation, `f64` reference.
-const FUNCS: [(&str, F32Fn, RefFn); 10] = [
-    ("exp", math::exp, f64::exp),
-    ("log", math::log, f64::ln),
-    ("tanh", math::tanh, f64::tanh),
-    ("sigmoid", math::sigmoid, ref_sigmoid),
-    ("erf", math::erf, libm::erf),
-    ("gelu_tanh", math::gelu_tanh, ref_gelu_tanh),
-    ("gelu_erf", math::gelu_erf, ref_gelu_erf),
-    ("sqrt", math::sqrt, f64::sqrt),
-    ("rsqrt", math::rsqrt, |x| 1.0 / x.sqrt()),
-    ("recip", math::recip, |x| 1.0 / x),
-];
-
-/// `2^k` as `f64` for `-1022 <= k <= 1023`.
-fn pow2(k: i32) -> f64 {
-    f64::from_bits(((k + 1023) as u64) << 52)
-}
-
-/// `ulp(v)` as defined in the module documentation.
-fn ulp(v: f32) -> f64 {
-    let b = v.to_bits() & 0x7FFF_FFFF;
-    if b >= 0x7F80_0000 {
-        return pow2(104);
-    }
-    let e = (b >> 23) as i32;
-    pow2(e.max(1) - 127 - 23)
-}
-
-/// ULP error of `y` against the reference `r` (module documentation).
-fn ulp_error(y: f32, r: f64) -> f64 {
-    if y.is_nan() || r.is_nan() {
-        return if y.is_nan() && r.is_nan() {
-            0.0
-        } else {
-            f64::INFINITY
-        };
-    }
-    let c = r as f32;
-    if y == c && c.is_infinite() {
-        return 0.0;
-    }
-    let big = pow2(128);
-    let yv = if y.is_infinite() {
-        big.copysign(y as f64)
-    } else {
-        y as f64
-    };
-    let rv = r.clamp(-big, big);
-    (yv - rv).abs() / ulp(c)
-}
+#[path = "../tests/support/ulp_ref.rs"]
+mod ulp_ref;
+use ulp_ref::{ulp_error, FUNCS};
 
 #[derive(Clone, Copy, Default)]
 struct Stats {
