@@ -144,8 +144,11 @@ impl Layout {
     }
 
     /// Whether the view is row-major contiguous (offset may be non-zero). Dimensions of
-    /// size 1 may have any stride.
+    /// size 1 may have any stride; an empty view is contiguous.
     pub fn is_contiguous(&self) -> bool {
+        if self.numel() == 0 {
+            return true;
+        }
         let mut expected = 1usize;
         for (&d, &s) in self.shape.iter().zip(&self.strides).rev() {
             if d != 1 && s != expected {

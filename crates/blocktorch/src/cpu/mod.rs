@@ -317,6 +317,9 @@ impl CpuFabric {
         let lb = b.layout().broadcast_to(shape)?;
         let n: usize = shape.iter().product();
         let mut out = alloc(n);
+        if n == 0 {
+            return Ok(out);
+        }
         if la.is_contiguous() && lb.is_contiguous() {
             let (sa, sb) = (
                 &da[la.offset()..la.offset() + n],
