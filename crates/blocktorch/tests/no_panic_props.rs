@@ -25,7 +25,7 @@ fn run_op(
         0 => a.unary(UnaryOp::ALL[k % UnaryOp::ALL.len()]),
         1 => a.binary(BinaryOp::ALL[k % BinaryOp::ALL.len()], b),
         2 => mask?.select(a, b),
-        3 => a.sum(&[axis], k % 2 == 0),
+        3 => a.sum(&[axis], k.is_multiple_of(2)),
         4 => a.mean(&[axis, axis + 1], false),
         5 => a.max(&[axis], true),
         6 => a.argmax(axis, false),
@@ -40,7 +40,7 @@ fn run_op(
             Some(a),
             &AttentionOptions {
                 scale: None,
-                causal: k % 2 == 0,
+                causal: k.is_multiple_of(2),
             },
         ),
         12 => a.embedding(&idx),
