@@ -267,6 +267,16 @@ fn sgemm_batched_impl(
         return;
     }
     let (tm, tn, threads) = plan(batch, m, n, k, cfg.threads, min_work_log2);
+    // With several threads, cut finer items than threads and let the threads pull
+    // them from a queue: a thread the OS places late (this VM can take a scheduler
+    // tick to move a new thread to an idle vCPU) then just takes fewer items instead
+    // of holding everyone up. Which thread computes an item never changes its bits.
+    let (tm, tn) = if threads > 1 {
+        let (ftm, ftn, _) = plan(batch, m, n, k, threads * ITEMS_PER_THREAD, 0);
+        (ftm, ftn)
+    } else {
+        (tm, tn)
+    };
     let m_cuts = cuts(m, tm, MR);
     let n_cuts = cuts(n, tn, NR);
 
@@ -295,24 +305,26 @@ fn sgemm_batched_impl(
         }
     }
 
-    // Contiguous, balanced shares of the items, one per thread.
-    let total = items.len();
-    let mut shares: Vec<Vec<Item>> = Vec::with_capacity(threads);
-    let mut it = items.into_iter();
-    for t in 0..threads {
-        let count = (t + 1) * total / threads - t * total / threads;
-        shares.push(it.by_ref().take(count).collect());
-    }
     let tiles = Tiles::new(cfg, k);
-    let mut shares = shares.into_iter();
-    let own = shares.next().unwrap_or_default();
+    let max_n = items.iter().map(|it| it.n).max().unwrap_or(0);
+    let max_m = items.iter().map(|it| it.rows.len()).max().unwrap_or(0);
+    if threads == 1 {
+        let mut it = items.into_iter();
+        run_items(kern, tiles, k, (max_m, max_n), || it.next());
+        return;
+    }
+    let queue = std::sync::Mutex::new(items.into_iter());
+    let next = || queue.lock().unwrap_or_else(|p| p.into_inner()).next();
     std::thread::scope(|s| {
-        for share in shares {
-            s.spawn(move || run_items(kern, tiles, k, share));
+        for _ in 1..threads {
+            s.spawn(|| run_items(kern, tiles, k, (max_m, max_n), next));
         }
-        run_items(kern, tiles, k, own);
+        run_items(kern, tiles, k, (max_m, max_n), next);
     });
 }
+
+/// Work items per thread when several threads share a call (see `sgemm_batched_impl`).
+const ITEMS_PER_THREAD: usize = 4;
 
 /// The reference: the naive triple loop, one `f32::mul_add` chain per output.
 pub fn sgemm_reference(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut [f32]) {
@@ -457,13 +469,18 @@ fn aligned(v: &mut [f32], len: usize) -> &mut [f32] {
     &mut v[off..off + len]
 }
 
-/// Runs one thread's share of work items, sequentially.
-fn run_items(kern: Kernel, t: Tiles, k: usize, items: Vec<Item>) {
-    if items.is_empty() {
+/// Runs work items from `next` until it is exhausted; `(max_m, max_n)` bound the
+/// items' sizes (for the packing buffers).
+fn run_items<'a, 'c>(
+    kern: Kernel,
+    t: Tiles,
+    k: usize,
+    (max_m, max_n): (usize, usize),
+    mut next: impl FnMut() -> Option<Item<'a, 'c>>,
+) {
+    let Some(first) = next() else {
         return;
-    }
-    let max_n = items.iter().map(|it| it.n).max().unwrap_or(0);
-    let max_m = items.iter().map(|it| it.rows.len()).max().unwrap_or(0);
+    };
     let nc = t.nc.min(max_n).div_ceil(NR) * NR;
     let mc = t.mc.min(max_m).div_ceil(MR) * MR;
     let (blen, alen) = (t.kc * nc, t.kc * mc);
@@ -471,8 +488,10 @@ fn run_items(kern: Kernel, t: Tiles, k: usize, items: Vec<Item>) {
     let mut astore = take_buf(alen);
     let bbuf = aligned(&mut bstore, blen);
     let abuf = aligned(&mut astore, alen);
-    for mut item in items {
-        gemm_block(kern, t, k, &mut item, bbuf, abuf);
+    let mut item = Some(first);
+    while let Some(mut it) = item {
+        gemm_block(kern, t, k, &mut it, bbuf, abuf);
+        item = next();
     }
     give_buf(astore);
     give_buf(bstore);
