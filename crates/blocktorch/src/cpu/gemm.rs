@@ -27,9 +27,11 @@
 //! into `MR × kc` micro-panels (this also absorbs arbitrary strides, transposed
 //! and broadcast views), and a register-blocked `MR × NR = 6 × 16` micro-kernel
 //! keeps twelve 8-lane accumulators in AVX2 registers. The AVX2/FMA code is
-//! reached only after runtime detection ([`Simd::detect`]). Threads
-//! (`std::thread::scope`) take deterministic, contiguous shares of
-//! `(batch, M-block, N-block)` work items, each with its own packing buffers.
+//! reached only after runtime detection ([`Simd::detect`]). C is cut into
+//! disjoint `(batch, M-block, N-block)` work items; threads
+//! (`std::thread::scope`) pull them from a queue, each thread with its own
+//! packing buffers. Every item is computed whole by one thread in the fixed
+//! order, so the assignment never changes a bit.
 #![allow(unsafe_code)]
 
 use std::sync::Mutex;
@@ -313,7 +315,7 @@ fn sgemm_batched_impl(
         run_items(kern, tiles, k, (max_m, max_n), || it.next());
         return;
     }
-    let queue = std::sync::Mutex::new(items.into_iter());
+    let queue = Mutex::new(items.into_iter());
     let next = || queue.lock().unwrap_or_else(|p| p.into_inner()).next();
     std::thread::scope(|s| {
         for _ in 1..threads {
