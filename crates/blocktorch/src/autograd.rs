@@ -4,7 +4,7 @@
 
 use crate::compose::{self as c, Backend, FabricBackend, View};
 use crate::dtype::DType;
-use crate::error::Result;
+use crate::error::{Result, TensorError};
 use crate::fabric::FabricTensor;
 use crate::ops::{BinaryOp, CompareOp, Prim, ReduceOp, UnaryOp};
 use crate::storage::HostData;
@@ -163,17 +163,28 @@ pub(crate) fn grad_rule(
                 match r {
                     ReduceOp::Sum => Ok(vec![Some(b.view(&gu, View::BroadcastTo(xs))?)]),
                     ReduceOp::Max => {
-                        // The whole gradient goes to the first maximum of each row.
+                        // The whole gradient goes to the first maximum of each row:
+                        // scatter row r's gradient to flat position r·n + argmax(r).
                         let n = xs[xs.len() - 1];
+                        let total: usize = xs.iter().product();
+                        let rows = total / n.max(1);
                         let idx = b.exec(&Prim::Reduce(ReduceOp::ArgMax), &[x(0)])?;
-                        let idx = b.view(
-                            &b.exec(&Prim::Cast(DType::F32), &[&idx])?,
-                            View::Unsqueeze(xs.len() - 1),
-                        )?;
-                        let iota =
-                            b.constant(HostData::F32((0..n).map(|i| i as f32).collect()), &[n])?;
-                        let onehot = c::compare(b, CompareOp::Eq, &iota, &idx)?;
-                        Ok(vec![Some(c::select(b, &onehot, &gu, &c::scalar(b, 0.0)?)?)])
+                        let HostData::I32(arg) = b.0.download(&idx)? else {
+                            return Err(TensorError::Fabric {
+                                fabric: b.0.name().to_string(),
+                                message: "argmax did not return i32".into(),
+                            });
+                        };
+                        // Flat positions are below ELEMENTS_MAX < 2^31, so they fit in i32.
+                        let flat: Vec<i32> = arg
+                            .iter()
+                            .enumerate()
+                            .map(|(r, &i)| (r * n) as i32 + i)
+                            .collect();
+                        let flat = b.constant(HostData::I32(flat), &[rows])?;
+                        let gr = c::reshape(b, g, &[rows, 1])?;
+                        let scattered = b.exec(&Prim::IndexAdd { rows: total }, &[&flat, &gr])?;
+                        Ok(vec![Some(c::reshape(b, &scattered, &xs)?)])
                     }
                     ReduceOp::ArgMax => Ok(vec![None]),
                 }
@@ -232,7 +243,11 @@ pub(crate) fn grad_rule(
                     axis, start, step, ..
                 } => {
                     // Scatter the slice's gradient back: axis first, rows added at
-                    // start + i·step, axis moved back.
+                    // start + i·step, axis moved back. An empty input gets an empty
+                    // gradient (its axis may still be long).
+                    if xs.iter().product::<usize>() == 0 {
+                        return Ok(vec![Some(zeros(b, &xs)?)]);
+                    }
                     let gs = g.shape().to_vec();
                     let len = gs[*axis];
                     let rank = gs.len();

@@ -339,6 +339,16 @@ pub fn layer_norm<B: Backend>(
         &binary_scalar(b, BinaryOp::Add, &var, eps)?,
     )?;
     let mut y = reshape(b, &binary(b, BinaryOp::Mul, &d, &inv)?, &shape)?;
+    for p in weight.iter().chain(bias.iter()) {
+        let ps = b.shape(p);
+        if ps != shape[split..] {
+            return Err(TensorError::ShapeMismatch {
+                op: "layer_norm",
+                lhs: shape[split..].to_vec(),
+                rhs: ps,
+            });
+        }
+    }
     if let Some(w) = weight {
         y = binary(b, BinaryOp::Mul, &y, w)?;
     }
@@ -397,6 +407,7 @@ pub fn attention<B: Backend>(
     }
     if opts.causal {
         let (lq, lk) = (qs[qs.len() - 2], ks[ks.len() - 2]);
+        crate::layout::check_shape(&[lq, lk])?;
         let future: Vec<u8> = (0..lq)
             .flat_map(|i| (0..lk).map(move |j| (j > i) as u8))
             .collect();

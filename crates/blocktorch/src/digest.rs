@@ -27,11 +27,13 @@ pub fn output_digest_sha256(shape: &[usize], data: &HostData) -> Result<[u8; 32]
     Ok(h.finalize().into())
 }
 
-/// The digest's header for a dtype and shape (exposed for streaming implementations).
-pub fn digest_header(dtype: DType, shape: &[usize]) -> Vec<u8> {
+/// The digest's header for a dtype and shape (exposed for streaming implementations);
+/// refuses shapes beyond the limits, so the u8 rank and u32 dims never truncate.
+pub fn digest_header(dtype: DType, shape: &[usize]) -> Result<Vec<u8>> {
+    crate::layout::check_shape(shape)?;
     let mut out = vec![dtype.tag(), shape.len() as u8];
     for &d in shape {
         out.extend_from_slice(&(d as u32).to_le_bytes());
     }
-    out
+    Ok(out)
 }

@@ -159,19 +159,20 @@ impl Layout {
         true
     }
 
-    /// The largest storage offset this view reaches (`None` for an empty view).
+    /// The largest storage offset this view reaches (`None` for an empty view;
+    /// `usize::MAX` if the arithmetic overflows).
     pub fn max_offset(&self) -> Option<usize> {
         if self.numel() == 0 {
             return None;
         }
+        // Saturating: a layout whose reach overflows is out of every buffer.
         Some(
-            self.offset
-                + self
-                    .shape
-                    .iter()
-                    .zip(&self.strides)
-                    .map(|(&d, &s)| (d - 1) * s)
-                    .sum::<usize>(),
+            self.shape
+                .iter()
+                .zip(&self.strides)
+                .fold(self.offset, |acc, (&d, &s)| {
+                    acc.saturating_add((d - 1).saturating_mul(s))
+                }),
         )
     }
 
@@ -217,11 +218,16 @@ impl Layout {
         }
         let len = (end_c - start).div_ceil(step);
         let mut out = self.clone();
-        if len > 0 {
+        out.shape[axis] = len;
+        // A step reaching past the axis leaves at most one element: keep the stride.
+        out.strides[axis] = if len <= 1 {
+            self.strides[axis]
+        } else {
+            self.strides[axis].saturating_mul(step)
+        };
+        if out.numel() > 0 {
             out.offset += start * self.strides[axis];
         }
-        out.shape[axis] = len;
-        out.strides[axis] = self.strides[axis] * step;
         Ok(out)
     }
 

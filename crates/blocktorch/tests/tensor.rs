@@ -424,3 +424,45 @@ fn pooled_buffers_are_reused_without_leaking_values() {
     }
     assert!(pool_bytes() > 0, "freed large buffers are kept for reuse");
 }
+
+#[test]
+fn review_regressions_are_typed_errors_not_panics() {
+    use blocktorch::{FabricTensor, Layout};
+    // Empty views whose offset would sit past the data.
+    let e = Tensor::zeros(&[0, 5]).unwrap().slice(1, 2, 5, 1).unwrap();
+    assert_eq!(e.neg().unwrap().shape(), &[0, 3]);
+    let empty_idx = Tensor::from_i32(vec![], &[0]).unwrap();
+    let t = Tensor::zeros(&[3, 0]).unwrap().slice(0, 1, 3, 1).unwrap();
+    assert_eq!(t.embedding(&empty_idx).unwrap().shape(), &[0, 0]);
+    // A step far past the axis leaves one element and no overflow.
+    let x = Tensor::zeros(&[10, 10]).unwrap();
+    assert_eq!(x.slice(0, 0, 10, usize::MAX / 2).unwrap().shape(), &[1, 10]);
+    // A layout whose reach overflows is refused.
+    let huge = Layout::from_parts(vec![2], vec![usize::MAX], 1).unwrap();
+    assert!(FabricTensor::new(DType::F32, huge, x.raw().buffer().clone()).is_err());
+    // layer_norm parameters must have the normalised shape.
+    let w = Tensor::ones(&[5, 10]).unwrap();
+    assert!(matches!(
+        x.layer_norm(1, Some(&w), None, 1e-5),
+        Err(TensorError::ShapeMismatch { .. })
+    ));
+    // The digest header refuses shapes it could not encode.
+    assert!(blocktorch::digest::digest_header(DType::F32, &[1; 9]).is_err());
+}
+
+#[test]
+fn max_gradient_is_exact_beyond_f32_integer_range() {
+    let n = (1 << 24) + 2;
+    let mut v = vec![0.0f32; n];
+    v[n - 1] = 1.0;
+    let x = Tensor::from_f32(v, &[n]).unwrap().requires_grad().unwrap();
+    x.max(&[-1], false).unwrap().backward().unwrap();
+    let g = x.grad().unwrap().to_vec_f32().unwrap();
+    assert_eq!(g[n - 1], 1.0);
+    assert_eq!(
+        g[n - 2],
+        0.0,
+        "neighbouring index must not share the gradient"
+    );
+    assert_eq!(g.iter().filter(|v| **v != 0.0).count(), 1);
+}

@@ -31,7 +31,7 @@ const PARALLEL_ELEMENTS_MIN: usize = 1 << 15;
 
 /// The kernel sources of the CPU fabric, embedded at build time; they define
 /// [`CpuFabric::kernel_variant_digest`].
-pub const KERNEL_SOURCES: [(&str, &str); 7] = [
+pub const KERNEL_SOURCES: [(&str, &str); 9] = [
     ("cpu/mod.rs", include_str!("mod.rs")),
     ("cpu/kernels.rs", include_str!("kernels.rs")),
     ("cpu/gemm.rs", include_str!("gemm.rs")),
@@ -39,6 +39,8 @@ pub const KERNEL_SOURCES: [(&str, &str); 7] = [
     ("scalar.rs", include_str!("../scalar.rs")),
     ("ops.rs", include_str!("../ops.rs")),
     ("compose.rs", include_str!("../compose.rs")),
+    ("autograd.rs", include_str!("../autograd.rs")),
+    ("layout.rs", include_str!("../layout.rs")),
 ];
 
 /// How a CPU fabric runs.
@@ -239,6 +241,9 @@ fn f32_data<'a>(t: &'a FabricTensor, op: &'static str) -> Result<&'a [f32]> {
 fn contiguous_f32<'a>(t: &'a FabricTensor, op: &'static str) -> Result<Cow<'a, [f32]>> {
     let data = f32_data(t, op)?;
     let l = t.layout();
+    if l.numel() == 0 {
+        return Ok(Cow::Borrowed(&[]));
+    }
     if l.is_contiguous() {
         let start = l.offset();
         return Ok(Cow::Borrowed(&data[start..start + l.numel()]));
