@@ -19,10 +19,7 @@ pub fn output_digest_sha256(shape: &[usize], data: &HostData) -> Result<[u8; 32]
         });
     }
     let mut h = Sha256::new();
-    h.update([data.dtype().tag(), shape.len() as u8]);
-    for &d in shape {
-        h.update((d as u32).to_le_bytes());
-    }
+    h.update(digest_header(data.dtype(), shape)?);
     h.update(data.to_le_bytes_canonical());
     Ok(h.finalize().into())
 }

@@ -251,6 +251,32 @@ fn contiguous_f32<'a>(t: &'a FabricTensor, op: &'static str) -> Result<Cow<'a, [
     Ok(Cow::Owned(l.offsets().map(|o| data[o]).collect()))
 }
 
+/// One strided matrix view per entry of the (broadcast) batch: `t` broadcast to
+/// `batch ++ [rows, cols]`, each entry starting at its batch offset.
+fn batch_views<'a>(
+    t: &FabricTensor,
+    data: &'a [f32],
+    batch: &[usize],
+    rows: usize,
+    cols: usize,
+) -> Result<Vec<MatRef<'a>>> {
+    let mut shape = batch.to_vec();
+    shape.extend_from_slice(&[rows, cols]);
+    let l = t.layout().broadcast_to(&shape)?;
+    let r = shape.len();
+    let (rs, cs) = (l.strides()[r - 2], l.strides()[r - 1]);
+    let entries = Layout::from_parts(batch.to_vec(), l.strides()[..r - 2].to_vec(), l.offset())?;
+    Ok(entries
+        .offsets()
+        .map(|offset| MatRef {
+            data,
+            offset,
+            rs,
+            cs,
+        })
+        .collect())
+}
+
 fn index_values(t: &FabricTensor, op: &'static str, size: usize) -> Result<Vec<usize>> {
     let s = storage_of(t)?;
     let l = t.layout();
@@ -409,35 +435,8 @@ impl CpuFabric {
         let (m, n) = (shape[r - 2], shape[r - 1]);
         let k = a.shape()[a.shape().len() - 1];
         let batch = &shape[..r - 2];
-        let mut a_shape = batch.to_vec();
-        a_shape.extend_from_slice(&[m, k]);
-        let mut b_shape = batch.to_vec();
-        b_shape.extend_from_slice(&[k, n]);
-        let la = a.layout().broadcast_to(&a_shape)?;
-        let lb = b.layout().broadcast_to(&b_shape)?;
-        let batch_offsets = |l: &Layout| -> Result<Vec<usize>> {
-            let bl = Layout::from_parts(batch.to_vec(), l.strides()[..r - 2].to_vec(), l.offset())?;
-            Ok(bl.offsets().collect())
-        };
-        let (oa, ob) = (batch_offsets(&la)?, batch_offsets(&lb)?);
-        let mats_a: Vec<MatRef> = oa
-            .iter()
-            .map(|&o| MatRef {
-                data: da,
-                offset: o,
-                rs: la.strides()[r - 2],
-                cs: la.strides()[r - 1],
-            })
-            .collect();
-        let mats_b: Vec<MatRef> = ob
-            .iter()
-            .map(|&o| MatRef {
-                data: db,
-                offset: o,
-                rs: lb.strides()[r - 2],
-                cs: lb.strides()[r - 1],
-            })
-            .collect();
+        let mats_a = batch_views(a, da, batch, m, k)?;
+        let mats_b = batch_views(b, db, batch, k, n)?;
         let mut out = alloc_f32_zeroed(shape.iter().product());
         if !out.is_empty() {
             gemm::sgemm_batched(&self.gemm_config(), m, n, k, &mats_a, &mats_b, &mut out);
