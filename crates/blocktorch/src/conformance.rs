@@ -7,7 +7,7 @@
 use crate::compose::{self, apply_view, AttentionOptions, FabricBackend, View};
 use crate::cpu::CpuFabric;
 use crate::dtype::DType;
-use crate::error::Result;
+use crate::error::{Result, TensorError};
 use crate::fabric::{Fabric, FabricTensor};
 use crate::ops::{BinaryOp, CompareOp, Prim, ReduceOp, UnaryOp};
 use crate::rng::SplitMix64;
@@ -84,9 +84,9 @@ pub const EDGE_VALUES: [f32; 16] = [
     -103.97208,
 ];
 
-/// How an input is laid out when handed to the op.
-#[derive(Clone, Copy, Debug)]
-enum Arrange {
+/// How an input is laid out when handed to the op (shared with `crate::programs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Arrange {
     Plain,
     /// Uploaded with the last two dims swapped, then permuted back (non-contiguous).
     Transposed,
@@ -94,25 +94,42 @@ enum Arrange {
     Strided,
 }
 
-struct Input {
-    data: HostData,
-    shape: Vec<usize>,
-    arrange: Arrange,
+/// Host data of an input and how it is placed on a fabric (see [`place`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Input {
+    /// Row-major data of the uploaded shape (the last two dims swapped for
+    /// [`Arrange::Transposed`], the last dim doubled for [`Arrange::Strided`]).
+    pub(crate) data: HostData,
+    /// The logical shape the op sees.
+    pub(crate) shape: Vec<usize>,
+    /// The layout it is handed over in.
+    pub(crate) arrange: Arrange,
 }
 
-struct Gen(SplitMix64);
+/// The random source of generated cases (shared with `crate::programs`).
+pub(crate) struct Gen(pub(crate) SplitMix64);
 
 impl Gen {
-    fn below(&mut self, n: usize) -> usize {
+    /// Uniform in `0..n` (0 when `n` is 0).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.0.next_u64() % n.max(1) as u64) as usize
     }
     fn f32s(&mut self, n: usize, edges: bool) -> Vec<f32> {
+        self.f32s_mixed(n, if edges { 8 } else { 0 }, true)
+    }
+    /// `n` values: one in `edge_one_in` from [`EDGE_VALUES`] (none when 0), the rest
+    /// uniform in [−3, 3), and when `scaled` one in 16 of those scaled by 1e−20 and
+    /// one in 16 by 1e20.
+    pub(crate) fn f32s_mixed(&mut self, n: usize, edge_one_in: usize, scaled: bool) -> Vec<f32> {
         (0..n)
             .map(|_| {
-                if edges && self.below(8) == 0 {
+                if edge_one_in != 0 && self.below(edge_one_in) == 0 {
                     EDGE_VALUES[self.below(EDGE_VALUES.len())]
                 } else {
                     let u = self.0.next_unit_f32() * 6.0 - 3.0;
+                    if !scaled {
+                        return u;
+                    }
                     match self.below(16) {
                         0 => u * 1.0e-20,
                         1 => u * 1.0e20,
@@ -124,7 +141,7 @@ impl Gen {
     }
     /// A random shape of `rank` dims up to `dim_max`, with at most [`CASE_ELEMENTS_MAX`]
     /// elements (the largest dims are halved until it fits).
-    fn shape(&mut self, rank: usize, dim_max: usize) -> Vec<usize> {
+    pub(crate) fn shape(&mut self, rank: usize, dim_max: usize) -> Vec<usize> {
         let mut s: Vec<usize> = (0..rank).map(|_| 1 + self.below(dim_max)).collect();
         while s.iter().product::<usize>() > CASE_ELEMENTS_MAX {
             if let Some(m) = s.iter_mut().max() {
@@ -133,7 +150,8 @@ impl Gen {
         }
         s
     }
-    fn arrange(&mut self, rank: usize) -> Arrange {
+    /// A random arrangement valid for `rank` (plain half the time).
+    pub(crate) fn arrange(&mut self, rank: usize) -> Arrange {
         match self.below(4) {
             1 if rank >= 2 => Arrange::Transposed,
             2 if rank >= 1 => Arrange::Strided,
@@ -141,22 +159,51 @@ impl Gen {
         }
     }
     fn f32_input(&mut self, shape: Vec<usize>, edges: bool) -> Input {
+        self.f32_input_mixed(shape, if edges { 8 } else { 0 }, true)
+    }
+    /// An f32 input of `shape` in a random arrangement, values as in
+    /// [`Gen::f32s_mixed`].
+    pub(crate) fn f32_input_mixed(
+        &mut self,
+        shape: Vec<usize>,
+        edge_one_in: usize,
+        scaled: bool,
+    ) -> Input {
         let arrange = self.arrange(shape.len());
-        let n = match arrange {
-            Arrange::Strided => shape.iter().product::<usize>() * 2,
-            _ => shape.iter().product(),
-        };
+        let n = upload_elements(&shape, arrange);
         Input {
-            data: HostData::F32(self.f32s(n, edges)),
+            data: HostData::F32(self.f32s_mixed(n, edge_one_in, scaled)),
             shape,
             arrange,
         }
     }
 }
 
-fn place(f: &dyn Fabric, input: &Input) -> Result<FabricTensor> {
+/// Elements of the host data an input of `shape` placed as `arrange` uploads.
+pub(crate) fn upload_elements(shape: &[usize], arrange: Arrange) -> usize {
+    let n: usize = shape.iter().product();
+    match arrange {
+        Arrange::Strided => n * 2,
+        Arrange::Plain | Arrange::Transposed => n,
+    }
+}
+
+/// Uploads an input and applies its arrangement's view (the result is non-contiguous
+/// for [`Arrange::Transposed`] and [`Arrange::Strided`]).
+pub(crate) fn place(f: &dyn Fabric, input: &Input) -> Result<FabricTensor> {
     let s = &input.shape;
     let r = s.len();
+    let min_rank = match input.arrange {
+        Arrange::Plain => 0,
+        Arrange::Strided => 1,
+        Arrange::Transposed => 2,
+    };
+    if r < min_rank {
+        return Err(TensorError::InvalidArgument {
+            op: "place",
+            message: format!("{:?} needs rank >= {min_rank}, got {s:?}", input.arrange),
+        });
+    }
     match input.arrange {
         Arrange::Plain => f.upload(&input.data, s),
         Arrange::Transposed => {

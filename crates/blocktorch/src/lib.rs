@@ -10,7 +10,8 @@
 //! - [`math`] holds the crate's own transcendentals (only +, ×, fma, ÷, √ and bit
 //!   operations); kernels never call libm.
 //! - [`cpu::CpuFabric`] is the reference fabric (scalar or AVX2/FMA, multi-threaded);
-//!   [`conformance`] proves any fabric bit-identical to it.
+//!   [`conformance`] proves any fabric bit-identical to it op by op, and [`programs`]
+//!   over seeded random chains of ops.
 //! - [`profile`] records every storage allocation and free.
 //!
 //! The exact semantics are specified in `docs/spec/blocktorch-semantics.md` and
@@ -25,10 +26,12 @@ pub mod digest;
 pub mod dtype;
 pub mod error;
 pub mod fabric;
+pub mod golden;
 pub mod layout;
 pub mod math;
 pub mod ops;
 pub mod profile;
+pub mod programs;
 pub mod rng;
 pub mod scalar;
 pub mod storage;

@@ -91,7 +91,10 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
     f(state)
 }
 
-pub(crate) fn record(kind: RecordKind, label: &'static str, bytes: usize, device: &str) {
+/// Records one allocation or free of `bytes` under `label` on `device`. CPU storage
+/// records itself; another fabric calls this for each of its device buffers, so the
+/// profile covers every fabric with the same records.
+pub fn record(kind: RecordKind, label: &'static str, bytes: usize, device: &str) {
     with_state(|s| {
         let bytes = bytes as u64;
         match kind {
