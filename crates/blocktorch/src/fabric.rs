@@ -113,6 +113,12 @@ pub trait Fabric: Send + Sync {
     fn download(&self, tensor: &FabricTensor) -> Result<HostData>;
     /// Executes one primitive. Inputs may have any layout; the output is contiguous.
     fn execute(&self, prim: &Prim, inputs: &[&FabricTensor]) -> Result<FabricTensor>;
+    /// `output_digest_sha256` of a tensor (any layout). The default downloads it; a
+    /// fabric may hash in place (the CPU fabric streams its storage without a copy).
+    fn digest(&self, tensor: &FabricTensor) -> Result<[u8; 32]> {
+        let host = self.download(tensor)?;
+        crate::digest::output_digest_sha256(tensor.shape(), &host)
+    }
 }
 
 /// The kernel variant digest: SHA-256 over, for each `(name, source)` in order, the

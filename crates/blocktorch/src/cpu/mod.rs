@@ -544,6 +544,10 @@ impl Fabric for CpuFabric {
         Ok(storage_of(t)?.data().gather(t.layout().offsets()))
     }
 
+    fn digest(&self, t: &FabricTensor) -> Result<[u8; 32]> {
+        crate::digest::digest_view(t.shape(), storage_of(t)?.data(), t.layout())
+    }
+
     fn execute(&self, prim: &Prim, inputs: &[&FabricTensor]) -> Result<FabricTensor> {
         let specs: Vec<(DType, &[usize])> = inputs.iter().map(|t| (t.dtype(), t.shape())).collect();
         let (dtype, shape) = prim.output_spec(&specs)?;
