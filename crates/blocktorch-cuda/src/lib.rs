@@ -454,7 +454,10 @@ pub fn choose_tile(
     for (i, t) in MatmulTile::ALL.iter().enumerate() {
         let occ = occupancy.get(i).copied().unwrap_or(1).max(1) as f64;
         let (bm, bn, _, _) = t.dims();
-        let blocks = m.div_ceil(bm as usize) * n.div_ceil(bn as usize) * batch;
+        let blocks = m
+            .div_ceil(bm as usize)
+            .saturating_mul(n.div_ceil(bn as usize))
+            .saturating_mul(batch);
         let per_sm = blocks.div_ceil(sms.max(1) as usize) as f64;
         let kf = k.max(1) as f64;
         let cost = per_sm * (bm * bn) as f64 / t.speed() * (kf + PIPELINE_K / occ) / kf;
@@ -485,10 +488,15 @@ fn unary_code(op: UnaryOp) -> (i32, f32) {
     }
 }
 
+/// Freed device memory the pool keeps for reuse, at most (8 GiB); beyond it, freed
+/// memory goes back to the driver at the next synchronisation.
+pub const CUDA_POOL_KEEP_BYTES: u64 = 8 << 30;
+
 /// Makes the device's default memory pool (behind the stream-ordered allocator) keep
-/// freed memory instead of returning it to the driver at every synchronisation (its
-/// release threshold is 0 by default), as a caching allocator does: a program that
-/// allocates each op's output then maps pages once, not once per op.
+/// up to [`CUDA_POOL_KEEP_BYTES`] of freed memory instead of returning it to the driver
+/// at every synchronisation (its release threshold is 0 by default), as a caching
+/// allocator does: a program that allocates each op's output then maps pages once, not
+/// once per op. Dropping the fabric trims the pool back.
 fn keep_freed_memory(ctx: &Arc<CudaContext>) -> Result<()> {
     use cudarc::driver::sys;
     if !ctx.has_async_alloc() {
@@ -497,7 +505,7 @@ fn keep_freed_memory(ctx: &Arc<CudaContext>) -> Result<()> {
     ctx.bind_to_thread()
         .map_err(|e| driver_err("bind context", e))?;
     let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
-    let mut threshold: u64 = u64::MAX;
+    let mut threshold: u64 = CUDA_POOL_KEEP_BYTES;
     #[allow(unsafe_code)]
     // SAFETY: the context is current on this thread; `pool` receives the device's
     // default pool handle, then the attribute call reads one u64 through the pointer
@@ -518,6 +526,33 @@ fn keep_freed_memory(ctx: &Arc<CudaContext>) -> Result<()> {
         return Err(fabric_err(format!("memory pool release threshold: {r:?}")));
     }
     Ok(())
+}
+
+/// Returns the default pool's unused memory to the driver.
+fn trim_pool(ctx: &Arc<CudaContext>) {
+    use cudarc::driver::sys;
+    if !ctx.has_async_alloc() || ctx.bind_to_thread().is_err() {
+        return;
+    }
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    #[allow(unsafe_code)]
+    // SAFETY: the context is current on this thread; `pool` receives the default pool
+    // handle, which `cuMemPoolTrimTo` then takes by value. Errors are ignored: trimming
+    // only returns memory early.
+    unsafe {
+        if sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device())
+            == sys::cudaError_enum::CUDA_SUCCESS
+        {
+            let _ = sys::cuMemPoolTrimTo(pool, 0);
+        }
+    }
+}
+
+impl Drop for CudaFabric {
+    fn drop(&mut self) {
+        let _ = self.stream.synchronize();
+        trim_pool(&self.ctx);
+    }
 }
 
 fn numel(shape: &[usize]) -> usize {
@@ -690,7 +725,7 @@ impl CudaFabric {
     /// `t` in logical order, contiguous, in a fresh buffer (`t` itself when it already
     /// is contiguous from offset 0 over its whole buffer).
     fn contiguous(&self, t: &FabricTensor, label: &'static str) -> Result<FabricTensor> {
-        let b = buffer_of(t)?;
+        let b = self.buffer_of(t)?;
         let n = numel(t.shape());
         if t.layout().is_contiguous() && t.layout().offset() == 0 && b.len == n {
             return Ok(t.clone());
@@ -762,8 +797,10 @@ impl CudaFabric {
             for (v, t) in inputs.iter().enumerate() {
                 w = w.view(v, &t.layout().broadcast_to(shape)?)?;
             }
-            let bufs: Vec<&CudaBuffer> =
-                inputs.iter().map(|t| buffer_of(t)).collect::<Result<_>>()?;
+            let bufs: Vec<&CudaBuffer> = inputs
+                .iter()
+                .map(|t| self.buffer_of(t))
+                .collect::<Result<_>>()?;
             let mut a = self.stream.launch_builder(kernel);
             a.arg(&w);
             if let Some((code, param)) = op.as_ref() {
@@ -792,10 +829,12 @@ impl CudaFabric {
             _ => (DType::F32, "cuda::reduce"),
         };
         let out = self.alloc(dtype, rows, label)?;
-        if rows > 0 {
+        // An empty row (only Sum accepts one) gives +0: the buffer is zeroed and the
+        // input, which has no elements, is never described to a kernel.
+        if rows > 0 && len > 0 {
             let w = Walk::new(shape)?.view_parts(0, &l.strides()[..r - 1], l.offset())?;
             let (len, istride) = (to_u32(len, "row length")?, to_u32(istride, "stride")?);
-            let xb = buffer_of(x)?;
+            let xb = self.buffer_of(x)?;
             let warps_per_block = (BLOCK_THREADS / 32) as usize;
             let cfg = self.grid(rows.saturating_mul(32).max(warps_per_block * 32));
             let mut a = match op {
@@ -860,7 +899,9 @@ impl CudaFabric {
         let batch = &shape[..r - 2];
         let count = numel(batch);
         let out = self.alloc(DType::F32, numel(shape), "cuda::matmul")?;
-        if numel(shape) == 0 {
+        // No outputs, or k = 0 (every output is the empty chain, +0, and the zeroed
+        // buffer already holds it): the operands are never described to a kernel.
+        if numel(shape) == 0 || k == 0 {
             return self.tensor(out, shape);
         }
         let (at, la) = self.matmul_operand(a, batch, m, k)?;
@@ -885,7 +926,7 @@ impl CudaFabric {
             .ok_or_else(|| fabric_err(format!("matmul grid of {blocks} blocks is too large")))?;
         let idx = MatmulTile::ALL.iter().position(|t| *t == tile).unwrap_or(0);
         let (kv, ks, _) = &self.kernels.matmul[idx];
-        let (ab, bb) = (buffer_of(&at)?, buffer_of(&bt)?);
+        let (ab, bb) = (self.buffer_of(&at)?, self.buffer_of(&bt)?);
         let (m32, n32, k32) = (to_u32(m, "m")?, to_u32(n, "n")?, to_u32(k, "k")?);
         let (lda, ldb) = (to_u32(lda, "lda")?, to_u32(ldb, "ldb")?);
         let mut args = self.stream.launch_builder(if vec { kv } else { ks });
@@ -921,7 +962,7 @@ impl CudaFabric {
         let out = self.alloc(DType::F32, n, "cuda::gather")?;
         if n > 0 {
             let rb = self.upload_u32(&rows, "cuda::gather_rows")?;
-            let tb = buffer_of(&t)?;
+            let tb = self.buffer_of(&t)?;
             let (n32, row32, toff) = (
                 to_u32(n, "elements")?,
                 to_u32(row, "row")?,
@@ -977,7 +1018,7 @@ impl CudaFabric {
             }
             let sb = self.upload_u32(&start, "cuda::index_add_rows")?;
             let pb = self.upload_u32(&positions, "cuda::index_add_positions")?;
-            let srcb = buffer_of(&s)?;
+            let srcb = self.buffer_of(&s)?;
             let (n32, row32, soff) = (
                 to_u32(n, "elements")?,
                 to_u32(row, "row")?,
@@ -1015,7 +1056,7 @@ impl CudaFabric {
                     &out_strides,
                     pos * inner,
                 )?;
-                self.copy_walk(&w, buffer_of(t)?, &out)?;
+                self.copy_walk(&w, self.buffer_of(t)?, &out)?;
             }
             pos += t.shape()[axis];
         }
@@ -1028,7 +1069,7 @@ impl CudaFabric {
         if n > 0 {
             let w = Walk::new(shape)?.view(0, x.layout())?;
             let (from, to) = (x.dtype().tag() as i32, to.tag() as i32);
-            let xb = buffer_of(x)?;
+            let xb = self.buffer_of(x)?;
             let mut a = self.stream.launch_builder(&self.kernels.cast);
             a.arg(&w).arg(&from).arg(&to).data(&xb.data).data(&out.data);
             self.launch(&mut a, self.grid(n), "cast")?;
@@ -1037,16 +1078,28 @@ impl CudaFabric {
     }
 }
 
-fn buffer_of(t: &FabricTensor) -> Result<&CudaBuffer> {
-    t.buffer()
-        .as_any()
-        .downcast_ref::<CudaBuffer>()
-        .ok_or_else(|| {
-            fabric_err(format!(
-                "tensor lives on device {}, not on a CUDA device",
-                t.buffer().device()
-            ))
-        })
+impl CudaFabric {
+    /// The CUDA buffer behind `t`, refused unless it lives on this fabric's device (a
+    /// pointer from another device or from the host must never reach a kernel).
+    fn buffer_of<'t>(&self, t: &'t FabricTensor) -> Result<&'t CudaBuffer> {
+        let b = t
+            .buffer()
+            .as_any()
+            .downcast_ref::<CudaBuffer>()
+            .ok_or_else(|| {
+                fabric_err(format!(
+                    "tensor lives on device {}, not on a CUDA device",
+                    t.buffer().device()
+                ))
+            })?;
+        if b.device != self.device {
+            return Err(fabric_err(format!(
+                "tensor lives on {}, this fabric runs on {}",
+                b.device, self.device
+            )));
+        }
+        Ok(b)
+    }
 }
 
 impl Fabric for CudaFabric {
@@ -1106,7 +1159,7 @@ impl Fabric for CudaFabric {
         } else {
             self.contiguous(t, "cuda::download")?
         };
-        let b = buffer_of(&c)?;
+        let b = self.buffer_of(&c)?;
         let off = c.layout().offset();
         let s = &self.stream;
         let e = |e| driver_err("download", e);
@@ -1122,7 +1175,7 @@ impl Fabric for CudaFabric {
         let specs: Vec<(DType, &[usize])> = inputs.iter().map(|t| (t.dtype(), t.shape())).collect();
         let (dtype, shape) = prim.output_spec(&specs)?;
         for t in inputs {
-            buffer_of(t)?;
+            self.buffer_of(t)?;
         }
         let k = &self.kernels;
         match prim {
@@ -1182,7 +1235,7 @@ impl Fabric for CudaFabric {
                     let w = Walk::new(&shape)?
                         .view(0, x.layout())?
                         .contiguous_view(DST_VIEW);
-                    self.copy_walk(&w, buffer_of(x)?, &out)?;
+                    self.copy_walk(&w, self.buffer_of(x)?, &out)?;
                 }
                 self.tensor(out, &shape)
             }

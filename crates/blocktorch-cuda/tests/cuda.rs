@@ -20,6 +20,11 @@ fn fabric(test: &str) -> Option<CudaFabric> {
 
 fn fabric_with(test: &str, cfg: CudaConfig) -> Option<CudaFabric> {
     if let Err(why) = probe() {
+        // A GPU runner sets TB_CUDA_REQUIRED=1 so that a broken CUDA install fails
+        // instead of skipping.
+        if std::env::var_os("TB_CUDA_REQUIRED").is_some() {
+            panic!("TB_CUDA_REQUIRED is set but CUDA is unusable: {why}");
+        }
         skip(test, &format!("no usable CUDA GPU here ({why})"));
         return None;
     }
@@ -62,12 +67,24 @@ fn kernel_variant_digest_covers_sources_and_options() {
     for (name, text) in blocktorch_cuda::KERNEL_FILES {
         assert!(src.contains(text), "{name} is part of the NVRTC program");
     }
-    let mut without_options: Vec<(&str, &str)> = blocktorch_cuda::KERNEL_FILES.to_vec();
-    without_options.push(("blocktorch-cuda/lib.rs", include_str!("../src/lib.rs")));
-    assert_ne!(
-        blocktorch::kernel_variant_digest(&without_options, blocktorch::RUNTIME_VERSION),
-        d
-    );
+    // Rebuilt from its parts it is the same; without the NVRTC options it is not.
+    let options = blocktorch_cuda::NVRTC_OPTIONS.join(" ");
+    let shared: Vec<(&str, &str)> = blocktorch::cpu::KERNEL_SOURCES
+        .iter()
+        .filter(|(n, _)| !n.starts_with("cpu/"))
+        .copied()
+        .collect();
+    let parts = |with_options: bool| {
+        let mut v: Vec<(&str, &str)> = blocktorch_cuda::KERNEL_FILES.to_vec();
+        v.push(("blocktorch-cuda/lib.rs", include_str!("../src/lib.rs")));
+        if with_options {
+            v.push(("nvrtc-options", &options));
+        }
+        v.extend(shared.iter().copied());
+        blocktorch::kernel_variant_digest(&v, blocktorch::RUNTIME_VERSION)
+    };
+    assert_eq!(parts(true), d);
+    assert_ne!(parts(false), d);
 }
 
 #[test]
@@ -160,9 +177,20 @@ fn assert_same(cpu: &HostData, gpu: &HostData, what: &str) {
 
 #[test]
 fn large_matmuls_are_bit_identical() {
-    let Some(f) = fabric("large_matmuls_are_bit_identical") else {
-        return;
-    };
+    for tile in MatmulTile::ALL {
+        let cfg = CudaConfig {
+            matmul_tile: Some(tile),
+            ..CudaConfig::default()
+        };
+        let Some(f) = fabric_with("large_matmuls_are_bit_identical", cfg) else {
+            return;
+        };
+        large_matmuls_on(&f, tile);
+    }
+}
+
+/// Several tiles in both directions, ragged edges, both load paths.
+fn large_matmuls_on(f: &CudaFabric, tile: MatmulTile) {
     let cpu = blocktorch::cpu::default_fabric();
     // Square, ragged (no multiple of any tile), transposed-operand and batched-broadcast.
     for (m, k, n) in [
@@ -179,7 +207,11 @@ fn large_matmuls_are_bit_identical() {
             let c = fab.execute(&Prim::Matmul, &[&ta, &tb]).expect("matmul");
             fab.download(&c).expect("download")
         };
-        assert_same(&run(cpu), &run(&f), &format!("matmul {m}x{k}x{n}"));
+        assert_same(
+            &run(cpu),
+            &run(f),
+            &format!("matmul {m}x{k}x{n}, tile {}", tile.name()),
+        );
     }
     // [4, 96, 200] @ [200, 72]ᵀ-view with broadcast batch.
     let a = HostData::F32(seeded(4 * 96 * 200, 3));
@@ -194,8 +226,11 @@ fn large_matmuls_are_bit_identical() {
     };
     assert_same(
         &run(cpu),
-        &run(&f),
-        "batched matmul with a transposed operand",
+        &run(f),
+        &format!(
+            "batched matmul with a transposed operand, tile {}",
+            tile.name()
+        ),
     );
 }
 
@@ -241,6 +276,20 @@ fn bad_indices_and_foreign_tensors_are_typed_errors() {
         f.execute(&Prim::IndexAdd { rows: 4 }, &[&neg, &src]),
         Err(TensorError::IndexOutOfRange { index: -1, .. })
     ));
+    // Zero-element operands with strides past 32 bits are never described to a kernel.
+    let z = f.upload(&HostData::F32(vec![1.0]), &[1]).expect("upload");
+    let empty = z
+        .with_layout(
+            blocktorch::Layout::from_parts(vec![3, 0], vec![1 << 40, 1], 0).expect("layout"),
+        )
+        .expect("view");
+    let s = f
+        .execute(&Prim::Reduce(ReduceOp::Sum), &[&empty])
+        .expect("empty sum");
+    assert_eq!(
+        f.download(&s).expect("download"),
+        HostData::F32(vec![0.0; 3])
+    );
     let cpu_t = CpuFabric::reference()
         .upload(&HostData::F32(vec![1.0]), &[1])
         .expect("upload");
@@ -338,4 +387,43 @@ fn one_fabric_serves_many_host_threads() {
             }
         }
     });
+}
+
+#[test]
+fn example_jobs_give_the_cpu_digests_and_trace_roots() {
+    let Some(f) = fabric("example_jobs_give_the_cpu_digests_and_trace_roots") else {
+        return;
+    };
+    let opts = tb_job::ExecOptions {
+        replay: tb_job::ReplayMode::CrossFabric,
+        profile: false,
+    };
+    for name in tb_job::examples::EXAMPLES {
+        let job = tb_job::examples::build_example(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let cpu = tb_job::execute(&job, &CpuFabric::reference(), opts)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let gpu = tb_job::execute(&job, &f, opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(gpu.cross_fabric, "the examples carry the CPU kernel digest");
+        assert_eq!(
+            gpu.output_digest, cpu.output_digest,
+            "{name}: output digest"
+        );
+        assert_eq!(gpu.trace_root, cpu.trace_root, "{name}: trace root");
+        assert_eq!(gpu.op_digests, cpu.op_digests, "{name}: every op");
+        println!(
+            "example {name}: {} ops, output {} trace {} identical on CPU and CUDA",
+            gpu.n_ops,
+            gpu.output_digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
+            gpu.trace_root.to_hex()
+        );
+    }
+    // Strict mode refuses the foreign kernel digest.
+    let job = tb_job::examples::build_example("mlp").unwrap();
+    assert!(matches!(
+        tb_job::execute(&job, &f, tb_job::ExecOptions::default()),
+        Err(tb_job::JobError::KernelDigestMismatch { .. })
+    ));
 }
