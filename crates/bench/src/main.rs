@@ -6,11 +6,17 @@
 //! tb-bench import  [--txs N] [--runs R] [--threads T]
 //!                                                import of an N-transfer block: signatures,
 //!                                                execution, state root and the redb commit
+//! tb-bench job-decode [--mb M] [--runs R]        decode + validate of an M-MiB job blob
+//! tb-bench job-exec [--runs R]                   executor vs bare ops: transformer example, and at width 768
+//! tb-bench referee [--runs R]                    the referee on one matmul, 256³..2048³
+//! tb-bench jobs [--runs R]                       example jobs on the CPU and (if present) CUDA
 //! tb-bench all                                   everything with defaults
 //! ```
 //! Every figure is the median of `--runs` runs (default 5), printed as one
 //! JSON object per line.
 #![forbid(unsafe_code)]
+
+mod job;
 
 use std::time::Instant;
 use tb_chain::mempool::{Mempool, MempoolConfig};
@@ -21,7 +27,7 @@ use tb_primitives::{
 };
 use tb_store::ChainDb;
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN timings"));
     v[v.len() / 2]
 }
@@ -263,14 +269,25 @@ fn main() {
                 runs,
                 arg(&args, "--threads", threads)?.max(1),
             )?,
+            "job-decode" => job::bench_decode(arg(&args, "--mb", 100)?.max(1), runs)?,
+            "job-exec" => {
+                job::bench_exec("transformer", runs)?;
+                job::bench_exec("transformer-768", runs)?;
+            }
+            "referee" => job::bench_referee(&[256, 512, 1024, 2048], runs)?,
+            "jobs" => job::bench_jobs(runs)?,
             "all" => {
                 bench_sig(4_096, runs);
                 bench_mempool(50_000, runs);
                 bench_import(10_000, runs, threads)?;
+                job::bench_decode(100, runs)?;
+                job::bench_exec("transformer", runs)?;
+                job::bench_exec("transformer-768", runs)?;
+                job::bench_referee(&[256, 512, 1024, 2048], runs)?;
             }
             other => {
                 return Err(format!(
-                    "unknown benchmark {other:?}: use sig, mempool, import or all"
+                    "unknown benchmark {other:?}: use sig, mempool, import, job-decode, job-exec, referee, jobs or all"
                 ))
             }
         }

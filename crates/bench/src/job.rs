@@ -1,0 +1,209 @@
+//! Benchmarks of the job pipeline (issue 4): decode + validate of a large blob, the
+//! executor's overhead (trace hashing included) over the bare ops, and the referee's
+//! cost per single op.
+
+use crate::median;
+use blocktorch::{Fabric, HostData, Prim};
+use std::time::Instant;
+use tb_job::examples::build_example;
+use tb_job::{
+    evidence_for, execute, referee, replay_values, validate, ExecOptions, InputSlot,
+    InputTensorDescriptor, Job, Normalisation, ProgramBuilder, ReplayMode,
+};
+
+fn cross() -> ExecOptions {
+    ExecOptions {
+        replay: ReplayMode::CrossFabric,
+        profile: false,
+    }
+}
+
+/// A job whose artifact carries `mb` MiB of weights: `x[1, n] · W[n, n]`.
+pub fn bench_decode(mb: usize, runs: usize) -> Result<(), String> {
+    let n = (((mb << 20) / 4) as f64).sqrt() as usize;
+    let d = InputTensorDescriptor::dense(blocktorch::DType::F32, &[1, n], Normalisation::None);
+    let b = ProgramBuilder::new(&d);
+    let x = b.input(InputSlot::Main).map_err(|e| e.to_string())?;
+    let w = b
+        .param(
+            "w",
+            HostData::F32(blocktorch::rng::uniform_f32(1, n * n, -1.0, 1.0)),
+            &[n, n],
+        )
+        .map_err(|e| e.to_string())?;
+    let y = blocktorch::compose::Backend::exec(&b, &Prim::Matmul, &[&x, &w])
+        .map_err(|e| e.to_string())?;
+    b.output("y", &y);
+    let job =
+        Job::new([0; 32], d, b.finish(), HostData::F32(vec![0.5; n])).map_err(|e| e.to_string())?;
+    let blob = job.encode().map_err(|e| e.to_string())?;
+    let mut times = Vec::new();
+    let mut hash_times = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let j = Job::decode(&blob).map_err(|e| e.to_string())?;
+        validate(&j).map_err(|e| e.to_string())?;
+        times.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let h = <sha2::Sha256 as sha2::Digest>::digest(&blob);
+        hash_times.push(t.elapsed().as_secs_f64());
+        std::hint::black_box(h);
+    }
+    let (dt, ht) = (median(times), median(hash_times));
+    let mb_f = blob.len() as f64 / 1e6;
+    println!(
+        "{{\"bench\":\"job-decode\",\"blob_mb\":{mb_f:.1},\"runs\":{runs},\"decode_validate_ms\":{:.1},\"decode_validate_gb_per_s\":{:.2},\"sha256_ms\":{:.1},\"sha256_gb_per_s\":{:.2}}}",
+        dt * 1e3,
+        mb_f / 1e3 / dt,
+        ht * 1e3,
+        mb_f / 1e3 / ht
+    );
+    Ok(())
+}
+
+/// The executor on an example job against the same ops run bare (no digests, no trace).
+pub fn bench_exec(example: &str, runs: usize) -> Result<(), String> {
+    let job = match example {
+        // GPT-2-small width at 2 x 128 tokens.
+        "transformer-768" => tb_job::examples::transformer_job(2, 128, 768, 12, 3072),
+        name => build_example(name),
+    }
+    .map_err(|e| e.to_string())?;
+    let fabric = blocktorch::cpu::default_fabric();
+    let last = (job.program.consts.len() + job.program.ops.len() - 1) as u32;
+    let mut bare = Vec::new();
+    let mut full = Vec::new();
+    for _ in 0..runs + 1 {
+        let t = Instant::now();
+        replay_values(&job, fabric, &[last]).map_err(|e| e.to_string())?;
+        bare.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        execute(&job, fabric, cross()).map_err(|e| e.to_string())?;
+        full.push(t.elapsed().as_secs_f64());
+    }
+    bare.remove(0);
+    full.remove(0);
+    let (b, f) = (median(bare), median(full));
+    println!(
+        "{{\"bench\":\"job-exec\",\"example\":\"{example}\",\"fabric\":\"{}\",\"runs\":{runs},\"ops\":{},\"bare_ms\":{:.2},\"executor_ms\":{:.2},\"overhead_pct\":{:.1}}}",
+        fabric.device_description(),
+        job.program.ops.len(),
+        b * 1e3,
+        f * 1e3,
+        (f / b - 1.0) * 100.0
+    );
+    Ok(())
+}
+
+/// The referee on the matmul of `x[n, n] · W[n, n]` for each size.
+pub fn bench_referee(sizes: &[usize], runs: usize) -> Result<(), String> {
+    for &n in sizes {
+        let d = InputTensorDescriptor::dense(blocktorch::DType::F32, &[n, n], Normalisation::None);
+        let b = ProgramBuilder::new(&d);
+        let x = b.input(InputSlot::Main).map_err(|e| e.to_string())?;
+        let x2 = blocktorch::compose::unary(&b, blocktorch::UnaryOp::Tanh, &x)
+            .map_err(|e| e.to_string())?;
+        let w = b
+            .param(
+                "w",
+                HostData::F32(blocktorch::rng::uniform_f32(2, n * n, -1.0, 1.0)),
+                &[n, n],
+            )
+            .map_err(|e| e.to_string())?;
+        let y = blocktorch::compose::Backend::exec(&b, &Prim::Matmul, &[&x2, &w])
+            .map_err(|e| e.to_string())?;
+        b.output("y", &y);
+        let input = HostData::F32(blocktorch::rng::uniform_f32(3, n * n, -1.0, 1.0));
+        let job = Job::new([0; 32], d, b.finish(), input).map_err(|e| e.to_string())?;
+        let run =
+            execute(&job, blocktorch::cpu::default_fabric(), cross()).map_err(|e| e.to_string())?;
+        let op = job.program.ops.len() - 1;
+        let evidence = evidence_for(&job, op, &run.op_digests).map_err(|e| e.to_string())?;
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let t = Instant::now();
+            let v = referee(&job, &run.trace_root, op, &evidence).map_err(|e| e.to_string())?;
+            times.push(t.elapsed().as_secs_f64());
+            if v != run.op_digests[op] {
+                return Err("the referee disagrees with an honest run".into());
+            }
+        }
+        let t = median(times);
+        println!(
+            "{{\"bench\":\"referee\",\"op\":\"matmul {n}^3\",\"fabric\":\"{}\",\"runs\":{runs},\"referee_ms\":{:.1},\"gflop_per_s\":{:.1}}}",
+            blocktorch::cpu::default_fabric().device_description(),
+            t * 1e3,
+            2.0 * (n as f64).powi(3) / t / 1e9
+        );
+    }
+    Ok(())
+}
+
+/// Every example job (and the transformer at width 768) on the CPU fabric and, when a
+/// GPU is present, on CUDA: median executor time (trace included) and the digests.
+pub fn bench_jobs(runs: usize) -> Result<(), String> {
+    let cuda = match blocktorch_cuda::probe() {
+        Ok(()) => Some(
+            blocktorch_cuda::CudaFabric::new(
+                blocktorch_cuda::CudaConfig::from_env().map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?,
+        ),
+        Err(why) => {
+            println!(
+                "{{\"bench\":\"jobs\",\"cuda\":\"skipped: {}\"}}",
+                why.replace('"', "'")
+            );
+            None
+        }
+    };
+    let cpu = blocktorch::cpu::default_fabric();
+    let mut names: Vec<&str> = tb_job::examples::EXAMPLES.to_vec();
+    names.push("transformer-768");
+    for name in names {
+        let job = match name {
+            "transformer-768" => tb_job::examples::transformer_job(2, 128, 768, 12, 3072),
+            n => build_example(n),
+        }
+        .map_err(|e| e.to_string())?;
+        let time = |f: &dyn Fabric| -> Result<(f64, tb_job::ExecResult), String> {
+            let mut ts = Vec::new();
+            let mut last = None;
+            for i in 0..runs + 1 {
+                let t = Instant::now();
+                let r = execute(&job, f, cross()).map_err(|e| e.to_string())?;
+                if i > 0 {
+                    ts.push(t.elapsed().as_secs_f64());
+                }
+                last = Some(r);
+            }
+            let r = last.ok_or("no run")?;
+            Ok((median(ts), r))
+        };
+        let (ct, cr) = time(cpu)?;
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let mut line = format!(
+            "{{\"bench\":\"jobs\",\"example\":\"{name}\",\"ops\":{},\"runs\":{runs},\"cpu\":\"{}\",\"cpu_ms\":{:.2},\"output_digest_sha256\":\"{}\",\"trace_root\":\"{}\"",
+            cr.n_ops,
+            cpu.device_description(),
+            ct * 1e3,
+            hex(&cr.output_digest),
+            cr.trace_root.to_hex()
+        );
+        if let Some(g) = &cuda {
+            let (gt, gr) = time(g)?;
+            let same = gr.output_digest == cr.output_digest && gr.trace_root == cr.trace_root;
+            line.push_str(&format!(
+                ",\"cuda_ms\":{:.2},\"speedup\":{:.1},\"cuda_digests_equal\":{same}",
+                gt * 1e3,
+                ct / gt
+            ));
+            if !same {
+                println!("{line}}}");
+                return Err(format!("{name}: CUDA and CPU digests differ"));
+            }
+        }
+        println!("{line}}}");
+    }
+    Ok(())
+}

@@ -1,0 +1,351 @@
+//! The executor: runs a validated job on any fabric and commits to every op output.
+
+use crate::error::{JobError, Result};
+use crate::format::{Job, Normalisation};
+use crate::program::{node_name, validate, InputSlot, Node, Plan};
+use blocktorch::compose::apply_view;
+use blocktorch::{output_digest_sha256, DType, Fabric, FabricTensor, HostData, Layout};
+use sha2::{Digest as _, Sha256};
+use std::time::Instant;
+use tb_primitives::{merkle_proof, merkle_root, merkle_verify, Id, MerkleProof};
+
+/// Op outputs waiting to be hashed, at most.
+pub const HASH_QUEUE: usize = 4;
+
+/// Domain of the trace Merkle tree.
+pub const TRACE_DOMAIN: &[u8] = b"TB/job/trace/v0";
+
+/// Whether the job must have been built for this fabric's kernels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReplayMode {
+    /// Refuse a job whose kernel digest is not the fabric's.
+    #[default]
+    Strict,
+    /// Run it anyway (results are bit-identical across fabrics); the result records it.
+    CrossFabric,
+}
+
+/// Executor options.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecOptions {
+    /// Kernel digest policy.
+    pub replay: ReplayMode,
+    /// Reset the (process-global) allocation profiler first and return its epoch.
+    pub profile: bool,
+}
+
+/// One declared output, downloaded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputTensor {
+    /// Its name.
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Elements, row-major.
+    pub data: HostData,
+    /// Its `output_digest_sha256`.
+    pub digest: [u8; 32],
+}
+
+/// What a run gives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecResult {
+    /// The declared outputs.
+    pub outputs: Vec<OutputTensor>,
+    /// The job's output digest: the output's digest when there is one output, else
+    /// [`combine_output_digests`] of all of them.
+    pub output_digest: [u8; 32],
+    /// The digest of every op output, in program order (the trace leaves).
+    pub op_digests: Vec<[u8; 32]>,
+    /// Merkle root over `op_digests` under [`TRACE_DOMAIN`].
+    pub trace_root: Id,
+    /// Ops run.
+    pub n_ops: usize,
+    /// `tensor_profile_epoch` after the run, when profiling was asked for.
+    pub profile_epoch: Option<[u8; 32]>,
+    /// Whether the job ran in cross-fabric replay mode with a foreign kernel digest.
+    pub cross_fabric: bool,
+    /// Fabric name.
+    pub fabric: String,
+    /// Fabric device description.
+    pub device: String,
+    /// The fabric's kernel variant digest.
+    pub kernel_variant_digest: [u8; 32],
+    /// Wall time of the run, microseconds.
+    pub elapsed_us: u64,
+}
+
+/// The digest of several outputs: SHA-256 over `"BTOUT0"`, the count (u32 LE) and
+/// each output's digest in declaration order.
+pub fn combine_output_digests(digests: &[[u8; 32]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"BTOUT0");
+    h.update((digests.len() as u32).to_le_bytes());
+    for d in digests {
+        h.update(d);
+    }
+    h.finalize().into()
+}
+
+/// The trace root of a leaf list.
+pub fn trace_root(leaves: &[[u8; 32]]) -> Id {
+    merkle_root(TRACE_DOMAIN, leaves)
+}
+
+/// The inclusion proof of leaf `op`.
+pub fn trace_proof(leaves: &[[u8; 32]], op: usize) -> Option<MerkleProof> {
+    merkle_proof(TRACE_DOMAIN, leaves, op)
+}
+
+/// Checks that `leaf` is leaf `proof.index` under `root`.
+pub fn verify_trace_proof(root: &Id, leaf: &[u8; 32], proof: &MerkleProof) -> bool {
+    merkle_verify(TRACE_DOMAIN, root, leaf, proof)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The program's main input as the runtime sees it: the strided input bytes gathered
+/// into row-major order, then normalised.
+pub fn main_input(job: &Job) -> Result<HostData> {
+    let d = &job.descriptor;
+    let layout =
+        Layout::from_parts(d.shape.clone(), d.strides.clone(), 0).map_err(|e| JobError::Op {
+            op: 0,
+            name: "input".into(),
+            source: e,
+        })?;
+    let dense = job.input.gather(layout.offsets());
+    Ok(match (d.normalisation, dense) {
+        (Normalisation::Bytes255, HostData::U8(v)) => {
+            HostData::F32(v.into_iter().map(|b| b as f32 / 255.0).collect())
+        }
+        (_, other) => other,
+    })
+}
+
+/// The host data an input slot provides.
+pub(crate) fn slot_data(job: &Job, slot: InputSlot) -> Result<(HostData, Vec<usize>)> {
+    let d = &job.descriptor;
+    let missing = || JobError::Referee(format!("the descriptor has no {slot:?} input"));
+    Ok(match slot {
+        InputSlot::Main => (main_input(job)?, d.shape.clone()),
+        InputSlot::Mask => {
+            let m = d.attention_mask.as_ref().ok_or_else(missing)?;
+            (m.data.clone(), m.shape.clone())
+        }
+        InputSlot::Padding => {
+            let p = d.padding_token.ok_or_else(missing)?;
+            (HostData::I32(vec![p.min(i32::MAX as u32) as i32]), vec![])
+        }
+        InputSlot::Bias(i) => {
+            let b = d.bias.get(i as usize).ok_or_else(missing)?;
+            (b.data.clone(), b.shape.clone())
+        }
+    })
+}
+
+/// Runs op `node` on already-placed arguments.
+pub(crate) fn run_node(
+    fabric: &dyn Fabric,
+    job: &Job,
+    node: &Node,
+    args: &[&FabricTensor],
+) -> std::result::Result<FabricTensor, JobError> {
+    let tensor_err = |source| JobError::Execution {
+        op: 0,
+        name: node_name(node),
+        source,
+    };
+    match node {
+        Node::Input(slot) => {
+            let (data, shape) = slot_data(job, *slot)?;
+            fabric.upload(&data, &shape).map_err(tensor_err)
+        }
+        Node::Prim(p) => fabric.execute(p, args).map_err(tensor_err),
+        Node::View(v) => {
+            let a = args
+                .first()
+                .ok_or_else(|| JobError::Referee("a view takes one argument".into()))?;
+            apply_view(a, v).map_err(tensor_err)
+        }
+    }
+}
+
+/// The digest of a tensor's logical contents.
+pub fn tensor_digest(
+    fabric: &dyn Fabric,
+    t: &FabricTensor,
+) -> std::result::Result<[u8; 32], blocktorch::TensorError> {
+    fabric.digest(t)
+}
+
+/// Validates and runs `job` on `fabric`.
+pub fn execute(job: &Job, fabric: &dyn Fabric, opts: ExecOptions) -> Result<ExecResult> {
+    let plan = validate(job)?;
+    execute_plan(job, &plan, fabric, opts)
+}
+
+/// Runs `job` with an already computed [`Plan`].
+pub fn execute_plan(
+    job: &Job,
+    plan: &Plan,
+    fabric: &dyn Fabric,
+    opts: ExecOptions,
+) -> Result<ExecResult> {
+    let kvd = fabric.kernel_variant_digest();
+    let cross = kvd != job.kernel_digest;
+    if cross && opts.replay == ReplayMode::Strict {
+        return Err(JobError::KernelDigestMismatch {
+            job: hex(&job.kernel_digest),
+            fabric: hex(&kvd),
+        });
+    }
+    if opts.profile {
+        blocktorch::tensor_profile_reset();
+    }
+    let start = Instant::now();
+    let p = &job.program;
+    let nc = p.consts.len();
+    let mut live: Vec<Option<FabricTensor>> = vec![None; nc + p.ops.len()];
+    let upload_err = |i: usize, name: &str, source| JobError::Execution {
+        op: i,
+        name: name.to_string(),
+        source,
+    };
+    for (i, c) in p.consts.iter().enumerate() {
+        if plan.last_use[i].is_some() || p.outputs.iter().any(|o| o.value as usize == i) {
+            live[i] = Some(
+                fabric
+                    .upload(&c.data, &c.shape)
+                    .map_err(|e| upload_err(0, &format!("constant {:?}", c.name), e))?,
+            );
+        }
+    }
+    let is_output = |v: usize| p.outputs.iter().any(|o| o.value as usize == v);
+    // Op outputs are hashed on a second thread while later ops run: the trace costs
+    // what the hashing costs beyond the compute it overlaps. A bounded queue keeps at
+    // most HASH_QUEUE outputs alive for it.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, FabricTensor)>(HASH_QUEUE);
+    let ops_result: Result<Vec<[u8; 32]>> = std::thread::scope(|s| {
+        let hasher = s.spawn(move || -> Result<Vec<[u8; 32]>> {
+            let mut digests = Vec::with_capacity(p.ops.len());
+            for (i, t) in rx {
+                let d = tensor_digest(fabric, &t).map_err(|source| JobError::Execution {
+                    op: i,
+                    name: node_name(&p.ops[i].node),
+                    source,
+                })?;
+                digests.push(d);
+            }
+            Ok(digests)
+        });
+        let run = (|| -> Result<()> {
+            for (i, op) in p.ops.iter().enumerate() {
+                let args: Vec<&FabricTensor> = op
+                    .args
+                    .iter()
+                    .map(|a| {
+                        live[*a as usize]
+                            .as_ref()
+                            .ok_or_else(|| JobError::Execution {
+                                op: i,
+                                name: node_name(&op.node),
+                                source: blocktorch::TensorError::InvalidArgument {
+                                    op: "executor",
+                                    message: format!("value {a} was released before its last use"),
+                                },
+                            })
+                    })
+                    .collect::<Result<_>>()?;
+                let out = run_node(fabric, job, &op.node, &args).map_err(|e| match e {
+                    JobError::Execution { name, source, .. } => JobError::Execution {
+                        op: i,
+                        name,
+                        source,
+                    },
+                    other => other,
+                })?;
+                if tx.send((i, out.clone())).is_err() {
+                    // The hasher stopped on an error; it reports it below.
+                    break;
+                }
+                live[nc + i] = Some(out);
+                // Release what no later op reads.
+                for a in &op.args {
+                    let a = *a as usize;
+                    if plan.last_use[a] == Some(i) && !is_output(a) {
+                        live[a] = None;
+                    }
+                }
+                if plan.last_use[nc + i].is_none() && !is_output(nc + i) {
+                    live[nc + i] = None;
+                }
+            }
+            Ok(())
+        })();
+        drop(tx);
+        let digests = hasher.join().map_err(|_| JobError::Execution {
+            op: 0,
+            name: "trace hashing".into(),
+            source: blocktorch::TensorError::InvalidArgument {
+                op: "executor",
+                message: "the hashing thread panicked".into(),
+            },
+        })?;
+        run?;
+        digests
+    });
+    let op_digests = ops_result?;
+    let mut outputs = Vec::with_capacity(p.outputs.len());
+    for o in &p.outputs {
+        let v = o.value as usize;
+        let t = live[v].as_ref().ok_or_else(|| JobError::Invalid {
+            field: "outputs",
+            offset: 0,
+            message: format!("output {:?} has no value", o.name),
+        })?;
+        let data = fabric.download(t).map_err(|source| JobError::Execution {
+            op: v.saturating_sub(nc),
+            name: format!("output {:?}", o.name),
+            source,
+        })?;
+        let digest =
+            output_digest_sha256(t.shape(), &data).map_err(|source| JobError::Execution {
+                op: v.saturating_sub(nc),
+                name: format!("output {:?}", o.name),
+                source,
+            })?;
+        outputs.push(OutputTensor {
+            name: o.name.clone(),
+            shape: t.shape().to_vec(),
+            data,
+            digest,
+        });
+    }
+    let elapsed_us = start.elapsed().as_micros() as u64;
+    let output_digest = if outputs.len() == 1 {
+        outputs[0].digest
+    } else {
+        combine_output_digests(&outputs.iter().map(|o| o.digest).collect::<Vec<_>>())
+    };
+    Ok(ExecResult {
+        output_digest,
+        trace_root: trace_root(&op_digests),
+        n_ops: op_digests.len(),
+        op_digests,
+        outputs,
+        profile_epoch: opts.profile.then(blocktorch::tensor_profile_epoch),
+        cross_fabric: cross,
+        fabric: fabric.name().to_string(),
+        device: fabric.device_description(),
+        kernel_variant_digest: kvd,
+        elapsed_us,
+    })
+}
+
+/// The dtype an op's output has (from the plan), for referee inputs.
+pub fn value_dtype(plan: &Plan, value: usize) -> Option<DType> {
+    plan.values.get(value).map(|v| v.dtype)
+}

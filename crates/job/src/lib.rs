@@ -1,0 +1,36 @@
+//! BlockTorchJobV0: what a requestor submits and a provider runs.
+//!
+//! - [`format`]: the blob (`BTRA`, version 0, kernel digest, lengths, the
+//!   [`InputTensorDescriptor`], the artifact, the input bytes), decoded with a typed
+//!   error naming the field and byte offset of any defect (`docs/spec/job-format-v0.md`).
+//! - [`program`]: the artifact — named constants and an SSA op list over the runtime's
+//!   primitives and views — its canonical encoding, [`validate`] (shape and dtype
+//!   inference, references, runtime, cost bounds) and its deterministic FLOP/byte cost.
+//! - [`exec`]: the executor on any `Fabric`: outputs, `output_digest_sha256`, the digest of
+//!   every op output, `trace_root`, the profile epoch; kernel digest checked unless in
+//!   cross-fabric replay mode.
+//! - [`referee`]: one op re-executed on the CPU reference from proven inputs.
+//! - [`receipt`]: the signed compute receipt.
+//! - [`builder`] and [`examples`]: programs written with `blocktorch::compose`, and the
+//!   example jobs.
+#![forbid(unsafe_code)]
+
+pub mod builder;
+pub mod error;
+pub mod examples;
+pub mod exec;
+pub mod format;
+pub mod program;
+pub mod receipt;
+pub mod referee;
+mod wire;
+
+pub use builder::{ProgramBuilder, Val};
+pub use error::{JobError, Result};
+pub use exec::{
+    execute, trace_proof, trace_root, verify_trace_proof, ExecOptions, ExecResult, ReplayMode,
+};
+pub use format::{InputTensorDescriptor, Job, Normalisation, SideTensor};
+pub use program::{validate, Cost, InputSlot, Node, Op, Plan, Program};
+pub use receipt::{Receipt, SignedReceipt};
+pub use referee::{evidence_for, referee, replay_values, Evidence};
