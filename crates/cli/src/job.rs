@@ -1,0 +1,200 @@
+//! `tb-cli job ...`: dispatch, `job build`, and what the job commands share (reading
+//! blobs and leaf files, formatting).
+
+use crate::args::{Parsed, Spec};
+use crate::{CliError, Outcome};
+use std::io::Read as _;
+use std::path::Path;
+use tb_job::examples::{build_example, EXAMPLES};
+use tb_job::format::JOB_BLOB_BYTES_MAX;
+use tb_job::Job;
+
+const USAGE: &str = "\
+usage: tb-cli job COMMAND ...
+
+commands:
+  build     write an example job blob
+  inspect   decode, validate and describe a job blob
+  run       execute a job blob on the CPU or CUDA fabric
+  referee   re-execute one op on the CPU reference against a provider's trace
+
+Run `tb-cli job COMMAND --help` for a command's options.";
+
+/// Runs `tb-cli job ARGS...`.
+pub fn dispatch(args: &[String]) -> Result<Outcome, CliError> {
+    let rest = args.get(1..).unwrap_or(&[]);
+    match args.first().map(String::as_str) {
+        None | Some("-h") | Some("--help") | Some("help") => Ok(Outcome::ok(format!("{USAGE}\n"))),
+        Some("build") => with_spec(&BUILD, rest, build),
+        Some("inspect") => with_spec(&crate::inspect::SPEC, rest, crate::inspect::inspect),
+        Some("run") => with_spec(&crate::run::SPEC, rest, crate::run::run),
+        Some("referee") => with_spec(&crate::referee::SPEC, rest, crate::referee::referee),
+        Some(other) => Err(CliError::usage(format!(
+            "unknown job command {other:?}: expected build, inspect, run or referee (try `tb-cli job --help`)"
+        ))),
+    }
+}
+
+fn with_spec(
+    spec: &Spec,
+    args: &[String],
+    f: fn(&crate::args::Args) -> Result<Outcome, CliError>,
+) -> Result<Outcome, CliError> {
+    match spec.parse(args)? {
+        Parsed::Help => Ok(Outcome::ok(format!("{}\n", spec.usage))),
+        Parsed::Run(a) => f(&a),
+    }
+}
+
+const BUILD: Spec = Spec {
+    command: "job build",
+    usage: "\
+usage: tb-cli job build --example NAME -o FILE
+       tb-cli job build --example list
+
+Builds an example job (fixed seeds, the CPU reference's kernel digest) and writes its
+blob to FILE.
+
+options:
+  --example NAME   mlp, transformer, matmul-chain or train-step; `list` lists them
+  -o, --out FILE   where to write the blob",
+    flags: &[],
+    options: &[("--example", None), ("--out", Some("-o"))],
+    positionals: &[],
+};
+
+fn build(a: &crate::args::Args) -> Result<Outcome, CliError> {
+    let name = a.required("--example")?;
+    if name == "list" {
+        return Ok(Outcome::ok(
+            EXAMPLES.iter().map(|e| format!("{e}\n")).collect(),
+        ));
+    }
+    if !EXAMPLES.contains(&name) {
+        return Err(CliError::usage(format!(
+            "no example {name:?}; the examples are {}",
+            EXAMPLES.join(", ")
+        )));
+    }
+    let out = a.required("--out")?;
+    let job = build_example(name).map_err(|e| CliError::fail(format!("example {name}: {e}")))?;
+    let blob = job
+        .encode()
+        .map_err(|e| CliError::fail(format!("example {name}: {e}")))?;
+    std::fs::write(out, &blob).map_err(|e| CliError::fail(format!("cannot write {out}: {e}")))?;
+    Ok(Outcome::ok(format!(
+        "wrote {out}: example {name}, {} bytes, {} ops, task id {}\n",
+        blob.len(),
+        job.program.ops.len(),
+        Job::task_id(&blob)
+    )))
+}
+
+/// Reads at most `max` bytes of `path`; a longer file is refused without reading it all.
+pub fn read_capped(path: &str, max: usize, what: &str) -> Result<Vec<u8>, CliError> {
+    let f = std::fs::File::open(Path::new(path))
+        .map_err(|e| CliError::fail(format!("cannot open {path}: {e}")))?;
+    let mut bytes = Vec::new();
+    f.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CliError::fail(format!("cannot read {path}: {e}")))?;
+    if bytes.len() > max {
+        return Err(CliError::fail(format!(
+            "{path} is larger than the {max}-byte limit of a {what}"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Reads and decodes a job blob.
+pub fn read_job(path: &str) -> Result<(Vec<u8>, Job), CliError> {
+    let blob = read_capped(path, JOB_BLOB_BYTES_MAX, "job blob")?;
+    let job = Job::decode(&blob)
+        .map_err(|e| CliError::fail(format!("{path}: not a valid job blob: {e}")))?;
+    Ok((blob, job))
+}
+
+/// Reads a trace leaf file: `n_ops` leaves of 32 bytes, in program order.
+pub fn read_leaves(path: &str, n_ops: usize) -> Result<Vec<[u8; 32]>, CliError> {
+    let want = n_ops * 32;
+    let bytes = read_capped(path, want, "trace of this job")?;
+    if bytes.len() != want {
+        return Err(CliError::fail(format!(
+            "{path}: {} bytes is not a trace of this job ({n_ops} ops × 32 bytes = {want})",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(32)
+        .map(|c| {
+            let mut leaf = [0u8; 32];
+            leaf.copy_from_slice(c);
+            leaf
+        })
+        .collect())
+}
+
+/// A shape as `[2, 3]`.
+pub fn shape(dims: &[usize]) -> String {
+    format!("{dims:?}")
+}
+
+/// Rows as aligned columns (two spaces apart); `right[i]` right-aligns column `i`.
+pub fn table(rows: &[Vec<String>], right: &[bool], indent: &str) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut width = vec![0usize; cols];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::from(indent);
+        for (i, c) in r.iter().enumerate() {
+            let pad = width[i] - c.chars().count();
+            let last = i + 1 == r.len();
+            if right.get(i).copied().unwrap_or(false) {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(c);
+            } else {
+                line.push_str(c);
+                if !last {
+                    line.push_str(&" ".repeat(pad));
+                }
+            }
+            if !last {
+                line.push_str("  ");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `key  value` lines with the keys padded to one width.
+pub fn fields(pairs: &[(&str, String)], indent: &str) -> String {
+    let rows: Vec<Vec<String>> = pairs
+        .iter()
+        .map(|(k, v)| vec![k.to_string(), v.clone()])
+        .collect();
+    table(&rows, &[], indent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns() {
+        let rows = vec![
+            vec!["a".to_string(), "10".to_string(), "x".to_string()],
+            vec!["bbb".to_string(), "2".to_string(), "".to_string()],
+        ];
+        assert_eq!(
+            table(&rows, &[false, true], "  "),
+            "  a    10  x\n  bbb   2\n"
+        );
+    }
+}
