@@ -121,6 +121,29 @@ pub enum JobError {
         /// The runtime's refusal.
         source: TensorError,
     },
+    /// A declared output refers to a value the program does not define.
+    #[error("output {output} ({name:?}) refers to value {value}, but the program defines only {defined} values")]
+    BadOutput {
+        /// Output index.
+        output: usize,
+        /// Its name.
+        name: String,
+        /// The value id.
+        value: u64,
+        /// Values defined.
+        defined: u64,
+    },
+    /// The program declares no output.
+    #[error("a program declares at least one output")]
+    NoOutputs,
+    /// A value cannot be written in the format (building or encoding a job).
+    #[error("cannot encode {field}: {message}")]
+    Unencodable {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
     /// A cost bound is exceeded.
     #[error("program {what} is {value}, above the limit of {max}")]
     CostExceeded {

@@ -33,9 +33,8 @@ fn weight(
 }
 
 fn t_err(e: blocktorch::TensorError) -> JobError {
-    JobError::Invalid {
+    JobError::Unencodable {
         field: "example",
-        offset: 0,
         message: e.to_string(),
     }
 }
@@ -49,9 +48,8 @@ pub fn build_example(name: &str) -> Result<Job> {
         "matmul-chain" => matmul_chain().map_err(t_err)?,
         "train-step" => train_step().map_err(t_err)?,
         other => {
-            return Err(JobError::Invalid {
+            return Err(JobError::Unencodable {
                 field: "example",
-                offset: 0,
                 message: format!(
                     "no example {other:?}; the examples are {}",
                     EXAMPLES.join(", ")

@@ -137,7 +137,9 @@ pub(crate) fn slot_data(job: &Job, slot: InputSlot) -> Result<(HostData, Vec<usi
         }
         InputSlot::Padding => {
             let p = d.padding_token.ok_or_else(missing)?;
-            (HostData::I32(vec![p.min(i32::MAX as u32) as i32]), vec![])
+            let p = i32::try_from(p)
+                .map_err(|_| JobError::Referee(format!("padding token {p} is above i32::MAX")))?;
+            (HostData::I32(vec![p]), vec![])
         }
         InputSlot::Bias(i) => {
             let b = d.bias.get(i as usize).ok_or_else(missing)?;
@@ -301,10 +303,13 @@ pub fn execute_plan(
     let mut outputs = Vec::with_capacity(p.outputs.len());
     for o in &p.outputs {
         let v = o.value as usize;
-        let t = live[v].as_ref().ok_or_else(|| JobError::Invalid {
-            field: "outputs",
-            offset: 0,
-            message: format!("output {:?} has no value", o.name),
+        let t = live[v].as_ref().ok_or_else(|| JobError::Execution {
+            op: v.saturating_sub(nc),
+            name: format!("output {:?}", o.name),
+            source: blocktorch::TensorError::InvalidArgument {
+                op: "executor",
+                message: "the output has no value".into(),
+            },
         })?;
         let data = fabric.download(t).map_err(|source| JobError::Execution {
             op: v.saturating_sub(nc),

@@ -174,7 +174,18 @@ impl InputTensorDescriptor {
             None
         };
         let padding_token = if r.flag("descriptor padding flag")? {
-            Some(r.u32("descriptor padding token")?)
+            let at = r.offset();
+            let p = r.u32("descriptor padding token")?;
+            // The program reads it as an i32 scalar.
+            if p > i32::MAX as u32 {
+                return Err(JobError::TooLarge {
+                    field: "descriptor padding token",
+                    offset: at,
+                    value: p as u64,
+                    max: i32::MAX as u64,
+                });
+            }
+            Some(p)
         } else {
             None
         };
@@ -256,11 +267,7 @@ impl Job {
     /// descriptor, sections past 4 GiB).
     pub fn encode(&self) -> Result<Vec<u8>> {
         let d = &self.descriptor;
-        let bad = |field: &'static str, message: String| JobError::Invalid {
-            field,
-            offset: 0,
-            message,
-        };
+        let bad = |field: &'static str, message: String| JobError::Unencodable { field, message };
         if d.profile_epoch.len() > PROFILE_EPOCH_BYTES_MAX {
             return Err(bad("descriptor profile epoch", "too long".into()));
         }
@@ -282,6 +289,42 @@ impl Job {
                 "descriptor shape",
                 "a dim or stride exceeds u32".into(),
             ));
+        }
+        let side = |field: &'static str, t: &SideTensor, dtype: DType| -> Result<()> {
+            let n =
+                blocktorch::layout::check_shape(&t.shape).map_err(|e| bad(field, e.to_string()))?;
+            if t.shape.iter().any(|v| *v > u32::MAX as usize) {
+                return Err(bad(field, "a dim exceeds u32".into()));
+            }
+            if t.data.dtype() != dtype || t.data.len() != n {
+                return Err(bad(
+                    field,
+                    format!(
+                        "{} {:?} elements for a {dtype:?} {:?} tensor",
+                        t.data.len(),
+                        t.data.dtype(),
+                        t.shape
+                    ),
+                ));
+            }
+            Ok(())
+        };
+        if let Some(m) = &d.attention_mask {
+            side("descriptor attention mask", m, DType::U8)?;
+            if let HostData::U8(v) = &m.data {
+                if v.iter().any(|b| *b > 1) {
+                    return Err(bad(
+                        "descriptor attention mask",
+                        "mask values are 0 or 1".into(),
+                    ));
+                }
+            }
+        }
+        for b in &d.bias {
+            side("descriptor bias", b, DType::F32)?;
+        }
+        if d.padding_token.is_some_and(|p| p > i32::MAX as u32) {
+            return Err(bad("descriptor padding token", "above i32::MAX".into()));
         }
         if self.input.dtype() != d.dtype || Some(self.input.len()) != d.storage_elements() {
             return Err(bad(
@@ -354,6 +397,24 @@ impl Job {
         let descriptor = InputTensorDescriptor::decode(&mut r)?;
         let desc_end = r.offset();
         let descriptor_hash = sha256(&blob[desc_start..desc_end]);
+        // The input length follows from the descriptor: check it before decoding the
+        // (possibly large) artifact.
+        let size = descriptor.dtype.size_bytes();
+        let needed = descriptor
+            .storage_elements()
+            .and_then(|e| e.checked_mul(size))
+            .ok_or(JobError::Overflow {
+                field: "descriptor strides",
+                offset: desc_start,
+            })?;
+        if needed != input_len {
+            return Err(JobError::LengthMismatch {
+                field: "input length",
+                offset: 41,
+                declared: input_len as u64,
+                actual: needed as u64,
+            });
+        }
         let art_at = r.offset();
         let artifact = r.take("artifact", artifact_len)?;
         // Hash the artifact on a second thread while it decodes (the decode is
@@ -373,28 +434,9 @@ impl Job {
             offset: art_at,
             message: "the hashing thread panicked".into(),
         })?;
-        let in_at = r.offset();
-        let size = descriptor.dtype.size_bytes();
-        let elements = descriptor.storage_elements().ok_or(JobError::Overflow {
-            field: "descriptor strides",
-            offset: desc_start,
-        })?;
-        let needed = elements.checked_mul(size).ok_or(JobError::Overflow {
-            field: "descriptor strides",
-            offset: desc_start,
-        })?;
-        if needed != input_len {
-            return Err(JobError::LengthMismatch {
-                field: "input length",
-                offset: 41,
-                declared: input_len as u64,
-                actual: needed as u64,
-            });
-        }
         let input_bytes = r.take("input", input_len)?;
         r.finish()?;
         let input = crate::wire::host_from_le(descriptor.dtype, input_bytes);
-        let _ = in_at;
         Ok(Job {
             kernel_digest,
             descriptor,

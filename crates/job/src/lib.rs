@@ -20,6 +20,7 @@ pub mod error;
 pub mod examples;
 pub mod exec;
 pub mod format;
+pub mod fuzzing;
 pub mod program;
 pub mod receipt;
 pub mod referee;

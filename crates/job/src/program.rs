@@ -131,11 +131,7 @@ const POW_CODE: u8 = 14;
 impl Program {
     /// The canonical artifact bytes.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let bad = |field: &'static str, message: String| JobError::Invalid {
-            field,
-            offset: 0,
-            message,
-        };
+        let bad = |field: &'static str, message: String| JobError::Unencodable { field, message };
         if self.runtime.len() > RUNTIME_BYTES_MAX
             || self.consts.len() > CONSTS_MAX
             || self.ops.len() > OPS_MAX
@@ -152,13 +148,18 @@ impl Program {
         w.string(&self.runtime);
         w.u32(self.consts.len() as u32);
         for c in &self.consts {
-            if c.name.len() > NAME_BYTES_MAX || c.shape.len() > blocktorch::RANK_MAX {
+            if c.name.len() > NAME_BYTES_MAX {
                 return Err(bad(
                     "constant",
-                    format!("{:?}: name or rank too large", c.name),
+                    format!("{:?}: name above {NAME_BYTES_MAX} bytes", c.name),
                 ));
             }
-            if c.data.len() != c.shape.iter().product::<usize>() {
+            let n = blocktorch::layout::check_shape(&c.shape)
+                .map_err(|e| bad("constant", format!("{:?}: {e}", c.name)))?;
+            if c.shape.iter().any(|d| *d > u32::MAX as usize) {
+                return Err(bad("constant", format!("{:?}: a dim exceeds u32", c.name)));
+            }
+            if c.data.len() != n {
                 return Err(bad(
                     "constant",
                     format!("{:?}: data does not fill its shape", c.name),
@@ -297,19 +298,17 @@ const OP_UNSQUEEZE: u8 = 0x24;
 const OP_SQUEEZE: u8 = 0x25;
 
 fn small(v: usize, what: &'static str) -> Result<u8> {
-    u8::try_from(v).map_err(|_| JobError::Invalid {
+    u8::try_from(v).map_err(|_| JobError::Unencodable {
         field: what,
-        offset: 0,
         message: format!("{v} does not fit a byte"),
     })
 }
 
 fn dims32(w: &mut Writer, dims: &[usize]) -> Result<()> {
     if dims.len() > blocktorch::RANK_MAX || dims.iter().any(|d| *d > u32::MAX as usize) {
-        return Err(JobError::Invalid {
+        return Err(JobError::Unencodable {
             field: "view shape",
-            offset: 0,
-            message: format!("{dims:?} is not encodable"),
+            message: format!("{dims:?}: rank above 8 or a dim above u32"),
         });
     }
     w.shape(dims);
@@ -359,9 +358,8 @@ fn encode_node(w: &mut Writer, n: &Node) -> Result<()> {
             Prim::Gather => w.u8(OP_GATHER),
             Prim::IndexAdd { rows } => {
                 w.u8(OP_INDEX_ADD);
-                w.u32(u32::try_from(*rows).map_err(|_| JobError::Invalid {
+                w.u32(u32::try_from(*rows).map_err(|_| JobError::Unencodable {
                     field: "index_add rows",
-                    offset: 0,
                     message: "exceeds u32".into(),
                 })?);
             }
@@ -396,9 +394,8 @@ fn encode_node(w: &mut Writer, n: &Node) -> Result<()> {
                 w.u8(OP_SLICE);
                 w.u8(small(*axis, "slice axis")?);
                 for v in [start, end, step] {
-                    w.u32(u32::try_from(*v).map_err(|_| JobError::Invalid {
+                    w.u32(u32::try_from(*v).map_err(|_| JobError::Unencodable {
                         field: "slice bound",
-                        offset: 0,
                         message: "exceeds u32".into(),
                     })?);
                 }
@@ -435,12 +432,14 @@ fn decode_node(r: &mut Reader<'_>) -> Result<Node> {
     Ok(match code {
         OP_INPUT => {
             let slot = r.u8("input slot")?;
+            let idx_at = r.offset();
             let idx = r.u8("input slot index")?;
             let s = match (slot, idx) {
                 (0, 0) => InputSlot::Main,
                 (1, 0) => InputSlot::Mask,
                 (2, 0) => InputSlot::Padding,
                 (3, i) => InputSlot::Bias(i),
+                (0..=2, i) => return Err(tag_err("input slot index", idx_at, i)),
                 _ => return Err(tag_err("input slot", sub_at, slot)),
             };
             Node::Input(s)
@@ -589,8 +588,10 @@ fn op_cost(node: &Node, ins: &[&ValueInfo], out: &ValueInfo) -> Cost {
             Prim::Gather | Prim::Concat { .. } | Prim::Cast(_) | Prim::Copy => 0,
         },
     };
+    // Every op output is digested for the trace, views included: a view costs the
+    // bytes it exposes even though it copies nothing.
     let bytes = match node {
-        Node::View(_) => 0,
+        Node::View(_) | Node::Input(_) => bytes_of(out),
         _ => io_bytes,
     };
     Cost { flops, bytes }
@@ -729,17 +730,13 @@ pub fn validate(job: &Job) -> Result<Plan> {
         });
     }
     if p.outputs.is_empty() {
-        return Err(JobError::Invalid {
-            field: "outputs",
-            offset: 0,
-            message: "a program declares at least one output".into(),
-        });
+        return Err(JobError::NoOutputs);
     }
-    for o in &p.outputs {
+    for (k, o) in p.outputs.iter().enumerate() {
         if o.value as usize >= values.len() {
-            return Err(JobError::BadReference {
-                op: p.ops.len(),
-                arg: 0,
+            return Err(JobError::BadOutput {
+                output: k,
+                name: o.name.clone(),
                 value: o.value as u64,
                 defined: values.len() as u64,
             });
