@@ -10,7 +10,7 @@
 use crate::dtype::DType;
 use crate::error::{Result, TensorError};
 use crate::fabric::{Fabric, FabricTensor};
-use crate::layout::resolve_axis;
+use crate::layout::{resolve_axis, Layout};
 use crate::ops::{BinaryOp, CompareOp, Prim, ReduceOp, UnaryOp};
 use crate::storage::HostData;
 
@@ -40,10 +40,9 @@ pub enum View {
     Squeeze(usize),
 }
 
-/// Applies a view to a fabric tensor's layout.
-pub fn apply_view(t: &FabricTensor, v: &View) -> Result<FabricTensor> {
-    let l = t.layout();
-    let layout = match v {
+/// The layout a view gives: the one rule every fabric and the job validator use.
+pub fn view_layout(l: &Layout, v: &View) -> Result<Layout> {
+    Ok(match v {
         View::Reshape(shape) => l
             .reshape(shape)?
             .ok_or_else(|| TensorError::InvalidArgument {
@@ -60,8 +59,12 @@ pub fn apply_view(t: &FabricTensor, v: &View) -> Result<FabricTensor> {
         View::BroadcastTo(shape) => l.broadcast_to(shape)?,
         View::Unsqueeze(axis) => l.unsqueeze(*axis)?,
         View::Squeeze(axis) => l.squeeze(*axis)?,
-    };
-    t.with_layout(layout)
+    })
+}
+
+/// Applies a view to a fabric tensor's layout.
+pub fn apply_view(t: &FabricTensor, v: &View) -> Result<FabricTensor> {
+    t.with_layout(view_layout(t.layout(), v)?)
 }
 
 /// What a composition needs: primitive execution, views and constants.

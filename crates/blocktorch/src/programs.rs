@@ -61,23 +61,11 @@ const STEP_KINDS: usize = 25;
 const POW_EXPONENTS: [f32; 8] = [2.0, 3.0, -1.5, 0.5, 0.0, 7.0, -1.0, 1.0 / 3.0];
 /// Fill values of `masked_fill` steps.
 const FILL_VALUES: [f32; 5] = [0.0, f32::NEG_INFINITY, -1.0e9, f32::NAN, 1.0];
-/// Every unary op but `PowScalar`, whose exponent is drawn from [`POW_EXPONENTS`].
-const UNARY_FIXED: [UnaryOp; 14] = [
-    UnaryOp::Neg,
-    UnaryOp::Abs,
-    UnaryOp::Exp,
-    UnaryOp::Log,
-    UnaryOp::Sqrt,
-    UnaryOp::Rsqrt,
-    UnaryOp::Recip,
-    UnaryOp::Tanh,
-    UnaryOp::Sigmoid,
-    UnaryOp::Relu,
-    UnaryOp::GeluTanh,
-    UnaryOp::GeluErf,
-    UnaryOp::Erf,
-    UnaryOp::Sign,
-];
+/// Every unary op but `PowScalar` (the first 14 of `UnaryOp::ALL`), whose exponent is
+/// drawn from [`POW_EXPONENTS`].
+fn unary_fixed() -> &'static [UnaryOp] {
+    &UnaryOp::ALL[..14]
+}
 
 /// What [`run_random_programs`] generates.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -596,8 +584,8 @@ impl Builder {
     /// A unary op on an f32 value (value 0, an f32 input, always qualifies).
     fn unary(&mut self) -> Step {
         let x = self.pick(Self::is_f32).unwrap_or(0);
-        let k = self.g.below(UNARY_FIXED.len() + 4);
-        let op = match UNARY_FIXED.get(k) {
+        let k = self.g.below(unary_fixed().len() + 4);
+        let op = match unary_fixed().get(k) {
             Some(op) => *op,
             None => UnaryOp::PowScalar(POW_EXPONENTS[self.g.below(POW_EXPONENTS.len())]),
         };

@@ -750,24 +750,5 @@ pub fn validate(job: &Job) -> Result<Plan> {
     })
 }
 
-/// The layout a view gives, exactly as `blocktorch::compose::apply_view` computes it.
-pub fn view_layout(l: &Layout, v: &View) -> std::result::Result<Layout, TensorError> {
-    Ok(match v {
-        View::Reshape(shape) => l
-            .reshape(shape)?
-            .ok_or_else(|| TensorError::InvalidArgument {
-                op: "reshape",
-                message: "a non-contiguous view must be materialised before reshaping".into(),
-            })?,
-        View::Permute(perm) => l.permute(perm)?,
-        View::Slice {
-            axis,
-            start,
-            end,
-            step,
-        } => l.slice(*axis, *start, *end, *step)?,
-        View::BroadcastTo(shape) => l.broadcast_to(shape)?,
-        View::Unsqueeze(axis) => l.unsqueeze(*axis)?,
-        View::Squeeze(axis) => l.squeeze(*axis)?,
-    })
-}
+/// The layout a view gives (the runtime's own rule, `blocktorch::compose::view_layout`).
+pub use blocktorch::compose::view_layout;
