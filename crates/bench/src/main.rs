@@ -10,6 +10,7 @@
 //! tb-bench job-exec [--runs R]                   executor vs bare ops: transformer example, and at width 768
 //! tb-bench referee [--runs R]                    the referee on one matmul, 256³..2048³
 //! tb-bench jobs [--runs R]                       example jobs on the CPU and (if present) CUDA
+//! tb-bench market [--jobs J] [--providers P]      the matcher and epoch settlement per block
 //! tb-bench all                                   everything with defaults
 //! ```
 //! Every figure is the median of `--runs` runs (default 5), printed as one
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod job;
+mod market;
 
 use std::time::Instant;
 use tb_chain::mempool::{Mempool, MempoolConfig};
@@ -276,6 +278,11 @@ fn main() {
             }
             "referee" => job::bench_referee(&[256, 512, 1024, 2048], runs)?,
             "jobs" => job::bench_jobs(runs)?,
+            "market" => market::bench_market(
+                arg(&args, "--jobs", 10_000)?.max(1),
+                arg(&args, "--providers", 1_000)?.max(1),
+                runs,
+            )?,
             "all" => {
                 bench_sig(4_096, runs);
                 bench_mempool(50_000, runs);
@@ -284,10 +291,11 @@ fn main() {
                 job::bench_exec("transformer", runs)?;
                 job::bench_exec("transformer-768", runs)?;
                 job::bench_referee(&[256, 512, 1024, 2048], runs)?;
+                market::bench_market(10_000, 1_000, runs)?;
             }
             other => {
                 return Err(format!(
-                    "unknown benchmark {other:?}: use sig, mempool, import, job-decode, job-exec, referee, jobs or all"
+                    "unknown benchmark {other:?}: use sig, mempool, import, job-decode, job-exec, referee, jobs, market or all"
                 ))
             }
         }
