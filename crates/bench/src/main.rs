@@ -278,11 +278,16 @@ fn main() {
             }
             "referee" => job::bench_referee(&[256, 512, 1024, 2048], runs)?,
             "jobs" => job::bench_jobs(runs)?,
-            "market" => market::bench_market(
-                arg(&args, "--jobs", 10_000)?.max(1),
-                arg(&args, "--providers", 1_000)?.max(1),
-                runs,
-            )?,
+            "market" => {
+                let (j, p) = (
+                    arg(&args, "--jobs", 10_000)?.max(1),
+                    arg(&args, "--providers", 1_000)?.max(1),
+                );
+                market::bench_market(j, p, runs)?;
+                for budget in [1_000, 250] {
+                    market::bench_market_block(j, p, budget, runs)?;
+                }
+            }
             "all" => {
                 bench_sig(4_096, runs);
                 bench_mempool(50_000, runs);
@@ -292,6 +297,7 @@ fn main() {
                 job::bench_exec("transformer-768", runs)?;
                 job::bench_referee(&[256, 512, 1024, 2048], runs)?;
                 market::bench_market(10_000, 1_000, runs)?;
+                market::bench_market_block(10_000, 1_000, 1_000, runs)?;
             }
             other => {
                 return Err(format!(

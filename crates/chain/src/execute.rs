@@ -34,6 +34,8 @@ pub enum TxError {
     HandleTaken(String),
     #[error("the sender already holds a handle")]
     AddressHasHandle,
+    #[error("market: {0}")]
+    Market(String),
 }
 
 /// Why a block is invalid. Every variant names what was wrong.
@@ -95,6 +97,7 @@ pub fn check_stateless(tx: &SignedTx, params: &ChainParams) -> Result<(), TxErro
                 return Err(TxError::InvalidHandle(h.handle.clone()));
             }
         }
+        other => crate::market::exec::check_stateless(&params.market, other)?,
     }
     let len = tx.encoded_len();
     if len > params.tx_bytes_max {
@@ -113,9 +116,21 @@ pub struct Fees {
     pub industrial: u64,
 }
 
+/// Where a transaction is applied: the parameters and the height of the block.
+#[derive(Clone, Copy, Debug)]
+pub struct TxCtx<'a> {
+    pub params: &'a ChainParams,
+    pub height: u64,
+}
+
 /// Applies one transaction to the overlay. On error the overlay is unchanged.
 /// The signature is not checked here (it is checked in bulk).
-pub fn apply_tx(ov: &mut Overlay<'_>, tx: &SignedTx, fees: &mut Fees) -> Result<(), TxError> {
+pub fn apply_tx(
+    ov: &mut Overlay<'_>,
+    tx: &SignedTx,
+    fees: &mut Fees,
+    ctx: &TxCtx<'_>,
+) -> Result<(), TxError> {
     let p = &tx.payload;
     let from = p.from();
     let mut acc = ov.account(&from);
@@ -192,6 +207,7 @@ pub fn apply_tx(ov: &mut Overlay<'_>, tx: &SignedTx, fees: &mut Fees) -> Result<
             ov.put(reverse_handle_key(&from), &h.handle);
             ov.set_account(&from, &acc);
         }
+        _ => crate::market::exec::apply_tx(ov, ctx.params, ctx.height, tx, acc)?,
     }
     *fees = new_fees;
     Ok(())
@@ -207,18 +223,24 @@ fn settle_block(
 ) -> Result<(), BlockError> {
     let burn_c = (fees.consumer as u128 * params.fee_burn_bps as u128 / 10_000) as u64;
     let burn_i = (fees.industrial as u128 * params.fee_burn_bps as u128 / 10_000) as u64;
+    // The AI Compute Fund's treasury shares of the issuance and the fees.
+    let (fund_c, fund_i) =
+        crate::market::exec::treasury_shares(params, header, (fees.consumer, fees.industrial));
     let mut b = ov.account(&header.beneficiary);
     b.consumer = b
         .consumer
         .checked_add(header.coinbase_consumer)
         .and_then(|v| v.checked_add(fees.consumer - burn_c))
+        .and_then(|v| v.checked_sub(fund_c))
         .ok_or(BlockError::CoinbaseOverflow)?;
     b.industrial = b
         .industrial
         .checked_add(header.coinbase_industrial)
         .and_then(|v| v.checked_add(fees.industrial - burn_i))
+        .and_then(|v| v.checked_sub(fund_i))
         .ok_or(BlockError::CoinbaseOverflow)?;
     ov.set_account(&header.beneficiary, &b);
+    crate::market::exec::pay_treasury(ov, (fund_c, fund_i));
     if burn_c > 0 || burn_i > 0 {
         let mut t = ov.totals();
         t.burned_consumer = t
@@ -231,6 +253,7 @@ fn settle_block(
             .ok_or(BlockError::CoinbaseOverflow)?;
         ov.put(totals_key(), &t);
     }
+    crate::market::exec::end_block(ov, params, header);
     Ok(())
 }
 
@@ -372,7 +395,12 @@ pub fn execute_block(
         let mut ov = Overlay::new(base);
         let mut fees = Fees::default();
         for (index, tx) in block.txs.iter().enumerate() {
-            apply_tx(&mut ov, tx, &mut fees).map_err(|error| BlockError::Tx { index, error })?;
+            let ctx = TxCtx {
+                params,
+                height: h.height,
+            };
+            apply_tx(&mut ov, tx, &mut fees, &ctx)
+                .map_err(|error| BlockError::Tx { index, error })?;
         }
         settle_block(&mut ov, params, h, fees)?;
         let (changes, undo) = ov.finish();
@@ -466,7 +494,8 @@ pub fn build_block<'a>(
         if check_stateless(tx, params).is_err() || !tx.verify_signature(params.chain_id) {
             continue;
         }
-        if apply_tx(&mut ov, tx, &mut fees).is_ok() {
+        let ctx = TxCtx { params, height };
+        if apply_tx(&mut ov, tx, &mut fees, &ctx).is_ok() {
             bytes += len;
             txs.push(tx.clone());
         }

@@ -128,10 +128,12 @@ pub enum AdmissionError {
     PoolFull,
     #[error("first seen {age_ms} ms ago, not less than the time to live of {ttl_ms} ms")]
     Expired { age_ms: u64, ttl_ms: u64 },
+    #[error("invalid market transaction: {0}")]
+    InvalidMarketTx(String),
 }
 
 /// Every `(code, reason)`, in code order: code `c` is at index `c - 1`.
-pub const REJECTION_REASONS: [(u16, &str); 17] = [
+pub const REJECTION_REASONS: [(u16, &str); 18] = [
     (1, "bad_signature"),
     (2, "invalid_selector"),
     (3, "memo_too_large"),
@@ -149,6 +151,7 @@ pub const REJECTION_REASONS: [(u16, &str); 17] = [
     (15, "sender_full"),
     (16, "pool_full"),
     (17, "expired"),
+    (18, "invalid_market_tx"),
 ];
 
 const REASON_COUNT: usize = REJECTION_REASONS.len();
@@ -174,6 +177,7 @@ impl AdmissionError {
             AdmissionError::SenderFull { .. } => 15,
             AdmissionError::PoolFull => 16,
             AdmissionError::Expired { .. } => 17,
+            AdmissionError::InvalidMarketTx(_) => 18,
         }
     }
 
@@ -197,6 +201,7 @@ impl AdmissionError {
             AdmissionError::SenderFull { .. } => "sender_full",
             AdmissionError::PoolFull => "pool_full",
             AdmissionError::Expired { .. } => "expired",
+            AdmissionError::InvalidMarketTx(_) => "invalid_market_tx",
         }
     }
 }
@@ -219,6 +224,7 @@ impl From<TxError> for AdmissionError {
             TxError::InvalidHandle(h) => AdmissionError::InvalidHandle(h),
             TxError::HandleTaken(h) => AdmissionError::HandleTaken(h),
             TxError::AddressHasHandle => AdmissionError::AddressHasHandle,
+            TxError::Market(m) => AdmissionError::InvalidMarketTx(m),
         }
     }
 }
@@ -389,6 +395,15 @@ impl Cursor {
                 }
                 has_handle = true;
             }
+            // Market transactions: the sender's funds (fee, stake, escrow) are
+            // accounted above; their market rules are checked when a block applies
+            // them, and a block template skips one that fails.
+            TxPayload::RegisterProvider(_)
+            | TxPayload::Stake(_)
+            | TxPayload::Unstake(_)
+            | TxPayload::Heartbeat(_)
+            | TxPayload::SubmitJob(_)
+            | TxPayload::SubmitReceipt(_) => {}
         }
         // Saturating: an account would need 2^64 transactions to get here.
         self.nonce = self.nonce.saturating_add(1);
@@ -1049,7 +1064,11 @@ mod tests {
         let mut ov = Overlay::new(state);
         let mut fees = Fees::default();
         for tx in txs {
-            apply_tx(&mut ov, tx, &mut fees).expect("selected tx applies");
+            let ctx = crate::execute::TxCtx {
+                params: &params(),
+                height: 1,
+            };
+            apply_tx(&mut ov, tx, &mut fees, &ctx).expect("selected tx applies");
         }
         let (changes, undo) = ov.finish();
         state.apply(&changes);
@@ -1108,6 +1127,7 @@ mod tests {
             17,
             "expired",
         );
+        check(E::InvalidMarketTx("x".into()), 18, "invalid_market_tx");
         // The table is in code order, codes and reasons unique.
         for (i, (code, _)) in REJECTION_REASONS.iter().enumerate() {
             assert_eq!(usize::from(*code), i + 1);
@@ -1721,7 +1741,12 @@ mod tests {
                     let nonce = state.account(&addr(name)).nonce;
                     let tx = transfer_with(name, nonce, 7, |t| t.amount_consumer = *amount);
                     let mut ov = Overlay::new(&state);
-                    if apply_tx(&mut ov, &tx, &mut Fees::default()).is_ok() {
+                    let cp = params();
+                    let ctx = crate::execute::TxCtx {
+                        params: &cp,
+                        height: 1,
+                    };
+                    if apply_tx(&mut ov, &tx, &mut Fees::default(), &ctx).is_ok() {
                         let undo = mine(&mut state, std::slice::from_ref(&tx));
                         p.remove_included(std::slice::from_ref(&tx), &state);
                         undone.push((undo, vec![tx]));

@@ -47,6 +47,8 @@ pub struct ChainParams {
     pub fee_burn_bps: u64,
     pub emission_consumer: EmissionParams,
     pub emission_industrial: EmissionParams,
+    /// The compute market and the AI Compute Fund.
+    pub market: crate::market::MarketParams,
 }
 
 /// The hard cap on each token: 20,000,000 whole tokens.
@@ -79,6 +81,7 @@ impl ChainParams {
             fee_burn_bps: 1_000,
             emission_consumer: emission.clone(),
             emission_industrial: emission,
+            market: crate::market::MarketParams::mainnet(),
         }
     }
 
@@ -93,6 +96,7 @@ impl ChainParams {
         p.emission_industrial.initial_reward_micro = 50 * MICRO_PER_TOKEN;
         p.emission_consumer.epoch_blocks = 10_000;
         p.emission_industrial.epoch_blocks = 10_000;
+        p.market = crate::market::MarketParams::devnet();
         p
     }
 }

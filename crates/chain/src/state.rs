@@ -8,13 +8,14 @@
 //! | `H` ‖ handle bytes     | owner [`Address`]                 |
 //! | `R` ‖ address (32)     | the address's handle (`String`)   |
 //! | `T` ‖ `burned`         | [`Totals`] (fees burned)          |
+//! | `M` ‖ kind ‖ …         | the compute market (`crate::market::records`) |
 //!
-//! The whole map is held in memory; `tb-store` keeps the durable copy and
-//! rebuilds the trie when it opens.
+//! The whole map is held in memory, ordered so index records can be scanned by
+//! prefix; `tb-store` keeps the durable copy and rebuilds the trie when it opens.
 
 use crate::trie::{key_hash, value_hash, Trie};
 use borsh::{BorshDeserialize, BorshSerialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use tb_primitives::{decode, encode, Address, Id};
 
 /// A balance-holding account.
@@ -68,6 +69,9 @@ pub type Changes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 pub trait StateRead {
     fn get_raw(&self, key: &[u8]) -> Option<&[u8]>;
 
+    /// Every entry whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)>;
+
     fn account(&self, a: &Address) -> Account {
         self.get_raw(&account_key(a))
             .map(|b| decode(b, STATE_VALUE_BYTES_MAX).expect("state holds valid accounts"))
@@ -94,13 +98,22 @@ pub trait StateRead {
 /// The full ledger state.
 #[derive(Clone, Debug, Default)]
 pub struct State {
-    kv: HashMap<Vec<u8>, Vec<u8>>,
+    /// Ordered, so that index records can be scanned by prefix.
+    kv: BTreeMap<Vec<u8>, Vec<u8>>,
     trie: Trie,
 }
 
 impl StateRead for State {
     fn get_raw(&self, key: &[u8]) -> Option<&[u8]> {
         self.kv.get(key).map(|v| v.as_slice())
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.kv
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 
@@ -181,6 +194,27 @@ impl StateRead for Overlay<'_> {
             None => self.base.get_raw(key),
         }
     }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        // The base's entries, overridden (or deleted) by the buffered writes.
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
+            self.base.scan_prefix(prefix).into_iter().collect();
+        for (k, v) in self
+            .writes
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
+            match v {
+                Some(v) => {
+                    merged.insert(k.clone(), v.clone());
+                }
+                None => {
+                    merged.remove(k);
+                }
+            }
+        }
+        merged.into_iter().collect()
+    }
 }
 
 impl<'a> Overlay<'a> {
@@ -193,6 +227,11 @@ impl<'a> Overlay<'a> {
 
     pub fn put<T: BorshSerialize>(&mut self, key: Vec<u8>, v: &T) {
         self.writes.insert(key, Some(encode(v)));
+    }
+
+    /// Deletes a key.
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
     }
 
     pub fn set_account(&mut self, a: &Address, acc: &Account) {

@@ -58,41 +58,164 @@ pub struct RegisterHandle {
     pub nonce: u64,
 }
 
+/// Most fabrics, kernel digests and model classes a provider may declare, and the
+/// longest fabric name.
+pub const PROVIDER_FABRICS_MAX: usize = 4;
+/// See [`PROVIDER_FABRICS_MAX`].
+pub const PROVIDER_DIGESTS_MAX: usize = 8;
+/// See [`PROVIDER_FABRICS_MAX`].
+pub const PROVIDER_MODELS_MAX: usize = 16;
+/// See [`PROVIDER_FABRICS_MAX`].
+pub const FABRIC_NAME_BYTES_MAX: usize = 16;
+
+/// What a provider can run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ProviderCaps {
+    /// Fabric names (`cpu`, `cuda`).
+    pub fabrics: Vec<String>,
+    /// Kernel variant digests of those fabrics.
+    pub kernel_digests: Vec<[u8; 32]>,
+    /// Model classes it accepts.
+    pub models: Vec<u16>,
+    /// Region tag.
+    pub region: u16,
+    /// Leases it can hold at once.
+    pub max_leases: u32,
+}
+
+/// Register as a compute provider (or update the capabilities).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct RegisterProvider {
+    pub from: Address,
+    pub caps: ProviderCaps,
+    pub fee: u64,
+    pub fee_selector: u8,
+    pub nonce: u64,
+}
+
+/// Bond (`Stake`) or start unbonding (`Unstake`) Industrial tokens.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct StakeChange {
+    pub from: Address,
+    pub amount: u64,
+    pub fee: u64,
+    pub fee_selector: u8,
+    pub nonce: u64,
+}
+
+/// A provider's liveness signal: renews its leases, counts toward availability.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Heartbeat {
+    pub from: Address,
+    pub fee: u64,
+    pub fee_selector: u8,
+    pub nonce: u64,
+}
+
+/// What a requester asks for. Everything here is re-derivable by anyone holding the
+/// job blob (its SHA-256, size, FLOP cost and kernel digest).
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct JobSpec {
+    /// SHA-256 of the BlockTorchJobV0 blob.
+    pub blob_sha256: [u8; 32],
+    /// Its size in bytes.
+    pub blob_bytes: u64,
+    /// Its FLOP cost (`tb_job::validate(..).total.flops`).
+    pub flops: u64,
+    /// The kernel digest it declares (all zero: any fabric).
+    pub kernel_digest: [u8; 32],
+    /// Model class (an index into `model_weights_bps`).
+    pub model: u16,
+    /// Lane (latency window).
+    pub lane: u8,
+    /// Required region, if any.
+    pub region: Option<u16>,
+    /// Most the requester pays per replica, Industrial micro-tokens.
+    pub max_price: u64,
+    /// Replicas (redundancy k).
+    pub redundancy: u32,
+    /// Height by which it must be proven.
+    pub deadline: u64,
+}
+
+/// Submit a job; `max_price × redundancy` is escrowed.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SubmitJob {
+    pub from: Address,
+    pub spec: JobSpec,
+    pub fee: u64,
+    pub fee_selector: u8,
+    pub nonce: u64,
+}
+
+/// A leased provider's signed receipt for a job.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SubmitReceipt {
+    pub from: Address,
+    pub task_id: Id,
+    pub receipt: tb_job::SignedReceipt,
+    pub fee: u64,
+    pub fee_selector: u8,
+    pub nonce: u64,
+}
+
 /// Every kind of transaction. Closed: a new kind is a new variant, and every
 /// `match` over it is exhaustive.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum TxPayload {
     Transfer(Transfer),
     RegisterHandle(RegisterHandle),
+    RegisterProvider(RegisterProvider),
+    Stake(StakeChange),
+    Unstake(StakeChange),
+    Heartbeat(Heartbeat),
+    SubmitJob(SubmitJob),
+    SubmitReceipt(Box<SubmitReceipt>),
+}
+
+/// `$p.$field` for every payload kind (they all carry the common fields).
+macro_rules! common {
+    ($self:expr, $field:ident) => {
+        match $self {
+            TxPayload::Transfer(t) => t.$field,
+            TxPayload::RegisterHandle(t) => t.$field,
+            TxPayload::RegisterProvider(t) => t.$field,
+            TxPayload::Stake(t) | TxPayload::Unstake(t) => t.$field,
+            TxPayload::Heartbeat(t) => t.$field,
+            TxPayload::SubmitJob(t) => t.$field,
+            TxPayload::SubmitReceipt(t) => t.$field,
+        }
+    };
 }
 
 impl TxPayload {
     pub fn from(&self) -> Address {
+        common!(self, from)
+    }
+
+    /// The sender field, to set (builders and tests).
+    pub fn from_mut(&mut self) -> &mut Address {
         match self {
-            TxPayload::Transfer(t) => t.from,
-            TxPayload::RegisterHandle(h) => h.from,
+            TxPayload::Transfer(t) => &mut t.from,
+            TxPayload::RegisterHandle(t) => &mut t.from,
+            TxPayload::RegisterProvider(t) => &mut t.from,
+            TxPayload::Stake(t) | TxPayload::Unstake(t) => &mut t.from,
+            TxPayload::Heartbeat(t) => &mut t.from,
+            TxPayload::SubmitJob(t) => &mut t.from,
+            TxPayload::SubmitReceipt(t) => &mut t.from,
         }
     }
 
     pub fn nonce(&self) -> u64 {
-        match self {
-            TxPayload::Transfer(t) => t.nonce,
-            TxPayload::RegisterHandle(h) => h.nonce,
-        }
+        common!(self, nonce)
     }
 
     pub fn fee(&self) -> u64 {
-        match self {
-            TxPayload::Transfer(t) => t.fee,
-            TxPayload::RegisterHandle(h) => h.fee,
-        }
+        common!(self, fee)
     }
 
     pub fn fee_selector(&self) -> u8 {
-        match self {
-            TxPayload::Transfer(t) => t.fee_selector,
-            TxPayload::RegisterHandle(h) => h.fee_selector,
-        }
+        common!(self, fee_selector)
     }
 
     /// `(consumer, industrial)` the sender must hold for this transaction:
@@ -103,7 +226,13 @@ impl TxPayload {
         let (fc, fi) = sel.split(self.fee());
         let (ac, ai) = match self {
             TxPayload::Transfer(t) => (t.amount_consumer, t.amount_industrial),
-            TxPayload::RegisterHandle(_) => (0, 0),
+            TxPayload::Stake(s) => (0, s.amount),
+            TxPayload::SubmitJob(j) => (0, j.spec.max_price.checked_mul(j.spec.redundancy as u64)?),
+            TxPayload::RegisterHandle(_)
+            | TxPayload::RegisterProvider(_)
+            | TxPayload::Unstake(_)
+            | TxPayload::Heartbeat(_)
+            | TxPayload::SubmitReceipt(_) => (0, 0),
         };
         Some((ac.checked_add(fc)?, ai.checked_add(fi)?))
     }

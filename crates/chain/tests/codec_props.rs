@@ -18,6 +18,7 @@ use proptest::sample::Index;
 use std::fmt::Debug;
 use tb_chain::block::{block_encoded_bytes_max, tx_root, HEADER_BYTES_MAX};
 use tb_chain::state::{Account, Totals, STATE_VALUE_BYTES_MAX};
+use tb_chain::tx::{Heartbeat, JobSpec, ProviderCaps, RegisterProvider, StakeChange, SubmitJob};
 use tb_chain::{Block, BlockHeader, ChainParams, RegisterHandle, SignedTx, Transfer, TxPayload};
 use tb_primitives::{
     decode, encode, merkle_proof, merkle_root, merkle_verify, Address, DecodeError, Id,
@@ -107,10 +108,127 @@ fn arb_register_handle() -> impl Strategy<Value = RegisterHandle> {
         })
 }
 
+fn arb_stake() -> impl Strategy<Value = StakeChange> {
+    (
+        arb_address(),
+        any::<u64>(),
+        any::<u64>(),
+        0..4u8,
+        any::<u64>(),
+    )
+        .prop_map(|(from, amount, fee, fee_selector, nonce)| StakeChange {
+            from,
+            amount,
+            fee,
+            fee_selector,
+            nonce,
+        })
+}
+
+fn arb_job_spec() -> impl Strategy<Value = JobSpec> {
+    (
+        any::<[u8; 32]>(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<[u8; 32]>(),
+        any::<u16>(),
+        any::<u8>(),
+        proptest::option::of(any::<u16>()),
+        any::<u64>(),
+        any::<u32>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(
+                blob_sha256,
+                blob_bytes,
+                flops,
+                kernel_digest,
+                model,
+                lane,
+                region,
+                max_price,
+                redundancy,
+                deadline,
+            )| JobSpec {
+                blob_sha256,
+                blob_bytes,
+                flops,
+                kernel_digest,
+                model,
+                lane,
+                region,
+                max_price,
+                redundancy,
+                deadline,
+            },
+        )
+}
+
+fn arb_market_payload() -> impl Strategy<Value = TxPayload> {
+    prop_oneof![
+        arb_stake().prop_map(TxPayload::Stake),
+        arb_stake().prop_map(TxPayload::Unstake),
+        (arb_address(), any::<u64>(), 0..4u8, any::<u64>()).prop_map(
+            |(from, fee, fee_selector, nonce)| {
+                TxPayload::Heartbeat(Heartbeat {
+                    from,
+                    fee,
+                    fee_selector,
+                    nonce,
+                })
+            }
+        ),
+        (
+            arb_address(),
+            arb_job_spec(),
+            any::<u64>(),
+            0..4u8,
+            any::<u64>()
+        )
+            .prop_map(
+                |(from, spec, fee, fee_selector, nonce)| TxPayload::SubmitJob(SubmitJob {
+                    from,
+                    spec,
+                    fee,
+                    fee_selector,
+                    nonce
+                })
+            ),
+        (
+            arb_address(),
+            proptest::collection::vec("[a-z]{1,8}", 0..3),
+            proptest::collection::vec(any::<[u8; 32]>(), 0..3),
+            proptest::collection::vec(any::<u16>(), 0..4),
+            any::<u16>(),
+            any::<u32>(),
+            any::<u64>(),
+        )
+            .prop_map(
+                |(from, fabrics, kernel_digests, models, region, max_leases, fee)| {
+                    TxPayload::RegisterProvider(RegisterProvider {
+                        from,
+                        caps: ProviderCaps {
+                            fabrics,
+                            kernel_digests,
+                            models,
+                            region,
+                            max_leases,
+                        },
+                        fee,
+                        fee_selector: 1,
+                        nonce: 0,
+                    })
+                }
+            ),
+    ]
+}
+
 fn arb_payload() -> impl Strategy<Value = TxPayload> {
     prop_oneof![
         arb_transfer().prop_map(TxPayload::Transfer),
         arb_register_handle().prop_map(TxPayload::RegisterHandle),
+        arb_market_payload(),
     ]
 }
 
@@ -122,10 +240,7 @@ fn arb_signed_tx() -> impl Strategy<Value = SignedTx> {
             .prop_map(|(payload, signature)| SignedTx { payload, signature }),
         (arb_payload(), 0..3u8).prop_map(|(mut payload, k)| {
             let key = SecretKey::dev(&format!("k{k}"));
-            match &mut payload {
-                TxPayload::Transfer(t) => t.from = key.address(),
-                TxPayload::RegisterHandle(h) => h.from = key.address(),
-            }
+            *payload.from_mut() = key.address();
             SignedTx::sign(payload, &key, ChainParams::mainnet().chain_id)
         }),
     ]

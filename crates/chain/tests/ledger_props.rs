@@ -159,6 +159,8 @@ struct Model {
     burned: (u64, u64),
     /// Σ coinbase over all heights, per token.
     minted: (u128, u128),
+    /// The AI Compute Fund's balances, per token.
+    fund: (u128, u128),
 }
 
 impl Model {
@@ -192,6 +194,8 @@ impl Model {
         let (amount_c, amount_i) = match &tx.payload {
             TxPayload::Transfer(t) => (t.amount_consumer, t.amount_industrial),
             TxPayload::RegisterHandle(_) => (0, 0),
+            // The generator makes no market transactions (the market has its own tests).
+            _ => return false,
         };
         let (Some(need_c), Some(need_i)) =
             (amount_c.checked_add(fee_c), amount_i.checked_add(fee_i))
@@ -246,6 +250,7 @@ impl Model {
                 self.handle_of.insert(from, h.handle.clone());
                 self.accounts.insert(from, sender);
             }
+            _ => return false,
         }
         fees.consumer = fees_c;
         fees.industrial = fees_i;
@@ -256,10 +261,18 @@ impl Model {
     fn settle(&mut self, params: &ChainParams, header: &BlockHeader, fees: Fees) {
         let burn_c = fees.consumer * params.fee_burn_bps / 10_000;
         let burn_i = fees.industrial * params.fee_burn_bps / 10_000;
+        // The AI Compute Fund's shares of the issuance and the fees.
+        let m = &params.market;
+        let fund_c = header.coinbase_consumer * m.block_mint_bps / 10_000
+            + fees.consumer * m.fee_share_bps / 10_000;
+        let fund_i = header.coinbase_industrial * m.block_mint_bps / 10_000
+            + fees.industrial * m.fee_share_bps / 10_000;
         let mut b = self.account(&header.beneficiary);
-        b.consumer += header.coinbase_consumer + fees.consumer - burn_c;
-        b.industrial += header.coinbase_industrial + fees.industrial - burn_i;
+        b.consumer += header.coinbase_consumer + fees.consumer - burn_c - fund_c;
+        b.industrial += header.coinbase_industrial + fees.industrial - burn_i - fund_i;
         self.accounts.insert(header.beneficiary, b);
+        self.fund.0 += fund_c as u128;
+        self.fund.1 += fund_i as u128;
         self.burned.0 += burn_c;
         self.burned.1 += burn_i;
         self.minted.0 += header.coinbase_consumer as u128;
@@ -495,14 +508,20 @@ impl Sim {
             .iter()
             .map(|h| h.coinbase_industrial as u128)
             .sum();
+        let fund = tb_chain::market::records::fund(state);
+        assert_eq!(
+            (fund.consumer as u128, fund.industrial as u128),
+            self.model.fund,
+            "fund as the model has it"
+        );
         assert_eq!(
             minted_c,
-            sum_c + totals.burned_consumer as u128,
+            sum_c + totals.burned_consumer as u128 + fund.consumer as u128,
             "consumer conserved"
         );
         assert_eq!(
             minted_i,
-            sum_i + totals.burned_industrial as u128,
+            sum_i + totals.burned_industrial as u128 + fund.industrial as u128,
             "industrial conserved"
         );
         assert_eq!((minted_c, minted_i), self.model.minted);
@@ -793,7 +812,12 @@ fn refuses_what_build_block_would_skip() {
             TxError::InsufficientBalance {
                 token: tb_primitives::Token::Consumer,
                 need: 1_000 * MICRO_PER_TOKEN + 10,
-                have: 100 * MICRO_PER_TOKEN - 1_000 - 10,
+                // Two 50-token coinbases less the fund's 1.5 % (block_mint_bps), then
+                // the first transfer's amount and fee.
+                have: 100 * MICRO_PER_TOKEN * (10_000 - chain.params.market.block_mint_bps)
+                    / 10_000
+                    - 1_000
+                    - 10,
             },
         ),
     ];

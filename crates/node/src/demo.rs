@@ -273,8 +273,8 @@ pub fn run(args: &[String]) -> R<()> {
         minted_c += hd.coinbase_consumer as u128;
         minted_i += hd.coinbase_industrial as u128;
     }
-    let (bal_c, bal_i) = a.db.state().balance_sums();
-    let t = a.db.state().totals();
+    let supply = tb_chain::market::audit::supply(a.db.state());
+    let (bal_c, bal_i) = supply.balances;
     println!(
         "    minted   consumer {}  industrial {}",
         Amount(minted_c as u64),
@@ -286,16 +286,19 @@ pub fn run(args: &[String]) -> R<()> {
         Amount(bal_i as u64)
     );
     println!(
-        "    burned   consumer {}  industrial {}",
-        Amount(t.burned_consumer),
-        Amount(t.burned_industrial)
+        "    fund     consumer {}  industrial {}   (AI Compute Fund: 1.5 % of issuance, 2 % of fees)",
+        Amount(supply.fund.0 as u64),
+        Amount(supply.fund.1 as u64)
     );
-    if minted_c != bal_c + t.burned_consumer as u128
-        || minted_i != bal_i + t.burned_industrial as u128
-    {
+    println!(
+        "    burned   consumer {}  industrial {}",
+        Amount(supply.burned.0 as u64),
+        Amount(supply.burned.1 as u64)
+    );
+    if (minted_c, minted_i) != supply.total() {
         return Err("conservation does not hold".into());
     }
-    println!("    conservation holds: minted = held + burned");
+    println!("    conservation holds: minted = held + stakes + escrow + fund + burned");
     let tip = a.db.tip_id();
     let root = a.db.tip().state_root;
     drop(a);

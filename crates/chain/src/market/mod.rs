@@ -8,9 +8,13 @@
 //! them into transactions, state records and block execution is the next slice
 //! (`docs/spec/market.md`, "Status").
 
+pub mod audit;
+pub mod exec;
 pub mod matcher;
 pub mod params;
 pub mod pricing;
+pub mod query;
+pub mod records;
 
 pub use matcher::{
     eligibility, match_block, priority_key, Assignment, Ineligible, JobView, ProviderView,

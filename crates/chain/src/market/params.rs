@@ -94,6 +94,9 @@ pub struct MarketParams {
     pub heartbeat_interval_blocks: u64,
     /// A provider whose last heartbeat is older than this is unhealthy (chosen: 30).
     pub heartbeat_timeout_blocks: u64,
+    /// Times a heartbeat may renew one lease (chosen: 2): a provider that keeps
+    /// heartbeating but never delivers still loses the lease.
+    pub lease_renewals_max: u32,
     /// Leases a job may lose before it fails (chosen: 3).
     pub retry_budget: u32,
     /// Blocks a requeued job waits, per retry so far (chosen: 5).
@@ -118,7 +121,9 @@ pub struct MarketParams {
     pub redundancy_max: u32,
     /// Most jobs waiting in the queue (chosen: 100 000).
     pub queue_max: u32,
-    /// Most leases the matcher grants per block (chosen: 1000).
+    /// Most leases the matcher grants per block (chosen: 250, so the whole market step
+    /// of a block stays under 10 ms with 10 000 queued jobs and 1 000 providers;
+    /// BENCHMARKS.md).
     pub match_per_block_max: u32,
     /// Largest FLOP cost of one job (tb-job's `PROGRAM_FLOPS_MAX`, 10¹⁴).
     pub job_flops_max: u64,
@@ -165,6 +170,7 @@ impl MarketParams {
             lane_lease_blocks: vec![10, 100, 1_000],
             heartbeat_interval_blocks: 10,
             heartbeat_timeout_blocks: 30,
+            lease_renewals_max: 2,
             retry_budget: 3,
             backoff_blocks: 5,
             min_stake_micro: 100 * tb_primitives::MICRO_PER_TOKEN,
@@ -183,7 +189,7 @@ impl MarketParams {
             max_leases_per_provider: 16,
             redundancy_max: 5,
             queue_max: 100_000,
-            match_per_block_max: 1_000,
+            match_per_block_max: 250,
             job_flops_max: 100_000_000_000_000,
             job_blob_bytes_max: 512 << 20,
         }
@@ -336,6 +342,13 @@ impl MarketParams {
             self.heartbeat_interval_blocks,
             10_000_000,
             "heartbeat_interval_blocks..=10^7",
+        )?;
+        check(
+            "lease_renewals_max",
+            self.lease_renewals_max as u64,
+            0,
+            100,
+            "0..=100",
         )?;
         check("retry_budget", self.retry_budget as u64, 0, 100, "0..=100")?;
         check(

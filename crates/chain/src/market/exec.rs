@@ -1,0 +1,853 @@
+//! The market in block execution: market transactions, and the end-of-block step
+//! (unbonding releases, lease expiries, deadlines, challenge windows, the matcher and,
+//! at an epoch's end, availability checks and settlement).
+
+use super::matcher::{match_block, JobView, ProviderView};
+use super::params::{MarketParams, BPS};
+use super::pricing::{self, quote, PendingPayout, Quote};
+use super::records::{
+    self as r, Fund, Job, JobState, Kind, Lease, Provider, ReceiptRecord, SlashReason,
+};
+use crate::block::BlockHeader;
+use crate::execute::TxError;
+use crate::params::ChainParams;
+use crate::state::{Account, Overlay, StateRead};
+use crate::tx::{
+    Heartbeat, JobSpec, ProviderCaps, RegisterProvider, SignedTx, StakeChange, SubmitJob,
+    SubmitReceipt, FABRIC_NAME_BYTES_MAX, PROVIDER_DIGESTS_MAX, PROVIDER_FABRICS_MAX,
+    PROVIDER_MODELS_MAX,
+};
+use tb_primitives::{blake3_id, encode, Address, Id};
+
+fn be(v: u64) -> [u8; 8] {
+    v.to_be_bytes()
+}
+
+fn invalid(msg: impl Into<String>) -> TxError {
+    TxError::Market(msg.into())
+}
+
+/// Stateless checks of a market transaction's fields.
+pub fn check_stateless(p: &MarketParams, tx: &crate::tx::TxPayload) -> Result<(), TxError> {
+    use crate::tx::TxPayload as T;
+    match tx {
+        T::RegisterProvider(rp) => check_caps(p, &rp.caps),
+        T::SubmitJob(j) => check_spec(p, &j.spec),
+        _ => Ok(()),
+    }
+}
+
+fn check_caps(p: &MarketParams, c: &ProviderCaps) -> Result<(), TxError> {
+    if c.fabrics.is_empty() || c.fabrics.len() > PROVIDER_FABRICS_MAX {
+        return Err(invalid(format!(
+            "a provider declares 1..={PROVIDER_FABRICS_MAX} fabrics"
+        )));
+    }
+    if c.fabrics
+        .iter()
+        .any(|f| f.is_empty() || f.len() > FABRIC_NAME_BYTES_MAX)
+    {
+        return Err(invalid(format!(
+            "fabric names are 1..={FABRIC_NAME_BYTES_MAX} bytes"
+        )));
+    }
+    if c.kernel_digests.len() > PROVIDER_DIGESTS_MAX {
+        return Err(invalid(format!(
+            "at most {PROVIDER_DIGESTS_MAX} kernel digests"
+        )));
+    }
+    if c.models.is_empty() || c.models.len() > PROVIDER_MODELS_MAX {
+        return Err(invalid(format!(
+            "a provider accepts 1..={PROVIDER_MODELS_MAX} model classes"
+        )));
+    }
+    if c.models
+        .iter()
+        .any(|m| *m as usize >= p.model_weights_bps.len())
+    {
+        return Err(invalid("an unknown model class"));
+    }
+    if c.max_leases == 0 {
+        return Err(invalid("max_leases must be at least 1"));
+    }
+    Ok(())
+}
+
+fn check_spec(p: &MarketParams, s: &JobSpec) -> Result<(), TxError> {
+    if s.lane as usize >= p.lanes() {
+        return Err(invalid(format!("lane {} of {}", s.lane, p.lanes())));
+    }
+    if s.model as usize >= p.model_weights_bps.len() {
+        return Err(invalid(format!("unknown model class {}", s.model)));
+    }
+    if s.redundancy == 0 || s.redundancy > p.redundancy_max {
+        return Err(invalid(format!(
+            "redundancy must be 1..={}",
+            p.redundancy_max
+        )));
+    }
+    if s.flops == 0 || s.flops > p.job_flops_max {
+        return Err(invalid(format!("flops must be 1..={}", p.job_flops_max)));
+    }
+    if s.blob_bytes == 0 || s.blob_bytes > p.job_blob_bytes_max {
+        return Err(invalid(format!(
+            "blob size must be 1..={}",
+            p.job_blob_bytes_max
+        )));
+    }
+    if s.max_price == 0 {
+        return Err(invalid("max_price must be positive"));
+    }
+    let units = pricing::max_units_milli(p, s.flops, s.model).unwrap_or(u64::MAX);
+    if units as u128 > p.gamma_cap_units as u128 * pricing::MILLI as u128 {
+        return Err(invalid("the job can earn more units than an epoch pays"));
+    }
+    Ok(())
+}
+
+/// The chain's task id: `BLAKE3("TB/market/task/v1", chain_id ‖ height ‖ tx id ‖ caller ‖
+/// payload)`.
+pub fn task_id(chain_id: u64, height: u64, tx: &SignedTx) -> Id {
+    let mut b = Vec::new();
+    b.extend_from_slice(&chain_id.to_le_bytes());
+    b.extend_from_slice(&height.to_le_bytes());
+    b.extend_from_slice(&tx.id().0);
+    b.extend_from_slice(&tx.payload.from().0);
+    b.extend_from_slice(&encode(&tx.payload));
+    blake3_id(b"TB/market/task/v1", &b)
+}
+
+/// Fee per milli-unit of best-case work, scaled by 10⁶: the queue's price signal.
+pub fn fee_per_unit(p: &MarketParams, s: &JobSpec) -> u64 {
+    let units = pricing::max_units_milli(p, s.flops, s.model)
+        .unwrap_or(1)
+        .max(1);
+    (s.max_price as u128 * 1_000_000 / units as u128).min(u64::MAX as u128) as u64
+}
+
+fn queue_key(p: &MarketParams, s: &JobSpec, submitted: u64, t: &Id) -> Vec<u8> {
+    r::key(
+        Kind::Queue,
+        &[
+            &[s.lane],
+            &be(u64::MAX - fee_per_unit(p, s)),
+            &be(submitted),
+            &be(s.blob_bytes),
+            &t.0,
+        ],
+    )
+}
+
+/// Applies a market transaction after the common checks took its fee and its spend
+/// (stake or escrow) from `acc`, the sender's account, which it writes back.
+pub fn apply_tx(
+    ov: &mut Overlay<'_>,
+    params: &ChainParams,
+    height: u64,
+    tx: &SignedTx,
+    acc: Account,
+) -> Result<(), TxError> {
+    use crate::tx::TxPayload as T;
+    let p = &params.market;
+    let from = tx.payload.from();
+    match &tx.payload {
+        T::RegisterProvider(RegisterProvider { caps, .. }) => {
+            check_caps(p, caps)?;
+            let mut pr = r::provider(ov, &from).unwrap_or(Provider {
+                registered_at: height,
+                epoch_since: height,
+                ..Provider::default()
+            });
+            pr.caps = caps.clone();
+            pr.last_heartbeat = height;
+            ov.put(r::key(Kind::Provider, &[&from.0]), &pr);
+        }
+        T::Stake(StakeChange { amount, .. }) => {
+            let mut pr = r::provider(ov, &from)
+                .ok_or(TxError::Market("not a registered provider".into()))?;
+            if *amount == 0 {
+                return Err(invalid("a stake change moves a positive amount"));
+            }
+            pr.stake = pr
+                .stake
+                .checked_add(*amount)
+                .ok_or(TxError::BalanceOverflow)?;
+            let mut f = r::fund(ov);
+            f.stakes = f
+                .stakes
+                .checked_add(*amount)
+                .ok_or(TxError::BalanceOverflow)?;
+            ov.put(r::key(Kind::Provider, &[&from.0]), &pr);
+            ov.put(r::key(Kind::Fund, &[]), &f);
+        }
+        T::Unstake(StakeChange { amount, .. }) => {
+            let mut pr = r::provider(ov, &from)
+                .ok_or(TxError::Market("not a registered provider".into()))?;
+            if *amount == 0 || *amount > pr.stake {
+                return Err(invalid(format!(
+                    "unstake {amount} of a stake of {}",
+                    pr.stake
+                )));
+            }
+            if pr.unbonding_entries >= r::UNBONDING_ENTRIES_MAX {
+                return Err(invalid("too many unbonding entries pending"));
+            }
+            let release = height + p.unbonding_blocks.max(1);
+            let k = r::key(Kind::Unbonding, &[&be(release), &from.0]);
+            let pending: u64 = r::get(ov, &k).unwrap_or(0);
+            if pending == 0 {
+                pr.unbonding_entries += 1;
+            }
+            pr.stake -= amount;
+            pr.unbonding += amount;
+            let mut f = r::fund(ov);
+            f.stakes -= amount;
+            f.unbonding += amount;
+            ov.put(k, &(pending + amount));
+            ov.put(r::key(Kind::Provider, &[&from.0]), &pr);
+            ov.put(r::key(Kind::Fund, &[]), &f);
+        }
+        T::Heartbeat(Heartbeat { .. }) => {
+            let mut pr = r::provider(ov, &from)
+                .ok_or(TxError::Market("not a registered provider".into()))?;
+            if pr.last_heartbeat != height || pr.heartbeats_epoch == 0 {
+                pr.heartbeats_epoch += 1;
+            }
+            pr.last_heartbeat = height;
+            ov.put(r::key(Kind::Provider, &[&from.0]), &pr);
+        }
+        T::SubmitJob(SubmitJob { spec, .. }) => {
+            check_spec(p, spec)?;
+            if spec.deadline <= height {
+                return Err(invalid("the deadline has passed"));
+            }
+            let mut f = r::fund(ov);
+            if f.queued >= p.queue_max as u64 {
+                return Err(invalid("the job queue is full"));
+            }
+            let t = task_id(params.chain_id, height, tx);
+            if r::job(ov, &t).is_some() {
+                return Err(invalid("task id already exists"));
+            }
+            let escrow = spec.max_price * spec.redundancy as u64;
+            let qk = queue_key(p, spec, height, &t);
+            let job = Job {
+                requester: from,
+                spec: spec.clone(),
+                escrow,
+                state: JobState::Queued,
+                submitted: height,
+                retries: 0,
+                eligible_from: height + 1,
+                leases: vec![],
+                tried: vec![],
+                receipts: vec![],
+                queue_key: qk.clone(),
+                payouts_pending: 0,
+            };
+            f.escrow = f
+                .escrow
+                .checked_add(escrow)
+                .ok_or(TxError::BalanceOverflow)?;
+            f.queued += 1;
+            ov.put(qk, &());
+            ov.put(r::key(Kind::Deadline, &[&be(spec.deadline), &t.0]), &());
+            ov.put(r::key(Kind::Job, &[&t.0]), &job);
+            ov.put(r::key(Kind::Fund, &[]), &f);
+        }
+        T::SubmitReceipt(sr) => apply_receipt(ov, params, height, sr)?,
+        T::Transfer(_) | T::RegisterHandle(_) => return Err(invalid("not a market transaction")),
+    }
+    ov.set_account(&from, &acc);
+    Ok(())
+}
+
+fn apply_receipt(
+    ov: &mut Overlay<'_>,
+    params: &ChainParams,
+    h: u64,
+    sr: &SubmitReceipt,
+) -> Result<(), TxError> {
+    let p = &params.market;
+    let rc = &sr.receipt.receipt;
+    if rc.provider != sr.from {
+        return Err(invalid("the receipt is not the sender's"));
+    }
+    if rc.task_id != sr.task_id {
+        return Err(invalid("the receipt is for another task"));
+    }
+    sr.receipt
+        .verify(params.chain_id)
+        .map_err(|e| invalid(format!("receipt signature: {e}")))?;
+    let mut job = r::job(ov, &sr.task_id).ok_or(TxError::Market("unknown task".into()))?;
+    let mut pr =
+        r::provider(ov, &sr.from).ok_or(TxError::Market("not a registered provider".into()))?;
+    let live = job
+        .leases
+        .iter()
+        .position(|l| l.provider == sr.from && l.expiry >= h);
+    let receipt_hash: [u8; 32] = tb_primitives::sha256_digest(&sr.receipt.to_bytes()).0;
+    let Some(li) = live else {
+        // A receipt without a live lease: accepted as evidence, slashed, not paid.
+        slash(
+            ov,
+            params,
+            h,
+            &sr.from,
+            &mut pr,
+            SlashReason::ReceiptOutsideLease,
+            Some(sr.task_id),
+            Some(rc.output_digest_sha256),
+        );
+        ov.put(r::key(Kind::Provider, &[&sr.from.0]), &pr);
+        return Ok(());
+    };
+    let lease = job.leases.remove(li);
+    ov.delete(r::key(
+        Kind::LeaseExpiry,
+        &[&be(lease.expiry), &sr.task_id.0, &sr.from.0],
+    ));
+    pr.active_leases = pr.active_leases.saturating_sub(1);
+    pr.receipts += 1;
+    let payable = rc.proof_latency_ms <= p.proof_verification_budget_ms;
+    if !payable {
+        slash(
+            ov,
+            params,
+            h,
+            &sr.from,
+            &mut pr,
+            SlashReason::ProofLatencyBudget,
+            Some(sr.task_id),
+            Some(rc.output_digest_sha256),
+        );
+    }
+    job.receipts.push(ReceiptRecord {
+        provider: sr.from,
+        receipt_hash,
+        output_digest: rc.output_digest_sha256,
+        trace_root: rc.trace_root,
+        latency_blocks: h.saturating_sub(lease.start),
+        height: h,
+        payable,
+    });
+    if job.receipts.len() as u32 >= job.spec.redundancy {
+        let first = &job.receipts[0];
+        let agree = job
+            .receipts
+            .iter()
+            .all(|x| x.output_digest == first.output_digest && x.trace_root == first.trace_root);
+        if agree {
+            job.state = JobState::Proven;
+            ov.put(
+                r::key(
+                    Kind::Challenge,
+                    &[&be(h + p.challenge_window_blocks), &sr.task_id.0],
+                ),
+                &(),
+            );
+        } else {
+            job.state = JobState::Disputed;
+        }
+        ov.delete(r::key(
+            Kind::Deadline,
+            &[&be(job.spec.deadline), &sr.task_id.0],
+        ));
+    }
+    ov.put(r::key(Kind::Provider, &[&sr.from.0]), &pr);
+    ov.put(r::key(Kind::Job, &[&sr.task_id.0]), &job);
+    Ok(())
+}
+
+/// Slashes `pr` (the record of `who`): `bps` of its stake goes to the fund, it is
+/// jailed, and a `ComputeSlashReceipt` is written. The caller writes `pr` back.
+#[allow(clippy::too_many_arguments)]
+fn slash(
+    ov: &mut Overlay<'_>,
+    params: &ChainParams,
+    h: u64,
+    who: &Address,
+    pr: &mut Provider,
+    reason: SlashReason,
+    task_id: Option<Id>,
+    output_digest: Option<[u8; 32]>,
+) {
+    let p = &params.market;
+    let bps = match reason {
+        SlashReason::MissedLease => p.slash.missed_lease_bps,
+        SlashReason::ReceiptOutsideLease => p.slash.receipt_outside_lease_bps,
+        SlashReason::ProofLatencyBudget => p.slash.proof_latency_bps,
+        SlashReason::Availability => p.slash.availability_bps,
+        SlashReason::LostDispute => p.slash.lost_dispute_bps,
+    };
+    let amount = (pr.stake as u128 * bps as u128 / BPS as u128) as u64;
+    pr.stake -= amount;
+    pr.slashed += amount;
+    pr.jailed_until = pr.jailed_until.max(h + p.jail_blocks);
+    let mut f = r::fund(ov);
+    f.stakes -= amount;
+    f.industrial += amount;
+    let seq = f.slashes;
+    f.slashes += 1;
+    ov.put(r::key(Kind::Fund, &[]), &f);
+    ov.put(
+        r::key(Kind::Slash, &[&be(h), &be(seq)]),
+        &r::SlashRecord {
+            provider: *who,
+            reason,
+            task_id,
+            output_digest,
+            amount,
+            height: h,
+        },
+    );
+}
+
+fn credit(ov: &mut Overlay<'_>, a: &Address, industrial: u64) {
+    let mut acc = ov.account(a);
+    acc.industrial = acc.industrial.saturating_add(industrial);
+    ov.set_account(a, &acc);
+}
+
+/// Refunds what is left of a job's escrow to its requester.
+fn refund(ov: &mut Overlay<'_>, job: &mut Job) {
+    if job.escrow > 0 {
+        credit(ov, &job.requester, job.escrow);
+        let mut f = r::fund(ov);
+        f.escrow -= job.escrow;
+        ov.put(r::key(Kind::Fund, &[]), &f);
+        job.escrow = 0;
+    }
+}
+
+fn dequeue(ov: &mut Overlay<'_>, job: &mut Job) {
+    if !job.queue_key.is_empty() {
+        ov.delete(std::mem::take(&mut job.queue_key));
+        let mut f = r::fund(ov);
+        f.queued -= 1;
+        ov.put(r::key(Kind::Fund, &[]), &f);
+    }
+}
+
+/// Ends a job that cannot complete: its leases are released (not counted as missed),
+/// it leaves the queue, its escrow goes back.
+fn fail(ov: &mut Overlay<'_>, t: &Id, job: &mut Job) {
+    for l in std::mem::take(&mut job.leases) {
+        ov.delete(r::key(
+            Kind::LeaseExpiry,
+            &[&be(l.expiry), &t.0, &l.provider.0],
+        ));
+        if let Some(mut pr) = r::provider(ov, &l.provider) {
+            pr.active_leases = pr.active_leases.saturating_sub(1);
+            ov.put(r::key(Kind::Provider, &[&l.provider.0]), &pr);
+        }
+    }
+    dequeue(ov, job);
+    refund(ov, job);
+    job.state = JobState::Failed;
+}
+
+fn scan_until(ov: &Overlay<'_>, kind: Kind, h: u64) -> Vec<Vec<u8>> {
+    ov.scan_prefix(&r::prefix(kind))
+        .into_iter()
+        .map(|(k, _)| k)
+        .take_while(|k| {
+            k.len() >= 10 && u64::from_be_bytes(k[2..10].try_into().unwrap_or([0xff; 8])) <= h
+        })
+        .collect()
+}
+
+fn id_at(k: &[u8], at: usize) -> Id {
+    let mut a = [0u8; 32];
+    a.copy_from_slice(&k[at..at + 32]);
+    Id(a)
+}
+
+/// Availability of a provider over the epoch so far, in basis points.
+pub fn availability_bps(p: &MarketParams, pr: &Provider, h: u64) -> u64 {
+    let blocks = h.saturating_sub(pr.epoch_since) + 1;
+    let expected = (blocks / p.heartbeat_interval_blocks).max(1);
+    (pr.heartbeats_epoch * BPS / expected).min(BPS)
+}
+
+/// The end-of-block step. `header` is the block being executed; the matcher is
+/// seeded by its parent's hash.
+pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeader) {
+    let p = &params.market;
+    let h = header.height;
+    // 1. Unbonding releases.
+    for k in scan_until(ov, Kind::Unbonding, h) {
+        let amount: u64 = r::get(ov, &k).unwrap_or(0);
+        let mut who = [0u8; 32];
+        who.copy_from_slice(&k[10..42]);
+        let who = Address(who);
+        if let Some(mut pr) = r::provider(ov, &who) {
+            pr.unbonding -= amount;
+            pr.unbonding_entries = pr.unbonding_entries.saturating_sub(1);
+            ov.put(r::key(Kind::Provider, &[&who.0]), &pr);
+        }
+        let mut f = r::fund(ov);
+        f.unbonding -= amount;
+        ov.put(r::key(Kind::Fund, &[]), &f);
+        credit(ov, &who, amount);
+        ov.delete(k);
+    }
+    // 2. Lease expiries: renewed if the provider heartbeated within the lease, missed
+    //    otherwise (requeue with backoff, or fail and slash past the retry budget).
+    for k in scan_until(ov, Kind::LeaseExpiry, h) {
+        let t = id_at(&k, 10);
+        let mut who = [0u8; 32];
+        who.copy_from_slice(&k[42..74]);
+        let who = Address(who);
+        ov.delete(k);
+        let (Some(mut job), Some(mut pr)) = (r::job(ov, &t), r::provider(ov, &who)) else {
+            continue;
+        };
+        let Some(li) = job.leases.iter().position(|l| l.provider == who) else {
+            continue;
+        };
+        let lease_len = p.lane_lease_blocks[job.spec.lane as usize];
+        let lease = job.leases[li].clone();
+        if pr.last_heartbeat > lease.start
+            && pr.last_heartbeat + lease_len > h
+            && h < job.spec.deadline
+        {
+            let expiry = (pr.last_heartbeat + lease_len).min(job.spec.deadline);
+            job.leases[li].expiry = expiry;
+            ov.put(r::key(Kind::LeaseExpiry, &[&be(expiry), &t.0, &who.0]), &());
+            ov.put(r::key(Kind::Job, &[&t.0]), &job);
+            continue;
+        }
+        job.leases.remove(li);
+        pr.active_leases = pr.active_leases.saturating_sub(1);
+        pr.missed_leases += 1;
+        job.retries += 1;
+        if job.retries > p.retry_budget {
+            slash(
+                ov,
+                params,
+                h,
+                &who,
+                &mut pr,
+                SlashReason::MissedLease,
+                Some(t),
+                None,
+            );
+            ov.put(r::key(Kind::Provider, &[&who.0]), &pr);
+            fail(ov, &t, &mut job);
+        } else {
+            ov.put(r::key(Kind::Provider, &[&who.0]), &pr);
+            job.state = JobState::Queued;
+            job.eligible_from = h + 1 + p.backoff_blocks * job.retries as u64;
+            if job.queue_key.is_empty() {
+                job.queue_key = queue_key(p, &job.spec, job.submitted, &t);
+                ov.put(job.queue_key.clone(), &());
+                let mut f = r::fund(ov);
+                f.queued += 1;
+                ov.put(r::key(Kind::Fund, &[]), &f);
+            }
+        }
+        ov.put(r::key(Kind::Job, &[&t.0]), &job);
+    }
+    // 3. Deadlines.
+    for k in scan_until(ov, Kind::Deadline, h.saturating_sub(1)) {
+        let t = id_at(&k, 10);
+        ov.delete(k);
+        if let Some(mut job) = r::job(ov, &t) {
+            if matches!(job.state, JobState::Queued | JobState::Leased) {
+                fail(ov, &t, &mut job);
+                ov.put(r::key(Kind::Job, &[&t.0]), &job);
+            }
+        }
+    }
+    // 4. Challenge windows that end: the job is verified; its payable receipts join
+    //    the FIFO settlement queue.
+    for k in scan_until(ov, Kind::Challenge, h) {
+        let t = id_at(&k, 10);
+        ov.delete(k);
+        let Some(mut job) = r::job(ov, &t) else {
+            continue;
+        };
+        if job.state != JobState::Proven {
+            continue;
+        }
+        job.state = JobState::Verified;
+        let mut f = r::fund(ov);
+        for rc in job.receipts.iter().filter(|x| x.payable) {
+            let avail = r::provider(ov, &rc.provider)
+                .map(|pr| availability_bps(p, &pr, h))
+                .unwrap_or(0);
+            let Some(q) = quote(
+                p,
+                job.spec.flops,
+                job.spec.model,
+                rc.latency_blocks,
+                avail,
+                job.spec.max_price,
+            ) else {
+                continue;
+            };
+            let mut item = pending_record(f.settle_next, h, t, rc, &q);
+            item.availability = avail;
+            ov.put(r::key(Kind::Settlement, &[&be(f.settle_next)]), &item);
+            f.settle_next += 1;
+            job.payouts_pending += 1;
+        }
+        ov.put(r::key(Kind::Fund, &[]), &f);
+        if job.payouts_pending == 0 {
+            refund(ov, &mut job);
+            job.state = JobState::Settled;
+        }
+        ov.put(r::key(Kind::Job, &[&t.0]), &job);
+    }
+    // 5. The matcher.
+    run_matcher(ov, params, header);
+    // 6. Epoch end.
+    if h > 0 && h.is_multiple_of(p.epoch_blocks) {
+        end_epoch(ov, params, header);
+    }
+}
+
+fn pending_record(seq: u64, h: u64, t: Id, rc: &ReceiptRecord, q: &Quote) -> r::PendingRecord {
+    r::PendingRecord {
+        seq,
+        verified_at: h,
+        task_id: t,
+        provider: rc.provider,
+        receipt_hash: rc.receipt_hash,
+        work_milli: q.work_milli,
+        model_bps: q.model_bps,
+        latency_bps: q.latency_bps,
+        availability: 0,
+        availability_bps: q.availability_bps,
+        units_milli: q.units_milli,
+        price_micro: q.price_micro,
+    }
+}
+
+/// Queued jobs decoded per matcher pass.
+const MATCH_CHUNK: usize = 1024;
+
+fn run_matcher(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeader) {
+    let p = &params.market;
+    let h = header.height;
+    let queued = ov.scan_prefix(&r::prefix(Kind::Queue));
+    if queued.is_empty() {
+        return;
+    }
+    let provs = ov.scan_prefix(&r::prefix(Kind::Provider));
+    let mut views: Vec<ProviderView> = Vec::with_capacity(provs.len());
+    for (k, _) in &provs {
+        let mut a = [0u8; 32];
+        a.copy_from_slice(&k[2..34]);
+        let a = Address(a);
+        if let Some(pr) = r::provider(ov, &a) {
+            views.push(ProviderView {
+                address: a,
+                stake: pr.stake,
+                jailed_until: pr.jailed_until,
+                last_heartbeat: pr.last_heartbeat,
+                active_leases: pr.active_leases,
+                max_leases: pr.caps.max_leases,
+                kernel_digests: pr.caps.kernel_digests.clone(),
+                models: pr.caps.models.clone(),
+                region: pr.caps.region,
+            });
+        }
+    }
+    // The queue's keys are already in priority order: decode jobs a chunk at a time and
+    // stop once the block's lease budget or the providers' capacity is spent. Matching
+    // consecutive chunks in turn gives exactly the leases of one pass over the queue.
+    let before: Vec<u32> = views.iter().map(|v| v.active_leases).collect();
+    let mut grants = Vec::new();
+    let mut chunk_params = p.clone();
+    for chunk in queued.chunks(MATCH_CHUNK) {
+        let budget = p.match_per_block_max as usize - grants.len();
+        let free: u64 = views
+            .iter()
+            .map(|v| super::matcher::lease_quota(p, v).saturating_sub(v.active_leases) as u64)
+            .sum();
+        if budget == 0 || free == 0 {
+            break;
+        }
+        chunk_params.match_per_block_max = budget as u32;
+        let mut jobs: Vec<JobView> = Vec::with_capacity(chunk.len());
+        for (k, _) in chunk {
+            let t = id_at(k, k.len() - 32);
+            if let Some(job) = r::job(ov, &t) {
+                jobs.push(JobView {
+                    task_id: t,
+                    kernel_digest: job.spec.kernel_digest,
+                    model: job.spec.model,
+                    lane: job.spec.lane,
+                    region: job.spec.region,
+                    fee_per_unit: fee_per_unit(p, &job.spec),
+                    submitted_height: job.submitted,
+                    size: job.spec.blob_bytes,
+                    replicas_needed: job
+                        .spec
+                        .redundancy
+                        .saturating_sub(job.leases.len() as u32 + job.receipts.len() as u32),
+                    excluded: job.tried.clone(),
+                    eligible_from: job.eligible_from,
+                });
+            }
+        }
+        grants.extend(match_block(
+            &chunk_params,
+            &jobs,
+            &mut views,
+            &header.parent,
+            h,
+        ));
+    }
+    for g in &grants {
+        let Some(mut job) = r::job(ov, &g.task_id) else {
+            continue;
+        };
+        let expiry = (h + p.lane_lease_blocks[job.spec.lane as usize]).min(job.spec.deadline);
+        job.leases.push(Lease {
+            provider: g.provider,
+            start: h,
+            expiry,
+            renewals: 0,
+        });
+        job.tried.push(g.provider);
+        ov.put(
+            r::key(
+                Kind::LeaseExpiry,
+                &[&be(expiry), &g.task_id.0, &g.provider.0],
+            ),
+            &(),
+        );
+        if job.leases.len() as u32 + job.receipts.len() as u32 >= job.spec.redundancy {
+            job.state = JobState::Leased;
+            dequeue(ov, &mut job);
+        }
+        ov.put(r::key(Kind::Job, &[&g.task_id.0]), &job);
+    }
+    for (v, b) in views.iter().zip(before) {
+        if v.active_leases != b {
+            if let Some(mut pr) = r::provider(ov, &v.address) {
+                pr.active_leases = v.active_leases;
+                ov.put(r::key(Kind::Provider, &[&v.address.0]), &pr);
+            }
+        }
+    }
+}
+
+fn end_epoch(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeader) {
+    let p = &params.market;
+    let h = header.height;
+    let epoch = h / p.epoch_blocks;
+    let mut summary = r::EpochSummary::default();
+    // Availability: a staked provider below the floor is slashed; counters restart.
+    for (k, _) in ov.scan_prefix(&r::prefix(Kind::Provider)) {
+        let mut a = [0u8; 32];
+        a.copy_from_slice(&k[2..34]);
+        let a = Address(a);
+        let Some(mut pr) = r::provider(ov, &a) else {
+            continue;
+        };
+        if pr.stake > 0 && availability_bps(p, &pr, h) < p.availability_floor_bps {
+            slash(
+                ov,
+                params,
+                h,
+                &a,
+                &mut pr,
+                SlashReason::Availability,
+                None,
+                None,
+            );
+            summary.slashes += 1;
+        }
+        pr.heartbeats_epoch = 0;
+        pr.epoch_since = h + 1;
+        ov.put(k, &pr);
+    }
+    // Settlement, FIFO under the cap.
+    let queue: Vec<(Vec<u8>, r::PendingRecord)> = ov
+        .scan_prefix(&r::prefix(Kind::Settlement))
+        .into_iter()
+        .filter_map(|(k, _)| r::get(ov, &k).map(|v| (k, v)))
+        .collect();
+    let items: Vec<PendingPayout> = queue
+        .iter()
+        .map(|(_, x)| PendingPayout {
+            task_id: x.task_id,
+            provider: x.provider,
+            receipt_hash: x.receipt_hash,
+            quote: Quote {
+                work_milli: x.work_milli,
+                model_bps: x.model_bps,
+                latency_bps: x.latency_bps,
+                availability_bps: x.availability_bps,
+                units_milli: x.units_milli,
+                price_micro: x.price_micro,
+            },
+        })
+        .collect();
+    let s = pricing::settle_epoch(p, &items);
+    for (i, (item, split)) in s.paid.iter().enumerate() {
+        let (k, rec) = &queue[i];
+        ov.delete(k.clone());
+        credit(ov, &item.provider, split.provider);
+        credit(ov, &header.beneficiary, split.miner);
+        let mut f = r::fund(ov);
+        f.industrial += split.fund;
+        f.escrow -= item.quote.price_micro;
+        f.settle_head += 1;
+        let seq = f.payouts;
+        f.payouts += 1;
+        ov.put(r::key(Kind::Fund, &[]), &f);
+        ov.put(
+            r::key(Kind::Payout, &[&be(epoch), &be(seq)]),
+            &r::PayoutRecord {
+                item: rec.clone(),
+                provider_micro: split.provider,
+                miner_micro: split.miner,
+                fund_micro: split.fund,
+                miner: header.beneficiary,
+                base_rate_micro_per_unit: p.base_rate_micro_per_unit,
+                epoch,
+            },
+        );
+        if let Some(mut job) = r::job(ov, &item.task_id) {
+            job.escrow -= item.quote.price_micro;
+            job.payouts_pending -= 1;
+            if job.payouts_pending == 0 {
+                refund(ov, &mut job);
+                job.state = JobState::Settled;
+            }
+            ov.put(r::key(Kind::Job, &[&item.task_id.0]), &job);
+        }
+        summary.paid += 1;
+        summary.price_micro += item.quote.price_micro;
+    }
+    summary.units_milli = s.units_milli;
+    summary.carried = (items.len() - s.paid.len()) as u64;
+    ov.put(r::key(Kind::Epoch, &[&be(epoch)]), &summary);
+}
+
+/// The treasury's share of a block's issuance and fees, per token: what moves into the
+/// fund instead of to the miner.
+pub fn treasury_shares(params: &ChainParams, header: &BlockHeader, fees: (u64, u64)) -> (u64, u64) {
+    let p = &params.market;
+    let share = |v: u64, bps: u64| (v as u128 * bps as u128 / BPS as u128) as u64;
+    (
+        share(header.coinbase_consumer, p.block_mint_bps) + share(fees.0, p.fee_share_bps),
+        share(header.coinbase_industrial, p.block_mint_bps) + share(fees.1, p.fee_share_bps),
+    )
+}
+
+/// Adds the treasury's shares to the fund.
+pub fn pay_treasury(ov: &mut Overlay<'_>, shares: (u64, u64)) {
+    if shares == (0, 0) {
+        return;
+    }
+    let mut f: Fund = r::fund(ov);
+    f.consumer += shares.0;
+    f.industrial += shares.1;
+    ov.put(r::key(Kind::Fund, &[]), &f);
+}

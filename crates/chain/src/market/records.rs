@@ -1,0 +1,316 @@
+//! The market's state records and their keys. Every record lives in the chain's
+//! key-value state under the prefix `M` and is authenticated by the state root like
+//! accounts are. Index records (queue, lease expiries, challenge windows, unbonding
+//! releases, the settlement queue) have big-endian keys so a prefix scan walks them in
+//! order.
+
+use crate::state::StateRead;
+use borsh::{BorshDeserialize, BorshSerialize};
+use tb_primitives::{decode, Address, Id};
+
+/// Key prefix of every market record.
+pub const MARKET_PREFIX: u8 = b'M';
+
+/// A record kind: the second key byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `Mp ‖ address` → [`Provider`].
+    Provider = b'p' as isize,
+    /// `Mj ‖ task id` → [`Job`].
+    Job = b'j' as isize,
+    /// `Mq ‖ lane ‖ !fee_per_unit ‖ height ‖ size ‖ task id` → `()`: the queue.
+    Queue = b'q' as isize,
+    /// `Ml ‖ expiry ‖ task id ‖ provider` → `()`: lease expiries.
+    LeaseExpiry = b'l' as isize,
+    /// `Md ‖ deadline ‖ task id` → `()`: job deadlines.
+    Deadline = b'd' as isize,
+    /// `Mc ‖ height ‖ task id` → `()`: challenge windows ending.
+    Challenge = b'c' as isize,
+    /// `Mu ‖ height ‖ address` → `u64`: unbonding releases.
+    Unbonding = b'u' as isize,
+    /// `Ms ‖ sequence` → [`PendingRecord`]: the FIFO settlement queue.
+    Settlement = b's' as isize,
+    /// `My ‖ epoch ‖ sequence` → [`PayoutRecord`].
+    Payout = b'y' as isize,
+    /// `Mx ‖ height ‖ sequence` → [`SlashRecord`] (`ComputeSlashReceipt`).
+    Slash = b'x' as isize,
+    /// `Me ‖ epoch` → [`EpochSummary`].
+    Epoch = b'e' as isize,
+    /// `Mf` → [`Fund`].
+    Fund = b'f' as isize,
+}
+
+/// A key: prefix, kind, then the parts.
+pub fn key(kind: Kind, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = vec![MARKET_PREFIX, kind as u8];
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// The prefix of every record of a kind.
+pub fn prefix(kind: Kind) -> Vec<u8> {
+    key(kind, &[])
+}
+
+/// What a provider declared and what it holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Provider {
+    /// Declared capabilities.
+    pub caps: crate::tx::ProviderCaps,
+    /// Bonded stake, Industrial micro-tokens.
+    pub stake: u64,
+    /// Unbonding, not yet released, Industrial micro-tokens.
+    pub unbonding: u64,
+    /// Unbonding entries pending (at most `UNBONDING_ENTRIES_MAX`).
+    pub unbonding_entries: u32,
+    /// Jailed while `height < jailed_until`.
+    pub jailed_until: u64,
+    /// Height of the last heartbeat (registration counts as one).
+    pub last_heartbeat: u64,
+    /// Heartbeats in the current epoch.
+    pub heartbeats_epoch: u64,
+    /// First height of the current epoch it was registered for (availability base).
+    pub epoch_since: u64,
+    /// Leases held now.
+    pub active_leases: u32,
+    /// Leases missed, ever.
+    pub missed_leases: u64,
+    /// Receipts accepted, ever.
+    pub receipts: u64,
+    /// Stake slashed, ever.
+    pub slashed: u64,
+    /// Height it registered at.
+    pub registered_at: u64,
+}
+
+/// Most pending unbonding entries of one provider.
+pub const UNBONDING_ENTRIES_MAX: u32 = 16;
+
+/// Where a job is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum JobState {
+    /// Waiting for (more) leases.
+    Queued,
+    /// Every replica leased, receipts outstanding.
+    Leased,
+    /// All receipts in; the challenge window runs.
+    Proven,
+    /// Verified; its receipts wait in the settlement queue.
+    Verified,
+    /// Paid and refunded.
+    Settled,
+    /// Failed (retry budget spent or deadline passed); escrow refunded.
+    Failed,
+    /// Replicas disagree; held for the dispute game (the verification issue).
+    Disputed,
+}
+
+/// A lease of one replica.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Lease {
+    /// The provider.
+    pub provider: Address,
+    /// Height granted.
+    pub start: u64,
+    /// Height it expires at (renewed by heartbeats).
+    pub expiry: u64,
+    /// Renewals so far (at most `lease_renewals_max`).
+    pub renewals: u32,
+}
+
+/// A receipt the chain accepted.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ReceiptRecord {
+    /// The provider.
+    pub provider: Address,
+    /// SHA-256 of the signed receipt's canonical bytes.
+    pub receipt_hash: [u8; 32],
+    /// The receipt's output digest.
+    pub output_digest: [u8; 32],
+    /// The receipt's trace root.
+    pub trace_root: Id,
+    /// Lease-to-receipt delay, blocks.
+    pub latency_blocks: u64,
+    /// Height accepted.
+    pub height: u64,
+    /// Whether it is paid (false when its SLA was violated).
+    pub payable: bool,
+}
+
+/// A job.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Job {
+    /// Who submitted and pays.
+    pub requester: Address,
+    /// What was asked.
+    pub spec: crate::tx::JobSpec,
+    /// Escrow left, Industrial micro-tokens.
+    pub escrow: u64,
+    /// Where it is.
+    pub state: JobState,
+    /// Height submitted.
+    pub submitted: u64,
+    /// Leases lost so far.
+    pub retries: u32,
+    /// Not leased again before this height.
+    pub eligible_from: u64,
+    /// Current leases.
+    pub leases: Vec<Lease>,
+    /// Providers that ever held a lease (never leased twice).
+    pub tried: Vec<Address>,
+    /// Receipts accepted.
+    pub receipts: Vec<ReceiptRecord>,
+    /// Its queue key while queued.
+    pub queue_key: Vec<u8>,
+    /// Payouts still owed from the settlement queue.
+    pub payouts_pending: u32,
+}
+
+/// A verified receipt waiting for settlement.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct PendingRecord {
+    /// Its place in the settlement queue (FIFO).
+    pub seq: u64,
+    /// Height it was verified at.
+    pub verified_at: u64,
+    /// The job.
+    pub task_id: Id,
+    /// Who earns it.
+    pub provider: Address,
+    /// The receipt's hash.
+    pub receipt_hash: [u8; 32],
+    /// Pricing inputs frozen at verification.
+    pub work_milli: u64,
+    /// Model weight, bps.
+    pub model_bps: u64,
+    /// Latency multiplier, bps.
+    pub latency_bps: u64,
+    /// The provider's measured availability over the epoch at verification, bps.
+    pub availability: u64,
+    /// Availability multiplier, bps.
+    pub availability_bps: u64,
+    /// Milli-units.
+    pub units_milli: u64,
+    /// Price, Industrial micro-tokens.
+    pub price_micro: u64,
+}
+
+/// A payout: who was paid what for which receipt, under which parameters.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct PayoutRecord {
+    /// The pending record it settled.
+    pub item: PendingRecord,
+    /// Provider share.
+    pub provider_micro: u64,
+    /// Miner share (to the settling block's beneficiary).
+    pub miner_micro: u64,
+    /// Fund share.
+    pub fund_micro: u64,
+    /// The miner paid.
+    pub miner: Address,
+    /// The base rate applied.
+    pub base_rate_micro_per_unit: u64,
+    /// The epoch.
+    pub epoch: u64,
+}
+
+/// Why a provider was slashed.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum SlashReason {
+    /// It let a lease expire after the job's retry budget was spent.
+    MissedLease,
+    /// It submitted a receipt without a live lease.
+    ReceiptOutsideLease,
+    /// `SlaOutcome::Violated { reason: "proof_latency_budget" }`.
+    ProofLatencyBudget,
+    /// Its availability over an epoch was below the floor.
+    Availability,
+    /// It lost a dispute (the verification issue).
+    LostDispute,
+}
+
+/// The `ComputeSlashReceipt`: one slash.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SlashRecord {
+    /// The provider.
+    pub provider: Address,
+    /// Why.
+    pub reason: SlashReason,
+    /// The job, when one is involved.
+    pub task_id: Option<Id>,
+    /// The output digest of the receipt involved, when one is.
+    pub output_digest: Option<[u8; 32]>,
+    /// Stake taken (to the fund).
+    pub amount: u64,
+    /// Height.
+    pub height: u64,
+}
+
+/// One settled epoch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct EpochSummary {
+    /// Receipts paid.
+    pub paid: u64,
+    /// Milli-units paid (never above the cap).
+    pub units_milli: u64,
+    /// Total price paid.
+    pub price_micro: u64,
+    /// Receipts carried over.
+    pub carried: u64,
+    /// Slashes in the epoch.
+    pub slashes: u64,
+}
+
+/// The fund and the market's running totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Fund {
+    /// The AI Compute Fund's consumer balance.
+    pub consumer: u64,
+    /// The AI Compute Fund's industrial balance.
+    pub industrial: u64,
+    /// Σ provider stakes.
+    pub stakes: u64,
+    /// Σ unbonding amounts.
+    pub unbonding: u64,
+    /// Σ job escrows.
+    pub escrow: u64,
+    /// Queued jobs.
+    pub queued: u64,
+    /// Settlement queue: next sequence to assign, and the head.
+    pub settle_next: u64,
+    /// First sequence not yet paid.
+    pub settle_head: u64,
+    /// Payout records written (sequence within epochs).
+    pub payouts: u64,
+    /// Slash records written.
+    pub slashes: u64,
+}
+
+/// Largest encoded market record (a job with its leases and receipts is the largest).
+pub const MARKET_RECORD_BYTES_MAX: usize = 16 * 1024;
+
+/// Reads a record (the state holds only records this module wrote).
+pub fn get<T: BorshDeserialize + borsh::BorshSerialize, S: StateRead + ?Sized>(
+    s: &S,
+    k: &[u8],
+) -> Option<T> {
+    s.get_raw(k)
+        .map(|b| decode(b, MARKET_RECORD_BYTES_MAX).expect("the state holds valid market records"))
+}
+
+/// The fund record.
+pub fn fund<S: StateRead + ?Sized>(s: &S) -> Fund {
+    get(s, &key(Kind::Fund, &[])).unwrap_or_default()
+}
+
+/// A provider record.
+pub fn provider<S: StateRead + ?Sized>(s: &S, a: &Address) -> Option<Provider> {
+    get(s, &key(Kind::Provider, &[&a.0]))
+}
+
+/// A job record.
+pub fn job<S: StateRead + ?Sized>(s: &S, t: &Id) -> Option<Job> {
+    get(s, &key(Kind::Job, &[&t.0]))
+}

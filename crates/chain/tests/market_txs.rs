@@ -1,0 +1,521 @@
+//! Each market transaction and each slash reason, one small scenario at a time,
+//! through real blocks.
+
+mod support;
+
+use support::{sign, Chain};
+use tb_chain::market::audit::{check_running_totals, supply};
+use tb_chain::market::exec::task_id;
+use tb_chain::market::query;
+use tb_chain::market::records::{self as r, JobState, SlashReason};
+use tb_chain::state::StateRead;
+use tb_chain::tx::{
+    Heartbeat, JobSpec, ProviderCaps, RegisterProvider, StakeChange, SubmitJob, SubmitReceipt,
+};
+use tb_chain::{ChainParams, SignedTx, TxPayload};
+use tb_primitives::{Id, SecretKey, MICRO_PER_TOKEN};
+
+const KERNEL: [u8; 32] = [0x5a; 32];
+
+fn params() -> ChainParams {
+    let mut p = ChainParams::devnet();
+    let m = &mut p.market;
+    m.epoch_blocks = 20;
+    m.challenge_window_blocks = 2;
+    m.lane_lease_blocks = vec![4, 8, 16];
+    m.heartbeat_interval_blocks = 2;
+    m.heartbeat_timeout_blocks = 8;
+    m.lease_renewals_max = 0;
+    m.retry_budget = 0;
+    m.min_stake_micro = MICRO_PER_TOKEN;
+    m.unbonding_blocks = 5;
+    m.jail_blocks = 100;
+    m.flops_per_unit = 1_000_000;
+    m.availability_floor_bps = 0;
+    p
+}
+
+struct World {
+    chain: Chain,
+    keys: Vec<SecretKey>,
+    nonces: Vec<u64>,
+}
+
+impl World {
+    /// Providers 0..n (registered and staked), then one requester (index n).
+    fn new(n: usize) -> World {
+        let keys: Vec<SecretKey> = (0..=n).map(|i| SecretKey::dev(&format!("w{i}"))).collect();
+        let funded: Vec<_> = keys
+            .iter()
+            .map(|k| (k.address(), 10_000 * MICRO_PER_TOKEN))
+            .collect();
+        let mut w = World {
+            chain: Chain::new(params(), &funded),
+            keys,
+            nonces: vec![0; n + 1],
+        };
+        let mut txs = Vec::new();
+        for i in 0..n {
+            txs.push(w.tx(i, |from| {
+                TxPayload::RegisterProvider(RegisterProvider {
+                    from,
+                    caps: ProviderCaps {
+                        fabrics: vec!["cpu".into()],
+                        kernel_digests: vec![KERNEL],
+                        models: vec![0],
+                        region: 0,
+                        max_leases: 2,
+                    },
+                    fee: 10,
+                    fee_selector: 1,
+                    nonce: 0,
+                })
+            }));
+            txs.push(w.tx(i, |from| stake(from, 50 * MICRO_PER_TOKEN)));
+        }
+        assert_eq!(w.step(txs), 2 * n);
+        w
+    }
+
+    fn tx(&mut self, i: usize, f: impl FnOnce(tb_primitives::Address) -> TxPayload) -> SignedTx {
+        let mut p = f(self.keys[i].address());
+        set_nonce(&mut p, self.nonces[i]);
+        self.nonces[i] += 1;
+        sign(p, &self.keys[i], &self.chain)
+    }
+
+    /// Builds and executes a block; returns how many of `txs` it included.
+    fn step(&mut self, txs: Vec<SignedTx>) -> usize {
+        let n = self.chain.step(&txs).len();
+        for (i, k) in self.keys.iter().enumerate() {
+            self.nonces[i] = self.chain.state.account(&k.address()).nonce;
+        }
+        assert_eq!(
+            supply(&self.chain.state).total(),
+            self.chain.minted,
+            "conservation"
+        );
+        check_running_totals(&self.chain.state).unwrap();
+        n
+    }
+
+    fn idle(&mut self, blocks: u64) {
+        for _ in 0..blocks {
+            self.step(vec![]);
+        }
+    }
+
+    fn submit(&mut self, redundancy: u32) -> Id {
+        let req = self.keys.len() - 1;
+        let h = self.chain.height() + 1;
+        let spec = JobSpec {
+            blob_sha256: [9; 32],
+            blob_bytes: 1_000,
+            flops: 4_000_000,
+            kernel_digest: KERNEL,
+            model: 0,
+            lane: 0,
+            region: None,
+            max_price: 1_000_000,
+            redundancy,
+            deadline: h + 100,
+        };
+        let tx = self.tx(req, |from| {
+            TxPayload::SubmitJob(SubmitJob {
+                from,
+                spec,
+                fee: 10,
+                fee_selector: 1,
+                nonce: 0,
+            })
+        });
+        let t = task_id(self.chain.params.chain_id, h, &tx);
+        assert_eq!(self.step(vec![tx]), 1);
+        t
+    }
+
+    fn receipt(&mut self, i: usize, t: Id, out: [u8; 32], latency_ms: u64) -> SignedTx {
+        let key = self.keys[i].clone();
+        let receipt = tb_job::Receipt {
+            task_id: t,
+            kernel_variant_digest: KERNEL,
+            benchmark_commit: String::new(),
+            tensor_profile_epoch: [0; 32],
+            proof_latency_ms: latency_ms,
+            output_digest_sha256: out,
+            input_descriptor_hash: [0; 32],
+            artifact_hash: [0; 32],
+            trace_root: Id(out),
+            n_ops: 1,
+            fabric: "cpu".into(),
+            device_hash: [0; 32],
+            provider: key.address(),
+        }
+        .sign(&key, self.chain.params.chain_id)
+        .unwrap();
+        self.tx(i, |from| {
+            TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
+                from,
+                task_id: t,
+                receipt,
+                fee: 10,
+                fee_selector: 1,
+                nonce: 0,
+            }))
+        })
+    }
+
+    fn leased_to(&self, t: &Id) -> Vec<usize> {
+        let job = r::job(&self.chain.state, t).unwrap();
+        job.leases
+            .iter()
+            .map(|l| {
+                self.keys
+                    .iter()
+                    .position(|k| k.address() == l.provider)
+                    .unwrap()
+            })
+            .collect()
+    }
+}
+
+fn stake(from: tb_primitives::Address, amount: u64) -> TxPayload {
+    TxPayload::Stake(StakeChange {
+        from,
+        amount,
+        fee: 10,
+        fee_selector: 1,
+        nonce: 0,
+    })
+}
+
+fn set_nonce(p: &mut TxPayload, n: u64) {
+    match p {
+        TxPayload::RegisterProvider(x) => x.nonce = n,
+        TxPayload::Stake(x) | TxPayload::Unstake(x) => x.nonce = n,
+        TxPayload::Heartbeat(x) => x.nonce = n,
+        TxPayload::SubmitJob(x) => x.nonce = n,
+        TxPayload::SubmitReceipt(x) => x.nonce = n,
+        TxPayload::Transfer(x) => x.nonce = n,
+        TxPayload::RegisterHandle(x) => x.nonce = n,
+    }
+}
+
+#[test]
+fn a_job_is_leased_proven_verified_and_settled() {
+    let mut w = World::new(3);
+    let req = w.keys[3].address();
+    let before = w.chain.state.account(&req).industrial;
+    let t = w.submit(2);
+    let job = r::job(&w.chain.state, &t).unwrap();
+    assert_eq!(job.escrow, 2_000_000, "max_price x redundancy is escrowed");
+    w.idle(1);
+    let leased = w.leased_to(&t);
+    assert_eq!(leased.len(), 2, "two distinct providers");
+    let txs: Vec<SignedTx> = leased
+        .iter()
+        .map(|i| w.receipt(*i, t, [7; 32], 10))
+        .collect();
+    assert_eq!(w.step(txs), 2);
+    assert_eq!(r::job(&w.chain.state, &t).unwrap().state, JobState::Proven);
+    w.idle(2);
+    assert_eq!(
+        r::job(&w.chain.state, &t).unwrap().state,
+        JobState::Verified
+    );
+    // Settle at the epoch's end.
+    while !w.chain.height().is_multiple_of(20) {
+        w.idle(1);
+    }
+    let job = r::job(&w.chain.state, &t).unwrap();
+    assert_eq!(job.state, JobState::Settled);
+    assert_eq!(job.escrow, 0);
+    let paid = query::payouts(&w.chain.state, w.chain.height() / 20);
+    assert_eq!(paid.len(), 2);
+    let price: u64 = paid.iter().map(|p| p.item.price_micro).sum();
+    // 4 units of work, llama3-8b (x1.0), a 1-block delay (x1.15), the provider's
+    // measured availability through its multiplier; the requester paid the prices and
+    // the fee and got the rest of the escrow back.
+    for p in &paid {
+        let avail_mult = if p.item.availability >= 9_990 {
+            11_000
+        } else if p.item.availability >= 9_900 {
+            10_000
+        } else {
+            9_000
+        };
+        assert_eq!(p.item.availability_bps, avail_mult);
+        assert_eq!(
+            p.item.units_milli,
+            4_000 * 11_500 / 10_000 * avail_mult / 10_000
+        );
+        assert_eq!(p.item.price_micro, p.item.units_milli * 15_000 / 1_000);
+    }
+    assert_eq!(w.chain.state.account(&req).industrial, before - price - 10);
+}
+
+#[test]
+fn stake_unstake_and_unbonding_release() {
+    let mut w = World::new(1);
+    let a = w.keys[0].address();
+    let bal = w.chain.state.account(&a).industrial;
+    let tx = w.tx(0, |from| {
+        TxPayload::Unstake(StakeChange {
+            from,
+            amount: 20 * MICRO_PER_TOKEN,
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        })
+    });
+    assert_eq!(w.step(vec![tx]), 1);
+    let p = r::provider(&w.chain.state, &a).unwrap();
+    assert_eq!(
+        (p.stake, p.unbonding),
+        (30 * MICRO_PER_TOKEN, 20 * MICRO_PER_TOKEN)
+    );
+    // Unstaking more than the stake is refused (the block skips it).
+    let tx = w.tx(0, |from| {
+        TxPayload::Unstake(StakeChange {
+            from,
+            amount: 31 * MICRO_PER_TOKEN,
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        })
+    });
+    assert_eq!(w.step(vec![tx]), 0);
+    w.idle(5);
+    let p = r::provider(&w.chain.state, &a).unwrap();
+    assert_eq!(p.unbonding, 0, "released after unbonding_blocks");
+    assert_eq!(
+        w.chain.state.account(&a).industrial,
+        bal - 10 + 20 * MICRO_PER_TOKEN
+    );
+    // Staking without registering is refused.
+    let mut w2 = World::new(0);
+    let tx = w2.tx(0, |from| stake(from, 1));
+    assert_eq!(w2.step(vec![tx]), 0);
+}
+
+#[test]
+fn each_slash_reason() {
+    // Missed lease (retry budget 0): the lease expires with no receipt.
+    let mut w = World::new(2);
+    let t = w.submit(1);
+    w.idle(1);
+    let who = w.leased_to(&t)[0];
+    w.idle(5);
+    let s = query::slashes(&w.chain.state, Some(&w.keys[who].address()));
+    assert_eq!(
+        s.iter().map(|x| x.reason.clone()).collect::<Vec<_>>(),
+        vec![SlashReason::MissedLease]
+    );
+    assert_eq!(s[0].amount, 50 * MICRO_PER_TOKEN * 500 / 10_000);
+    let job = r::job(&w.chain.state, &t).unwrap();
+    assert_eq!(
+        (job.state, job.escrow),
+        (JobState::Failed, 0),
+        "failed and refunded"
+    );
+
+    // Receipt outside the lease: the same provider answers after its lease expired.
+    let late = w.receipt(who, t, [1; 32], 10);
+    assert_eq!(w.step(vec![late]), 1, "accepted as evidence");
+    let s = query::slashes(&w.chain.state, Some(&w.keys[who].address()));
+    assert_eq!(s.last().unwrap().reason, SlashReason::ReceiptOutsideLease);
+    assert_eq!(s.last().unwrap().output_digest, Some([1; 32]));
+
+    // Proof latency over the budget: slashed, not paid.
+    let mut w = World::new(2);
+    let t = w.submit(1);
+    w.idle(1);
+    let who = w.leased_to(&t)[0];
+    let slow = w.receipt(
+        who,
+        t,
+        [2; 32],
+        w.chain.params.market.proof_verification_budget_ms + 1,
+    );
+    assert_eq!(w.step(vec![slow]), 1);
+    let s = query::slashes(&w.chain.state, Some(&w.keys[who].address()));
+    assert_eq!(s[0].reason, SlashReason::ProofLatencyBudget);
+    let job = r::job(&w.chain.state, &t).unwrap();
+    assert!(!job.receipts[0].payable);
+    w.idle(3);
+    assert_eq!(
+        r::job(&w.chain.state, &t).unwrap().state,
+        JobState::Settled,
+        "verified with nothing payable"
+    );
+
+    // Availability: no heartbeats over an epoch with a floor.
+    let mut p = params();
+    p.market.availability_floor_bps = 5_000;
+    let key = SecretKey::dev("lonely");
+    let mut c = Chain::new(p, &[(key.address(), 1_000 * MICRO_PER_TOKEN)]);
+    let caps = ProviderCaps {
+        fabrics: vec!["cpu".into()],
+        kernel_digests: vec![],
+        models: vec![0],
+        region: 0,
+        max_leases: 1,
+    };
+    let reg = sign(
+        TxPayload::RegisterProvider(RegisterProvider {
+            from: key.address(),
+            caps,
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        }),
+        &key,
+        &c,
+    );
+    let st = sign(
+        stake(key.address(), MICRO_PER_TOKEN).with_nonce(1),
+        &key,
+        &c,
+    );
+    c.step(&[reg, st]);
+    while !c.height().is_multiple_of(20) {
+        c.step(&[]);
+    }
+    let s = query::slashes(&c.state, None);
+    assert_eq!(
+        s.iter().map(|x| x.reason.clone()).collect::<Vec<_>>(),
+        vec![SlashReason::Availability]
+    );
+    // A heartbeating provider is not.
+    let mut w = World::new(1);
+    for _ in 0..25 {
+        let hb = w.tx(0, |from| {
+            TxPayload::Heartbeat(Heartbeat {
+                from,
+                fee: 10,
+                fee_selector: 1,
+                nonce: 0,
+            })
+        });
+        w.step(vec![hb]);
+    }
+    assert!(query::slashes(&w.chain.state, None).is_empty());
+}
+
+#[test]
+fn disagreeing_replicas_are_held_for_a_dispute() {
+    let mut w = World::new(2);
+    let t = w.submit(2);
+    w.idle(1);
+    let leased = w.leased_to(&t);
+    let a = w.receipt(leased[0], t, [1; 32], 10);
+    let b = w.receipt(leased[1], t, [2; 32], 10);
+    assert_eq!(w.step(vec![a, b]), 2);
+    let job = r::job(&w.chain.state, &t).unwrap();
+    assert_eq!(job.state, JobState::Disputed);
+    assert_eq!(job.escrow, 2_000_000, "escrow held for the dispute game");
+}
+
+#[test]
+fn bad_market_transactions_are_refused() {
+    let mut w = World::new(1);
+    let h = w.chain.height() + 1;
+    let bad_spec = JobSpec {
+        blob_sha256: [0; 32],
+        blob_bytes: 1,
+        flops: 1,
+        kernel_digest: KERNEL,
+        model: 9,
+        lane: 0,
+        region: None,
+        max_price: 1,
+        redundancy: 1,
+        deadline: h + 10,
+    };
+    let params = w.chain.params.clone();
+    let cases: Vec<(JobSpec, &str)> = vec![
+        (bad_spec.clone(), "unknown model class"),
+        (
+            JobSpec {
+                model: 0,
+                lane: 7,
+                ..bad_spec.clone()
+            },
+            "lane",
+        ),
+        (
+            JobSpec {
+                model: 0,
+                redundancy: 0,
+                ..bad_spec.clone()
+            },
+            "redundancy",
+        ),
+        (
+            JobSpec {
+                model: 0,
+                redundancy: 99,
+                ..bad_spec.clone()
+            },
+            "redundancy",
+        ),
+        (
+            JobSpec {
+                model: 0,
+                flops: 0,
+                ..bad_spec.clone()
+            },
+            "flops",
+        ),
+        (
+            JobSpec {
+                model: 0,
+                max_price: 0,
+                ..bad_spec.clone()
+            },
+            "max_price",
+        ),
+    ];
+    for (spec, want) in cases {
+        let tx = w.tx(1, |from| {
+            TxPayload::SubmitJob(SubmitJob {
+                from,
+                spec,
+                fee: 10,
+                fee_selector: 1,
+                nonce: 0,
+            })
+        });
+        match tb_chain::execute::check_stateless(&tx, &params) {
+            Err(tb_chain::TxError::Market(m)) => {
+                assert!(m.contains(want), "{m} should mention {want}")
+            }
+            other => panic!("expected a market error about {want}, got {other:?}"),
+        }
+        w.nonces[1] -= 1;
+    }
+    // A receipt signed by someone else.
+    let t = w.submit(1);
+    w.idle(1);
+    let mut tx = w.receipt(0, t, [1; 32], 1);
+    if let TxPayload::SubmitReceipt(sr) = &mut tx.payload {
+        sr.receipt.receipt.n_ops = 2; // the provider's signature no longer covers it
+    }
+    let tx = sign(tx.payload, &w.keys[0], &w.chain);
+    assert_eq!(
+        w.step(vec![tx]),
+        0,
+        "a receipt whose signature fails is refused"
+    );
+}
+
+trait WithNonce {
+    fn with_nonce(self, n: u64) -> Self;
+}
+
+impl WithNonce for TxPayload {
+    fn with_nonce(mut self, n: u64) -> Self {
+        set_nonce(&mut self, n);
+        self
+    }
+}
