@@ -308,6 +308,9 @@ struct Cursor {
     consumer: u64,
     industrial: u64,
     has_handle: bool,
+    /// Whether the sender is a registered provider, or registers in an earlier
+    /// pending transaction.
+    is_provider: bool,
 }
 
 impl Cursor {
@@ -321,6 +324,7 @@ impl Cursor {
             consumer: acc.consumer,
             industrial: acc.industrial,
             has_handle: state.handle_of(addr).is_some(),
+            is_provider: crate::market::records::provider(state, addr).is_some(),
         }
     }
 
@@ -398,12 +402,28 @@ impl Cursor {
             // Market transactions: the sender's funds (fee, stake, escrow) are
             // accounted above; their market rules are checked when a block applies
             // them, and a block template skips one that fails.
-            TxPayload::RegisterProvider(_)
-            | TxPayload::Stake(_)
+            TxPayload::RegisterProvider(_) => self.is_provider = true,
+            TxPayload::Stake(_) | TxPayload::Unstake(_) | TxPayload::Heartbeat(_)
+                if !self.is_provider =>
+            {
+                return Err(AdmissionError::InvalidMarketTx(
+                    "not a registered provider".into(),
+                ));
+            }
+            TxPayload::SubmitReceipt(r) => {
+                if !self.is_provider {
+                    return Err(AdmissionError::InvalidMarketTx(
+                        "not a registered provider".into(),
+                    ));
+                }
+                if crate::market::records::job(state, &r.task_id).is_none() {
+                    return Err(AdmissionError::InvalidMarketTx("unknown task".into()));
+                }
+            }
+            TxPayload::Stake(_)
             | TxPayload::Unstake(_)
             | TxPayload::Heartbeat(_)
-            | TxPayload::SubmitJob(_)
-            | TxPayload::SubmitReceipt(_) => {}
+            | TxPayload::SubmitJob(_) => {}
         }
         // Saturating: an account would need 2^64 transactions to get here.
         self.nonce = self.nonce.saturating_add(1);

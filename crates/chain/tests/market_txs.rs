@@ -44,13 +44,20 @@ struct World {
 impl World {
     /// Providers 0..n (registered and staked), then one requester (index n).
     fn new(n: usize) -> World {
+        World::with(n, |_| {})
+    }
+
+    /// As `new`, with the test parameters changed by `f`.
+    fn with(n: usize, f: impl FnOnce(&mut ChainParams)) -> World {
+        let mut params = params();
+        f(&mut params);
         let keys: Vec<SecretKey> = (0..=n).map(|i| SecretKey::dev(&format!("w{i}"))).collect();
         let funded: Vec<_> = keys
             .iter()
             .map(|k| (k.address(), 10_000 * MICRO_PER_TOKEN))
             .collect();
         let mut w = World {
-            chain: Chain::new(params(), &funded),
+            chain: Chain::new(params, &funded),
             keys,
             nonces: vec![0; n + 1],
         };
@@ -319,7 +326,21 @@ fn each_slash_reason() {
         "failed and refunded"
     );
 
-    // Receipt outside the lease: the same provider answers after its lease expired.
+    // Once the job has failed, a late answer is refused, not punished again.
+    let late = w.receipt(who, t, [1; 32], 10);
+    assert_eq!(w.step(vec![late]), 0);
+
+    // Receipt outside the lease: with one retry, the job is requeued when the lease
+    // lapses and goes to another provider; the first then answers late.
+    let mut w = World::with(3, |p| p.market.retry_budget = 1);
+    let t = w.submit(1);
+    w.idle(1);
+    let who = w.leased_to(&t)[0];
+    w.idle(5);
+    assert!(
+        query::slashes(&w.chain.state, None).is_empty(),
+        "the first loss is forgiven"
+    );
     let late = w.receipt(who, t, [1; 32], 10);
     assert_eq!(w.step(vec![late]), 1, "accepted as evidence");
     let s = query::slashes(&w.chain.state, Some(&w.keys[who].address()));
@@ -386,8 +407,8 @@ fn each_slash_reason() {
         s.iter().map(|x| x.reason.clone()).collect::<Vec<_>>(),
         vec![SlashReason::Availability]
     );
-    // A heartbeating provider is not.
-    let mut w = World::new(1);
+    // A heartbeating provider is not (same floor).
+    let mut w = World::with(1, |p| p.market.availability_floor_bps = 5_000);
     for _ in 0..25 {
         let hb = w.tx(0, |from| {
             TxPayload::Heartbeat(Heartbeat {
@@ -494,7 +515,7 @@ fn bad_market_transactions_are_refused() {
         }
         w.nonces[1] -= 1;
     }
-    // A receipt signed by someone else.
+    // A receipt whose provider signature does not cover its contents.
     let t = w.submit(1);
     w.idle(1);
     let mut tx = w.receipt(0, t, [1; 32], 1);
@@ -518,4 +539,150 @@ impl WithNonce for TxPayload {
         set_nonce(&mut self, n);
         self
     }
+}
+
+#[test]
+fn a_replica_released_by_a_failed_job_is_not_slashed() {
+    // Redundancy 2, no retries: one replica's lease lapses and fails the job; the
+    // other, whose lease was still live, answers in time and is refused, not slashed.
+    let mut w = World::with(2, |p| p.market.lane_lease_blocks = vec![4, 8, 16]);
+    let t = w.submit(2);
+    w.idle(1);
+    let leased = w.leased_to(&t);
+    // Neither answers; both leases lapse in the same block, failing the job once.
+    w.idle(5);
+    assert_eq!(r::job(&w.chain.state, &t).unwrap().state, JobState::Failed);
+    let honest_late = w.receipt(leased[1], t, [3; 32], 10);
+    assert_eq!(w.step(vec![honest_late]), 0);
+    let slashed: Vec<_> = query::slashes(&w.chain.state, None)
+        .into_iter()
+        .map(|s| s.reason)
+        .collect();
+    assert_eq!(
+        slashed,
+        vec![SlashReason::MissedLease],
+        "only the lease that failed the job"
+    );
+}
+
+#[test]
+fn unstaking_neither_escapes_slashing_nor_abandons_leases() {
+    let mut w = World::with(1, |p| {
+        p.market.slash.missed_lease_bps = 5_000;
+        p.market.unbonding_blocks = 100;
+    });
+    let a = w.keys[0].address();
+    // Unstake 40 of 50 while holding nothing: allowed.
+    let tx = w.tx(0, |from| {
+        TxPayload::Unstake(StakeChange {
+            from,
+            amount: 40 * MICRO_PER_TOKEN,
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        })
+    });
+    assert_eq!(w.step(vec![tx]), 1);
+    let t = w.submit(1);
+    w.idle(1);
+    assert_eq!(w.leased_to(&t), vec![0]);
+    // Unstaking while holding a lease is refused.
+    let tx = w.tx(0, |from| {
+        TxPayload::Unstake(StakeChange {
+            from,
+            amount: MICRO_PER_TOKEN,
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        })
+    });
+    assert_eq!(w.step(vec![tx]), 0);
+    // The lease lapses: half of everything bonded (10 staked + 40 unbonding) goes.
+    w.idle(4);
+    let s = query::slashes(&w.chain.state, Some(&a));
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].amount, 25 * MICRO_PER_TOKEN);
+    let p = r::provider(&w.chain.state, &a).unwrap();
+    assert_eq!((p.stake, p.unbonding), (0, 25 * MICRO_PER_TOKEN));
+}
+
+#[test]
+fn deadlines_must_fit_a_lease_and_stay_bounded() {
+    let mut w = World::new(1);
+    let req = w.keys.len() - 1;
+    let lease = w.chain.params.market.lane_lease_blocks[0];
+    let max = w.chain.params.market.deadline_blocks_max;
+    for (offset, ok) in [
+        (lease, false),
+        (lease + 1, true),
+        (max, true),
+        (max + 1, false),
+    ] {
+        let h = w.chain.height() + 1;
+        let deadline = h + offset;
+        let spec = JobSpec {
+            blob_sha256: [1; 32],
+            blob_bytes: 1,
+            flops: 1_000_000,
+            kernel_digest: KERNEL,
+            model: 0,
+            lane: 0,
+            region: None,
+            max_price: 1,
+            redundancy: 1,
+            deadline,
+        };
+        let tx = w.tx(req, |from| {
+            TxPayload::SubmitJob(SubmitJob {
+                from,
+                spec,
+                fee: 10,
+                fee_selector: 1,
+                nonce: 0,
+            })
+        });
+        assert_eq!(
+            w.step(vec![tx]) == 1,
+            ok,
+            "deadline {deadline} at height {h}"
+        );
+    }
+}
+
+#[test]
+fn the_mempool_refuses_provider_transactions_from_non_providers() {
+    let w = World::new(1);
+    // The requester is funded but no provider.
+    let stranger = w.keys[1].clone();
+    let mut pool = tb_chain::mempool::Mempool::new(
+        tb_chain::mempool::MempoolConfig::default(),
+        w.chain.params.clone(),
+    );
+    let hb = sign(
+        TxPayload::Heartbeat(Heartbeat {
+            from: stranger.address(),
+            fee: 1_000_000,
+            fee_selector: 0,
+            nonce: 0,
+        }),
+        &stranger,
+        &w.chain,
+    );
+    match pool.admit(hb, &w.chain.state, 0) {
+        Err(e) => assert_eq!(e.code(), 18, "{e}"),
+        Ok(_) => panic!("a heartbeat from a non-provider was admitted"),
+    }
+    // A registered provider's heartbeat is admitted.
+    let k = w.keys[0].clone();
+    let hb = sign(
+        TxPayload::Heartbeat(Heartbeat {
+            from: k.address(),
+            fee: 1_000_000,
+            fee_selector: 0,
+            nonce: w.nonces[0],
+        }),
+        &k,
+        &w.chain,
+    );
+    pool.admit(hb, &w.chain.state, 0).expect("admitted");
 }

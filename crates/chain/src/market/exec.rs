@@ -156,6 +156,10 @@ pub fn apply_tx(
             let mut pr = r::provider(ov, &from).unwrap_or(Provider {
                 registered_at: height,
                 epoch_since: height,
+                // Registration counts as the first heartbeat; a new provider starts at
+                // full availability until it has been measured for an interval.
+                heartbeats_epoch: 1,
+                availability_prev_bps: BPS,
                 ..Provider::default()
             });
             pr.caps = caps.clone();
@@ -189,6 +193,9 @@ pub fn apply_tx(
                     pr.stake
                 )));
             }
+            if pr.active_leases > 0 {
+                return Err(invalid("a provider holding leases cannot unstake"));
+            }
             if pr.unbonding_entries >= r::UNBONDING_ENTRIES_MAX {
                 return Err(invalid("too many unbonding entries pending"));
             }
@@ -210,7 +217,9 @@ pub fn apply_tx(
         T::Heartbeat(Heartbeat { .. }) => {
             let mut pr = r::provider(ov, &from)
                 .ok_or(TxError::Market("not a registered provider".into()))?;
-            if pr.last_heartbeat != height || pr.heartbeats_epoch == 0 {
+            // One heartbeat per interval counts: a burst cannot stand in for a window.
+            let interval = p.heartbeat_interval_blocks;
+            if pr.heartbeats_epoch == 0 || pr.last_heartbeat / interval != height / interval {
                 pr.heartbeats_epoch += 1;
             }
             pr.last_heartbeat = height;
@@ -218,8 +227,15 @@ pub fn apply_tx(
         }
         T::SubmitJob(SubmitJob { spec, .. }) => {
             check_spec(p, spec)?;
-            if spec.deadline <= height {
-                return Err(invalid("the deadline has passed"));
+            let lease = p.lane_lease_blocks[spec.lane as usize];
+            if spec.deadline <= height + lease {
+                return Err(invalid("the deadline leaves no room for a lease"));
+            }
+            if spec.deadline - height > p.deadline_blocks_max {
+                return Err(invalid(format!(
+                    "the deadline is more than {} blocks away",
+                    p.deadline_blocks_max
+                )));
             }
             let mut f = r::fund(ov);
             if f.queued >= p.queue_max as u64 {
@@ -288,7 +304,16 @@ fn apply_receipt(
         .position(|l| l.provider == sr.from && l.expiry >= h);
     let receipt_hash: [u8; 32] = tb_primitives::sha256_digest(&sr.receipt.to_bytes()).0;
     let Some(li) = live else {
-        // A receipt without a live lease: accepted as evidence, slashed, not paid.
+        if !matches!(job.state, JobState::Queued | JobState::Leased) {
+            // The job ended (settled, failed, verified, disputed): a late answer is
+            // refused, not punished; a replica whose lease `fail` released is honest.
+            return Err(invalid("the job no longer takes receipts"));
+        }
+        if !job.tried.contains(&sr.from) || job.receipts.iter().any(|x| x.provider == sr.from) {
+            return Err(invalid("the sender holds no lease of this job"));
+        }
+        // Its own lease lapsed while the job still runs: accepted as evidence of the
+        // fault, slashed, not paid.
         slash(
             ov,
             params,
@@ -380,12 +405,21 @@ fn slash(
         SlashReason::Availability => p.slash.availability_bps,
         SlashReason::LostDispute => p.slash.lost_dispute_bps,
     };
-    let amount = (pr.stake as u128 * bps as u128 / BPS as u128) as u64;
-    pr.stake -= amount;
+    // The fraction is of everything bonded, stake and unbonding alike, taken from the
+    // stake first: unstaking does not escape a slash.
+    let bonded = pr.stake as u128 + pr.unbonding as u128;
+    let amount = (bonded * bps as u128 / BPS as u128) as u64;
+    let from_stake = amount.min(pr.stake);
+    let from_unbonding = amount - from_stake;
+    pr.stake -= from_stake;
     pr.slashed += amount;
     pr.jailed_until = pr.jailed_until.max(h + p.jail_blocks);
+    if from_unbonding > 0 {
+        take_unbonding(ov, who, pr, from_unbonding);
+    }
     let mut f = r::fund(ov);
-    f.stakes -= amount;
+    f.stakes -= from_stake;
+    f.unbonding -= from_unbonding;
     f.industrial += amount;
     let seq = f.slashes;
     f.slashes += 1;
@@ -401,6 +435,31 @@ fn slash(
             height: h,
         },
     );
+}
+
+/// Takes `amount` from `who`'s pending unbonding releases, the latest first.
+fn take_unbonding(ov: &mut Overlay<'_>, who: &Address, pr: &mut Provider, mut amount: u64) {
+    let mut entries: Vec<(Vec<u8>, u64)> = ov
+        .scan_prefix(&r::prefix(Kind::Unbonding))
+        .into_iter()
+        .filter(|(k, _)| k.len() == 42 && k[10..42] == who.0)
+        .filter_map(|(k, _)| r::get::<u64, _>(ov, &k).map(|v| (k, v)))
+        .collect();
+    entries.reverse();
+    for (k, v) in entries {
+        if amount == 0 {
+            break;
+        }
+        let take = amount.min(v);
+        amount -= take;
+        pr.unbonding -= take;
+        if take == v {
+            ov.delete(k);
+            pr.unbonding_entries = pr.unbonding_entries.saturating_sub(1);
+        } else {
+            ov.put(k, &(v - take));
+        }
+    }
 }
 
 fn credit(ov: &mut Overlay<'_>, a: &Address, industrial: u64) {
@@ -463,9 +522,14 @@ fn id_at(k: &[u8], at: usize) -> Id {
     Id(a)
 }
 
-/// Availability of a provider over the epoch so far, in basis points.
+/// Availability of a provider over the epoch so far, in basis points: heartbeat
+/// intervals seen over intervals elapsed. Until one whole interval has elapsed in the
+/// epoch, the previous epoch's figure stands.
 pub fn availability_bps(p: &MarketParams, pr: &Provider, h: u64) -> u64 {
     let blocks = h.saturating_sub(pr.epoch_since) + 1;
+    if blocks < p.heartbeat_interval_blocks {
+        return pr.availability_prev_bps;
+    }
     let expected = (blocks / p.heartbeat_interval_blocks).max(1);
     (pr.heartbeats_epoch * BPS / expected).min(BPS)
 }
@@ -511,9 +575,11 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
         if pr.last_heartbeat > lease.start
             && pr.last_heartbeat + lease_len > h
             && h < job.spec.deadline
+            && lease.renewals < p.lease_renewals_max
         {
             let expiry = (pr.last_heartbeat + lease_len).min(job.spec.deadline);
             job.leases[li].expiry = expiry;
+            job.leases[li].renewals += 1;
             ov.put(r::key(Kind::LeaseExpiry, &[&be(expiry), &t.0, &who.0]), &());
             ov.put(r::key(Kind::Job, &[&t.0]), &job);
             continue;
@@ -674,7 +740,13 @@ fn run_matcher(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeader)
         let mut jobs: Vec<JobView> = Vec::with_capacity(chunk.len());
         for (k, _) in chunk {
             let t = id_at(k, k.len() - 32);
-            if let Some(job) = r::job(ov, &t) {
+            let Some(job) = r::job(ov, &t) else { continue };
+            // A lease must fit before the deadline, or an honest provider could not
+            // answer inside it.
+            if job.spec.deadline < h + p.lane_lease_blocks[job.spec.lane as usize] {
+                continue;
+            }
+            {
                 jobs.push(JobView {
                     task_id: t,
                     kernel_digest: job.spec.kernel_digest,
@@ -749,7 +821,9 @@ fn end_epoch(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeader) {
         let Some(mut pr) = r::provider(ov, &a) else {
             continue;
         };
-        if pr.stake > 0 && availability_bps(p, &pr, h) < p.availability_floor_bps {
+        let availability = availability_bps(p, &pr, h);
+        pr.availability_prev_bps = availability;
+        if pr.stake > 0 && availability < p.availability_floor_bps {
             slash(
                 ov,
                 params,

@@ -119,6 +119,9 @@ pub struct MarketParams {
     pub max_leases_per_provider: u32,
     /// Largest redundancy `k` a job may ask for (chosen: 5).
     pub redundancy_max: u32,
+    /// Furthest a job's deadline may be from its submission, in blocks (chosen:
+    /// 100 000): a queued job holds its escrow and a queue slot at most this long.
+    pub deadline_blocks_max: u64,
     /// Most jobs waiting in the queue (chosen: 100 000).
     pub queue_max: u32,
     /// Most leases the matcher grants per block (chosen: 250, so the whole market step
@@ -188,6 +191,7 @@ impl MarketParams {
             },
             max_leases_per_provider: 16,
             redundancy_max: 5,
+            deadline_blocks_max: 100_000,
             queue_max: 100_000,
             match_per_block_max: 250,
             job_flops_max: 100_000_000_000_000,
@@ -414,6 +418,13 @@ impl MarketParams {
             1,
             64,
             "1..=64",
+        )?;
+        check(
+            "deadline_blocks_max",
+            self.deadline_blocks_max,
+            1,
+            100_000_000,
+            "1..=10^8",
         )?;
         check(
             "queue_max",

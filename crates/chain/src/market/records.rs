@@ -73,6 +73,9 @@ pub struct Provider {
     pub heartbeats_epoch: u64,
     /// First height of the current epoch it was registered for (availability base).
     pub epoch_since: u64,
+    /// Its availability over the previous epoch, bps (used until the current epoch has
+    /// run one heartbeat interval).
+    pub availability_prev_bps: u64,
     /// Leases held now.
     pub active_leases: u32,
     /// Leases missed, ever.
