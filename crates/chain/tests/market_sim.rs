@@ -254,16 +254,7 @@ fn run_simulation(seed: u64) {
             }
         }
         // Providers act on the state as of the parent block.
-        let jobs: Vec<(Id, Job)> = chain
-            .state
-            .scan_prefix(&r::prefix(Kind::Job))
-            .into_iter()
-            .filter_map(|(k, _)| {
-                let mut t = [0u8; 32];
-                t.copy_from_slice(&k[2..34]);
-                r::get::<Job, _>(&chain.state, &k).map(|j| (Id(t), j))
-            })
-            .collect();
+        let jobs: Vec<(Id, Job)> = tb_chain::market::query::jobs(&chain.state, None);
         for p in provs.iter_mut() {
             let me = p.key.address();
             let heartbeat = match p.kind {
@@ -474,15 +465,8 @@ fn run_simulation(seed: u64) {
         "seed {seed}: only {} payouts",
         payouts.len()
     );
-    let job_of: BTreeMap<Id, Job> = chain
-        .state
-        .scan_prefix(&r::prefix(Kind::Job))
+    let job_of: BTreeMap<Id, Job> = tb_chain::market::query::jobs(&chain.state, None)
         .into_iter()
-        .filter_map(|(k, _)| {
-            let mut t = [0u8; 32];
-            t.copy_from_slice(&k[2..34]);
-            r::get::<Job, _>(&chain.state, &k).map(|j| (Id(t), j))
-        })
         .collect();
     let mut last_seq = None;
     for py in &payouts {
