@@ -100,17 +100,20 @@ pub fn replay_values(
     fabric: &dyn Fabric,
     wanted: &[u32],
 ) -> Result<Vec<(Vec<usize>, HostData)>> {
-    validate(job)?;
+    let plan = validate(job)?;
     let p = &job.program;
     let nc = p.consts.len();
     let last = wanted.iter().map(|v| *v as usize).max().unwrap_or(0);
+    let keep = |v: usize| wanted.contains(&(v as u32));
     let mut live: Vec<Option<FabricTensor>> = vec![None; nc + p.ops.len()];
     for (i, c) in p.consts.iter().enumerate() {
-        live[i] = Some(
-            fabric
-                .upload(&c.data, &c.shape)
-                .map_err(|e| JobError::Referee(format!("constant {i}: {e}")))?,
-        );
+        if plan.last_use[i].is_some() || keep(i) {
+            live[i] = Some(
+                fabric
+                    .upload(&c.data, &c.shape)
+                    .map_err(|e| JobError::Referee(format!("constant {i}: {e}")))?,
+            );
+        }
     }
     for (i, op) in p.ops.iter().enumerate() {
         if nc + i > last {
@@ -126,6 +129,16 @@ pub fn replay_values(
             })
             .collect::<Result<_>>()?;
         live[nc + i] = Some(run_node(fabric, job, &op.node, &args)?);
+        // Release what no later op reads and nobody asked for, as the executor does.
+        for a in &op.args {
+            let a = *a as usize;
+            if plan.last_use[a] == Some(i) && !keep(a) {
+                live[a] = None;
+            }
+        }
+        if plan.last_use[nc + i].is_none() && !keep(nc + i) {
+            live[nc + i] = None;
+        }
     }
     wanted
         .iter()
