@@ -7,15 +7,10 @@ use crate::args::{Args, Spec};
 use crate::job::{fields, read_job, read_leaves};
 use crate::json::Json;
 use crate::{CliError, Outcome, EXIT_PROVIDER_WRONG};
-use blocktorch::compose::apply_view;
-use blocktorch::{output_digest_sha256, CpuFabric, Fabric, FabricTensor, HostData};
+use blocktorch::{output_digest_sha256, CpuFabric};
 use std::collections::BTreeSet;
-use tb_job::exec::main_input;
 use tb_job::program::node_name;
-use tb_job::{
-    execute, trace_proof, trace_root, validate, Evidence, ExecOptions, InputSlot, Job, Node, Plan,
-    ReplayMode,
-};
+use tb_job::{evidence_for, execute, trace_root, validate, ExecOptions, ReplayMode};
 
 pub const SPEC: Spec = Spec {
     command: "job referee",
@@ -48,100 +43,13 @@ fn fail(e: impl std::fmt::Display) -> CliError {
     CliError::fail(e.to_string())
 }
 
-/// The host data and shape an input slot provides (what the executor uploads).
-fn slot_data(job: &Job, slot: InputSlot) -> Result<(HostData, Vec<usize>), CliError> {
-    let d = &job.descriptor;
-    let missing = || CliError::fail(format!("the descriptor has no {slot:?} input"));
-    Ok(match slot {
-        InputSlot::Main => (main_input(job).map_err(fail)?, d.shape.clone()),
-        InputSlot::Mask => {
-            let m = d.attention_mask.as_ref().ok_or_else(missing)?;
-            (m.data.clone(), m.shape.clone())
-        }
-        InputSlot::Padding => {
-            let p = d.padding_token.ok_or_else(missing)?;
-            (HostData::I32(vec![p.min(i32::MAX as u32) as i32]), vec![])
-        }
-        InputSlot::Bias(i) => {
-            let b = d.bias.get(i as usize).ok_or_else(missing)?;
-            (b.data.clone(), b.shape.clone())
-        }
-    })
-}
-
-/// Re-runs ops `0..=last` on the CPU reference and returns the host data and shape of
-/// each value in `wanted` (op outputs), releasing every other value after its last use.
-fn collect_values(
-    cpu: &CpuFabric,
-    job: &Job,
-    plan: &Plan,
-    wanted: &BTreeSet<usize>,
-) -> Result<Vec<(usize, HostData, Vec<usize>)>, CliError> {
-    let p = &job.program;
-    let nc = p.consts.len();
-    let Some(last) = wanted.iter().next_back().map(|v| v - nc) else {
-        return Ok(Vec::new());
-    };
-    let mut live: Vec<Option<FabricTensor>> = vec![None; nc + last + 1];
-    let mut found = Vec::with_capacity(wanted.len());
-    for (i, op) in p.ops.iter().enumerate().take(last + 1) {
-        let op_err = |e: blocktorch::TensorError| {
-            CliError::fail(format!("replay of op {i} ({}): {e}", node_name(&op.node)))
-        };
-        for a in &op.args {
-            let a = *a as usize;
-            if a < nc && live[a].is_none() {
-                let c = &p.consts[a];
-                live[a] = Some(cpu.upload(&c.data, &c.shape).map_err(op_err)?);
-            }
-        }
-        let args = op
-            .args
-            .iter()
-            .map(|a| {
-                live[*a as usize].as_ref().ok_or_else(|| {
-                    CliError::fail(format!("replay of op {i}: value {a} is not available"))
-                })
-            })
-            .collect::<Result<Vec<&FabricTensor>, CliError>>()?;
-        let out = match &op.node {
-            Node::Input(slot) => {
-                let (data, shape) = slot_data(job, *slot)?;
-                cpu.upload(&data, &shape).map_err(op_err)?
-            }
-            Node::Prim(prim) => cpu.execute(prim, &args).map_err(op_err)?,
-            Node::View(v) => {
-                let a = args.first().ok_or_else(|| {
-                    CliError::fail(format!("replay of op {i}: a view takes one argument"))
-                })?;
-                apply_view(a, v).map_err(op_err)?
-            }
-        };
-        if wanted.contains(&(nc + i)) {
-            let data = cpu.download(&out).map_err(op_err)?;
-            found.push((nc + i, data, out.shape().to_vec()));
-        }
-        live[nc + i] = Some(out);
-        for a in &op.args {
-            let a = *a as usize;
-            if plan.last_use[a].is_some_and(|u| u <= i) {
-                live[a] = None;
-            }
-        }
-        if plan.last_use[nc + i].is_none() {
-            live[nc + i] = None;
-        }
-    }
-    Ok(found)
-}
-
 pub fn referee(a: &Args) -> Result<Outcome, CliError> {
     let path = &a.positionals[0];
     let op = a.parsed::<usize>("--op", "an op index")?.ok_or_else(|| {
         CliError::usage("`job referee` needs --op I (try `tb-cli job referee --help`)")
     })?;
     let (_, job) = read_job(path)?;
-    let plan = validate(&job)
+    validate(&job)
         .map_err(|e| CliError::fail(format!("{path}: the job does not validate: {e}")))?;
     let p = &job.program;
     let (nc, n_ops) = (p.consts.len(), p.ops.len());
@@ -190,24 +98,17 @@ pub fn referee(a: &Args) -> Result<Outcome, CliError> {
         )));
     }
 
-    let mut evidence = Vec::with_capacity(op_args.len());
-    for (value, data, shape) in collect_values(&cpu, &job, &plan, &op_args)? {
-        let j = value - nc;
-        let digest = output_digest_sha256(&shape, &data).map_err(fail)?;
+    // The challenger's evidence: op `op`'s op-output arguments replayed on the CPU,
+    // each with its leaf and proof from the disputed trace.
+    let evidence = evidence_for(&job, op, leaves).map_err(fail)?;
+    for e in &evidence {
+        let j = e.value as usize - nc;
+        let digest = output_digest_sha256(&e.shape, &e.data).map_err(fail)?;
         if digest != honest[j] {
             return Err(CliError::fail(format!(
                 "internal: the op-by-op replay of op {j} disagrees with the executor's leaf"
             )));
         }
-        let proof = trace_proof(leaves, j)
-            .ok_or_else(|| CliError::fail(format!("no trace proof for op {j}")))?;
-        evidence.push(Evidence {
-            value: value as u32,
-            shape,
-            data,
-            leaf: leaves[j],
-            proof,
-        });
     }
     let digest = tb_job::referee(&job, &root, op, &evidence).map_err(fail)?;
     if digest != honest[op] {
