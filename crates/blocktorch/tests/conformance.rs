@@ -1,9 +1,14 @@
 //! The CPU fabric passes the conformance suite in every SIMD path, thread count and tile
 //! configuration: bit-identical to the scalar single-thread reference.
 
+#[path = "support/skewed.rs"]
+mod skewed;
+
 use blocktorch::conformance::{run_conformance, ConformanceConfig};
 use blocktorch::cpu::gemm::Simd;
 use blocktorch::{CpuConfig, CpuFabric};
+use blocktorch::{Prim, UnaryOp};
+use skewed::Skewed;
 
 fn configs() -> Vec<CpuConfig> {
     let mut simds = vec![Simd::Scalar];
@@ -46,43 +51,11 @@ fn cpu_fabric_conforms_in_every_configuration() {
 #[test]
 fn suite_detects_a_fabric_that_differs() {
     // A fabric that is off by one ulp in one primitive must fail the suite.
-    use blocktorch::fabric::{Fabric, FabricTensor};
-    use blocktorch::{HostData, Prim, Result, UnaryOp};
-    struct Skewed(CpuFabric);
-    impl Fabric for Skewed {
-        fn name(&self) -> &str {
-            "skewed"
+    let skewed = Skewed::new(Prim::Unary(UnaryOp::Exp), |v| {
+        for x in v.iter_mut().filter(|x| x.is_finite() && **x > 1.0) {
+            *x = f32::from_bits(x.to_bits() + 1);
         }
-        fn device_description(&self) -> String {
-            "cpu with a wrong exp".into()
-        }
-        fn kernel_variant_digest(&self) -> [u8; 32] {
-            [0; 32]
-        }
-        fn upload(&self, data: &HostData, shape: &[usize]) -> Result<FabricTensor> {
-            self.0.upload(data, shape)
-        }
-        fn download(&self, t: &FabricTensor) -> Result<HostData> {
-            self.0.download(t)
-        }
-        fn execute(&self, prim: &Prim, inputs: &[&FabricTensor]) -> Result<FabricTensor> {
-            let out = self.0.execute(prim, inputs)?;
-            if *prim != Prim::Unary(UnaryOp::Exp) {
-                return Ok(out);
-            }
-            let HostData::F32(mut v) = self.0.download(&out)? else {
-                unreachable!()
-            };
-            for x in v.iter_mut().filter(|x| x.is_finite() && **x > 1.0) {
-                *x = f32::from_bits(x.to_bits() + 1);
-            }
-            self.0.upload(&HostData::F32(v), out.shape())
-        }
-    }
-    let err = run_conformance(
-        &Skewed(CpuFabric::reference()),
-        &ConformanceConfig::default(),
-    )
-    .expect_err("must fail");
+    });
+    let err = run_conformance(&skewed, &ConformanceConfig::default()).expect_err("must fail");
     assert!(err.case.contains("Exp"), "{err}");
 }

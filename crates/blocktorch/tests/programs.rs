@@ -2,15 +2,17 @@
 //! thread configurations, generation is a pure function of the seed, every op kind is
 //! generated, and a fabric that is off by one bit in one primitive is caught.
 
+#[path = "support/skewed.rs"]
+mod skewed;
+
 use blocktorch::conformance::ConformanceFailure;
 use blocktorch::cpu::gemm::Simd;
-use blocktorch::fabric::{Fabric, FabricTensor};
+use blocktorch::fabric::Fabric;
 use blocktorch::programs::{
     program_seed, random_program, run_program, run_random_programs, ProgramConfig, ProgramReport,
 };
-use blocktorch::{
-    BinaryOp, CompareOp, CpuConfig, CpuFabric, HostData, Prim, Result, TensorError, UnaryOp,
-};
+use blocktorch::{BinaryOp, CompareOp, CpuConfig, CpuFabric, Prim, TensorError, UnaryOp};
+use skewed::Skewed;
 use std::collections::BTreeSet;
 
 fn cfg(count: usize) -> ProgramConfig {
@@ -191,47 +193,18 @@ fn every_op_kind_is_generated_and_only_planned_steps_are_refused() {
 
 /// The CPU fabric with the lowest mantissa bit of element 0 of every matmul output
 /// flipped.
-struct Skewed(CpuFabric);
-
-impl Fabric for Skewed {
-    fn name(&self) -> &str {
-        "skewed"
-    }
-    fn device_description(&self) -> String {
-        "cpu with a wrong matmul".into()
-    }
-    fn kernel_variant_digest(&self) -> [u8; 32] {
-        [0; 32]
-    }
-    fn upload(&self, data: &HostData, shape: &[usize]) -> Result<FabricTensor> {
-        self.0.upload(data, shape)
-    }
-    fn download(&self, t: &FabricTensor) -> Result<HostData> {
-        self.0.download(t)
-    }
-    fn execute(&self, prim: &Prim, inputs: &[&FabricTensor]) -> Result<FabricTensor> {
-        let out = self.0.execute(prim, inputs)?;
-        if *prim != Prim::Matmul {
-            return Ok(out);
-        }
-        let HostData::F32(mut v) = self.0.download(&out)? else {
-            return Err(TensorError::Fabric {
-                fabric: "skewed".into(),
-                message: "matmul gave a non-f32 output".into(),
-            });
-        };
+fn skewed() -> Skewed {
+    Skewed::new(Prim::Matmul, |v| {
         if let Some(x) = v.first_mut() {
             *x = f32::from_bits(x.to_bits() ^ 1);
         }
-        self.0.upload(&HostData::F32(v), out.shape())
-    }
+    })
 }
 
 #[test]
 fn harness_detects_a_fabric_that_differs_in_matmul() {
     let c = cfg(300);
-    let err: ConformanceFailure =
-        run_random_programs(&Skewed(CpuFabric::reference()), &c).expect_err("must fail");
+    let err: ConformanceFailure = run_random_programs(&skewed(), &c).expect_err("must fail");
     // The failure names the program, its seed, and a step that runs Prim::Matmul
     // (attention runs two).
     let step = err
@@ -264,10 +237,7 @@ fn harness_detects_a_fabric_that_differs_in_matmul() {
             .map(|(_, _, data)| data.to_le_bytes_canonical())
             .collect()
     };
-    assert_ne!(
-        bits(&CpuFabric::reference()),
-        bits(&Skewed(CpuFabric::reference()))
-    );
+    assert_ne!(bits(&CpuFabric::reference()), bits(&skewed()));
 }
 
 #[test]
