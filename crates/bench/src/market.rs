@@ -97,7 +97,7 @@ pub fn bench_market_block(
     runs: usize,
 ) -> Result<(), String> {
     use tb_chain::block::genesis_header;
-    use tb_chain::market::exec::fee_per_unit;
+    use tb_chain::market::exec::queue_key;
     use tb_chain::market::records::{self as r, Fund, Job, JobState, Kind, Provider};
     use tb_chain::tx::{JobSpec, ProviderCaps};
     use tb_primitives::encode;
@@ -137,16 +137,7 @@ pub fn bench_market_block(
             redundancy: 1 + (i % 3) as u32,
             deadline: h0 + 10_000,
         };
-        let qk = r::key(
-            Kind::Queue,
-            &[
-                &[spec.lane],
-                &(u64::MAX - fee_per_unit(m, &spec)).to_be_bytes(),
-                &((i / 10) as u64).to_be_bytes(),
-                &spec.blob_bytes.to_be_bytes(),
-                &t.0,
-            ],
-        );
+        let qk = queue_key(m, &spec, (i / 10) as u64, &t);
         let escrow = spec.max_price * spec.redundancy as u64;
         let job = Job {
             requester: Address([1; 32]),

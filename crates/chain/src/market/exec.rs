@@ -125,7 +125,9 @@ pub fn fee_per_unit(p: &MarketParams, s: &JobSpec) -> u64 {
     (s.max_price as u128 * 1_000_000 / units as u128).min(u64::MAX as u128) as u64
 }
 
-fn queue_key(p: &MarketParams, s: &JobSpec, submitted: u64, t: &Id) -> Vec<u8> {
+/// A queued job's key: lane, then fee per unit descending, age, size, task id, so a
+/// prefix scan walks the queue in priority order.
+pub fn queue_key(p: &MarketParams, s: &JobSpec, submitted: u64, t: &Id) -> Vec<u8> {
     r::key(
         Kind::Queue,
         &[
