@@ -92,6 +92,13 @@ impl Receipt {
                 "the key is not the receipt's provider".into(),
             ));
         }
+        if self.benchmark_commit.len() > RECEIPT_TEXT_BYTES_MAX
+            || self.fabric.len() > RECEIPT_TEXT_BYTES_MAX
+        {
+            return Err(JobError::Receipt(
+                "benchmark commit or fabric name above 64 bytes".into(),
+            ));
+        }
         let signature = key.sign(Domain::Receipt, chain_id, &encode(&self));
         Ok(SignedReceipt {
             receipt: self,
