@@ -94,6 +94,7 @@ fn receipt_for(
         input_descriptor_hash: [1; 32],
         artifact_hash: [2; 32],
         trace_root: Id(out),
+        trace_sha256: [0; 32],
         n_ops: 7,
         fabric: "cpu".into(),
         device_hash: [3; 32],

@@ -153,6 +153,7 @@ impl World {
             input_descriptor_hash: [0; 32],
             artifact_hash: [0; 32],
             trace_root: Id(out),
+            trace_sha256: [0; 32],
             n_ops: 1,
             fabric: "cpu".into(),
             device_hash: [0; 32],

@@ -178,6 +178,9 @@ pub enum JobError {
     /// A receipt failed to decode or verify.
     #[error("receipt: {0}")]
     Receipt(String),
+    /// A trace, shape, evidence bundle or verification step was refused.
+    #[error("verify: {0}")]
+    Verify(String),
 }
 
 /// Result alias.

@@ -36,3 +36,20 @@ pub fn decode_job(data: &[u8]) {
         assert_eq!(run.outputs.len(), job.program.outputs.len());
     }
 }
+
+/// Any bytes as an evidence bundle and as a trace blob: never a panic; an accepted
+/// bundle re-encodes to the same bytes; an accepted trace is `len / 32` leaves that
+/// re-encode to the same bytes.
+pub fn decode_evidence(data: &[u8]) {
+    if let Ok(b) = crate::verify::EvidenceBundle::decode(data) {
+        assert_eq!(
+            b.encode().as_deref(),
+            Ok(data),
+            "accepted bundle bytes must be canonical"
+        );
+    }
+    if let Ok(leaves) = crate::verify::decode_trace(data) {
+        assert_eq!(leaves.len(), data.len() / 32);
+        assert_eq!(crate::verify::trace_blob(&leaves), data);
+    }
+}

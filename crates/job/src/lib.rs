@@ -10,6 +10,8 @@
 //!   every op output, `trace_root`, the profile epoch; kernel digest checked unless in
 //!   cross-fabric replay mode.
 //! - [`referee`]: one op re-executed on the CPU reference from proven inputs.
+//! - [`verify`]: trace blobs, the job shape the chain records, receipt checks against a
+//!   trace, replay and compare, challenge bundles and adjudication.
 //! - [`receipt`]: the signed compute receipt.
 //! - [`builder`] and [`examples`]: programs written with `blocktorch::compose`, and the
 //!   example jobs.
@@ -24,6 +26,7 @@ pub mod fuzzing;
 pub mod program;
 pub mod receipt;
 pub mod referee;
+pub mod verify;
 mod wire;
 
 pub use builder::{ProgramBuilder, Val};
@@ -35,3 +38,7 @@ pub use format::{InputTensorDescriptor, Job, Normalisation, SideTensor};
 pub use program::{validate, Cost, InputSlot, Node, Op, Plan, Program};
 pub use receipt::{Receipt, SignedReceipt};
 pub use referee::{evidence_for, referee, replay_values, Evidence};
+pub use verify::{
+    adjudicate, build_challenge, check_trace, compare, decode_trace, first_divergence, replay,
+    trace_blob, trace_sha256, Challenge, EvidenceBundle, JobShape, Ruling, TraceMismatch, Verdict,
+};

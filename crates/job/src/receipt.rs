@@ -9,6 +9,8 @@ use tb_primitives::{decode, encode, Address, Domain, Id, SecretKey, Signature};
 
 /// Longest `benchmark_commit` and fabric name.
 pub const RECEIPT_TEXT_BYTES_MAX: usize = 64;
+/// Domain of a receipt's seal.
+pub const SEAL_DOMAIN: &[u8] = b"TB/market/seal/v1";
 /// Largest encoded signed receipt.
 pub const SIGNED_RECEIPT_BYTES_MAX: usize = 1024;
 
@@ -33,6 +35,8 @@ pub struct Receipt {
     pub artifact_hash: [u8; 32],
     /// Merkle root over every op output's digest.
     pub trace_root: Id,
+    /// SHA-256 of the published trace blob (the leaf list; `verify::trace_blob`).
+    pub trace_sha256: [u8; 32],
     /// Ops in the trace.
     pub n_ops: u64,
     /// Fabric name (`cpu`, `cuda`).
@@ -78,6 +82,7 @@ impl Receipt {
             input_descriptor_hash: job.descriptor_hash,
             artifact_hash: job.artifact_hash,
             trace_root: run.trace_root,
+            trace_sha256: crate::verify::trace_sha256(&run.op_digests),
             n_ops: run.n_ops as u64,
             fabric: run.fabric.clone(),
             device_hash: Sha256::digest(run.device.as_bytes()).into(),
@@ -119,6 +124,16 @@ impl SignedReceipt {
                 &self.signature,
             )
             .map_err(|e| JobError::Receipt(format!("bad signature: {e}")))
+    }
+
+    /// The seal of a replica's receipt before reveal: `SHA-256("TB/market/seal/v1" ‖
+    /// canonical bytes)`. It binds the provider (its address is inside), so one replica
+    /// cannot seal another's answer.
+    pub fn seal(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(SEAL_DOMAIN);
+        h.update(self.to_bytes());
+        h.finalize().into()
     }
 
     /// Canonical bytes.

@@ -90,7 +90,11 @@ pub fn referee(job: &Job, trace_root: &Id, op: usize, evidence: &[Evidence]) -> 
     }
     let refs: Vec<&FabricTensor> = args.iter().collect();
     let out = run_node(cpu, job, &o.node, &refs)?;
-    tensor_digest(cpu, &out).map_err(|e| JobError::Referee(format!("op {op}: {e}")))
+    tensor_digest(cpu, &out).map_err(|source| JobError::Execution {
+        op,
+        name: crate::program::node_name(&o.node),
+        source,
+    })
 }
 
 /// The host data of the values `wanted` (value ids), from a run of `job` on `fabric`

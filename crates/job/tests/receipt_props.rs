@@ -17,6 +17,7 @@ fn receipt(key: &SecretKey, commit: String, latency: u64) -> Receipt {
         input_descriptor_hash: [4; 32],
         artifact_hash: [5; 32],
         trace_root: Id([6; 32]),
+        trace_sha256: [9; 32],
         n_ops: 9,
         fabric: "cpu".into(),
         device_hash: [8; 32],
