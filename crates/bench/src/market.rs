@@ -136,6 +136,8 @@ pub fn bench_market_block(
             max_price: 1_000_000 + (i as u64 * 7919) % 1_000_000,
             redundancy: 1 + (i % 3) as u32,
             deadline: h0 + 10_000,
+            n_ops: 1,
+            outputs: vec![0],
         };
         let qk = queue_key(m, &spec, (i / 10) as u64, &t);
         let escrow = spec.max_price * spec.redundancy as u64;
@@ -152,6 +154,11 @@ pub fn bench_market_block(
             receipts: vec![],
             queue_key: qk.clone(),
             payouts_pending: 0,
+            seals: vec![],
+            reveal_deadline: 0,
+            window_end: 0,
+            disputes: 0,
+            disputes_open: 0,
         };
         entries.push((qk, encode(&())));
         entries.push((r::key(Kind::Job, &[&t.0]), encode(&job)));

@@ -100,11 +100,13 @@ pub fn check_stateless(tx: &SignedTx, params: &ChainParams) -> Result<(), TxErro
         other => crate::market::exec::check_stateless(&params.market, other)?,
     }
     let len = tx.encoded_len();
-    if len > params.tx_bytes_max {
-        return Err(TxError::TxTooLarge {
-            len,
-            max: params.tx_bytes_max,
-        });
+    // A published chunk may be larger than other transactions.
+    let max = match tx.payload {
+        TxPayload::PublishBlob(_) => params.tx_decode_bytes_max(),
+        _ => params.tx_bytes_max,
+    };
+    if len > max {
+        return Err(TxError::TxTooLarge { len, max });
     }
     Ok(())
 }

@@ -3,7 +3,9 @@
 //! Accounts and @handles, transactions, blocks, proof of work, difficulty,
 //! emission, the mempool and fork choice. **Pure**: no IO, no clock, no
 //! randomness. Time (`now_ms`), thread counts and heights come in as
-//! arguments, so every rule is a plain function that tests can replay.
+//! arguments, so every rule is a plain function that tests can replay. (The one
+//! exception is node-local telemetry — [`telemetry`] — which the rules write and never
+//! read.)
 //! Persistence lives in `tb-store`; networking and RPC in later crates.
 #![forbid(unsafe_code)]
 
@@ -16,6 +18,7 @@ pub mod market;
 pub mod mempool;
 pub mod params;
 pub mod state;
+pub mod telemetry;
 pub mod trie;
 pub mod tx;
 

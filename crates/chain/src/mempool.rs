@@ -420,10 +420,31 @@ impl Cursor {
                     return Err(AdmissionError::InvalidMarketTx("unknown task".into()));
                 }
             }
+            TxPayload::SealReceipt(r) => {
+                if !self.is_provider {
+                    return Err(AdmissionError::InvalidMarketTx(
+                        "not a registered provider".into(),
+                    ));
+                }
+                if crate::market::records::job(state, &r.task_id).is_none() {
+                    return Err(AdmissionError::InvalidMarketTx("unknown task".into()));
+                }
+            }
+            TxPayload::Challenge(c) => {
+                if crate::market::records::job(state, &c.task_id).is_none() {
+                    return Err(AdmissionError::InvalidMarketTx("unknown task".into()));
+                }
+            }
+            TxPayload::SupplyEvidence(e) => {
+                if crate::market::records::job(state, &e.task_id).is_none() {
+                    return Err(AdmissionError::InvalidMarketTx("unknown task".into()));
+                }
+            }
             TxPayload::Stake(_)
             | TxPayload::Unstake(_)
             | TxPayload::Heartbeat(_)
-            | TxPayload::SubmitJob(_) => {}
+            | TxPayload::SubmitJob(_)
+            | TxPayload::PublishBlob(_) => {}
         }
         // Saturating: an account would need 2^64 transactions to get here.
         self.nonce = self.nonce.saturating_add(1);

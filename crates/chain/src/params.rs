@@ -51,10 +51,20 @@ pub struct ChainParams {
     pub market: crate::market::MarketParams,
 }
 
+/// Room for a `PublishBlob`'s other fields and signature above its chunk.
+pub const BLOB_TX_OVERHEAD_BYTES: usize = 512;
+
 /// The hard cap on each token: 20,000,000 whole tokens.
 pub const SUPPLY_CAP_MICRO: u64 = 20_000_000 * MICRO_PER_TOKEN;
 
 impl ChainParams {
+    /// Largest encoded signed transaction accepted by the decoder: `tx_bytes_max`, or
+    /// a published chunk with its fields (`blob_chunk_bytes` + 512) if larger.
+    pub fn tx_decode_bytes_max(&self) -> usize {
+        self.tx_bytes_max
+            .max(self.market.blob_chunk_bytes as usize + BLOB_TX_OVERHEAD_BYTES)
+    }
+
     /// Main-network defaults.
     pub fn mainnet() -> ChainParams {
         let emission = EmissionParams {

@@ -136,6 +136,21 @@ pub struct JobSpec {
     pub redundancy: u32,
     /// Height by which it must be proven.
     pub deadline: u64,
+    /// Ops in its program (= leaves of every honest trace).
+    pub n_ops: u32,
+    /// The op whose output each declared output is, in declaration order
+    /// (`tb_job::JobShape`; 1..=16).
+    pub outputs: Vec<u32>,
+}
+
+impl JobSpec {
+    /// The program shape the chain checks receipts against.
+    pub fn shape(&self) -> tb_job::JobShape {
+        tb_job::JobShape {
+            n_ops: self.n_ops,
+            outputs: self.outputs.clone(),
+        }
+    }
 }
 
 /// Submit a job; `max_price × redundancy` is escrowed.
@@ -143,6 +158,63 @@ pub struct JobSpec {
 pub struct SubmitJob {
     pub from: Address,
     pub spec: JobSpec,
+    pub fee: u64,
+    pub fee_selector: u8,
+    pub nonce: u64,
+}
+
+/// One chunk of a content-addressed object (a trace, an evidence bundle, a job blob):
+/// `object` is the SHA-256 of the whole, `total_bytes` its size; chunk `index` covers
+/// bytes `index·C .. min((index+1)·C, total)` with `C = blob_chunk_bytes`.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct PublishBlob {
+    pub from: Address,
+    pub object: [u8; 32],
+    pub total_bytes: u64,
+    pub index: u32,
+    pub bytes: Vec<u8>,
+    pub fee: u64,
+    pub fee_selector: u8,
+    pub nonce: u64,
+}
+
+/// A replica's sealed answer to a redundant job (`SignedReceipt::seal`): delivered
+/// inside the lease, revealed once every replica has sealed.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SealReceipt {
+    pub from: Address,
+    pub task_id: Id,
+    pub seal: [u8; 32],
+    pub fee: u64,
+    pub fee_selector: u8,
+    pub nonce: u64,
+}
+
+/// A bonded challenge of a proven job's trace at op `op`: the trace's leaf there with
+/// its inclusion proof, and the SHA-256 of the evidence bundle (op `op`'s input
+/// tensors) the challenger makes available by the evidence deadline, together with the
+/// job blob.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Challenge {
+    pub from: Address,
+    pub task_id: Id,
+    pub op: u32,
+    pub leaf: [u8; 32],
+    pub proof: tb_primitives::MerkleProof,
+    pub bundle: [u8; 32],
+    pub bond: u64,
+    pub fee: u64,
+    pub fee_selector: u8,
+    pub nonce: u64,
+}
+
+/// Names the (already published) evidence bundle of an open replica dispute.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SupplyEvidence {
+    pub from: Address,
+    pub task_id: Id,
+    pub dispute: u32,
+    pub bundle: [u8; 32],
     pub fee: u64,
     pub fee_selector: u8,
     pub nonce: u64,
@@ -171,6 +243,10 @@ pub enum TxPayload {
     Heartbeat(Heartbeat),
     SubmitJob(SubmitJob),
     SubmitReceipt(Box<SubmitReceipt>),
+    PublishBlob(PublishBlob),
+    SealReceipt(SealReceipt),
+    Challenge(Box<Challenge>),
+    SupplyEvidence(SupplyEvidence),
 }
 
 /// `$p.$field` for every payload kind (they all carry the common fields).
@@ -184,6 +260,10 @@ macro_rules! common {
             TxPayload::Heartbeat(t) => t.$field,
             TxPayload::SubmitJob(t) => t.$field,
             TxPayload::SubmitReceipt(t) => t.$field,
+            TxPayload::PublishBlob(t) => t.$field,
+            TxPayload::SealReceipt(t) => t.$field,
+            TxPayload::Challenge(t) => t.$field,
+            TxPayload::SupplyEvidence(t) => t.$field,
         }
     };
 }
@@ -203,6 +283,10 @@ impl TxPayload {
             TxPayload::Heartbeat(t) => &mut t.from,
             TxPayload::SubmitJob(t) => &mut t.from,
             TxPayload::SubmitReceipt(t) => &mut t.from,
+            TxPayload::PublishBlob(t) => &mut t.from,
+            TxPayload::SealReceipt(t) => &mut t.from,
+            TxPayload::Challenge(t) => &mut t.from,
+            TxPayload::SupplyEvidence(t) => &mut t.from,
         }
     }
 
@@ -228,7 +312,11 @@ impl TxPayload {
             TxPayload::Transfer(t) => (t.amount_consumer, t.amount_industrial),
             TxPayload::Stake(s) => (0, s.amount),
             TxPayload::SubmitJob(j) => (0, j.spec.max_price.checked_mul(j.spec.redundancy as u64)?),
+            TxPayload::Challenge(c) => (0, c.bond),
             TxPayload::RegisterHandle(_)
+            | TxPayload::PublishBlob(_)
+            | TxPayload::SealReceipt(_)
+            | TxPayload::SupplyEvidence(_)
             | TxPayload::RegisterProvider(_)
             | TxPayload::Unstake(_)
             | TxPayload::Heartbeat(_)
@@ -274,9 +362,11 @@ impl SignedTx {
             .is_ok()
     }
 
-    /// Decodes one signed transaction, refusing anything above `params.tx_bytes_max`.
+    /// Decodes one signed transaction, refusing anything above
+    /// [`ChainParams::tx_decode_bytes_max`] (a published chunk may exceed
+    /// `tx_bytes_max`; `check_stateless` holds every other kind to it).
     pub fn decode(bytes: &[u8], params: &ChainParams) -> Result<SignedTx, DecodeError> {
-        decode(bytes, params.tx_bytes_max)
+        decode(bytes, params.tx_decode_bytes_max())
     }
 }
 

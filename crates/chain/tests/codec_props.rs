@@ -127,6 +127,7 @@ fn arb_stake() -> impl Strategy<Value = StakeChange> {
 
 fn arb_job_spec() -> impl Strategy<Value = JobSpec> {
     (
+        (any::<u32>(), proptest::collection::vec(any::<u32>(), 0..4)),
         any::<[u8; 32]>(),
         any::<u64>(),
         any::<u64>(),
@@ -140,6 +141,7 @@ fn arb_job_spec() -> impl Strategy<Value = JobSpec> {
     )
         .prop_map(
             |(
+                (n_ops, outputs),
                 blob_sha256,
                 blob_bytes,
                 flops,
@@ -161,6 +163,8 @@ fn arb_job_spec() -> impl Strategy<Value = JobSpec> {
                 max_price,
                 redundancy,
                 deadline,
+                n_ops,
+                outputs,
             },
         )
 }
@@ -221,6 +225,78 @@ fn arb_market_payload() -> impl Strategy<Value = TxPayload> {
                     })
                 }
             ),
+        (
+            arb_address(),
+            any::<[u8; 32]>(),
+            any::<u64>(),
+            any::<u32>(),
+            proptest::collection::vec(any::<u8>(), 0..64),
+            any::<u64>(),
+        )
+            .prop_map(|(from, object, total_bytes, index, bytes, fee)| {
+                TxPayload::PublishBlob(tb_chain::tx::PublishBlob {
+                    from,
+                    object,
+                    total_bytes,
+                    index,
+                    bytes,
+                    fee,
+                    fee_selector: 1,
+                    nonce: 0,
+                })
+            }),
+        (
+            arb_address(),
+            any::<[u8; 32]>(),
+            any::<[u8; 32]>(),
+            any::<u64>()
+        )
+            .prop_map(|(from, t, seal, fee)| {
+                TxPayload::SealReceipt(tb_chain::tx::SealReceipt {
+                    from,
+                    task_id: tb_primitives::Id(t),
+                    seal,
+                    fee,
+                    fee_selector: 1,
+                    nonce: 0,
+                })
+            }),
+        (
+            arb_address(),
+            any::<[u8; 32]>(),
+            any::<u32>(),
+            proptest::collection::vec(any::<[u8; 32]>(), 0..5),
+            any::<u64>(),
+        )
+            .prop_map(|(from, t, op, sib, bond)| {
+                TxPayload::Challenge(Box::new(tb_chain::tx::Challenge {
+                    from,
+                    task_id: tb_primitives::Id(t),
+                    op,
+                    leaf: t,
+                    proof: tb_primitives::MerkleProof {
+                        index: op as u64,
+                        leaf_count: op as u64 + 1,
+                        siblings: sib.into_iter().map(tb_primitives::Id).collect(),
+                    },
+                    bundle: t,
+                    bond,
+                    fee: 1,
+                    fee_selector: 1,
+                    nonce: 0,
+                }))
+            }),
+        (arb_address(), any::<[u8; 32]>(), any::<u32>()).prop_map(|(from, t, dispute)| {
+            TxPayload::SupplyEvidence(tb_chain::tx::SupplyEvidence {
+                from,
+                task_id: tb_primitives::Id(t),
+                dispute,
+                bundle: t,
+                fee: 1,
+                fee_selector: 1,
+                nonce: 0,
+            })
+        }),
     ]
 }
 
@@ -636,31 +712,43 @@ fn valid_block_padded_past_the_limit_is_too_large() {
 }
 
 #[test]
-fn tx_decode_refuses_over_tx_bytes_max() {
+fn tx_decode_refuses_over_the_decode_limit_and_stateless_checks_over_tx_bytes_max() {
     let params = ChainParams::mainnet();
     let key = SecretKey::dev("k0");
-    let tx = SignedTx::sign(
-        TxPayload::Transfer(Transfer {
-            from: key.address(),
-            to: SecretKey::dev("k1").address(),
-            amount_consumer: 1,
-            amount_industrial: 0,
-            fee: 0,
-            fee_selector: 0,
-            nonce: 0,
-            memo: vec![7; params.tx_bytes_max],
-        }),
-        &key,
-        params.chain_id,
-    );
-    let bytes = encode(&tx);
+    let transfer = |memo: usize| {
+        SignedTx::sign(
+            TxPayload::Transfer(Transfer {
+                from: key.address(),
+                to: SecretKey::dev("k1").address(),
+                amount_consumer: 1,
+                amount_industrial: 0,
+                fee: 0,
+                fee_selector: 0,
+                nonce: 0,
+                memo: vec![7; memo],
+            }),
+            &key,
+            params.chain_id,
+        )
+    };
+    // Above the decoder's limit (room for one published chunk): refused by decoding.
+    let bytes = encode(&transfer(params.tx_decode_bytes_max()));
     assert_eq!(
         SignedTx::decode(&bytes, &params),
         Err(DecodeError::TooLarge {
             len: bytes.len(),
-            max: params.tx_bytes_max
+            max: params.tx_decode_bytes_max()
         })
     );
+    // Above tx_bytes_max but decodable: any kind but a published chunk is refused by
+    // the stateless checks.
+    let tx = transfer(params.tx_bytes_max);
+    let bytes = encode(&tx);
+    assert!(SignedTx::decode(&bytes, &params).is_ok());
+    assert!(matches!(
+        tb_chain::execute::check_stateless(&tx, &params),
+        Err(tb_chain::TxError::TxTooLarge { .. }) | Err(tb_chain::TxError::MemoTooLarge { .. })
+    ));
 }
 
 /// A length prefix far beyond the input must fail cleanly, not allocate.

@@ -19,7 +19,8 @@ use tb_chain::market::records::{
 };
 use tb_chain::state::{State, StateRead};
 use tb_chain::tx::{
-    Heartbeat, JobSpec, ProviderCaps, RegisterProvider, StakeChange, SubmitJob, SubmitReceipt,
+    Heartbeat, JobSpec, ProviderCaps, PublishBlob, RegisterProvider, SealReceipt, StakeChange,
+    SubmitJob, SubmitReceipt,
 };
 use tb_chain::{ChainParams, SignedTx, TxPayload};
 use tb_primitives::{Address, Id, SecretKey, MICRO_PER_TOKEN};
@@ -93,15 +94,42 @@ fn receipt_for(
         output_digest_sha256: out,
         input_descriptor_hash: [1; 32],
         artifact_hash: [2; 32],
-        trace_root: Id(out),
-        trace_sha256: [0; 32],
-        n_ops: 7,
+        trace_root: tb_job::trace_root(&[out]),
+        trace_sha256: tb_job::trace_sha256(&[out]),
+        n_ops: 1,
         fabric: "cpu".into(),
         device_hash: [3; 32],
         provider: p.key.address(),
     }
     .sign(&p.key, chain.params.chain_id)
     .expect("the provider's key")
+}
+
+/// Publishes the receipt's one-leaf trace unless it is already available.
+fn publish_trace(
+    chain: &Chain,
+    p: &mut Prov,
+    receipt: &tb_job::SignedReceipt,
+    txs: &mut Vec<SignedTx>,
+) {
+    let rc = &receipt.receipt;
+    if r::object(&chain.state, &rc.trace_sha256).is_some() {
+        return;
+    }
+    txs.push(sign(
+        TxPayload::PublishBlob(PublishBlob {
+            from: p.key.address(),
+            object: rc.trace_sha256,
+            total_bytes: 32,
+            index: 0,
+            bytes: rc.output_digest_sha256.to_vec(),
+            fee: 1_000,
+            fee_selector: 1,
+            nonce: next_nonce(&mut p.nonce),
+        }),
+        &p.key,
+        chain,
+    ));
 }
 
 fn all<T: borsh::BorshDeserialize + borsh::BorshSerialize>(s: &State, kind: Kind) -> Vec<T> {
@@ -239,6 +267,8 @@ fn run_simulation(seed: u64) {
                     max_price: rng.gen_range(200_000..2_000_000),
                     redundancy: rng.gen_range(1..=2),
                     deadline: h + 150,
+                    n_ops: 1,
+                    outputs: vec![0],
                 };
                 txs.push(sign(
                     TxPayload::SubmitJob(SubmitJob {
@@ -293,7 +323,17 @@ fn run_simulation(seed: u64) {
                             40
                         };
                         let receipt = receipt_for(&chain, p, *t, job, latency);
-                        txs.push(sign(
+                        publish_trace(&chain, p, &receipt, &mut txs);
+                        let payload = if job.spec.redundancy > 1 {
+                            TxPayload::SealReceipt(SealReceipt {
+                                from: me,
+                                task_id: *t,
+                                seal: receipt.seal(),
+                                fee: 10,
+                                fee_selector: 1,
+                                nonce: next_nonce(&mut p.nonce),
+                            })
+                        } else {
                             TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
                                 from: me,
                                 task_id: *t,
@@ -301,15 +341,40 @@ fn run_simulation(seed: u64) {
                                 fee: 10,
                                 fee_selector: 1,
                                 nonce: next_nonce(&mut p.nonce),
-                            })),
-                            &p.key,
-                            &chain,
-                        ));
+                            }))
+                        };
+                        txs.push(sign(payload, &p.key, &chain));
                     }
                     Kindness::Late => {
                         p.seen.insert(*t, lease.expiry);
                     }
                     _ => {}
+                }
+            }
+            // Sealed answers are revealed once every replica has sealed.
+            for (t, job) in &jobs {
+                if job.state == JobState::Revealing
+                    && job.seals.iter().any(|s| s.provider == me)
+                    && !job.receipts.iter().any(|x| x.provider == me)
+                {
+                    let latency = if p.kind == Kindness::Slow {
+                        chain.params.market.proof_verification_budget_ms + 1
+                    } else {
+                        40
+                    };
+                    let receipt = receipt_for(&chain, p, *t, job, latency);
+                    txs.push(sign(
+                        TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
+                            from: me,
+                            task_id: *t,
+                            receipt,
+                            fee: 10,
+                            fee_selector: 1,
+                            nonce: next_nonce(&mut p.nonce),
+                        })),
+                        &p.key,
+                        &chain,
+                    ));
                 }
             }
             if p.kind == Kindness::Late {
@@ -328,6 +393,7 @@ fn run_simulation(seed: u64) {
                         continue;
                     }
                     let receipt = receipt_for(&chain, p, t, job, 40);
+                    publish_trace(&chain, p, &receipt, &mut txs);
                     txs.push(sign(
                         TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
                             from: me,

@@ -10,7 +10,8 @@ use tb_chain::market::query;
 use tb_chain::market::records::{self as r, JobState, SlashReason};
 use tb_chain::state::StateRead;
 use tb_chain::tx::{
-    Heartbeat, JobSpec, ProviderCaps, RegisterProvider, StakeChange, SubmitJob, SubmitReceipt,
+    Heartbeat, JobSpec, ProviderCaps, PublishBlob, RegisterProvider, SealReceipt, StakeChange,
+    SubmitJob, SubmitReceipt,
 };
 use tb_chain::{ChainParams, SignedTx, TxPayload};
 use tb_primitives::{Id, SecretKey, MICRO_PER_TOKEN};
@@ -81,6 +82,26 @@ impl World {
             txs.push(w.tx(i, |from| stake(from, 50 * MICRO_PER_TOKEN)));
         }
         assert_eq!(w.step(txs), 2 * n);
+        // The one-leaf traces the tests' receipts name (output `[b; 32]` for b < 10),
+        // published by the requester.
+        let req = n;
+        let txs: Vec<SignedTx> = (0..10u8)
+            .map(|b| {
+                w.tx(req, |from| {
+                    TxPayload::PublishBlob(PublishBlob {
+                        from,
+                        object: tb_job::trace_sha256(&[[b; 32]]),
+                        total_bytes: 32,
+                        index: 0,
+                        bytes: vec![b; 32],
+                        fee: 1_000,
+                        fee_selector: 1,
+                        nonce: 0,
+                    })
+                })
+            })
+            .collect();
+        assert_eq!(w.step(txs), 10);
         w
     }
 
@@ -126,6 +147,8 @@ impl World {
             max_price: 1_000_000,
             redundancy,
             deadline: h + 100,
+            n_ops: 1,
+            outputs: vec![0],
         };
         let tx = self.tx(req, |from| {
             TxPayload::SubmitJob(SubmitJob {
@@ -141,26 +164,34 @@ impl World {
         t
     }
 
+    /// A redundant job's replica: its seal now, its reveal for the next block.
+    fn sealed(&mut self, i: usize, t: Id, out: [u8; 32], latency_ms: u64) -> (SignedTx, SignedTx) {
+        let signed = self.signed(i, t, out, latency_ms);
+        let seal = self.tx(i, |from| {
+            TxPayload::SealReceipt(SealReceipt {
+                from,
+                task_id: t,
+                seal: signed.seal(),
+                fee: 10,
+                fee_selector: 1,
+                nonce: 0,
+            })
+        });
+        let reveal = self.tx(i, |from| {
+            TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
+                from,
+                task_id: t,
+                receipt: signed,
+                fee: 10,
+                fee_selector: 1,
+                nonce: 0,
+            }))
+        });
+        (seal, reveal)
+    }
+
     fn receipt(&mut self, i: usize, t: Id, out: [u8; 32], latency_ms: u64) -> SignedTx {
-        let key = self.keys[i].clone();
-        let receipt = tb_job::Receipt {
-            task_id: t,
-            kernel_variant_digest: KERNEL,
-            benchmark_commit: String::new(),
-            tensor_profile_epoch: [0; 32],
-            proof_latency_ms: latency_ms,
-            output_digest_sha256: out,
-            input_descriptor_hash: [0; 32],
-            artifact_hash: [0; 32],
-            trace_root: Id(out),
-            trace_sha256: [0; 32],
-            n_ops: 1,
-            fabric: "cpu".into(),
-            device_hash: [0; 32],
-            provider: key.address(),
-        }
-        .sign(&key, self.chain.params.chain_id)
-        .unwrap();
+        let receipt = self.signed(i, t, out, latency_ms);
         self.tx(i, |from| {
             TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
                 from,
@@ -171,6 +202,28 @@ impl World {
                 nonce: 0,
             }))
         })
+    }
+
+    fn signed(&mut self, i: usize, t: Id, out: [u8; 32], latency_ms: u64) -> tb_job::SignedReceipt {
+        let key = self.keys[i].clone();
+        tb_job::Receipt {
+            task_id: t,
+            kernel_variant_digest: KERNEL,
+            benchmark_commit: String::new(),
+            tensor_profile_epoch: [0; 32],
+            proof_latency_ms: latency_ms,
+            output_digest_sha256: out,
+            input_descriptor_hash: [0; 32],
+            artifact_hash: [0; 32],
+            trace_root: tb_job::trace_root(&[out]),
+            trace_sha256: tb_job::trace_sha256(&[out]),
+            n_ops: 1,
+            fabric: "cpu".into(),
+            device_hash: [0; 32],
+            provider: key.address(),
+        }
+        .sign(&key, self.chain.params.chain_id)
+        .unwrap()
     }
 
     fn leased_to(&self, t: &Id) -> Vec<usize> {
@@ -206,6 +259,10 @@ fn set_nonce(p: &mut TxPayload, n: u64) {
         TxPayload::SubmitReceipt(x) => x.nonce = n,
         TxPayload::Transfer(x) => x.nonce = n,
         TxPayload::RegisterHandle(x) => x.nonce = n,
+        TxPayload::PublishBlob(x) => x.nonce = n,
+        TxPayload::SealReceipt(x) => x.nonce = n,
+        TxPayload::Challenge(x) => x.nonce = n,
+        TxPayload::SupplyEvidence(x) => x.nonce = n,
     }
 }
 
@@ -220,11 +277,14 @@ fn a_job_is_leased_proven_verified_and_settled() {
     w.idle(1);
     let leased = w.leased_to(&t);
     assert_eq!(leased.len(), 2, "two distinct providers");
-    let txs: Vec<SignedTx> = leased
-        .iter()
-        .map(|i| w.receipt(*i, t, [7; 32], 10))
-        .collect();
-    assert_eq!(w.step(txs), 2);
+    let (seals, reveals): (Vec<SignedTx>, Vec<SignedTx>) =
+        leased.iter().map(|i| w.sealed(*i, t, [7; 32], 10)).unzip();
+    assert_eq!(w.step(seals), 2);
+    assert_eq!(
+        r::job(&w.chain.state, &t).unwrap().state,
+        JobState::Revealing
+    );
+    assert_eq!(w.step(reveals), 2);
     assert_eq!(r::job(&w.chain.state, &t).unwrap().state, JobState::Proven);
     w.idle(2);
     assert_eq!(
@@ -430,12 +490,17 @@ fn disagreeing_replicas_are_held_for_a_dispute() {
     let t = w.submit(2);
     w.idle(1);
     let leased = w.leased_to(&t);
-    let a = w.receipt(leased[0], t, [1; 32], 10);
-    let b = w.receipt(leased[1], t, [2; 32], 10);
-    assert_eq!(w.step(vec![a, b]), 2);
+    let (sa, ra) = w.sealed(leased[0], t, [1; 32], 10);
+    let (sb, rb) = w.sealed(leased[1], t, [2; 32], 10);
+    assert_eq!(w.step(vec![sa, sb]), 2);
+    assert_eq!(w.step(vec![ra, rb]), 2);
     let job = r::job(&w.chain.state, &t).unwrap();
     assert_eq!(job.state, JobState::Disputed);
     assert_eq!(job.escrow, 2_000_000, "escrow held for the dispute game");
+    let d = tb_chain::market::dispute::disputes(&w.chain.state, &t);
+    assert_eq!(d.len(), 1, "one dispute between the two answers");
+    assert_eq!(d[0].op, 0);
+    assert_eq!(d[0].owed, r::Owed::Parties);
 }
 
 #[test]
@@ -453,6 +518,8 @@ fn bad_market_transactions_are_refused() {
         max_price: 1,
         redundancy: 1,
         deadline: h + 10,
+        n_ops: 1,
+        outputs: vec![0],
     };
     let params = w.chain.params.clone();
     let cases: Vec<(JobSpec, &str)> = vec![
@@ -632,6 +699,8 @@ fn deadlines_must_fit_a_lease_and_stay_bounded() {
             max_price: 1,
             redundancy: 1,
             deadline,
+            n_ops: 1,
+            outputs: vec![0],
         };
         let tx = w.tx(req, |from| {
             TxPayload::SubmitJob(SubmitJob {
@@ -664,7 +733,7 @@ fn the_mempool_refuses_provider_transactions_from_non_providers() {
             from: stranger.address(),
             fee: 1_000_000,
             fee_selector: 0,
-            nonce: 0,
+            nonce: w.nonces[1],
         }),
         &stranger,
         &w.chain,

@@ -1,8 +1,9 @@
 //! Supply audit: where every minted micro-token is, recomputed from the state's
 //! records (not from running totals), so conservation can be checked after any block:
-//! minted = Σ balances + Σ stakes + Σ unbonding + Σ escrow + fund + burned.
+//! minted = Σ balances + Σ stakes + Σ unbonding + Σ escrow + Σ challenge bonds + fund +
+//! burned.
 
-use super::records::{self as r, Job, Kind, Provider};
+use super::records::{self as r, Dispute, Job, Kind, Provider};
 use crate::state::{State, StateRead};
 
 /// Where the supply is, per token `(consumer, industrial)` where both apply.
@@ -16,6 +17,8 @@ pub struct Supply {
     pub unbonding: u128,
     /// Σ job escrows (Industrial).
     pub escrow: u128,
+    /// Σ bonds of open challenges (Industrial).
+    pub bonds: u128,
     /// The AI Compute Fund.
     pub fund: (u128, u128),
     /// Burned fees.
@@ -31,6 +34,7 @@ impl Supply {
                 + self.stakes
                 + self.unbonding
                 + self.escrow
+                + self.bonds
                 + self.fund.1
                 + self.burned.1,
         )
@@ -54,6 +58,13 @@ pub fn supply(state: &State) -> Supply {
             s.escrow += j.escrow as u128;
         }
     }
+    for (k, _) in state.scan_prefix(&r::prefix(Kind::Dispute)) {
+        if let Some(d) = r::get::<Dispute, _>(state, &k) {
+            if d.ruling.is_none() {
+                s.bonds += d.challenger.map(|c| c.1).unwrap_or(0) as u128;
+            }
+        }
+    }
     let f = r::fund(state);
     s.fund = (f.consumer as u128, f.industrial as u128);
     let t = state.totals();
@@ -70,6 +81,7 @@ pub fn check_running_totals(state: &State) -> Result<(), String> {
         ("stakes", f.stakes as u128, s.stakes),
         ("unbonding", f.unbonding as u128, s.unbonding),
         ("escrow", f.escrow as u128, s.escrow),
+        ("bonds", f.bonds as u128, s.bonds),
     ] {
         if total != recomputed {
             return Err(format!(

@@ -19,7 +19,7 @@ use crate::tx::{
 };
 use tb_primitives::{blake3_id, encode, Address, Id};
 
-fn be(v: u64) -> [u8; 8] {
+pub(super) fn be(v: u64) -> [u8; 8] {
     v.to_be_bytes()
 }
 
@@ -33,6 +33,7 @@ pub fn check_stateless(p: &MarketParams, tx: &crate::tx::TxPayload) -> Result<()
     match tx {
         T::RegisterProvider(rp) => check_caps(p, &rp.caps),
         T::SubmitJob(j) => check_spec(p, &j.spec),
+        T::PublishBlob(b) => super::dispute::check_publish(p, b),
         _ => Ok(()),
     }
 }
@@ -98,6 +99,9 @@ fn check_spec(p: &MarketParams, s: &JobSpec) -> Result<(), TxError> {
     if s.max_price == 0 {
         return Err(invalid("max_price must be positive"));
     }
+    s.shape()
+        .check()
+        .map_err(|e| invalid(format!("job shape: {e}")))?;
     let units = pricing::max_units_milli(p, s.flops, s.model).unwrap_or(u64::MAX);
     if units as u128 > p.gamma_cap_units as u128 * pricing::MILLI as u128 {
         return Err(invalid("the job can earn more units than an epoch pays"));
@@ -262,6 +266,11 @@ pub fn apply_tx(
                 receipts: vec![],
                 queue_key: qk.clone(),
                 payouts_pending: 0,
+                seals: vec![],
+                reveal_deadline: 0,
+                window_end: 0,
+                disputes: 0,
+                disputes_open: 0,
             };
             f.escrow = f
                 .escrow
@@ -274,6 +283,10 @@ pub fn apply_tx(
             ov.put(r::key(Kind::Fund, &[]), &f);
         }
         T::SubmitReceipt(sr) => apply_receipt(ov, params, height, sr)?,
+        T::PublishBlob(b) => super::dispute::apply_publish(ov, params, height, b)?,
+        T::SealReceipt(sr) => super::dispute::apply_seal(ov, params, height, sr)?,
+        T::Challenge(c) => super::dispute::apply_challenge(ov, params, height, c)?,
+        T::SupplyEvidence(e) => super::dispute::apply_supply(ov, params, height, e)?,
         T::Transfer(_) | T::RegisterHandle(_) => return Err(invalid("not a market transaction")),
     }
     ov.set_account(&from, &acc);
@@ -288,6 +301,7 @@ fn apply_receipt(
 ) -> Result<(), TxError> {
     let p = &params.market;
     let rc = &sr.receipt.receipt;
+    let checks = std::time::Instant::now();
     if rc.provider != sr.from {
         return Err(invalid("the receipt is not the sender's"));
     }
@@ -300,41 +314,55 @@ fn apply_receipt(
     let mut job = r::job(ov, &sr.task_id).ok_or(TxError::Market("unknown task".into()))?;
     let mut pr =
         r::provider(ov, &sr.from).ok_or(TxError::Market("not a registered provider".into()))?;
-    let live = job
-        .leases
-        .iter()
-        .position(|l| l.provider == sr.from && l.expiry >= h);
     let receipt_hash: [u8; 32] = tb_primitives::sha256_digest(&sr.receipt.to_bytes()).0;
-    let Some(li) = live else {
-        if !matches!(job.state, JobState::Queued | JobState::Leased) {
-            // The job ended (settled, failed, verified, disputed): a late answer is
-            // refused, not punished; a replica whose lease `fail` released is honest.
-            return Err(invalid("the job no longer takes receipts"));
-        }
-        if !job.tried.contains(&sr.from) || job.receipts.iter().any(|x| x.provider == sr.from) {
-            return Err(invalid("the sender holds no lease of this job"));
-        }
-        // Its own lease lapsed while the job still runs: accepted as evidence of the
-        // fault, slashed, not paid.
-        slash(
-            ov,
-            params,
-            h,
-            &sr.from,
-            &mut pr,
-            SlashReason::ReceiptOutsideLease,
-            Some(sr.task_id),
-            Some(rc.output_digest_sha256),
-        );
-        ov.put(r::key(Kind::Provider, &[&sr.from.0]), &pr);
-        return Ok(());
+    // Where the answer was delivered: a redundant job's replica sealed it inside its
+    // lease and reveals it now; otherwise it comes inside the live lease.
+    let (lease_start, delivered_at) = if job.spec.redundancy > 1 {
+        let seal = super::dispute::check_reveal(&job, sr)?;
+        (seal.lease_start, seal.height)
+    } else {
+        let live = job
+            .leases
+            .iter()
+            .position(|l| l.provider == sr.from && l.expiry >= h);
+        let Some(li) = live else {
+            if !matches!(job.state, JobState::Queued | JobState::Leased) {
+                // The job ended (settled, failed, verified, disputed): a late answer is
+                // refused, not punished; a replica whose lease `fail` released is
+                // honest.
+                return Err(invalid("the job no longer takes receipts"));
+            }
+            if !job.tried.contains(&sr.from) || job.receipts.iter().any(|x| x.provider == sr.from) {
+                return Err(invalid("the sender holds no lease of this job"));
+            }
+            // Its own lease lapsed while the job still runs: accepted as evidence of
+            // the fault, slashed, not paid.
+            slash(
+                ov,
+                params,
+                h,
+                &sr.from,
+                &mut pr,
+                SlashReason::ReceiptOutsideLease,
+                Some(sr.task_id),
+                Some(rc.output_digest_sha256),
+            );
+            ov.put(r::key(Kind::Provider, &[&sr.from.0]), &pr);
+            return Ok(());
+        };
+        super::dispute::check_receipt_trace(ov, &job, rc)?;
+        let lease = job.leases.remove(li);
+        ov.delete(r::key(
+            Kind::LeaseExpiry,
+            &[&be(lease.expiry), &sr.task_id.0, &sr.from.0],
+        ));
+        pr.active_leases = pr.active_leases.saturating_sub(1);
+        (lease.start, h)
     };
-    let lease = job.leases.remove(li);
-    ov.delete(r::key(
-        Kind::LeaseExpiry,
-        &[&be(lease.expiry), &sr.task_id.0, &sr.from.0],
-    ));
-    pr.active_leases = pr.active_leases.saturating_sub(1);
+    if job.spec.redundancy > 1 {
+        super::dispute::check_receipt_trace(ov, &job, rc)?;
+    }
+    crate::telemetry::record_receipt_check(checks.elapsed());
     pr.receipts += 1;
     let payable = rc.proof_latency_ms <= p.proof_verification_budget_ms;
     if !payable {
@@ -354,34 +382,34 @@ fn apply_receipt(
         receipt_hash,
         output_digest: rc.output_digest_sha256,
         trace_root: rc.trace_root,
-        latency_blocks: h.saturating_sub(lease.start),
+        latency_blocks: delivered_at.saturating_sub(lease_start),
         height: h,
         payable,
+        trace_sha256: rc.trace_sha256,
+        refuted: false,
     });
-    if job.receipts.len() as u32 >= job.spec.redundancy {
-        let first = &job.receipts[0];
-        let agree = job
-            .receipts
-            .iter()
-            .all(|x| x.output_digest == first.output_digest && x.trace_root == first.trace_root);
-        if agree {
-            job.state = JobState::Proven;
-            ov.put(
-                r::key(
-                    Kind::Challenge,
-                    &[&be(h + p.challenge_window_blocks), &sr.task_id.0],
-                ),
-                &(),
-            );
+    let expected = if job.spec.redundancy > 1 {
+        job.seals.len()
+    } else {
+        1
+    };
+    if job.receipts.len() >= expected {
+        if job.spec.redundancy > 1 {
+            ov.delete(r::key(
+                Kind::Reveal,
+                &[&be(job.reveal_deadline), &sr.task_id.0],
+            ));
         } else {
-            job.state = JobState::Disputed;
+            ov.delete(r::key(
+                Kind::Deadline,
+                &[&be(job.spec.deadline), &sr.task_id.0],
+            ));
         }
-        ov.delete(r::key(
-            Kind::Deadline,
-            &[&be(job.spec.deadline), &sr.task_id.0],
-        ));
+        ov.put(r::key(Kind::Provider, &[&sr.from.0]), &pr);
+        super::dispute::evaluate(ov, params, h, &sr.task_id, &mut job);
+    } else {
+        ov.put(r::key(Kind::Provider, &[&sr.from.0]), &pr);
     }
-    ov.put(r::key(Kind::Provider, &[&sr.from.0]), &pr);
     ov.put(r::key(Kind::Job, &[&sr.task_id.0]), &job);
     Ok(())
 }
@@ -389,7 +417,7 @@ fn apply_receipt(
 /// Slashes `pr` (the record of `who`): `bps` of its stake goes to the fund, it is
 /// jailed, and a `ComputeSlashReceipt` is written. The caller writes `pr` back.
 #[allow(clippy::too_many_arguments)]
-fn slash(
+pub(super) fn slash(
     ov: &mut Overlay<'_>,
     params: &ChainParams,
     h: u64,
@@ -398,7 +426,7 @@ fn slash(
     reason: SlashReason,
     task_id: Option<Id>,
     output_digest: Option<[u8; 32]>,
-) {
+) -> u64 {
     let p = &params.market;
     let bps = match reason {
         SlashReason::MissedLease => p.slash.missed_lease_bps,
@@ -406,6 +434,7 @@ fn slash(
         SlashReason::ProofLatencyBudget => p.slash.proof_latency_bps,
         SlashReason::Availability => p.slash.availability_bps,
         SlashReason::LostDispute => p.slash.lost_dispute_bps,
+        SlashReason::WithheldData => p.slash.withheld_data_bps,
     };
     // The fraction is of everything bonded, stake and unbonding alike, taken from the
     // stake first: unstaking does not escape a slash.
@@ -437,6 +466,7 @@ fn slash(
             height: h,
         },
     );
+    amount
 }
 
 /// Takes `amount` from `who`'s pending unbonding releases, the latest first.
@@ -464,7 +494,7 @@ fn take_unbonding(ov: &mut Overlay<'_>, who: &Address, pr: &mut Provider, mut am
     }
 }
 
-fn credit(ov: &mut Overlay<'_>, a: &Address, industrial: u64) {
+pub(super) fn credit(ov: &mut Overlay<'_>, a: &Address, industrial: u64) {
     let mut acc = ov.account(a);
     acc.industrial = acc.industrial.saturating_add(industrial);
     ov.set_account(a, &acc);
@@ -492,7 +522,7 @@ fn dequeue(ov: &mut Overlay<'_>, job: &mut Job) {
 
 /// Ends a job that cannot complete: its leases are released (not counted as missed),
 /// it leaves the queue, its escrow goes back.
-fn fail(ov: &mut Overlay<'_>, t: &Id, job: &mut Job) {
+pub(super) fn fail(ov: &mut Overlay<'_>, t: &Id, job: &mut Job) {
     for l in std::mem::take(&mut job.leases) {
         ov.delete(r::key(
             Kind::LeaseExpiry,
@@ -508,7 +538,7 @@ fn fail(ov: &mut Overlay<'_>, t: &Id, job: &mut Job) {
     job.state = JobState::Failed;
 }
 
-fn scan_until(ov: &Overlay<'_>, kind: Kind, h: u64) -> Vec<Vec<u8>> {
+pub(super) fn scan_until(ov: &Overlay<'_>, kind: Kind, h: u64) -> Vec<Vec<u8>> {
     ov.scan_prefix(&r::prefix(kind))
         .into_iter()
         .map(|(k, _)| k)
@@ -518,7 +548,7 @@ fn scan_until(ov: &Overlay<'_>, kind: Kind, h: u64) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn id_at(k: &[u8], at: usize) -> Id {
+pub(super) fn id_at(k: &[u8], at: usize) -> Id {
     let mut a = [0u8; 32];
     a.copy_from_slice(&k[at..at + 32]);
     Id(a)
@@ -628,20 +658,23 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
             }
         }
     }
-    // 4. Challenge windows that end: the job is verified; its payable receipts join
-    //    the FIFO settlement queue.
+    // 4. Verification: reveal deadlines, disputes (adjudicated or past their evidence
+    //    deadline), object pruning.
+    super::dispute::end_block(ov, params, h);
+    // 5. Challenge windows that end with no dispute open: the job is verified; its
+    //    payable, unrefuted receipts join the FIFO settlement queue.
     for k in scan_until(ov, Kind::Challenge, h) {
         let t = id_at(&k, 10);
         ov.delete(k);
         let Some(mut job) = r::job(ov, &t) else {
             continue;
         };
-        if job.state != JobState::Proven {
+        if job.state != JobState::Proven || job.disputes_open > 0 || job.window_end > h {
             continue;
         }
         job.state = JobState::Verified;
         let mut f = r::fund(ov);
-        for rc in job.receipts.iter().filter(|x| x.payable) {
+        for rc in job.receipts.iter().filter(|x| x.payable && !x.refuted) {
             let avail = r::provider(ov, &rc.provider)
                 .map(|pr| availability_bps(p, &pr, h))
                 .unwrap_or(0);
@@ -668,11 +701,20 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
         }
         ov.put(r::key(Kind::Job, &[&t.0]), &job);
     }
-    // 5. The matcher.
+    // 6. The matcher.
     run_matcher(ov, params, header);
-    // 6. Epoch end.
+    // 7. Epoch end.
     if h > 0 && h.is_multiple_of(p.epoch_blocks) {
         end_epoch(ov, params, header);
+    }
+}
+
+/// Replicas delivered: sealed answers of a redundant job, else receipts.
+fn delivered(job: &Job) -> u32 {
+    if job.spec.redundancy > 1 {
+        job.seals.len() as u32
+    } else {
+        job.receipts.len() as u32
     }
 }
 
@@ -761,7 +803,7 @@ fn run_matcher(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeader)
                     replicas_needed: job
                         .spec
                         .redundancy
-                        .saturating_sub(job.leases.len() as u32 + job.receipts.len() as u32),
+                        .saturating_sub(job.leases.len() as u32 + delivered(&job)),
                     excluded: job.tried.clone(),
                     eligible_from: job.eligible_from,
                 });
@@ -794,7 +836,7 @@ fn run_matcher(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeader)
             ),
             &(),
         );
-        if job.leases.len() as u32 + job.receipts.len() as u32 >= job.spec.redundancy {
+        if job.leases.len() as u32 + delivered(&job) >= job.spec.redundancy {
             job.state = JobState::Leased;
             dequeue(ov, &mut job);
         }

@@ -9,6 +9,7 @@
 //! (`docs/spec/market.md`, "Status").
 
 pub mod audit;
+pub mod dispute;
 pub mod exec;
 pub mod matcher;
 pub mod params;

@@ -50,8 +50,11 @@ pub struct SlashFractions {
     pub proof_latency_bps: u64,
     /// Availability below `availability_floor_bps` over an epoch.
     pub availability_bps: u64,
-    /// A lost dispute (wired by the verification issue).
+    /// A lost dispute: the referee convicted its leaf.
     pub lost_dispute_bps: u64,
+    /// Data it owed (a seal's reveal, a dispute's evidence) not supplied by its
+    /// deadline.
+    pub withheld_data_bps: u64,
 }
 
 /// Every market and fund parameter.
@@ -132,6 +135,28 @@ pub struct MarketParams {
     pub job_flops_max: u64,
     /// Largest job blob (tb-job's `JOB_BLOB_BYTES_MAX`, 512 MiB).
     pub job_blob_bytes_max: u64,
+    /// Chunk size of published objects, bytes; one `PublishBlob` carries one chunk
+    /// (chosen: 1 MiB, an eighth of a block).
+    pub blob_chunk_bytes: u64,
+    /// Blocks a published object (or a partial copy) is kept unless a job pins it
+    /// longer (chosen: 1000).
+    pub blob_retention_blocks: u64,
+    /// Least fee per started KiB of a published chunk, micro-tokens (chosen: 1000,
+    /// one token per MiB).
+    pub blob_fee_per_kib_micro: u64,
+    /// Bond a challenger posts, Industrial micro-tokens (chosen: 50 tokens).
+    pub challenge_bond_micro: u64,
+    /// Blocks the owing party has to make a dispute's evidence available (chosen: 20).
+    pub evidence_deadline_blocks: u64,
+    /// Blocks the replicas of a redundant job have to reveal their sealed receipts
+    /// once all are sealed (chosen: 10).
+    pub reveal_blocks: u64,
+    /// Share of a convicted provider's slash paid to the challenger, and of a lost
+    /// bond paid to the providers it accused (chosen: 5000).
+    pub challenge_reward_bps: u64,
+    /// Disputes adjudicated per block at most; the rest wait a block (chosen: 4,
+    /// bounding the referee's share of a block).
+    pub adjudications_per_block_max: u32,
 }
 
 impl MarketParams {
@@ -188,6 +213,7 @@ impl MarketParams {
                 proof_latency_bps: 200,
                 availability_bps: 300,
                 lost_dispute_bps: 5_000,
+                withheld_data_bps: 1_000,
             },
             max_leases_per_provider: 16,
             redundancy_max: 5,
@@ -196,6 +222,14 @@ impl MarketParams {
             match_per_block_max: 250,
             job_flops_max: 100_000_000_000_000,
             job_blob_bytes_max: 512 << 20,
+            blob_chunk_bytes: 1 << 20,
+            blob_retention_blocks: 1_000,
+            blob_fee_per_kib_micro: 1_000,
+            challenge_bond_micro: 50 * tb_primitives::MICRO_PER_TOKEN,
+            evidence_deadline_blocks: 20,
+            reveal_blocks: 10,
+            challenge_reward_bps: 5_000,
+            adjudications_per_block_max: 4,
         }
     }
 
@@ -208,6 +242,9 @@ impl MarketParams {
             jail_blocks: 20,
             challenge_window_blocks: 5,
             min_stake_micro: tb_primitives::MICRO_PER_TOKEN,
+            challenge_bond_micro: 10 * tb_primitives::MICRO_PER_TOKEN,
+            evidence_deadline_blocks: 10,
+            reveal_blocks: 5,
             ..MarketParams::mainnet()
         }
     }
@@ -402,6 +439,7 @@ impl MarketParams {
             ("slash.proof_latency_bps", s.proof_latency_bps),
             ("slash.availability_bps", s.availability_bps),
             ("slash.lost_dispute_bps", s.lost_dispute_bps),
+            ("slash.withheld_data_bps", s.withheld_data_bps),
         ] {
             check(name, v, 0, BPS, "0..=10000")?;
         }
@@ -447,6 +485,62 @@ impl MarketParams {
             1,
             1 << 32,
             "1..=4 GiB",
+        )?;
+        check(
+            "blob_chunk_bytes",
+            self.blob_chunk_bytes,
+            1024,
+            4 << 20,
+            "1 KiB..=4 MiB",
+        )?;
+        check(
+            "blob_retention_blocks",
+            self.blob_retention_blocks,
+            1,
+            10_000_000,
+            "1..=10^7",
+        )?;
+        check(
+            "blob_fee_per_kib_micro",
+            self.blob_fee_per_kib_micro,
+            0,
+            1 << 40,
+            "0..=2^40",
+        )?;
+        check(
+            "challenge_bond_micro",
+            self.challenge_bond_micro,
+            1,
+            1 << 50,
+            "1..=2^50",
+        )?;
+        check(
+            "evidence_deadline_blocks",
+            self.evidence_deadline_blocks,
+            1,
+            1_000_000,
+            "1..=10^6",
+        )?;
+        check(
+            "reveal_blocks",
+            self.reveal_blocks,
+            1,
+            1_000_000,
+            "1..=10^6",
+        )?;
+        check(
+            "challenge_reward_bps",
+            self.challenge_reward_bps,
+            0,
+            BPS,
+            "0..=10000",
+        )?;
+        check(
+            "adjudications_per_block_max",
+            self.adjudications_per_block_max as u64,
+            1,
+            1_000,
+            "1..=1000",
         )?;
         Ok(())
     }

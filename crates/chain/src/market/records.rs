@@ -38,6 +38,21 @@ pub enum Kind {
     Epoch = b'e' as isize,
     /// `Mf` → [`Fund`].
     Fund = b'f' as isize,
+    /// `Mo ‖ object` → [`Object`]: a complete published object.
+    Object = b'o' as isize,
+    /// `Mn ‖ object ‖ poster` → [`Partial`]: a poster's copy being assembled.
+    Partial = b'n' as isize,
+    /// `Mb ‖ object ‖ poster ‖ index` → the chunk's bytes.
+    Chunk = b'b' as isize,
+    /// `Mr ‖ expiry ‖ object ‖ poster` → `()`: objects and partial copies to prune
+    /// (the poster of a complete object's entry is all zero).
+    ObjectExpiry = b'r' as isize,
+    /// `Mz ‖ task id ‖ dispute index` → [`Dispute`].
+    Dispute = b'z' as isize,
+    /// `Mw ‖ deadline ‖ task id ‖ dispute index` → `()`: evidence deadlines.
+    DisputeDeadline = b'w' as isize,
+    /// `Mv ‖ deadline ‖ task id` → `()`: reveal deadlines of sealed replicas.
+    Reveal = b'v' as isize,
 }
 
 /// A key: prefix, kind, then the parts.
@@ -106,8 +121,10 @@ pub enum JobState {
     Settled,
     /// Failed (retry budget spent or deadline passed); escrow refunded.
     Failed,
-    /// Replicas disagree; held for the dispute game (the verification issue).
+    /// Disputes are open on its receipts; escrow held until they are ruled.
     Disputed,
+    /// Every replica has sealed its answer; the reveals are due.
+    Revealing,
 }
 
 /// A lease of one replica.
@@ -140,6 +157,23 @@ pub struct ReceiptRecord {
     pub height: u64,
     /// Whether it is paid (false when its SLA was violated).
     pub payable: bool,
+    /// SHA-256 of its published trace.
+    pub trace_sha256: [u8; 32],
+    /// Convicted by the referee or undefended in a dispute: never paid.
+    pub refuted: bool,
+}
+
+/// A replica's sealed answer (redundant jobs).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SealRecord {
+    /// The provider.
+    pub provider: Address,
+    /// `SignedReceipt::seal` of the receipt it will reveal.
+    pub seal: [u8; 32],
+    /// The height its lease started (latency is measured to the seal).
+    pub lease_start: u64,
+    /// Height sealed.
+    pub height: u64,
 }
 
 /// A job.
@@ -169,6 +203,105 @@ pub struct Job {
     pub queue_key: Vec<u8>,
     /// Payouts still owed from the settlement queue.
     pub payouts_pending: u32,
+    /// Sealed answers of a redundant job's replicas.
+    pub seals: Vec<SealRecord>,
+    /// Height the reveals are due by (redundant jobs, once all replicas sealed).
+    pub reveal_deadline: u64,
+    /// Height its current challenge window ends at.
+    pub window_end: u64,
+    /// Disputes opened so far (the next dispute's index).
+    pub disputes: u32,
+    /// Disputes still open.
+    pub disputes_open: u32,
+}
+
+/// A complete published object.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Object {
+    /// Size.
+    pub total_bytes: u64,
+    /// Chunks.
+    pub chunks: u32,
+    /// Whose chunks hold it.
+    pub poster: Address,
+    /// Height completed.
+    pub height: u64,
+    /// Pruned after this height.
+    pub expires: u64,
+}
+
+/// A poster's copy of an object being assembled.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Partial {
+    /// Declared size.
+    pub total_bytes: u64,
+    /// Chunk size when the copy was started.
+    pub chunk_bytes: u64,
+    /// Chunks it takes.
+    pub chunks: u32,
+    /// Chunks received.
+    pub received: u32,
+    /// Pruned after this height.
+    pub expires: u64,
+}
+
+/// Who must make a dispute's evidence available.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Owed {
+    /// The challenger (a bonded challenge).
+    Challenger,
+    /// Every provider on either side (a replica dispute).
+    Parties,
+}
+
+/// One side of a dispute: providers that claim `leaf` at the op.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Side {
+    /// The providers.
+    pub providers: Vec<Address>,
+    /// Their leaf at the disputed op.
+    pub leaf: [u8; 32],
+    /// Their trace root.
+    pub trace_root: Id,
+}
+
+/// An open dispute over one op of a job.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Dispute {
+    /// The job.
+    pub task_id: Id,
+    /// Its index within the job.
+    pub index: u32,
+    /// The disputed op.
+    pub op: u32,
+    /// The accused receipts' side.
+    pub accused: Side,
+    /// The other replicas' side (replica disputes); `None` for a challenge.
+    pub other: Option<Side>,
+    /// The challenger and its bond (challenges).
+    pub challenger: Option<(Address, u64)>,
+    /// Who owes the evidence.
+    pub owed: Owed,
+    /// The evidence bundle named so far.
+    pub bundle: Option<[u8; 32]>,
+    /// Height opened.
+    pub opened: u64,
+    /// Evidence due by this height (inclusive).
+    pub deadline: u64,
+    /// How it ended; `None` while open.
+    pub ruling: Option<Outcome>,
+}
+
+/// How a dispute ended (kept in its `Ruled` record for queries).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Outcome {
+    /// The referee's digest; sides whose leaf differs lost.
+    Referee([u8; 32]),
+    /// No honest leaf exists for the op; every side lost.
+    NoHonestLeaf,
+    /// The evidence was not supplied (or was bad) by the deadline; the owing party
+    /// lost.
+    Withheld,
 }
 
 /// A verified receipt waiting for settlement.
@@ -230,8 +363,10 @@ pub enum SlashReason {
     ProofLatencyBudget,
     /// Its availability over an epoch was below the floor.
     Availability,
-    /// It lost a dispute (the verification issue).
+    /// The referee convicted its leaf in a dispute.
     LostDispute,
+    /// It did not supply data it owed by the deadline (a reveal, a dispute's evidence).
+    WithheldData,
 }
 
 /// The `ComputeSlashReceipt`: one slash.
@@ -289,9 +424,16 @@ pub struct Fund {
     pub payouts: u64,
     /// Slash records written.
     pub slashes: u64,
+    /// Σ challenge bonds held by open disputes.
+    pub bonds: u64,
+    /// The height `adjudicated` counts for.
+    pub adjudicated_at: u64,
+    /// Disputes adjudicated at `adjudicated_at`.
+    pub adjudicated: u32,
 }
 
-/// Largest encoded market record (a job with its leases and receipts is the largest).
+/// Largest encoded market record (a job with its leases and receipts is the largest);
+/// object chunks are read with [`chunk`].
 pub const MARKET_RECORD_BYTES_MAX: usize = 16 * 1024;
 
 /// Reads a record (the state holds only records this module wrote).
@@ -316,4 +458,33 @@ pub fn provider<S: StateRead + ?Sized>(s: &S, a: &Address) -> Option<Provider> {
 /// A job record.
 pub fn job<S: StateRead + ?Sized>(s: &S, t: &Id) -> Option<Job> {
     get(s, &key(Kind::Job, &[&t.0]))
+}
+
+/// A chunk of a poster's copy of an object.
+pub fn chunk<S: StateRead + ?Sized>(
+    s: &S,
+    object: &[u8; 32],
+    poster: &Address,
+    index: u32,
+) -> Option<Vec<u8>> {
+    s.get_raw(&key(
+        Kind::Chunk,
+        &[object, &poster.0, &index.to_be_bytes()],
+    ))
+    .map(|b| decode(b, usize::MAX).expect("the state holds valid chunks"))
+}
+
+/// A complete object's record.
+pub fn object<S: StateRead + ?Sized>(s: &S, object: &[u8; 32]) -> Option<Object> {
+    get(s, &key(Kind::Object, &[object]))
+}
+
+/// A complete object's bytes.
+pub fn object_bytes<S: StateRead + ?Sized>(s: &S, id: &[u8; 32]) -> Option<Vec<u8>> {
+    let o = object(s, id)?;
+    let mut out = Vec::with_capacity(o.total_bytes as usize);
+    for i in 0..o.chunks {
+        out.extend_from_slice(&chunk(s, id, &o.poster, i)?);
+    }
+    Some(out)
 }

@@ -1,0 +1,763 @@
+//! Verification in the chain (`docs/spec/verification.md`): published objects (the
+//! data-availability layer of traces, evidence bundles and job blobs), receipt checks
+//! against the published trace, sealed answers of redundant jobs and their reveal,
+//! bonded challenges, replica disputes, the one-op referee in block execution, and the
+//! data-availability deadlines.
+
+use super::exec::{be, credit, fail, id_at, queue_key, scan_until, slash};
+use super::params::BPS;
+use super::records::{
+    self as r, Dispute, Job, JobState, Kind, Object, Outcome, Owed, Partial, ReceiptRecord,
+    SealRecord, Side, SlashReason,
+};
+use crate::execute::TxError;
+use crate::params::ChainParams;
+use crate::state::{Overlay, StateRead};
+use crate::tx::{Challenge, PublishBlob, SealReceipt, SupplyEvidence};
+use sha2::{Digest as _, Sha256};
+use tb_primitives::{Address, Id};
+
+fn invalid(msg: impl Into<String>) -> TxError {
+    TxError::Market(msg.into())
+}
+
+const NO_POSTER: Address = Address([0; 32]);
+
+/// Least fee of a published chunk of `len` bytes.
+pub fn blob_fee_min(p: &super::MarketParams, len: usize) -> u64 {
+    (len as u64)
+        .div_ceil(1024)
+        .saturating_mul(p.blob_fee_per_kib_micro)
+}
+
+/// Stateless checks of a `PublishBlob`.
+pub fn check_publish(p: &super::MarketParams, b: &PublishBlob) -> Result<(), TxError> {
+    if b.total_bytes == 0 || b.total_bytes > p.job_blob_bytes_max {
+        return Err(invalid(format!(
+            "an object is 1..={} bytes",
+            p.job_blob_bytes_max
+        )));
+    }
+    if b.bytes.is_empty() || b.bytes.len() as u64 > p.blob_chunk_bytes {
+        return Err(invalid(format!(
+            "a chunk is 1..={} bytes",
+            p.blob_chunk_bytes
+        )));
+    }
+    if b.fee < blob_fee_min(p, b.bytes.len()) {
+        return Err(invalid(format!(
+            "a chunk of {} bytes pays at least {} in fees",
+            b.bytes.len(),
+            blob_fee_min(p, b.bytes.len())
+        )));
+    }
+    Ok(())
+}
+
+fn expiry_key(expires: u64, object: &[u8; 32], poster: &Address) -> Vec<u8> {
+    r::key(Kind::ObjectExpiry, &[&be(expires), object, &poster.0])
+}
+
+fn chunk_key(object: &[u8; 32], poster: &Address, index: u32) -> Vec<u8> {
+    r::key(Kind::Chunk, &[object, &poster.0, &index.to_be_bytes()])
+}
+
+/// Applies one published chunk. The chunk that completes a poster's copy checks the
+/// whole against the object's SHA-256: a match makes the object available, a mismatch
+/// discards that poster's copy (another poster's copy is never affected).
+pub fn apply_publish(
+    ov: &mut Overlay<'_>,
+    params: &ChainParams,
+    h: u64,
+    b: &PublishBlob,
+) -> Result<(), TxError> {
+    let p = &params.market;
+    check_publish(p, b)?;
+    if r::object(ov, &b.object).is_some() {
+        return Err(invalid("the object is already available"));
+    }
+    let pk = r::key(Kind::Partial, &[&b.object, &b.from.0]);
+    let mut part: Partial = match r::get(ov, &pk) {
+        Some(x) => x,
+        None => {
+            let chunks = b.total_bytes.div_ceil(p.blob_chunk_bytes);
+            Partial {
+                total_bytes: b.total_bytes,
+                chunk_bytes: p.blob_chunk_bytes,
+                chunks: chunks as u32,
+                received: 0,
+                expires: h + p.blob_retention_blocks,
+            }
+        }
+    };
+    if part.total_bytes != b.total_bytes {
+        return Err(invalid(format!(
+            "this copy of the object was declared {} bytes",
+            part.total_bytes
+        )));
+    }
+    if b.index >= part.chunks {
+        return Err(invalid(format!(
+            "chunk {} of an object of {} chunks",
+            b.index, part.chunks
+        )));
+    }
+    let start = b.index as u64 * part.chunk_bytes;
+    let want = part.chunk_bytes.min(part.total_bytes - start);
+    if b.bytes.len() as u64 != want {
+        return Err(invalid(format!(
+            "chunk {} is {want} bytes, not {}",
+            b.index,
+            b.bytes.len()
+        )));
+    }
+    let ck = chunk_key(&b.object, &b.from, b.index);
+    if ov.get_raw(&ck).is_some() {
+        return Err(invalid(format!("chunk {} is already published", b.index)));
+    }
+    // All checks passed: write.
+    if part.received == 0 {
+        ov.put(expiry_key(part.expires, &b.object, &b.from), &());
+    }
+    ov.put(ck, &b.bytes);
+    part.received += 1;
+    if part.received < part.chunks {
+        ov.put(pk, &part);
+        return Ok(());
+    }
+    ov.delete(pk);
+    ov.delete(expiry_key(part.expires, &b.object, &b.from));
+    let mut hasher = Sha256::new();
+    for i in 0..part.chunks {
+        let c = r::chunk(ov, &b.object, &b.from, i).unwrap_or_default();
+        hasher.update(&c);
+    }
+    let got: [u8; 32] = hasher.finalize().into();
+    if got != b.object {
+        for i in 0..part.chunks {
+            ov.delete(chunk_key(&b.object, &b.from, i));
+        }
+        return Ok(());
+    }
+    let o = Object {
+        total_bytes: part.total_bytes,
+        chunks: part.chunks,
+        poster: b.from,
+        height: h,
+        expires: h + p.blob_retention_blocks,
+    };
+    ov.put(expiry_key(o.expires, &b.object, &NO_POSTER), &());
+    ov.put(r::key(Kind::Object, &[&b.object]), &o);
+    Ok(())
+}
+
+/// Keeps a complete object at least until `until`.
+pub fn pin(ov: &mut Overlay<'_>, object: &[u8; 32], until: u64) {
+    if let Some(mut o) = r::object(ov, object) {
+        if o.expires < until {
+            ov.delete(expiry_key(o.expires, object, &NO_POSTER));
+            o.expires = until;
+            ov.put(expiry_key(o.expires, object, &NO_POSTER), &());
+            ov.put(r::key(Kind::Object, &[object]), &o);
+        }
+    }
+}
+
+/// Blocks a job's data stay pinned past an event: long enough for a full reveal,
+/// challenge window and a dispute after it.
+fn pin_span(p: &super::MarketParams) -> u64 {
+    p.reveal_blocks
+        + p.challenge_window_blocks
+        + 2 * p.evidence_deadline_blocks
+        + p.blob_retention_blocks
+}
+
+fn prune_objects(ov: &mut Overlay<'_>, h: u64) {
+    for k in scan_until(ov, Kind::ObjectExpiry, h) {
+        let object = id_at(&k, 10).0;
+        let poster = Address(id_at(&k, 42).0);
+        ov.delete(k);
+        if poster == NO_POSTER {
+            if let Some(o) = r::object(ov, &object) {
+                if o.expires <= h {
+                    for i in 0..o.chunks {
+                        ov.delete(chunk_key(&object, &o.poster, i));
+                    }
+                    ov.delete(r::key(Kind::Object, &[&object]));
+                }
+            }
+        } else {
+            let pk = r::key(Kind::Partial, &[&object, &poster.0]);
+            if let Some(part) = r::get::<Partial, _>(ov, &pk) {
+                for i in 0..part.chunks {
+                    ov.delete(chunk_key(&object, &poster, i));
+                }
+                ov.delete(pk);
+            }
+        }
+    }
+}
+
+/// The receipt checks against the published trace: the trace object named by the
+/// receipt is available, decodes, and matches the receipt and the job's recorded
+/// shape (op count, leaf count, root, output digest).
+pub fn check_receipt_trace<S: StateRead + ?Sized>(
+    s: &S,
+    job: &Job,
+    rc: &tb_job::Receipt,
+) -> Result<(), TxError> {
+    let bytes = r::object_bytes(s, &rc.trace_sha256)
+        .ok_or(invalid("the receipt's trace is not published"))?;
+    let leaves = tb_job::decode_trace(&bytes).map_err(|e| invalid(format!("trace: {e}")))?;
+    tb_job::check_trace(rc, &job.spec.shape(), &leaves).map_err(|e| invalid(format!("trace: {e}")))
+}
+
+/// Pins the published data a job's receipts and disputes rely on.
+pub fn pin_job(ov: &mut Overlay<'_>, p: &super::MarketParams, job: &Job, h: u64) {
+    let until = h + pin_span(p);
+    let traces: Vec<[u8; 32]> = job.receipts.iter().map(|x| x.trace_sha256).collect();
+    for t in traces {
+        pin(ov, &t, until);
+    }
+    pin(ov, &job.spec.blob_sha256, until);
+}
+
+/// A replica's seal (redundant jobs): delivered inside its lease, which it closes.
+pub fn apply_seal(
+    ov: &mut Overlay<'_>,
+    params: &ChainParams,
+    h: u64,
+    sr: &SealReceipt,
+) -> Result<(), TxError> {
+    let p = &params.market;
+    let mut job = r::job(ov, &sr.task_id).ok_or(invalid("unknown task"))?;
+    if job.spec.redundancy < 2 {
+        return Err(invalid(
+            "a job without redundancy takes its receipt directly",
+        ));
+    }
+    if job.seals.iter().any(|s| s.provider == sr.from) {
+        return Err(invalid("already sealed"));
+    }
+    let li = job
+        .leases
+        .iter()
+        .position(|l| l.provider == sr.from && l.expiry >= h)
+        .ok_or(invalid("the sender holds no live lease of this job"))?;
+    let mut pr = r::provider(ov, &sr.from).ok_or(invalid("not a registered provider"))?;
+    let lease = job.leases.remove(li);
+    ov.delete(r::key(
+        Kind::LeaseExpiry,
+        &[&be(lease.expiry), &sr.task_id.0, &sr.from.0],
+    ));
+    pr.active_leases = pr.active_leases.saturating_sub(1);
+    job.seals.push(SealRecord {
+        provider: sr.from,
+        seal: sr.seal,
+        lease_start: lease.start,
+        height: h,
+    });
+    if job.seals.len() as u32 >= job.spec.redundancy {
+        job.state = JobState::Revealing;
+        job.reveal_deadline = h + p.reveal_blocks;
+        ov.put(
+            r::key(Kind::Reveal, &[&be(job.reveal_deadline), &sr.task_id.0]),
+            &(),
+        );
+        ov.delete(r::key(
+            Kind::Deadline,
+            &[&be(job.spec.deadline), &sr.task_id.0],
+        ));
+    }
+    ov.put(r::key(Kind::Provider, &[&sr.from.0]), &pr);
+    ov.put(r::key(Kind::Job, &[&sr.task_id.0]), &job);
+    Ok(())
+}
+
+/// After the last receipt of a job arrived, a reveal deadline passed, or its last open
+/// dispute was ruled: standing receipts that agree make it `Proven` (a challenge window
+/// starts); disagreeing ones open replica disputes; none requeues it (or fails it past
+/// its retry budget or deadline).
+pub fn evaluate(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, t: &Id, job: &mut Job) {
+    let p = &params.market;
+    let standing: Vec<ReceiptRecord> = job
+        .receipts
+        .iter()
+        .filter(|x| !x.refuted)
+        .cloned()
+        .collect();
+    if standing.is_empty() {
+        requeue_or_fail(ov, params, h, t, job);
+        return;
+    }
+    // Groups of agreeing receipts, in order of first appearance.
+    let mut groups: Vec<Vec<&ReceiptRecord>> = Vec::new();
+    for x in &standing {
+        match groups
+            .iter_mut()
+            .find(|g| g[0].output_digest == x.output_digest && g[0].trace_root == x.trace_root)
+        {
+            Some(g) => g.push(x),
+            None => groups.push(vec![x]),
+        }
+    }
+    pin_job(ov, p, job, h);
+    if groups.len() == 1 {
+        job.state = JobState::Proven;
+        job.window_end = h + p.challenge_window_blocks;
+        ov.put(r::key(Kind::Challenge, &[&be(job.window_end), &t.0]), &());
+        return;
+    }
+    // The reference group: the largest, the earliest on a tie.
+    let mut ri = 0;
+    for (i, g) in groups.iter().enumerate() {
+        if g.len() > groups[ri].len() {
+            ri = i;
+        }
+    }
+    let trace_of = |s: &Overlay<'_>, x: &ReceiptRecord| {
+        r::object_bytes(s, &x.trace_sha256).and_then(|b| tb_job::decode_trace(&b).ok())
+    };
+    let Some(reference) = trace_of(ov, groups[ri][0]) else {
+        // Unreachable while traces are pinned; without them nothing can be ruled, so
+        // nobody is slashed and the requester is refunded.
+        fail(ov, t, job);
+        return;
+    };
+    let side = |g: &Vec<&ReceiptRecord>, leaves: &[[u8; 32]], op: usize| Side {
+        providers: g.iter().map(|x| x.provider).collect(),
+        leaf: leaves[op],
+        trace_root: g[0].trace_root,
+    };
+    let mut opened = Vec::new();
+    for (gi, g) in groups.iter().enumerate() {
+        if gi == ri {
+            continue;
+        }
+        let Some(theirs) = trace_of(ov, g[0]) else {
+            fail(ov, t, job);
+            return;
+        };
+        let op = tb_job::first_divergence(&reference, &theirs)
+            .unwrap_or(0)
+            .min(reference.len().min(theirs.len()).saturating_sub(1));
+        opened.push(Dispute {
+            task_id: *t,
+            index: 0,
+            op: op as u32,
+            accused: side(g, &theirs, op),
+            other: Some(side(&groups[ri], &reference, op)),
+            challenger: None,
+            owed: Owed::Parties,
+            bundle: None,
+            opened: h,
+            deadline: h + p.evidence_deadline_blocks,
+            ruling: None,
+        });
+    }
+    job.state = JobState::Disputed;
+    for mut d in opened {
+        open(ov, job, &mut d);
+    }
+}
+
+fn dispute_key(t: &Id, index: u32) -> Vec<u8> {
+    r::key(Kind::Dispute, &[&t.0, &index.to_be_bytes()])
+}
+
+fn deadline_key(d: &Dispute) -> Vec<u8> {
+    r::key(
+        Kind::DisputeDeadline,
+        &[&be(d.deadline), &d.task_id.0, &d.index.to_be_bytes()],
+    )
+}
+
+fn open(ov: &mut Overlay<'_>, job: &mut Job, d: &mut Dispute) {
+    d.index = job.disputes;
+    job.disputes += 1;
+    job.disputes_open += 1;
+    ov.put(deadline_key(d), &());
+    ov.put(dispute_key(&d.task_id, d.index), d);
+}
+
+fn requeue_or_fail(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, t: &Id, job: &mut Job) {
+    let p = &params.market;
+    job.receipts.clear();
+    job.seals.clear();
+    job.retries += 1;
+    let lease = p.lane_lease_blocks[job.spec.lane as usize];
+    if job.retries > p.retry_budget || job.spec.deadline <= h + lease {
+        fail(ov, t, job);
+        return;
+    }
+    job.state = JobState::Queued;
+    job.eligible_from = h + 1;
+    if job.queue_key.is_empty() {
+        job.queue_key = queue_key(p, &job.spec, job.submitted, t);
+        ov.put(job.queue_key.clone(), &());
+        let mut f = r::fund(ov);
+        f.queued += 1;
+        ov.put(r::key(Kind::Fund, &[]), &f);
+    }
+    ov.put(r::key(Kind::Deadline, &[&be(job.spec.deadline), &t.0]), &());
+}
+
+/// A bonded challenge of a proven job.
+pub fn apply_challenge(
+    ov: &mut Overlay<'_>,
+    params: &ChainParams,
+    h: u64,
+    c: &Challenge,
+) -> Result<(), TxError> {
+    let p = &params.market;
+    let mut job = r::job(ov, &c.task_id).ok_or(invalid("unknown task"))?;
+    if job.state != JobState::Proven || h > job.window_end {
+        return Err(invalid("the job is not in its challenge window"));
+    }
+    if job.disputes_open > 0 {
+        return Err(invalid("a dispute of this job is already open"));
+    }
+    if c.bond < p.challenge_bond_micro {
+        return Err(invalid(format!(
+            "the bond is at least {}",
+            p.challenge_bond_micro
+        )));
+    }
+    if c.op >= job.spec.n_ops {
+        return Err(invalid(format!(
+            "op {} is past the job's {} ops",
+            c.op, job.spec.n_ops
+        )));
+    }
+    let standing: Vec<&ReceiptRecord> = job.receipts.iter().filter(|x| !x.refuted).collect();
+    let Some(first) = standing.first() else {
+        return Err(invalid("the job has no standing receipt"));
+    };
+    let root = first.trace_root;
+    if c.proof.index != c.op as u64
+        || c.proof.leaf_count != job.spec.n_ops as u64
+        || !tb_job::verify_trace_proof(&root, &c.leaf, &c.proof)
+    {
+        return Err(invalid(
+            "the leaf's proof does not verify under the trace root",
+        ));
+    }
+    let mut d = Dispute {
+        task_id: c.task_id,
+        index: 0,
+        op: c.op,
+        accused: Side {
+            providers: standing.iter().map(|x| x.provider).collect(),
+            leaf: c.leaf,
+            trace_root: root,
+        },
+        other: None,
+        challenger: Some((c.from, c.bond)),
+        owed: Owed::Challenger,
+        bundle: Some(c.bundle),
+        opened: h,
+        deadline: h + p.evidence_deadline_blocks,
+        ruling: None,
+    };
+    let mut f = r::fund(ov);
+    f.bonds = f
+        .bonds
+        .checked_add(c.bond)
+        .ok_or(TxError::BalanceOverflow)?;
+    ov.put(r::key(Kind::Fund, &[]), &f);
+    open(ov, &mut job, &mut d);
+    pin_job(ov, p, &job, h);
+    pin(ov, &c.bundle, h + pin_span(p));
+    ov.put(r::key(Kind::Job, &[&c.task_id.0]), &job);
+    Ok(())
+}
+
+/// Names the (published) evidence bundle of an open replica dispute.
+pub fn apply_supply(
+    ov: &mut Overlay<'_>,
+    params: &ChainParams,
+    h: u64,
+    e: &SupplyEvidence,
+) -> Result<(), TxError> {
+    let k = dispute_key(&e.task_id, e.dispute);
+    let mut d: Dispute = r::get(ov, &k).ok_or(invalid("no such dispute"))?;
+    if d.ruling.is_some() {
+        return Err(invalid("the dispute is ruled"));
+    }
+    if d.owed != Owed::Parties {
+        return Err(invalid(
+            "a challenge's evidence is the one its challenger named",
+        ));
+    }
+    if d.bundle.is_some() {
+        return Err(invalid(
+            "evidence is already named; it is ruled at the block's end",
+        ));
+    }
+    if r::object(ov, &e.bundle).is_none() {
+        return Err(invalid("publish the bundle before naming it"));
+    }
+    d.bundle = Some(e.bundle);
+    pin(ov, &e.bundle, h + pin_span(&params.market));
+    ov.put(k, &d);
+    Ok(())
+}
+
+/// What the evidence of a dispute gives, if it is available.
+enum Evidence {
+    /// Not (yet) available.
+    Missing,
+    /// Available and bad: it proves nothing.
+    Bad,
+    /// The ruling.
+    Ruled(Outcome),
+}
+
+fn examine(ov: &Overlay<'_>, job: &Job, d: &Dispute) -> Evidence {
+    let Some(bundle_id) = d.bundle else {
+        return Evidence::Missing;
+    };
+    let (Some(bundle), Some(blob)) = (
+        r::object_bytes(ov, &bundle_id),
+        r::object_bytes(ov, &job.spec.blob_sha256),
+    ) else {
+        return Evidence::Missing;
+    };
+    let Ok(bundle) = tb_job::EvidenceBundle::decode(&bundle) else {
+        return Evidence::Bad;
+    };
+    if bundle.task_id != d.task_id {
+        return Evidence::Bad;
+    }
+    let shape = job.spec.shape();
+    // The inputs are agreed by both sides of a replica dispute, so they may be proven
+    // under either trace root.
+    let roots = std::iter::once(d.accused.trace_root).chain(d.other.as_ref().map(|o| o.trace_root));
+    for root in roots {
+        match tb_job::adjudicate(&blob, &shape, &root, d.op, &bundle) {
+            Ok(tb_job::Ruling::Leaf(x)) => return Evidence::Ruled(Outcome::Referee(x)),
+            Ok(tb_job::Ruling::NoHonestLeaf(_)) => return Evidence::Ruled(Outcome::NoHonestLeaf),
+            Err(_) => continue,
+        }
+    }
+    Evidence::Bad
+}
+
+/// Rules a dispute: slashes the losers, settles the bond, and re-evaluates the job once
+/// its last dispute is closed.
+fn rule(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, mut d: Dispute, outcome: Outcome) {
+    let p = &params.market;
+    let Some(mut job) = r::job(ov, &d.task_id) else {
+        return;
+    };
+    let sides: Vec<&Side> = std::iter::once(&d.accused)
+        .chain(d.other.as_ref())
+        .collect();
+    let (losers, reason): (Vec<Address>, SlashReason) = match &outcome {
+        Outcome::Referee(x) => (
+            sides
+                .iter()
+                .filter(|s| &s.leaf != x)
+                .flat_map(|s| s.providers.clone())
+                .collect(),
+            SlashReason::LostDispute,
+        ),
+        Outcome::NoHonestLeaf => (
+            sides.iter().flat_map(|s| s.providers.clone()).collect(),
+            SlashReason::LostDispute,
+        ),
+        Outcome::Withheld => match d.owed {
+            Owed::Challenger => (vec![], SlashReason::WithheldData),
+            Owed::Parties => (
+                sides.iter().flat_map(|s| s.providers.clone()).collect(),
+                SlashReason::WithheldData,
+            ),
+        },
+    };
+    let mut slashed_total: u64 = 0;
+    for a in &losers {
+        if let Some(mut pr) = r::provider(ov, a) {
+            let digest = job
+                .receipts
+                .iter()
+                .find(|x| &x.provider == a)
+                .map(|x| x.output_digest);
+            slashed_total += slash(
+                ov,
+                params,
+                h,
+                a,
+                &mut pr,
+                reason.clone(),
+                Some(d.task_id),
+                digest,
+            );
+            ov.put(r::key(Kind::Provider, &[&a.0]), &pr);
+        }
+        for x in job.receipts.iter_mut().filter(|x| &x.provider == a) {
+            x.refuted = true;
+        }
+    }
+    if let Some((challenger, bond)) = d.challenger {
+        let mut f = r::fund(ov);
+        f.bonds -= bond;
+        let accused_lost = losers.iter().any(|a| d.accused.providers.contains(a));
+        if accused_lost {
+            // The bond back, and a share of the slash (which went to the fund).
+            let reward =
+                (slashed_total as u128 * p.challenge_reward_bps as u128 / BPS as u128) as u64;
+            let reward = reward.min(f.industrial);
+            f.industrial -= reward;
+            ov.put(r::key(Kind::Fund, &[]), &f);
+            credit(ov, &challenger, bond + reward);
+        } else {
+            // The bond is lost: a share to the providers it accused, the rest to the
+            // fund.
+            let share = (bond as u128 * p.challenge_reward_bps as u128 / BPS as u128) as u64;
+            let n = d.accused.providers.len().max(1) as u64;
+            let each = share / n;
+            f.industrial += bond - each * d.accused.providers.len() as u64;
+            ov.put(r::key(Kind::Fund, &[]), &f);
+            for a in &d.accused.providers {
+                credit(ov, a, each);
+            }
+        }
+    }
+    ov.delete(deadline_key(&d));
+    d.ruling = Some(outcome);
+    ov.put(dispute_key(&d.task_id, d.index), &d);
+    job.disputes_open = job.disputes_open.saturating_sub(1);
+    if job.disputes_open == 0 {
+        let t = d.task_id;
+        evaluate(ov, params, h, &t, &mut job);
+    }
+    ov.put(r::key(Kind::Job, &[&d.task_id.0]), &job);
+}
+
+/// The verification part of the end-of-block step: reveal deadlines, disputes
+/// (adjudicated when their evidence is available, at most `adjudications_per_block_max`
+/// per block; ruled against the owing party at their deadline), then object pruning.
+pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, h: u64) {
+    let p = &params.market;
+    // Reveal deadlines: a replica that sealed and did not reveal withheld its answer.
+    for k in scan_until(ov, Kind::Reveal, h) {
+        let t = id_at(&k, 10);
+        ov.delete(k);
+        let Some(mut job) = r::job(ov, &t) else {
+            continue;
+        };
+        if job.state != JobState::Revealing || job.reveal_deadline > h {
+            continue;
+        }
+        let silent: Vec<Address> = job
+            .seals
+            .iter()
+            .map(|s| s.provider)
+            .filter(|a| !job.receipts.iter().any(|x| &x.provider == a))
+            .collect();
+        for a in silent {
+            if let Some(mut pr) = r::provider(ov, &a) {
+                slash(
+                    ov,
+                    params,
+                    h,
+                    &a,
+                    &mut pr,
+                    SlashReason::WithheldData,
+                    Some(t),
+                    None,
+                );
+                ov.put(r::key(Kind::Provider, &[&a.0]), &pr);
+            }
+        }
+        evaluate(ov, params, h, &t, &mut job);
+        ov.put(r::key(Kind::Job, &[&t.0]), &job);
+    }
+    // Open disputes, by deadline.
+    let mut budget = p.adjudications_per_block_max;
+    let mut f = r::fund(ov);
+    if f.adjudicated_at == h {
+        budget = budget.saturating_sub(f.adjudicated);
+    }
+    let mut done = 0u32;
+    for (k, _) in ov.scan_prefix(&r::prefix(Kind::DisputeDeadline)) {
+        let deadline = u64::from_be_bytes(k[2..10].try_into().unwrap_or([0xff; 8]));
+        let t = id_at(&k, 10);
+        let index = u32::from_be_bytes(k[42..46].try_into().unwrap_or([0xff; 4]));
+        let Some(mut d) = r::get::<Dispute, _>(ov, &dispute_key(&t, index)) else {
+            ov.delete(k);
+            continue;
+        };
+        let Some(job) = r::job(ov, &t) else {
+            ov.delete(k);
+            continue;
+        };
+        if done < budget {
+            match examine(ov, &job, &d) {
+                Evidence::Ruled(o) => {
+                    done += 1;
+                    rule(ov, params, h, d, o);
+                    continue;
+                }
+                Evidence::Bad => {
+                    done += 1;
+                    match d.owed {
+                        Owed::Challenger => {
+                            rule(ov, params, h, d, Outcome::Withheld);
+                            continue;
+                        }
+                        Owed::Parties => {
+                            d.bundle = None;
+                            ov.put(dispute_key(&t, index), &d);
+                        }
+                    }
+                }
+                Evidence::Missing => {}
+            }
+        }
+        if deadline <= h {
+            rule(ov, params, h, d, Outcome::Withheld);
+        }
+    }
+    f = r::fund(ov);
+    if f.adjudicated_at != h {
+        f.adjudicated_at = h;
+        f.adjudicated = 0;
+    }
+    f.adjudicated += done;
+    ov.put(r::key(Kind::Fund, &[]), &f);
+    prune_objects(ov, h);
+}
+
+/// A dispute record.
+pub fn dispute<S: StateRead + ?Sized>(s: &S, t: &Id, index: u32) -> Option<Dispute> {
+    r::get(s, &dispute_key(t, index))
+}
+
+/// Every dispute of a job, open and ruled.
+pub fn disputes<S: StateRead + ?Sized>(s: &S, t: &Id) -> Vec<Dispute> {
+    s.scan_prefix(&r::key(Kind::Dispute, &[&t.0]))
+        .into_iter()
+        .filter_map(|(k, _)| r::get(s, &k))
+        .collect()
+}
+
+/// Checks a sealed replica's reveal: the sender sealed, has not revealed, and the
+/// receipt is the one it sealed. Returns the seal.
+pub fn check_reveal(job: &Job, sr: &crate::tx::SubmitReceipt) -> Result<SealRecord, TxError> {
+    if job.state != JobState::Revealing {
+        return Err(invalid("the job's replicas have not all sealed"));
+    }
+    let s = job
+        .seals
+        .iter()
+        .find(|s| s.provider == sr.from)
+        .ok_or(invalid("the sender sealed no answer to this job"))?;
+    if job.receipts.iter().any(|x| x.provider == sr.from) {
+        return Err(invalid("already revealed"));
+    }
+    if sr.receipt.seal() != s.seal {
+        return Err(invalid("the receipt is not the one the sender sealed"));
+    }
+    Ok(s.clone())
+}
