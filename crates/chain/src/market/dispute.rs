@@ -54,6 +54,30 @@ pub fn check_publish(p: &super::MarketParams, b: &PublishBlob) -> Result<(), TxE
     Ok(())
 }
 
+/// The `PublishBlob` payloads that publish `bytes` (nonces 0: the sender sets them),
+/// each paying the least fee.
+pub fn publish_payloads(
+    p: &super::MarketParams,
+    from: Address,
+    bytes: &[u8],
+) -> Vec<PublishBlob> {
+    let object: [u8; 32] = Sha256::digest(bytes).into();
+    bytes
+        .chunks(p.blob_chunk_bytes as usize)
+        .enumerate()
+        .map(|(i, c)| PublishBlob {
+            from,
+            object,
+            total_bytes: bytes.len() as u64,
+            index: i as u32,
+            bytes: c.to_vec(),
+            fee: blob_fee_min(p, c.len()),
+            fee_selector: 1,
+            nonce: 0,
+        })
+        .collect()
+}
+
 fn expiry_key(expires: u64, object: &[u8; 32], poster: &Address) -> Vec<u8> {
     r::key(Kind::ObjectExpiry, &[&be(expires), object, &poster.0])
 }

@@ -88,3 +88,167 @@ impl Chain {
 pub fn sign(p: TxPayload, k: &SecretKey, chain: &Chain) -> SignedTx {
     SignedTx::sign(p, k, chain.params.chain_id)
 }
+
+/// `p` with nonce `n`.
+pub fn with_nonce(mut p: TxPayload, n: u64) -> TxPayload {
+    match &mut p {
+        TxPayload::Transfer(x) => x.nonce = n,
+        TxPayload::RegisterHandle(x) => x.nonce = n,
+        TxPayload::RegisterProvider(x) => x.nonce = n,
+        TxPayload::Stake(x) | TxPayload::Unstake(x) => x.nonce = n,
+        TxPayload::Heartbeat(x) => x.nonce = n,
+        TxPayload::SubmitJob(x) => x.nonce = n,
+        TxPayload::SubmitReceipt(x) => x.nonce = n,
+        TxPayload::PublishBlob(x) => x.nonce = n,
+        TxPayload::SealReceipt(x) => x.nonce = n,
+        TxPayload::Challenge(x) => x.nonce = n,
+        TxPayload::SupplyEvidence(x) => x.nonce = n,
+    }
+    p
+}
+
+impl Chain {
+    /// `payloads` signed by `key` with consecutive nonces from its account's.
+    pub fn signed(&self, key: &SecretKey, payloads: Vec<TxPayload>) -> Vec<SignedTx> {
+        use tb_chain::StateRead;
+        let n0 = self.state.account(&key.address()).nonce;
+        payloads
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| sign(with_nonce(p, n0 + i as u64), key, self))
+            .collect()
+    }
+}
+
+/// An example job with its honest run, as a test's requester and providers see it.
+pub struct Example {
+    pub name: &'static str,
+    pub job: tb_job::Job,
+    pub blob: Vec<u8>,
+    pub shape: tb_job::JobShape,
+    pub flops: u64,
+    /// The honest trace leaves.
+    pub honest: Vec<[u8; 32]>,
+}
+
+impl Example {
+    pub fn new(name: &'static str) -> Example {
+        let job = tb_job::examples::build_example(name).expect("example");
+        let blob = job.encode().expect("encodes");
+        let plan = tb_job::validate(&job).expect("validates");
+        let run = tb_job::replay(&job, blocktorch::cpu::default_fabric()).expect("runs");
+        Example {
+            name,
+            shape: tb_job::JobShape::of(&job).expect("marketable"),
+            flops: plan.total.flops as u64,
+            honest: run.op_digests,
+            job,
+            blob,
+        }
+    }
+
+    pub fn spec(&self, redundancy: u32, deadline: u64) -> tb_chain::tx::JobSpec {
+        tb_chain::tx::JobSpec {
+            blob_sha256: tb_primitives::sha256_digest(&self.blob).0,
+            blob_bytes: self.blob.len() as u64,
+            flops: self.flops,
+            kernel_digest: [0; 32],
+            model: 0,
+            lane: 0,
+            region: None,
+            max_price: 1_000_000,
+            redundancy,
+            deadline,
+            n_ops: self.shape.n_ops,
+            outputs: self.shape.outputs.clone(),
+        }
+    }
+
+    /// A provider's signed receipt for `leaves` (honest or not) of task `t`.
+    pub fn receipt(
+        &self,
+        key: &SecretKey,
+        chain: &Chain,
+        t: tb_primitives::Id,
+        leaves: &[[u8; 32]],
+    ) -> tb_job::SignedReceipt {
+        tb_job::Receipt {
+            task_id: t,
+            kernel_variant_digest: [1; 32],
+            benchmark_commit: "test".into(),
+            tensor_profile_epoch: [0; 32],
+            proof_latency_ms: 10,
+            output_digest_sha256: self.shape.output_digest(leaves).expect("leaves"),
+            input_descriptor_hash: self.job.descriptor_hash,
+            artifact_hash: self.job.artifact_hash,
+            trace_root: tb_job::trace_root(leaves),
+            trace_sha256: tb_job::trace_sha256(leaves),
+            n_ops: leaves.len() as u64,
+            fabric: "cpu".into(),
+            device_hash: [2; 32],
+            provider: key.address(),
+        }
+        .sign(key, chain.params.chain_id)
+        .expect("the provider's key")
+    }
+
+    /// The leaves of a run whose op `op` output had bit `bit` of its data flipped (the
+    /// digest of the corrupted tensor replaces the honest leaf); `None` when the flip
+    /// does not change the digest (a NaN payload bit).
+    pub fn corrupted(&self, op: usize, bit: usize) -> Option<Vec<[u8; 32]>> {
+        let nc = self.job.program.consts.len();
+        let (shape, data) = tb_job::replay_values(
+            &self.job,
+            blocktorch::cpu::default_fabric(),
+            &[(nc + op) as u32],
+        )
+        .expect("replays")
+        .remove(0);
+        let mut bytes = data.to_le_bytes_canonical();
+        if bytes.is_empty() {
+            return None;
+        }
+        let at = bit % (bytes.len() * 8);
+        bytes[at / 8] ^= 1 << (at % 8);
+        let flipped = match data.dtype() {
+            blocktorch::DType::F32 => blocktorch::HostData::F32(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ),
+            blocktorch::DType::U8 => blocktorch::HostData::U8(bytes),
+            blocktorch::DType::I32 => blocktorch::HostData::I32(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ),
+            blocktorch::DType::U32 => blocktorch::HostData::U32(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ),
+        };
+        let leaf = blocktorch::output_digest_sha256(&shape, &flipped).expect("digest");
+        if leaf == self.honest[op] {
+            return None;
+        }
+        let mut leaves = self.honest.clone();
+        leaves[op] = leaf;
+        Some(leaves)
+    }
+}
+
+/// The payloads that publish `bytes` from `from` unless the object is available.
+pub fn publish(chain: &Chain, from: Address, bytes: &[u8]) -> Vec<TxPayload> {
+    let id = tb_primitives::sha256_digest(bytes).0;
+    if tb_chain::market::records::object(&chain.state, &id).is_some() {
+        return vec![];
+    }
+    tb_chain::market::dispute::publish_payloads(&chain.params.market, from, bytes)
+        .into_iter()
+        .map(TxPayload::PublishBlob)
+        .collect()
+}
