@@ -205,6 +205,8 @@ fn set_nonce(p: &mut TxPayload, n: u64) {
         TxPayload::SubmitReceipt(x) => x.nonce = n,
         TxPayload::Transfer(x) => x.nonce = n,
         TxPayload::RegisterHandle(x) => x.nonce = n,
+        TxPayload::Propose(x) => x.nonce = n,
+        TxPayload::Vote(x) => x.nonce = n,
     }
 }
 

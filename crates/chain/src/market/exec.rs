@@ -274,7 +274,9 @@ pub fn apply_tx(
             ov.put(r::key(Kind::Fund, &[]), &f);
         }
         T::SubmitReceipt(sr) => apply_receipt(ov, params, height, sr)?,
-        T::Transfer(_) | T::RegisterHandle(_) => return Err(invalid("not a market transaction")),
+        T::Transfer(_) | T::RegisterHandle(_) | T::Propose(_) | T::Vote(_) => {
+            return Err(invalid("not a market transaction"))
+        }
     }
     ov.set_account(&from, &acc);
     Ok(())
@@ -337,6 +339,7 @@ fn apply_receipt(
     pr.active_leases = pr.active_leases.saturating_sub(1);
     pr.receipts += 1;
     let payable = rc.proof_latency_ms <= p.proof_verification_budget_ms;
+    crate::governance::shadow_receipt(ov, h, p, sr.task_id, sr.from, rc.proof_latency_ms);
     if !payable {
         slash(
             ov,
