@@ -894,3 +894,49 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn blocks_follow_an_applied_limit_and_the_mempool_once_told() {
+    let mut w = World::new(&[50, 50]);
+    let at = earliest(&w);
+    w.pass(&[("redundancy_max", 1)], apply_at(at));
+    w.idle_until(at);
+    let req = 2;
+    let job = |w: &World| {
+        let h = w.h() + 1;
+        w.tx(req, |from, nonce| {
+            TxPayload::SubmitJob(SubmitJob {
+                from,
+                spec: JobSpec {
+                    blob_sha256: [1; 32],
+                    blob_bytes: 1_000,
+                    flops: 4_000_000,
+                    kernel_digest: KERNEL,
+                    model: 0,
+                    lane: 0,
+                    region: None,
+                    max_price: 1_000_000,
+                    redundancy: 2,
+                    deadline: h + 100,
+                },
+                fee: 1_000,
+                fee_selector: 1,
+                nonce,
+            })
+        })
+    };
+    // The genesis limit (5) still admits it; the block's own parameters (1) do not.
+    let mut pool = Mempool::new(MempoolConfig::default(), w.chain.params.clone());
+    pool.admit(job(&w), &w.chain.state, 0)
+        .expect("stale limits admit it");
+    assert_eq!(
+        w.step(vec![job(&w)]),
+        0,
+        "the block runs under redundancy_max 1"
+    );
+    // Once the node hands the pool the tip's effective parameters, it refuses too.
+    let mut pool = Mempool::new(MempoolConfig::default(), w.chain.params.clone());
+    pool.set_params(effective_params(&w.chain.state, &w.chain.params));
+    let e = pool.admit(job(&w), &w.chain.state, 0).unwrap_err();
+    assert_eq!(e.code(), 18, "{e}");
+}
