@@ -97,6 +97,8 @@ pub fn check_stateless(tx: &SignedTx, params: &ChainParams) -> Result<(), TxErro
                 return Err(TxError::InvalidHandle(h.handle.clone()));
             }
         }
+        TxPayload::Propose(p) => crate::governance::check_body(&p.body)?,
+        TxPayload::Vote(_) => {}
         other => crate::market::exec::check_stateless(&params.market, other)?,
     }
     let len = tx.encoded_len();
@@ -209,6 +211,9 @@ pub fn apply_tx(
             ov.put(reverse_handle_key(&from), &h.handle);
             ov.set_account(&from, &acc);
         }
+        TxPayload::Propose(_) | TxPayload::Vote(_) => {
+            crate::governance::apply_tx(ov, ctx.params, ctx.height, tx, acc)?
+        }
         _ => crate::market::exec::apply_tx(ov, ctx.params, ctx.height, tx, acc)?,
     }
     *fees = new_fees;
@@ -255,6 +260,7 @@ fn settle_block(
             .ok_or(BlockError::CoinbaseOverflow)?;
         ov.put(totals_key(), &t);
     }
+    crate::governance::end_block(ov, params, header.height);
     crate::market::exec::end_block(ov, params, header);
     Ok(())
 }
@@ -351,12 +357,18 @@ pub struct BlockEffects {
 /// When several things are wrong the error is deterministic: the lowest
 /// transaction index wins, and a bad signature wins over an execution error at
 /// the same index.
+///
+/// `params` are the genesis parameters; the whole block runs under
+/// `governance::effective_params` of the parent state (the market parameters
+/// governance has made active).
 pub fn execute_block(
     params: &ChainParams,
     state: &mut State,
     block: &Block,
     verify_threads: usize,
 ) -> Result<BlockEffects, BlockError> {
+    let effective = crate::governance::effective_params(state, params);
+    let params = &effective;
     let h = &block.header;
     if block.txs.len() > params.block_tx_count_max {
         return Err(BlockError::TooManyTxs {
@@ -448,7 +460,8 @@ pub fn execute_block(
 
 /// A block template: the first transactions of `candidates` (in the order
 /// given) that apply cleanly and fit the limits, on top of `parent`.
-/// The header's nonce is 0: call [`mine`] to seal it.
+/// The header's nonce is 0: call [`mine`] to seal it. Like [`execute_block`], it
+/// runs under `governance::effective_params` of `state`.
 #[allow(clippy::too_many_arguments)]
 pub fn build_block<'a>(
     params: &ChainParams,
@@ -459,6 +472,8 @@ pub fn build_block<'a>(
     now_ms: u64,
     beneficiary: Address,
 ) -> Block {
+    let effective = crate::governance::effective_params(state, params);
+    let params = &effective;
     let recent: Vec<u64> = ancestors
         .iter()
         .rev()

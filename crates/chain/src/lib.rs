@@ -14,6 +14,7 @@ pub mod consensus;
 pub mod execute;
 pub mod forks;
 pub mod fuzzing;
+pub mod governance;
 pub mod market;
 pub mod mempool;
 pub mod params;

@@ -403,7 +403,11 @@ impl Cursor {
             // accounted above; their market rules are checked when a block applies
             // them, and a block template skips one that fails.
             TxPayload::RegisterProvider(_) => self.is_provider = true,
-            TxPayload::Stake(_) | TxPayload::Unstake(_) | TxPayload::Heartbeat(_)
+            TxPayload::Stake(_)
+            | TxPayload::Unstake(_)
+            | TxPayload::Heartbeat(_)
+            | TxPayload::Propose(_)
+            | TxPayload::Vote(_)
                 if !self.is_provider =>
             {
                 return Err(AdmissionError::InvalidMarketTx(
@@ -444,7 +448,9 @@ impl Cursor {
             | TxPayload::Unstake(_)
             | TxPayload::Heartbeat(_)
             | TxPayload::SubmitJob(_)
-            | TxPayload::PublishBlob(_) => {}
+            | TxPayload::PublishBlob(_)
+            | TxPayload::Propose(_)
+            | TxPayload::Vote(_) => {}
         }
         // Saturating: an account would need 2^64 transactions to get here.
         self.nonce = self.nonce.saturating_add(1);
@@ -490,6 +496,20 @@ impl Mempool {
             bytes: 0,
             counters: MempoolCounters::default(),
         }
+    }
+
+    /// The parameters admission checks against.
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// Replaces the parameters the stateless checks use. Governance changes the
+    /// market parameters on chain (`governance::effective_params`); until the node
+    /// passes the tip's effective parameters here, admission keeps judging market
+    /// transactions by the old ones (a block template still skips what the block's
+    /// own parameters refuse). Pending entries are not re-checked.
+    pub fn set_params(&mut self, params: ChainParams) {
+        self.params = params;
     }
 
     pub fn config(&self) -> &MempoolConfig {

@@ -47,8 +47,11 @@ pub struct ChainParams {
     pub fee_burn_bps: u64,
     pub emission_consumer: EmissionParams,
     pub emission_industrial: EmissionParams,
-    /// The compute market and the AI Compute Fund.
+    /// The compute market and the AI Compute Fund: the genesis values. Governance
+    /// may change the governable ones on chain (`governance::effective_params`).
     pub market: crate::market::MarketParams,
+    /// The rules of market-parameter governance (not governable themselves).
+    pub governance: crate::governance::GovernanceParams,
 }
 
 /// Room for a `PublishBlob`'s other fields and signature above its chunk.
@@ -92,6 +95,7 @@ impl ChainParams {
             emission_consumer: emission.clone(),
             emission_industrial: emission,
             market: crate::market::MarketParams::mainnet(),
+            governance: crate::governance::GovernanceParams::mainnet(),
         }
     }
 
@@ -107,6 +111,14 @@ impl ChainParams {
         p.emission_consumer.epoch_blocks = 10_000;
         p.emission_industrial.epoch_blocks = 10_000;
         p.market = crate::market::MarketParams::devnet();
+        p.governance = crate::governance::GovernanceParams::devnet();
         p
+    }
+
+    /// Checks the parameter sets that have ranges (market and governance); `Err`
+    /// names the first parameter outside its range.
+    pub fn validate(&self) -> Result<(), String> {
+        self.market.validate().map_err(|e| e.to_string())?;
+        self.governance.validate()
     }
 }

@@ -9,6 +9,7 @@
 //! | `R` ‖ address (32)     | the address's handle (`String`)   |
 //! | `T` ‖ `burned`         | [`Totals`] (fees burned)          |
 //! | `M` ‖ kind ‖ …         | the compute market (`crate::market::records`) |
+//! | `G` ‖ kind ‖ …         | governance: proposals, votes, the active market parameters, schedules, shadow reports (`crate::governance`) |
 //!
 //! The whole map is held in memory, ordered so index records can be scanned by
 //! prefix; `tb-store` keeps the durable copy and rebuilds the trie when it opens.

@@ -231,6 +231,60 @@ pub struct SubmitReceipt {
     pub nonce: u64,
 }
 
+/// Most parameter changes in one proposal.
+pub const PROPOSAL_CHANGES_MAX: usize = 8;
+/// Longest governed parameter name, bytes.
+pub const PARAM_NAME_BYTES_MAX: usize = 48;
+
+/// One market parameter set to a value (a name of `MarketParams::GOVERNABLE`).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ParamChange {
+    pub name: String,
+    pub value: u64,
+}
+
+/// What a passed proposal does (`docs/spec/governance.md`).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum ProposalMode {
+    /// Recorded and reported against live receipts, never applied.
+    Shadow,
+    /// Applied at the end of block `activate_at`.
+    Apply { activate_at: u64 },
+    /// Restores the values an active proposal replaced, at the end of block
+    /// `activate_at`. Carries no changes of its own.
+    Rollback { proposal: u64, activate_at: u64 },
+}
+
+/// A governance proposal's content.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ProposalBody {
+    /// `1..=PROPOSAL_CHANGES_MAX` changes (none for a rollback), distinct names.
+    pub changes: Vec<ParamChange>,
+    pub mode: ProposalMode,
+}
+
+/// Propose a change of the market parameters (a staked provider only).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Propose {
+    pub from: Address,
+    pub body: ProposalBody,
+    pub fee: u64,
+    pub fee_selector: u8,
+    pub nonce: u64,
+}
+
+/// A staked provider's vote on a proposal in its voting period; a later vote of the
+/// same voter on the same proposal replaces the earlier one.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Vote {
+    pub from: Address,
+    pub proposal: u64,
+    pub approve: bool,
+    pub fee: u64,
+    pub fee_selector: u8,
+    pub nonce: u64,
+}
+
 /// Every kind of transaction. Closed: a new kind is a new variant, and every
 /// `match` over it is exhaustive.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -247,6 +301,8 @@ pub enum TxPayload {
     SealReceipt(SealReceipt),
     Challenge(Box<Challenge>),
     SupplyEvidence(SupplyEvidence),
+    Propose(Propose),
+    Vote(Vote),
 }
 
 /// `$p.$field` for every payload kind (they all carry the common fields).
@@ -264,6 +320,8 @@ macro_rules! common {
             TxPayload::SealReceipt(t) => t.$field,
             TxPayload::Challenge(t) => t.$field,
             TxPayload::SupplyEvidence(t) => t.$field,
+            TxPayload::Propose(t) => t.$field,
+            TxPayload::Vote(t) => t.$field,
         }
     };
 }
@@ -287,6 +345,8 @@ impl TxPayload {
             TxPayload::SealReceipt(t) => &mut t.from,
             TxPayload::Challenge(t) => &mut t.from,
             TxPayload::SupplyEvidence(t) => &mut t.from,
+            TxPayload::Propose(t) => &mut t.from,
+            TxPayload::Vote(t) => &mut t.from,
         }
     }
 
@@ -320,7 +380,9 @@ impl TxPayload {
             | TxPayload::RegisterProvider(_)
             | TxPayload::Unstake(_)
             | TxPayload::Heartbeat(_)
-            | TxPayload::SubmitReceipt(_) => (0, 0),
+            | TxPayload::SubmitReceipt(_)
+            | TxPayload::Propose(_)
+            | TxPayload::Vote(_) => (0, 0),
         };
         Some((ac.checked_add(fc)?, ai.checked_add(fi)?))
     }

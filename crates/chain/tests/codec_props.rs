@@ -18,7 +18,10 @@ use proptest::sample::Index;
 use std::fmt::Debug;
 use tb_chain::block::{block_encoded_bytes_max, tx_root, HEADER_BYTES_MAX};
 use tb_chain::state::{Account, Totals, STATE_VALUE_BYTES_MAX};
-use tb_chain::tx::{Heartbeat, JobSpec, ProviderCaps, RegisterProvider, StakeChange, SubmitJob};
+use tb_chain::tx::{
+    Heartbeat, JobSpec, ParamChange, ProposalBody, ProposalMode, Propose, ProviderCaps,
+    RegisterProvider, StakeChange, SubmitJob, Vote,
+};
 use tb_chain::{Block, BlockHeader, ChainParams, RegisterHandle, SignedTx, Transfer, TxPayload};
 use tb_primitives::{
     decode, encode, merkle_proof, merkle_root, merkle_verify, Address, DecodeError, Id,
@@ -300,11 +303,79 @@ fn arb_market_payload() -> impl Strategy<Value = TxPayload> {
     ]
 }
 
+fn arb_proposal_body() -> impl Strategy<Value = ProposalBody> {
+    (
+        proptest::collection::vec(
+            (
+                prop_oneof![
+                    proptest::sample::select(tb_chain::market::MarketParams::GOVERNABLE)
+                        .prop_map(String::from),
+                    "[a-z_.]{0,60}",
+                ],
+                any::<u64>(),
+            )
+                .prop_map(|(name, value)| ParamChange { name, value }),
+            0..10,
+        ),
+        prop_oneof![
+            Just(ProposalMode::Shadow),
+            any::<u64>().prop_map(|activate_at| ProposalMode::Apply { activate_at }),
+            (any::<u64>(), any::<u64>()).prop_map(|(proposal, activate_at)| {
+                ProposalMode::Rollback {
+                    proposal,
+                    activate_at,
+                }
+            }),
+        ],
+    )
+        .prop_map(|(changes, mode)| ProposalBody { changes, mode })
+}
+
+fn arb_governance_payload() -> impl Strategy<Value = TxPayload> {
+    prop_oneof![
+        (
+            arb_address(),
+            arb_proposal_body(),
+            any::<u64>(),
+            0..4u8,
+            any::<u64>()
+        )
+            .prop_map(|(from, body, fee, fee_selector, nonce)| TxPayload::Propose(
+                Propose {
+                    from,
+                    body,
+                    fee,
+                    fee_selector,
+                    nonce,
+                }
+            )),
+        (
+            arb_address(),
+            any::<u64>(),
+            any::<bool>(),
+            any::<u64>(),
+            0..4u8,
+            any::<u64>()
+        )
+            .prop_map(|(from, proposal, approve, fee, fee_selector, nonce)| {
+                TxPayload::Vote(Vote {
+                    from,
+                    proposal,
+                    approve,
+                    fee,
+                    fee_selector,
+                    nonce,
+                })
+            }),
+    ]
+}
+
 fn arb_payload() -> impl Strategy<Value = TxPayload> {
     prop_oneof![
         arb_transfer().prop_map(TxPayload::Transfer),
         arb_register_handle().prop_map(TxPayload::RegisterHandle),
         arb_market_payload(),
+        arb_governance_payload(),
     ]
 }
 

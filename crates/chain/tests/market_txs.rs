@@ -263,6 +263,8 @@ fn set_nonce(p: &mut TxPayload, n: u64) {
         TxPayload::SealReceipt(x) => x.nonce = n,
         TxPayload::Challenge(x) => x.nonce = n,
         TxPayload::SupplyEvidence(x) => x.nonce = n,
+        TxPayload::Propose(x) => x.nonce = n,
+        TxPayload::Vote(x) => x.nonce = n,
     }
 }
 

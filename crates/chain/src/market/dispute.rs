@@ -56,11 +56,7 @@ pub fn check_publish(p: &super::MarketParams, b: &PublishBlob) -> Result<(), TxE
 
 /// The `PublishBlob` payloads that publish `bytes` (nonces 0: the sender sets them),
 /// each paying the least fee.
-pub fn publish_payloads(
-    p: &super::MarketParams,
-    from: Address,
-    bytes: &[u8],
-) -> Vec<PublishBlob> {
+pub fn publish_payloads(p: &super::MarketParams, from: Address, bytes: &[u8]) -> Vec<PublishBlob> {
     let object: [u8; 32] = Sha256::digest(bytes).into();
     bytes
         .chunks(p.blob_chunk_bytes as usize)

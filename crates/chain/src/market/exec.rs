@@ -287,7 +287,9 @@ pub fn apply_tx(
         T::SealReceipt(sr) => super::dispute::apply_seal(ov, params, height, sr)?,
         T::Challenge(c) => super::dispute::apply_challenge(ov, params, height, c)?,
         T::SupplyEvidence(e) => super::dispute::apply_supply(ov, params, height, e)?,
-        T::Transfer(_) | T::RegisterHandle(_) => return Err(invalid("not a market transaction")),
+        T::Transfer(_) | T::RegisterHandle(_) | T::Propose(_) | T::Vote(_) => {
+            return Err(invalid("not a market transaction"))
+        }
     }
     ov.set_account(&from, &acc);
     Ok(())
@@ -365,6 +367,7 @@ fn apply_receipt(
     crate::telemetry::record_receipt_check(checks.elapsed());
     pr.receipts += 1;
     let payable = rc.proof_latency_ms <= p.proof_verification_budget_ms;
+    crate::governance::shadow_receipt(ov, h, p, sr.task_id, sr.from, rc.proof_latency_ms);
     if !payable {
         slash(
             ov,

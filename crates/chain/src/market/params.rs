@@ -2,6 +2,7 @@
 //! Fund in one typed, range-checked record. Defaults follow the AICF seed where it gives
 //! a value; the others are this project's choices, marked "chosen" below.
 
+use borsh::{BorshDeserialize, BorshSerialize};
 use thiserror::Error;
 
 /// Basis points in one whole.
@@ -21,7 +22,7 @@ pub struct ParamError {
 
 /// A latency bucket: receipts whose lease-to-receipt delay is at most `blocks` get
 /// `multiplier_bps`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct LatencyBucket {
     /// Upper bound, in blocks, inclusive.
     pub blocks: u64,
@@ -31,7 +32,7 @@ pub struct LatencyBucket {
 
 /// An availability bucket: providers whose heartbeat availability over the epoch is at
 /// least `min_bps` get `multiplier_bps`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct AvailabilityBucket {
     /// Lower bound, basis points of expected heartbeats, inclusive.
     pub min_bps: u64,
@@ -40,7 +41,7 @@ pub struct AvailabilityBucket {
 }
 
 /// Stake fractions slashed per reason, in basis points of the provider's stake.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct SlashFractions {
     /// A lease missed after the job's retry budget is spent.
     pub missed_lease_bps: u64,
@@ -58,7 +59,7 @@ pub struct SlashFractions {
 }
 
 /// Every market and fund parameter.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct MarketParams {
     /// Share of each block's issuance minted into the fund (seed: 150).
     pub block_mint_bps: u64,
@@ -548,5 +549,123 @@ impl MarketParams {
     /// Lanes.
     pub fn lanes(&self) -> usize {
         self.lane_lease_blocks.len()
+    }
+}
+
+/// The governable parameters: every scalar field, by name (`slash.*` for the slash
+/// fractions), with its type. Vectors (model weights, latency and availability buckets,
+/// lane lease lengths) are not governable in v0: a change of their length would change
+/// the meaning of lanes and model classes already in jobs.
+macro_rules! governable {
+    ($($name:literal => $($field:ident).+ : $ty:ty,)*) => {
+        impl MarketParams {
+            /// The names governance may change, in declaration order.
+            pub const GOVERNABLE: &'static [&'static str] = &[$($name),*];
+
+            /// The value of a governable parameter; `None` for any other name.
+            pub fn get(&self, name: &str) -> Option<u64> {
+                match name {
+                    $($name => Some(u64::from(self.$($field).+)),)*
+                    _ => None,
+                }
+            }
+
+            /// Sets a governable parameter. Refuses an unknown name and, for a `u32`
+            /// field, a value above `u32::MAX`. Ranges are `validate`'s business.
+            pub fn set(&mut self, name: &str, value: u64) -> Result<(), ParamError> {
+                match name {
+                    $($name => {
+                        self.$($field).+ = <$ty>::try_from(value).map_err(|_| ParamError {
+                            name: $name,
+                            value,
+                            range: "0..=u32::MAX",
+                        })?;
+                        Ok(())
+                    })*
+                    _ => Err(ParamError {
+                        name: "(not a governable name)",
+                        value,
+                        range: "MarketParams::GOVERNABLE",
+                    }),
+                }
+            }
+        }
+    };
+}
+
+governable! {
+    "block_mint_bps" => block_mint_bps: u64,
+    "fee_share_bps" => fee_share_bps: u64,
+    "provider_bps" => provider_bps: u64,
+    "miner_bps" => miner_bps: u64,
+    "fund_bps" => fund_bps: u64,
+    "epoch_blocks" => epoch_blocks: u64,
+    "gamma_cap_units" => gamma_cap_units: u64,
+    "base_rate_micro_per_unit" => base_rate_micro_per_unit: u64,
+    "flops_per_unit" => flops_per_unit: u64,
+    "latency_else_bps" => latency_else_bps: u64,
+    "availability_else_bps" => availability_else_bps: u64,
+    "heartbeat_interval_blocks" => heartbeat_interval_blocks: u64,
+    "heartbeat_timeout_blocks" => heartbeat_timeout_blocks: u64,
+    "lease_renewals_max" => lease_renewals_max: u32,
+    "retry_budget" => retry_budget: u32,
+    "backoff_blocks" => backoff_blocks: u64,
+    "min_stake_micro" => min_stake_micro: u64,
+    "unbonding_blocks" => unbonding_blocks: u64,
+    "jail_blocks" => jail_blocks: u64,
+    "challenge_window_blocks" => challenge_window_blocks: u64,
+    "proof_verification_budget_ms" => proof_verification_budget_ms: u64,
+    "availability_floor_bps" => availability_floor_bps: u64,
+    "slash.missed_lease_bps" => slash.missed_lease_bps: u64,
+    "slash.receipt_outside_lease_bps" => slash.receipt_outside_lease_bps: u64,
+    "slash.proof_latency_bps" => slash.proof_latency_bps: u64,
+    "slash.availability_bps" => slash.availability_bps: u64,
+    "slash.lost_dispute_bps" => slash.lost_dispute_bps: u64,
+    "max_leases_per_provider" => max_leases_per_provider: u32,
+    "redundancy_max" => redundancy_max: u32,
+    "deadline_blocks_max" => deadline_blocks_max: u64,
+    "queue_max" => queue_max: u32,
+    "match_per_block_max" => match_per_block_max: u32,
+    "job_flops_max" => job_flops_max: u64,
+    "job_blob_bytes_max" => job_blob_bytes_max: u64,
+    "slash.withheld_data_bps" => slash.withheld_data_bps: u64,
+    "blob_retention_blocks" => blob_retention_blocks: u64,
+    "blob_fee_per_kib_micro" => blob_fee_per_kib_micro: u64,
+    "challenge_bond_micro" => challenge_bond_micro: u64,
+    "evidence_deadline_blocks" => evidence_deadline_blocks: u64,
+    "reveal_blocks" => reveal_blocks: u64,
+    "challenge_reward_bps" => challenge_reward_bps: u64,
+    "adjudications_per_block_max" => adjudications_per_block_max: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_governable_name_round_trips() {
+        let base = MarketParams::mainnet();
+        assert_eq!(MarketParams::GOVERNABLE.len(), 42);
+        for (i, name) in MarketParams::GOVERNABLE.iter().enumerate() {
+            assert!(name.len() <= crate::tx::PARAM_NAME_BYTES_MAX, "{name}");
+            let v = base.get(name).expect("a governable name reads");
+            let mut p = base.clone();
+            let new = v + 1 + i as u64;
+            p.set(name, new).expect("a governable name writes");
+            assert_eq!(p.get(name), Some(new), "{name}");
+            // Exactly that field changed.
+            for other in MarketParams::GOVERNABLE.iter().filter(|o| *o != name) {
+                assert_eq!(p.get(other), base.get(other), "{name} touched {other}");
+            }
+            p.set(name, v).unwrap();
+            assert_eq!(p, base, "{name} restores");
+        }
+        assert_eq!(base.get("model_weights_bps"), None);
+        assert!(base.clone().set("lane_lease_blocks", 1).is_err());
+        assert!(base
+            .clone()
+            .set("retry_budget", u32::MAX as u64 + 1)
+            .is_err());
+        assert!(base.clone().set("retry_budget", u32::MAX as u64).is_ok());
     }
 }
