@@ -1,0 +1,728 @@
+//! The verification protocol end to end through real blocks, with the real executor,
+//! verifier library and referee: a provider that corrupts one op output (random op,
+//! random bit) is caught and slashed in every trial; a lying challenger loses its bond
+//! and the honest provider keeps its stake; parties that withhold owed data lose;
+//! disagreeing replicas are settled by the referee. Conservation is checked after every
+//! block.
+
+mod support;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use support::{publish, Chain, Example};
+use tb_chain::market::audit::{check_running_totals, supply};
+use tb_chain::market::dispute::disputes;
+use tb_chain::market::exec::task_id;
+use tb_chain::market::query;
+use tb_chain::market::records::{self as r, JobState, Outcome, Owed, SlashReason};
+use tb_chain::state::StateRead;
+use tb_chain::tx::{
+    Challenge, ProviderCaps, RegisterProvider, SealReceipt, StakeChange, SubmitJob, SubmitReceipt,
+    SupplyEvidence,
+};
+use tb_chain::{ChainParams, SignedTx, TxPayload};
+use tb_primitives::{Address, Id, SecretKey, MICRO_PER_TOKEN};
+
+fn params() -> ChainParams {
+    let mut p = ChainParams::devnet();
+    let m = &mut p.market;
+    m.epoch_blocks = 1_000;
+    m.challenge_window_blocks = 4;
+    m.evidence_deadline_blocks = 4;
+    m.reveal_blocks = 3;
+    m.lane_lease_blocks = vec![6, 12, 24];
+    m.retry_budget = 0;
+    m.min_stake_micro = MICRO_PER_TOKEN;
+    m.flops_per_unit = 1_000_000;
+    m.availability_floor_bps = 0;
+    m.challenge_bond_micro = 10 * MICRO_PER_TOKEN;
+    m.validate().expect("test parameters are in range");
+    p
+}
+
+/// Providers 0..n (registered, staked 100 tokens), a challenger and a requester.
+struct Net {
+    chain: Chain,
+    providers: Vec<SecretKey>,
+    challenger: SecretKey,
+    requester: SecretKey,
+}
+
+impl Net {
+    fn new(n: usize) -> Net {
+        let providers: Vec<SecretKey> = (0..n)
+            .map(|i| SecretKey::dev(&format!("prov-{i}")))
+            .collect();
+        let challenger = SecretKey::dev("challenger");
+        let requester = SecretKey::dev("requester");
+        let funded: Vec<(Address, u64)> = providers
+            .iter()
+            .chain([&challenger, &requester])
+            .map(|k| (k.address(), 10_000 * MICRO_PER_TOKEN))
+            .collect();
+        let mut net = Net {
+            chain: Chain::new(params(), &funded),
+            providers,
+            challenger,
+            requester,
+        };
+        let mut txs = Vec::new();
+        for k in net.providers.clone() {
+            txs.extend(net.chain.signed(
+                &k,
+                vec![
+                    TxPayload::RegisterProvider(RegisterProvider {
+                        from: k.address(),
+                        caps: ProviderCaps {
+                            fabrics: vec!["cpu".into()],
+                            kernel_digests: vec![],
+                            models: vec![0],
+                            region: 0,
+                            max_leases: 4,
+                        },
+                        fee: 10,
+                        fee_selector: 1,
+                        nonce: 0,
+                    }),
+                    TxPayload::Stake(StakeChange {
+                        from: k.address(),
+                        amount: 100 * MICRO_PER_TOKEN,
+                        fee: 10,
+                        fee_selector: 1,
+                        nonce: 0,
+                    }),
+                ],
+            ));
+        }
+        assert_eq!(net.step(&txs), txs.len());
+        net
+    }
+
+    /// One block; returns how many of `txs` it included. Checks conservation.
+    fn step(&mut self, txs: &[SignedTx]) -> usize {
+        let n = self.chain.step(txs).len();
+        assert_eq!(
+            supply(&self.chain.state).total(),
+            self.chain.minted,
+            "conservation at height {}",
+            self.chain.height()
+        );
+        check_running_totals(&self.chain.state).unwrap();
+        n
+    }
+
+    fn idle(&mut self, blocks: u64) {
+        for _ in 0..blocks {
+            self.step(&[]);
+        }
+    }
+
+    /// The requester publishes the job blob and submits the job; returns its task id.
+    fn submit(&mut self, ex: &Example, redundancy: u32) -> Id {
+        let h = self.chain.height() + 1;
+        let mut payloads = publish(&self.chain, self.requester.address(), &ex.blob);
+        payloads.push(TxPayload::SubmitJob(SubmitJob {
+            from: self.requester.address(),
+            spec: ex.spec(redundancy, h + 100),
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        }));
+        let txs = self.chain.signed(&self.requester.clone(), payloads);
+        let t = task_id(self.chain.params.chain_id, h, txs.last().unwrap());
+        assert_eq!(self.step(&txs), txs.len());
+        self.idle(1);
+        t
+    }
+
+    fn leased(&self, t: &Id) -> Vec<usize> {
+        let job = r::job(&self.chain.state, t).unwrap();
+        job.leases
+            .iter()
+            .map(|l| {
+                self.providers
+                    .iter()
+                    .position(|k| k.address() == l.provider)
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    /// Provider `i` publishes `leaves` as its trace and submits its receipt (k = 1).
+    fn deliver(&mut self, i: usize, ex: &Example, t: Id, leaves: &[[u8; 32]]) -> usize {
+        let k = self.providers[i].clone();
+        let receipt = ex.receipt(&k, &self.chain, t, leaves);
+        let mut payloads = publish(&self.chain, k.address(), &tb_job::trace_blob(leaves));
+        payloads.push(TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
+            from: k.address(),
+            task_id: t,
+            receipt,
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        })));
+        let txs = self.chain.signed(&k, payloads);
+        self.step(&txs)
+    }
+
+    /// A verifier's challenge of the job's standing trace `theirs`: it replays, finds
+    /// the first differing op (or is told `op` when lying), publishes the job blob and
+    /// the evidence bundle (unless `withhold`), and posts the bonded challenge.
+    fn challenge(
+        &mut self,
+        ex: &Example,
+        t: Id,
+        theirs: &[[u8; 32]],
+        op: usize,
+        withhold: bool,
+    ) -> (usize, u64) {
+        let c = tb_job::build_challenge(&ex.job, t, theirs, op).expect("challenge");
+        let bundle = c.bundle.encode().expect("bundle");
+        let me = self.challenger.address();
+        let mut payloads = publish(&self.chain, me, &ex.blob);
+        if !withhold {
+            payloads.extend(publish(&self.chain, me, &bundle));
+        }
+        payloads.push(TxPayload::Challenge(Box::new(Challenge {
+            from: me,
+            task_id: t,
+            op: c.op,
+            leaf: c.leaf,
+            proof: c.proof,
+            bundle: tb_primitives::sha256_digest(&bundle).0,
+            bond: self.chain.params.market.challenge_bond_micro,
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        })));
+        let fees = payloads.iter().map(|p| p.fee()).sum();
+        let txs = self.chain.signed(&self.challenger.clone(), payloads);
+        (self.step(&txs), fees)
+    }
+
+    fn slashes_of(&self, i: usize) -> Vec<SlashReason> {
+        query::slashes(&self.chain.state, Some(&self.providers[i].address()))
+            .into_iter()
+            .map(|s| s.reason)
+            .collect()
+    }
+
+    fn industrial(&self, a: &Address) -> u64 {
+        self.chain.state.account(a).industrial
+    }
+}
+
+#[test]
+fn a_corrupting_provider_is_caught_and_slashed_in_every_trial() {
+    let examples: Vec<Example> = ["mlp", "transformer", "matmul-chain", "train-step"]
+        .into_iter()
+        .map(Example::new)
+        .collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(0x7b_10c4);
+    let trials = 8;
+    for trial in 0..trials {
+        let ex = &examples[trial % examples.len()];
+        // A random op and bit whose flip changes the op's digest.
+        let (op, theirs) = loop {
+            let op = rng.gen_range(0..ex.honest.len());
+            let bit = rng.gen_range(0..usize::MAX);
+            if let Some(l) = ex.corrupted(op, bit) {
+                break (op, l);
+            }
+        };
+        let mut net = Net::new(2);
+        let t = net.submit(ex, 1);
+        let liar = net.leased(&t)[0];
+        assert_eq!(net.deliver(liar, ex, t, &theirs), 2, "trace and receipt");
+        let job = r::job(&net.chain.state, &t).unwrap();
+        assert_eq!(
+            job.state,
+            JobState::Proven,
+            "trial {trial}: the lie passes the receipt checks"
+        );
+        // A verifier replays and compares.
+        let receipt = ex.receipt(&net.providers[liar], &net.chain, t, &theirs);
+        let found = match tb_job::compare(&ex.shape, &ex.honest, &receipt.receipt, &theirs) {
+            tb_job::Verdict::Differs { op, .. } => op,
+            v => panic!("trial {trial}: {v:?}"),
+        };
+        assert_eq!(
+            found, op,
+            "trial {trial}: the first differing op is the corrupted one"
+        );
+        let stake_before = r::provider(&net.chain.state, &net.providers[liar].address())
+            .unwrap()
+            .stake;
+        let c = net.challenger.address();
+        let bal = net.industrial(&c);
+        let (included, fees) = net.challenge(ex, t, &theirs, op, false);
+        assert!(included >= 2);
+        let d = disputes(&net.chain.state, &t);
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            d[0].ruling,
+            Some(Outcome::Referee(ex.honest[op])),
+            "trial {trial} ({} op {op}): the referee gives the honest digest",
+            ex.name
+        );
+        assert_eq!(
+            net.slashes_of(liar),
+            vec![SlashReason::LostDispute],
+            "trial {trial}"
+        );
+        let pr = r::provider(&net.chain.state, &net.providers[liar].address()).unwrap();
+        let slashed = stake_before - pr.stake;
+        assert_eq!(slashed, stake_before / 2, "lost_dispute_bps 5000");
+        // The challenger got its bond back and half the slash, less what it paid in
+        // fees for its transactions.
+        assert_eq!(
+            net.industrial(&c),
+            bal - fees + slashed / 2,
+            "trial {trial}"
+        );
+        // The job is not verified on a convicted receipt: with no retries left it fails
+        // and the requester is refunded.
+        let job = r::job(&net.chain.state, &t).unwrap();
+        assert!(job.receipts.is_empty() || job.receipts.iter().all(|x| x.refuted));
+        assert_eq!(job.state, JobState::Failed, "trial {trial}");
+        assert_eq!(job.escrow, 0);
+    }
+}
+
+#[test]
+fn a_lying_challenger_loses_its_bond_and_the_honest_provider_keeps_its_stake() {
+    let ex = Example::new("mlp");
+    let mut net = Net::new(1);
+    let t = net.submit(&ex, 1);
+    assert_eq!(net.deliver(0, &ex, t, &ex.honest), 2);
+    let p0 = net.providers[0].address();
+    let before = net.industrial(&p0);
+    let stake = r::provider(&net.chain.state, &p0).unwrap().stake;
+    // The liar disputes the last op with honest evidence (all it can prove).
+    let op = ex.honest.len() - 1;
+    assert!(net.challenge(&ex, t, &ex.honest, op, false).0 >= 2);
+    let d = disputes(&net.chain.state, &t);
+    assert_eq!(d[0].ruling, Some(Outcome::Referee(ex.honest[op])));
+    assert!(
+        net.slashes_of(0).is_empty(),
+        "the honest provider is not slashed"
+    );
+    assert_eq!(r::provider(&net.chain.state, &p0).unwrap().stake, stake);
+    let bond = net.chain.params.market.challenge_bond_micro;
+    assert_eq!(
+        net.industrial(&p0),
+        before + bond / 2,
+        "half the lost bond goes to the accused provider"
+    );
+    assert_eq!(r::fund(&net.chain.state).bonds, 0);
+    // The job goes on to be verified after a fresh window.
+    net.idle(net.chain.params.market.challenge_window_blocks + 1);
+    assert_eq!(
+        r::job(&net.chain.state, &t).unwrap().state,
+        JobState::Verified
+    );
+}
+
+#[test]
+fn a_challenger_withholding_its_evidence_loses_at_the_deadline() {
+    let ex = Example::new("train-step");
+    let mut net = Net::new(1);
+    let t = net.submit(&ex, 1);
+    let (op, theirs) = (0..ex.honest.len())
+        .rev()
+        .find_map(|op| ex.corrupted(op, 3).map(|l| (op, l)))
+        .unwrap();
+    assert_eq!(net.deliver(0, &ex, t, &theirs), 2);
+    let c = net.challenger.address();
+    let before = net.industrial(&c);
+    // Even a true accusation is lost if its evidence never appears.
+    assert!(net.challenge(&ex, t, &theirs, op, true).0 >= 1);
+    let deadline = disputes(&net.chain.state, &t)[0].deadline;
+    while net.chain.height() < deadline - 1 {
+        net.idle(1);
+        assert!(disputes(&net.chain.state, &t)[0].ruling.is_none());
+    }
+    net.idle(1);
+    let d = disputes(&net.chain.state, &t);
+    assert_eq!(d[0].ruling, Some(Outcome::Withheld));
+    assert!(net.slashes_of(0).is_empty());
+    let bond = net.chain.params.market.challenge_bond_micro;
+    assert!(net.industrial(&c) < before - bond + 1, "the bond is gone");
+}
+
+#[test]
+fn a_bad_bundle_loses_for_its_challenger() {
+    let ex = Example::new("mlp");
+    let mut net = Net::new(1);
+    let t = net.submit(&ex, 1);
+    assert_eq!(net.deliver(0, &ex, t, &ex.honest), 2);
+    // A challenge naming a bundle of the wrong task (published, so available, but bad).
+    let op = ex.honest.len() - 1;
+    let c = tb_job::build_challenge(&ex.job, Id([9; 32]), &ex.honest, op).unwrap();
+    let bundle = c.bundle.encode().unwrap();
+    let me = net.challenger.address();
+    let mut payloads = publish(&net.chain, me, &ex.blob);
+    payloads.extend(publish(&net.chain, me, &bundle));
+    payloads.push(TxPayload::Challenge(Box::new(Challenge {
+        from: me,
+        task_id: t,
+        op: c.op,
+        leaf: c.leaf,
+        proof: c.proof,
+        bundle: tb_primitives::sha256_digest(&bundle).0,
+        bond: net.chain.params.market.challenge_bond_micro,
+        fee: 10,
+        fee_selector: 1,
+        nonce: 0,
+    })));
+    let txs = net.chain.signed(&net.challenger.clone(), payloads);
+    assert_eq!(net.step(&txs), txs.len());
+    assert_eq!(
+        disputes(&net.chain.state, &t)[0].ruling,
+        Some(Outcome::Withheld)
+    );
+    assert!(net.slashes_of(0).is_empty());
+}
+
+#[test]
+fn challenges_are_refused_outside_the_window_with_bad_proofs_or_small_bonds() {
+    let ex = Example::new("train-step");
+    let mut net = Net::new(1);
+    let t = net.submit(&ex, 1);
+    assert_eq!(net.deliver(0, &ex, t, &ex.honest), 2);
+    let me = net.challenger.address();
+    let c = tb_job::build_challenge(&ex.job, t, &ex.honest, 2).unwrap();
+    let base = Challenge {
+        from: me,
+        task_id: t,
+        op: c.op,
+        leaf: c.leaf,
+        proof: c.proof.clone(),
+        bundle: [0; 32],
+        bond: net.chain.params.market.challenge_bond_micro,
+        fee: 10,
+        fee_selector: 1,
+        nonce: 0,
+    };
+    let try_one = |net: &mut Net, c: Challenge| {
+        let txs = net.chain.signed(
+            &net.challenger.clone(),
+            vec![TxPayload::Challenge(Box::new(c))],
+        );
+        net.step(&txs)
+    };
+    let mut bad = base.clone();
+    bad.leaf[0] ^= 1;
+    assert_eq!(try_one(&mut net, bad), 0, "a leaf not in the trace");
+    let mut bad = base.clone();
+    bad.op += 1;
+    assert_eq!(try_one(&mut net, bad), 0, "a proof of another op");
+    let mut bad = base.clone();
+    bad.bond -= 1;
+    assert_eq!(try_one(&mut net, bad), 0, "a bond below the minimum");
+    let mut bad = base.clone();
+    bad.op = ex.shape.n_ops;
+    assert_eq!(try_one(&mut net, bad), 0, "an op past the program");
+    net.idle(net.chain.params.market.challenge_window_blocks + 1);
+    assert_eq!(
+        r::job(&net.chain.state, &t).unwrap().state,
+        JobState::Verified
+    );
+    assert_eq!(try_one(&mut net, base), 0, "after the window");
+}
+
+#[test]
+fn receipts_whose_trace_is_missing_or_inconsistent_are_refused() {
+    let ex = Example::new("mlp");
+    let mut net = Net::new(1);
+    let t = net.submit(&ex, 1);
+    let k = net.providers[0].clone();
+    let receipt = ex.receipt(&k, &net.chain, t, &ex.honest);
+    let submit = |net: &Net, receipt: tb_job::SignedReceipt| {
+        net.chain.signed(
+            &k,
+            vec![TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
+                from: k.address(),
+                task_id: t,
+                receipt,
+                fee: 10,
+                fee_selector: 1,
+                nonce: 0,
+            }))],
+        )
+    };
+    let before = tb_chain::telemetry::proof_verification_latency().count;
+    // No trace published.
+    let txs = submit(&net, receipt.clone());
+    assert_eq!(net.step(&txs), 0);
+    // A trace with one leaf changed under the receipt's root.
+    let mut other = ex.honest.clone();
+    other[1][0] ^= 1;
+    let mut r2 = receipt.receipt.clone();
+    r2.trace_sha256 = tb_job::trace_sha256(&other);
+    let r2 = r2.sign(&k, net.chain.params.chain_id).unwrap();
+    let mut txs = net.chain.signed(
+        &k,
+        publish(&net.chain, k.address(), &tb_job::trace_blob(&other)),
+    );
+    assert_eq!(net.step(&txs), 1);
+    txs = submit(&net, r2);
+    assert_eq!(net.step(&txs), 0, "the root does not match the trace");
+    // A receipt declaring another op count than the job's.
+    let mut short = ex.honest.clone();
+    short.pop();
+    let mut r3 = receipt.receipt.clone();
+    r3.n_ops -= 1;
+    r3.trace_root = tb_job::trace_root(&short);
+    r3.trace_sha256 = tb_job::trace_sha256(&short);
+    let r3 = r3.sign(&k, net.chain.params.chain_id).unwrap();
+    txs = net.chain.signed(
+        &k,
+        publish(&net.chain, k.address(), &tb_job::trace_blob(&short)),
+    );
+    net.step(&txs);
+    txs = submit(&net, r3);
+    assert_eq!(net.step(&txs), 0, "n_ops is not the job's");
+    // The honest one.
+    assert_eq!(net.deliver(0, &ex, t, &ex.honest), 2);
+    assert_eq!(
+        r::job(&net.chain.state, &t).unwrap().state,
+        JobState::Proven
+    );
+    assert!(
+        tb_chain::telemetry::proof_verification_latency().count > before,
+        "receipt checks are timed"
+    );
+}
+
+/// A redundant job: the replicas seal, reveal, and disagree; an honest replica supplies
+/// the evidence; the referee convicts the minority and the majority is paid.
+#[test]
+fn disagreeing_replicas_are_settled_by_the_referee() {
+    let ex = Example::new("transformer");
+    let mut net = Net::new(3);
+    let t = net.submit(&ex, 3);
+    let leased = net.leased(&t);
+    assert_eq!(leased.len(), 3);
+    let liar = leased[1];
+    let op = ex.honest.len() / 2;
+    let theirs = (0..64)
+        .find_map(|b| ex.corrupted(op, b))
+        .expect("a flip that changes the digest");
+    let mut reveals = Vec::new();
+    let mut seals = Vec::new();
+    for &i in &leased {
+        let k = net.providers[i].clone();
+        let leaves = if i == liar { &theirs } else { &ex.honest };
+        let receipt = ex.receipt(&k, &net.chain, t, leaves);
+        let mut payloads = publish(&net.chain, k.address(), &tb_job::trace_blob(leaves));
+        if i == leased[2] {
+            payloads.clear(); // the same trace as leased[0]: already being published
+        }
+        payloads.push(TxPayload::SealReceipt(SealReceipt {
+            from: k.address(),
+            task_id: t,
+            seal: receipt.seal(),
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        }));
+        seals.extend(net.chain.signed(&k, payloads));
+        reveals.push((k, receipt));
+    }
+    assert_eq!(net.step(&seals), seals.len());
+    assert_eq!(
+        r::job(&net.chain.state, &t).unwrap().state,
+        JobState::Revealing
+    );
+    let txs: Vec<SignedTx> = reveals
+        .into_iter()
+        .flat_map(|(k, receipt)| {
+            net.chain.signed(
+                &k,
+                vec![TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
+                    from: k.address(),
+                    task_id: t,
+                    receipt,
+                    fee: 10,
+                    fee_selector: 1,
+                    nonce: 0,
+                }))],
+            )
+        })
+        .collect();
+    assert_eq!(net.step(&txs), 3);
+    let job = r::job(&net.chain.state, &t).unwrap();
+    assert_eq!(job.state, JobState::Disputed);
+    let d = disputes(&net.chain.state, &t);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].op as usize, op, "the first differing op");
+    assert_eq!(d[0].owed, Owed::Parties);
+    assert_eq!(d[0].accused.providers, vec![net.providers[liar].address()]);
+    // An honest replica builds and supplies the evidence.
+    let honest = net.providers[leased[0]].clone();
+    let c = tb_job::build_challenge(&ex.job, t, &ex.honest, op).unwrap();
+    let bundle = c.bundle.encode().unwrap();
+    let mut payloads = publish(&net.chain, honest.address(), &bundle);
+    payloads.push(TxPayload::SupplyEvidence(SupplyEvidence {
+        from: honest.address(),
+        task_id: t,
+        dispute: 0,
+        bundle: tb_primitives::sha256_digest(&bundle).0,
+        fee: 10,
+        fee_selector: 1,
+        nonce: 0,
+    }));
+    // The bundle is available once its publication applies, so it can be named in the
+    // same block; the job blob is already published; the referee rules at the block's
+    // end.
+    let txs = net.chain.signed(&honest, payloads);
+    assert_eq!(net.step(&txs), txs.len());
+    let d = disputes(&net.chain.state, &t);
+    assert_eq!(d[0].ruling, Some(Outcome::Referee(ex.honest[op])));
+    assert_eq!(net.slashes_of(liar), vec![SlashReason::LostDispute]);
+    for &i in &leased {
+        if i != liar {
+            assert!(net.slashes_of(i).is_empty());
+        }
+    }
+    let job = r::job(&net.chain.state, &t).unwrap();
+    assert_eq!(job.state, JobState::Proven, "the majority stands");
+    net.idle(net.chain.params.market.challenge_window_blocks + 1);
+    let job = r::job(&net.chain.state, &t).unwrap();
+    assert_eq!(job.state, JobState::Verified);
+    assert_eq!(
+        job.payouts_pending, 2,
+        "only the two honest replicas are paid"
+    );
+}
+
+#[test]
+fn withheld_data_loses_a_silent_replica_and_an_undefended_dispute() {
+    let ex = Example::new("train-step");
+    // (a) A lazy replica: it seals a guess (it computed nothing), then, once the
+    //     honest replica has revealed, tries to reveal a copy of that answer as its
+    //     own. The copy is not what it sealed, so it is refused; at the reveal deadline
+    //     it has withheld its answer.
+    let mut net = Net::new(2);
+    let t = net.submit(&ex, 2);
+    let leased = net.leased(&t);
+    let honest_key = net.providers[leased[0]].clone();
+    let lazy = net.providers[leased[1]].clone();
+    let receipt = ex.receipt(&honest_key, &net.chain, t, &ex.honest);
+    let guess: Vec<[u8; 32]> = (0..ex.honest.len()).map(|i| [i as u8; 32]).collect();
+    let guessed = ex.receipt(&lazy, &net.chain, t, &guess);
+    let mut seals = net.chain.signed(&honest_key, {
+        let mut p = publish(
+            &net.chain,
+            honest_key.address(),
+            &tb_job::trace_blob(&ex.honest),
+        );
+        p.push(TxPayload::SealReceipt(SealReceipt {
+            from: honest_key.address(),
+            task_id: t,
+            seal: receipt.seal(),
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        }));
+        p
+    });
+    seals.extend(net.chain.signed(
+        &lazy,
+        vec![TxPayload::SealReceipt(SealReceipt {
+            from: lazy.address(),
+            task_id: t,
+            seal: guessed.seal(),
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        })],
+    ));
+    assert_eq!(net.step(&seals), seals.len());
+    let reveal = |k: &SecretKey, receipt: tb_job::SignedReceipt| {
+        TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
+            from: k.address(),
+            task_id: t,
+            receipt,
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        }))
+    };
+    let txs = net
+        .chain
+        .signed(&honest_key, vec![reveal(&honest_key, receipt.clone())]);
+    assert_eq!(net.step(&txs), 1);
+    let mut copy = receipt.receipt.clone();
+    copy.provider = lazy.address();
+    let copy = copy.sign(&lazy, net.chain.params.chain_id).unwrap();
+    let txs = net.chain.signed(&lazy, vec![reveal(&lazy, copy)]);
+    assert_eq!(
+        net.step(&txs),
+        0,
+        "a copy is not what the lazy replica sealed"
+    );
+    net.idle(net.chain.params.market.reveal_blocks);
+    assert_eq!(net.slashes_of(leased[1]), vec![SlashReason::WithheldData]);
+    assert!(net.slashes_of(leased[0]).is_empty());
+    assert_eq!(
+        r::job(&net.chain.state, &t).unwrap().state,
+        JobState::Proven,
+        "the revealed answer goes on alone"
+    );
+
+    // (b) Two replicas disagree and neither supplies evidence: both lose.
+    let mut net = Net::new(2);
+    let t = net.submit(&ex, 2);
+    let leased = net.leased(&t);
+    let op = 1;
+    let theirs = (0..64).find_map(|b| ex.corrupted(op, b)).unwrap();
+    let mut seals = Vec::new();
+    let mut reveals = Vec::new();
+    for (n, &i) in leased.iter().enumerate() {
+        let k = net.providers[i].clone();
+        let leaves = if n == 0 { &ex.honest } else { &theirs };
+        let receipt = ex.receipt(&k, &net.chain, t, leaves);
+        let mut payloads = publish(&net.chain, k.address(), &tb_job::trace_blob(leaves));
+        payloads.push(TxPayload::SealReceipt(SealReceipt {
+            from: k.address(),
+            task_id: t,
+            seal: receipt.seal(),
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        }));
+        seals.extend(net.chain.signed(&k, payloads));
+        reveals.push((k, receipt));
+    }
+    assert_eq!(net.step(&seals), seals.len());
+    let txs: Vec<SignedTx> = reveals
+        .into_iter()
+        .flat_map(|(k, receipt)| {
+            net.chain.signed(
+                &k,
+                vec![TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
+                    from: k.address(),
+                    task_id: t,
+                    receipt,
+                    fee: 10,
+                    fee_selector: 1,
+                    nonce: 0,
+                }))],
+            )
+        })
+        .collect();
+    assert_eq!(net.step(&txs), 2);
+    assert_eq!(disputes(&net.chain.state, &t)[0].op, op as u32);
+    net.idle(net.chain.params.market.evidence_deadline_blocks + 1);
+    assert_eq!(
+        disputes(&net.chain.state, &t)[0].ruling,
+        Some(Outcome::Withheld)
+    );
+    for &i in &leased {
+        assert_eq!(net.slashes_of(i), vec![SlashReason::WithheldData]);
+    }
+    let job = r::job(&net.chain.state, &t).unwrap();
+    assert_eq!((job.state, job.escrow), (JobState::Failed, 0), "refunded");
+}
