@@ -19,6 +19,7 @@
 
 mod job;
 mod market;
+mod verify;
 
 use std::time::Instant;
 use tb_chain::mempool::{Mempool, MempoolConfig};
@@ -278,6 +279,12 @@ fn main() {
             }
             "referee" => job::bench_referee(&[256, 512, 1024, 2048], runs)?,
             "jobs" => job::bench_jobs(runs)?,
+            "verify" => {
+                verify::bench_receipt_checks(&[64, 1_024, 16_384, 65_536], arg(&args, "--samples", 2_000)?.max(10))?;
+                for example in ["mlp", "transformer", "matmul-chain", "train-step", "transformer-768"] {
+                    verify::bench_referee_ops(example, runs)?;
+                }
+            }
             "market" => {
                 let (j, p) = (
                     arg(&args, "--jobs", 10_000)?.max(1),
@@ -298,10 +305,12 @@ fn main() {
                 job::bench_referee(&[256, 512, 1024, 2048], runs)?;
                 market::bench_market(10_000, 1_000, runs)?;
                 market::bench_market_block(10_000, 1_000, 1_000, runs)?;
+                verify::bench_receipt_checks(&[64, 1_024, 16_384, 65_536], 2_000)?;
+                verify::bench_referee_ops("transformer", runs)?;
             }
             other => {
                 return Err(format!(
-                    "unknown benchmark {other:?}: use sig, mempool, import, job-decode, job-exec, referee, jobs, market or all"
+                    "unknown benchmark {other:?}: use sig, mempool, import, job-decode, job-exec, referee, jobs, market, verify or all"
                 ))
             }
         }

@@ -11,6 +11,7 @@
 
 pub mod block;
 pub mod consensus;
+pub mod devchain;
 pub mod execute;
 pub mod forks;
 pub mod fuzzing;

@@ -1,7 +1,8 @@
 //! A seeded simulation of the verification protocol through real blocks, with the real
 //! executor, verifier library and referee. Honest providers, corrupting providers (one
-//! random op output, one random bit), lazy providers (they compute nothing: they guess,
-//! and on redundant jobs try to copy another replica's revealed answer), an honest
+//! random op output, one random bit), lazy providers (they compute nothing: alone on a
+//! job they answer a guess; on a redundant job they seal a guess, wait for another
+//! replica's reveal and try to reveal a copy of it as their own), an honest
 //! verifier that replays every proven job and challenges the first differing op, and
 //! lying challengers (they dispute honest traces, or never publish their evidence).
 //!
@@ -147,8 +148,9 @@ fn provider_step(w: &World, a: &Actor, idx: usize, jobs: &[(Id, Job)]) -> Vec<Tx
             && !job.receipts.iter().any(|x| x.provider == me)
         {
             match a.role {
-                Role::Lazy if idx % 2 == 0 => {
-                    // Copy a revealed answer as its own (it does not match its seal).
+                Role::Lazy => {
+                    // It waits for another replica's answer and reveals a copy as its
+                    // own: not what it sealed, so refused.
                     if let Some(x) = job.receipts.first() {
                         if let Some(leaves) = w.trace(&x.trace_sha256) {
                             let copy = ex.receipt(&a.key, &w.chain, *t, &leaves);

@@ -187,22 +187,53 @@ pub fn check_trace(
     shape: &JobShape,
     leaves: &[[u8; 32]],
 ) -> std::result::Result<(), TraceMismatch> {
+    let outputs: Vec<[u8; 32]> = shape
+        .outputs
+        .iter()
+        .filter_map(|o| leaves.get(*o as usize).copied())
+        .collect();
+    check_trace_parts(
+        receipt,
+        shape,
+        leaves.len() as u64,
+        &trace_root(leaves),
+        &outputs,
+    )
+}
+
+/// [`check_trace`] from what a node keeps of a published trace: its leaf count, its
+/// root (computed once, at publication) and the leaves of the output ops, in the
+/// shape's output order. O(outputs), whatever the trace's length.
+pub fn check_trace_parts(
+    receipt: &Receipt,
+    shape: &JobShape,
+    leaf_count: u64,
+    root: &Id,
+    output_leaves: &[[u8; 32]],
+) -> std::result::Result<(), TraceMismatch> {
     if receipt.n_ops != shape.n_ops as u64 {
         return Err(TraceMismatch::OpCount {
             receipt: receipt.n_ops,
             job: shape.n_ops,
         });
     }
-    if leaves.len() != shape.n_ops as usize {
+    if leaf_count != shape.n_ops as u64 {
         return Err(TraceMismatch::LeafCount {
-            leaves: leaves.len(),
+            leaves: leaf_count as usize,
             job: shape.n_ops,
         });
     }
-    if trace_root(leaves) != receipt.trace_root {
+    if *root != receipt.trace_root {
         return Err(TraceMismatch::Root);
     }
-    if shape.output_digest(leaves) != Some(receipt.output_digest_sha256) {
+    let digest = match output_leaves {
+        [one] if shape.outputs.len() == 1 => Some(*one),
+        _ if output_leaves.len() == shape.outputs.len() => {
+            Some(crate::exec::combine_output_digests(output_leaves))
+        }
+        _ => None,
+    };
+    if digest != Some(receipt.output_digest_sha256) {
         return Err(TraceMismatch::OutputDigest);
     }
     Ok(())

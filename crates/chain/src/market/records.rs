@@ -228,6 +228,10 @@ pub struct Object {
     pub height: u64,
     /// Pruned after this height.
     pub expires: u64,
+    /// When the object is a well-formed trace blob (1..=`OPS_MAX` leaves of 32
+    /// bytes), its Merkle root under the trace domain, computed once at publication so
+    /// that receipt checks do not rehash the trace.
+    pub trace_root: Option<Id>,
 }
 
 /// A poster's copy of an object being assembled.
@@ -477,6 +481,52 @@ pub fn chunk<S: StateRead + ?Sized>(
 /// A complete object's record.
 pub fn object<S: StateRead + ?Sized>(s: &S, object: &[u8; 32]) -> Option<Object> {
     get(s, &key(Kind::Object, &[object]))
+}
+
+/// `len` bytes of a complete object from `offset`, read from the chunks that hold
+/// them (no copy of the whole object). `None` when unavailable or out of range.
+pub fn object_range<S: StateRead + ?Sized>(
+    s: &S,
+    id: &[u8; 32],
+    offset: u64,
+    len: u64,
+) -> Option<Vec<u8>> {
+    let o = object(s, id)?;
+    if offset.checked_add(len)? > o.total_bytes {
+        return None;
+    }
+    let mut out = Vec::with_capacity(len as usize);
+    // Every chunk but the last is full, so the first one's length is the chunk size.
+    let size = chunk_raw(s, id, &o.poster, 0)?.len() as u64;
+    let mut at = offset;
+    while at < offset + len {
+        let i = at / size;
+        let c = chunk_raw(s, id, &o.poster, u32::try_from(i).ok()?)?;
+        let from = (at - i * size) as usize;
+        let take = ((offset + len - at) as usize).min(c.len().checked_sub(from)?);
+        if take == 0 {
+            return None;
+        }
+        out.extend_from_slice(&c[from..from + take]);
+        at += take as u64;
+    }
+    Some(out)
+}
+
+/// A chunk's bytes as stored (a borsh `Vec<u8>`: a u32 length, then the bytes),
+/// borrowed.
+fn chunk_raw<'a, S: StateRead + ?Sized>(
+    s: &'a S,
+    object: &[u8; 32],
+    poster: &Address,
+    index: u32,
+) -> Option<&'a [u8]> {
+    let raw = s.get_raw(&key(
+        Kind::Chunk,
+        &[object, &poster.0, &index.to_be_bytes()],
+    ))?;
+    let n = u32::from_le_bytes(raw.get(..4)?.try_into().ok()?) as usize;
+    raw.get(4..4 + n)
 }
 
 /// A complete object's bytes.
