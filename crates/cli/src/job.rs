@@ -17,6 +17,7 @@ commands:
   inspect   decode, validate and describe a job blob
   run       execute a job blob on the CPU or CUDA fabric
   referee   re-execute one op on the CPU reference against a provider's trace
+  verify    replay a job, compare with a provider's trace, build the challenge
 
 Run `tb-cli job COMMAND --help` for a command's options.";
 
@@ -29,8 +30,9 @@ pub fn dispatch(args: &[String]) -> Result<Outcome, CliError> {
         Some("inspect") => with_spec(&crate::inspect::SPEC, rest, crate::inspect::inspect),
         Some("run") => with_spec(&crate::run::SPEC, rest, crate::run::run),
         Some("referee") => with_spec(&crate::referee::SPEC, rest, crate::referee::referee),
+        Some("verify") => with_spec(&crate::verify::SPEC, rest, crate::verify::verify),
         Some(other) => Err(CliError::usage(format!(
-            "unknown job command {other:?}: expected build, inspect, run or referee (try `tb-cli job --help`)"
+            "unknown job command {other:?}: expected build, inspect, run, referee or verify (try `tb-cli job --help`)"
         ))),
     }
 }

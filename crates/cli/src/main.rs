@@ -18,6 +18,7 @@ mod job;
 mod json;
 mod referee;
 mod run;
+mod verify;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -26,7 +27,8 @@ use std::process::ExitCode;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit status of a malformed command line.
 pub const EXIT_USAGE: u8 = 2;
-/// Exit status of `job referee` when the provider's leaf for the op is wrong.
+/// Exit status of `job referee` when the provider's leaf for the op is wrong, and of
+/// `job verify` when the provider's trace differs from the replay.
 pub const EXIT_PROVIDER_WRONG: u8 = 3;
 
 const USAGE: &str = "\
@@ -39,12 +41,13 @@ usage:
                       [--trace-out LEAVES]
                       [--receipt-key-seed HEX32 --chain-id N [--benchmark-commit S]]
   tb-cli job referee FILE --op I [--trace LEAVES] [--json]
+  tb-cli job verify FILE --trace LEAVES [--fabric cpu|cuda] [--bundle-out BUNDLE] [--json]
   tb-cli --version
 
 Run `tb-cli job COMMAND --help` for a command's options.
 
 exit status: 0 success, 1 failure, 2 malformed command line,
-             3 `job referee` found the provider wrong";
+             3 `job referee` or `job verify` found the provider wrong";
 
 /// A failed command: one line for stderr and the exit status.
 #[derive(Debug)]

@@ -87,7 +87,7 @@ fn receipt_request(a: &Args) -> Result<Option<ReceiptRequest>, CliError> {
     }))
 }
 
-fn cpu_fabric(threads: Option<usize>) -> Result<CpuFabric, CliError> {
+pub fn cpu_fabric(threads: Option<usize>) -> Result<CpuFabric, CliError> {
     let config = match threads {
         Some(n) => CpuConfig::new(Simd::detect(), n),
         None => CpuConfig::from_env().map_err(|e| CliError::fail(format!("CPU fabric: {e}")))?,
@@ -95,7 +95,7 @@ fn cpu_fabric(threads: Option<usize>) -> Result<CpuFabric, CliError> {
     CpuFabric::new(config).map_err(|e| CliError::fail(format!("CPU fabric: {e}")))
 }
 
-fn cuda_fabric() -> Result<CudaFabric, CliError> {
+pub fn cuda_fabric() -> Result<CudaFabric, CliError> {
     let config = CudaConfig::from_env().map_err(|e| CliError::fail(format!("CUDA fabric: {e}")))?;
     CudaFabric::new(config).map_err(|e| {
         CliError::fail(format!(

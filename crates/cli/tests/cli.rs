@@ -594,3 +594,86 @@ fn usage_errors_exit_2_and_help_exits_0() {
     );
     fails(&["job", "run", "a", "--trace-out"], 2, "needs a value");
 }
+
+#[test]
+fn verify_builds_the_challenge_of_the_first_differing_op() {
+    let dir = TempDir::new().unwrap();
+    let path = build(&dir, "transformer");
+    let trace = dir.path().join("honest.leaves");
+    ok(&["job", "run", s(&path), "--trace-out", s(&trace)]);
+    let leaves = std::fs::read(&trace).unwrap();
+    // The honest trace agrees.
+    let out = ok(&["job", "verify", s(&path), "--trace", s(&trace), "--json"]);
+    assert_eq!(json_raw(&out, "agrees"), "true");
+    // A trace wrong from op k on: exit 3, op k named, a bundle that decodes and proves
+    // op k's inputs under the wrong trace's root.
+    let n = leaves.len() / 32;
+    let k = n / 2;
+    let mut wrong = leaves.clone();
+    for b in wrong[k * 32..].iter_mut().step_by(37) {
+        *b ^= 0x5a;
+    }
+    let wrong_path = dir.path().join("wrong.leaves");
+    std::fs::write(&wrong_path, &wrong).unwrap();
+    let bundle_path = dir.path().join("op.bundle");
+    let r = tb(&[
+        "job",
+        "verify",
+        s(&path),
+        "--trace",
+        s(&wrong_path),
+        "--bundle-out",
+        s(&bundle_path),
+        "--task-id",
+        &"ab".repeat(32),
+        "--json",
+    ]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(json_raw(&r.stdout, "op"), k.to_string());
+    let bytes = std::fs::read(&bundle_path).unwrap();
+    assert_eq!(
+        json_str(&r.stdout, "bundle_sha256"),
+        tb_primitives::sha256_digest(&bytes).to_hex()
+    );
+    let bundle = tb_job::EvidenceBundle::decode(&bytes).unwrap();
+    assert_eq!(bundle.op as usize, k);
+    assert_eq!(bundle.task_id.0, [0xab; 32]);
+    let wrong_leaves: Vec<[u8; 32]> = wrong
+        .chunks_exact(32)
+        .map(|c| c.try_into().unwrap())
+        .collect();
+    let job = Job::decode(&std::fs::read(&path).unwrap()).unwrap();
+    let shape = tb_job::JobShape::of(&job).unwrap();
+    let ruling = tb_job::adjudicate(
+        &std::fs::read(&path).unwrap(),
+        &shape,
+        &tb_job::trace_root(&wrong_leaves),
+        k as u32,
+        &bundle,
+    )
+    .unwrap();
+    assert_eq!(
+        ruling,
+        tb_job::Ruling::Leaf(leaves[k * 32..k * 32 + 32].try_into().unwrap())
+    );
+    // Usage and input errors are one line.
+    fails(&["job", "verify", s(&path)], 2, "--trace");
+    fails(
+        &["job", "verify", s(&path), "--trace", s(&path)],
+        1,
+        "limit of a trace of this job",
+    );
+    fails(
+        &[
+            "job",
+            "verify",
+            s(&path),
+            "--trace",
+            s(&trace),
+            "--fabric",
+            "tpu",
+        ],
+        2,
+        "expected cpu or cuda",
+    );
+}

@@ -1,0 +1,175 @@
+//! `tb-cli job verify`: the verifier's side of the protocol. The job is replayed on a
+//! chosen fabric and its leaves compared with a provider's published trace; at the
+//! first differing op the challenge is built (the provider's leaf with its Merkle proof,
+//! and the evidence bundle of the op's inputs), ready to publish and post.
+
+use crate::args::{Args, Spec};
+use crate::job::{fields, read_job, read_leaves};
+use crate::json::Json;
+use crate::{CliError, Outcome, EXIT_PROVIDER_WRONG};
+use blocktorch::Fabric;
+use tb_job::{build_challenge, first_divergence, replay, trace_root, validate};
+use tb_primitives::Id;
+
+pub const SPEC: Spec = Spec {
+    command: "job verify",
+    usage: "\
+usage: tb-cli job verify FILE --trace LEAVES [--fabric cpu|cuda] [--threads N]
+                         [--task-id HEX32] [--bundle-out BUNDLE] [--json]
+
+Replays the job on the fabric (any fabric gives the CPU reference's bits) and compares
+its leaves with the provider's trace LEAVES (the published trace blob: 32 bytes per op,
+program order, as `tb-cli job run --trace-out` writes it). When they differ, the first
+differing op is the one to challenge: the command prints it, the provider's leaf there
+and its Merkle proof under the provider's trace root, and writes the evidence bundle
+(the op's input tensors, proven against the provider's own leaves) to BUNDLE. Publish
+the bundle and the job blob, then post a `Challenge` naming the op, the leaf, the
+proof and the bundle's SHA-256 (docs/spec/verification.md).
+
+options:
+  --trace LEAVES        the provider's trace
+  --fabric NAME         cpu (default) or cuda
+  --threads N           CPU threads (the CPU fabric only)
+  --task-id HEX32       the chain's task id, recorded in the bundle (default zero)
+  --bundle-out BUNDLE   where to write the evidence bundle when the trace differs
+  --json                print one JSON object instead of text
+
+exit status: 0 the trace is the replay's, 3 it differs (a challenge was built),
+             1 failure, 2 usage",
+    flags: &["--json"],
+    options: &[
+        ("--trace", None),
+        ("--fabric", None),
+        ("--threads", None),
+        ("--task-id", None),
+        ("--bundle-out", None),
+    ],
+    positionals: &["FILE"],
+};
+
+pub fn verify(a: &Args) -> Result<Outcome, CliError> {
+    let path = &a.positionals[0];
+    let fabric_name = a.value("--fabric").unwrap_or("cpu");
+    let threads = a.parsed::<usize>("--threads", "a positive integer")?;
+    if fabric_name != "cpu" && fabric_name != "cuda" {
+        return Err(CliError::usage(format!(
+            "--fabric {fabric_name:?}: expected cpu or cuda"
+        )));
+    }
+    if fabric_name == "cuda" && threads.is_some() {
+        return Err(CliError::usage("--threads applies to the CPU fabric only"));
+    }
+    let mut task = [0u8; 32];
+    if let Some(h) = a.value("--task-id") {
+        hex::decode_to_slice(h, &mut task)
+            .map_err(|_| CliError::usage("--task-id: expected 64 hex digits"))?;
+    }
+    let trace_path = a.required("--trace")?;
+    let (_, job) = read_job(path)?;
+    validate(&job)
+        .map_err(|e| CliError::fail(format!("{path}: the job does not validate: {e}")))?;
+    let theirs = read_leaves(trace_path, job.program.ops.len())?;
+    let fabric: Box<dyn Fabric> = match fabric_name {
+        "cuda" => Box::new(crate::run::cuda_fabric()?),
+        _ => Box::new(crate::run::cpu_fabric(threads)?),
+    };
+    let run = replay(&job, fabric.as_ref()).map_err(|e| {
+        CliError::fail(format!(
+            "the replay on the {fabric_name} fabric failed: {e}"
+        ))
+    })?;
+    let root = trace_root(&theirs);
+    let Some(op) = first_divergence(&run.op_digests, &theirs) else {
+        let out = if a.flag("--json") {
+            format!(
+                "{}\n",
+                Json::Obj(vec![
+                    ("agrees", Json::Bool(true)),
+                    ("trace_root", Json::str(root.to_hex())),
+                    ("fabric", Json::str(fabric_name)),
+                ])
+                .render()
+            )
+        } else {
+            format!(
+                "{}the provider's trace is the replay's\n",
+                fields(
+                    &[
+                        ("trace_root", root.to_hex()),
+                        ("fabric", fabric_name.to_string())
+                    ],
+                    ""
+                )
+            )
+        };
+        return Ok(Outcome::ok(out));
+    };
+    let c = build_challenge(&job, Id(task), &theirs, op)
+        .map_err(|e| CliError::fail(format!("building the challenge of op {op}: {e}")))?;
+    let bundle = c
+        .bundle
+        .encode()
+        .map_err(|e| CliError::fail(format!("encoding the bundle: {e}")))?;
+    let bundle_sha = tb_primitives::sha256_digest(&bundle).0;
+    if let Some(out) = a.value("--bundle-out") {
+        std::fs::write(out, &bundle).map_err(|e| CliError::fail(format!("{out}: {e}")))?;
+    }
+    let node = tb_job::program::node_name(&job.program.ops[op].node);
+    let out = if a.flag("--json") {
+        format!(
+            "{}\n",
+            Json::Obj(vec![
+                ("agrees", Json::Bool(false)),
+                ("op", Json::int(op as u64)),
+                ("node", Json::str(node)),
+                ("provider_leaf", Json::hex(c.leaf)),
+                ("replay_leaf", Json::hex(run.op_digests[op])),
+                ("trace_root", Json::str(root.to_hex())),
+                (
+                    "proof_siblings",
+                    Json::Arr(
+                        c.proof
+                            .siblings
+                            .iter()
+                            .map(|s| Json::str(s.to_hex()))
+                            .collect()
+                    ),
+                ),
+                ("bundle_sha256", Json::hex(bundle_sha)),
+                ("bundle_bytes", Json::int(bundle.len() as u64)),
+                ("evidence_inputs", Json::int(c.bundle.inputs.len() as u64)),
+                ("fabric", Json::str(fabric_name)),
+            ])
+            .render()
+        )
+    } else {
+        let mut s = fields(
+            &[
+                ("first differing op", format!("{op} ({node})")),
+                ("provider leaf", hex::encode(c.leaf)),
+                ("replay leaf", hex::encode(run.op_digests[op])),
+                ("trace_root", root.to_hex()),
+                ("proof", format!("{} siblings", c.proof.siblings.len())),
+                (
+                    "bundle",
+                    format!(
+                        "{} ({} bytes, {} input tensors){}",
+                        hex::encode(bundle_sha),
+                        bundle.len(),
+                        c.bundle.inputs.len(),
+                        a.value("--bundle-out")
+                            .map(|p| format!(" written to {p}"))
+                            .unwrap_or_default()
+                    ),
+                ),
+            ],
+            "",
+        );
+        s += &format!("the provider's trace is wrong from op {op}: challenge it there\n");
+        s
+    };
+    Ok(Outcome {
+        stdout: out,
+        code: EXIT_PROVIDER_WRONG,
+    })
+}
