@@ -84,23 +84,24 @@ pub fn bench_receipt_checks(sizes: &[u32], samples: usize) -> Result<(), String>
             n_ops,
             outputs: vec![n_ops - 1],
         };
-        let mut payloads: Vec<TxPayload> = publish_payloads(
-            &chain.params.market,
-            req.address(),
-            &tb_job::trace_blob(&leaves),
-        )
-        .into_iter()
-        .map(TxPayload::PublishBlob)
-        .collect();
-        payloads.push(TxPayload::SubmitJob(SubmitJob {
-            from: req.address(),
-            spec,
-            fee: 10,
-            fee_selector: 1,
-            nonce: 0,
-        }));
-        let txs = chain.signed(&req, payloads);
-        let t: Id = task_id(chain.params.chain_id, h, txs.last().expect("the job"));
+        // The job, then the provider's trace of it (the trace names the task).
+        let mut txs = chain.signed(
+            &req,
+            vec![TxPayload::SubmitJob(SubmitJob {
+                from: req.address(),
+                spec,
+                fee: 10,
+                fee_selector: 1,
+                nonce: 0,
+            })],
+        );
+        let t: Id = task_id(chain.params.chain_id, h, &txs[0]);
+        let trace = tb_job::trace_blob(t, prov.address(), &leaves);
+        let pubs: Vec<TxPayload> = publish_payloads(&chain.params.market, prov.address(), &trace)
+            .into_iter()
+            .map(TxPayload::PublishBlob)
+            .collect();
+        txs.extend(chain.signed(&prov, pubs));
         let included = chain.step(&txs).len();
         chain.step(&[]);
         if included != txs.len() || r::job(&chain.state, &t).map(|j| j.leases.len()) != Some(1) {
@@ -116,7 +117,7 @@ pub fn bench_receipt_checks(sizes: &[u32], samples: usize) -> Result<(), String>
             input_descriptor_hash: [2; 32],
             artifact_hash: [3; 32],
             trace_root: tb_job::trace_root(&leaves),
-            trace_sha256: tb_job::trace_sha256(&leaves),
+            trace_sha256: tb_job::trace_sha256(t, prov.address(), &leaves),
             n_ops: n_ops as u64,
             fabric: "cpu".into(),
             device_hash: [4; 32],

@@ -106,6 +106,7 @@ pub fn with_nonce(mut p: TxPayload, n: u64) -> TxPayload {
         TxPayload::SealReceipt(x) => x.nonce = n,
         TxPayload::Challenge(x) => x.nonce = n,
         TxPayload::SupplyEvidence(x) => x.nonce = n,
+        TxPayload::ReportMalformed(x) => x.nonce = n,
         TxPayload::Propose(x) => x.nonce = n,
         TxPayload::Vote(x) => x.nonce = n,
     }

@@ -540,7 +540,8 @@ pub fn apply_tx(
         | TxPayload::PublishBlob(_)
         | TxPayload::SealReceipt(_)
         | TxPayload::Challenge(_)
-        | TxPayload::SupplyEvidence(_) => return Err(invalid("not a governance transaction")),
+        | TxPayload::SupplyEvidence(_)
+        | TxPayload::ReportMalformed(_) => return Err(invalid("not a governance transaction")),
     }
     ov.set_account(&from, &acc);
     Ok(())

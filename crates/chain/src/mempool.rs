@@ -444,6 +444,16 @@ impl Cursor {
                     return Err(AdmissionError::InvalidMarketTx("unknown task".into()));
                 }
             }
+            TxPayload::ReportMalformed(m) => {
+                if !self.is_provider {
+                    return Err(AdmissionError::InvalidMarketTx(
+                        "not a registered provider".into(),
+                    ));
+                }
+                if crate::market::records::job(state, &m.task_id).is_none() {
+                    return Err(AdmissionError::InvalidMarketTx("unknown task".into()));
+                }
+            }
             TxPayload::Stake(_)
             | TxPayload::Unstake(_)
             | TxPayload::Heartbeat(_)

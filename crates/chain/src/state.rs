@@ -73,6 +73,10 @@ pub trait StateRead {
     /// Every entry whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)>;
 
+    /// Every entry with `lo ≤ key < hi`, in key order (only those: an index walked
+    /// up to a height costs what is due, not the whole index).
+    fn scan_range(&self, lo: &[u8], hi: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)>;
+
     fn account(&self, a: &Address) -> Account {
         self.get_raw(&account_key(a))
             .map(|b| decode(b, STATE_VALUE_BYTES_MAX).expect("state holds valid accounts"))
@@ -113,6 +117,16 @@ impl StateRead for State {
         self.kv
             .range(prefix.to_vec()..)
             .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn scan_range(&self, lo: &[u8], hi: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        if lo >= hi {
+            return vec![];
+        }
+        self.kv
+            .range(lo.to_vec()..hi.to_vec())
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
@@ -205,6 +219,25 @@ impl StateRead for Overlay<'_> {
             .range(prefix.to_vec()..)
             .take_while(|(k, _)| k.starts_with(prefix))
         {
+            match v {
+                Some(v) => {
+                    merged.insert(k.clone(), v.clone());
+                }
+                None => {
+                    merged.remove(k);
+                }
+            }
+        }
+        merged.into_iter().collect()
+    }
+
+    fn scan_range(&self, lo: &[u8], hi: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        if lo >= hi {
+            return vec![];
+        }
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
+            self.base.scan_range(lo, hi).into_iter().collect();
+        for (k, v) in self.writes.range(lo.to_vec()..hi.to_vec()) {
             match v {
                 Some(v) => {
                     merged.insert(k.clone(), v.clone());

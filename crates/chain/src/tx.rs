@@ -202,6 +202,9 @@ pub struct Challenge {
     pub leaf: [u8; 32],
     pub proof: tb_primitives::MerkleProof,
     pub bundle: [u8; 32],
+    /// The bundle's size, which (with the job blob's, if it is not yet available) sets
+    /// the evidence deadline.
+    pub bundle_bytes: u64,
     pub bond: u64,
     pub fee: u64,
     pub fee_selector: u8,
@@ -215,6 +218,17 @@ pub struct SupplyEvidence {
     pub task_id: Id,
     pub dispute: u32,
     pub bundle: [u8; 32],
+    pub fee: u64,
+    pub fee_selector: u8,
+    pub nonce: u64,
+}
+
+/// A leased provider's report that the job's blob (published) is not a valid job
+/// matching its spec: checked by every node; if so, the job is void.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ReportMalformed {
+    pub from: Address,
+    pub task_id: Id,
     pub fee: u64,
     pub fee_selector: u8,
     pub nonce: u64,
@@ -301,6 +315,7 @@ pub enum TxPayload {
     SealReceipt(SealReceipt),
     Challenge(Box<Challenge>),
     SupplyEvidence(SupplyEvidence),
+    ReportMalformed(ReportMalformed),
     Propose(Propose),
     Vote(Vote),
 }
@@ -320,6 +335,7 @@ macro_rules! common {
             TxPayload::SealReceipt(t) => t.$field,
             TxPayload::Challenge(t) => t.$field,
             TxPayload::SupplyEvidence(t) => t.$field,
+            TxPayload::ReportMalformed(t) => t.$field,
             TxPayload::Propose(t) => t.$field,
             TxPayload::Vote(t) => t.$field,
         }
@@ -345,6 +361,7 @@ impl TxPayload {
             TxPayload::SealReceipt(t) => &mut t.from,
             TxPayload::Challenge(t) => &mut t.from,
             TxPayload::SupplyEvidence(t) => &mut t.from,
+            TxPayload::ReportMalformed(t) => &mut t.from,
             TxPayload::Propose(t) => &mut t.from,
             TxPayload::Vote(t) => &mut t.from,
         }
@@ -377,6 +394,7 @@ impl TxPayload {
             | TxPayload::PublishBlob(_)
             | TxPayload::SealReceipt(_)
             | TxPayload::SupplyEvidence(_)
+            | TxPayload::ReportMalformed(_)
             | TxPayload::RegisterProvider(_)
             | TxPayload::Unstake(_)
             | TxPayload::Heartbeat(_)

@@ -283,12 +283,22 @@ fn arb_market_payload() -> impl Strategy<Value = TxPayload> {
                         siblings: sib.into_iter().map(tb_primitives::Id).collect(),
                     },
                     bundle: t,
+                    bundle_bytes: op as u64,
                     bond,
                     fee: 1,
                     fee_selector: 1,
                     nonce: 0,
                 }))
             }),
+        (arb_address(), any::<[u8; 32]>()).prop_map(|(from, t)| {
+            TxPayload::ReportMalformed(tb_chain::tx::ReportMalformed {
+                from,
+                task_id: tb_primitives::Id(t),
+                fee: 1,
+                fee_selector: 1,
+                nonce: 0,
+            })
+        }),
         (arb_address(), any::<[u8; 32]>(), any::<u32>()).prop_map(|(from, t, dispute)| {
             TxPayload::SupplyEvidence(tb_chain::tx::SupplyEvidence {
                 from,

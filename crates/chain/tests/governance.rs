@@ -95,20 +95,6 @@ impl World {
             }));
         }
         assert_eq!(w.step(txs), 2 * n);
-        // The one-leaf trace every receipt here names, published by the requester.
-        let publish = w.tx(n, |from, nonce| {
-            TxPayload::PublishBlob(tb_chain::tx::PublishBlob {
-                from,
-                object: tb_job::trace_sha256(&[[7; 32]]),
-                total_bytes: 32,
-                index: 0,
-                bytes: vec![7; 32],
-                fee: 1_000,
-                fee_selector: 1,
-                nonce,
-            })
-        });
-        assert_eq!(w.step(vec![publish]), 1);
         w
     }
 
@@ -279,7 +265,10 @@ impl World {
 
     /// The leased provider's receipt for `t`, reporting `latency_ms`; `offset` is the
     /// number of that provider's transactions earlier in the same block.
-    fn receipt(&self, t: Id, latency_ms: u64, offset: u64) -> SignedTx {
+    /// The leased provider's one-leaf trace of `t` and its receipt, reporting
+    /// `latency_ms`; `offset` is the number of that provider's transactions earlier in
+    /// the same block.
+    fn receipt(&self, t: Id, latency_ms: u64, offset: u64) -> Vec<SignedTx> {
         let i = self.leased_to(&t);
         let key = self.keys[i].clone();
         let receipt = tb_job::Receipt {
@@ -292,7 +281,7 @@ impl World {
             input_descriptor_hash: [0; 32],
             artifact_hash: [0; 32],
             trace_root: tb_job::trace_root(&[[7; 32]]),
-            trace_sha256: tb_job::trace_sha256(&[[7; 32]]),
+            trace_sha256: tb_job::trace_sha256(t, key.address(), &[[7; 32]]),
             n_ops: 1,
             fabric: "cpu".into(),
             device_hash: [0; 32],
@@ -300,7 +289,20 @@ impl World {
         }
         .sign(&key, self.chain.params.chain_id)
         .unwrap();
-        self.tx_n(i, offset, |from, nonce| {
+        let trace = tb_job::trace_blob(t, key.address(), &[[7; 32]]);
+        let publish = self.tx_n(i, offset, |from, nonce| {
+            TxPayload::PublishBlob(tb_chain::tx::PublishBlob {
+                from,
+                object: tb_primitives::sha256_digest(&trace).0,
+                total_bytes: trace.len() as u64,
+                index: 0,
+                bytes: trace.clone(),
+                fee: 1_000,
+                fee_selector: 1,
+                nonce,
+            })
+        });
+        let submit = self.tx_n(i, offset + 1, |from, nonce| {
             TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
                 from,
                 task_id: t,
@@ -309,7 +311,8 @@ impl World {
                 fee_selector: 1,
                 nonce,
             }))
-        })
+        });
+        vec![publish, submit]
     }
 
     /// Receipts for `jobs` with the given latencies, all in one block.
@@ -317,14 +320,14 @@ impl World {
         let mut per = vec![0u64; self.keys.len()];
         let txs: Vec<SignedTx> = jobs
             .iter()
-            .map(|(t, lat)| {
+            .flat_map(|(t, lat)| {
                 let i = self.leased_to(t);
-                let tx = self.receipt(*t, *lat, per[i]);
-                per[i] += 1;
-                tx
+                let txs = self.receipt(*t, *lat, per[i]);
+                per[i] += 2;
+                txs
             })
             .collect();
-        self.step(txs)
+        self.step(txs) / 2
     }
 
     fn payable(&self, t: &Id) -> bool {

@@ -95,7 +95,7 @@ fn receipt_for(
         input_descriptor_hash: [1; 32],
         artifact_hash: [2; 32],
         trace_root: tb_job::trace_root(&[out]),
-        trace_sha256: tb_job::trace_sha256(&[out]),
+        trace_sha256: tb_job::trace_sha256(t, p.key.address(), &[out]),
         n_ops: 1,
         fabric: "cpu".into(),
         device_hash: [3; 32],
@@ -116,13 +116,14 @@ fn publish_trace(
     if r::object(&chain.state, &rc.trace_sha256).is_some() {
         return;
     }
+    let blob = tb_job::trace_blob(rc.task_id, rc.provider, &[rc.output_digest_sha256]);
     txs.push(sign(
         TxPayload::PublishBlob(PublishBlob {
             from: p.key.address(),
             object: rc.trace_sha256,
-            total_bytes: 32,
+            total_bytes: blob.len() as u64,
             index: 0,
-            bytes: rc.output_digest_sha256.to_vec(),
+            bytes: blob,
             fee: 1_000,
             fee_selector: 1,
             nonce: next_nonce(&mut p.nonce),
@@ -323,7 +324,9 @@ fn run_simulation(seed: u64) {
                             40
                         };
                         let receipt = receipt_for(&chain, p, *t, job, latency);
-                        publish_trace(&chain, p, &receipt, &mut txs);
+                        if job.spec.redundancy == 1 {
+                            publish_trace(&chain, p, &receipt, &mut txs);
+                        }
                         let payload = if job.spec.redundancy > 1 {
                             TxPayload::SealReceipt(SealReceipt {
                                 from: me,
@@ -363,6 +366,7 @@ fn run_simulation(seed: u64) {
                         40
                     };
                     let receipt = receipt_for(&chain, p, *t, job, latency);
+                    publish_trace(&chain, p, &receipt, &mut txs);
                     txs.push(sign(
                         TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
                             from: me,

@@ -82,26 +82,6 @@ impl World {
             txs.push(w.tx(i, |from| stake(from, 50 * MICRO_PER_TOKEN)));
         }
         assert_eq!(w.step(txs), 2 * n);
-        // The one-leaf traces the tests' receipts name (output `[b; 32]` for b < 10),
-        // published by the requester.
-        let req = n;
-        let txs: Vec<SignedTx> = (0..10u8)
-            .map(|b| {
-                w.tx(req, |from| {
-                    TxPayload::PublishBlob(PublishBlob {
-                        from,
-                        object: tb_job::trace_sha256(&[[b; 32]]),
-                        total_bytes: 32,
-                        index: 0,
-                        bytes: vec![b; 32],
-                        fee: 1_000,
-                        fee_selector: 1,
-                        nonce: 0,
-                    })
-                })
-            })
-            .collect();
-        assert_eq!(w.step(txs), 10);
         w
     }
 
@@ -164,8 +144,37 @@ impl World {
         t
     }
 
-    /// A redundant job's replica: its seal now, its reveal for the next block.
-    fn sealed(&mut self, i: usize, t: Id, out: [u8; 32], latency_ms: u64) -> (SignedTx, SignedTx) {
+    /// Publishes provider `i`'s one-leaf trace (`[out]`) of `t` in a block of its own.
+    fn publish_trace(&mut self, i: usize, t: Id, out: [u8; 32]) {
+        let a = self.keys[i].address();
+        let blob = tb_job::trace_blob(t, a, &[out]);
+        let id = tb_primitives::sha256_digest(&blob).0;
+        if r::object(&self.chain.state, &id).is_some() {
+            return;
+        }
+        let tx = self.tx(i, |from| {
+            TxPayload::PublishBlob(PublishBlob {
+                from,
+                object: id,
+                total_bytes: blob.len() as u64,
+                index: 0,
+                bytes: blob.clone(),
+                fee: 1_000,
+                fee_selector: 1,
+                nonce: 0,
+            })
+        });
+        assert_eq!(self.step(vec![tx]), 1, "the trace is published");
+    }
+
+    /// A redundant job's replica: its seal, and the receipt it will reveal.
+    fn sealed(
+        &mut self,
+        i: usize,
+        t: Id,
+        out: [u8; 32],
+        latency_ms: u64,
+    ) -> (SignedTx, tb_job::SignedReceipt) {
         let signed = self.signed(i, t, out, latency_ms);
         let seal = self.tx(i, |from| {
             TxPayload::SealReceipt(SealReceipt {
@@ -177,20 +186,34 @@ impl World {
                 nonce: 0,
             })
         });
-        let reveal = self.tx(i, |from| {
+        (seal, signed)
+    }
+
+    /// A sealed replica's reveal: its trace is published (a block of its own), then the
+    /// receipt.
+    fn reveal(
+        &mut self,
+        i: usize,
+        t: Id,
+        out: [u8; 32],
+        receipt: tb_job::SignedReceipt,
+    ) -> SignedTx {
+        self.publish_trace(i, t, out);
+        self.tx(i, |from| {
             TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
                 from,
                 task_id: t,
-                receipt: signed,
+                receipt,
                 fee: 10,
                 fee_selector: 1,
                 nonce: 0,
             }))
-        });
-        (seal, reveal)
+        })
     }
 
+    /// Provider `i`'s receipt of `t` (its trace published first, in a block of its own).
     fn receipt(&mut self, i: usize, t: Id, out: [u8; 32], latency_ms: u64) -> SignedTx {
+        self.publish_trace(i, t, out);
         let receipt = self.signed(i, t, out, latency_ms);
         self.tx(i, |from| {
             TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
@@ -216,7 +239,7 @@ impl World {
             input_descriptor_hash: [0; 32],
             artifact_hash: [0; 32],
             trace_root: tb_job::trace_root(&[out]),
-            trace_sha256: tb_job::trace_sha256(&[out]),
+            trace_sha256: tb_job::trace_sha256(t, key.address(), &[out]),
             n_ops: 1,
             fabric: "cpu".into(),
             device_hash: [0; 32],
@@ -263,6 +286,7 @@ fn set_nonce(p: &mut TxPayload, n: u64) {
         TxPayload::SealReceipt(x) => x.nonce = n,
         TxPayload::Challenge(x) => x.nonce = n,
         TxPayload::SupplyEvidence(x) => x.nonce = n,
+        TxPayload::ReportMalformed(x) => x.nonce = n,
         TxPayload::Propose(x) => x.nonce = n,
         TxPayload::Vote(x) => x.nonce = n,
     }
@@ -279,13 +303,18 @@ fn a_job_is_leased_proven_verified_and_settled() {
     w.idle(1);
     let leased = w.leased_to(&t);
     assert_eq!(leased.len(), 2, "two distinct providers");
-    let (seals, reveals): (Vec<SignedTx>, Vec<SignedTx>) =
+    let (seals, receipts): (Vec<SignedTx>, Vec<tb_job::SignedReceipt>) =
         leased.iter().map(|i| w.sealed(*i, t, [7; 32], 10)).unzip();
     assert_eq!(w.step(seals), 2);
     assert_eq!(
         r::job(&w.chain.state, &t).unwrap().state,
         JobState::Revealing
     );
+    let reveals: Vec<SignedTx> = leased
+        .iter()
+        .zip(receipts)
+        .map(|(i, rc)| w.reveal(*i, t, [7; 32], rc))
+        .collect();
     assert_eq!(w.step(reveals), 2);
     assert_eq!(r::job(&w.chain.state, &t).unwrap().state, JobState::Proven);
     w.idle(2);
@@ -495,6 +524,8 @@ fn disagreeing_replicas_are_held_for_a_dispute() {
     let (sa, ra) = w.sealed(leased[0], t, [1; 32], 10);
     let (sb, rb) = w.sealed(leased[1], t, [2; 32], 10);
     assert_eq!(w.step(vec![sa, sb]), 2);
+    let ra = w.reveal(leased[0], t, [1; 32], ra);
+    let rb = w.reveal(leased[1], t, [2; 32], rb);
     assert_eq!(w.step(vec![ra, rb]), 2);
     let job = r::job(&w.chain.state, &t).unwrap();
     assert_eq!(job.state, JobState::Disputed);

@@ -9,7 +9,7 @@ mod support;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use support::{publish, Chain, Example};
+use support::{publish, publish_trace, Chain, Example};
 use tb_chain::market::audit::{check_running_totals, supply};
 use tb_chain::market::dispute::disputes;
 use tb_chain::market::exec::task_id;
@@ -17,8 +17,8 @@ use tb_chain::market::query;
 use tb_chain::market::records::{self as r, JobState, Outcome, Owed, SlashReason};
 use tb_chain::state::StateRead;
 use tb_chain::tx::{
-    Challenge, ProviderCaps, RegisterProvider, SealReceipt, StakeChange, SubmitJob, SubmitReceipt,
-    SupplyEvidence,
+    Challenge, ProviderCaps, RegisterProvider, ReportMalformed, SealReceipt, StakeChange,
+    SubmitJob, SubmitReceipt, SupplyEvidence,
 };
 use tb_chain::{ChainParams, SignedTx, TxPayload};
 use tb_primitives::{Address, Id, SecretKey, MICRO_PER_TOKEN};
@@ -120,10 +120,16 @@ impl Net {
     /// The requester publishes the job blob and submits the job; returns its task id.
     fn submit(&mut self, ex: &Example, redundancy: u32) -> Id {
         let h = self.chain.height() + 1;
-        let mut payloads = publish(&self.chain, self.requester.address(), &ex.blob);
+        self.submit_spec(&ex.blob, ex.spec(redundancy, h + 100))
+    }
+
+    /// The requester publishes `blob` and submits `spec` (which may not match it).
+    fn submit_spec(&mut self, blob: &[u8], spec: tb_chain::tx::JobSpec) -> Id {
+        let h = self.chain.height() + 1;
+        let mut payloads = publish(&self.chain, self.requester.address(), blob);
         payloads.push(TxPayload::SubmitJob(SubmitJob {
             from: self.requester.address(),
-            spec: ex.spec(redundancy, h + 100),
+            spec,
             fee: 10,
             fee_selector: 1,
             nonce: 0,
@@ -152,7 +158,7 @@ impl Net {
     fn deliver(&mut self, i: usize, ex: &Example, t: Id, leaves: &[[u8; 32]]) -> usize {
         let k = self.providers[i].clone();
         let receipt = ex.receipt(&k, &self.chain, t, leaves);
-        let mut payloads = publish(&self.chain, k.address(), &tb_job::trace_blob(leaves));
+        let mut payloads = publish_trace(&self.chain, k.address(), t, leaves);
         payloads.push(TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
             from: k.address(),
             task_id: t,
@@ -190,6 +196,7 @@ impl Net {
             leaf: c.leaf,
             proof: c.proof,
             bundle: tb_primitives::sha256_digest(&bundle).0,
+            bundle_bytes: bundle.len() as u64,
             bond: self.chain.params.market.challenge_bond_micro,
             fee: 10,
             fee_selector: 1,
@@ -198,6 +205,49 @@ impl Net {
         let fees = payloads.iter().map(|p| p.fee()).sum();
         let txs = self.chain.signed(&self.challenger.clone(), payloads);
         (self.step(&txs), fees)
+    }
+
+    /// A replica's seal of `leaves` (nothing is published before the reveals).
+    fn seal(
+        &self,
+        k: &SecretKey,
+        ex: &Example,
+        t: Id,
+        leaves: &[[u8; 32]],
+    ) -> (Vec<SignedTx>, tb_job::SignedReceipt) {
+        let receipt = ex.receipt(k, &self.chain, t, leaves);
+        let txs = self.chain.signed(
+            k,
+            vec![TxPayload::SealReceipt(SealReceipt {
+                from: k.address(),
+                task_id: t,
+                seal: receipt.seal(),
+                fee: 10,
+                fee_selector: 1,
+                nonce: 0,
+            })],
+        );
+        (txs, receipt)
+    }
+
+    /// A replica's reveal: its trace, then the receipt it sealed.
+    fn reveal(
+        &self,
+        k: &SecretKey,
+        t: Id,
+        leaves: &[[u8; 32]],
+        receipt: tb_job::SignedReceipt,
+    ) -> Vec<SignedTx> {
+        let mut payloads = publish_trace(&self.chain, k.address(), t, leaves);
+        payloads.push(TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
+            from: k.address(),
+            task_id: t,
+            receipt,
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        })));
+        self.chain.signed(k, payloads)
     }
 
     fn slashes_of(&self, i: usize) -> Vec<SlashReason> {
@@ -370,6 +420,7 @@ fn a_bad_bundle_loses_for_its_challenger() {
         leaf: c.leaf,
         proof: c.proof,
         bundle: tb_primitives::sha256_digest(&bundle).0,
+        bundle_bytes: bundle.len() as u64,
         bond: net.chain.params.market.challenge_bond_micro,
         fee: 10,
         fee_selector: 1,
@@ -399,6 +450,7 @@ fn challenges_are_refused_outside_the_window_with_bad_proofs_or_small_bonds() {
         leaf: c.leaf,
         proof: c.proof.clone(),
         bundle: [0; 32],
+        bundle_bytes: 1_000,
         bond: net.chain.params.market.challenge_bond_micro,
         fee: 10,
         fee_selector: 1,
@@ -459,12 +511,11 @@ fn receipts_whose_trace_is_missing_or_inconsistent_are_refused() {
     let mut other = ex.honest.clone();
     other[1][0] ^= 1;
     let mut r2 = receipt.receipt.clone();
-    r2.trace_sha256 = tb_job::trace_sha256(&other);
+    r2.trace_sha256 = tb_job::trace_sha256(t, k.address(), &other);
     let r2 = r2.sign(&k, net.chain.params.chain_id).unwrap();
-    let mut txs = net.chain.signed(
-        &k,
-        publish(&net.chain, k.address(), &tb_job::trace_blob(&other)),
-    );
+    let mut txs = net
+        .chain
+        .signed(&k, publish_trace(&net.chain, k.address(), t, &other));
     assert_eq!(net.step(&txs), 1);
     txs = submit(&net, r2);
     assert_eq!(net.step(&txs), 0, "the root does not match the trace");
@@ -474,12 +525,11 @@ fn receipts_whose_trace_is_missing_or_inconsistent_are_refused() {
     let mut r3 = receipt.receipt.clone();
     r3.n_ops -= 1;
     r3.trace_root = tb_job::trace_root(&short);
-    r3.trace_sha256 = tb_job::trace_sha256(&short);
+    r3.trace_sha256 = tb_job::trace_sha256(t, k.address(), &short);
     let r3 = r3.sign(&k, net.chain.params.chain_id).unwrap();
-    txs = net.chain.signed(
-        &k,
-        publish(&net.chain, k.address(), &tb_job::trace_blob(&short)),
-    );
+    txs = net
+        .chain
+        .signed(&k, publish_trace(&net.chain, k.address(), t, &short));
     net.step(&txs);
     txs = submit(&net, r3);
     assert_eq!(net.step(&txs), 0, "n_ops is not the job's");
@@ -514,21 +564,9 @@ fn disagreeing_replicas_are_settled_by_the_referee() {
     for &i in &leased {
         let k = net.providers[i].clone();
         let leaves = if i == liar { &theirs } else { &ex.honest };
-        let receipt = ex.receipt(&k, &net.chain, t, leaves);
-        let mut payloads = publish(&net.chain, k.address(), &tb_job::trace_blob(leaves));
-        if i == leased[2] {
-            payloads.clear(); // the same trace as leased[0]: already being published
-        }
-        payloads.push(TxPayload::SealReceipt(SealReceipt {
-            from: k.address(),
-            task_id: t,
-            seal: receipt.seal(),
-            fee: 10,
-            fee_selector: 1,
-            nonce: 0,
-        }));
-        seals.extend(net.chain.signed(&k, payloads));
-        reveals.push((k, receipt));
+        let (txs, receipt) = net.seal(&k, &ex, t, leaves);
+        seals.extend(txs);
+        reveals.push((k, leaves.clone(), receipt));
     }
     assert_eq!(net.step(&seals), seals.len());
     assert_eq!(
@@ -537,21 +575,9 @@ fn disagreeing_replicas_are_settled_by_the_referee() {
     );
     let txs: Vec<SignedTx> = reveals
         .into_iter()
-        .flat_map(|(k, receipt)| {
-            net.chain.signed(
-                &k,
-                vec![TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
-                    from: k.address(),
-                    task_id: t,
-                    receipt,
-                    fee: 10,
-                    fee_selector: 1,
-                    nonce: 0,
-                }))],
-            )
-        })
+        .flat_map(|(k, leaves, receipt)| net.reveal(&k, t, &leaves, receipt))
         .collect();
-    assert_eq!(net.step(&txs), 3);
+    assert_eq!(net.step(&txs), 6, "three traces and three receipts");
     let job = r::job(&net.chain.state, &t).unwrap();
     assert_eq!(job.state, JobState::Disputed);
     let d = disputes(&net.chain.state, &t);
@@ -611,53 +637,26 @@ fn withheld_data_loses_a_silent_replica_and_an_undefended_dispute() {
     let lazy = net.providers[leased[1]].clone();
     let receipt = ex.receipt(&honest_key, &net.chain, t, &ex.honest);
     let guess: Vec<[u8; 32]> = (0..ex.honest.len()).map(|i| [i as u8; 32]).collect();
-    let guessed = ex.receipt(&lazy, &net.chain, t, &guess);
-    let mut seals = net.chain.signed(&honest_key, {
-        let mut p = publish(
-            &net.chain,
-            honest_key.address(),
-            &tb_job::trace_blob(&ex.honest),
-        );
-        p.push(TxPayload::SealReceipt(SealReceipt {
-            from: honest_key.address(),
-            task_id: t,
-            seal: receipt.seal(),
-            fee: 10,
-            fee_selector: 1,
-            nonce: 0,
-        }));
-        p
-    });
-    seals.extend(net.chain.signed(
-        &lazy,
-        vec![TxPayload::SealReceipt(SealReceipt {
-            from: lazy.address(),
-            task_id: t,
-            seal: guessed.seal(),
-            fee: 10,
-            fee_selector: 1,
-            nonce: 0,
-        })],
-    ));
+    let (mut seals, _) = net.seal(&honest_key, &ex, t, &ex.honest);
+    let (lazy_seal, _) = net.seal(&lazy, &ex, t, &guess);
+    seals.extend(lazy_seal);
     assert_eq!(net.step(&seals), seals.len());
-    let reveal = |k: &SecretKey, receipt: tb_job::SignedReceipt| {
-        TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
-            from: k.address(),
-            task_id: t,
-            receipt,
-            fee: 10,
-            fee_selector: 1,
-            nonce: 0,
-        }))
-    };
-    let txs = net
-        .chain
-        .signed(&honest_key, vec![reveal(&honest_key, receipt.clone())]);
-    assert_eq!(net.step(&txs), 1);
+    let txs = net.reveal(&honest_key, t, &ex.honest, receipt.clone());
+    assert_eq!(net.step(&txs), 2);
     let mut copy = receipt.receipt.clone();
     copy.provider = lazy.address();
     let copy = copy.sign(&lazy, net.chain.params.chain_id).unwrap();
-    let txs = net.chain.signed(&lazy, vec![reveal(&lazy, copy)]);
+    let txs = net.chain.signed(
+        &lazy,
+        vec![TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
+            from: lazy.address(),
+            task_id: t,
+            receipt: copy,
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        }))],
+    );
     assert_eq!(
         net.step(&txs),
         0,
@@ -683,37 +682,16 @@ fn withheld_data_loses_a_silent_replica_and_an_undefended_dispute() {
     for (n, &i) in leased.iter().enumerate() {
         let k = net.providers[i].clone();
         let leaves = if n == 0 { &ex.honest } else { &theirs };
-        let receipt = ex.receipt(&k, &net.chain, t, leaves);
-        let mut payloads = publish(&net.chain, k.address(), &tb_job::trace_blob(leaves));
-        payloads.push(TxPayload::SealReceipt(SealReceipt {
-            from: k.address(),
-            task_id: t,
-            seal: receipt.seal(),
-            fee: 10,
-            fee_selector: 1,
-            nonce: 0,
-        }));
-        seals.extend(net.chain.signed(&k, payloads));
-        reveals.push((k, receipt));
+        let (txs, receipt) = net.seal(&k, &ex, t, leaves);
+        seals.extend(txs);
+        reveals.push((k, leaves.clone(), receipt));
     }
     assert_eq!(net.step(&seals), seals.len());
     let txs: Vec<SignedTx> = reveals
         .into_iter()
-        .flat_map(|(k, receipt)| {
-            net.chain.signed(
-                &k,
-                vec![TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
-                    from: k.address(),
-                    task_id: t,
-                    receipt,
-                    fee: 10,
-                    fee_selector: 1,
-                    nonce: 0,
-                }))],
-            )
-        })
+        .flat_map(|(k, leaves, receipt)| net.reveal(&k, t, &leaves, receipt))
         .collect();
-    assert_eq!(net.step(&txs), 2);
+    assert_eq!(net.step(&txs), 4);
     assert_eq!(disputes(&net.chain.state, &t)[0].op, op as u32);
     net.idle(net.chain.params.market.evidence_deadline_blocks + 1);
     assert_eq!(
@@ -725,4 +703,178 @@ fn withheld_data_loses_a_silent_replica_and_an_undefended_dispute() {
     }
     let job = r::job(&net.chain.state, &t).unwrap();
     assert_eq!((job.state, job.escrow), (JobState::Failed, 0), "refunded");
+}
+
+#[test]
+fn a_blob_that_is_not_its_spec_voids_the_job_without_slashing_anyone() {
+    let ex = Example::new("mlp");
+    // (a) The spec names a blob that is not a job at all; a provider answers anyway and
+    //     is challenged: the referee finds no valid job, the job is void, nobody is
+    //     slashed and the challenger's bond comes back.
+    let mut net = Net::new(1);
+    let garbage = vec![7u8; 5_000];
+    let mut spec = ex.spec(1, net.chain.height() + 101);
+    spec.blob_sha256 = tb_primitives::sha256_digest(&garbage).0;
+    spec.blob_bytes = garbage.len() as u64;
+    let t = net.submit_spec(&garbage, spec);
+    assert_eq!(net.deliver(0, &ex, t, &ex.honest), 2);
+    let c = net.challenger.address();
+    let before = net.industrial(&c);
+    let (_, fees) = net.challenge(&ex, t, &ex.honest, 3, false);
+    assert_eq!(
+        disputes(&net.chain.state, &t)[0].ruling,
+        Some(Outcome::VoidJob)
+    );
+    assert!(net.slashes_of(0).is_empty());
+    assert_eq!(net.industrial(&c), before - fees, "the bond came back");
+    let job = r::job(&net.chain.state, &t).unwrap();
+    assert_eq!((job.state, job.escrow), (JobState::Failed, 0));
+
+    // (b) The spec declares another shape than its blob's: the leased provider reports
+    //     it and walks away unslashed; a report of a matching job is refused.
+    let mut net = Net::new(1);
+    let mut spec = ex.spec(1, net.chain.height() + 101);
+    spec.outputs = vec![0];
+    let t = net.submit_spec(&ex.blob, spec);
+    let k = net.providers[0].clone();
+    let report = |net: &Net, t: Id| {
+        net.chain.signed(
+            &k,
+            vec![TxPayload::ReportMalformed(ReportMalformed {
+                from: k.address(),
+                task_id: t,
+                fee: 10,
+                fee_selector: 1,
+                nonce: 0,
+            })],
+        )
+    };
+    let txs = report(&net, t);
+    assert_eq!(net.step(&txs), 1);
+    let job = r::job(&net.chain.state, &t).unwrap();
+    assert_eq!((job.state, job.escrow), (JobState::Failed, 0));
+    net.idle(10);
+    assert!(net.slashes_of(0).is_empty(), "no missed lease either");
+    let good = net.submit(&ex, 1);
+    let txs = report(&net, good);
+    assert_eq!(net.step(&txs), 0, "the blob matches its spec");
+}
+
+#[test]
+fn an_accused_provider_challenging_itself_earns_nothing() {
+    let ex = Example::new("train-step");
+    let mut net = Net::new(1);
+    let t = net.submit(&ex, 1);
+    let op = 2;
+    let theirs = (0..64).find_map(|b| ex.corrupted(op, b)).unwrap();
+    assert_eq!(net.deliver(0, &ex, t, &theirs), 2);
+    // The cheater front-runs any verifier with a true challenge of itself.
+    let k = net.providers[0].clone();
+    let c = tb_job::build_challenge(&ex.job, t, &theirs, op).unwrap();
+    let bundle = c.bundle.encode().unwrap();
+    let mut payloads = publish(&net.chain, k.address(), &bundle);
+    payloads.push(TxPayload::Challenge(Box::new(Challenge {
+        from: k.address(),
+        task_id: t,
+        op: c.op,
+        leaf: c.leaf,
+        proof: c.proof,
+        bundle: tb_primitives::sha256_digest(&bundle).0,
+        bundle_bytes: bundle.len() as u64,
+        bond: net.chain.params.market.challenge_bond_micro,
+        fee: 10,
+        fee_selector: 1,
+        nonce: 0,
+    })));
+    let fees: u64 = payloads.iter().map(|p| p.fee()).sum();
+    let before = net.industrial(&k.address());
+    let txs = net.chain.signed(&k, payloads);
+    assert_eq!(net.step(&txs), txs.len());
+    assert_eq!(net.slashes_of(0), vec![SlashReason::LostDispute]);
+    assert_eq!(
+        net.industrial(&k.address()),
+        before - fees,
+        "the bond back, no share of its own slash"
+    );
+}
+
+#[test]
+fn a_replica_trace_published_before_the_reveals_is_refused() {
+    // Publishing early would let a lazy replica copy the leaves into its seal, so the
+    // chain only takes a redundant job's traces published once every replica sealed.
+    let ex = Example::new("train-step");
+    let mut net = Net::new(2);
+    let t = net.submit(&ex, 2);
+    let leased = net.leased(&t);
+    let (a, b) = (
+        net.providers[leased[0]].clone(),
+        net.providers[leased[1]].clone(),
+    );
+    let early = net
+        .chain
+        .signed(&a, publish_trace(&net.chain, a.address(), t, &ex.honest));
+    assert_eq!(net.step(&early), 1);
+    let (mut seals, ra) = net.seal(&a, &ex, t, &ex.honest);
+    let (sb, rb) = net.seal(&b, &ex, t, &ex.honest);
+    seals.extend(sb);
+    assert_eq!(net.step(&seals), 2);
+    // a's trace is already available (early), so its reveal is the receipt alone.
+    let txs = net.reveal(&a, t, &ex.honest, ra);
+    assert_eq!(txs.len(), 1);
+    assert_eq!(net.step(&txs), 0, "published before the reveals began");
+    let txs = net.reveal(&b, t, &ex.honest, rb);
+    assert_eq!(net.step(&txs), 2);
+}
+
+#[test]
+fn evidence_waiting_for_the_referee_is_never_ruled_withheld() {
+    // One adjudication per block and deadlines one block out: three challenges with
+    // their evidence in the same block are all ruled by the referee, in turn.
+    let ex = Example::new("train-step");
+    let mut net = Net::new(3);
+    net.chain.params.market.adjudications_per_block_max = 1;
+    net.chain.params.market.evidence_deadline_blocks = 1;
+    net.chain.params.market.evidence_bytes_per_block = 1 << 30;
+    net.chain.params.market.challenge_window_blocks = 20;
+    let mut jobs = Vec::new();
+    for _ in 0..3 {
+        let t = net.submit(&ex, 1);
+        let i = net.leased(&t)[0];
+        let theirs = (0..64).find_map(|b| ex.corrupted(1, b)).unwrap();
+        assert_eq!(net.deliver(i, &ex, t, &theirs), 2);
+        jobs.push((t, i, theirs));
+    }
+    let me = net.challenger.address();
+    let mut payloads = publish(&net.chain, me, &ex.blob);
+    for (t, _, theirs) in &jobs {
+        let c = tb_job::build_challenge(&ex.job, *t, theirs, 1).unwrap();
+        let bundle = c.bundle.encode().unwrap();
+        payloads.extend(publish(&net.chain, me, &bundle));
+        payloads.push(TxPayload::Challenge(Box::new(Challenge {
+            from: me,
+            task_id: *t,
+            op: 1,
+            leaf: c.leaf,
+            proof: c.proof,
+            bundle: tb_primitives::sha256_digest(&bundle).0,
+            bundle_bytes: bundle.len() as u64,
+            bond: net.chain.params.market.challenge_bond_micro,
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        })));
+    }
+    let txs = net.chain.signed(&net.challenger.clone(), payloads);
+    assert_eq!(net.step(&txs), txs.len());
+    let ruled_now = jobs
+        .iter()
+        .filter(|(t, _, _)| disputes(&net.chain.state, t)[0].ruling.is_some())
+        .count();
+    assert_eq!(ruled_now, 1, "one adjudication per block");
+    net.idle(3);
+    for (t, i, _) in &jobs {
+        let d = disputes(&net.chain.state, t);
+        assert_eq!(d[0].ruling, Some(Outcome::Referee(ex.honest[1])));
+        assert_eq!(net.slashes_of(*i), vec![SlashReason::LostDispute]);
+    }
 }

@@ -38,8 +38,7 @@ pub fn decode_job(data: &[u8]) {
 }
 
 /// Any bytes as an evidence bundle and as a trace blob: never a panic; an accepted
-/// bundle re-encodes to the same bytes; an accepted trace is `len / 32` leaves that
-/// re-encode to the same bytes.
+/// bundle or trace re-encodes to the same bytes.
 pub fn decode_evidence(data: &[u8]) {
     if let Ok(b) = crate::verify::EvidenceBundle::decode(data) {
         assert_eq!(
@@ -48,8 +47,14 @@ pub fn decode_evidence(data: &[u8]) {
             "accepted bundle bytes must be canonical"
         );
     }
-    if let Ok(leaves) = crate::verify::decode_trace(data) {
-        assert_eq!(leaves.len(), data.len() / 32);
-        assert_eq!(crate::verify::trace_blob(&leaves), data);
+    if let Ok(t) = crate::verify::decode_trace(data) {
+        assert_eq!(
+            crate::verify::TRACE_HEADER_BYTES + 32 * t.leaves.len(),
+            data.len()
+        );
+        assert_eq!(
+            crate::verify::trace_blob(t.task_id, t.provider, &t.leaves),
+            data
+        );
     }
 }

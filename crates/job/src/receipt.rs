@@ -35,7 +35,8 @@ pub struct Receipt {
     pub artifact_hash: [u8; 32],
     /// Merkle root over every op output's digest.
     pub trace_root: Id,
-    /// SHA-256 of the published trace blob (the leaf list; `verify::trace_blob`).
+    /// SHA-256 of the published trace blob (`verify::trace_blob(task_id, provider,
+    /// leaves)`).
     pub trace_sha256: [u8; 32],
     /// Ops in the trace.
     pub n_ops: u64,
@@ -57,9 +58,22 @@ pub struct SignedReceipt {
 }
 
 impl Receipt {
-    /// The receipt of a run of `job` (from `blob`).
+    /// The receipt of a run of `job` (from `blob`), for the content task id
+    /// `Job::task_id(blob)`.
     pub fn of_run(
         blob: &[u8],
+        job: &Job,
+        run: &ExecResult,
+        benchmark_commit: &str,
+        provider: Address,
+    ) -> Result<Receipt> {
+        Receipt::of_run_for(Job::task_id(blob), job, run, benchmark_commit, provider)
+    }
+
+    /// The receipt of a run of `job` for task `task_id` (the chain's), naming the trace
+    /// blob `verify::trace_blob(task_id, provider, leaves)`.
+    pub fn of_run_for(
+        task_id: Id,
         job: &Job,
         run: &ExecResult,
         benchmark_commit: &str,
@@ -73,7 +87,7 @@ impl Receipt {
             ));
         }
         Ok(Receipt {
-            task_id: Job::task_id(blob),
+            task_id,
             kernel_variant_digest: run.kernel_variant_digest,
             benchmark_commit: benchmark_commit.to_string(),
             tensor_profile_epoch: run.profile_epoch.unwrap_or([0; 32]),
@@ -82,7 +96,7 @@ impl Receipt {
             input_descriptor_hash: job.descriptor_hash,
             artifact_hash: job.artifact_hash,
             trace_root: run.trace_root,
-            trace_sha256: crate::verify::trace_sha256(&run.op_digests),
+            trace_sha256: crate::verify::trace_sha256(task_id, provider, &run.op_digests),
             n_ops: run.n_ops as u64,
             fabric: run.fabric.clone(),
             device_hash: Sha256::digest(run.device.as_bytes()).into(),

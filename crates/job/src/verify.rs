@@ -23,7 +23,7 @@ use crate::referee::{evidence_for, referee, Evidence};
 use crate::wire::{Reader, Writer};
 use blocktorch::{Fabric, RANK_MAX};
 use sha2::{Digest as _, Sha256};
-use tb_primitives::{Id, MerkleProof};
+use tb_primitives::{Address, Id, MerkleProof};
 
 /// Magic of an evidence bundle.
 pub const BUNDLE_MAGIC: [u8; 4] = *b"BTEV";
@@ -36,37 +36,90 @@ pub const PROOF_SIBLINGS_MAX: usize = 32;
 /// Most outputs the chain records for a job.
 pub const SHAPE_OUTPUTS_MAX: usize = 16;
 
-/// The trace blob of a leaf list: the leaves, 32 bytes each, in program order.
-pub fn trace_blob(leaves: &[[u8; 32]]) -> Vec<u8> {
-    leaves.concat()
+/// Magic of a trace blob.
+pub const TRACE_MAGIC: [u8; 4] = *b"BTTR";
+/// Its version.
+pub const TRACE_VERSION: u8 = 0;
+/// Bytes before the leaves: magic, version, task id, provider.
+pub const TRACE_HEADER_BYTES: usize = 4 + 1 + 32 + 32;
+
+/// A provider's published trace for one job: the leaves in program order, bound to the
+/// job and the provider so that no two replicas (and no two jobs) share a trace object —
+/// a replica cannot point at another's publication as its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceBlob {
+    /// The chain's task id.
+    pub task_id: Id,
+    /// The provider.
+    pub provider: Address,
+    /// The leaves.
+    pub leaves: Vec<[u8; 32]>,
 }
 
-/// SHA-256 of a leaf list's trace blob (what a receipt's `trace_sha256` names).
-pub fn trace_sha256(leaves: &[[u8; 32]]) -> [u8; 32] {
+/// The trace blob bytes: `BTTR`, version 0, task id, provider, then the leaves.
+pub fn trace_blob(task_id: Id, provider: Address, leaves: &[[u8; 32]]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(TRACE_HEADER_BYTES + 32 * leaves.len());
+    b.extend_from_slice(&TRACE_MAGIC);
+    b.push(TRACE_VERSION);
+    b.extend_from_slice(&task_id.0);
+    b.extend_from_slice(&provider.0);
+    for l in leaves {
+        b.extend_from_slice(l);
+    }
+    b
+}
+
+/// SHA-256 of a trace blob (what a receipt's `trace_sha256` names).
+pub fn trace_sha256(task_id: Id, provider: Address, leaves: &[[u8; 32]]) -> [u8; 32] {
     let mut h = Sha256::new();
+    h.update(TRACE_MAGIC);
+    h.update([TRACE_VERSION]);
+    h.update(task_id.0);
+    h.update(provider.0);
     for l in leaves {
         h.update(l);
     }
     h.finalize().into()
 }
 
-/// Decodes a trace blob: 1..=[`OPS_MAX`] leaves of 32 bytes.
-pub fn decode_trace(b: &[u8]) -> Result<Vec<[u8; 32]>> {
-    if b.is_empty() || !b.len().is_multiple_of(32) {
+/// Decodes a trace blob: the header, then 1..=[`OPS_MAX`] leaves of 32 bytes.
+pub fn decode_trace(b: &[u8]) -> Result<TraceBlob> {
+    let mut r = Reader::new(b, 0);
+    let magic: [u8; 4] = r.take("magic", 4)?.try_into().expect("4 bytes");
+    if magic != TRACE_MAGIC {
+        return Err(JobError::BadMagic {
+            field: "magic",
+            offset: 0,
+            expected: TRACE_MAGIC,
+            found: magic,
+        });
+    }
+    let v = r.u8("version")?;
+    if v != TRACE_VERSION {
+        return Err(JobError::UnknownTag {
+            field: "version",
+            offset: 4,
+            tag: v as u64,
+        });
+    }
+    let task_id = Id(r.array32("task_id")?);
+    let provider = Address(r.array32("provider")?);
+    let rest = r.remaining();
+    if rest == 0 || !rest.is_multiple_of(32) || rest / 32 > OPS_MAX {
         return Err(JobError::Verify(format!(
-            "a trace blob is a positive multiple of 32 bytes, not {}",
-            b.len()
+            "a trace holds 1..={OPS_MAX} leaves of 32 bytes, not {rest} bytes"
         )));
     }
-    if b.len() / 32 > OPS_MAX {
-        return Err(JobError::Verify(format!(
-            "a trace blob holds at most {OPS_MAX} leaves, not {}",
-            b.len() / 32
-        )));
-    }
-    Ok(b.chunks_exact(32)
+    let leaves = r
+        .take("leaves", rest)?
+        .chunks_exact(32)
         .map(|c| c.try_into().expect("32-byte chunk"))
-        .collect())
+        .collect();
+    Ok(TraceBlob {
+        task_id,
+        provider,
+        leaves,
+    })
 }
 
 /// What the chain knows of a job's program without its blob: the op count, and the op
@@ -320,6 +373,11 @@ impl EvidenceBundle {
                 self.inputs.len()
             )));
         }
+        if self.inputs.windows(2).any(|p| p[0].value >= p[1].value) {
+            return Err(JobError::Verify(
+                "inputs must be in strictly increasing value order".into(),
+            ));
+        }
         let mut w = Writer::default();
         w.raw(&BUNDLE_MAGIC);
         w.u8(BUNDLE_VERSION);
@@ -512,17 +570,43 @@ pub fn build_challenge(
 pub enum Ruling {
     /// The op's correct output digest: any leaf that differs from it is wrong.
     Leaf([u8; 32]),
-    /// No honest run can produce a leaf for the op (the blob is not a valid job, its
-    /// shape is not the one the chain recorded, or the op fails on the reference):
-    /// every leaf claimed for it is wrong.
+    /// The op fails on the reference from its agreed inputs: no honest run produces a
+    /// leaf for it, so every leaf claimed for it is wrong.
     NoHonestLeaf(String),
+    /// The blob is not a valid job matching what the chain recorded (it does not
+    /// decode or validate, or its shape is not the spec's): the requester's fault, not a
+    /// provider's; nobody's leaf is judged.
+    VoidJob(String),
+}
+
+/// Checks a job blob against what the chain recorded: it decodes, validates, and has
+/// the spec's shape and FLOP cost. `Err` says why not (the job is void).
+pub fn check_job_blob(
+    blob: &[u8],
+    shape: &JobShape,
+    flops: u64,
+) -> std::result::Result<Job, String> {
+    let job = Job::decode(blob).map_err(|e| format!("the blob is not a job: {e}"))?;
+    let plan = validate(&job).map_err(|e| format!("the job does not validate: {e}"))?;
+    match JobShape::of(&job) {
+        Ok(s) if &s == shape => {}
+        _ => return Err("the blob's ops or outputs are not the shape the chain recorded".into()),
+    }
+    if plan.total.flops != flops as u128 {
+        return Err(format!(
+            "the job costs {} FLOPs, the chain recorded {flops}",
+            plan.total.flops
+        ));
+    }
+    Ok(job)
 }
 
 /// The one-op referee as a validating node runs it. `job_blob` must be the job's blob
 /// (the caller checked its SHA-256 against the chain's record); `shape` is the shape
 /// the chain recorded; `trace_root` is the disputed receipt's. `Err` means the
 /// *evidence* is bad (wrong op, missing input, a proof or digest that does not check):
-/// the bundle proves nothing, and the party that supplied it loses.
+/// the bundle proves nothing (who then loses is the chain's rule,
+/// `docs/spec/verification.md`).
 pub fn adjudicate(
     job_blob: &[u8],
     shape: &JobShape,
@@ -544,17 +628,15 @@ pub fn adjudicate(
     }
     let job = match Job::decode(job_blob) {
         Ok(j) => j,
-        Err(e) => return Ok(Ruling::NoHonestLeaf(format!("the blob is not a job: {e}"))),
+        Err(e) => return Ok(Ruling::VoidJob(format!("the blob is not a job: {e}"))),
     };
     if let Err(e) = validate(&job) {
-        return Ok(Ruling::NoHonestLeaf(format!(
-            "the job does not validate: {e}"
-        )));
+        return Ok(Ruling::VoidJob(format!("the job does not validate: {e}")));
     }
     match JobShape::of(&job) {
         Ok(s) if &s == shape => {}
         Ok(_) | Err(_) => {
-            return Ok(Ruling::NoHonestLeaf(
+            return Ok(Ruling::VoidJob(
                 "the blob's ops or outputs are not the shape the chain recorded".into(),
             ))
         }

@@ -31,12 +31,26 @@ fn the_receipt_names_its_trace_and_matches_it() {
     shape.check().unwrap();
     assert_eq!(shape.n_ops as usize, job.program.ops.len());
     let r = receipt_of(&job, &blob, &run);
-    let t = trace_blob(&run.op_digests);
-    assert_eq!(t.len(), 32 * run.n_ops);
+    let t = trace_blob(r.task_id, r.provider, &run.op_digests);
+    assert_eq!(t.len(), tb_job::verify::TRACE_HEADER_BYTES + 32 * run.n_ops);
     assert_eq!(r.trace_sha256, tb_primitives::sha256_digest(&t).0);
-    assert_eq!(r.trace_sha256, trace_sha256(&run.op_digests));
-    let leaves = decode_trace(&t).unwrap();
+    assert_eq!(
+        r.trace_sha256,
+        trace_sha256(r.task_id, r.provider, &run.op_digests)
+    );
+    let decoded = decode_trace(&t).unwrap();
+    assert_eq!((decoded.task_id, decoded.provider), (r.task_id, r.provider));
+    let leaves = decoded.leaves;
     assert_eq!(leaves, run.op_digests);
+    // Another provider's or another job's trace of the same leaves is another object.
+    assert_ne!(
+        trace_sha256(Id([1; 32]), r.provider, &leaves),
+        r.trace_sha256
+    );
+    assert_ne!(
+        trace_sha256(r.task_id, SecretKey::dev("q").address(), &leaves),
+        r.trace_sha256
+    );
     check_trace(&r, &shape, &leaves).unwrap();
     assert_eq!(shape.output_digest(&leaves), Some(run.output_digest));
 }
@@ -76,9 +90,24 @@ fn receipt_checks_refuse_every_mismatch() {
 
 #[test]
 fn trace_blobs_and_shapes_refuse_bad_input() {
+    let a = SecretKey::dev("p").address();
     assert!(decode_trace(&[]).is_err());
-    assert!(decode_trace(&[0; 33]).is_err());
-    assert!(decode_trace(&vec![0; 32 * (tb_job::program::OPS_MAX + 1)]).is_err());
+    let empty = trace_blob(Id([1; 32]), a, &[]);
+    assert!(
+        matches!(decode_trace(&empty), Err(JobError::Verify(_))),
+        "no leaves"
+    );
+    let mut ragged = trace_blob(Id([1; 32]), a, &[[2; 32]]);
+    ragged.push(0);
+    assert!(decode_trace(&ragged).is_err());
+    let mut magic = trace_blob(Id([1; 32]), a, &[[2; 32]]);
+    magic[0] = b'X';
+    assert!(matches!(
+        decode_trace(&magic),
+        Err(JobError::BadMagic { .. })
+    ));
+    let big = vec![[0u8; 32]; tb_job::program::OPS_MAX + 1];
+    assert!(decode_trace(&trace_blob(Id([1; 32]), a, &big)).is_err());
     let bad = JobShape {
         n_ops: 3,
         outputs: vec![3],
@@ -183,15 +212,85 @@ fn an_honest_trace_is_upheld_and_bad_evidence_is_refused() {
         bad.inputs.clear();
         assert!(adjudicate(&blob, &shape, &r.trace_root, last as u32, &bad).is_err());
     }
-    // A blob that is not the job, or a shape that is not the blob's: no leaf is honest.
+    // A blob that is not a job, or a shape that is not the blob's: the job is void
+    // (the requester's fault), no leaf is judged.
     assert!(matches!(
         adjudicate(b"not a job", &shape, &r.trace_root, last as u32, &c.bundle),
-        Ok(Ruling::NoHonestLeaf(_))
+        Ok(Ruling::VoidJob(_))
     ));
     let mut other = shape.clone();
     other.outputs = vec![0];
     assert!(matches!(
         adjudicate(&blob, &other, &r.trace_root, last as u32, &c.bundle),
+        Ok(Ruling::VoidJob(_))
+    ));
+    let plan = tb_job::validate(&job).unwrap();
+    assert!(tb_job::check_job_blob(&blob, &shape, plan.total.flops as u64).is_ok());
+    assert!(tb_job::check_job_blob(&blob, &other, plan.total.flops as u64).is_err());
+    assert!(tb_job::check_job_blob(&blob, &shape, plan.total.flops as u64 + 1).is_err());
+    assert!(tb_job::check_job_blob(b"BTRA", &shape, 1).is_err());
+}
+
+#[test]
+fn an_op_that_fails_on_the_reference_has_no_honest_leaf() {
+    // A gather whose index is out of range for the data: validation cannot see it, the
+    // executor fails at the op, so any leaf a provider claims for it is a lie.
+    let d = tb_job::InputTensorDescriptor::dense(
+        blocktorch::DType::I32,
+        &[4],
+        tb_job::Normalisation::None,
+    );
+    let b = tb_job::ProgramBuilder::new(&d);
+    let idx = b.input(tb_job::InputSlot::Main).unwrap();
+    let table = b
+        .param("table", blocktorch::HostData::F32(vec![1.0; 6]), &[3, 2])
+        .unwrap();
+    let y = blocktorch::compose::Backend::exec(&b, &blocktorch::Prim::Gather, &[&table, &idx]);
+    let y = y.expect("shapes and dtypes are valid; only the index values are not");
+    b.output("y", &y);
+    let job = Job::new(
+        [0; 32],
+        d,
+        b.finish(),
+        blocktorch::HostData::I32(vec![0, 1, 2, 7]),
+    )
+    .unwrap();
+    assert!(replay(&job, &CpuFabric::reference()).is_err());
+    let blob = job.encode().unwrap();
+    let shape = JobShape::of(&job).unwrap();
+    let op = shape.outputs[0];
+    // The op's inputs: the main input (an op) is proven from a fabricated trace whose
+    // earlier leaves are what an honest run gives for them.
+    let nc = job.program.consts.len();
+    let mut leaves = vec![[0u8; 32]; shape.n_ops as usize];
+    let inputs: Vec<u32> = job.program.ops[op as usize]
+        .args
+        .iter()
+        .copied()
+        .filter(|a| *a as usize >= nc)
+        .collect();
+    let values = tb_job::replay_values(&job, &CpuFabric::reference(), &inputs).unwrap();
+    for (v, (shape_v, data)) in inputs.iter().zip(&values) {
+        leaves[*v as usize - nc] = blocktorch::output_digest_sha256(shape_v, data).unwrap();
+    }
+    let bundle = EvidenceBundle {
+        task_id: Id([5; 32]),
+        op,
+        inputs: inputs
+            .iter()
+            .zip(values)
+            .map(|(v, (shape_v, data))| tb_job::Evidence {
+                value: *v,
+                shape: shape_v,
+                data,
+                leaf: leaves[*v as usize - nc],
+                proof: tb_job::trace_proof(&leaves, *v as usize - nc).unwrap(),
+            })
+            .collect(),
+    };
+    let root = trace_root(&leaves);
+    assert!(matches!(
+        adjudicate(&blob, &shape, &root, op, &bundle),
         Ok(Ruling::NoHonestLeaf(_))
     ));
 }

@@ -148,9 +148,9 @@ pub fn apply_publish(
     ov.delete(pk);
     ov.delete(expiry_key(part.expires, &b.object, &b.from));
     let mut hasher = Sha256::new();
-    // A well-formed trace blob also gets its Merkle root, once.
-    let trace_sized = part.total_bytes.is_multiple_of(32)
-        && part.total_bytes / 32 <= tb_job::program::OPS_MAX as u64;
+    // A well-formed trace blob also gets its header and Merkle root read, once.
+    let trace_sized = part.total_bytes
+        <= (tb_job::verify::TRACE_HEADER_BYTES + 32 * tb_job::program::OPS_MAX) as u64;
     let mut whole = Vec::new();
     for i in 0..part.chunks {
         let c = r::chunk(ov, &b.object, &b.from, i).unwrap_or_default();
@@ -166,19 +166,23 @@ pub fn apply_publish(
         }
         return Ok(());
     }
+    let trace = if trace_sized && whole.starts_with(&tb_job::verify::TRACE_MAGIC) {
+        tb_job::decode_trace(&whole).ok().map(|t| r::TraceInfo {
+            task_id: t.task_id,
+            provider: t.provider,
+            leaves: t.leaves.len() as u32,
+            root: tb_job::trace_root(&t.leaves),
+        })
+    } else {
+        None
+    };
     let o = Object {
         total_bytes: part.total_bytes,
         chunks: part.chunks,
         poster: b.from,
         height: h,
         expires: h + p.blob_retention_blocks,
-        trace_root: if trace_sized {
-            tb_job::decode_trace(&whole)
-                .ok()
-                .map(|leaves| tb_job::trace_root(&leaves))
-        } else {
-            None
-        },
+        trace,
     };
     ov.put(expiry_key(o.expires, &b.object, &NO_POSTER), &());
     ov.put(r::key(Kind::Object, &[&b.object]), &o);
@@ -199,7 +203,7 @@ pub fn pin(ov: &mut Overlay<'_>, object: &[u8; 32], until: u64) {
 
 /// Blocks a job's data stay pinned past an event: long enough for a full reveal,
 /// challenge window and a dispute after it.
-fn pin_span(p: &super::MarketParams) -> u64 {
+pub(super) fn pin_span(p: &super::MarketParams) -> u64 {
     p.reveal_blocks
         + p.challenge_window_blocks
         + 2 * p.evidence_deadline_blocks
@@ -222,9 +226,10 @@ fn prune_objects(ov: &mut Overlay<'_>, h: u64) {
             }
         } else {
             let pk = r::key(Kind::Partial, &[&object, &poster.0]);
-            if let Some(part) = r::get::<Partial, _>(ov, &pk) {
-                for i in 0..part.chunks {
-                    ov.delete(chunk_key(&object, &poster, i));
+            if r::get::<Partial, _>(ov, &pk).is_some() {
+                // Only the chunks received (an abandoned copy may declare many more).
+                for (ck, _) in ov.scan_prefix(&r::key(Kind::Chunk, &[&object, &poster.0])) {
+                    ov.delete(ck);
                 }
                 ov.delete(pk);
             }
@@ -236,25 +241,55 @@ fn prune_objects(ov: &mut Overlay<'_>, h: u64) {
 /// receipt is available and is a trace blob, and it matches the receipt and the job's
 /// recorded shape (op count, leaf count, root — computed at publication — and the
 /// output digest from the output ops' leaves). O(outputs) whatever the trace's length.
+///
+/// The trace blob names its job and provider, which must be the receipt's. A revealed
+/// replica's trace must have been published once the reveals began (`reveal_start`):
+/// before that, no replica's trace is public, so none can be copied into a seal.
 pub fn check_receipt_trace<S: StateRead + ?Sized>(
     s: &S,
     job: &Job,
     rc: &tb_job::Receipt,
+    reveal_start: Option<u64>,
 ) -> Result<(), TxError> {
     let o =
         r::object(s, &rc.trace_sha256).ok_or(invalid("the receipt's trace is not published"))?;
-    let root = o
-        .trace_root
+    let info = o
+        .trace
         .ok_or(invalid("the receipt's trace is not a trace blob"))?;
+    if info.task_id != rc.task_id || info.provider != rc.provider {
+        return Err(invalid(
+            "the trace is not the receipt's provider's trace of this job",
+        ));
+    }
+    if let Some(start) = reveal_start {
+        if o.height < start {
+            return Err(invalid(
+                "a replica's trace must be published after every replica has sealed",
+            ));
+        }
+    }
     let shape = job.spec.shape();
     let mut outputs = Vec::with_capacity(shape.outputs.len());
     for op in &shape.outputs {
-        let leaf = r::object_range(s, &rc.trace_sha256, *op as u64 * 32, 32)
+        let at = tb_job::verify::TRACE_HEADER_BYTES as u64 + *op as u64 * 32;
+        let leaf = r::object_range(s, &rc.trace_sha256, at, 32)
             .ok_or(invalid(format!("trace: the output op {op} has no leaf")))?;
         outputs.push(<[u8; 32]>::try_from(leaf.as_slice()).expect("32 bytes"));
     }
-    tb_job::check_trace_parts(rc, &shape, o.total_bytes / 32, &root, &outputs)
+    tb_job::check_trace_parts(rc, &shape, info.leaves as u64, &info.root, &outputs)
         .map_err(|e| invalid(format!("trace: {e}")))
+}
+
+/// The height every replica of a redundant job had sealed by (the reveals' start).
+pub fn reveal_start(job: &Job) -> u64 {
+    job.seals.iter().map(|s| s.height).max().unwrap_or(0)
+}
+
+/// A published trace's leaves, if it is available.
+fn trace_leaves<S: StateRead + ?Sized>(s: &S, sha: &[u8; 32]) -> Option<Vec<[u8; 32]>> {
+    r::object_bytes(s, sha)
+        .and_then(|b| tb_job::decode_trace(&b).ok())
+        .map(|t| t.leaves)
 }
 
 /// Pins the published data a job's receipts and disputes rely on.
@@ -322,9 +357,19 @@ pub fn apply_seal(
 /// After the last receipt of a job arrived, a reveal deadline passed, or its last open
 /// dispute was ruled: standing receipts that agree make it `Proven` (a challenge window
 /// starts); disagreeing ones open replica disputes; none requeues it (or fails it past
-/// its retry budget or deadline).
+/// its retry budget or deadline). A standing receipt whose trace is no longer available
+/// (its provider let it lapse) is its provider's withheld data.
 pub fn evaluate(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, t: &Id, job: &mut Job) {
     let p = &params.market;
+    let lapsed: Vec<Address> = job
+        .receipts
+        .iter()
+        .filter(|x| !x.refuted && r::object(ov, &x.trace_sha256).is_none())
+        .map(|x| x.provider)
+        .collect();
+    for a in lapsed {
+        refute(ov, params, h, t, job, &a, SlashReason::WithheldData);
+    }
     let standing: Vec<ReceiptRecord> = job
         .receipts
         .iter()
@@ -360,43 +405,38 @@ pub fn evaluate(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, t: &Id, job:
             ri = i;
         }
     }
-    let trace_of = |s: &Overlay<'_>, x: &ReceiptRecord| {
-        r::object_bytes(s, &x.trace_sha256).and_then(|b| tb_job::decode_trace(&b).ok())
-    };
-    let Some(reference) = trace_of(ov, groups[ri][0]) else {
-        // Unreachable while traces are pinned; without them nothing can be ruled, so
-        // nobody is slashed and the requester is refunded.
-        fail(ov, t, job);
-        return;
-    };
+    let traces: Vec<Vec<[u8; 32]>> = groups
+        .iter()
+        .map(|g| trace_leaves(ov, &g[0].trace_sha256).unwrap_or_default())
+        .collect();
     let side = |g: &Vec<&ReceiptRecord>, leaves: &[[u8; 32]], op: usize| Side {
         providers: g.iter().map(|x| x.provider).collect(),
-        leaf: leaves[op],
+        leaf: leaves.get(op).copied().unwrap_or([0; 32]),
         trace_root: g[0].trace_root,
     };
+    let owed = owed_bytes(ov, job, job.spec.blob_bytes);
     let mut opened = Vec::new();
     for (gi, g) in groups.iter().enumerate() {
         if gi == ri {
             continue;
         }
-        let Some(theirs) = trace_of(ov, g[0]) else {
-            fail(ov, t, job);
-            return;
-        };
-        let op = tb_job::first_divergence(&reference, &theirs)
+        let (reference, theirs) = (&traces[ri], &traces[gi]);
+        // Receipts passed the trace checks, so both traces have `n_ops` leaves and
+        // differ somewhere (their roots or output digests differ).
+        let op = tb_job::first_divergence(reference, theirs)
             .unwrap_or(0)
             .min(reference.len().min(theirs.len()).saturating_sub(1));
         opened.push(Dispute {
             task_id: *t,
             index: 0,
             op: op as u32,
-            accused: side(g, &theirs, op),
-            other: Some(side(&groups[ri], &reference, op)),
+            accused: side(g, theirs, op),
+            other: Some(side(&groups[ri], reference, op)),
             challenger: None,
             owed: Owed::Parties,
-            bundle: None,
+            bundles: vec![],
             opened: h,
-            deadline: h + p.evidence_deadline_blocks,
+            deadline: h + evidence_deadline(p, owed),
             ruling: None,
         });
     }
@@ -404,6 +444,49 @@ pub fn evaluate(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, t: &Id, job:
     for mut d in opened {
         open(ov, job, &mut d);
     }
+}
+
+/// Bytes still owed for a dispute of `job`: an evidence bundle of `bundle_bytes`, and
+/// the job blob unless it is available.
+fn owed_bytes<S: StateRead + ?Sized>(s: &S, job: &Job, bundle_bytes: u64) -> u64 {
+    let blob = if r::object(s, &job.spec.blob_sha256).is_some() {
+        0
+    } else {
+        job.spec.blob_bytes
+    };
+    blob.saturating_add(bundle_bytes)
+}
+
+/// The evidence deadline, in blocks from now, for `owed` bytes:
+/// `evidence_deadline_blocks + ⌈owed / evidence_bytes_per_block⌉`.
+pub fn evidence_deadline(p: &super::MarketParams, owed: u64) -> u64 {
+    p.evidence_deadline_blocks + owed.div_ceil(p.evidence_bytes_per_block.max(1))
+}
+
+/// Slashes `who` for `reason` and refutes its receipt of `job` (task `t`).
+fn refute(
+    ov: &mut Overlay<'_>,
+    params: &ChainParams,
+    h: u64,
+    t: &Id,
+    job: &mut Job,
+    who: &Address,
+    reason: SlashReason,
+) -> u64 {
+    let mut amount = 0;
+    if let Some(mut pr) = r::provider(ov, who) {
+        let digest = job
+            .receipts
+            .iter()
+            .find(|x| &x.provider == who)
+            .map(|x| x.output_digest);
+        amount = slash(ov, params, h, who, &mut pr, reason, Some(*t), digest);
+        ov.put(r::key(Kind::Provider, &[&who.0]), &pr);
+    }
+    for x in job.receipts.iter_mut().filter(|x| &x.provider == who) {
+        x.refuted = true;
+    }
+    amount
 }
 
 fn dispute_key(t: &Id, index: u32) -> Vec<u8> {
@@ -459,13 +542,34 @@ pub fn apply_challenge(
     if job.state != JobState::Proven || h > job.window_end {
         return Err(invalid("the job is not in its challenge window"));
     }
-    if job.disputes_open > 0 {
-        return Err(invalid("a dispute of this job is already open"));
+    let open_now: Vec<Dispute> = disputes(ov, &c.task_id)
+        .into_iter()
+        .filter(|d| d.ruling.is_none())
+        .collect();
+    if open_now.len() as u32 >= r::CHALLENGES_PER_JOB_MAX {
+        return Err(invalid(format!(
+            "{} challenges of this job are open",
+            r::CHALLENGES_PER_JOB_MAX
+        )));
+    }
+    if open_now
+        .iter()
+        .any(|d| d.challenger.is_some_and(|(a, _)| a == c.from))
+    {
+        return Err(invalid(
+            "the sender already has an open challenge of this job",
+        ));
     }
     if c.bond < p.challenge_bond_micro {
         return Err(invalid(format!(
             "the bond is at least {}",
             p.challenge_bond_micro
+        )));
+    }
+    if c.bundle_bytes == 0 || c.bundle_bytes > tb_job::verify::BUNDLE_BYTES_MAX as u64 {
+        return Err(invalid(format!(
+            "a bundle is 1..={} bytes",
+            tb_job::verify::BUNDLE_BYTES_MAX
         )));
     }
     if c.op >= job.spec.n_ops {
@@ -499,9 +603,9 @@ pub fn apply_challenge(
         other: None,
         challenger: Some((c.from, c.bond)),
         owed: Owed::Challenger,
-        bundle: Some(c.bundle),
+        bundles: vec![(c.from, c.bundle)],
         opened: h,
-        deadline: h + p.evidence_deadline_blocks,
+        deadline: h + evidence_deadline(p, owed_bytes(ov, &job, c.bundle_bytes)),
         ruling: None,
     };
     let mut f = r::fund(ov);
@@ -511,13 +615,14 @@ pub fn apply_challenge(
         .ok_or(TxError::BalanceOverflow)?;
     ov.put(r::key(Kind::Fund, &[]), &f);
     open(ov, &mut job, &mut d);
-    pin_job(ov, p, &job, h);
-    pin(ov, &c.bundle, h + pin_span(p));
+    pin_job(ov, p, &job, d.deadline);
+    pin(ov, &c.bundle, d.deadline + pin_span(p));
     ov.put(r::key(Kind::Job, &[&c.task_id.0]), &job);
     Ok(())
 }
 
-/// Names the (published) evidence bundle of an open replica dispute.
+/// A party of an open replica dispute names its (published) evidence bundle. Each
+/// party may name one; all named bundles are examined in order.
 pub fn apply_supply(
     ov: &mut Overlay<'_>,
     params: &ChainParams,
@@ -534,66 +639,134 @@ pub fn apply_supply(
             "a challenge's evidence is the one its challenger named",
         ));
     }
-    if d.bundle.is_some() {
+    let party = d.accused.providers.contains(&e.from)
+        || d.other
+            .as_ref()
+            .is_some_and(|o| o.providers.contains(&e.from));
+    if !party {
+        return Err(invalid("only a party to the dispute names its evidence"));
+    }
+    if d.bundles.iter().any(|(a, _)| *a == e.from) {
         return Err(invalid(
-            "evidence is already named; it is ruled at the block's end",
+            "the sender already named a bundle for this dispute",
         ));
     }
     if r::object(ov, &e.bundle).is_none() {
         return Err(invalid("publish the bundle before naming it"));
     }
-    d.bundle = Some(e.bundle);
-    pin(ov, &e.bundle, h + pin_span(&params.market));
+    d.bundles.push((e.from, e.bundle));
+    pin(ov, &e.bundle, h.max(d.deadline) + pin_span(&params.market));
     ov.put(k, &d);
     Ok(())
 }
 
-/// What the evidence of a dispute gives, if it is available.
+/// A leased provider reports that the job's (published) blob is not a valid job
+/// matching its spec. Every node checks; if so the job is void: its leases are
+/// released unslashed, its escrow refunded.
+pub fn apply_report(
+    ov: &mut Overlay<'_>,
+    _params: &ChainParams,
+    h: u64,
+    m: &crate::tx::ReportMalformed,
+) -> Result<(), TxError> {
+    let mut job = r::job(ov, &m.task_id).ok_or(invalid("unknown task"))?;
+    if !job
+        .leases
+        .iter()
+        .any(|l| l.provider == m.from && l.expiry >= h)
+    {
+        return Err(invalid("the sender holds no live lease of this job"));
+    }
+    let blob = r::object_bytes(ov, &job.spec.blob_sha256)
+        .ok_or(invalid("publish the job blob before reporting it"))?;
+    let matches = blob.len() as u64 == job.spec.blob_bytes
+        && tb_job::check_job_blob(&blob, &job.spec.shape(), job.spec.flops).is_ok();
+    if matches {
+        return Err(invalid("the job blob matches its spec"));
+    }
+    fail(ov, &m.task_id, &mut job);
+    ov.put(r::key(Kind::Job, &[&m.task_id.0]), &job);
+    Ok(())
+}
+
+/// What the evidence of a dispute gives.
 enum Evidence {
-    /// Not (yet) available.
+    /// No named bundle (or the job blob) is available.
     Missing,
-    /// Available and bad: it proves nothing.
+    /// Every available named bundle is bad; they were dropped.
     Bad,
     /// The ruling.
     Ruled(Outcome),
 }
 
-fn examine(ov: &Overlay<'_>, job: &Job, d: &Dispute) -> Evidence {
-    let Some(bundle_id) = d.bundle else {
-        return Evidence::Missing;
-    };
-    let (Some(bundle), Some(blob)) = (
-        r::object_bytes(ov, &bundle_id),
-        r::object_bytes(ov, &job.spec.blob_sha256),
-    ) else {
-        return Evidence::Missing;
-    };
-    let Ok(bundle) = tb_job::EvidenceBundle::decode(&bundle) else {
-        return Evidence::Bad;
-    };
-    if bundle.task_id != d.task_id {
-        return Evidence::Bad;
-    }
-    let shape = job.spec.shape();
-    // The inputs are agreed by both sides of a replica dispute, so they may be proven
-    // under either trace root.
-    let roots = std::iter::once(d.accused.trace_root).chain(d.other.as_ref().map(|o| o.trace_root));
-    for root in roots {
-        match tb_job::adjudicate(&blob, &shape, &root, d.op, &bundle) {
-            Ok(tb_job::Ruling::Leaf(x)) => return Evidence::Ruled(Outcome::Referee(x)),
-            Ok(tb_job::Ruling::NoHonestLeaf(_)) => return Evidence::Ruled(Outcome::NoHonestLeaf),
-            Err(_) => continue,
-        }
-    }
-    Evidence::Bad
+/// Whether the job blob and at least one named bundle are available (record lookups
+/// only).
+fn available(ov: &Overlay<'_>, job: &Job, d: &Dispute) -> bool {
+    r::object(ov, &job.spec.blob_sha256).is_some()
+        && d.bundles.iter().any(|(_, b)| r::object(ov, b).is_some())
 }
 
-/// Rules a dispute: slashes the losers, settles the bond, and re-evaluates the job once
-/// its last dispute is closed.
+/// Examines the available named bundles in order; drops the bad ones from `d`.
+fn examine(ov: &Overlay<'_>, job: &Job, d: &mut Dispute) -> Evidence {
+    let Some(blob) = r::object_bytes(ov, &job.spec.blob_sha256) else {
+        return Evidence::Missing;
+    };
+    let shape = job.spec.shape();
+    let mut kept = Vec::new();
+    let mut outcome = None;
+    for (who, id) in std::mem::take(&mut d.bundles) {
+        if outcome.is_some() {
+            kept.push((who, id));
+            continue;
+        }
+        let Some(bytes) = r::object_bytes(ov, &id) else {
+            kept.push((who, id));
+            continue;
+        };
+        let Ok(bundle) = tb_job::EvidenceBundle::decode(&bytes) else {
+            continue;
+        };
+        if bundle.task_id != d.task_id {
+            continue;
+        }
+        // The inputs are agreed by both sides of a replica dispute, so they may be
+        // proven under either trace root.
+        let roots =
+            std::iter::once(d.accused.trace_root).chain(d.other.as_ref().map(|o| o.trace_root));
+        for root in roots {
+            match tb_job::adjudicate(&blob, &shape, &root, d.op, &bundle) {
+                Ok(tb_job::Ruling::Leaf(x)) => outcome = Some(Outcome::Referee(x)),
+                Ok(tb_job::Ruling::NoHonestLeaf(_)) => outcome = Some(Outcome::NoHonestLeaf),
+                Ok(tb_job::Ruling::VoidJob(_)) => outcome = Some(Outcome::VoidJob),
+                Err(_) => continue,
+            }
+            break;
+        }
+    }
+    d.bundles = kept;
+    match outcome {
+        Some(o) => Evidence::Ruled(o),
+        None => Evidence::Bad,
+    }
+}
+
+/// Rules a dispute: slashes the losers, settles the bond, closes other disputes of the
+/// job that it made moot, and re-evaluates the job once its last dispute is closed.
 fn rule(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, mut d: Dispute, outcome: Outcome) {
     let p = &params.market;
     let Some(mut job) = r::job(ov, &d.task_id) else {
         return;
+    };
+    // Receipts refuted meanwhile (by another dispute): nothing left to judge.
+    let outcome = if outcome != Outcome::VoidJob
+        && d.accused
+            .providers
+            .iter()
+            .all(|a| job.receipts.iter().any(|x| &x.provider == a && x.refuted))
+    {
+        Outcome::Moot
+    } else {
+        outcome
     };
     let sides: Vec<&Side> = std::iter::once(&d.accused)
         .chain(d.other.as_ref())
@@ -618,47 +791,44 @@ fn rule(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, mut d: Dispute, outc
                 SlashReason::WithheldData,
             ),
         },
+        Outcome::VoidJob | Outcome::Moot => (vec![], SlashReason::LostDispute),
     };
+    let losers: Vec<Address> = losers
+        .into_iter()
+        .filter(|a| job.receipts.iter().any(|x| &x.provider == a && !x.refuted))
+        .collect();
     let mut slashed_total: u64 = 0;
     for a in &losers {
-        if let Some(mut pr) = r::provider(ov, a) {
-            let digest = job
-                .receipts
-                .iter()
-                .find(|x| &x.provider == a)
-                .map(|x| x.output_digest);
-            slashed_total += slash(
-                ov,
-                params,
-                h,
-                a,
-                &mut pr,
-                reason.clone(),
-                Some(d.task_id),
-                digest,
-            );
-            ov.put(r::key(Kind::Provider, &[&a.0]), &pr);
-        }
-        for x in job.receipts.iter_mut().filter(|x| &x.provider == a) {
-            x.refuted = true;
-        }
+        slashed_total += refute(ov, params, h, &d.task_id, &mut job, a, reason.clone());
     }
     if let Some((challenger, bond)) = d.challenger {
         let mut f = r::fund(ov);
         f.bonds -= bond;
+        let self_challenge = d.accused.providers.contains(&challenger);
         let accused_lost = losers.iter().any(|a| d.accused.providers.contains(a));
-        if accused_lost {
-            // The bond back, and a share of the slash (which went to the fund).
-            let reward =
-                (slashed_total as u128 * p.challenge_reward_bps as u128 / BPS as u128) as u64;
-            let reward = reward.min(f.industrial);
+        if matches!(outcome, Outcome::VoidJob | Outcome::Moot) {
+            ov.put(r::key(Kind::Fund, &[]), &f);
+            credit(ov, &challenger, bond);
+        } else if accused_lost {
+            // The bond back, and a share of the slash (which went to the fund) — not
+            // for an accused provider challenging itself.
+            let reward = if self_challenge {
+                0
+            } else {
+                ((slashed_total as u128 * p.challenge_reward_bps as u128 / BPS as u128) as u64)
+                    .min(f.industrial)
+            };
             f.industrial -= reward;
             ov.put(r::key(Kind::Fund, &[]), &f);
             credit(ov, &challenger, bond + reward);
         } else {
-            // The bond is lost: a share to the providers it accused, the rest to the
-            // fund.
-            let share = (bond as u128 * p.challenge_reward_bps as u128 / BPS as u128) as u64;
+            // The bond is lost: a share to the providers it accused (none when it
+            // accused itself), the rest to the fund.
+            let share = if self_challenge {
+                0
+            } else {
+                (bond as u128 * p.challenge_reward_bps as u128 / BPS as u128) as u64
+            };
             let n = d.accused.providers.len().max(1) as u64;
             let each = share / n;
             f.industrial += bond - each * d.accused.providers.len() as u64;
@@ -669,19 +839,39 @@ fn rule(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, mut d: Dispute, outc
         }
     }
     ov.delete(deadline_key(&d));
-    d.ruling = Some(outcome);
+    d.ruling = Some(outcome.clone());
     ov.put(dispute_key(&d.task_id, d.index), &d);
     job.disputes_open = job.disputes_open.saturating_sub(1);
+    let t = d.task_id;
+    if outcome == Outcome::VoidJob {
+        // The job itself is void: every other open dispute of it closes with its
+        // bond back, and the requester is refunded.
+        for mut other in disputes(ov, &t).into_iter().filter(|x| x.ruling.is_none()) {
+            if let Some((c, bond)) = other.challenger {
+                let mut f = r::fund(ov);
+                f.bonds -= bond;
+                ov.put(r::key(Kind::Fund, &[]), &f);
+                credit(ov, &c, bond);
+            }
+            ov.delete(deadline_key(&other));
+            other.ruling = Some(Outcome::VoidJob);
+            ov.put(dispute_key(&t, other.index), &other);
+        }
+        job.disputes_open = 0;
+        fail(ov, &t, &mut job);
+        ov.put(r::key(Kind::Job, &[&t.0]), &job);
+        return;
+    }
     if job.disputes_open == 0 {
-        let t = d.task_id;
         evaluate(ov, params, h, &t, &mut job);
     }
-    ov.put(r::key(Kind::Job, &[&d.task_id.0]), &job);
+    ov.put(r::key(Kind::Job, &[&t.0]), &job);
 }
 
 /// The verification part of the end-of-block step: reveal deadlines, disputes
 /// (adjudicated when their evidence is available, at most `adjudications_per_block_max`
-/// per block; ruled against the owing party at their deadline), then object pruning.
+/// per block; ruled against the owing party at their deadline — but never while named
+/// evidence is available and waiting for its turn), then object pruning.
 pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, h: u64) {
     let p = &params.market;
     // Reveal deadlines: a replica that sealed and did not reveal withheld its answer.
@@ -720,11 +910,6 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, h: u64) {
     }
     // Open disputes, by deadline.
     let mut budget = p.adjudications_per_block_max;
-    let mut f = r::fund(ov);
-    if f.adjudicated_at == h {
-        budget = budget.saturating_sub(f.adjudicated);
-    }
-    let mut done = 0u32;
     for (k, _) in ov.scan_prefix(&r::prefix(Kind::DisputeDeadline)) {
         let deadline = u64::from_be_bytes(k[2..10].try_into().unwrap_or([0xff; 8]));
         let t = id_at(&k, 10);
@@ -733,44 +918,38 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, h: u64) {
             ov.delete(k);
             continue;
         };
+        if d.ruling.is_some() {
+            ov.delete(k);
+            continue;
+        }
         let Some(job) = r::job(ov, &t) else {
             ov.delete(k);
             continue;
         };
-        if done < budget {
-            match examine(ov, &job, &d) {
+        if available(ov, &job, &d) {
+            if budget == 0 {
+                // Its turn comes in a later block, whatever the deadline.
+                continue;
+            }
+            budget -= 1;
+            match examine(ov, &job, &mut d) {
                 Evidence::Ruled(o) => {
-                    done += 1;
                     rule(ov, params, h, d, o);
                     continue;
                 }
-                Evidence::Bad => {
-                    done += 1;
-                    match d.owed {
-                        Owed::Challenger => {
-                            rule(ov, params, h, d, Outcome::Withheld);
-                            continue;
-                        }
-                        Owed::Parties => {
-                            d.bundle = None;
-                            ov.put(dispute_key(&t, index), &d);
-                        }
-                    }
+                Evidence::Bad if d.owed == Owed::Challenger => {
+                    rule(ov, params, h, d, Outcome::Withheld);
+                    continue;
                 }
-                Evidence::Missing => {}
+                Evidence::Bad | Evidence::Missing => {
+                    ov.put(dispute_key(&t, index), &d);
+                }
             }
         }
         if deadline <= h {
             rule(ov, params, h, d, Outcome::Withheld);
         }
     }
-    f = r::fund(ov);
-    if f.adjudicated_at != h {
-        f.adjudicated_at = h;
-        f.adjudicated = 0;
-    }
-    f.adjudicated += done;
-    ov.put(r::key(Kind::Fund, &[]), &f);
     prune_objects(ov, h);
 }
 

@@ -287,6 +287,7 @@ pub fn apply_tx(
         T::SealReceipt(sr) => super::dispute::apply_seal(ov, params, height, sr)?,
         T::Challenge(c) => super::dispute::apply_challenge(ov, params, height, c)?,
         T::SupplyEvidence(e) => super::dispute::apply_supply(ov, params, height, e)?,
+        T::ReportMalformed(m) => super::dispute::apply_report(ov, params, height, m)?,
         T::Transfer(_) | T::RegisterHandle(_) | T::Propose(_) | T::Vote(_) => {
             return Err(invalid("not a market transaction"))
         }
@@ -352,7 +353,7 @@ fn apply_receipt(
             ov.put(r::key(Kind::Provider, &[&sr.from.0]), &pr);
             return Ok(());
         };
-        super::dispute::check_receipt_trace(ov, &job, rc)?;
+        super::dispute::check_receipt_trace(ov, &job, rc, None)?;
         let lease = job.leases.remove(li);
         ov.delete(r::key(
             Kind::LeaseExpiry,
@@ -362,7 +363,8 @@ fn apply_receipt(
         (lease.start, h)
     };
     if job.spec.redundancy > 1 {
-        super::dispute::check_receipt_trace(ov, &job, rc)?;
+        let start = super::dispute::reveal_start(&job);
+        super::dispute::check_receipt_trace(ov, &job, rc, Some(start))?;
     }
     crate::telemetry::record_receipt_check(checks.elapsed());
     pr.receipts += 1;
@@ -391,6 +393,8 @@ fn apply_receipt(
         trace_sha256: rc.trace_sha256,
         refuted: false,
     });
+    // The trace stays available at least through a reveal, a window and a dispute.
+    super::dispute::pin(ov, &rc.trace_sha256, h + super::dispute::pin_span(p));
     let expected = if job.spec.redundancy > 1 {
         job.seals.len()
     } else {
@@ -542,12 +546,16 @@ pub(super) fn fail(ov: &mut Overlay<'_>, t: &Id, job: &mut Job) {
 }
 
 pub(super) fn scan_until(ov: &Overlay<'_>, kind: Kind, h: u64) -> Vec<Vec<u8>> {
-    ov.scan_prefix(&r::prefix(kind))
+    // Keys are `M ‖ kind ‖ height (BE) ‖ …`: everything below `M ‖ kind ‖ h + 1`.
+    let lo = r::prefix(kind);
+    let hi = match h.checked_add(1) {
+        Some(next) => r::key(kind, &[&be(next)]),
+        None => vec![r::MARKET_PREFIX, kind as u8 + 1],
+    };
+    ov.scan_range(&lo, &hi)
         .into_iter()
         .map(|(k, _)| k)
-        .take_while(|k| {
-            k.len() >= 10 && u64::from_be_bytes(k[2..10].try_into().unwrap_or([0xff; 8])) <= h
-        })
+        .filter(|k| k.len() >= 10)
         .collect()
 }
 

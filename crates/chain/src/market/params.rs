@@ -156,8 +156,12 @@ pub struct MarketParams {
     /// bond paid to the providers it accused (chosen: 5000).
     pub challenge_reward_bps: u64,
     /// Disputes adjudicated per block at most; the rest wait a block (chosen: 4,
-    /// bounding the referee's share of a block).
+    /// bounding the referee's share of a block). A dispute whose evidence is available
+    /// is never ruled against its owing party while it waits.
     pub adjudications_per_block_max: u32,
+    /// Bytes of owed data (bundle, job blob) the evidence deadline allows per block on
+    /// top of `evidence_deadline_blocks` (chosen: 2 MiB, a quarter of a block).
+    pub evidence_bytes_per_block: u64,
 }
 
 impl MarketParams {
@@ -231,6 +235,7 @@ impl MarketParams {
             reveal_blocks: 10,
             challenge_reward_bps: 5_000,
             adjudications_per_block_max: 4,
+            evidence_bytes_per_block: 2 << 20,
         }
     }
 
@@ -455,8 +460,8 @@ impl MarketParams {
             "redundancy_max",
             self.redundancy_max as u64,
             1,
-            64,
-            "1..=64",
+            32,
+            "1..=32 (a job record holds every replica's lease, seal and receipt)",
         )?;
         check(
             "deadline_blocks_max",
@@ -542,6 +547,13 @@ impl MarketParams {
             1,
             1_000,
             "1..=1000",
+        )?;
+        check(
+            "evidence_bytes_per_block",
+            self.evidence_bytes_per_block,
+            64 * 1024,
+            1 << 30,
+            "64 KiB..=1 GiB",
         )?;
         Ok(())
     }
@@ -636,6 +648,7 @@ governable! {
     "reveal_blocks" => reveal_blocks: u64,
     "challenge_reward_bps" => challenge_reward_bps: u64,
     "adjudications_per_block_max" => adjudications_per_block_max: u32,
+    "evidence_bytes_per_block" => evidence_bytes_per_block: u64,
 }
 
 #[cfg(test)]
@@ -645,7 +658,7 @@ mod tests {
     #[test]
     fn every_governable_name_round_trips() {
         let base = MarketParams::mainnet();
-        assert_eq!(MarketParams::GOVERNABLE.len(), 42);
+        assert_eq!(MarketParams::GOVERNABLE.len(), 43);
         for (i, name) in MarketParams::GOVERNABLE.iter().enumerate() {
             assert!(name.len() <= crate::tx::PARAM_NAME_BYTES_MAX, "{name}");
             let v = base.get(name).expect("a governable name reads");

@@ -228,10 +228,22 @@ pub struct Object {
     pub height: u64,
     /// Pruned after this height.
     pub expires: u64,
-    /// When the object is a well-formed trace blob (1..=`OPS_MAX` leaves of 32
-    /// bytes), its Merkle root under the trace domain, computed once at publication so
-    /// that receipt checks do not rehash the trace.
-    pub trace_root: Option<Id>,
+    /// When the object is a well-formed trace blob, what receipt checks need of it,
+    /// computed once at publication so that they do not rehash the trace.
+    pub trace: Option<TraceInfo>,
+}
+
+/// A published trace blob's header and Merkle root.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct TraceInfo {
+    /// The task it is a trace of.
+    pub task_id: Id,
+    /// The provider whose trace it is.
+    pub provider: Address,
+    /// Leaves.
+    pub leaves: u32,
+    /// The Merkle root of the leaves under the trace domain.
+    pub root: Id,
 }
 
 /// A poster's copy of an object being assembled.
@@ -286,8 +298,9 @@ pub struct Dispute {
     pub challenger: Option<(Address, u64)>,
     /// Who owes the evidence.
     pub owed: Owed,
-    /// The evidence bundle named so far.
-    pub bundle: Option<[u8; 32]>,
+    /// Evidence bundles named so far and by whom (a challenge: its challenger's; a
+    /// replica dispute: at most one per party), examined in order.
+    pub bundles: Vec<(Address, [u8; 32])>,
     /// Height opened.
     pub opened: u64,
     /// Evidence due by this height (inclusive).
@@ -306,6 +319,11 @@ pub enum Outcome {
     /// The evidence was not supplied (or was bad) by the deadline; the owing party
     /// lost.
     Withheld,
+    /// The job blob is not a valid job matching its spec: the job is void, nobody's leaf
+    /// is judged, bonds go back.
+    VoidJob,
+    /// The accused receipts were refuted by another dispute first; the bond goes back.
+    Moot,
 }
 
 /// A verified receipt waiting for settlement.
@@ -430,10 +448,6 @@ pub struct Fund {
     pub slashes: u64,
     /// Σ challenge bonds held by open disputes.
     pub bonds: u64,
-    /// The height `adjudicated` counts for.
-    pub adjudicated_at: u64,
-    /// Disputes adjudicated at `adjudicated_at`.
-    pub adjudicated: u32,
 }
 
 /// Largest encoded market record (a job with its leases and receipts is the largest);
@@ -463,6 +477,9 @@ pub fn provider<S: StateRead + ?Sized>(s: &S, a: &Address) -> Option<Provider> {
 pub fn job<S: StateRead + ?Sized>(s: &S, t: &Id) -> Option<Job> {
     get(s, &key(Kind::Job, &[&t.0]))
 }
+
+/// Most challenges open at once on one job.
+pub const CHALLENGES_PER_JOB_MAX: u32 = 8;
 
 /// A chunk of a poster's copy of an object.
 pub fn chunk<S: StateRead + ?Sized>(

@@ -68,7 +68,7 @@ impl Example {
             input_descriptor_hash: self.job.descriptor_hash,
             artifact_hash: self.job.artifact_hash,
             trace_root: tb_job::trace_root(leaves),
-            trace_sha256: tb_job::trace_sha256(leaves),
+            trace_sha256: tb_job::trace_sha256(t, key.address(), leaves),
             n_ops: leaves.len() as u64,
             fabric: "cpu".into(),
             device_hash: [2; 32],
@@ -137,4 +137,14 @@ pub fn publish(chain: &Chain, from: Address, bytes: &[u8]) -> Vec<TxPayload> {
         .into_iter()
         .map(TxPayload::PublishBlob)
         .collect()
+}
+
+/// The payloads that publish provider `who`'s trace `leaves` of task `t`.
+pub fn publish_trace(
+    chain: &Chain,
+    who: Address,
+    t: tb_primitives::Id,
+    leaves: &[[u8; 32]],
+) -> Vec<TxPayload> {
+    publish(chain, who, &tb_job::trace_blob(t, who, leaves))
 }
