@@ -197,13 +197,22 @@ pub fn bench_referee_ops(example: &str, runs: usize) -> Result<(), String> {
             plan.costs.get(op).map(|c| c.flops).unwrap_or(0),
         ));
     }
+    let largest = per_op
+        .iter()
+        .copied()
+        .max_by_key(|x| x.3)
+        .ok_or("the job has no ops")?;
     per_op.sort_by(|a, b| b.0.total_cmp(&a.0));
     let (ms, op_ms, op, flops) = per_op[0];
     let all: Vec<f64> = per_op.iter().map(|x| x.0).collect();
     println!(
-        "{{\"bench\":\"referee_ops\",\"job\":\"{example}\",\"ops\":{},\"blob_bytes\":{},\"runs\":{runs},\"slowest_op\":{op},\"slowest_op_flops\":{flops},\"slowest_adjudicate_ms\":{ms:.2},\"slowest_referee_only_ms\":{op_ms:.2},\"p50_adjudicate_ms\":{:.2},\"fabric\":\"{}\"}}",
+        "{{\"bench\":\"referee_ops\",\"job\":\"{example}\",\"ops\":{},\"blob_bytes\":{},\"runs\":{runs},\"slowest_op\":{op},\"slowest_op_flops\":{flops},\"slowest_adjudicate_ms\":{ms:.2},\"slowest_referee_only_ms\":{op_ms:.2},\"largest_op\":{},\"largest_op_flops\":{},\"largest_adjudicate_ms\":{:.2},\"largest_referee_only_ms\":{:.2},\"p50_adjudicate_ms\":{:.2},\"fabric\":\"{}\"}}",
         run.n_ops,
         blob.len(),
+        largest.2,
+        largest.3,
+        largest.0,
+        largest.1,
         quantile(all, 0.5),
         blocktorch::cpu::default_fabric().device_description()
     );
