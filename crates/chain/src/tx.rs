@@ -211,13 +211,15 @@ pub struct Challenge {
     pub nonce: u64,
 }
 
-/// Names the (already published) evidence bundle of an open replica dispute.
+/// A party of an open replica dispute names its evidence bundle: published already, or
+/// to be published, `bundle_bytes` long (which extends the dispute's deadline).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct SupplyEvidence {
     pub from: Address,
     pub task_id: Id,
     pub dispute: u32,
     pub bundle: [u8; 32],
+    pub bundle_bytes: u64,
     pub fee: u64,
     pub fee_selector: u8,
     pub nonce: u64,

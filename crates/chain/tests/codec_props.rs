@@ -305,6 +305,7 @@ fn arb_market_payload() -> impl Strategy<Value = TxPayload> {
                 task_id: tb_primitives::Id(t),
                 dispute,
                 bundle: t,
+                bundle_bytes: dispute as u64,
                 fee: 1,
                 fee_selector: 1,
                 nonce: 0,

@@ -183,6 +183,7 @@ fn provider_step(w: &World, a: &Actor, idx: usize, jobs: &[(Id, Job)]) -> Vec<Tx
                         task_id: *t,
                         dispute: d.index,
                         bundle: tb_primitives::sha256_digest(&bundle).0,
+                        bundle_bytes: bundle.len() as u64,
                         fee: 10,
                         fee_selector: 1,
                         nonce: 0,

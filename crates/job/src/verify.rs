@@ -579,19 +579,16 @@ pub enum Ruling {
     VoidJob(String),
 }
 
-/// Checks a job blob against what the chain recorded: it decodes, validates, and has
-/// the spec's shape and FLOP cost. `Err` says why not (the job is void).
+/// Checks a job blob against what the chain recorded: it decodes, validates, has the
+/// spec's shape and FLOP cost, and every op is disputable (its op-output inputs fit
+/// in one evidence bundle). `Err` says why not (the job is void).
 pub fn check_job_blob(
     blob: &[u8],
     shape: &JobShape,
     flops: u64,
 ) -> std::result::Result<Job, String> {
-    let job = Job::decode(blob).map_err(|e| format!("the blob is not a job: {e}"))?;
+    let job = check_blob_for_disputes(blob, shape)?;
     let plan = validate(&job).map_err(|e| format!("the job does not validate: {e}"))?;
-    match JobShape::of(&job) {
-        Ok(s) if &s == shape => {}
-        _ => return Err("the blob's ops or outputs are not the shape the chain recorded".into()),
-    }
     if plan.total.flops != flops as u128 {
         return Err(format!(
             "the job costs {} FLOPs, the chain recorded {flops}",
@@ -599,6 +596,48 @@ pub fn check_job_blob(
         ));
     }
     Ok(job)
+}
+
+/// What adjudication needs of a blob, checked once: it decodes, validates, has the
+/// recorded shape, and each op's op-output inputs fit in an evidence bundle
+/// ([`op_evidence_bytes`] ≤ [`BUNDLE_BYTES_MAX`]). `Err` is why the job is void.
+pub fn check_blob_for_disputes(blob: &[u8], shape: &JobShape) -> std::result::Result<Job, String> {
+    let job = Job::decode(blob).map_err(|e| format!("the blob is not a job: {e}"))?;
+    let plan = validate(&job).map_err(|e| format!("the job does not validate: {e}"))?;
+    match JobShape::of(&job) {
+        Ok(s) if &s == shape => {}
+        _ => return Err("the blob's ops or outputs are not the shape the chain recorded".into()),
+    }
+    for op in 0..job.program.ops.len() {
+        let b = op_evidence_bytes(&job, &plan, op);
+        if b > BUNDLE_BYTES_MAX as u128 {
+            return Err(format!(
+                "op {op} reads {b} bytes of op outputs, more than an evidence bundle holds \
+                 ({BUNDLE_BYTES_MAX}): it could not be disputed"
+            ));
+        }
+    }
+    Ok(job)
+}
+
+/// The tensor bytes an evidence bundle for op `op` carries: its distinct arguments that
+/// are op outputs.
+pub fn op_evidence_bytes(job: &Job, plan: &crate::program::Plan, op: usize) -> u128 {
+    let nc = job.program.consts.len();
+    let mut args: Vec<u32> = job.program.ops[op]
+        .args
+        .iter()
+        .copied()
+        .filter(|a| *a as usize >= nc)
+        .collect();
+    args.sort_unstable();
+    args.dedup();
+    args.iter()
+        .map(|a| {
+            let v = &plan.values[*a as usize];
+            v.layout.numel() as u128 * v.dtype.size_bytes() as u128
+        })
+        .sum()
 }
 
 /// The one-op referee as a validating node runs it. `job_blob` must be the job's blob
@@ -626,22 +665,34 @@ pub fn adjudicate(
             shape.n_ops
         )));
     }
-    let job = match Job::decode(job_blob) {
+    let job = match check_blob_for_disputes(job_blob, shape) {
         Ok(j) => j,
-        Err(e) => return Ok(Ruling::VoidJob(format!("the blob is not a job: {e}"))),
+        Err(why) => return Ok(Ruling::VoidJob(why)),
     };
-    if let Err(e) = validate(&job) {
-        return Ok(Ruling::VoidJob(format!("the job does not validate: {e}")));
+    adjudicate_decoded(&job, trace_root, op, bundle)
+}
+
+/// [`adjudicate`] for a job already checked with [`check_blob_for_disputes`] (a node
+/// checks the blob once, then tries every named bundle).
+pub fn adjudicate_decoded(
+    job: &Job,
+    trace_root: &Id,
+    op: u32,
+    bundle: &EvidenceBundle,
+) -> Result<Ruling> {
+    if bundle.op != op {
+        return Err(JobError::Verify(format!(
+            "the bundle is for op {}, the dispute for op {op}",
+            bundle.op
+        )));
     }
-    match JobShape::of(&job) {
-        Ok(s) if &s == shape => {}
-        Ok(_) | Err(_) => {
-            return Ok(Ruling::VoidJob(
-                "the blob's ops or outputs are not the shape the chain recorded".into(),
-            ))
-        }
+    if op as usize >= job.program.ops.len() {
+        return Err(JobError::Verify(format!(
+            "op {op} is past the job's {} ops",
+            job.program.ops.len()
+        )));
     }
-    match referee(&job, trace_root, op as usize, &bundle.inputs) {
+    match referee(job, trace_root, op as usize, &bundle.inputs) {
         Ok(d) => Ok(Ruling::Leaf(d)),
         Err(e @ JobError::Referee(_)) => Err(e),
         Err(e) => Ok(Ruling::NoHonestLeaf(format!(

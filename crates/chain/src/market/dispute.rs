@@ -242,14 +242,13 @@ fn prune_objects(ov: &mut Overlay<'_>, h: u64) {
 /// recorded shape (op count, leaf count, root — computed at publication — and the
 /// output digest from the output ops' leaves). O(outputs) whatever the trace's length.
 ///
-/// The trace blob names its job and provider, which must be the receipt's. A revealed
-/// replica's trace must have been published once the reveals began (`reveal_start`):
-/// before that, no replica's trace is public, so none can be copied into a seal.
+/// The trace blob names its job and provider, which must be the receipt's (whoever
+/// posted it: a trace is data, and posting an honest provider's trace early harms
+/// nobody — what stops a lazy replica copying is its seal, made before any reveal).
 pub fn check_receipt_trace<S: StateRead + ?Sized>(
     s: &S,
     job: &Job,
     rc: &tb_job::Receipt,
-    reveal_start: Option<u64>,
 ) -> Result<(), TxError> {
     let o =
         r::object(s, &rc.trace_sha256).ok_or(invalid("the receipt's trace is not published"))?;
@@ -261,13 +260,6 @@ pub fn check_receipt_trace<S: StateRead + ?Sized>(
             "the trace is not the receipt's provider's trace of this job",
         ));
     }
-    if let Some(start) = reveal_start {
-        if o.height < start {
-            return Err(invalid(
-                "a replica's trace must be published after every replica has sealed",
-            ));
-        }
-    }
     let shape = job.spec.shape();
     let mut outputs = Vec::with_capacity(shape.outputs.len());
     for op in &shape.outputs {
@@ -278,11 +270,6 @@ pub fn check_receipt_trace<S: StateRead + ?Sized>(
     }
     tb_job::check_trace_parts(rc, &shape, info.leaves as u64, &info.root, &outputs)
         .map_err(|e| invalid(format!("trace: {e}")))
-}
-
-/// The height every replica of a redundant job had sealed by (the reveals' start).
-pub fn reveal_start(job: &Job) -> u64 {
-    job.seals.iter().map(|s| s.height).max().unwrap_or(0)
 }
 
 /// A published trace's leaves, if it is available.
@@ -646,16 +633,33 @@ pub fn apply_supply(
     if !party {
         return Err(invalid("only a party to the dispute names its evidence"));
     }
-    if d.bundles.iter().any(|(a, _)| *a == e.from) {
+    if d.bundles
+        .iter()
+        .any(|(a, b)| *a == e.from || *b == e.bundle)
+    {
         return Err(invalid(
-            "the sender already named a bundle for this dispute",
+            "the sender, or this bundle, is already named for this dispute",
         ));
     }
-    if r::object(ov, &e.bundle).is_none() {
-        return Err(invalid("publish the bundle before naming it"));
+    if e.bundle_bytes == 0 || e.bundle_bytes > tb_job::verify::BUNDLE_BYTES_MAX as u64 {
+        return Err(invalid(format!(
+            "a bundle is 1..={} bytes",
+            tb_job::verify::BUNDLE_BYTES_MAX
+        )));
     }
+    let p = &params.market;
     d.bundles.push((e.from, e.bundle));
-    pin(ov, &e.bundle, h.max(d.deadline) + pin_span(&params.market));
+    // A bundle still to be published extends the deadline by what it takes to publish.
+    if r::object(ov, &e.bundle).is_none() {
+        let job = r::job(ov, &e.task_id).ok_or(invalid("unknown task"))?;
+        let deadline = h + evidence_deadline(p, owed_bytes(ov, &job, e.bundle_bytes));
+        if deadline > d.deadline {
+            ov.delete(deadline_key(&d));
+            d.deadline = deadline;
+            ov.put(deadline_key(&d), &());
+        }
+    }
+    pin(ov, &e.bundle, d.deadline + pin_span(p));
     ov.put(k, &d);
     Ok(())
 }
@@ -706,16 +710,20 @@ fn available(ov: &Overlay<'_>, job: &Job, d: &Dispute) -> bool {
         && d.bundles.iter().any(|(_, b)| r::object(ov, b).is_some())
 }
 
-/// Examines the available named bundles in order; drops the bad ones from `d`.
-fn examine(ov: &Overlay<'_>, job: &Job, d: &mut Dispute) -> Evidence {
+/// Examines the available named bundles in order, at most `*budget` of them (each
+/// costs one); drops the bad ones from `d`. The blob is checked once.
+fn examine(ov: &Overlay<'_>, job: &Job, d: &mut Dispute, budget: &mut u32) -> Evidence {
     let Some(blob) = r::object_bytes(ov, &job.spec.blob_sha256) else {
         return Evidence::Missing;
     };
-    let shape = job.spec.shape();
+    let decoded = match tb_job::check_blob_for_disputes(&blob, &job.spec.shape()) {
+        Ok(j) => j,
+        Err(_) => return Evidence::Ruled(Outcome::VoidJob),
+    };
     let mut kept = Vec::new();
     let mut outcome = None;
     for (who, id) in std::mem::take(&mut d.bundles) {
-        if outcome.is_some() {
+        if outcome.is_some() || *budget == 0 {
             kept.push((who, id));
             continue;
         }
@@ -723,6 +731,7 @@ fn examine(ov: &Overlay<'_>, job: &Job, d: &mut Dispute) -> Evidence {
             kept.push((who, id));
             continue;
         };
+        *budget -= 1;
         let Ok(bundle) = tb_job::EvidenceBundle::decode(&bytes) else {
             continue;
         };
@@ -734,7 +743,7 @@ fn examine(ov: &Overlay<'_>, job: &Job, d: &mut Dispute) -> Evidence {
         let roots =
             std::iter::once(d.accused.trace_root).chain(d.other.as_ref().map(|o| o.trace_root));
         for root in roots {
-            match tb_job::adjudicate(&blob, &shape, &root, d.op, &bundle) {
+            match tb_job::adjudicate_decoded(&decoded, &root, d.op, &bundle) {
                 Ok(tb_job::Ruling::Leaf(x)) => outcome = Some(Outcome::Referee(x)),
                 Ok(tb_job::Ruling::NoHonestLeaf(_)) => outcome = Some(Outcome::NoHonestLeaf),
                 Ok(tb_job::Ruling::VoidJob(_)) => outcome = Some(Outcome::VoidJob),
@@ -746,6 +755,7 @@ fn examine(ov: &Overlay<'_>, job: &Job, d: &mut Dispute) -> Evidence {
     d.bundles = kept;
     match outcome {
         Some(o) => Evidence::Ruled(o),
+        None if d.bundles.iter().any(|(_, b)| r::object(ov, b).is_some()) => Evidence::Missing,
         None => Evidence::Bad,
     }
 }
@@ -757,6 +767,7 @@ fn rule(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, mut d: Dispute, outc
     let Some(mut job) = r::job(ov, &d.task_id) else {
         return;
     };
+    pin_job(ov, p, &job, h);
     // Receipts refuted meanwhile (by another dispute): nothing left to judge.
     let outcome = if outcome != Outcome::VoidJob
         && d.accused
@@ -908,22 +919,30 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, h: u64) {
         evaluate(ov, params, h, &t, &mut job);
         ov.put(r::key(Kind::Job, &[&t.0]), &job);
     }
-    // Open disputes, by deadline.
-    let mut budget = p.adjudications_per_block_max;
+    // Open disputes, oldest first (the order they were opened in, so a declared size
+    // cannot buy priority).
+    let mut open_now: Vec<(u64, Id, u32, u64)> = Vec::new();
     for (k, _) in ov.scan_prefix(&r::prefix(Kind::DisputeDeadline)) {
         let deadline = u64::from_be_bytes(k[2..10].try_into().unwrap_or([0xff; 8]));
         let t = id_at(&k, 10);
         let index = u32::from_be_bytes(k[42..46].try_into().unwrap_or([0xff; 4]));
+        match r::get::<Dispute, _>(ov, &dispute_key(&t, index)) {
+            Some(d) if d.ruling.is_none() && d.deadline == deadline => {
+                open_now.push((d.opened, t, index, deadline))
+            }
+            _ => ov.delete(k),
+        }
+    }
+    open_now.sort();
+    let mut budget = p.adjudications_per_block_max;
+    for (_, t, index, deadline) in open_now {
         let Some(mut d) = r::get::<Dispute, _>(ov, &dispute_key(&t, index)) else {
-            ov.delete(k);
             continue;
         };
         if d.ruling.is_some() {
-            ov.delete(k);
             continue;
         }
         let Some(job) = r::job(ov, &t) else {
-            ov.delete(k);
             continue;
         };
         if available(ov, &job, &d) {
@@ -931,8 +950,7 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, h: u64) {
                 // Its turn comes in a later block, whatever the deadline.
                 continue;
             }
-            budget -= 1;
-            match examine(ov, &job, &mut d) {
+            match examine(ov, &job, &mut d, &mut budget) {
                 Evidence::Ruled(o) => {
                     rule(ov, params, h, d, o);
                     continue;
@@ -941,7 +959,12 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, h: u64) {
                     rule(ov, params, h, d, Outcome::Withheld);
                     continue;
                 }
-                Evidence::Bad | Evidence::Missing => {
+                Evidence::Missing => {
+                    // Available bundles left unexamined this block: they wait.
+                    ov.put(dispute_key(&t, index), &d);
+                    continue;
+                }
+                Evidence::Bad => {
                     ov.put(dispute_key(&t, index), &d);
                 }
             }

@@ -353,7 +353,7 @@ fn apply_receipt(
             ov.put(r::key(Kind::Provider, &[&sr.from.0]), &pr);
             return Ok(());
         };
-        super::dispute::check_receipt_trace(ov, &job, rc, None)?;
+        super::dispute::check_receipt_trace(ov, &job, rc)?;
         let lease = job.leases.remove(li);
         ov.delete(r::key(
             Kind::LeaseExpiry,
@@ -363,8 +363,7 @@ fn apply_receipt(
         (lease.start, h)
     };
     if job.spec.redundancy > 1 {
-        let start = super::dispute::reveal_start(&job);
-        super::dispute::check_receipt_trace(ov, &job, rc, Some(start))?;
+        super::dispute::check_receipt_trace(ov, &job, rc)?;
     }
     crate::telemetry::record_receipt_check(checks.elapsed());
     pr.receipts += 1;
@@ -631,7 +630,14 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
         pr.active_leases = pr.active_leases.saturating_sub(1);
         pr.missed_leases += 1;
         job.retries += 1;
-        if job.retries > p.retry_budget {
+        // Slashed only if absent: a provider that heartbeated through its lease but could
+        // not deliver (a job that fails at run time, a blob it could not fetch) loses
+        // the lease and its pay, not its stake.
+        let absent = pr.last_heartbeat <= lease.start;
+        if job.retries > p.retry_budget && !absent {
+            ov.put(r::key(Kind::Provider, &[&who.0]), &pr);
+            fail(ov, &t, &mut job);
+        } else if job.retries > p.retry_budget {
             slash(
                 ov,
                 params,

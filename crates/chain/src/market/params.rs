@@ -153,7 +153,8 @@ pub struct MarketParams {
     /// once all are sealed (chosen: 10).
     pub reveal_blocks: u64,
     /// Share of a convicted provider's slash paid to the challenger, and of a lost
-    /// bond paid to the providers it accused (chosen: 5000).
+    /// bond paid to the providers it accused (chosen: 2000, so that a cheater who
+    /// challenges itself through another account still loses 80 % of the slash).
     pub challenge_reward_bps: u64,
     /// Disputes adjudicated per block at most; the rest wait a block (chosen: 4,
     /// bounding the referee's share of a block). A dispute whose evidence is available
@@ -233,7 +234,7 @@ impl MarketParams {
             challenge_bond_micro: 50 * tb_primitives::MICRO_PER_TOKEN,
             evidence_deadline_blocks: 20,
             reveal_blocks: 10,
-            challenge_reward_bps: 5_000,
+            challenge_reward_bps: 2_000,
             adjudications_per_block_max: 4,
             evidence_bytes_per_block: 2 << 20,
         }
@@ -547,6 +548,13 @@ impl MarketParams {
             1,
             1_000,
             "1..=1000",
+        )?;
+        check(
+            "(retry_budget + 1) × redundancy_max",
+            (self.retry_budget as u64 + 1) * self.redundancy_max as u64,
+            1,
+            64,
+            "≤ 64 (a job record lists every provider that ever held a lease)",
         )?;
         check(
             "evidence_bytes_per_block",
