@@ -13,9 +13,7 @@ use tb_chain::market::dispute::publish_payloads;
 use tb_chain::market::exec::task_id;
 use tb_chain::market::records as r;
 use tb_chain::state::Overlay;
-use tb_chain::tx::{
-    JobSpec, ProviderCaps, RegisterProvider, StakeChange, SubmitJob, SubmitReceipt,
-};
+use tb_chain::tx::{JobSpec, SubmitJob, SubmitReceipt};
 use tb_chain::{ChainParams, TxPayload};
 use tb_primitives::{Id, SecretKey, MICRO_PER_TOKEN};
 
@@ -42,28 +40,7 @@ pub fn bench_receipt_checks(sizes: &[u32], samples: usize) -> Result<(), String>
         );
         let setup = chain.signed(
             &prov,
-            vec![
-                TxPayload::RegisterProvider(RegisterProvider {
-                    from: prov.address(),
-                    caps: ProviderCaps {
-                        fabrics: vec!["cpu".into()],
-                        kernel_digests: vec![],
-                        models: vec![0],
-                        region: 0,
-                        max_leases: 4,
-                    },
-                    fee: 10,
-                    fee_selector: 1,
-                    nonce: 0,
-                }),
-                TxPayload::Stake(StakeChange {
-                    from: prov.address(),
-                    amount: 100 * MICRO_PER_TOKEN,
-                    fee: 10,
-                    fee_selector: 1,
-                    nonce: 0,
-                }),
-            ],
+            tb_chain::devchain::provider_payloads(prov.address(), 4, 100 * MICRO_PER_TOKEN),
         );
         chain.step(&setup);
         let leaves: Vec<[u8; 32]> = (0..n_ops)

@@ -9,7 +9,8 @@ mod support;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use support::{publish, publish_trace, Chain, Example};
+use support::{challenge_payloads, publish, publish_trace, Chain, Example};
+use tb_chain::devchain::provider_payloads;
 use tb_chain::market::audit::{check_running_totals, supply};
 use tb_chain::market::dispute::disputes;
 use tb_chain::market::exec::task_id;
@@ -17,8 +18,7 @@ use tb_chain::market::query;
 use tb_chain::market::records::{self as r, JobState, Outcome, Owed, SlashReason};
 use tb_chain::state::StateRead;
 use tb_chain::tx::{
-    Challenge, ProviderCaps, RegisterProvider, ReportMalformed, SealReceipt, StakeChange,
-    SubmitJob, SubmitReceipt, SupplyEvidence,
+    Challenge, ReportMalformed, SealReceipt, SubmitJob, SubmitReceipt, SupplyEvidence,
 };
 use tb_chain::{ChainParams, SignedTx, TxPayload};
 use tb_primitives::{Address, Id, SecretKey, MICRO_PER_TOKEN};
@@ -68,31 +68,10 @@ impl Net {
         };
         let mut txs = Vec::new();
         for k in net.providers.clone() {
-            txs.extend(net.chain.signed(
-                &k,
-                vec![
-                    TxPayload::RegisterProvider(RegisterProvider {
-                        from: k.address(),
-                        caps: ProviderCaps {
-                            fabrics: vec!["cpu".into()],
-                            kernel_digests: vec![],
-                            models: vec![0],
-                            region: 0,
-                            max_leases: 4,
-                        },
-                        fee: 10,
-                        fee_selector: 1,
-                        nonce: 0,
-                    }),
-                    TxPayload::Stake(StakeChange {
-                        from: k.address(),
-                        amount: 100 * MICRO_PER_TOKEN,
-                        fee: 10,
-                        fee_selector: 1,
-                        nonce: 0,
-                    }),
-                ],
-            ));
+            txs.extend(
+                net.chain
+                    .signed(&k, provider_payloads(k.address(), 4, 100 * MICRO_PER_TOKEN)),
+            );
         }
         assert_eq!(net.step(&txs), txs.len());
         net
@@ -183,25 +162,8 @@ impl Net {
         withhold: bool,
     ) -> (usize, u64) {
         let c = tb_job::build_challenge(&ex.job, t, theirs, op).expect("challenge");
-        let bundle = c.bundle.encode().expect("bundle");
         let me = self.challenger.address();
-        let mut payloads = publish(&self.chain, me, &ex.blob);
-        if !withhold {
-            payloads.extend(publish(&self.chain, me, &bundle));
-        }
-        payloads.push(TxPayload::Challenge(Box::new(Challenge {
-            from: me,
-            task_id: t,
-            op: c.op,
-            leaf: c.leaf,
-            proof: c.proof,
-            bundle: tb_primitives::sha256_digest(&bundle).0,
-            bundle_bytes: bundle.len() as u64,
-            bond: self.chain.params.market.challenge_bond_micro,
-            fee: 10,
-            fee_selector: 1,
-            nonce: 0,
-        })));
+        let payloads = challenge_payloads(&self.chain, me, ex, t, &c, withhold);
         let fees = payloads.iter().map(|p| p.fee()).sum();
         let txs = self.chain.signed(&self.challenger.clone(), payloads);
         (self.step(&txs), fees)
@@ -409,23 +371,8 @@ fn a_bad_bundle_loses_for_its_challenger() {
     // A challenge naming a bundle of the wrong task (published, so available, but bad).
     let op = ex.honest.len() - 1;
     let c = tb_job::build_challenge(&ex.job, Id([9; 32]), &ex.honest, op).unwrap();
-    let bundle = c.bundle.encode().unwrap();
     let me = net.challenger.address();
-    let mut payloads = publish(&net.chain, me, &ex.blob);
-    payloads.extend(publish(&net.chain, me, &bundle));
-    payloads.push(TxPayload::Challenge(Box::new(Challenge {
-        from: me,
-        task_id: t,
-        op: c.op,
-        leaf: c.leaf,
-        proof: c.proof,
-        bundle: tb_primitives::sha256_digest(&bundle).0,
-        bundle_bytes: bundle.len() as u64,
-        bond: net.chain.params.market.challenge_bond_micro,
-        fee: 10,
-        fee_selector: 1,
-        nonce: 0,
-    })));
+    let payloads = challenge_payloads(&net.chain, me, &ex, t, &c, false);
     let txs = net.chain.signed(&net.challenger.clone(), payloads);
     assert_eq!(net.step(&txs), txs.len());
     assert_eq!(
@@ -772,21 +719,7 @@ fn an_accused_provider_challenging_itself_earns_nothing() {
     // The cheater front-runs any verifier with a true challenge of itself.
     let k = net.providers[0].clone();
     let c = tb_job::build_challenge(&ex.job, t, &theirs, op).unwrap();
-    let bundle = c.bundle.encode().unwrap();
-    let mut payloads = publish(&net.chain, k.address(), &bundle);
-    payloads.push(TxPayload::Challenge(Box::new(Challenge {
-        from: k.address(),
-        task_id: t,
-        op: c.op,
-        leaf: c.leaf,
-        proof: c.proof,
-        bundle: tb_primitives::sha256_digest(&bundle).0,
-        bundle_bytes: bundle.len() as u64,
-        bond: net.chain.params.market.challenge_bond_micro,
-        fee: 10,
-        fee_selector: 1,
-        nonce: 0,
-    })));
+    let payloads = challenge_payloads(&net.chain, k.address(), &ex, t, &c, false);
     let fees: u64 = payloads.iter().map(|p| p.fee()).sum();
     let before = net.industrial(&k.address());
     let txs = net.chain.signed(&k, payloads);
@@ -896,24 +829,10 @@ fn evidence_waiting_for_the_referee_is_never_ruled_withheld() {
         jobs.push((t, i, theirs));
     }
     let me = net.challenger.address();
-    let mut payloads = publish(&net.chain, me, &ex.blob);
+    let mut payloads = Vec::new();
     for (t, _, theirs) in &jobs {
         let c = tb_job::build_challenge(&ex.job, *t, theirs, 1).unwrap();
-        let bundle = c.bundle.encode().unwrap();
-        payloads.extend(publish(&net.chain, me, &bundle));
-        payloads.push(TxPayload::Challenge(Box::new(Challenge {
-            from: me,
-            task_id: *t,
-            op: 1,
-            leaf: c.leaf,
-            proof: c.proof,
-            bundle: tb_primitives::sha256_digest(&bundle).0,
-            bundle_bytes: bundle.len() as u64,
-            bond: net.chain.params.market.challenge_bond_micro,
-            fee: 10,
-            fee_selector: 1,
-            nonce: 0,
-        })));
+        payloads.extend(challenge_payloads(&net.chain, me, &ex, *t, &c, false));
     }
     let txs = net.chain.signed(&net.challenger.clone(), payloads);
     assert_eq!(net.step(&txs), txs.len());

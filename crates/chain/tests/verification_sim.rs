@@ -24,10 +24,7 @@ use tb_chain::market::records::{
     self as r, Job, JobState, Kind, Outcome, SlashReason, SlashRecord,
 };
 use tb_chain::state::StateRead;
-use tb_chain::tx::{
-    Challenge, ProviderCaps, RegisterProvider, SealReceipt, StakeChange, SubmitJob, SubmitReceipt,
-    SupplyEvidence,
-};
+use tb_chain::tx::{SealReceipt, SubmitJob, SubmitReceipt, SupplyEvidence};
 use tb_chain::{ChainParams, SignedTx, TxPayload};
 use tb_primitives::{Address, Id, SecretKey, MICRO_PER_TOKEN};
 
@@ -205,25 +202,7 @@ fn challenge_payloads(
 ) -> Vec<TxPayload> {
     let ex = w.example_of(&t);
     let c = tb_job::build_challenge(&ex.job, t, theirs, op).expect("challenge");
-    let bundle = c.bundle.encode().expect("bundle");
-    let mut out = publish(&w.chain, me, &ex.blob);
-    if !withhold {
-        out.extend(publish(&w.chain, me, &bundle));
-    }
-    out.push(TxPayload::Challenge(Box::new(Challenge {
-        from: me,
-        task_id: t,
-        op: c.op,
-        leaf: c.leaf,
-        proof: c.proof,
-        bundle: tb_primitives::sha256_digest(&bundle).0,
-        bundle_bytes: bundle.len() as u64,
-        bond: w.chain.params.market.challenge_bond_micro,
-        fee: 10,
-        fee_selector: 1,
-        nonce: 0,
-    })));
-    out
+    support::challenge_payloads(&w.chain, me, ex, t, &c, withhold)
 }
 
 fn run(seed: u64) {
@@ -268,28 +247,7 @@ fn run(seed: u64) {
     for a in &actors {
         txs.extend(w.chain.signed(
             &a.key,
-            vec![
-                TxPayload::RegisterProvider(RegisterProvider {
-                    from: a.key.address(),
-                    caps: ProviderCaps {
-                        fabrics: vec!["cpu".into()],
-                        kernel_digests: vec![],
-                        models: vec![0],
-                        region: 0,
-                        max_leases: 4,
-                    },
-                    fee: 10,
-                    fee_selector: 1,
-                    nonce: 0,
-                }),
-                TxPayload::Stake(StakeChange {
-                    from: a.key.address(),
-                    amount: 1_000 * MICRO_PER_TOKEN,
-                    fee: 10,
-                    fee_selector: 1,
-                    nonce: 0,
-                }),
-            ],
+            tb_chain::devchain::provider_payloads(a.key.address(), 4, 1_000 * MICRO_PER_TOKEN),
         ));
     }
     assert_eq!(w.chain.step(&txs).len(), txs.len());

@@ -653,12 +653,6 @@ pub fn adjudicate(
     op: u32,
     bundle: &EvidenceBundle,
 ) -> Result<Ruling> {
-    if bundle.op != op {
-        return Err(JobError::Verify(format!(
-            "the bundle is for op {}, the dispute for op {op}",
-            bundle.op
-        )));
-    }
     if op >= shape.n_ops {
         return Err(JobError::Verify(format!(
             "op {op} is past the job's {} ops",

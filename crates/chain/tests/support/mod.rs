@@ -148,3 +148,35 @@ pub fn publish_trace(
 ) -> Vec<TxPayload> {
     publish(chain, who, &tb_job::trace_blob(t, who, leaves))
 }
+
+/// `from`'s bonded challenge `c` of task `t` (of example `ex`) as payloads: the job blob
+/// and the evidence bundle published first unless available (or, for the bundle,
+/// `withhold`), then the `Challenge` naming them.
+pub fn challenge_payloads(
+    chain: &Chain,
+    from: Address,
+    ex: &Example,
+    t: tb_primitives::Id,
+    c: &tb_job::Challenge,
+    withhold: bool,
+) -> Vec<TxPayload> {
+    let bundle = c.bundle.encode().expect("bundle");
+    let mut out = publish(chain, from, &ex.blob);
+    if !withhold {
+        out.extend(publish(chain, from, &bundle));
+    }
+    out.push(TxPayload::Challenge(Box::new(tb_chain::tx::Challenge {
+        from,
+        task_id: t,
+        op: c.op,
+        leaf: c.leaf,
+        proof: c.proof.clone(),
+        bundle: tb_primitives::sha256_digest(&bundle).0,
+        bundle_bytes: bundle.len() as u64,
+        bond: chain.params.market.challenge_bond_micro,
+        fee: 10,
+        fee_selector: 1,
+        nonce: 0,
+    })));
+    out
+}
