@@ -87,7 +87,7 @@ fn receipt_request(a: &Args) -> Result<Option<ReceiptRequest>, CliError> {
     }))
 }
 
-pub fn cpu_fabric(threads: Option<usize>) -> Result<CpuFabric, CliError> {
+fn cpu_fabric(threads: Option<usize>) -> Result<CpuFabric, CliError> {
     let config = match threads {
         Some(n) => CpuConfig::new(Simd::detect(), n),
         None => CpuConfig::from_env().map_err(|e| CliError::fail(format!("CPU fabric: {e}")))?,
@@ -95,7 +95,7 @@ pub fn cpu_fabric(threads: Option<usize>) -> Result<CpuFabric, CliError> {
     CpuFabric::new(config).map_err(|e| CliError::fail(format!("CPU fabric: {e}")))
 }
 
-pub fn cuda_fabric() -> Result<CudaFabric, CliError> {
+fn cuda_fabric() -> Result<CudaFabric, CliError> {
     let config = CudaConfig::from_env().map_err(|e| CliError::fail(format!("CUDA fabric: {e}")))?;
     CudaFabric::new(config).map_err(|e| {
         CliError::fail(format!(
@@ -118,8 +118,9 @@ fn run_error(e: JobError, fabric: &str) -> CliError {
     }
 }
 
-pub fn run(a: &Args) -> Result<Outcome, CliError> {
-    let path = &a.positionals[0];
+/// `--fabric cpu|cuda` and `--threads N`, checked: the fabric's name and the CPU
+/// thread count.
+pub fn fabric_args(a: &Args) -> Result<(&str, Option<usize>), CliError> {
     let fabric_name = a.value("--fabric").unwrap_or("cpu");
     let threads = a.parsed::<usize>("--threads", "a positive integer")?;
     if fabric_name != "cpu" && fabric_name != "cuda" {
@@ -130,12 +131,23 @@ pub fn run(a: &Args) -> Result<Outcome, CliError> {
     if fabric_name == "cuda" && threads.is_some() {
         return Err(CliError::usage("--threads applies to the CPU fabric only"));
     }
-    let receipt = receipt_request(a)?;
-    let (blob, job) = read_job(path)?;
-    let fabric: Box<dyn Fabric> = match fabric_name {
+    Ok((fabric_name, threads))
+}
+
+/// The fabric `fabric_args` named.
+pub fn open_fabric(name: &str, threads: Option<usize>) -> Result<Box<dyn Fabric>, CliError> {
+    Ok(match name {
         "cuda" => Box::new(cuda_fabric()?),
         _ => Box::new(cpu_fabric(threads)?),
-    };
+    })
+}
+
+pub fn run(a: &Args) -> Result<Outcome, CliError> {
+    let path = &a.positionals[0];
+    let (fabric_name, threads) = fabric_args(a)?;
+    let receipt = receipt_request(a)?;
+    let (blob, job) = read_job(path)?;
+    let fabric = open_fabric(fabric_name, threads)?;
     let opts = ExecOptions {
         replay: if a.flag("--cross-fabric") {
             ReplayMode::CrossFabric

@@ -7,7 +7,6 @@ use crate::args::{Args, Spec};
 use crate::job::{fields, read_job, read_leaves};
 use crate::json::Json;
 use crate::{CliError, Outcome, EXIT_PROVIDER_WRONG};
-use blocktorch::Fabric;
 use tb_job::{build_challenge, first_divergence, replay, trace_root, validate};
 use tb_primitives::Id;
 
@@ -49,16 +48,7 @@ exit status: 0 the trace is the replay's, 3 it differs (a challenge was built),
 
 pub fn verify(a: &Args) -> Result<Outcome, CliError> {
     let path = &a.positionals[0];
-    let fabric_name = a.value("--fabric").unwrap_or("cpu");
-    let threads = a.parsed::<usize>("--threads", "a positive integer")?;
-    if fabric_name != "cpu" && fabric_name != "cuda" {
-        return Err(CliError::usage(format!(
-            "--fabric {fabric_name:?}: expected cpu or cuda"
-        )));
-    }
-    if fabric_name == "cuda" && threads.is_some() {
-        return Err(CliError::usage("--threads applies to the CPU fabric only"));
-    }
+    let (fabric_name, threads) = crate::run::fabric_args(a)?;
     let mut task = [0u8; 32];
     if let Some(h) = a.value("--task-id") {
         hex::decode_to_slice(h, &mut task)
@@ -69,10 +59,7 @@ pub fn verify(a: &Args) -> Result<Outcome, CliError> {
     validate(&job)
         .map_err(|e| CliError::fail(format!("{path}: the job does not validate: {e}")))?;
     let theirs = read_leaves(trace_path, job.program.ops.len())?;
-    let fabric: Box<dyn Fabric> = match fabric_name {
-        "cuda" => Box::new(crate::run::cuda_fabric()?),
-        _ => Box::new(crate::run::cpu_fabric(threads)?),
-    };
+    let fabric = crate::run::open_fabric(fabric_name, threads)?;
     let run = replay(&job, fabric.as_ref()).map_err(|e| {
         CliError::fail(format!(
             "the replay on the {fabric_name} fabric failed: {e}"
