@@ -312,7 +312,11 @@ pub fn run(args: &[String]) -> R<()> {
         &root.to_hex()[..16]
     );
     println!(
-        "\nDemo finished: {} blocks, {} state entries.",
+        "\n5. The compute loop on a fresh devnet: Submit → Execute → Receipt → Verify → Settle/Slash."
+    );
+    crate::compute_demo::run()?;
+    println!(
+        "\nDemo finished: node A at {} blocks, {} state entries; the compute loop verified.",
         a.db.tip().height,
         a.db.state().len()
     );

@@ -1,7 +1,9 @@
-//! `the-block`: the node binary. In this release it has one command, `demo`,
-//! which runs the chain kernel end to end on the embedded devnet defaults.
+//! `the-block`: the node binary. In this release it has one command, `demo`, which
+//! runs the chain kernel end to end on the embedded devnet defaults, then the compute
+//! loop (submit, execute, receipt, verify, settle and slash).
 #![forbid(unsafe_code)]
 
+mod compute_demo;
 mod demo;
 
 const USAGE: &str = "usage: the-block demo [--keep <dir>]\n\n  demo   run the chain kernel end to end in a temporary directory and exit 0";
