@@ -848,3 +848,63 @@ fn evidence_waiting_for_the_referee_is_never_ruled_withheld() {
         assert_eq!(net.slashes_of(*i), vec![SlashReason::LostDispute]);
     }
 }
+
+#[test]
+fn a_party_names_one_bundle_ever() {
+    // A cheating party cannot keep a dispute busy by naming junk again and again: its
+    // one bundle is examined, dropped as bad, and it may not name another; the honest
+    // party's bundle then settles the dispute.
+    let ex = Example::new("train-step");
+    let mut net = Net::new(2);
+    let t = net.submit(&ex, 2);
+    let leased = net.leased(&t);
+    let op = 1;
+    let theirs = (0..64).find_map(|b| ex.corrupted(op, b)).unwrap();
+    let (honest, cheat) = (
+        net.providers[leased[0]].clone(),
+        net.providers[leased[1]].clone(),
+    );
+    let (mut seals, rh) = net.seal(&honest, &ex, t, &ex.honest);
+    let (sc, rc) = net.seal(&cheat, &ex, t, &theirs);
+    seals.extend(sc);
+    assert_eq!(net.step(&seals), 2);
+    let mut txs = net.reveal(&honest, t, &ex.honest, rh);
+    txs.extend(net.reveal(&cheat, t, &theirs, rc));
+    assert_eq!(net.step(&txs), 4);
+    let supply = |net: &Net, k: &SecretKey, bytes: &[u8]| {
+        let mut p = publish(&net.chain, k.address(), bytes);
+        p.push(TxPayload::SupplyEvidence(SupplyEvidence {
+            from: k.address(),
+            task_id: t,
+            dispute: 0,
+            bundle: tb_primitives::sha256_digest(bytes).0,
+            bundle_bytes: bytes.len() as u64,
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        }));
+        net.chain.signed(k, p)
+    };
+    let txs = supply(&net, &cheat, b"junk, not a bundle");
+    assert_eq!(net.step(&txs), 2);
+    let d = &disputes(&net.chain.state, &t)[0];
+    assert!(
+        d.ruling.is_none() && d.bundles.is_empty(),
+        "the junk was dropped"
+    );
+    let txs = supply(&net, &cheat, b"more junk");
+    assert_eq!(
+        net.step(&txs),
+        1,
+        "published, but not named: one bundle per party"
+    );
+    let c = tb_job::build_challenge(&ex.job, t, &ex.honest, op).unwrap();
+    let txs = supply(&net, &honest, &c.bundle.encode().unwrap());
+    assert_eq!(net.step(&txs), 2);
+    assert_eq!(
+        disputes(&net.chain.state, &t)[0].ruling,
+        Some(Outcome::Referee(ex.honest[op]))
+    );
+    assert_eq!(net.slashes_of(leased[1]), vec![SlashReason::LostDispute]);
+    assert!(net.slashes_of(leased[0]).is_empty());
+}

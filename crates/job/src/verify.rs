@@ -620,10 +620,13 @@ pub fn check_blob_for_disputes(blob: &[u8], shape: &JobShape) -> std::result::Re
     Ok(job)
 }
 
-/// The tensor bytes an evidence bundle for op `op` carries: its distinct arguments that
-/// are op outputs.
+/// The encoded size of an evidence bundle for op `op` (an upper bound): the header,
+/// and per distinct op-output argument its value id, dtype, shape, leaf, Merkle proof
+/// (at most ⌈log₂ n_ops⌉ siblings) and data.
 pub fn op_evidence_bytes(job: &Job, plan: &crate::program::Plan, op: usize) -> u128 {
     let nc = job.program.consts.len();
+    let n_ops = job.program.ops.len().max(1);
+    let siblings = (usize::BITS - (n_ops - 1).leading_zeros()) as u128;
     let mut args: Vec<u32> = job.program.ops[op]
         .args
         .iter()
@@ -632,12 +635,17 @@ pub fn op_evidence_bytes(job: &Job, plan: &crate::program::Plan, op: usize) -> u
         .collect();
     args.sort_unstable();
     args.dedup();
-    args.iter()
-        .map(|a| {
-            let v = &plan.values[*a as usize];
-            v.layout.numel() as u128 * v.dtype.size_bytes() as u128
-        })
-        .sum()
+    let header = (4 + 1 + 32 + 4 + 1) as u128;
+    header
+        + args
+            .iter()
+            .map(|a| {
+                let v = &plan.values[*a as usize];
+                let rank = v.layout.shape().len() as u128;
+                let fixed = 4 + 1 + 1 + 4 * rank + 32 + 8 + 8 + 1 + 32 * siblings;
+                fixed + v.layout.numel() as u128 * v.dtype.size_bytes() as u128
+            })
+            .sum::<u128>()
 }
 
 /// The one-op referee as a validating node runs it. `job_blob` must be the job's blob

@@ -343,3 +343,22 @@ proptest! {
         tb_job::fuzzing::decode_evidence(&bytes);
     }
 }
+
+#[test]
+fn the_evidence_size_bound_covers_every_real_bundle() {
+    for name in tb_job::examples::EXAMPLES {
+        let job = build_example(name).unwrap();
+        let plan = tb_job::validate(&job).unwrap();
+        let run = replay(&job, &CpuFabric::reference()).unwrap();
+        for op in 0..run.n_ops {
+            let c = build_challenge(&job, Id([0; 32]), &run.op_digests, op).unwrap();
+            let len = c.bundle.encode().unwrap().len() as u128;
+            let bound = tb_job::verify::op_evidence_bytes(&job, &plan, op);
+            assert!(len <= bound, "{name} op {op}: {len} > {bound}");
+            assert!(
+                bound - len <= 32 * 17 * 16,
+                "{name} op {op}: the bound is loose"
+            );
+        }
+    }
+}

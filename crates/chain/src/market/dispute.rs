@@ -422,15 +422,18 @@ pub fn evaluate(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, t: &Id, job:
             challenger: None,
             owed: Owed::Parties,
             bundles: vec![],
+            named_by: vec![],
             opened: h,
             deadline: h + evidence_deadline(p, owed),
             ruling: None,
         });
     }
     job.state = JobState::Disputed;
+    let until = opened.iter().map(|d| d.deadline).max().unwrap_or(h);
     for mut d in opened {
         open(ov, job, &mut d);
     }
+    pin_job(ov, p, job, until);
 }
 
 /// Bytes still owed for a dispute of `job`: an evidence bundle of `bundle_bytes`, and
@@ -591,6 +594,7 @@ pub fn apply_challenge(
         challenger: Some((c.from, c.bond)),
         owed: Owed::Challenger,
         bundles: vec![(c.from, c.bundle)],
+        named_by: vec![c.from],
         opened: h,
         deadline: h + evidence_deadline(p, owed_bytes(ov, &job, c.bundle_bytes)),
         ruling: None,
@@ -633,12 +637,14 @@ pub fn apply_supply(
     if !party {
         return Err(invalid("only a party to the dispute names its evidence"));
     }
-    if d.bundles
-        .iter()
-        .any(|(a, b)| *a == e.from || *b == e.bundle)
-    {
+    if d.named_by.contains(&e.from) {
         return Err(invalid(
-            "the sender, or this bundle, is already named for this dispute",
+            "the sender already named its bundle for this dispute",
+        ));
+    }
+    if d.bundles.iter().any(|(_, b)| *b == e.bundle) {
+        return Err(invalid(
+            "this bundle is already named for this dispute (it will be examined)",
         ));
     }
     if e.bundle_bytes == 0 || e.bundle_bytes > tb_job::verify::BUNDLE_BYTES_MAX as u64 {
@@ -649,6 +655,7 @@ pub fn apply_supply(
     }
     let p = &params.market;
     d.bundles.push((e.from, e.bundle));
+    d.named_by.push(e.from);
     // A bundle still to be published extends the deadline by what it takes to publish.
     if r::object(ov, &e.bundle).is_none() {
         let job = r::job(ov, &e.task_id).ok_or(invalid("unknown task"))?;
@@ -660,6 +667,9 @@ pub fn apply_supply(
         }
     }
     pin(ov, &e.bundle, d.deadline + pin_span(p));
+    if let Some(job) = r::job(ov, &e.task_id) {
+        pin_job(ov, p, &job, d.deadline);
+    }
     ov.put(k, &d);
     Ok(())
 }
@@ -710,15 +720,44 @@ fn available(ov: &Overlay<'_>, job: &Job, d: &Dispute) -> bool {
         && d.bundles.iter().any(|(_, b)| r::object(ov, b).is_some())
 }
 
+/// Blob checks done in this block's end-of-block step, by blob SHA-256 and declared
+/// shape.
+type BlobChecks =
+    std::collections::BTreeMap<([u8; 32], u32, Vec<u32>), Option<std::rc::Rc<tb_job::Job>>>;
+
 /// Examines the available named bundles in order, at most `*budget` of them (each
-/// costs one); drops the bad ones from `d`. The blob is checked once.
-fn examine(ov: &Overlay<'_>, job: &Job, d: &mut Dispute, budget: &mut u32) -> Evidence {
-    let Some(blob) = r::object_bytes(ov, &job.spec.blob_sha256) else {
-        return Evidence::Missing;
+/// costs one, as does a void job); drops the bad ones from `d`. Each blob is read and
+/// checked at most once per block.
+fn examine(
+    ov: &Overlay<'_>,
+    job: &Job,
+    d: &mut Dispute,
+    budget: &mut u32,
+    checks: &mut BlobChecks,
+) -> Evidence {
+    // The check depends on the blob and on the shape the spec declares.
+    let key = (
+        job.spec.blob_sha256,
+        job.spec.n_ops,
+        job.spec.outputs.clone(),
+    );
+    let decoded = match checks.entry(key) {
+        std::collections::btree_map::Entry::Occupied(e) => e.get().clone(),
+        std::collections::btree_map::Entry::Vacant(e) => {
+            let Some(blob) = r::object_bytes(ov, &job.spec.blob_sha256) else {
+                return Evidence::Missing;
+            };
+            let checked = tb_job::check_blob_for_disputes(&blob, &job.spec.shape())
+                .ok()
+                .map(std::rc::Rc::new);
+            e.insert(checked).clone()
+        }
     };
-    let decoded = match tb_job::check_blob_for_disputes(&blob, &job.spec.shape()) {
-        Ok(j) => j,
-        Err(_) => return Evidence::Ruled(Outcome::VoidJob),
+    let Some(decoded) = decoded else {
+        // A void job costs a unit of the budget like an examined bundle (its blob was
+        // checked in this block, once).
+        *budget = budget.saturating_sub(1);
+        return Evidence::Ruled(Outcome::VoidJob);
     };
     let mut kept = Vec::new();
     let mut outcome = None;
@@ -743,7 +782,7 @@ fn examine(ov: &Overlay<'_>, job: &Job, d: &mut Dispute, budget: &mut u32) -> Ev
         let roots =
             std::iter::once(d.accused.trace_root).chain(d.other.as_ref().map(|o| o.trace_root));
         for root in roots {
-            match tb_job::adjudicate_decoded(&decoded, &root, d.op, &bundle) {
+            match tb_job::adjudicate_decoded(decoded.as_ref(), &root, d.op, &bundle) {
                 Ok(tb_job::Ruling::Leaf(x)) => outcome = Some(Outcome::Referee(x)),
                 Ok(tb_job::Ruling::NoHonestLeaf(_)) => outcome = Some(Outcome::NoHonestLeaf),
                 Ok(tb_job::Ruling::VoidJob(_)) => outcome = Some(Outcome::VoidJob),
@@ -935,6 +974,7 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, h: u64) {
     }
     open_now.sort();
     let mut budget = p.adjudications_per_block_max;
+    let mut checks = BlobChecks::new();
     for (_, t, index, deadline) in open_now {
         let Some(mut d) = r::get::<Dispute, _>(ov, &dispute_key(&t, index)) else {
             continue;
@@ -947,10 +987,12 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, h: u64) {
         };
         if available(ov, &job, &d) {
             if budget == 0 {
-                // Its turn comes in a later block, whatever the deadline.
+                // Its turn comes in a later block, whatever the deadline; its data
+                // stays pinned while it waits.
+                wait_pinned(ov, p, &job, &d, h);
                 continue;
             }
-            match examine(ov, &job, &mut d, &mut budget) {
+            match examine(ov, &job, &mut d, &mut budget, &mut checks) {
                 Evidence::Ruled(o) => {
                     rule(ov, params, h, d, o);
                     continue;
@@ -961,6 +1003,7 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, h: u64) {
                 }
                 Evidence::Missing => {
                     // Available bundles left unexamined this block: they wait.
+                    wait_pinned(ov, p, &job, &d, h);
                     ov.put(dispute_key(&t, index), &d);
                     continue;
                 }
@@ -974,6 +1017,16 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, h: u64) {
         }
     }
     prune_objects(ov, h);
+}
+
+/// Keeps a waiting dispute's data (the job's traces and blob, its named bundles)
+/// available while it waits for the referee.
+fn wait_pinned(ov: &mut Overlay<'_>, p: &super::MarketParams, job: &Job, d: &Dispute, h: u64) {
+    let from = h.max(d.deadline);
+    pin_job(ov, p, job, from);
+    for (_, b) in &d.bundles {
+        pin(ov, b, from + pin_span(p));
+    }
 }
 
 /// A dispute record.

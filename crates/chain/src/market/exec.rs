@@ -633,7 +633,7 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
         // Slashed only if absent: a provider that heartbeated through its lease but could
         // not deliver (a job that fails at run time, a blob it could not fetch) loses
         // the lease and its pay, not its stake.
-        let absent = pr.last_heartbeat <= lease.start;
+        let absent = pr.last_heartbeat + lease_len <= h;
         if job.retries > p.retry_budget && !absent {
             ov.put(r::key(Kind::Provider, &[&who.0]), &pr);
             fail(ov, &t, &mut job);

@@ -301,6 +301,8 @@ pub struct Dispute {
     /// Evidence bundles named so far and by whom (a challenge: its challenger's; a
     /// replica dispute: at most one per party), examined in order.
     pub bundles: Vec<(Address, [u8; 32])>,
+    /// Every party that ever named a bundle (one each, dropped or not).
+    pub named_by: Vec<Address>,
     /// Height opened.
     pub opened: u64,
     /// Evidence due by this height (inclusive).
