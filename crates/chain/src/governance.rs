@@ -309,26 +309,39 @@ pub fn shadow_report<S: StateRead + ?Sized>(s: &S, id: u64) -> Option<ShadowRepo
 
 /// The votes of a proposal still in voting, by voter (tallied votes are deleted).
 pub fn votes<S: StateRead + ?Sized>(s: &S, id: u64) -> Vec<(Address, bool)> {
+    vote_records(s, id)
+        .into_iter()
+        .map(|(a, approve, _)| (a, approve))
+        .collect()
+}
+
+/// Votes with the voter's stake when it voted.
+fn vote_records<S: StateRead + ?Sized>(s: &S, id: u64) -> Vec<(Address, bool, u64)> {
     s.scan_prefix(&key(Kind::Vote, &[&be(id)]))
         .into_iter()
         .map(|(k, v)| {
             let mut a = [0u8; 32];
             a.copy_from_slice(&k[10..42]);
-            let approve: bool =
+            let (approve, stake): (bool, u64) =
                 decode(&v, GOVERNANCE_RECORD_BYTES_MAX).expect("the state holds valid votes");
-            (Address(a), approve)
+            (Address(a), approve, stake)
         })
         .collect()
 }
 
-/// The tally of a proposal's votes with the stakes as they are now.
+/// The tally of a proposal's votes: each voter weighs the smaller of its stake when it
+/// voted and its stake now (stake added after voting does not count; stake removed
+/// does not either).
 pub fn tally<S: StateRead + ?Sized>(s: &S, id: u64) -> Tally {
     let mut t = Tally {
         total: mr::fund(s).stakes,
         ..Tally::default()
     };
-    for (voter, approve) in votes(s, id) {
-        let w = mr::provider(s, &voter).map(|p| p.stake).unwrap_or(0);
+    for (voter, approve, at_vote) in vote_records(s, id) {
+        let w = mr::provider(s, &voter)
+            .map(|p| p.stake)
+            .unwrap_or(0)
+            .min(at_vote);
         // Σ stakes is a u64 (`Fund.stakes`), so neither side overflows.
         if approve {
             t.yes = t.yes.saturating_add(w);
@@ -426,6 +439,17 @@ fn with_changes(base: &MarketParams, changes: &[ParamChange]) -> Result<MarketPa
     Ok(p)
 }
 
+/// The proposers of proposals in their voting period.
+fn open_proposers<S: StateRead + ?Sized>(s: &S) -> Vec<Address> {
+    s.scan_prefix(&prefix(Kind::Tally))
+        .into_iter()
+        .filter_map(|(k, _)| {
+            let id = u64::from_be_bytes(k[k.len() - 8..].try_into().ok()?);
+            proposal(s, id).map(|p| p.proposer)
+        })
+        .collect()
+}
+
 /// Proposals holding an open slot (in voting, scheduled, shadowing).
 fn open_count<S: StateRead + ?Sized>(s: &S) -> usize {
     [Kind::Tally, Kind::Schedule, Kind::Shadowing]
@@ -456,6 +480,18 @@ pub fn apply_tx(
         TxPayload::Propose(p) => {
             check_body(&p.body)?;
             staked_provider(ov, &from, "propose")?;
+            if mr::provider(ov, &from).map(|x| x.stake).unwrap_or(0) < params.market.min_stake_micro
+            {
+                return Err(invalid(format!(
+                    "a proposer stakes at least min_stake_micro ({})",
+                    params.market.min_stake_micro
+                )));
+            }
+            if open_proposers(ov).contains(&from) {
+                return Err(invalid(
+                    "the sender already has a proposal in its voting period",
+                ));
+            }
             if open_count(ov) >= g.proposals_open_max as usize {
                 return Err(invalid(format!(
                     "{} proposals are open already",
@@ -527,7 +563,16 @@ pub fn apply_tx(
                 )));
             }
             staked_provider(ov, &from, "vote")?;
-            ov.put(key(Kind::Vote, &[&be(p.id), &from.0]), &v.approve);
+            let pr = mr::provider(ov, &from).expect("checked: a staked provider");
+            if pr.registered_at >= p.created {
+                return Err(invalid(
+                    "only providers registered before the proposal was made may vote on it",
+                ));
+            }
+            ov.put(
+                key(Kind::Vote, &[&be(p.id), &from.0]),
+                &(v.approve, pr.stake),
+            );
         }
         TxPayload::Transfer(_)
         | TxPayload::RegisterHandle(_)
@@ -651,12 +696,16 @@ fn activate(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, id: u64) {
                 (t.previous.clone(), Some(t))
             }
             other => {
-                let status = other.map(|t| format!("{:?}", t.status));
+                // A fixed-form reason: a target's own reason is never nested in it.
                 p.status = ProposalStatus::Failed {
                     at: h,
                     reason: format!(
-                        "rollback target {target} is not active ({})",
-                        status.unwrap_or_else(|| "missing".into())
+                        "rollback target {target} is {}",
+                        if other.is_some() {
+                            "not active"
+                        } else {
+                            "missing"
+                        }
                     ),
                 };
                 put_proposal(ov, &p);

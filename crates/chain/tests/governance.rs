@@ -545,7 +545,8 @@ fn weights_are_stakes_at_tally_time() {
         .propose_ok(0, &[(BUDGET, 50)], ProposalMode::Shadow)
         .unwrap();
     assert_eq!(w.votes(id, &[(0, true), (1, false)]), 2);
-    // Provider 0 stakes 100 more before the voting period ends: 150 yes, 50 no of 250.
+    // Provider 0 stakes 100 more after voting: a vote weighs the smaller of the stake at
+    // the vote and at the tally, so it still counts 50 …
     let more = w.tx(0, |from, nonce| {
         TxPayload::Stake(StakeChange {
             from,
@@ -556,6 +557,10 @@ fn weights_are_stakes_at_tally_time() {
         })
     });
     assert_eq!(w.step(vec![more]), 1);
+    let t = gov::tally(&w.chain.state, id);
+    assert_eq!((t.yes, t.no), (50 * MICRO_PER_TOKEN, 50 * MICRO_PER_TOKEN));
+    // … until it votes again: then 150 yes, 50 no of 250.
+    assert_eq!(w.votes(id, &[(0, true)]), 1);
     let end = w.proposal(id).voting_end;
     w.idle_until(end);
     let p = w.proposal(id);
@@ -667,14 +672,16 @@ fn bad_proposals_are_refused() {
         None,
         "budget below its range"
     );
-    // A balanced split is fine.
+    // A balanced split is fine; a second proposal of the same proposer in its voting
+    // period is not.
     assert!(w
         .propose_ok(
-            0,
+            1,
             &[("provider_bps", 7_500), ("miner_bps", 2_000)],
             ProposalMode::Shadow
         )
         .is_some());
+    assert_eq!(w.propose_ok(1, &[(BUDGET, 60)], ProposalMode::Shadow), None);
     // Activation before the minimum delay, or past the maximum.
     let lo = earliest(&w);
     assert_eq!(w.propose_ok(0, &[(BUDGET, 50)], apply_at(lo - 1)), None);
@@ -703,10 +710,10 @@ fn bad_proposals_are_refused() {
 
 #[test]
 fn open_proposals_are_bounded() {
-    let mut w = World::new(&[50]);
-    let max = w.chain.params.governance.proposals_open_max as u64;
+    let max = ChainParams::devnet().governance.proposals_open_max as u64;
+    let mut w = World::new(&vec![50; max as usize + 1]);
     let txs = (0..=max)
-        .map(|i| w.propose_n(0, i, &[(BUDGET, 50 + i)], ProposalMode::Shadow))
+        .map(|i| w.propose_n(i as usize, 0, &[(BUDGET, 50 + i)], ProposalMode::Shadow))
         .collect();
     assert_eq!(w.step(txs), max as usize, "one more than the bound");
     assert_eq!(w.next_id(), max);
@@ -961,4 +968,42 @@ fn blocks_follow_an_applied_limit_and_the_mempool_once_told() {
     pool.set_params(effective_params(&w.chain.state, &w.chain.params));
     let e = pool.admit(job(&w), &w.chain.state, 0).unwrap_err();
     assert_eq!(e.code(), 18, "{e}");
+}
+
+#[test]
+fn providers_registered_after_a_proposal_cannot_vote_on_it() {
+    // Stake bought for the vote does not count: a provider must be registered before
+    // the proposal was made.
+    let mut w = World::new(&[50, 50]);
+    let id = w
+        .propose_ok(0, &[(BUDGET, 50)], ProposalMode::Shadow)
+        .unwrap();
+    let late = 2; // the funded requester, registering now
+    let reg = w.tx_n(late, 0, |from, nonce| {
+        TxPayload::RegisterProvider(RegisterProvider {
+            from,
+            caps: ProviderCaps {
+                fabrics: vec!["cpu".into()],
+                kernel_digests: vec![KERNEL],
+                models: vec![0],
+                region: 0,
+                max_leases: 2,
+            },
+            fee: 10,
+            fee_selector: 1,
+            nonce,
+        })
+    });
+    let stake = w.tx_n(late, 1, |from, nonce| {
+        TxPayload::Stake(StakeChange {
+            from,
+            amount: 5_000 * MICRO_PER_TOKEN,
+            fee: 10,
+            fee_selector: 1,
+            nonce,
+        })
+    });
+    assert_eq!(w.step(vec![reg, stake]), 2);
+    assert_eq!(w.votes(id, &[(late, true)]), 0, "registered too late");
+    assert_eq!(w.votes(id, &[(1, true)]), 1);
 }

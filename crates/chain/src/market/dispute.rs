@@ -32,11 +32,11 @@ pub fn blob_fee_min(p: &super::MarketParams, len: usize) -> u64 {
 
 /// Stateless checks of a `PublishBlob`.
 pub fn check_publish(p: &super::MarketParams, b: &PublishBlob) -> Result<(), TxError> {
-    if b.total_bytes == 0 || b.total_bytes > p.job_blob_bytes_max {
-        return Err(invalid(format!(
-            "an object is 1..={} bytes",
-            p.job_blob_bytes_max
-        )));
+    // A fixed cap (tb-job's), not the governable `job_blob_bytes_max`: lowering that
+    // must not make the blob of a job already in flight unpublishable.
+    let max = tb_job::format::JOB_BLOB_BYTES_MAX as u64;
+    if b.total_bytes == 0 || b.total_bytes > max {
+        return Err(invalid(format!("an object is 1..={max} bytes")));
     }
     if b.bytes.is_empty() || b.bytes.len() as u64 > p.blob_chunk_bytes {
         return Err(invalid(format!(
@@ -504,7 +504,10 @@ fn requeue_or_fail(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, t: &Id, j
     job.seals.clear();
     job.retries += 1;
     let lease = p.lane_lease_blocks[job.spec.lane as usize];
-    if job.retries > p.retry_budget || job.spec.deadline <= h + lease {
+    if job.retries > p.retry_budget
+        || job.spec.deadline <= h + lease
+        || !r::room_for_another_round(job)
+    {
         fail(ov, t, job);
         return;
     }

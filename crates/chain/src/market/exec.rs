@@ -634,10 +634,11 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
         // not deliver (a job that fails at run time, a blob it could not fetch) loses
         // the lease and its pay, not its stake.
         let absent = pr.last_heartbeat + lease_len <= h;
-        if job.retries > p.retry_budget && !absent {
+        let exhausted = job.retries > p.retry_budget || !r::room_for_another_round(&job);
+        if exhausted && !absent {
             ov.put(r::key(Kind::Provider, &[&who.0]), &pr);
             fail(ov, &t, &mut job);
-        } else if job.retries > p.retry_budget {
+        } else if exhausted {
             slash(
                 ov,
                 params,

@@ -490,8 +490,8 @@ impl MarketParams {
             "job_blob_bytes_max",
             self.job_blob_bytes_max,
             1,
-            1 << 32,
-            "1..=4 GiB",
+            tb_job::format::JOB_BLOB_BYTES_MAX as u64,
+            "1..=512 MiB (tb-job's JOB_BLOB_BYTES_MAX)",
         )?;
         check(
             "blob_chunk_bytes",
@@ -546,8 +546,8 @@ impl MarketParams {
             "adjudications_per_block_max",
             self.adjudications_per_block_max as u64,
             1,
-            1_000,
-            "1..=1000",
+            64,
+            "1..=64 (each may run a referee op inside the block)",
         )?;
         check(
             "(retry_budget + 1) × redundancy_max",

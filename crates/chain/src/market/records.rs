@@ -480,6 +480,16 @@ pub fn job<S: StateRead + ?Sized>(s: &S, t: &Id) -> Option<Job> {
     get(s, &key(Kind::Job, &[&t.0]))
 }
 
+/// Most providers a job's record lists as having held a lease of it, whatever the
+/// parameters become after it was submitted (the record must stay under its cap).
+pub const TRIED_MAX: usize = 64;
+
+/// Whether a job may be leased for another round of its replicas without listing more
+/// than [`TRIED_MAX`] providers.
+pub fn room_for_another_round(job: &Job) -> bool {
+    job.tried.len() + job.spec.redundancy as usize <= TRIED_MAX
+}
+
 /// Most challenges open at once on one job.
 pub const CHALLENGES_PER_JOB_MAX: u32 = 8;
 
