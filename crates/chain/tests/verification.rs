@@ -908,3 +908,59 @@ fn a_party_names_one_bundle_ever() {
     assert_eq!(net.slashes_of(leased[1]), vec![SlashReason::LostDispute]);
     assert!(net.slashes_of(leased[0]).is_empty());
 }
+
+#[test]
+fn a_copied_challenge_shares_the_reward_instead_of_taking_it() {
+    // A copier sees a verifier's challenge and posts the same claim first (a lower
+    // index, examined first). The claim convicts; the reward is split between every
+    // challenge that made it, and the later one is moot with its bond back.
+    let ex = Example::new("train-step");
+    let mut net = Net::new(1);
+    let t = net.submit(&ex, 1);
+    let op = 2;
+    let theirs = (0..64).find_map(|b| ex.corrupted(op, b)).unwrap();
+    assert_eq!(net.deliver(0, &ex, t, &theirs), 2);
+    let c = tb_job::build_challenge(&ex.job, t, &theirs, op).unwrap();
+    let (copier, verifier) = (net.requester.clone(), net.challenger.clone());
+    let mut txs = net.chain.signed(
+        &copier,
+        challenge_payloads(&net.chain, copier.address(), &ex, t, &c, true),
+    );
+    txs.extend(net.chain.signed(
+        &verifier,
+        challenge_payloads(&net.chain, verifier.address(), &ex, t, &c, false),
+    ));
+    let fees: Vec<u64> = [&copier, &verifier]
+        .iter()
+        .map(|k| {
+            txs.iter()
+                .filter(|x| x.payload.from() == k.address())
+                .map(|x| x.payload.fee())
+                .sum()
+        })
+        .collect();
+    let before = [
+        net.industrial(&copier.address()),
+        net.industrial(&verifier.address()),
+    ];
+    let stake = r::provider(&net.chain.state, &net.providers[0].address())
+        .unwrap()
+        .stake;
+    assert_eq!(net.step(&txs), txs.len());
+    let d = disputes(&net.chain.state, &t);
+    assert_eq!(d.len(), 2);
+    assert_eq!(d[0].ruling, Some(Outcome::Referee(ex.honest[op])));
+    assert_eq!(d[1].ruling, Some(Outcome::Moot));
+    let reward = (stake / 2) * 2_000 / 10_000;
+    // (The copier here is also the requester: the failed job's escrow comes back.)
+    let escrow = ex.spec(1, 0).max_price;
+    assert_eq!(
+        net.industrial(&copier.address()),
+        before[0] - fees[0] + reward - reward / 2 + escrow
+    );
+    assert_eq!(
+        net.industrial(&verifier.address()),
+        before[1] - fees[1] + reward / 2
+    );
+    assert_eq!(r::fund(&net.chain.state).bonds, 0);
+}

@@ -40,6 +40,7 @@ pub use receipt::{Receipt, SignedReceipt};
 pub use referee::{evidence_for, referee, replay_values, Evidence};
 pub use verify::{
     adjudicate, adjudicate_decoded, build_challenge, check_blob_for_disputes, check_job_blob,
-    check_trace, check_trace_parts, compare, decode_trace, first_divergence, replay, trace_blob,
-    trace_sha256, Challenge, EvidenceBundle, JobShape, Ruling, TraceBlob, TraceMismatch, Verdict,
+    check_trace, check_trace_parts, checked_job_plan, compare, decode_trace, first_divergence,
+    replay, trace_blob, trace_sha256, Challenge, EvidenceBundle, JobShape, Ruling, TraceBlob,
+    TraceMismatch, Verdict,
 };

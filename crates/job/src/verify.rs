@@ -598,16 +598,33 @@ pub fn check_job_blob(
     Ok(job)
 }
 
+/// Most FLOPs of one disputable op (≈1.7·10¹⁰, a 2048³ matmul; the referee runs it
+/// inside block execution).
+pub const REFEREE_OP_FLOPS_MAX: u128 = 1 << 34;
+/// Most bytes one disputable op may produce (its output, or a materialised input).
+pub const REFEREE_OP_BYTES_MAX: u128 = 1 << 30;
+
 /// What adjudication needs of a blob, checked once: it decodes, validates, has the
-/// recorded shape, and each op's op-output inputs fit in an evidence bundle
-/// ([`op_evidence_bytes`] ≤ [`BUNDLE_BYTES_MAX`]). `Err` is why the job is void.
+/// recorded shape, and every op is disputable — its evidence bundle fits
+/// ([`op_evidence_bytes`] ≤ [`BUNDLE_BYTES_MAX`]) and the referee can afford it (at most
+/// [`REFEREE_OP_FLOPS_MAX`] FLOPs and [`REFEREE_OP_BYTES_MAX`] output bytes). `Err` is
+/// why the job is void.
 pub fn check_blob_for_disputes(blob: &[u8], shape: &JobShape) -> std::result::Result<Job, String> {
+    checked_job_plan(blob, shape).map(|(job, _)| job)
+}
+
+/// [`check_blob_for_disputes`], with the job's validated plan.
+pub fn checked_job_plan(
+    blob: &[u8],
+    shape: &JobShape,
+) -> std::result::Result<(Job, crate::program::Plan), String> {
     let job = Job::decode(blob).map_err(|e| format!("the blob is not a job: {e}"))?;
     let plan = validate(&job).map_err(|e| format!("the job does not validate: {e}"))?;
     match JobShape::of(&job) {
         Ok(s) if &s == shape => {}
         _ => return Err("the blob's ops or outputs are not the shape the chain recorded".into()),
     }
+    let nc = job.program.consts.len();
     for op in 0..job.program.ops.len() {
         let b = op_evidence_bytes(&job, &plan, op);
         if b > BUNDLE_BYTES_MAX as u128 {
@@ -616,8 +633,21 @@ pub fn check_blob_for_disputes(blob: &[u8], shape: &JobShape) -> std::result::Re
                  ({BUNDLE_BYTES_MAX}): it could not be disputed"
             ));
         }
+        let flops = plan.costs[op].flops;
+        if flops > REFEREE_OP_FLOPS_MAX {
+            return Err(format!(
+                "op {op} costs {flops} FLOPs, more than the referee runs ({REFEREE_OP_FLOPS_MAX})"
+            ));
+        }
+        let v = &plan.values[nc + op];
+        let out = v.layout.numel() as u128 * v.dtype.size_bytes() as u128;
+        if out > REFEREE_OP_BYTES_MAX {
+            return Err(format!(
+                "op {op} produces {out} bytes, more than the referee holds ({REFEREE_OP_BYTES_MAX})"
+            ));
+        }
     }
-    Ok(job)
+    Ok((job, plan))
 }
 
 /// The encoded size of an evidence bundle for op `op` (an upper bound): the header,

@@ -362,3 +362,34 @@ fn the_evidence_size_bound_covers_every_real_bundle() {
         }
     }
 }
+
+#[test]
+fn an_op_the_referee_cannot_afford_voids_the_job() {
+    // A tiny blob whose main input is one byte broadcast (stride 0) to just over 2³⁰
+    // elements: materialising it would cost every validating node over 1 GiB inside
+    // block execution, so no op of it is disputable and the job is void.
+    let mut d = tb_job::InputTensorDescriptor::dense(
+        blocktorch::DType::U8,
+        &[(1 << 30) + 8],
+        tb_job::Normalisation::None,
+    );
+    d.strides = vec![0];
+    let b = tb_job::ProgramBuilder::new(&d);
+    let x = b.input(tb_job::InputSlot::Main).unwrap();
+    b.output("x", &x);
+    let job = Job::new([0; 32], d, b.finish(), blocktorch::HostData::U8(vec![7])).unwrap();
+    let blob = job.encode().unwrap();
+    assert!(blob.len() < 1_000, "the blob is tiny");
+    let shape = JobShape::of(&job).unwrap();
+    let why = tb_job::check_blob_for_disputes(&blob, &shape).unwrap_err();
+    assert!(why.contains("more than the referee holds"), "{why}");
+    let plan = tb_job::validate(&job).unwrap();
+    assert!(tb_job::check_job_blob(&blob, &shape, plan.total.flops as u64).is_err());
+    // And every example job is disputable.
+    for name in tb_job::examples::EXAMPLES {
+        let job = build_example(name).unwrap();
+        let blob = job.encode().unwrap();
+        tb_job::check_blob_for_disputes(&blob, &JobShape::of(&job).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}

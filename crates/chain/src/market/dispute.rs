@@ -725,8 +725,14 @@ fn available(ov: &Overlay<'_>, job: &Job, d: &Dispute) -> bool {
 
 /// Blob checks done in this block's end-of-block step, by blob SHA-256 and declared
 /// shape.
-type BlobChecks =
-    std::collections::BTreeMap<([u8; 32], u32, Vec<u32>), Option<std::rc::Rc<tb_job::Job>>>;
+type BlobChecks = std::collections::BTreeMap<
+    ([u8; 32], u32, Vec<u32>),
+    Option<std::rc::Rc<(tb_job::Job, tb_job::Plan)>>,
+>;
+
+/// FLOPs of referee work one unit of `adjudications_per_block_max` buys (2³²): an op
+/// costs ⌈flops / 2³²⌉ units, at least one, at most a whole block's budget.
+pub const REFEREE_UNIT_FLOPS: u128 = 1 << 32;
 
 /// Examines the available named bundles in order, at most `*budget` of them (each
 /// costs one, as does a void job); drops the bad ones from `d`. Each blob is read and
@@ -736,6 +742,7 @@ fn examine(
     job: &Job,
     d: &mut Dispute,
     budget: &mut u32,
+    full: u32,
     checks: &mut BlobChecks,
 ) -> Evidence {
     // The check depends on the blob and on the shape the spec declares.
@@ -750,7 +757,7 @@ fn examine(
             let Some(blob) = r::object_bytes(ov, &job.spec.blob_sha256) else {
                 return Evidence::Missing;
             };
-            let checked = tb_job::check_blob_for_disputes(&blob, &job.spec.shape())
+            let checked = tb_job::checked_job_plan(&blob, &job.spec.shape())
                 .ok()
                 .map(std::rc::Rc::new);
             e.insert(checked).clone()
@@ -762,10 +769,17 @@ fn examine(
         *budget = budget.saturating_sub(1);
         return Evidence::Ruled(Outcome::VoidJob);
     };
+    let (decoded, plan) = (&decoded.0, &decoded.1);
+    // The op's referee cost in budget units (an op dearer than a whole block's budget
+    // runs alone in a block, when the budget is untouched).
+    let flops = plan.costs.get(d.op as usize).map(|c| c.flops).unwrap_or(0);
+    let units = flops
+        .div_ceil(REFEREE_UNIT_FLOPS)
+        .clamp(1, full.max(1) as u128) as u32;
     let mut kept = Vec::new();
     let mut outcome = None;
     for (who, id) in std::mem::take(&mut d.bundles) {
-        if outcome.is_some() || *budget == 0 {
+        if outcome.is_some() || *budget < units {
             kept.push((who, id));
             continue;
         }
@@ -773,7 +787,7 @@ fn examine(
             kept.push((who, id));
             continue;
         };
-        *budget -= 1;
+        *budget -= units;
         let Ok(bundle) = tb_job::EvidenceBundle::decode(&bytes) else {
             continue;
         };
@@ -785,7 +799,7 @@ fn examine(
         let roots =
             std::iter::once(d.accused.trace_root).chain(d.other.as_ref().map(|o| o.trace_root));
         for root in roots {
-            match tb_job::adjudicate_decoded(decoded.as_ref(), &root, d.op, &bundle) {
+            match tb_job::adjudicate_decoded(decoded, &root, d.op, &bundle) {
                 Ok(tb_job::Ruling::Leaf(x)) => outcome = Some(Outcome::Referee(x)),
                 Ok(tb_job::Ruling::NoHonestLeaf(_)) => outcome = Some(Outcome::NoHonestLeaf),
                 Ok(tb_job::Ruling::VoidJob(_)) => outcome = Some(Outcome::VoidJob),
@@ -864,7 +878,9 @@ fn rule(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, mut d: Dispute, outc
             credit(ov, &challenger, bond);
         } else if accused_lost {
             // The bond back, and a share of the slash (which went to the fund) — not
-            // for an accused provider challenging itself.
+            // for an accused provider challenging itself. Other open challenges that
+            // made the same claim (same op, same leaf) share the reward equally, so
+            // copying a verifier's challenge into an earlier one does not take it all.
             let reward = if self_challenge {
                 0
             } else {
@@ -873,7 +889,28 @@ fn rule(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, mut d: Dispute, outc
             };
             f.industrial -= reward;
             ov.put(r::key(Kind::Fund, &[]), &f);
-            credit(ov, &challenger, bond + reward);
+            let mut sharers: Vec<Address> = vec![challenger];
+            for other in disputes(ov, &d.task_id) {
+                if let (None, Some((c2, _))) = (&other.ruling, other.challenger) {
+                    if other.index != d.index
+                        && other.op == d.op
+                        && other.accused.leaf == d.accused.leaf
+                        && !other.accused.providers.contains(&c2)
+                        && !sharers.contains(&c2)
+                    {
+                        sharers.push(c2);
+                    }
+                }
+            }
+            let each = reward / sharers.len() as u64;
+            credit(
+                ov,
+                &challenger,
+                bond + reward - each * (sharers.len() as u64 - 1),
+            );
+            for c2 in &sharers[1..] {
+                credit(ov, c2, each);
+            }
         } else {
             // The bond is lost: a share to the providers it accused (none when it
             // accused itself), the rest to the fund.
@@ -995,7 +1032,14 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, h: u64) {
                 wait_pinned(ov, p, &job, &d, h);
                 continue;
             }
-            match examine(ov, &job, &mut d, &mut budget, &mut checks) {
+            match examine(
+                ov,
+                &job,
+                &mut d,
+                &mut budget,
+                p.adjudications_per_block_max,
+                &mut checks,
+            ) {
                 Evidence::Ruled(o) => {
                     rule(ov, params, h, d, o);
                     continue;
