@@ -587,8 +587,7 @@ pub fn check_job_blob(
     shape: &JobShape,
     flops: u64,
 ) -> std::result::Result<Job, String> {
-    let job = check_blob_for_disputes(blob, shape)?;
-    let plan = validate(&job).map_err(|e| format!("the job does not validate: {e}"))?;
+    let (job, plan) = checked_job_plan(blob, shape)?;
     if plan.total.flops != flops as u128 {
         return Err(format!(
             "the job costs {} FLOPs, the chain recorded {flops}",
