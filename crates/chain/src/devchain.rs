@@ -151,3 +151,51 @@ pub fn provider_payloads(from: Address, max_leases: u32, stake: u64) -> Vec<TxPa
         }),
     ]
 }
+
+/// The `PublishBlob` payloads that publish `bytes` from `from`, unless the object is
+/// already available (nonces 0: `Chain::signed` sets them).
+pub fn publish(chain: &Chain, from: Address, bytes: &[u8]) -> Vec<TxPayload> {
+    let id = tb_primitives::sha256_digest(bytes).0;
+    if crate::market::records::object(&chain.state, &id).is_some() {
+        return vec![];
+    }
+    crate::market::dispute::publish_payloads(&chain.params.market, from, bytes)
+        .into_iter()
+        .map(TxPayload::PublishBlob)
+        .collect()
+}
+
+/// `from`'s bonded challenge `c` of task `t` as payloads: the job blob and the evidence
+/// bundle published first unless available (or, for the bundle, `withhold`), then the
+/// `Challenge` naming them with the minimum bond.
+pub fn challenge_payloads(
+    chain: &Chain,
+    from: Address,
+    job_blob: &[u8],
+    t: tb_primitives::Id,
+    c: &tb_job::Challenge,
+    withhold: bool,
+) -> Vec<TxPayload> {
+    let bundle = c
+        .bundle
+        .encode()
+        .expect("a bundle built by build_challenge encodes");
+    let mut out = publish(chain, from, job_blob);
+    if !withhold {
+        out.extend(publish(chain, from, &bundle));
+    }
+    out.push(TxPayload::Challenge(Box::new(crate::tx::Challenge {
+        from,
+        task_id: t,
+        op: c.op,
+        leaf: c.leaf,
+        proof: c.proof.clone(),
+        bundle: tb_primitives::sha256_digest(&bundle).0,
+        bundle_bytes: bundle.len() as u64,
+        bond: chain.params.market.challenge_bond_micro,
+        fee: 10,
+        fee_selector: 1,
+        nonce: 0,
+    })));
+    out
+}

@@ -7,13 +7,12 @@
 //! honest receipt is settled at the epoch's end, and conservation is checked after
 //! every block.
 
-use tb_chain::devchain::{provider_payloads, Chain};
+use tb_chain::devchain::{challenge_payloads, provider_payloads, publish, Chain};
 use tb_chain::market::audit::{check_running_totals, supply};
-use tb_chain::market::dispute::publish_payloads;
 use tb_chain::market::exec::task_id;
 use tb_chain::market::query;
 use tb_chain::market::records::{self as r, JobState, Outcome};
-use tb_chain::tx::{Challenge, JobSpec, SubmitJob, SubmitReceipt};
+use tb_chain::tx::{JobSpec, SubmitJob, SubmitReceipt};
 use tb_chain::{ChainParams, SignedTx, StateRead, TxPayload};
 use tb_primitives::{Address, Amount, Id, SecretKey, MICRO_PER_TOKEN};
 
@@ -35,17 +34,6 @@ fn step(chain: &mut Chain, txs: &[SignedTx]) -> R<usize> {
     }
     check_running_totals(&chain.state)?;
     Ok(n)
-}
-
-fn publish(chain: &Chain, from: Address, bytes: &[u8]) -> Vec<TxPayload> {
-    let id = tb_primitives::sha256_digest(bytes).0;
-    if r::object(&chain.state, &id).is_some() {
-        return vec![];
-    }
-    publish_payloads(&chain.params.market, from, bytes)
-        .into_iter()
-        .map(TxPayload::PublishBlob)
-        .collect()
 }
 
 /// Runs the compute loop; prints each step.
@@ -184,20 +172,7 @@ pub fn run() -> R<()> {
                     bundle.len(),
                     Amount(chain.params.market.challenge_bond_micro)
                 );
-                let mut p = publish(&chain, verifier.address(), &bundle);
-                p.push(TxPayload::Challenge(Box::new(Challenge {
-                    from: verifier.address(),
-                    task_id: *t,
-                    op: c.op,
-                    leaf: c.leaf,
-                    proof: c.proof,
-                    bundle: tb_primitives::sha256_digest(&bundle).0,
-                    bundle_bytes: bundle.len() as u64,
-                    bond: chain.params.market.challenge_bond_micro,
-                    fee: 10,
-                    fee_selector: 1,
-                    nonce: 0,
-                })));
+                let p = challenge_payloads(&chain, verifier.address(), &blob, *t, &c, false);
                 txs.extend(chain.signed(&verifier, p));
             }
         }

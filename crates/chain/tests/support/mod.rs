@@ -2,7 +2,7 @@
 //! with honest and corrupted runs for the verification tests.
 #![allow(dead_code, unused_imports)]
 
-pub use tb_chain::devchain::{sign, with_nonce, Chain};
+pub use tb_chain::devchain::{publish, sign, with_nonce, Chain};
 use tb_chain::TxPayload;
 use tb_primitives::{Address, SecretKey};
 
@@ -127,18 +127,6 @@ impl Example {
     }
 }
 
-/// The payloads that publish `bytes` from `from` unless the object is available.
-pub fn publish(chain: &Chain, from: Address, bytes: &[u8]) -> Vec<TxPayload> {
-    let id = tb_primitives::sha256_digest(bytes).0;
-    if tb_chain::market::records::object(&chain.state, &id).is_some() {
-        return vec![];
-    }
-    tb_chain::market::dispute::publish_payloads(&chain.params.market, from, bytes)
-        .into_iter()
-        .map(TxPayload::PublishBlob)
-        .collect()
-}
-
 /// The payloads that publish provider `who`'s trace `leaves` of task `t`.
 pub fn publish_trace(
     chain: &Chain,
@@ -149,9 +137,8 @@ pub fn publish_trace(
     publish(chain, who, &tb_job::trace_blob(t, who, leaves))
 }
 
-/// `from`'s bonded challenge `c` of task `t` (of example `ex`) as payloads: the job blob
-/// and the evidence bundle published first unless available (or, for the bundle,
-/// `withhold`), then the `Challenge` naming them.
+/// `from`'s bonded challenge `c` of task `t` of example `ex` as payloads
+/// (`tb_chain::devchain::challenge_payloads` with the example's blob).
 pub fn challenge_payloads(
     chain: &Chain,
     from: Address,
@@ -160,23 +147,5 @@ pub fn challenge_payloads(
     c: &tb_job::Challenge,
     withhold: bool,
 ) -> Vec<TxPayload> {
-    let bundle = c.bundle.encode().expect("bundle");
-    let mut out = publish(chain, from, &ex.blob);
-    if !withhold {
-        out.extend(publish(chain, from, &bundle));
-    }
-    out.push(TxPayload::Challenge(Box::new(tb_chain::tx::Challenge {
-        from,
-        task_id: t,
-        op: c.op,
-        leaf: c.leaf,
-        proof: c.proof.clone(),
-        bundle: tb_primitives::sha256_digest(&bundle).0,
-        bundle_bytes: bundle.len() as u64,
-        bond: chain.params.market.challenge_bond_micro,
-        fee: 10,
-        fee_selector: 1,
-        nonce: 0,
-    })));
-    out
+    tb_chain::devchain::challenge_payloads(chain, from, &ex.blob, t, c, withhold)
 }
