@@ -319,10 +319,10 @@ fn apply_receipt(
         r::provider(ov, &sr.from).ok_or(TxError::Market("not a registered provider".into()))?;
     let receipt_hash: [u8; 32] = tb_primitives::sha256_digest(&sr.receipt.to_bytes()).0;
     // Where the answer was delivered: a redundant job's replica sealed it inside its
-    // lease and reveals it now; otherwise it comes inside the live lease.
-    let (lease_start, delivered_at) = if job.spec.redundancy > 1 {
+    // lease and reveals it now; otherwise it comes inside the live lease (`li`).
+    let (lease_start, delivered_at, li) = if job.spec.redundancy > 1 {
         let seal = super::dispute::check_reveal(&job, sr)?;
-        (seal.lease_start, seal.height)
+        (seal.lease_start, seal.height, None)
     } else {
         let live = job
             .leases
@@ -353,19 +353,19 @@ fn apply_receipt(
             ov.put(r::key(Kind::Provider, &[&sr.from.0]), &pr);
             return Ok(());
         };
-        super::dispute::check_receipt_trace(ov, &job, rc)?;
+        (job.leases[li].start, h, Some(li))
+    };
+    // The last check; everything below writes.
+    super::dispute::check_receipt_trace(ov, &job, rc)?;
+    crate::telemetry::record_receipt_check(checks.elapsed());
+    if let Some(li) = li {
         let lease = job.leases.remove(li);
         ov.delete(r::key(
             Kind::LeaseExpiry,
             &[&be(lease.expiry), &sr.task_id.0, &sr.from.0],
         ));
         pr.active_leases = pr.active_leases.saturating_sub(1);
-        (lease.start, h)
-    };
-    if job.spec.redundancy > 1 {
-        super::dispute::check_receipt_trace(ov, &job, rc)?;
     }
-    crate::telemetry::record_receipt_check(checks.elapsed());
     pr.receipts += 1;
     let payable = rc.proof_latency_ms <= p.proof_verification_budget_ms;
     crate::governance::shadow_receipt(ov, h, p, sr.task_id, sr.from, rc.proof_latency_ms);
