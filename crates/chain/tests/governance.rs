@@ -26,20 +26,8 @@ const KERNEL: [u8; 32] = [0x5a; 32];
 const BUDGET: &str = "proof_verification_budget_ms";
 
 fn params() -> ChainParams {
-    let mut p = ChainParams::devnet();
-    let m = &mut p.market;
-    m.epoch_blocks = 20;
-    m.challenge_window_blocks = 2;
-    m.lane_lease_blocks = vec![4, 8, 16];
-    m.heartbeat_interval_blocks = 2;
-    m.heartbeat_timeout_blocks = 10_000;
-    m.lease_renewals_max = 0;
-    m.retry_budget = 0;
-    m.min_stake_micro = MICRO_PER_TOKEN;
-    m.unbonding_blocks = 5;
-    m.jail_blocks = 100;
-    m.flops_per_unit = 1_000_000;
-    m.availability_floor_bps = 0;
+    let mut p = support::small_market_params();
+    p.market.heartbeat_timeout_blocks = 10_000;
     let g = &mut p.governance;
     g.voting_blocks = 4;
     g.activation_delay_blocks_min = 2;

@@ -19,21 +19,7 @@ use tb_primitives::{Id, SecretKey, MICRO_PER_TOKEN};
 const KERNEL: [u8; 32] = [0x5a; 32];
 
 fn params() -> ChainParams {
-    let mut p = ChainParams::devnet();
-    let m = &mut p.market;
-    m.epoch_blocks = 20;
-    m.challenge_window_blocks = 2;
-    m.lane_lease_blocks = vec![4, 8, 16];
-    m.heartbeat_interval_blocks = 2;
-    m.heartbeat_timeout_blocks = 8;
-    m.lease_renewals_max = 0;
-    m.retry_budget = 0;
-    m.min_stake_micro = MICRO_PER_TOKEN;
-    m.unbonding_blocks = 5;
-    m.jail_blocks = 100;
-    m.flops_per_unit = 1_000_000;
-    m.availability_floor_bps = 0;
-    p
+    support::small_market_params()
 }
 
 struct World {

@@ -149,3 +149,24 @@ pub fn challenge_payloads(
 ) -> Vec<TxPayload> {
     tb_chain::devchain::challenge_payloads(chain, from, &ex.blob, t, c, withhold)
 }
+
+/// The small, fast market the transaction-level tests run: 20-block epochs, 2-block
+/// challenge windows, short leases, no retries or lease renewals, a 1-token minimum
+/// stake, cheap units, no availability floor.
+pub fn small_market_params() -> tb_chain::ChainParams {
+    let mut p = tb_chain::ChainParams::devnet();
+    let m = &mut p.market;
+    m.epoch_blocks = 20;
+    m.challenge_window_blocks = 2;
+    m.lane_lease_blocks = vec![4, 8, 16];
+    m.heartbeat_interval_blocks = 2;
+    m.heartbeat_timeout_blocks = 8;
+    m.lease_renewals_max = 0;
+    m.retry_budget = 0;
+    m.min_stake_micro = tb_primitives::MICRO_PER_TOKEN;
+    m.unbonding_blocks = 5;
+    m.jail_blocks = 100;
+    m.flops_per_unit = 1_000_000;
+    m.availability_floor_bps = 0;
+    p
+}
