@@ -94,22 +94,7 @@ pub fn sign(p: TxPayload, k: &SecretKey, chain: &Chain) -> SignedTx {
 
 /// `p` with nonce `n`.
 pub fn with_nonce(mut p: TxPayload, n: u64) -> TxPayload {
-    match &mut p {
-        TxPayload::Transfer(x) => x.nonce = n,
-        TxPayload::RegisterHandle(x) => x.nonce = n,
-        TxPayload::RegisterProvider(x) => x.nonce = n,
-        TxPayload::Stake(x) | TxPayload::Unstake(x) => x.nonce = n,
-        TxPayload::Heartbeat(x) => x.nonce = n,
-        TxPayload::SubmitJob(x) => x.nonce = n,
-        TxPayload::SubmitReceipt(x) => x.nonce = n,
-        TxPayload::PublishBlob(x) => x.nonce = n,
-        TxPayload::SealReceipt(x) => x.nonce = n,
-        TxPayload::Challenge(x) => x.nonce = n,
-        TxPayload::SupplyEvidence(x) => x.nonce = n,
-        TxPayload::ReportMalformed(x) => x.nonce = n,
-        TxPayload::Propose(x) => x.nonce = n,
-        TxPayload::Vote(x) => x.nonce = n,
-    }
+    *p.nonce_mut() = n;
     p
 }
 

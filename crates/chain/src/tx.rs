@@ -344,6 +344,27 @@ macro_rules! common {
     };
 }
 
+macro_rules! common_mut {
+    ($self:expr, $field:ident) => {
+        match $self {
+            TxPayload::Transfer(t) => &mut t.$field,
+            TxPayload::RegisterHandle(t) => &mut t.$field,
+            TxPayload::RegisterProvider(t) => &mut t.$field,
+            TxPayload::Stake(t) | TxPayload::Unstake(t) => &mut t.$field,
+            TxPayload::Heartbeat(t) => &mut t.$field,
+            TxPayload::SubmitJob(t) => &mut t.$field,
+            TxPayload::SubmitReceipt(t) => &mut t.$field,
+            TxPayload::PublishBlob(t) => &mut t.$field,
+            TxPayload::SealReceipt(t) => &mut t.$field,
+            TxPayload::Challenge(t) => &mut t.$field,
+            TxPayload::SupplyEvidence(t) => &mut t.$field,
+            TxPayload::ReportMalformed(t) => &mut t.$field,
+            TxPayload::Propose(t) => &mut t.$field,
+            TxPayload::Vote(t) => &mut t.$field,
+        }
+    };
+}
+
 impl TxPayload {
     pub fn from(&self) -> Address {
         common!(self, from)
@@ -351,26 +372,21 @@ impl TxPayload {
 
     /// The sender field, to set (builders and tests).
     pub fn from_mut(&mut self) -> &mut Address {
-        match self {
-            TxPayload::Transfer(t) => &mut t.from,
-            TxPayload::RegisterHandle(t) => &mut t.from,
-            TxPayload::RegisterProvider(t) => &mut t.from,
-            TxPayload::Stake(t) | TxPayload::Unstake(t) => &mut t.from,
-            TxPayload::Heartbeat(t) => &mut t.from,
-            TxPayload::SubmitJob(t) => &mut t.from,
-            TxPayload::SubmitReceipt(t) => &mut t.from,
-            TxPayload::PublishBlob(t) => &mut t.from,
-            TxPayload::SealReceipt(t) => &mut t.from,
-            TxPayload::Challenge(t) => &mut t.from,
-            TxPayload::SupplyEvidence(t) => &mut t.from,
-            TxPayload::ReportMalformed(t) => &mut t.from,
-            TxPayload::Propose(t) => &mut t.from,
-            TxPayload::Vote(t) => &mut t.from,
-        }
+        common_mut!(self, from)
     }
 
     pub fn nonce(&self) -> u64 {
         common!(self, nonce)
+    }
+
+    /// The nonce field, to set (builders, wallets).
+    pub fn nonce_mut(&mut self) -> &mut u64 {
+        common_mut!(self, nonce)
+    }
+
+    /// The fee field, to set (builders, wallets).
+    pub fn fee_mut(&mut self) -> &mut u64 {
+        common_mut!(self, fee)
     }
 
     pub fn fee(&self) -> u64 {
@@ -417,6 +433,21 @@ pub struct SignedTx {
 }
 
 impl SignedTx {
+    /// Signs `payload` with its fee raised, where needed, to `floor_per_byte` times the
+    /// signed transaction's encoded length (a mempool's fee floor; the encoded length
+    /// does not depend on the fee's value).
+    pub fn sign_paying_floor(
+        mut payload: TxPayload,
+        key: &tb_primitives::SecretKey,
+        chain_id: u64,
+        floor_per_byte: u64,
+    ) -> SignedTx {
+        let len = SignedTx::sign(payload.clone(), key, chain_id).encoded_len() as u64;
+        let fee = payload.fee_mut();
+        *fee = (*fee).max(len.saturating_mul(floor_per_byte));
+        SignedTx::sign(payload, key, chain_id)
+    }
+
     pub fn sign(payload: TxPayload, key: &tb_primitives::SecretKey, chain_id: u64) -> SignedTx {
         let signature = key.sign(Domain::Transaction, chain_id, &encode(&payload));
         SignedTx { payload, signature }

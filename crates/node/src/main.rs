@@ -1,31 +1,50 @@
-//! `the-block`: the node binary. In this release it has one command, `demo`, which
-//! runs the chain kernel end to end on the embedded devnet defaults, then the compute
-//! loop (submit, execute, receipt, verify, settle and slash).
+//! `the-block`: the node binary.
+//!
+//! - `run`: a node with its store, JSON-RPC (HTTP and WebSocket), Prometheus metrics and,
+//!   as configured, the miner, provider and verifier workers.
+//! - `devnet`: a single-node network on the devnet parameters with all three workers.
+//! - `demo`: the chain kernel end to end, then the compute loop, in a temporary
+//!   directory; exits 0.
 #![forbid(unsafe_code)]
 
+mod blobs;
 mod compute_demo;
+mod config;
 mod demo;
+mod json;
+mod metrics;
+mod miner;
+mod node;
+mod provider;
+mod rpc;
+mod run;
+mod verifier;
 
-const USAGE: &str = "usage: the-block demo [--keep <dir>]\n\n  demo   run the chain kernel end to end in a temporary directory and exit 0";
+const USAGE: &str = "\
+usage: the-block COMMAND [OPTIONS]
+
+  run      run a node (see `the-block run --help`)
+  devnet   a single-node devnet: mining, a CPU provider and a verifier
+           (see `the-block devnet --help`)
+  demo     run the chain kernel and the compute loop in a temporary directory; exits 0";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let code = match args.first().map(String::as_str) {
-        Some("demo") => match demo::run(&args[1..]) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("the-block demo failed: {e}");
-                1
-            }
-        },
+    let (name, result) = match args.first().map(String::as_str) {
+        Some("demo") => ("demo", demo::run(&args[1..])),
+        Some("run") => ("run", run::run_cmd(&args[1..])),
+        Some("devnet") => ("devnet", run::devnet_cmd(&args[1..])),
         Some("-h") | Some("--help") | None => {
             println!("{USAGE}");
-            0
+            std::process::exit(0);
         }
         Some(other) => {
             eprintln!("the-block: unknown command {other:?}\n{USAGE}");
-            2
+            std::process::exit(2);
         }
     };
-    std::process::exit(code);
+    if let Err(e) = result {
+        eprintln!("the-block {name}: {e}");
+        std::process::exit(1);
+    }
 }

@@ -1,0 +1,540 @@
+//! The node's configuration: a TOML file, `TB_*` environment variables and command-line
+//! flags, in rising precedence (a flag beats the environment, which beats the file,
+//! which beats the defaults). Every value is checked here, at the boundary: a bad file,
+//! variable or flag is a typed [`ConfigError`] naming it, never a panic.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Largest config file read.
+pub const CONFIG_FILE_BYTES_MAX: u64 = 64 * 1024;
+/// Default JSON-RPC listen address.
+pub const RPC_ADDR_DEFAULT: &str = "127.0.0.1:3030";
+/// Default cap on one JSON-RPC request body (HTTP) or message (WebSocket).
+pub const RPC_REQUEST_BYTES_DEFAULT: u32 = 8 * 1024 * 1024;
+/// Hard cap on `rpc_max_request_bytes` (a published chunk in hex fits well below it).
+pub const RPC_REQUEST_BYTES_MAX: u32 = 64 * 1024 * 1024;
+/// Default cap on simultaneous JSON-RPC connections.
+pub const RPC_CONNECTIONS_DEFAULT: u32 = 128;
+/// Hard cap on `rpc_max_connections`.
+pub const RPC_CONNECTIONS_MAX: u32 = 10_000;
+/// Shortest block interval the miner may be configured to.
+pub const BLOCK_INTERVAL_MS_MIN: u64 = 50;
+/// Longest block interval the miner may be configured to.
+pub const BLOCK_INTERVAL_MS_MAX: u64 = 600_000;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {msg}")]
+    File { path: PathBuf, msg: String },
+    #[error("environment variable {name}={value:?}: {msg}")]
+    Env {
+        name: &'static str,
+        value: String,
+        msg: String,
+    },
+    #[error("{flag}: {msg}")]
+    Flag { flag: String, msg: String },
+    #[error("{field}: {msg}")]
+    Invalid { field: &'static str, msg: String },
+    #[error("key file {path}: {msg}")]
+    Key { path: PathBuf, msg: String },
+}
+
+/// Which network's parameters the node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    Devnet,
+    Mainnet,
+}
+
+impl Network {
+    pub fn params(self) -> tb_chain::ChainParams {
+        match self {
+            Network::Devnet => tb_chain::ChainParams::devnet(),
+            Network::Mainnet => tb_chain::ChainParams::mainnet(),
+        }
+    }
+}
+
+/// The compute fabric a provider executes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FabricKind {
+    Cpu,
+    Cuda,
+}
+
+impl FabricKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FabricKind::Cpu => "cpu",
+            FabricKind::Cuda => "cuda",
+        }
+    }
+}
+
+/// The whole configuration (the TOML file's shape; every key optional).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Where the redb store, the blob store and worker state live.
+    pub data_dir: PathBuf,
+    pub network: Network,
+    /// JSON-RPC over HTTP and WebSocket (one port).
+    pub rpc_addr: SocketAddr,
+    /// Prometheus `/metrics` and `/wrappers`; off when absent.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The node's key: a file holding the 32-byte Ed25519 seed in hex. Needed by the
+    /// miner (its beneficiary), the provider and the verifier.
+    pub key_file: Option<PathBuf>,
+    pub rpc_max_request_bytes: u32,
+    pub rpc_max_connections: u32,
+    pub miner: MinerConfig,
+    pub provider: ProviderConfig,
+    pub verifier: VerifierConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MinerConfig {
+    pub enabled: bool,
+    /// Milliseconds between blocks (the miner waits; the PoW sets no pace on a devnet).
+    pub block_interval_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderConfig {
+    pub enabled: bool,
+    pub fabric: FabricKind,
+    /// Stake bonded at registration, whole tokens.
+    pub stake_tokens: u64,
+    /// Leases held at once.
+    pub max_leases: u32,
+    /// Test only: report a wrong digest for this op of every job (the cheating provider
+    /// of the integration tests and the devnet's `--cheat`).
+    pub test_corrupt_op: Option<u32>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifierConfig {
+    pub enabled: bool,
+    /// Share of proven receipts replayed, basis points (10000: every one).
+    pub share_bps: u32,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            data_dir: PathBuf::from("tb-data"),
+            network: Network::Devnet,
+            rpc_addr: RPC_ADDR_DEFAULT.parse().expect("a valid literal"),
+            metrics_addr: None,
+            key_file: None,
+            rpc_max_request_bytes: RPC_REQUEST_BYTES_DEFAULT,
+            rpc_max_connections: RPC_CONNECTIONS_DEFAULT,
+            miner: MinerConfig::default(),
+            provider: ProviderConfig::default(),
+            verifier: VerifierConfig::default(),
+        }
+    }
+}
+
+impl Default for MinerConfig {
+    fn default() -> Self {
+        MinerConfig {
+            enabled: false,
+            block_interval_ms: 1_000,
+        }
+    }
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        ProviderConfig {
+            enabled: false,
+            fabric: FabricKind::Cpu,
+            stake_tokens: 100,
+            max_leases: 4,
+            test_corrupt_op: None,
+        }
+    }
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        VerifierConfig {
+            enabled: false,
+            share_bps: 10_000,
+        }
+    }
+}
+
+/// The `run` command's usage (flags and variables).
+pub const RUN_USAGE: &str = "\
+usage: the-block run [--config FILE] [--data-dir DIR] [--network devnet|mainnet]
+                     [--rpc-addr ADDR] [--metrics-addr ADDR] [--key-file FILE]
+                     [--mine] [--block-interval-ms N]
+                     [--provider] [--fabric cpu|cuda] [--stake TOKENS]
+                     [--verifier] [--verify-share-bps N]
+                     [--test-corrupt-op I]
+
+Every flag has a TB_* environment variable (flag > variable > config file > default):
+  TB_CONFIG TB_DATA_DIR TB_NETWORK TB_RPC_ADDR TB_METRICS_ADDR TB_KEY_FILE
+  TB_MINE TB_BLOCK_INTERVAL_MS TB_PROVIDER TB_FABRIC TB_STAKE TB_VERIFIER
+  TB_VERIFY_SHARE_BPS (booleans: 1/0/true/false)";
+
+/// Reads the configuration: `--config FILE` (or `TB_CONFIG`), then `TB_*` variables,
+/// then the flags in `args`. `env` is the process environment (a parameter so tests
+/// need not touch it).
+pub fn load(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<NodeConfig, ConfigError> {
+    let c = load_over(args, env, NodeConfig::default())?;
+    c.check()?;
+    Ok(c)
+}
+
+/// [`load`] over `base` instead of the defaults (the devnet's presets), without the
+/// final [`NodeConfig::check`]. A config file replaces `base` wholesale.
+pub fn load_over(
+    args: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+    base: NodeConfig,
+) -> Result<NodeConfig, ConfigError> {
+    let flags = parse_flags(args)?;
+    let path = flag_value(&flags, "--config")
+        .map(PathBuf::from)
+        .or_else(|| env("TB_CONFIG").map(PathBuf::from));
+    let mut c = match path {
+        Some(p) => from_file(&p)?,
+        None => base,
+    };
+    apply_env(&mut c, env)?;
+    apply_flags(&mut c, &flags)?;
+    Ok(c)
+}
+
+/// Parses a TOML config file.
+pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
+    let err = |msg: String| ConfigError::File {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    if meta.len() > CONFIG_FILE_BYTES_MAX {
+        return Err(err(format!(
+            "{} bytes, over the {CONFIG_FILE_BYTES_MAX}-byte limit",
+            meta.len()
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    toml::from_str(&text).map_err(|e| err(e.to_string().trim_end().replace('\n', " ")))
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Settings that take a value, by flag and by variable.
+const VALUED: &[(&str, &str)] = &[
+    ("--config", "TB_CONFIG"),
+    ("--data-dir", "TB_DATA_DIR"),
+    ("--network", "TB_NETWORK"),
+    ("--rpc-addr", "TB_RPC_ADDR"),
+    ("--metrics-addr", "TB_METRICS_ADDR"),
+    ("--key-file", "TB_KEY_FILE"),
+    ("--block-interval-ms", "TB_BLOCK_INTERVAL_MS"),
+    ("--fabric", "TB_FABRIC"),
+    ("--stake", "TB_STAKE"),
+    ("--verify-share-bps", "TB_VERIFY_SHARE_BPS"),
+    ("--test-corrupt-op", "TB_TEST_CORRUPT_OP"),
+];
+/// Switches, by flag and by variable.
+const SWITCHES: &[(&str, &str)] = &[
+    ("--mine", "TB_MINE"),
+    ("--provider", "TB_PROVIDER"),
+    ("--verifier", "TB_VERIFIER"),
+];
+
+fn parse_flags(args: &[String]) -> Result<Vec<(&'static str, Option<String>)>, ConfigError> {
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (a.as_str(), None),
+        };
+        if let Some((f, _)) = SWITCHES.iter().find(|(f, _)| *f == name) {
+            if inline.is_some() {
+                return Err(ConfigError::Flag {
+                    flag: a.clone(),
+                    msg: "takes no value".into(),
+                });
+            }
+            out.push((*f, None));
+        } else if let Some((f, _)) = VALUED.iter().find(|(f, _)| *f == name) {
+            let v = match inline {
+                Some(v) => v,
+                None => it.next().cloned().ok_or_else(|| ConfigError::Flag {
+                    flag: a.clone(),
+                    msg: "needs a value".into(),
+                })?,
+            };
+            out.push((*f, Some(v)));
+        } else {
+            return Err(ConfigError::Flag {
+                flag: a.clone(),
+                msg: "unknown option (see `the-block run --help`)".into(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn flag_value<'a>(flags: &'a [(&'static str, Option<String>)], name: &str) -> Option<&'a str> {
+    flags
+        .iter()
+        .rev()
+        .find(|(f, _)| *f == name)
+        .and_then(|(_, v)| v.as_deref())
+}
+
+/// Applies one setting (from a flag or a variable) by its flag name.
+fn set(c: &mut NodeConfig, flag: &str, v: &str) -> Result<(), String> {
+    fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+        v.parse().map_err(|_| format!("{v:?} is not a valid number"))
+    }
+    match flag {
+        "--config" => {}
+        "--data-dir" => c.data_dir = PathBuf::from(v),
+        "--network" => {
+            c.network = match v {
+                "devnet" => Network::Devnet,
+                "mainnet" => Network::Mainnet,
+                _ => return Err("expected devnet or mainnet".into()),
+            }
+        }
+        "--rpc-addr" => c.rpc_addr = v.parse().map_err(|_| "expected HOST:PORT".to_string())?,
+        "--metrics-addr" => {
+            c.metrics_addr = Some(v.parse().map_err(|_| "expected HOST:PORT".to_string())?)
+        }
+        "--key-file" => c.key_file = Some(PathBuf::from(v)),
+        "--block-interval-ms" => c.miner.block_interval_ms = num(v)?,
+        "--fabric" => {
+            c.provider.fabric = match v {
+                "cpu" => FabricKind::Cpu,
+                "cuda" => FabricKind::Cuda,
+                _ => return Err("expected cpu or cuda".into()),
+            }
+        }
+        "--stake" => c.provider.stake_tokens = num(v)?,
+        "--verify-share-bps" => c.verifier.share_bps = num(v)?,
+        "--test-corrupt-op" => c.provider.test_corrupt_op = Some(num(v)?),
+        "--mine" | "--provider" | "--verifier" => {
+            let on = parse_bool(v).ok_or("expected 1/0/true/false")?;
+            match flag {
+                "--mine" => c.miner.enabled = on,
+                "--provider" => c.provider.enabled = on,
+                _ => c.verifier.enabled = on,
+            }
+        }
+        _ => return Err("unknown setting".into()),
+    }
+    Ok(())
+}
+
+fn apply_env(c: &mut NodeConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    for (flag, name) in VALUED.iter().chain(SWITCHES) {
+        if let Some(v) = env(name) {
+            set(c, flag, &v).map_err(|msg| ConfigError::Env {
+                name,
+                value: v.clone(),
+                msg,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn apply_flags(c: &mut NodeConfig, flags: &[(&'static str, Option<String>)]) -> Result<(), ConfigError> {
+    for (flag, v) in flags {
+        let v = v.as_deref().unwrap_or("true");
+        set(c, flag, v).map_err(|msg| ConfigError::Flag {
+            flag: flag.to_string(),
+            msg,
+        })?;
+    }
+    Ok(())
+}
+
+impl NodeConfig {
+    /// Checks every value's range and the settings that need a key.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |field, msg: String| Err(ConfigError::Invalid { field, msg });
+        if !(BLOCK_INTERVAL_MS_MIN..=BLOCK_INTERVAL_MS_MAX).contains(&self.miner.block_interval_ms)
+        {
+            return bad(
+                "miner.block_interval_ms",
+                format!("must be {BLOCK_INTERVAL_MS_MIN}..={BLOCK_INTERVAL_MS_MAX}"),
+            );
+        }
+        if !(1024..=RPC_REQUEST_BYTES_MAX).contains(&self.rpc_max_request_bytes) {
+            return bad(
+                "rpc_max_request_bytes",
+                format!("must be 1024..={RPC_REQUEST_BYTES_MAX}"),
+            );
+        }
+        if !(1..=RPC_CONNECTIONS_MAX).contains(&self.rpc_max_connections) {
+            return bad(
+                "rpc_max_connections",
+                format!("must be 1..={RPC_CONNECTIONS_MAX}"),
+            );
+        }
+        if self.verifier.share_bps > 10_000 {
+            return bad("verifier.share_bps", "must be 0..=10000".into());
+        }
+        if self.provider.max_leases == 0 || self.provider.max_leases > 1024 {
+            return bad("provider.max_leases", "must be 1..=1024".into());
+        }
+        let needs_key = self.miner.enabled || self.provider.enabled || self.verifier.enabled;
+        if needs_key && self.key_file.is_none() {
+            return bad(
+                "key_file",
+                "--mine, --provider and --verifier need the node's key (--key-file)".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Reads a key file: the 32-byte Ed25519 seed as 64 hex digits (surrounding whitespace
+/// ignored).
+pub fn read_key(path: &Path) -> Result<tb_primitives::SecretKey, ConfigError> {
+    let err = |msg: String| ConfigError::Key {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    if meta.len() > 1024 {
+        return Err(err("larger than a key file".into()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    parse_key(text.trim()).map_err(err)
+}
+
+/// Parses a 64-hex-digit seed.
+pub fn parse_key(s: &str) -> Result<tb_primitives::SecretKey, String> {
+    let mut seed = [0u8; 32];
+    if s.len() != 64 {
+        return Err(format!("expected 64 hex digits, found {} characters", s.len()));
+    }
+    hex::decode_to_slice(s, &mut seed).map_err(|e| format!("not hex: {e}"))?;
+    Ok(tb_primitives::SecretKey::from_seed(seed))
+}
+
+/// Writes a key file (mode 0600 where the platform has modes), refusing to overwrite.
+pub fn write_key(path: &Path, key: &tb_primitives::SecretKey) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path)?;
+    writeln!(f, "{}", hex::encode(key.seed()))?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn precedence_flag_over_env_over_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("node.toml");
+        std::fs::write(
+            &f,
+            "data_dir = \"/from/file\"\nrpc_addr = \"127.0.0.1:4000\"\n[miner]\nblock_interval_ms = 300\n",
+        )
+        .unwrap();
+        let fp = f.display().to_string();
+        let env = |n: &str| match n {
+            "TB_CONFIG" => Some(fp.clone()),
+            "TB_RPC_ADDR" => Some("127.0.0.1:5000".to_string()),
+            "TB_BLOCK_INTERVAL_MS" => Some("400".to_string()),
+            _ => None,
+        };
+        let c = load(&args("--block-interval-ms 500"), &env).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(c.rpc_addr.port(), 5000);
+        assert_eq!(c.miner.block_interval_ms, 500);
+        let c = load(&[], &env).unwrap();
+        assert_eq!(c.miner.block_interval_ms, 400);
+    }
+
+    #[test]
+    fn bad_input_is_a_typed_error() {
+        let none = |_: &str| None;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bad.toml");
+        std::fs::write(&f, "no_such_key = 1\n").unwrap();
+        let e = load(&args(&format!("--config {}", f.display())), &none).unwrap_err();
+        assert!(matches!(e, ConfigError::File { .. }), "{e}");
+        assert!(e.to_string().contains("no_such_key"), "{e}");
+        std::fs::write(&f, "rpc_addr = 7\n").unwrap();
+        assert!(matches!(
+            load(&args(&format!("--config {}", f.display())), &none),
+            Err(ConfigError::File { .. })
+        ));
+        assert!(matches!(
+            load(&args("--rpc-addr nope"), &none),
+            Err(ConfigError::Flag { .. })
+        ));
+        assert!(matches!(
+            load(&args("--bogus"), &none),
+            Err(ConfigError::Flag { .. })
+        ));
+        assert!(matches!(
+            load(&args("--fabric"), &none),
+            Err(ConfigError::Flag { .. })
+        ));
+        let env = |n: &str| (n == "TB_MINE").then(|| "maybe".to_string());
+        assert!(matches!(load(&[], &env), Err(ConfigError::Env { .. })));
+        // Workers need a key.
+        assert!(matches!(
+            load(&args("--mine"), &none),
+            Err(ConfigError::Invalid { field: "key_file", .. })
+        ));
+        assert!(matches!(
+            load(&args("--block-interval-ms 1"), &none),
+            Err(ConfigError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn key_files_round_trip_and_refuse_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k");
+        let k = tb_primitives::SecretKey::dev("x");
+        write_key(&p, &k).unwrap();
+        assert_eq!(read_key(&p).unwrap().address(), k.address());
+        assert!(write_key(&p, &k).is_err(), "never overwrites a key");
+        std::fs::write(&p, "zz").unwrap();
+        assert!(matches!(read_key(&p), Err(ConfigError::Key { .. })));
+    }
+}

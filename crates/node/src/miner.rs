@@ -1,0 +1,83 @@
+//! The miner worker: while mining is on, every `block_interval_ms` it builds a block on
+//! the tip from the mempool (the governed parameters' limits), searches the PoW nonce in
+//! slices (so a stop, or a new tip from elsewhere, is noticed within one slice), and
+//! imports it through [`Node::import`].
+
+use crate::node::{now_ms, Node};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tb_primitives::Address;
+
+/// Nonces tried between checks for a stop or a new tip.
+pub const NONCE_SLICE: u64 = 50_000;
+
+/// Who is paid the block reward of each block.
+#[derive(Clone, Debug)]
+pub enum Beneficiary {
+    /// Always this address.
+    One(Address),
+    /// Block `h` pays `list[h % len]` (the devnet's rotation over its dev keys).
+    Rotate(Vec<Address>),
+}
+
+impl Beneficiary {
+    fn at(&self, h: u64) -> Address {
+        match self {
+            Beneficiary::One(a) => *a,
+            Beneficiary::Rotate(v) if !v.is_empty() => v[(h % v.len() as u64) as usize],
+            Beneficiary::Rotate(_) => Address::default(),
+        }
+    }
+}
+
+/// Runs until the node stops.
+pub fn run(node: Arc<Node>, beneficiary: Beneficiary, interval: Duration) {
+    let mut last = Instant::now() - interval;
+    while !node.stopping() {
+        if !node.mining.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        let since = last.elapsed();
+        if since < interval {
+            std::thread::sleep((interval - since).min(Duration::from_millis(50)));
+            continue;
+        }
+        last = Instant::now();
+        if let Err(e) = mine_one(&node, &beneficiary) {
+            eprintln!("the-block: miner: {e}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+/// Builds, seals and imports one block; `Ok(None)` when abandoned (stop or new tip).
+pub fn mine_one(node: &Node, beneficiary: &Beneficiary) -> Result<Option<u64>, String> {
+    let mut block = {
+        let mut c = node.core();
+        let p = c.effective_params(&node.params);
+        let picked = c.pool.select(p.block_tx_count_max, p.block_bytes_max);
+        let h = c.db.tip().height + 1;
+        let now = now_ms();
+        c.db
+            .build_template(picked.iter(), now, beneficiary.at(h))
+            .map_err(|e| e.to_string())?
+    };
+    let parent = block.header.parent;
+    let mut start = 0u64;
+    let header = loop {
+        if let Some(h) = tb_chain::mine(&block.header, start, NONCE_SLICE) {
+            break h;
+        }
+        start = start.wrapping_add(NONCE_SLICE);
+        if node.stopping() || node.core().db.tip_id() != parent {
+            return Ok(None);
+        }
+    };
+    block.header = header;
+    let height = block.header.height;
+    node.import(&block).map_err(|e| e.to_string())?;
+    node.metrics.inc("blocks_mined_total", &[]);
+    Ok(Some(height))
+}

@@ -1,0 +1,432 @@
+//! The running node: the chain store and mempool behind one lock, the blob store, the
+//! event stream the WebSocket subscriptions read, the metrics, and the signals the
+//! workers wait on. RPC handlers and workers share one `Arc<Node>`.
+//!
+//! Every block that becomes canonical goes through [`Node::import`], which commits it
+//! (one redb transaction), brings the mempool to the new tip (included transactions
+//! out, orphans swept, the tip's governed parameters in force), and derives the events:
+//! `newHeads`, `jobAssigned`, `jobCompleted`, `providerSlashed`, `epochSettled`.
+
+use crate::blobs::BlobStore;
+use crate::metrics::Metrics;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+use tb_chain::market::exec::task_id;
+use tb_chain::market::query;
+use tb_chain::market::records::{self as r, JobState};
+use tb_chain::mempool::{AdmissionError, Mempool, MempoolConfig};
+use tb_chain::{Block, ChainParams, SignedTx, StateRead, TxPayload};
+use tb_primitives::{Id, SecretKey};
+use tb_store::{ChainDb, ImportError, ImportOutcome};
+
+/// Events kept for slow WebSocket subscribers before the oldest are dropped.
+pub const EVENT_QUEUE_MAX: usize = 4096;
+/// Non-terminal jobs the node follows for events (beyond it, the oldest are dropped
+/// from the event feed; the chain is unaffected).
+pub const TRACKED_JOBS_MAX: usize = 100_000;
+
+/// One event for subscribers.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// `newHeads`, `jobAssigned`, `jobCompleted`, `providerSlashed`, `epochSettled`.
+    pub kind: &'static str,
+    pub data: Value,
+}
+
+/// The chain store, the mempool and what the node follows of the market.
+pub struct Core {
+    pub db: ChainDb,
+    pub pool: Mempool,
+    /// Non-terminal jobs and their last seen state and lease count.
+    tracked: BTreeMap<Id, (JobState, usize)>,
+    /// The last epoch whose settlement was announced.
+    last_epoch: u64,
+    /// Proof-latency SLA slashes on the chain (counted once at open, then per block).
+    sla_breaches: u64,
+}
+
+impl Core {
+    /// The parameters in force for the next block (governance applied).
+    pub fn effective_params(&self, base: &ChainParams) -> ChainParams {
+        tb_chain::governance::effective_params(self.db.state(), base)
+    }
+}
+
+/// The node.
+pub struct Node {
+    /// The network's genesis parameters.
+    pub params: ChainParams,
+    core: Mutex<Core>,
+    pub blobs: BlobStore,
+    pub events: tokio::sync::broadcast::Sender<Event>,
+    pub metrics: Arc<Metrics>,
+    pub mining: AtomicBool,
+    pub stop: Arc<AtomicBool>,
+    /// The tip height, signalled on every new tip (workers wait on it).
+    head: (Mutex<u64>, Condvar),
+    /// The node's key (miner beneficiary, provider, verifier).
+    pub key: Option<SecretKey>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Node {
+    /// Opens the store and blob store under `data_dir`.
+    pub fn open(
+        data_dir: &std::path::Path,
+        params: ChainParams,
+        key: Option<SecretKey>,
+    ) -> Result<Arc<Node>, String> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| format!("data dir {}: {e}", data_dir.display()))?;
+        let db = ChainDb::open(data_dir.join("chain.redb"), params.clone())
+            .map_err(|e| format!("chain store: {e}"))?;
+        let blobs = BlobStore::open(data_dir.join("blobs")).map_err(|e| e.to_string())?;
+        let effective = tb_chain::governance::effective_params(db.state(), &params);
+        let pool = Mempool::new(MempoolConfig::default(), effective);
+        let tracked = query::jobs(db.state(), None)
+            .into_iter()
+            .filter(|(_, j)| !terminal(j.state))
+            .map(|(t, j)| (t, (j.state, j.leases.len())))
+            .collect();
+        let height = db.tip().height;
+        let sla_breaches = query::slashes(db.state(), None)
+            .iter()
+            .filter(|x| x.reason == r::SlashReason::ProofLatencyBudget)
+            .count() as u64;
+        let epoch_blocks = params.market.epoch_blocks.max(1);
+        let core = Core {
+            db,
+            pool,
+            tracked,
+            last_epoch: height / epoch_blocks,
+            sla_breaches,
+        };
+        let (events, _) = tokio::sync::broadcast::channel(EVENT_QUEUE_MAX);
+        let node = Arc::new(Node {
+            params,
+            core: Mutex::new(core),
+            blobs,
+            events,
+            metrics: Arc::new(Metrics::new()),
+            mining: AtomicBool::new(false),
+            stop: Arc::new(AtomicBool::new(false)),
+            head: (Mutex::new(height), Condvar::new()),
+            key,
+        });
+        node.refresh_metrics();
+        Ok(node)
+    }
+
+    /// The chain and mempool, locked. A worker that panicked while holding the lock
+    /// leaves consistent data (every mutation is one committed import or one admit),
+    /// so a poisoned lock is taken over.
+    pub fn core(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Asks every worker and server to stop.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.head.1.notify_all();
+    }
+
+    /// Waits until the tip is above `seen` (returns the new height), the timeout
+    /// passes, or the node stops.
+    pub fn wait_head(&self, seen: u64, timeout: Duration) -> u64 {
+        let g = self.head.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (g, _) = self
+            .head
+            .1
+            .wait_timeout_while(g, timeout, |h| *h <= seen && !self.stopping())
+            .unwrap_or_else(|p| p.into_inner());
+        *g
+    }
+
+    /// The non-terminal jobs the node follows (the workers' view of the market).
+    pub fn tracked_jobs(&self) -> Vec<Id> {
+        self.core().tracked.keys().copied().collect()
+    }
+
+    /// Admits a transaction to the mempool.
+    pub fn submit(&self, tx: SignedTx) -> Result<Id, AdmissionError> {
+        let mut c = self.core();
+        self.admit(&mut c, tx)
+    }
+
+    fn admit(&self, c: &mut Core, tx: SignedTx) -> Result<Id, AdmissionError> {
+        let id = tx.id();
+        let Core { db, pool, .. } = c;
+        match pool.admit(tx, db.state(), now_ms()) {
+            Ok(_) => {
+                self.metrics.inc("tx_admitted_total", &[]);
+                Ok(id)
+            }
+            Err(e) => {
+                self.metrics.inc("tx_rejected_total", &[e.reason()]);
+                Err(e)
+            }
+        }
+    }
+
+    /// Signs `payloads` with `key` (consecutive nonces after the account's pending
+    /// ones, fees raised to the mempool's floor) and admits them in order; stops at the
+    /// first refusal.
+    pub fn submit_signed(
+        &self,
+        key: &SecretKey,
+        payloads: Vec<TxPayload>,
+    ) -> Result<Vec<Id>, AdmissionError> {
+        let mut c = self.core();
+        let n0 = c.pool.next_nonce(&key.address(), c.db.state());
+        let floor = c.pool.config().fee_floor_per_byte;
+        let chain_id = self.params.chain_id;
+        let mut ids = Vec::new();
+        for (i, mut p) in payloads.into_iter().enumerate() {
+            *p.nonce_mut() = n0 + i as u64;
+            let tx = SignedTx::sign_paying_floor(p, key, chain_id, floor);
+            ids.push(self.admit(&mut c, tx)?);
+        }
+        Ok(ids)
+    }
+
+    /// Imports a block; on a new tip, updates the mempool and publishes events.
+    pub fn import(&self, block: &Block) -> Result<ImportOutcome, ImportError> {
+        let t0 = std::time::Instant::now();
+        let mut c = self.core();
+        let prev_height = c.db.tip().height;
+        let out = c.db.import_block(block, now_ms())?;
+        self.metrics
+            .observe("block_import_seconds", &[], t0.elapsed().as_secs_f64());
+        self.metrics.inc("blocks_imported_total", &[]);
+        let from = match &out {
+            ImportOutcome::Extended { .. } => prev_height + 1,
+            ImportOutcome::Reorged { ancestor, .. } => {
+                self.metrics.inc("chain_reorgs_total", &[]);
+                // The new branch's blocks, from the common ancestor's child.
+                match c.db.header_entry(ancestor) {
+                    Ok(Some(e)) => e.header.height + 1,
+                    _ => 1,
+                }
+            }
+            ImportOutcome::SideChain | ImportOutcome::AlreadyKnown => return Ok(out),
+        };
+        let tip = c.db.tip().height;
+        for h in from..=tip {
+            let Ok(Some(b)) = c.db.block_at(h) else {
+                continue;
+            };
+            self.after_block(&mut c, &b);
+        }
+        let now = now_ms();
+        let Core { db, pool, .. } = &mut *c;
+        let swept = pool.sweep_orphans(db.state());
+        self.metrics
+            .inc_by("orphan_sweep_total", &[], swept as u64);
+        let expired = pool.purge_expired(now);
+        self.metrics.inc_by("ttl_drop_total", &[], expired as u64);
+        pool.set_params(tb_chain::governance::effective_params(
+            db.state(),
+            &self.params,
+        ));
+        drop(c);
+        {
+            let mut h = self.head.0.lock().unwrap_or_else(|p| p.into_inner());
+            *h = tip;
+        }
+        self.head.1.notify_all();
+        Ok(out)
+    }
+
+    fn publish(&self, kind: &'static str, data: Value) {
+        self.metrics.inc("events_published_total", &[kind]);
+        // No subscribers is not an error.
+        let _ = self.events.send(Event { kind, data });
+    }
+
+    /// Mempool and events for one block that became canonical.
+    fn after_block(&self, c: &mut Core, b: &Block) {
+        let h = b.header.height;
+        {
+            let Core { db, pool, .. } = &mut *c;
+            pool.remove_included(&b.txs, db.state());
+        }
+        self.publish("newHeads", crate::json::header(&b.header, b.txs.len()));
+        let chain_id = self.params.chain_id;
+        for tx in &b.txs {
+            if let TxPayload::SubmitJob(_) = tx.payload {
+                let t = task_id(chain_id, h, tx);
+                if c.tracked.len() < TRACKED_JOBS_MAX {
+                    c.tracked.insert(t, (JobState::Queued, 0));
+                }
+            }
+        }
+        let state = c.db.state();
+        let mut done = Vec::new();
+        for (t, (st, leases)) in c.tracked.iter_mut() {
+            let Some(j) = r::job(state, t) else {
+                done.push(*t);
+                continue;
+            };
+            for l in j.leases.iter().filter(|l| l.start == h) {
+                self.publish(
+                    "jobAssigned",
+                    json!({"task_id": t.to_hex(), "provider": l.provider.to_string(),
+                           "height": h, "expiry": l.expiry}),
+                );
+            }
+            if j.state != *st {
+                if terminal(j.state) {
+                    self.publish(
+                        "jobCompleted",
+                        json!({"task_id": t.to_hex(), "state": crate::json::job_state(j.state),
+                               "height": h, "receipts": j.receipts.len()}),
+                    );
+                    done.push(*t);
+                }
+                *st = j.state;
+            }
+            *leases = j.leases.len();
+        }
+        for t in done {
+            c.tracked.remove(&t);
+        }
+        let state = c.db.state();
+        for (_, v) in state.scan_prefix(&r::key(r::Kind::Slash, &[&h.to_be_bytes()])) {
+            if let Ok(s) = tb_primitives::decode::<r::SlashRecord>(&v, r::MARKET_RECORD_BYTES_MAX) {
+                if s.reason == r::SlashReason::ProofLatencyBudget {
+                    c.sla_breaches += 1;
+                }
+                self.publish("providerSlashed", crate::json::slash(&s));
+            }
+        }
+        let epoch_blocks = c.effective_params(&self.params).market.epoch_blocks.max(1);
+        let epoch = h / epoch_blocks;
+        if epoch > c.last_epoch {
+            if let Some(s) = query::epoch_summary(state, epoch) {
+                let paid: u64 = query::payouts(state, epoch)
+                    .iter()
+                    .map(|p| p.provider_micro)
+                    .sum();
+                self.metrics.inc_by("payouts_paid_micro_total", &[], paid);
+                self.publish(
+                    "epochSettled",
+                    json!({"epoch": epoch, "height": h, "receipts_paid": s.paid,
+                           "units_milli": s.units_milli, "price_micro": s.price_micro,
+                           "provider_paid_micro": paid, "carried": s.carried, "slashes": s.slashes}),
+                );
+            }
+            c.last_epoch = epoch;
+        }
+    }
+
+    /// Updates the chain-derived gauges (before `/metrics` renders).
+    pub fn refresh_metrics(&self) {
+        let c = self.core();
+        let m = &self.metrics;
+        let s = c.db.state();
+        let tip = c.db.tip();
+        m.set("block_height", &[], tip.height as f64);
+        m.set("block_difficulty", &[], tip.difficulty as f64);
+        if tip.height > 0 {
+            if let Ok(Some(e)) = c.db.header_entry(&tip.parent) {
+                let dt = tip.timestamp_ms.saturating_sub(e.header.timestamp_ms);
+                m.set("block_time_seconds", &[], dt as f64 / 1000.0);
+            }
+        }
+        m.set("mempool_size", &[], c.pool.len() as f64);
+        m.set("mempool_bytes", &[], c.pool.bytes() as f64);
+        let f = query::fund(s);
+        m.set("fund_balance_micro", &["consumer"], f.consumer as f64);
+        m.set("fund_balance_micro", &["industrial"], f.industrial as f64);
+        m.set("escrow_micro", &[], f.escrow as f64);
+        m.set("bonds_micro", &[], f.bonds as f64);
+        m.set("provider_stake_micro", &[], f.stakes as f64);
+        m.set("slashes", &[], f.slashes as f64);
+        m.set(
+            "receipt_drain_depth",
+            &[],
+            f.settle_next.saturating_sub(f.settle_head) as f64,
+        );
+        m.set("mining", &[], u8::from(self.mining.load(Ordering::Relaxed)) as f64);
+        let mut by_state: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for st in ALL_STATES {
+            by_state.insert(crate::json::job_state(st), 0);
+        }
+        let mut leases = 0usize;
+        let mut disputes = 0u64;
+        for (_, (st, l)) in c.tracked.iter() {
+            *by_state.entry(crate::json::job_state(*st)).or_default() += 1;
+            leases += l;
+        }
+        for (t, (st, _)) in c.tracked.iter() {
+            if *st == JobState::Disputed {
+                disputes += r::job(s, t).map_or(0, |j| j.disputes_open as u64);
+            }
+        }
+        for (k, v) in by_state {
+            m.set("jobs", &[k], v as f64);
+        }
+        m.set("leases_active", &[], leases as f64);
+        m.set("disputes_open", &[], disputes as f64);
+        let providers = query::providers(s);
+        m.set("providers", &[], providers.len() as f64);
+        m.set("sla_breach_count", &[], c.sla_breaches as f64);
+        let lat = tb_chain::telemetry::proof_verification_latency();
+        m.set_histogram(
+            "proof_verification_latency_seconds",
+            &[],
+            &cumulative_le(&lat, crate::metrics::BUCKETS_SECONDS),
+            lat.sum_us as f64 / 1e6,
+            lat.count,
+        );
+    }
+}
+
+/// Every job state, for gauges that show zeros.
+pub const ALL_STATES: [JobState; 8] = [
+    JobState::Queued,
+    JobState::Leased,
+    JobState::Proven,
+    JobState::Verified,
+    JobState::Settled,
+    JobState::Failed,
+    JobState::Disputed,
+    JobState::Revealing,
+];
+
+/// Whether a job is finished.
+pub fn terminal(s: JobState) -> bool {
+    matches!(s, JobState::Settled | JobState::Failed)
+}
+
+/// Cumulative counts of `lat` at or below each bound (seconds). The chain's histogram
+/// has power-of-two microsecond buckets; a sample is counted under a bound only when its
+/// whole bucket lies at or below it, so each count is a lower bound (never an
+/// over-statement of how fast checks were).
+pub fn cumulative_le(lat: &tb_chain::telemetry::LatencySnapshot, bounds: &[f64]) -> Vec<u64> {
+    bounds
+        .iter()
+        .map(|b| {
+            let bound_us = b * 1e6;
+            lat.buckets
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| ((1u64 << (*i).min(63)) as f64) <= bound_us)
+                .map(|(_, c)| *c)
+                .sum()
+        })
+        .collect()
+}

@@ -1,0 +1,379 @@
+//! The provider worker. On start it registers the node's key as a provider (its fabric,
+//! model class 0, `max_leases`) and bonds its stake, unless already registered. Then, on
+//! every new tip:
+//!
+//! - each job leased to it that it has not answered: fetch the blob (the node's blob
+//!   store, else the chain's published object), check it against the job's spec
+//!   (`ReportMalformed` when it is not a valid job matching it), execute it on the
+//!   configured fabric, and answer: a job with one replica gets its trace published and
+//!   its signed receipt submitted; a redundant job gets a seal (`SignedReceipt::seal`),
+//!   and the reveal (trace and receipt) once every replica has sealed;
+//! - each replica dispute that owes its evidence: the evidence bundle for the disputed op,
+//!   proven with its own leaves, published and named (`SupplyEvidence`);
+//! - a heartbeat every `heartbeat_interval_blocks`.
+//!
+//! Answers are written to `<data dir>/provider/<task>.answer` before they are submitted,
+//! so a restarted node reveals exactly what it sealed (a re-run would measure a different
+//! latency, and its receipt would not match the seal).
+
+use crate::config::{FabricKind, ProviderConfig};
+use crate::node::Node;
+use crate::rpc::fetch_blob;
+use blocktorch::fabric::Fabric;
+use borsh::{BorshDeserialize, BorshSerialize};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tb_chain::market::dispute::disputes;
+use tb_chain::market::records::{self as r, JobState, Owed};
+use tb_chain::tx::{
+    Heartbeat, ReportMalformed, SealReceipt, SubmitReceipt, SupplyEvidence,
+};
+use tb_chain::{StateRead, TxPayload};
+use tb_primitives::{Address, Id, SecretKey};
+
+/// The benchmark commit the node's receipts name.
+pub const BENCHMARK_COMMIT: &str = concat!("the-block ", env!("CARGO_PKG_VERSION"));
+/// Blocks before an unconfirmed registration or stake is sent again.
+pub const RETRY_BLOCKS: u64 = 10;
+/// Balance kept back from a stake for fees.
+pub const FEE_MARGIN_MICRO: u64 = 100_000;
+/// Largest answer file read back.
+pub const ANSWER_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// What a provider answered for a task: its signed receipt and its trace's leaves.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct Answer {
+    pub receipt: tb_job::SignedReceipt,
+    pub leaves: Vec<[u8; 32]>,
+}
+
+struct Worker {
+    node: Arc<Node>,
+    key: SecretKey,
+    me: Address,
+    cfg: ProviderConfig,
+    fabric: Box<dyn Fabric>,
+    dir: PathBuf,
+    /// Tasks answered (or reported) and disputes supplied, so the same transaction is
+    /// not sent twice while the first waits in the mempool.
+    sent: BTreeSet<(Id, u32, u8)>,
+    last_heartbeat_sent: u64,
+}
+
+/// Opens the configured fabric.
+pub fn open_fabric(kind: FabricKind) -> Result<Box<dyn Fabric>, String> {
+    Ok(match kind {
+        FabricKind::Cpu => {
+            let cfg = blocktorch::cpu::CpuConfig::from_env().map_err(|e| format!("CPU fabric: {e}"))?;
+            Box::new(blocktorch::cpu::CpuFabric::new(cfg).map_err(|e| format!("CPU fabric: {e}"))?)
+        }
+        FabricKind::Cuda => {
+            let cfg = blocktorch_cuda::CudaConfig::from_env().map_err(|e| format!("CUDA fabric: {e}"))?;
+            Box::new(
+                blocktorch_cuda::CudaFabric::new(cfg)
+                    .map_err(|e| format!("the CUDA fabric is not available here: {e}"))?,
+            )
+        }
+    })
+}
+
+/// Runs until the node stops.
+pub fn run(node: Arc<Node>, key: SecretKey, cfg: ProviderConfig, data_dir: PathBuf) -> Result<(), String> {
+    let fabric = open_fabric(cfg.fabric)?;
+    let dir = data_dir.join("provider");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut w = Worker {
+        me: key.address(),
+        node,
+        key,
+        cfg,
+        fabric,
+        dir,
+        sent: BTreeSet::new(),
+        last_heartbeat_sent: 0,
+    };
+    let mut seen = 0;
+    let mut registered_at_try = None;
+    while !w.node.stopping() {
+        let h = w.node.wait_head(seen, Duration::from_millis(500));
+        if w.node.stopping() {
+            break;
+        }
+        if h == seen && registered_at_try.is_some() {
+            continue;
+        }
+        seen = h;
+        if !w.ensure_registered(&mut registered_at_try, h) {
+            continue;
+        }
+        if let Err(e) = w.step(h) {
+            eprintln!("the-block: provider: {e}");
+        }
+    }
+    Ok(())
+}
+
+impl Worker {
+    fn submit(&self, payloads: Vec<TxPayload>) -> Result<(), String> {
+        self.node
+            .submit_signed(&self.key, payloads)
+            .map(|_| ())
+            .map_err(|e| format!("transaction refused: {e}"))
+    }
+
+    /// Registers, then bonds the configured stake as the balance allows; true once the
+    /// provider is registered with at least the minimum stake. A transaction that did
+    /// not land is re-sent after `RETRY_BLOCKS`.
+    fn ensure_registered(&mut self, tried: &mut Option<u64>, h: u64) -> bool {
+        let (provider, balance, min_stake) = {
+            let c = self.node.core();
+            let s = c.db.state();
+            (
+                r::provider(s, &self.me),
+                s.account(&self.me).industrial,
+                c.effective_params(&self.node.params).market.min_stake_micro,
+            )
+        };
+        let want = self
+            .cfg
+            .stake_tokens
+            .saturating_mul(tb_primitives::MICRO_PER_TOKEN);
+        let staked = provider.as_ref().map_or(0, |p| p.stake);
+        let ready = provider.is_some() && staked >= min_stake.max(1);
+        if staked >= want || tried.is_some_and(|t| h < t + RETRY_BLOCKS) {
+            return ready;
+        }
+        let mut p = tb_chain::devchain::provider_payloads(self.me, self.cfg.max_leases, want);
+        if let TxPayload::RegisterProvider(rp) = &mut p[0] {
+            rp.caps.fabrics = vec![self.cfg.fabric.name().to_string()];
+        }
+        if provider.is_some() {
+            p.remove(0);
+        }
+        // Bond what the balance allows (a fee's margin kept), at least the minimum.
+        let top_up = (want - staked).min(balance.saturating_sub(FEE_MARGIN_MICRO));
+        if top_up < min_stake.saturating_sub(staked) || top_up == 0 {
+            if provider.is_some() {
+                return ready;
+            }
+            p.truncate(1);
+        } else if let Some(TxPayload::Stake(st)) = p.last_mut() {
+            st.amount = top_up;
+        }
+        *tried = Some(h);
+        if let Err(e) = self.submit(p) {
+            eprintln!("the-block: provider registration: {e}");
+        }
+        ready
+    }
+
+    fn answer_path(&self, t: &Id) -> PathBuf {
+        self.dir.join(format!("{}.answer", t.to_hex()))
+    }
+
+    fn load_answer(&self, t: &Id) -> Option<Answer> {
+        let p = self.answer_path(t);
+        if std::fs::metadata(&p).ok()?.len() > ANSWER_FILE_BYTES_MAX {
+            return None;
+        }
+        tb_primitives::decode(&std::fs::read(p).ok()?, ANSWER_FILE_BYTES_MAX as usize).ok()
+    }
+
+    fn save_answer(&self, t: &Id, a: &Answer) -> Result<(), String> {
+        let p = self.answer_path(t);
+        let tmp = p.with_extension("tmp");
+        std::fs::write(&tmp, tb_primitives::encode(a)).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, &p).map_err(|e| e.to_string())
+    }
+
+    fn step(&mut self, h: u64) -> Result<(), String> {
+        let tasks = self.node.tracked_jobs();
+        for t in tasks {
+            let job = match r::job(self.node.core().db.state(), &t) {
+                Some(j) => j,
+                None => continue,
+            };
+            let mine_live = job
+                .leases
+                .iter()
+                .any(|l| l.provider == self.me && l.expiry > h);
+            let sealed = job.seals.iter().any(|s| s.provider == self.me);
+            let answered = job.receipts.iter().any(|x| x.provider == self.me);
+            if mine_live && !sealed && !answered && !self.sent.contains(&(t, 0, 0)) {
+                self.sent.insert((t, 0, 0));
+                if let Err(e) = self.answer(t, &job) {
+                    eprintln!("the-block: provider: task {}: {e}", t.to_hex());
+                }
+            } else if job.state == JobState::Revealing
+                && sealed
+                && !answered
+                && !self.sent.contains(&(t, 0, 1))
+            {
+                self.sent.insert((t, 0, 1));
+                match self.load_answer(&t) {
+                    Some(a) => self.reveal(t, a)?,
+                    None => eprintln!(
+                        "the-block: provider: task {}: sealed but no stored answer to reveal",
+                        t.to_hex()
+                    ),
+                }
+            }
+            if job.state == JobState::Disputed {
+                self.supply_evidence(t, &job)?;
+            }
+        }
+        let interval = self.node.core().effective_params(&self.node.params).market.heartbeat_interval_blocks;
+        let last = r::provider(self.node.core().db.state(), &self.me).map_or(0, |p| p.last_heartbeat);
+        if h >= last.max(self.last_heartbeat_sent) + interval.max(1) {
+            self.last_heartbeat_sent = h;
+            self.submit(vec![TxPayload::Heartbeat(Heartbeat {
+                from: self.me,
+                fee: 0,
+                fee_selector: 1,
+                nonce: 0,
+            })])?;
+            self.node.metrics.inc("provider_heartbeats_total", &[]);
+        }
+        Ok(())
+    }
+
+    /// Executes task `t` and answers it (or reports the blob malformed).
+    fn answer(&mut self, t: Id, job: &r::Job) -> Result<(), String> {
+        let blob = fetch_blob(&self.node, &job.spec.blob_sha256)?
+            .ok_or("the job's blob is neither here nor published")?;
+        let shape = tb_job::JobShape {
+            n_ops: job.spec.n_ops,
+            outputs: job.spec.outputs.clone(),
+        };
+        let decoded = match tb_job::check_job_blob(&blob, &shape, job.spec.flops) {
+            Ok(j) => j,
+            Err(why) => {
+                eprintln!("the-block: provider: task {} is malformed ({why}); reporting it", t.to_hex());
+                return self.submit(vec![TxPayload::ReportMalformed(ReportMalformed {
+                    from: self.me,
+                    task_id: t,
+                    fee: 0,
+                    fee_selector: 1,
+                    nonce: 0,
+                })]);
+            }
+        };
+        let t0 = Instant::now();
+        let opts = tb_job::ExecOptions {
+            replay: tb_job::ReplayMode::CrossFabric,
+            profile: false,
+        };
+        let run = tb_job::execute(&decoded, self.fabric.as_ref(), opts).map_err(|e| format!("execution: {e}"))?;
+        let fabric = self.cfg.fabric.name();
+        self.node.metrics.observe("provider_exec_seconds", &[fabric], t0.elapsed().as_secs_f64());
+        self.node.metrics.inc("provider_jobs_executed_total", &[fabric]);
+        let mut leaves = run.op_digests.clone();
+        let mut receipt = tb_job::Receipt::of_run_for(t, &decoded, &run, BENCHMARK_COMMIT, self.me)
+            .map_err(|e| e.to_string())?;
+        if let Some(op) = self.cfg.test_corrupt_op {
+            // The test-only cheat: a wrong digest for one op, everything else as run.
+            if let Some(l) = leaves.get_mut(op as usize) {
+                l[0] ^= 0x01;
+                receipt.trace_root = tb_job::trace_root(&leaves);
+                receipt.trace_sha256 = tb_job::trace_sha256(t, self.me, &leaves);
+                receipt.output_digest_sha256 = shape.output_digest(&leaves).ok_or("output leaves")?;
+            }
+        }
+        let signed = receipt
+            .sign(&self.key, self.node.params.chain_id)
+            .map_err(|e| e.to_string())?;
+        let answer = Answer { receipt: signed, leaves };
+        self.save_answer(&t, &answer)?;
+        if job.spec.redundancy > 1 {
+            self.submit(vec![TxPayload::SealReceipt(SealReceipt {
+                from: self.me,
+                task_id: t,
+                seal: answer.receipt.seal(),
+                fee: 0,
+                fee_selector: 1,
+                nonce: 0,
+            })])
+        } else {
+            self.reveal(t, answer)
+        }
+    }
+
+    /// Publishes the trace and submits the receipt.
+    fn reveal(&self, t: Id, a: Answer) -> Result<(), String> {
+        let trace = tb_job::trace_blob(t, self.me, &a.leaves);
+        self.node.blobs.put(&trace).map_err(|e| e.to_string())?;
+        let mut p = self.publish_payloads(&trace);
+        p.push(TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
+            from: self.me,
+            task_id: t,
+            receipt: a.receipt,
+            fee: 0,
+            fee_selector: 1,
+            nonce: 0,
+        })));
+        self.submit(p)?;
+        self.node.metrics.inc("provider_receipts_submitted_total", &[]);
+        Ok(())
+    }
+
+    fn publish_payloads(&self, bytes: &[u8]) -> Vec<TxPayload> {
+        publish_payloads(&self.node, self.me, bytes)
+    }
+
+    /// Supplies evidence to the replica disputes of `t` that owe it.
+    fn supply_evidence(&mut self, t: Id, job: &r::Job) -> Result<(), String> {
+        let ds = disputes(self.node.core().db.state(), &t);
+        for d in ds {
+            let party = d.accused.providers.contains(&self.me)
+                || d.other.as_ref().is_some_and(|o| o.providers.contains(&self.me));
+            if d.ruling.is_some()
+                || d.owed != Owed::Parties
+                || !party
+                || d.named_by.contains(&self.me)
+                || self.sent.contains(&(t, d.index, 2))
+            {
+                continue;
+            }
+            self.sent.insert((t, d.index, 2));
+            let Some(a) = self.load_answer(&t) else {
+                continue;
+            };
+            let blob = fetch_blob(&self.node, &job.spec.blob_sha256)?.ok_or("job blob missing")?;
+            let decoded = tb_job::Job::decode(&blob).map_err(|e| e.to_string())?;
+            let c = tb_job::build_challenge(&decoded, t, &a.leaves, d.op as usize)
+                .map_err(|e| format!("evidence for op {}: {e}", d.op))?;
+            let bundle = c.bundle.encode().map_err(|e| e.to_string())?;
+            self.node.blobs.put(&bundle).map_err(|e| e.to_string())?;
+            let mut p = self.publish_payloads(&bundle);
+            p.push(TxPayload::SupplyEvidence(SupplyEvidence {
+                from: self.me,
+                task_id: t,
+                dispute: d.index,
+                bundle: tb_primitives::sha256_digest(&bundle).0,
+                bundle_bytes: bundle.len() as u64,
+                fee: 0,
+                fee_selector: 1,
+                nonce: 0,
+            }));
+            self.submit(p)?;
+        }
+        Ok(())
+    }
+}
+
+/// The `PublishBlob` payloads that publish `bytes` from `from`, unless the chain already
+/// has the object.
+pub fn publish_payloads(node: &Node, from: Address, bytes: &[u8]) -> Vec<TxPayload> {
+    let c = node.core();
+    let id = tb_primitives::sha256_digest(bytes).0;
+    if r::object(c.db.state(), &id).is_some() {
+        return vec![];
+    }
+    let p = c.effective_params(&node.params);
+    tb_chain::market::dispute::publish_payloads(&p.market, from, bytes)
+        .into_iter()
+        .map(TxPayload::PublishBlob)
+        .collect()
+}

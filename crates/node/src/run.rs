@@ -1,0 +1,255 @@
+//! The `run` and `devnet` commands: open the node, start the JSON-RPC server, the
+//! metrics server and the workers, write `<data dir>/node.json` (the bound addresses,
+//! for scripts and tests that ask for port 0), and on SIGINT or SIGTERM stop everything
+//! in order: servers, then workers (the miner finishes or abandons its block; a block
+//! import is one redb transaction, committed whole or not at all), then the mempool is
+//! saved to `<data dir>/mempool.bin` and re-admitted at the next start.
+
+use crate::config::{self, NodeConfig};
+use crate::miner::{self, Beneficiary};
+use crate::node::Node;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tb_chain::SignedTx;
+use tb_primitives::SecretKey;
+
+/// Largest saved mempool file read back.
+pub const MEMPOOL_FILE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// The keys the workers sign with.
+pub struct Keys {
+    pub miner: Option<Beneficiary>,
+    pub provider: Option<SecretKey>,
+    pub verifier: Option<SecretKey>,
+}
+
+/// The devnet's named dev keys (the miner's rewards rotate over all of them).
+pub const DEV_KEYS: [&str; 5] = [
+    "devnet-miner",
+    "devnet-provider",
+    "devnet-verifier",
+    "devnet-alice",
+    "devnet-bob",
+];
+
+pub const DEVNET_USAGE: &str = "\
+usage: the-block devnet [--data-dir DIR] [--rpc-addr ADDR] [--metrics-addr ADDR]
+                        [--block-interval-ms N] [--fabric cpu|cuda]
+                        [--verify-share-bps N] [--test-corrupt-op I]
+
+A single-node network on the devnet parameters: mining (rewards rotate over the dev
+keys), a provider (key devnet-provider) and a verifier (key devnet-verifier). The dev
+keys' seeds are written to DIR/dev-keys/NAME.key for tb-cli --key. Defaults: data dir
+./tb-devnet, RPC 127.0.0.1:3030, metrics 127.0.0.1:9898. Other `run` flags apply too.";
+
+pub fn run_cmd(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{}", config::RUN_USAGE);
+        return Ok(());
+    }
+    let env = |n: &str| std::env::var(n).ok();
+    let cfg = config::load(args, &env).map_err(|e| e.to_string())?;
+    let key = cfg
+        .key_file
+        .as_ref()
+        .map(|p| config::read_key(p))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let keys = Keys {
+        miner: key.as_ref().map(|k| Beneficiary::One(k.address())),
+        provider: key.clone().filter(|_| cfg.provider.enabled),
+        verifier: key.clone().filter(|_| cfg.verifier.enabled),
+    };
+    serve(cfg, key, keys)
+}
+
+pub fn devnet_cmd(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{DEVNET_USAGE}");
+        return Ok(());
+    }
+    let mut base = NodeConfig {
+        data_dir: PathBuf::from("tb-devnet"),
+        metrics_addr: Some("127.0.0.1:9898".parse().expect("literal")),
+        ..NodeConfig::default()
+    };
+    base.miner.enabled = true;
+    base.provider.enabled = true;
+    base.verifier.enabled = true;
+    let env = |n: &str| std::env::var(n).ok();
+    let mut cfg = config::load_over(args, &env, base).map_err(|e| e.to_string())?;
+    cfg.network = config::Network::Devnet;
+    let dir = cfg.data_dir.join("dev-keys");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for name in DEV_KEYS {
+        let p = dir.join(format!("{name}.key"));
+        if !p.exists() {
+            config::write_key(&p, &SecretKey::dev(name)).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+    }
+    if cfg.key_file.is_none() {
+        cfg.key_file = Some(dir.join("devnet-miner.key"));
+    }
+    cfg.check().map_err(|e| e.to_string())?;
+    let node_key = cfg
+        .key_file
+        .as_ref()
+        .map(|p| config::read_key(p))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    println!("devnet keys (seeds in {}):", dir.display());
+    for name in DEV_KEYS {
+        println!("  {name:16} {}", SecretKey::dev(name).address());
+    }
+    let keys = Keys {
+        miner: Some(Beneficiary::Rotate(
+            DEV_KEYS.iter().map(|n| SecretKey::dev(n).address()).collect(),
+        )),
+        provider: cfg.provider.enabled.then(|| SecretKey::dev("devnet-provider")),
+        verifier: cfg.verifier.enabled.then(|| SecretKey::dev("devnet-verifier")),
+    };
+    serve(cfg, node_key, keys)
+}
+
+fn load_mempool(node: &Node, path: &Path) {
+    let Ok(bytes) = std::fs::read(path) else {
+        return;
+    };
+    let _ = std::fs::remove_file(path);
+    match tb_primitives::decode::<Vec<SignedTx>>(&bytes, MEMPOOL_FILE_BYTES_MAX) {
+        Ok(txs) => {
+            let n = txs.len();
+            let ok = txs.into_iter().filter(|t| node.submit(t.clone()).is_ok()).count();
+            println!("mempool: re-admitted {ok} of {n} saved transactions");
+        }
+        Err(e) => eprintln!("the-block: saved mempool {} unreadable ({e}); ignored", path.display()),
+    }
+}
+
+fn save_mempool(node: &Node, path: &Path) {
+    let txs: Vec<SignedTx> = node.core().pool.iter().cloned().collect();
+    if txs.is_empty() {
+        return;
+    }
+    let tmp = path.with_extension("tmp");
+    let bytes = tb_primitives::encode(&txs);
+    if bytes.len() > MEMPOOL_FILE_BYTES_MAX {
+        eprintln!("the-block: mempool too large to save ({} bytes)", bytes.len());
+        return;
+    }
+    if std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path)).is_ok() {
+        println!("mempool: saved {} pending transactions", txs.len());
+    }
+}
+
+/// Runs the node until a signal.
+pub fn serve(cfg: NodeConfig, key: Option<SecretKey>, keys: Keys) -> Result<(), String> {
+    let params = cfg.network.params();
+    let node = Node::open(&cfg.data_dir, params, key)?;
+    let mempool_file = cfg.data_dir.join("mempool.bin");
+    load_mempool(&node, &mempool_file);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let (rpc_addr, handle) = rt.block_on(crate::rpc::start(
+        node.clone(),
+        cfg.rpc_addr,
+        cfg.rpc_max_request_bytes,
+        cfg.rpc_max_connections,
+    ))?;
+    let mut threads = Vec::new();
+    let metrics_addr = match cfg.metrics_addr {
+        Some(a) => {
+            let l = std::net::TcpListener::bind(a).map_err(|e| format!("metrics on {a}: {e}"))?;
+            let local = l.local_addr().map_err(|e| e.to_string())?;
+            let n = node.clone();
+            threads.push(crate::metrics::serve(
+                l,
+                node.metrics.clone(),
+                Arc::new(move || n.refresh_metrics()),
+                node.stop.clone(),
+            ));
+            Some(local)
+        }
+        None => None,
+    };
+    if let Some(b) = keys.miner {
+        node.mining.store(cfg.miner.enabled, Ordering::Relaxed);
+        let n = node.clone();
+        let interval = Duration::from_millis(cfg.miner.block_interval_ms);
+        threads.push(std::thread::spawn(move || miner::run(n, b, interval)));
+    }
+    if let Some(k) = keys.provider {
+        let n = node.clone();
+        let pc = cfg.provider.clone();
+        let dir = cfg.data_dir.clone();
+        threads.push(std::thread::spawn(move || {
+            if let Err(e) = crate::provider::run(n.clone(), k, pc, dir) {
+                eprintln!("the-block: provider stopped: {e}");
+            }
+        }));
+    }
+    if let Some(k) = keys.verifier {
+        let n = node.clone();
+        let vc = cfg.verifier.clone();
+        threads.push(std::thread::spawn(move || crate::verifier::run(n, k, vc)));
+    }
+    let info = json!({
+        "rpc": rpc_addr.to_string(),
+        "metrics": metrics_addr.map(|a| a.to_string()),
+        "chain_id": node.params.chain_id,
+        "pid": std::process::id(),
+    });
+    let info_path = cfg.data_dir.join("node.json");
+    let tmp = info_path.with_extension("tmp");
+    std::fs::write(&tmp, info.to_string())
+        .and_then(|_| std::fs::rename(&tmp, &info_path))
+        .map_err(|e| format!("{}: {e}", info_path.display()))?;
+    {
+        let c = node.core();
+        println!(
+            "the-block: chain {} at height {} ({}); data {}",
+            node.params.chain_id,
+            c.db.tip().height,
+            c.db.tip_id(),
+            cfg.data_dir.display()
+        );
+    }
+    println!("the-block: JSON-RPC (HTTP and WebSocket) on {rpc_addr}");
+    if let Some(a) = metrics_addr {
+        println!("the-block: metrics on http://{a}/metrics");
+    }
+    rt.block_on(wait_for_signal())?;
+    println!("the-block: stopping");
+    let _ = handle.stop();
+    node.shutdown();
+    for t in threads {
+        let _ = t.join();
+    }
+    rt.block_on(handle.stopped());
+    save_mempool(&node, &mempool_file);
+    let _ = std::fs::remove_file(&info_path);
+    println!("the-block: stopped at height {}", node.core().db.tip().height);
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map_err(|e| e.to_string()),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,103 @@
+//! The verifier worker. On every new tip it looks at the proven jobs inside their
+//! challenge window and picks a share of their receipts (`share_bps`; the pick is a hash
+//! of the verifier's address and the receipt, so it is fixed per receipt and unknown to
+//! the provider in advance of the verifier's key). For each pick it fetches the job blob
+//! and the published trace, replays the job on the CPU reference, and when the trace
+//! differs, builds the challenge of the first differing op (`tb_job::build_challenge`),
+//! publishes the job blob (if the chain no longer has it) and the evidence bundle, and
+//! submits the bonded `Challenge`.
+
+use crate::config::VerifierConfig;
+use crate::node::Node;
+use crate::provider::publish_payloads;
+use crate::rpc::fetch_blob;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tb_chain::market::records::{self as r, JobState};
+use tb_chain::TxPayload;
+use tb_primitives::{Address, Id, SecretKey};
+
+/// Whether the verifier with address `me` replays receipt `receipt_hash` at `share_bps`.
+pub fn picked(me: &Address, receipt_hash: &[u8; 32], share_bps: u32) -> bool {
+    let mut b = Vec::with_capacity(64);
+    b.extend_from_slice(&me.0);
+    b.extend_from_slice(receipt_hash);
+    let d = tb_primitives::sha256_digest(&b).0;
+    (u16::from_be_bytes([d[0], d[1]]) as u32 % 10_000) < share_bps
+}
+
+/// Runs until the node stops.
+pub fn run(node: Arc<Node>, key: SecretKey, cfg: VerifierConfig) {
+    let me = key.address();
+    let mut checked: BTreeSet<[u8; 32]> = BTreeSet::new();
+    let mut seen = 0;
+    while !node.stopping() {
+        let h = node.wait_head(seen, Duration::from_millis(500));
+        if node.stopping() {
+            break;
+        }
+        if h == seen {
+            continue;
+        }
+        seen = h;
+        for t in node.tracked_jobs() {
+            let Some(job) = r::job(node.core().db.state(), &t) else {
+                continue;
+            };
+            if job.state != JobState::Proven || job.window_end < h + 1 {
+                continue;
+            }
+            for rc in job.receipts.iter().filter(|x| !x.refuted) {
+                if !checked.insert(rc.receipt_hash) || !picked(&me, &rc.receipt_hash, cfg.share_bps) {
+                    continue;
+                }
+                if let Err(e) = check(&node, &key, t, &job, rc) {
+                    eprintln!("the-block: verifier: task {}: {e}", t.to_hex());
+                }
+            }
+        }
+    }
+}
+
+fn check(node: &Node, key: &SecretKey, t: Id, job: &r::Job, rc: &r::ReceiptRecord) -> Result<(), String> {
+    let blob = fetch_blob(node, &job.spec.blob_sha256)?.ok_or("job blob unavailable")?;
+    let trace = fetch_blob(node, &rc.trace_sha256)?.ok_or("trace unavailable")?;
+    let theirs = tb_job::decode_trace(&trace).map_err(|e| e.to_string())?.leaves;
+    let decoded = tb_job::Job::decode(&blob).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let replay = tb_job::replay(&decoded, blocktorch::cpu::default_fabric()).map_err(|e| e.to_string())?;
+    node.metrics.observe("verifier_replay_seconds", &[], t0.elapsed().as_secs_f64());
+    node.metrics.inc("verifier_replays_total", &[]);
+    let Some(op) = tb_job::first_divergence(&replay.op_digests, &theirs) else {
+        return Ok(());
+    };
+    let c = tb_job::build_challenge(&decoded, t, &theirs, op).map_err(|e| e.to_string())?;
+    let bundle = c.bundle.encode().map_err(|e| e.to_string())?;
+    node.blobs.put(&bundle).map_err(|e| e.to_string())?;
+    let me = key.address();
+    let mut p = publish_payloads(node, me, &blob);
+    p.extend(publish_payloads(node, me, &bundle));
+    let bond = node.core().effective_params(&node.params).market.challenge_bond_micro;
+    p.push(TxPayload::Challenge(Box::new(tb_chain::tx::Challenge {
+        from: me,
+        task_id: t,
+        op: c.op,
+        leaf: c.leaf,
+        proof: c.proof.clone(),
+        bundle: tb_primitives::sha256_digest(&bundle).0,
+        bundle_bytes: bundle.len() as u64,
+        bond,
+        fee: 0,
+        fee_selector: 1,
+        nonce: 0,
+    })));
+    node.submit_signed(key, p).map_err(|e| format!("challenge refused: {e}"))?;
+    node.metrics.inc("verifier_challenges_total", &[]);
+    eprintln!(
+        "the-block: verifier: task {} diverges at op {op}; challenged {}",
+        t.to_hex(),
+        rc.provider
+    );
+    Ok(())
+}
