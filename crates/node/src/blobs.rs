@@ -42,11 +42,6 @@ impl BlobStore {
         self.root.join(&h[..2]).join(h)
     }
 
-    /// Whether the blob is stored.
-    pub fn has(&self, id: &[u8; 32]) -> bool {
-        self.path(id).is_file()
-    }
-
     /// Stores `bytes`; returns its SHA-256. Idempotent.
     pub fn put(&self, bytes: &[u8]) -> Result<[u8; 32], BlobError> {
         if bytes.len() as u64 > BLOB_BYTES_MAX {
@@ -57,11 +52,10 @@ impl BlobStore {
         if dest.is_file() {
             return Ok(id);
         }
-        let tmp = self.root.join("tmp").join(format!(
-            "{}.{}",
-            hex::encode(&id[..8]),
-            std::process::id()
-        ));
+        let tmp =
+            self.root
+                .join("tmp")
+                .join(format!("{}.{}", hex::encode(&id[..8]), std::process::id()));
         {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(bytes)?;
@@ -110,6 +104,6 @@ mod tests {
         assert!(s.get(&[7; 32]).unwrap().is_none());
         std::fs::write(s.path(&id), b"jello").unwrap();
         assert!(matches!(s.get(&id), Err(BlobError::Damaged(_))));
-        assert!(!s.has(&id), "a damaged blob is removed");
+        assert!(s.get(&id).unwrap().is_none(), "a damaged blob is removed");
     }
 }

@@ -192,7 +192,10 @@ Every flag has a TB_* environment variable (flag > variable > config file > defa
 /// Reads the configuration: `--config FILE` (or `TB_CONFIG`), then `TB_*` variables,
 /// then the flags in `args`. `env` is the process environment (a parameter so tests
 /// need not touch it).
-pub fn load(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<NodeConfig, ConfigError> {
+pub fn load(
+    args: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<NodeConfig, ConfigError> {
     let c = load_over(args, env, NodeConfig::default())?;
     c.check()?;
     Ok(c)
@@ -310,7 +313,8 @@ fn flag_value<'a>(flags: &'a [(&'static str, Option<String>)], name: &str) -> Op
 /// Applies one setting (from a flag or a variable) by its flag name.
 fn set(c: &mut NodeConfig, flag: &str, v: &str) -> Result<(), String> {
     fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
-        v.parse().map_err(|_| format!("{v:?} is not a valid number"))
+        v.parse()
+            .map_err(|_| format!("{v:?} is not a valid number"))
     }
     match flag {
         "--config" => {}
@@ -364,7 +368,10 @@ fn apply_env(c: &mut NodeConfig, env: &dyn Fn(&str) -> Option<String>) -> Result
     Ok(())
 }
 
-fn apply_flags(c: &mut NodeConfig, flags: &[(&'static str, Option<String>)]) -> Result<(), ConfigError> {
+fn apply_flags(
+    c: &mut NodeConfig,
+    flags: &[(&'static str, Option<String>)],
+) -> Result<(), ConfigError> {
     for (flag, v) in flags {
         let v = v.as_deref().unwrap_or("true");
         set(c, flag, v).map_err(|msg| ConfigError::Flag {
@@ -434,7 +441,10 @@ pub fn read_key(path: &Path) -> Result<tb_primitives::SecretKey, ConfigError> {
 pub fn parse_key(s: &str) -> Result<tb_primitives::SecretKey, String> {
     let mut seed = [0u8; 32];
     if s.len() != 64 {
-        return Err(format!("expected 64 hex digits, found {} characters", s.len()));
+        return Err(format!(
+            "expected 64 hex digits, found {} characters",
+            s.len()
+        ));
     }
     hex::decode_to_slice(s, &mut seed).map_err(|e| format!("not hex: {e}"))?;
     Ok(tb_primitives::SecretKey::from_seed(seed))
@@ -518,7 +528,10 @@ mod tests {
         // Workers need a key.
         assert!(matches!(
             load(&args("--mine"), &none),
-            Err(ConfigError::Invalid { field: "key_file", .. })
+            Err(ConfigError::Invalid {
+                field: "key_file",
+                ..
+            })
         ));
         assert!(matches!(
             load(&args("--block-interval-ms 1"), &none),

@@ -7,18 +7,7 @@
 //!   directory; exits 0.
 #![forbid(unsafe_code)]
 
-mod blobs;
-mod compute_demo;
-mod config;
-mod demo;
-mod json;
-mod metrics;
-mod miner;
-mod node;
-mod provider;
-mod rpc;
-mod run;
-mod verifier;
+use the_block::{demo, run};
 
 const USAGE: &str = "\
 usage: the-block COMMAND [OPTIONS]

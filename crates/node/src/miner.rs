@@ -12,27 +12,8 @@ use tb_primitives::Address;
 /// Nonces tried between checks for a stop or a new tip.
 pub const NONCE_SLICE: u64 = 50_000;
 
-/// Who is paid the block reward of each block.
-#[derive(Clone, Debug)]
-pub enum Beneficiary {
-    /// Always this address.
-    One(Address),
-    /// Block `h` pays `list[h % len]` (the devnet's rotation over its dev keys).
-    Rotate(Vec<Address>),
-}
-
-impl Beneficiary {
-    fn at(&self, h: u64) -> Address {
-        match self {
-            Beneficiary::One(a) => *a,
-            Beneficiary::Rotate(v) if !v.is_empty() => v[(h % v.len() as u64) as usize],
-            Beneficiary::Rotate(_) => Address::default(),
-        }
-    }
-}
-
 /// Runs until the node stops.
-pub fn run(node: Arc<Node>, beneficiary: Beneficiary, interval: Duration) {
+pub fn run(node: Arc<Node>, beneficiary: Address, interval: Duration) {
     let mut last = Instant::now() - interval;
     while !node.stopping() {
         if !node.mining.load(Ordering::Relaxed) {
@@ -45,7 +26,7 @@ pub fn run(node: Arc<Node>, beneficiary: Beneficiary, interval: Duration) {
             continue;
         }
         last = Instant::now();
-        if let Err(e) = mine_one(&node, &beneficiary) {
+        if let Err(e) = mine_one(&node, beneficiary) {
             eprintln!("the-block: miner: {e}");
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -53,15 +34,13 @@ pub fn run(node: Arc<Node>, beneficiary: Beneficiary, interval: Duration) {
 }
 
 /// Builds, seals and imports one block; `Ok(None)` when abandoned (stop or new tip).
-pub fn mine_one(node: &Node, beneficiary: &Beneficiary) -> Result<Option<u64>, String> {
+pub fn mine_one(node: &Node, beneficiary: Address) -> Result<Option<u64>, String> {
     let mut block = {
         let mut c = node.core();
         let p = c.effective_params(&node.params);
         let picked = c.pool.select(p.block_tx_count_max, p.block_bytes_max);
-        let h = c.db.tip().height + 1;
         let now = now_ms();
-        c.db
-            .build_template(picked.iter(), now, beneficiary.at(h))
+        c.db.build_template(picked.iter(), now, beneficiary)
             .map_err(|e| e.to_string())?
     };
     let parent = block.header.parent;

@@ -46,6 +46,8 @@ pub struct Core {
     last_epoch: u64,
     /// Proof-latency SLA slashes on the chain (counted once at open, then per block).
     sla_breaches: u64,
+    /// Finished jobs by state (counted once at open, then per block).
+    finished: BTreeMap<&'static str, u64>,
 }
 
 impl Core {
@@ -92,11 +94,15 @@ impl Node {
         let blobs = BlobStore::open(data_dir.join("blobs")).map_err(|e| e.to_string())?;
         let effective = tb_chain::governance::effective_params(db.state(), &params);
         let pool = Mempool::new(MempoolConfig::default(), effective);
-        let tracked = query::jobs(db.state(), None)
-            .into_iter()
-            .filter(|(_, j)| !terminal(j.state))
-            .map(|(t, j)| (t, (j.state, j.leases.len())))
-            .collect();
+        let mut tracked = BTreeMap::new();
+        let mut finished = BTreeMap::new();
+        for (t, j) in query::jobs(db.state(), None) {
+            if terminal(j.state) {
+                *finished.entry(crate::json::job_state(j.state)).or_default() += 1;
+            } else {
+                tracked.insert(t, (j.state, j.leases.len()));
+            }
+        }
         let height = db.tip().height;
         let sla_breaches = query::slashes(db.state(), None)
             .iter()
@@ -109,6 +115,7 @@ impl Node {
             tracked,
             last_epoch: height / epoch_blocks,
             sla_breaches,
+            finished,
         };
         let (events, _) = tokio::sync::broadcast::channel(EVENT_QUEUE_MAX);
         let node = Arc::new(Node {
@@ -233,8 +240,7 @@ impl Node {
         let now = now_ms();
         let Core { db, pool, .. } = &mut *c;
         let swept = pool.sweep_orphans(db.state());
-        self.metrics
-            .inc_by("orphan_sweep_total", &[], swept as u64);
+        self.metrics.inc_by("orphan_sweep_total", &[], swept as u64);
         let expired = pool.purge_expired(now);
         self.metrics.inc_by("ttl_drop_total", &[], expired as u64);
         pool.set_params(tb_chain::governance::effective_params(
@@ -273,9 +279,15 @@ impl Node {
                 }
             }
         }
-        let state = c.db.state();
+        let Core {
+            db,
+            tracked,
+            finished: c_finished,
+            ..
+        } = &mut *c;
+        let state = db.state();
         let mut done = Vec::new();
-        for (t, (st, leases)) in c.tracked.iter_mut() {
+        for (t, (st, leases)) in tracked.iter_mut() {
             let Some(j) = r::job(state, t) else {
                 done.push(*t);
                 continue;
@@ -295,6 +307,9 @@ impl Node {
                                "height": h, "receipts": j.receipts.len()}),
                     );
                     done.push(*t);
+                    *c_finished
+                        .entry(crate::json::job_state(j.state))
+                        .or_default() += 1;
                 }
                 *st = j.state;
             }
@@ -360,7 +375,11 @@ impl Node {
             &[],
             f.settle_next.saturating_sub(f.settle_head) as f64,
         );
-        m.set("mining", &[], u8::from(self.mining.load(Ordering::Relaxed)) as f64);
+        m.set(
+            "mining",
+            &[],
+            u8::from(self.mining.load(Ordering::Relaxed)) as f64,
+        );
         let mut by_state: BTreeMap<&'static str, u64> = BTreeMap::new();
         for st in ALL_STATES {
             by_state.insert(crate::json::job_state(st), 0);
@@ -375,6 +394,9 @@ impl Node {
             if *st == JobState::Disputed {
                 disputes += r::job(s, t).map_or(0, |j| j.disputes_open as u64);
             }
+        }
+        for (k, v) in &c.finished {
+            *by_state.entry(k).or_default() += v;
         }
         for (k, v) in by_state {
             m.set("jobs", &[k], v as f64);

@@ -27,14 +27,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tb_chain::market::dispute::disputes;
 use tb_chain::market::records::{self as r, JobState, Owed};
-use tb_chain::tx::{
-    Heartbeat, ReportMalformed, SealReceipt, SubmitReceipt, SupplyEvidence,
-};
+use tb_chain::tx::{Heartbeat, ReportMalformed, SealReceipt, SubmitReceipt, SupplyEvidence};
 use tb_chain::{StateRead, TxPayload};
 use tb_primitives::{Address, Id, SecretKey};
 
 /// The benchmark commit the node's receipts name.
 pub const BENCHMARK_COMMIT: &str = concat!("the-block ", env!("CARGO_PKG_VERSION"));
+/// The workers pay their fees in Consumer tokens (selector 0), so a provider's
+/// Industrial balance moves only with its stake, its payouts and its slashes.
+pub const FEE_SELECTOR: u8 = 0;
 /// Blocks before an unconfirmed registration or stake is sent again.
 pub const RETRY_BLOCKS: u64 = 10;
 /// Balance kept back from a stake for fees.
@@ -66,11 +67,13 @@ struct Worker {
 pub fn open_fabric(kind: FabricKind) -> Result<Box<dyn Fabric>, String> {
     Ok(match kind {
         FabricKind::Cpu => {
-            let cfg = blocktorch::cpu::CpuConfig::from_env().map_err(|e| format!("CPU fabric: {e}"))?;
+            let cfg =
+                blocktorch::cpu::CpuConfig::from_env().map_err(|e| format!("CPU fabric: {e}"))?;
             Box::new(blocktorch::cpu::CpuFabric::new(cfg).map_err(|e| format!("CPU fabric: {e}"))?)
         }
         FabricKind::Cuda => {
-            let cfg = blocktorch_cuda::CudaConfig::from_env().map_err(|e| format!("CUDA fabric: {e}"))?;
+            let cfg =
+                blocktorch_cuda::CudaConfig::from_env().map_err(|e| format!("CUDA fabric: {e}"))?;
             Box::new(
                 blocktorch_cuda::CudaFabric::new(cfg)
                     .map_err(|e| format!("the CUDA fabric is not available here: {e}"))?,
@@ -80,7 +83,12 @@ pub fn open_fabric(kind: FabricKind) -> Result<Box<dyn Fabric>, String> {
 }
 
 /// Runs until the node stops.
-pub fn run(node: Arc<Node>, key: SecretKey, cfg: ProviderConfig, data_dir: PathBuf) -> Result<(), String> {
+pub fn run(
+    node: Arc<Node>,
+    key: SecretKey,
+    cfg: ProviderConfig,
+    data_dir: PathBuf,
+) -> Result<(), String> {
     let fabric = open_fabric(cfg.fabric)?;
     let dir = data_dir.join("provider");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -148,6 +156,13 @@ impl Worker {
         let mut p = tb_chain::devchain::provider_payloads(self.me, self.cfg.max_leases, want);
         if let TxPayload::RegisterProvider(rp) = &mut p[0] {
             rp.caps.fabrics = vec![self.cfg.fabric.name().to_string()];
+        }
+        for x in p.iter_mut() {
+            match x {
+                TxPayload::RegisterProvider(rp) => rp.fee_selector = FEE_SELECTOR,
+                TxPayload::Stake(st) => st.fee_selector = FEE_SELECTOR,
+                _ => {}
+            }
         }
         if provider.is_some() {
             p.remove(0);
@@ -224,14 +239,20 @@ impl Worker {
                 self.supply_evidence(t, &job)?;
             }
         }
-        let interval = self.node.core().effective_params(&self.node.params).market.heartbeat_interval_blocks;
-        let last = r::provider(self.node.core().db.state(), &self.me).map_or(0, |p| p.last_heartbeat);
+        let interval = self
+            .node
+            .core()
+            .effective_params(&self.node.params)
+            .market
+            .heartbeat_interval_blocks;
+        let last =
+            r::provider(self.node.core().db.state(), &self.me).map_or(0, |p| p.last_heartbeat);
         if h >= last.max(self.last_heartbeat_sent) + interval.max(1) {
             self.last_heartbeat_sent = h;
             self.submit(vec![TxPayload::Heartbeat(Heartbeat {
                 from: self.me,
                 fee: 0,
-                fee_selector: 1,
+                fee_selector: FEE_SELECTOR,
                 nonce: 0,
             })])?;
             self.node.metrics.inc("provider_heartbeats_total", &[]);
@@ -250,12 +271,15 @@ impl Worker {
         let decoded = match tb_job::check_job_blob(&blob, &shape, job.spec.flops) {
             Ok(j) => j,
             Err(why) => {
-                eprintln!("the-block: provider: task {} is malformed ({why}); reporting it", t.to_hex());
+                eprintln!(
+                    "the-block: provider: task {} is malformed ({why}); reporting it",
+                    t.to_hex()
+                );
                 return self.submit(vec![TxPayload::ReportMalformed(ReportMalformed {
                     from: self.me,
                     task_id: t,
                     fee: 0,
-                    fee_selector: 1,
+                    fee_selector: FEE_SELECTOR,
                     nonce: 0,
                 })]);
             }
@@ -265,10 +289,17 @@ impl Worker {
             replay: tb_job::ReplayMode::CrossFabric,
             profile: false,
         };
-        let run = tb_job::execute(&decoded, self.fabric.as_ref(), opts).map_err(|e| format!("execution: {e}"))?;
+        let run = tb_job::execute(&decoded, self.fabric.as_ref(), opts)
+            .map_err(|e| format!("execution: {e}"))?;
         let fabric = self.cfg.fabric.name();
-        self.node.metrics.observe("provider_exec_seconds", &[fabric], t0.elapsed().as_secs_f64());
-        self.node.metrics.inc("provider_jobs_executed_total", &[fabric]);
+        self.node.metrics.observe(
+            "provider_exec_seconds",
+            &[fabric],
+            t0.elapsed().as_secs_f64(),
+        );
+        self.node
+            .metrics
+            .inc("provider_jobs_executed_total", &[fabric]);
         let mut leaves = run.op_digests.clone();
         let mut receipt = tb_job::Receipt::of_run_for(t, &decoded, &run, BENCHMARK_COMMIT, self.me)
             .map_err(|e| e.to_string())?;
@@ -278,13 +309,17 @@ impl Worker {
                 l[0] ^= 0x01;
                 receipt.trace_root = tb_job::trace_root(&leaves);
                 receipt.trace_sha256 = tb_job::trace_sha256(t, self.me, &leaves);
-                receipt.output_digest_sha256 = shape.output_digest(&leaves).ok_or("output leaves")?;
+                receipt.output_digest_sha256 =
+                    shape.output_digest(&leaves).ok_or("output leaves")?;
             }
         }
         let signed = receipt
             .sign(&self.key, self.node.params.chain_id)
             .map_err(|e| e.to_string())?;
-        let answer = Answer { receipt: signed, leaves };
+        let answer = Answer {
+            receipt: signed,
+            leaves,
+        };
         self.save_answer(&t, &answer)?;
         if job.spec.redundancy > 1 {
             self.submit(vec![TxPayload::SealReceipt(SealReceipt {
@@ -292,7 +327,7 @@ impl Worker {
                 task_id: t,
                 seal: answer.receipt.seal(),
                 fee: 0,
-                fee_selector: 1,
+                fee_selector: FEE_SELECTOR,
                 nonce: 0,
             })])
         } else {
@@ -310,11 +345,13 @@ impl Worker {
             task_id: t,
             receipt: a.receipt,
             fee: 0,
-            fee_selector: 1,
+            fee_selector: FEE_SELECTOR,
             nonce: 0,
         })));
         self.submit(p)?;
-        self.node.metrics.inc("provider_receipts_submitted_total", &[]);
+        self.node
+            .metrics
+            .inc("provider_receipts_submitted_total", &[]);
         Ok(())
     }
 
@@ -327,7 +364,9 @@ impl Worker {
         let ds = disputes(self.node.core().db.state(), &t);
         for d in ds {
             let party = d.accused.providers.contains(&self.me)
-                || d.other.as_ref().is_some_and(|o| o.providers.contains(&self.me));
+                || d.other
+                    .as_ref()
+                    .is_some_and(|o| o.providers.contains(&self.me));
             if d.ruling.is_some()
                 || d.owed != Owed::Parties
                 || !party
@@ -354,7 +393,7 @@ impl Worker {
                 bundle: tb_primitives::sha256_digest(&bundle).0,
                 bundle_bytes: bundle.len() as u64,
                 fee: 0,
-                fee_selector: 1,
+                fee_selector: FEE_SELECTOR,
                 nonce: 0,
             }));
             self.submit(p)?;
@@ -363,8 +402,8 @@ impl Worker {
     }
 }
 
-/// The `PublishBlob` payloads that publish `bytes` from `from`, unless the chain already
-/// has the object.
+/// The `PublishBlob` payloads that publish `bytes` from `from` (fees in Consumer
+/// tokens), unless the chain already has the object.
 pub fn publish_payloads(node: &Node, from: Address, bytes: &[u8]) -> Vec<TxPayload> {
     let c = node.core();
     let id = tb_primitives::sha256_digest(bytes).0;
@@ -374,6 +413,9 @@ pub fn publish_payloads(node: &Node, from: Address, bytes: &[u8]) -> Vec<TxPaylo
     let p = c.effective_params(&node.params);
     tb_chain::market::dispute::publish_payloads(&p.market, from, bytes)
         .into_iter()
-        .map(TxPayload::PublishBlob)
+        .map(|mut b| {
+            b.fee_selector = FEE_SELECTOR;
+            TxPayload::PublishBlob(b)
+        })
         .collect()
 }

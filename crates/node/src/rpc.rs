@@ -88,10 +88,11 @@ fn hex_bytes(a: &[Value], i: usize, name: &str) -> Result<Vec<u8>, ErrorObjectOw
 fn opt_u64(a: &[Value], i: usize, name: &str) -> Result<Option<u64>, ErrorObjectOwned> {
     match a.get(i) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| bad(format!("parameter {i} ({name}) must be a non-negative integer"))),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            bad(format!(
+                "parameter {i} ({name}) must be a non-negative integer"
+            ))
+        }),
     }
 }
 
@@ -193,27 +194,32 @@ pub fn module(node: Arc<Node>) -> RpcModule<Arc<Node>> {
     }
     for (sub, notif, unsub, kind) in SUBSCRIPTIONS {
         let kind = *kind;
-        m.register_subscription(*sub, *notif, *unsub, move |_p, pending, ctx, _| async move {
-            ctx.metrics.inc("rpc_requests_total", &[kind]);
-            let mut rx = ctx.events.subscribe();
-            let sink = pending.accept().await?;
-            loop {
-                tokio::select! {
-                    _ = sink.closed() => break,
-                    ev = rx.recv() => match ev {
-                        Ok(e) if e.kind == kind => {
-                            let msg = serde_json::value::to_raw_value(&e.data)?;
-                            sink.send(msg).await?;
+        m.register_subscription(
+            sub,
+            notif,
+            unsub,
+            move |_p, pending, ctx, _| async move {
+                ctx.metrics.inc("rpc_requests_total", &[kind]);
+                let mut rx = ctx.events.subscribe();
+                let sink = pending.accept().await?;
+                loop {
+                    tokio::select! {
+                        _ = sink.closed() => break,
+                        ev = rx.recv() => match ev {
+                            Ok(e) if e.kind == kind => {
+                                let msg = serde_json::value::to_raw_value(&e.data)?;
+                                sink.send(msg).await?;
+                            }
+                            Ok(_) => {}
+                            // A slow subscriber misses events; it keeps its subscription.
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                         }
-                        Ok(_) => {}
-                        // A slow subscriber misses events; it keeps its subscription.
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     }
                 }
-            }
-            Ok::<(), jsonrpsee::core::SubscriptionError>(())
-        })
+                Ok::<(), jsonrpsee::core::SubscriptionError>(())
+            },
+        )
         .expect("subscription names are unique");
     }
     m
@@ -254,6 +260,7 @@ fn balance(node: &Node, a: &[Value]) -> Res {
         "consumer": acc.consumer,
         "industrial": acc.industrial,
         "stake": r::provider(s, &addr).map(|p| p.stake),
+        "height": c.db.tip().height,
     }))
 }
 
@@ -286,7 +293,9 @@ fn metrics(node: &Node, _: &[Value]) -> Res {
 fn register_handle(node: &Node, a: &[Value]) -> Res {
     let tx = decode_tx(node, a)?;
     if !matches!(tx.payload, TxPayload::RegisterHandle(_)) {
-        return Err(bad("register_handle takes a signed RegisterHandle transaction"));
+        return Err(bad(
+            "register_handle takes a signed RegisterHandle transaction",
+        ));
     }
     admit(node, tx)
 }
@@ -324,7 +333,11 @@ fn chain_info(node: &Node, _: &[Value]) -> Res {
 fn chain_head(node: &Node, _: &[Value]) -> Res {
     let c = node.core();
     let h = c.db.tip().clone();
-    let n = c.db.block(&c.db.tip_id()).ok().flatten().map_or(0, |b| b.txs.len());
+    let n =
+        c.db.block(&c.db.tip_id())
+            .ok()
+            .flatten()
+            .map_or(0, |b| b.txs.len());
     Ok(json::header(&h, n))
 }
 
@@ -353,16 +366,19 @@ fn chain_get_tx(node: &Node, a: &[Value]) -> Res {
     if let Some(tx) = c.pool.get(&t) {
         return Ok(json!({"status": "pending", "tx": json::tx(tx)}));
     }
-    let loc = c
-        .db
-        .tx_location(&t)
-        .map_err(|e| err(ERR_UNAVAILABLE, e.to_string()))?
-        .ok_or_else(|| err(ERR_NOT_FOUND, "no such transaction (neither pending nor canonical)"))?;
-    let b = c
-        .db
-        .block(&loc.block)
-        .map_err(|e| err(ERR_UNAVAILABLE, e.to_string()))?
-        .ok_or_else(|| err(ERR_UNAVAILABLE, "indexed block missing"))?;
+    let loc =
+        c.db.tx_location(&t)
+            .map_err(|e| err(ERR_UNAVAILABLE, e.to_string()))?
+            .ok_or_else(|| {
+                err(
+                    ERR_NOT_FOUND,
+                    "no such transaction (neither pending nor canonical)",
+                )
+            })?;
+    let b =
+        c.db.block(&loc.block)
+            .map_err(|e| err(ERR_UNAVAILABLE, e.to_string()))?
+            .ok_or_else(|| err(ERR_UNAVAILABLE, "indexed block missing"))?;
     let tx = b
         .txs
         .get(loc.index as usize)
@@ -422,7 +438,9 @@ fn get_blob(node: &Node, a: &[Value]) -> Res {
 fn submit_job(node: &Node, a: &[Value]) -> Res {
     let tx = decode_tx(node, a)?;
     if !matches!(tx.payload, TxPayload::SubmitJob(_)) {
-        return Err(bad("compute.submitJob takes a signed SubmitJob transaction"));
+        return Err(bad(
+            "compute.submitJob takes a signed SubmitJob transaction",
+        ));
     }
     admit(node, tx)
 }
@@ -561,7 +579,8 @@ fn get_provider(node: &Node, a: &[Value]) -> Res {
     let s = c.db.state();
     let p = r::provider(s, &addr).ok_or_else(|| err(ERR_NOT_FOUND, "not a registered provider"))?;
     let mut v = json::provider(&addr, &p);
-    v["balance"] = json!({"consumer": s.account(&addr).consumer, "industrial": s.account(&addr).industrial});
+    v["balance"] =
+        json!({"consumer": s.account(&addr).consumer, "industrial": s.account(&addr).industrial});
     v["slashes"] = query::slashes(s, Some(&addr))
         .iter()
         .rev()

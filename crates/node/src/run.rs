@@ -6,14 +6,14 @@
 //! saved to `<data dir>/mempool.bin` and re-admitted at the next start.
 
 use crate::config::{self, NodeConfig};
-use crate::miner::{self, Beneficiary};
+use crate::miner;
 use crate::node::Node;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tb_chain::SignedTx;
+use tb_chain::{SignedTx, StateRead, TxPayload};
 use tb_primitives::SecretKey;
 
 /// Largest saved mempool file read back.
@@ -21,12 +21,13 @@ pub const MEMPOOL_FILE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// The keys the workers sign with.
 pub struct Keys {
-    pub miner: Option<Beneficiary>,
+    /// The miner's beneficiary.
+    pub miner: Option<tb_primitives::Address>,
     pub provider: Option<SecretKey>,
     pub verifier: Option<SecretKey>,
 }
 
-/// The devnet's named dev keys (the miner's rewards rotate over all of them).
+/// The devnet's named dev keys (the first is the miner's; it funds the others).
 pub const DEV_KEYS: [&str; 5] = [
     "devnet-miner",
     "devnet-provider",
@@ -40,9 +41,10 @@ usage: the-block devnet [--data-dir DIR] [--rpc-addr ADDR] [--metrics-addr ADDR]
                         [--block-interval-ms N] [--fabric cpu|cuda]
                         [--verify-share-bps N] [--test-corrupt-op I]
 
-A single-node network on the devnet parameters: mining (rewards rotate over the dev
-keys), a provider (key devnet-provider) and a verifier (key devnet-verifier). The dev
-keys' seeds are written to DIR/dev-keys/NAME.key for tb-cli --key. Defaults: data dir
+A single-node network on the devnet parameters: mining (rewards to devnet-miner, which
+prefunds the other dev keys with 200 tokens of each kind), a provider (key
+devnet-provider) and a verifier (key devnet-verifier). The dev keys' seeds are written
+to DIR/dev-keys/NAME.key for tb-cli --key. Defaults: data dir
 ./tb-devnet, RPC 127.0.0.1:3030, metrics 127.0.0.1:9898. Other `run` flags apply too.";
 
 pub fn run_cmd(args: &[String]) -> Result<(), String> {
@@ -59,11 +61,11 @@ pub fn run_cmd(args: &[String]) -> Result<(), String> {
         .transpose()
         .map_err(|e| e.to_string())?;
     let keys = Keys {
-        miner: key.as_ref().map(|k| Beneficiary::One(k.address())),
+        miner: key.as_ref().map(|k| k.address()),
         provider: key.clone().filter(|_| cfg.provider.enabled),
         verifier: key.clone().filter(|_| cfg.verifier.enabled),
     };
-    serve(cfg, key, keys)
+    serve(cfg, key, keys, None)
 }
 
 pub fn devnet_cmd(args: &[String]) -> Result<(), String> {
@@ -87,7 +89,8 @@ pub fn devnet_cmd(args: &[String]) -> Result<(), String> {
     for name in DEV_KEYS {
         let p = dir.join(format!("{name}.key"));
         if !p.exists() {
-            config::write_key(&p, &SecretKey::dev(name)).map_err(|e| format!("{}: {e}", p.display()))?;
+            config::write_key(&p, &SecretKey::dev(name))
+                .map_err(|e| format!("{}: {e}", p.display()))?;
         }
     }
     if cfg.key_file.is_none() {
@@ -105,13 +108,77 @@ pub fn devnet_cmd(args: &[String]) -> Result<(), String> {
         println!("  {name:16} {}", SecretKey::dev(name).address());
     }
     let keys = Keys {
-        miner: Some(Beneficiary::Rotate(
-            DEV_KEYS.iter().map(|n| SecretKey::dev(n).address()).collect(),
-        )),
-        provider: cfg.provider.enabled.then(|| SecretKey::dev("devnet-provider")),
-        verifier: cfg.verifier.enabled.then(|| SecretKey::dev("devnet-verifier")),
+        miner: Some(SecretKey::dev(DEV_KEYS[0]).address()),
+        provider: cfg
+            .provider
+            .enabled
+            .then(|| SecretKey::dev("devnet-provider")),
+        verifier: cfg
+            .verifier
+            .enabled
+            .then(|| SecretKey::dev("devnet-verifier")),
     };
-    serve(cfg, node_key, keys)
+    serve(cfg, node_key, keys, Some(fund_dev_keys))
+}
+
+/// Tokens of each kind the devnet's miner transfers to each other dev key.
+pub const DEV_FUNDING_TOKENS: u64 = 200;
+
+/// The devnet's prefunding: once the miner key (the block rewards' beneficiary) holds
+/// enough, it sends `DEV_FUNDING_TOKENS` of both tokens to every other dev key that has
+/// nothing yet (so a restarted devnet does not pay twice).
+fn fund_dev_keys(node: Arc<Node>) {
+    let miner = SecretKey::dev(DEV_KEYS[0]);
+    let amount = DEV_FUNDING_TOKENS * tb_primitives::MICRO_PER_TOKEN;
+    let mut seen = 0;
+    let mut sent_at: Option<u64> = None;
+    while !node.stopping() {
+        let h = node.wait_head(seen, Duration::from_millis(500));
+        if h == seen {
+            continue;
+        }
+        seen = h;
+        let (todo, have) = {
+            let c = node.core();
+            let s = c.db.state();
+            let todo: Vec<_> = DEV_KEYS[1..]
+                .iter()
+                .map(|n| SecretKey::dev(n).address())
+                .filter(|a| s.account(a) == tb_chain::Account::default())
+                .collect();
+            (todo, s.account(&miner.address()))
+        };
+        if todo.is_empty() {
+            return;
+        }
+        let need = amount * todo.len() as u64 + tb_primitives::MICRO_PER_TOKEN;
+        if sent_at.is_some_and(|t| h < t + 10) || have.consumer < need || have.industrial < need {
+            continue;
+        }
+        sent_at = Some(h);
+        let payloads = todo
+            .iter()
+            .map(|to| {
+                TxPayload::Transfer(tb_chain::Transfer {
+                    from: miner.address(),
+                    to: *to,
+                    amount_consumer: amount,
+                    amount_industrial: amount,
+                    fee: 0,
+                    fee_selector: 0,
+                    nonce: 0,
+                    memo: b"devnet prefunding".to_vec(),
+                })
+            })
+            .collect();
+        match node.submit_signed(&miner, payloads) {
+            Ok(_) => println!(
+                "devnet: funding {} dev keys with {DEV_FUNDING_TOKENS} tokens each",
+                todo.len()
+            ),
+            Err(e) => eprintln!("the-block: devnet funding: {e}"),
+        }
+    }
 }
 
 fn load_mempool(node: &Node, path: &Path) {
@@ -122,10 +189,16 @@ fn load_mempool(node: &Node, path: &Path) {
     match tb_primitives::decode::<Vec<SignedTx>>(&bytes, MEMPOOL_FILE_BYTES_MAX) {
         Ok(txs) => {
             let n = txs.len();
-            let ok = txs.into_iter().filter(|t| node.submit(t.clone()).is_ok()).count();
+            let ok = txs
+                .into_iter()
+                .filter(|t| node.submit(t.clone()).is_ok())
+                .count();
             println!("mempool: re-admitted {ok} of {n} saved transactions");
         }
-        Err(e) => eprintln!("the-block: saved mempool {} unreadable ({e}); ignored", path.display()),
+        Err(e) => eprintln!(
+            "the-block: saved mempool {} unreadable ({e}); ignored",
+            path.display()
+        ),
     }
 }
 
@@ -137,16 +210,27 @@ fn save_mempool(node: &Node, path: &Path) {
     let tmp = path.with_extension("tmp");
     let bytes = tb_primitives::encode(&txs);
     if bytes.len() > MEMPOOL_FILE_BYTES_MAX {
-        eprintln!("the-block: mempool too large to save ({} bytes)", bytes.len());
+        eprintln!(
+            "the-block: mempool too large to save ({} bytes)",
+            bytes.len()
+        );
         return;
     }
-    if std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path)).is_ok() {
+    if std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .is_ok()
+    {
         println!("mempool: saved {} pending transactions", txs.len());
     }
 }
 
 /// Runs the node until a signal.
-pub fn serve(cfg: NodeConfig, key: Option<SecretKey>, keys: Keys) -> Result<(), String> {
+pub fn serve(
+    cfg: NodeConfig,
+    key: Option<SecretKey>,
+    keys: Keys,
+    extra: Option<fn(Arc<Node>)>,
+) -> Result<(), String> {
     let params = cfg.network.params();
     let node = Node::open(&cfg.data_dir, params, key)?;
     let mempool_file = cfg.data_dir.join("mempool.bin");
@@ -199,6 +283,10 @@ pub fn serve(cfg: NodeConfig, key: Option<SecretKey>, keys: Keys) -> Result<(), 
         let vc = cfg.verifier.clone();
         threads.push(std::thread::spawn(move || crate::verifier::run(n, k, vc)));
     }
+    if let Some(f) = extra {
+        let n = node.clone();
+        threads.push(std::thread::spawn(move || f(n)));
+    }
     let info = json!({
         "rpc": rpc_addr.to_string(),
         "metrics": metrics_addr.map(|a| a.to_string()),
@@ -234,7 +322,10 @@ pub fn serve(cfg: NodeConfig, key: Option<SecretKey>, keys: Keys) -> Result<(), 
     rt.block_on(handle.stopped());
     save_mempool(&node, &mempool_file);
     let _ = std::fs::remove_file(&info_path);
-    println!("the-block: stopped at height {}", node.core().db.tip().height);
+    println!(
+        "the-block: stopped at height {}",
+        node.core().db.tip().height
+    );
     Ok(())
 }
 

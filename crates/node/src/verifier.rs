@@ -9,7 +9,7 @@
 
 use crate::config::VerifierConfig;
 use crate::node::Node;
-use crate::provider::publish_payloads;
+use crate::provider::{publish_payloads, FEE_SELECTOR};
 use crate::rpc::fetch_blob;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -49,7 +49,8 @@ pub fn run(node: Arc<Node>, key: SecretKey, cfg: VerifierConfig) {
                 continue;
             }
             for rc in job.receipts.iter().filter(|x| !x.refuted) {
-                if !checked.insert(rc.receipt_hash) || !picked(&me, &rc.receipt_hash, cfg.share_bps) {
+                if !checked.insert(rc.receipt_hash) || !picked(&me, &rc.receipt_hash, cfg.share_bps)
+                {
                     continue;
                 }
                 if let Err(e) = check(&node, &key, t, &job, rc) {
@@ -60,14 +61,24 @@ pub fn run(node: Arc<Node>, key: SecretKey, cfg: VerifierConfig) {
     }
 }
 
-fn check(node: &Node, key: &SecretKey, t: Id, job: &r::Job, rc: &r::ReceiptRecord) -> Result<(), String> {
+fn check(
+    node: &Node,
+    key: &SecretKey,
+    t: Id,
+    job: &r::Job,
+    rc: &r::ReceiptRecord,
+) -> Result<(), String> {
     let blob = fetch_blob(node, &job.spec.blob_sha256)?.ok_or("job blob unavailable")?;
     let trace = fetch_blob(node, &rc.trace_sha256)?.ok_or("trace unavailable")?;
-    let theirs = tb_job::decode_trace(&trace).map_err(|e| e.to_string())?.leaves;
+    let theirs = tb_job::decode_trace(&trace)
+        .map_err(|e| e.to_string())?
+        .leaves;
     let decoded = tb_job::Job::decode(&blob).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
-    let replay = tb_job::replay(&decoded, blocktorch::cpu::default_fabric()).map_err(|e| e.to_string())?;
-    node.metrics.observe("verifier_replay_seconds", &[], t0.elapsed().as_secs_f64());
+    let replay =
+        tb_job::replay(&decoded, blocktorch::cpu::default_fabric()).map_err(|e| e.to_string())?;
+    node.metrics
+        .observe("verifier_replay_seconds", &[], t0.elapsed().as_secs_f64());
     node.metrics.inc("verifier_replays_total", &[]);
     let Some(op) = tb_job::first_divergence(&replay.op_digests, &theirs) else {
         return Ok(());
@@ -78,7 +89,11 @@ fn check(node: &Node, key: &SecretKey, t: Id, job: &r::Job, rc: &r::ReceiptRecor
     let me = key.address();
     let mut p = publish_payloads(node, me, &blob);
     p.extend(publish_payloads(node, me, &bundle));
-    let bond = node.core().effective_params(&node.params).market.challenge_bond_micro;
+    let bond = node
+        .core()
+        .effective_params(&node.params)
+        .market
+        .challenge_bond_micro;
     p.push(TxPayload::Challenge(Box::new(tb_chain::tx::Challenge {
         from: me,
         task_id: t,
@@ -89,10 +104,11 @@ fn check(node: &Node, key: &SecretKey, t: Id, job: &r::Job, rc: &r::ReceiptRecor
         bundle_bytes: bundle.len() as u64,
         bond,
         fee: 0,
-        fee_selector: 1,
+        fee_selector: FEE_SELECTOR,
         nonce: 0,
     })));
-    node.submit_signed(key, p).map_err(|e| format!("challenge refused: {e}"))?;
+    node.submit_signed(key, p)
+        .map_err(|e| format!("challenge refused: {e}"))?;
     node.metrics.inc("verifier_challenges_total", &[]);
     eprintln!(
         "the-block: verifier: task {} diverges at op {op}; challenged {}",

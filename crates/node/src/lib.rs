@@ -1,0 +1,16 @@
+//! The Block's node, as a library: the `the-block` binary's commands and what the
+//! integration tests and benchmarks drive directly.
+#![forbid(unsafe_code)]
+
+pub mod blobs;
+pub mod compute_demo;
+pub mod config;
+pub mod demo;
+pub mod json;
+pub mod metrics;
+pub mod miner;
+pub mod node;
+pub mod provider;
+pub mod rpc;
+pub mod run;
+pub mod verifier;

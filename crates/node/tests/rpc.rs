@@ -1,0 +1,217 @@
+//! Bad requests get JSON-RPC errors (or HTTP refusals) with clear messages, and the node
+//! keeps serving: oversized bodies, wrong types, unknown methods, malformed JSON,
+//! garbage transactions, garbage on the socket and on the WebSocket; the metrics
+//! manifest is served with its stable hash; a bad config is refused at start.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use support::{http, Node, Ws};
+
+fn rpc_node(dir: &std::path::Path) -> Node {
+    let cfg = dir.join("node.toml");
+    std::fs::write(
+        &cfg,
+        "rpc_max_request_bytes = 65536\nmetrics_addr = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let c = cfg.display().to_string();
+    Node::start("run", &dir.join("data"), &["--config", &c], &[])
+}
+
+fn code(e: &Value) -> i64 {
+    e["code"].as_i64().unwrap_or(0)
+}
+
+#[test]
+fn bad_requests_get_errors_and_the_node_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = rpc_node(dir.path());
+    let head = node.ok("chain.head", json!([]));
+    assert_eq!(head["height"], 0);
+
+    // Unknown method, wrong types, missing and malformed parameters.
+    assert_eq!(
+        code(&node.call("no_such_method", json!([])).unwrap_err()),
+        -32601
+    );
+    let e = node.call("balance", json!([123])).unwrap_err();
+    assert_eq!(code(&e), -32602);
+    assert!(
+        e["message"].as_str().unwrap().contains("must be a string"),
+        "{e}"
+    );
+    let e = node.call("balance", json!(["tb1nope"])).unwrap_err();
+    assert_eq!(code(&e), -32602);
+    let e = node.call("balance", json!([])).unwrap_err();
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing parameter 0"),
+        "{e}"
+    );
+    let e = node.call("balance", json!({"address": "x"})).unwrap_err();
+    assert!(e["message"].as_str().unwrap().contains("positional"), "{e}");
+    let e = node.call("chain.getBlock", json!([true])).unwrap_err();
+    assert_eq!(code(&e), -32602);
+    assert_eq!(
+        code(&node.call("chain.getBlock", json!([999_999])).unwrap_err()),
+        -32011
+    );
+    let e = node
+        .call("compute.listJobs", json!(["Sleeping"]))
+        .unwrap_err();
+    assert!(
+        e["message"].as_str().unwrap().contains("unknown job state"),
+        "{e}"
+    );
+
+    // Garbage transactions: not hex, hex but not a transaction, a valid but unfunded one.
+    let e = node.call("submit_tx", json!(["zz"])).unwrap_err();
+    assert!(e["message"].as_str().unwrap().contains("not hex"), "{e}");
+    let e = node.call("submit_tx", json!(["00ff00ff"])).unwrap_err();
+    assert!(
+        e["message"].as_str().unwrap().starts_with("transaction:"),
+        "{e}"
+    );
+    let k = tb_primitives::SecretKey::dev("nobody");
+    let tx = tb_chain::SignedTx::sign(
+        tb_chain::TxPayload::Transfer(tb_chain::Transfer {
+            from: k.address(),
+            to: k.address(),
+            amount_consumer: 5,
+            amount_industrial: 0,
+            fee: 10_000,
+            fee_selector: 0,
+            nonce: 0,
+            memo: vec![],
+        }),
+        &k,
+        1337,
+    );
+    let e = node
+        .call(
+            "submit_tx",
+            json!([hex::encode(tb_primitives::encode(&tx))]),
+        )
+        .unwrap_err();
+    assert_eq!(code(&e), -32010);
+    assert!(e["data"]["reason"].is_string(), "{e}");
+    assert_eq!(
+        code(
+            &node
+                .call(
+                    "compute.submitJob",
+                    json!([hex::encode(tb_primitives::encode(&tx))])
+                )
+                .unwrap_err()
+        ),
+        -32602,
+        "compute.submitJob takes only SubmitJob"
+    );
+    // Mining needs a key.
+    assert_eq!(
+        code(&node.call("start_mining", json!([])).unwrap_err()),
+        -32012
+    );
+
+    // Malformed JSON and an oversized body.
+    let (status, body) = http(
+        node.rpc,
+        "POST",
+        "/",
+        b"{\"jsonrpc\": \"2.0\", \"id\": 1, \"meth",
+    );
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(code(&v["error"]), -32700, "{body}");
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "submit_tx",
+                     "params": ["ab".repeat(40_000)]})
+    .to_string();
+    let (status, body) = http(node.rpc, "POST", "/", big.as_bytes());
+    assert!(
+        status == 413 || body.contains("-32007") || body.contains("too big"),
+        "oversized request: HTTP {status}: {body}"
+    );
+
+    // Garbage on the socket, a half request, and garbage on the WebSocket.
+    for junk in [
+        &b"\x00\x01\x02 GARBAGE \xff\xfe\r\n\r\n"[..],
+        b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n{",
+    ] {
+        let mut s = TcpStream::connect(node.rpc).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+            .unwrap();
+        let _ = s.write_all(junk);
+        let mut buf = [0u8; 256];
+        let _ = s.read(&mut buf);
+    }
+    let mut ws = Ws::connect(node.rpc);
+    ws.send_text("this is not json");
+    let r = support::wait_for(10, "a parse error on the socket", || ws.read());
+    assert_eq!(code(&r["error"]), -32700, "{r}");
+    let r = ws.call("subscribe_nothing", json!([]));
+    assert_eq!(code(&r["error"]), -32601, "{r}");
+    let r = ws.call("chain.head", json!([]));
+    assert_eq!(r["result"]["height"], 0);
+
+    // Still serving, and every request was counted.
+    assert_eq!(node.ok("chain.head", json!([]))["id"], head["id"]);
+    assert_eq!(node.metric("rpc_requests_total{method=\"balance\"}"), 4.0);
+}
+
+#[test]
+fn metrics_and_the_wrappers_manifest_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = rpc_node(dir.path());
+    let text = node.metrics_text();
+    for name in the_block::metrics::CATALOGUE {
+        assert!(
+            text.contains(&format!("# TYPE {} ", name.name)),
+            "{} missing",
+            name.name
+        );
+    }
+    let (status, body) = http(node.metrics.unwrap(), "GET", "/wrappers", b"");
+    assert_eq!(status, 200);
+    let m: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(m["hash"], the_block::metrics::manifest_hash().as_str());
+    assert_eq!(
+        m["metrics"].as_array().unwrap().len(),
+        the_block::metrics::CATALOGUE.len()
+    );
+    let (status, _) = http(node.metrics.unwrap(), "GET", "/nope", b"");
+    assert_eq!(status, 404);
+    // The JSON-RPC `metrics` method returns the same series as JSON.
+    let j = node.ok("metrics", json!([]));
+    assert_eq!(j["block_height"], 0);
+}
+
+#[test]
+fn a_bad_config_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "rpc_addr = \"not an address\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_the-block"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml") && err.contains("rpc_addr"),
+        "{err}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_the-block"))
+        .args(["run", "--mine"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--key-file"));
+}

@@ -1,0 +1,351 @@
+//! Drives the real `the-block` binary: starts it in a temporary directory on port 0,
+//! reads the bound addresses from `node.json`, talks JSON-RPC over plain HTTP and
+//! WebSocket, scrapes `/metrics`, and kills it (SIGKILL) when dropped.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tb_chain::tx::{JobSpec, SubmitJob};
+use tb_chain::{SignedTx, TxPayload};
+use tb_primitives::{SecretKey, MICRO_PER_TOKEN};
+
+pub struct Node {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub rpc: SocketAddr,
+    pub metrics: Option<SocketAddr>,
+    pub log: PathBuf,
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, or panics after `secs` with `what`.
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "timed out after {secs} s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Node {
+    /// Starts `the-block COMMAND --data-dir DIR --rpc-addr 127.0.0.1:0 ARGS` with `envs`.
+    pub fn start(command: &str, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Node {
+        let _ = std::fs::remove_file(dir.join("node.json"));
+        std::fs::create_dir_all(dir).unwrap();
+        let log = dir.join(format!("node-{}.log", Instant::now().elapsed().as_nanos()));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_the-block"));
+        cmd.arg(command)
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--rpc-addr", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        for k in [
+            "TB_MINE",
+            "TB_PROVIDER",
+            "TB_VERIFIER",
+            "TB_CONFIG",
+            "TB_RPC_ADDR",
+        ] {
+            cmd.env_remove(k);
+        }
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the-block starts");
+        let info: Value = wait_for(60, "node.json", || {
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!(
+                    "the-block exited early ({st}):\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            let s = std::fs::read_to_string(dir.join("node.json")).ok()?;
+            serde_json::from_str(&s).ok()
+        });
+        Node {
+            child,
+            dir: dir.to_path_buf(),
+            rpc: info["rpc"].as_str().unwrap().parse().unwrap(),
+            metrics: info["metrics"].as_str().map(|s| s.parse().unwrap()),
+            log,
+        }
+    }
+
+    /// Starts a devnet with blocks every 150 ms and metrics.
+    pub fn devnet(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Node {
+        let mut a = vec![
+            "--block-interval-ms",
+            "150",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ];
+        a.extend_from_slice(args);
+        Node::start("devnet", dir, &a, envs)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// One JSON-RPC call; `Ok(result)` or `Err(error object)`.
+    pub fn call(&self, method: &str, params: Value) -> Result<Value, Value> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let (status, text) = http(self.rpc, "POST", "/", body.to_string().as_bytes());
+        assert_eq!(status, 200, "{method}: HTTP {status}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        match v.get("error") {
+            Some(e) => Err(e.clone()),
+            None => Ok(v["result"].clone()),
+        }
+    }
+
+    /// A call that must succeed.
+    pub fn ok(&self, method: &str, params: Value) -> Value {
+        self.call(method, params)
+            .unwrap_or_else(|e| panic!("{method} failed: {e}\nnode log:\n{}", self.log_text()))
+    }
+
+    pub fn height(&self) -> u64 {
+        self.ok("chain.head", json!([]))["height"].as_u64().unwrap()
+    }
+
+    /// The `/metrics` text.
+    pub fn metrics_text(&self) -> String {
+        let (status, text) = http(self.metrics.expect("metrics on"), "GET", "/metrics", b"");
+        assert_eq!(status, 200);
+        text
+    }
+
+    /// A sample's value from `/metrics` (`name` with its labels, e.g. `jobs{state="Settled"}`).
+    pub fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics_text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        wait_for(30, "a clean exit", || self.child.try_wait().ok().flatten())
+    }
+
+    /// Signs `payloads` with `key` from its next nonce and submits them.
+    pub fn send(&self, key: &SecretKey, payloads: Vec<TxPayload>) -> Vec<String> {
+        let info = self.ok("chain.info", json!([]));
+        let chain_id = info["chain_id"].as_u64().unwrap();
+        let floor = info["fee_floor_per_byte"].as_u64().unwrap();
+        let n0 = self.ok("balance", json!([key.address().to_string()]))["next_nonce"]
+            .as_u64()
+            .unwrap();
+        payloads
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut p)| {
+                *p.nonce_mut() = n0 + i as u64;
+                let tx = SignedTx::sign_paying_floor(p, key, chain_id, floor);
+                let hex = hex::encode(tb_primitives::encode(&tx));
+                self.ok("submit_tx", json!([hex]))["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// Publishes the example job `name` and submits it from `key` (max price 2 tokens,
+    /// one replica); returns the SubmitJob transaction id.
+    pub fn submit_example(&self, key: &SecretKey, name: &str) -> String {
+        let job = tb_job::examples::build_example(name).unwrap();
+        let blob = job.encode().unwrap();
+        let plan = tb_job::validate(&job).unwrap();
+        let shape = tb_job::JobShape::of(&job).unwrap();
+        let spec = JobSpec {
+            blob_sha256: tb_primitives::sha256_digest(&blob).0,
+            blob_bytes: blob.len() as u64,
+            flops: plan.total.flops as u64,
+            kernel_digest: [0; 32],
+            model: 0,
+            lane: 0,
+            region: None,
+            max_price: 2 * MICRO_PER_TOKEN,
+            redundancy: 1,
+            deadline: self.height() + 400,
+            n_ops: shape.n_ops,
+            outputs: shape.outputs.clone(),
+        };
+        let market = tb_chain::ChainParams::devnet().market;
+        let mut p: Vec<TxPayload> =
+            tb_chain::market::dispute::publish_payloads(&market, key.address(), &blob)
+                .into_iter()
+                .map(TxPayload::PublishBlob)
+                .collect();
+        p.push(TxPayload::SubmitJob(SubmitJob {
+            from: key.address(),
+            spec,
+            fee: 0,
+            fee_selector: 1,
+            nonce: 0,
+        }));
+        self.send(key, p).pop().unwrap()
+    }
+
+    /// Waits until `key` holds at least `tokens` Industrial tokens.
+    pub fn wait_funded(&self, key: &SecretKey, tokens: u64) {
+        let a = key.address().to_string();
+        wait_for(90, "dev key funding", || {
+            (self.ok("balance", json!([a]))["industrial"].as_u64()? >= tokens * MICRO_PER_TOKEN)
+                .then_some(())
+        });
+    }
+
+    /// Waits until the devnet's provider is registered with stake.
+    pub fn wait_provider(&self) -> String {
+        let p = SecretKey::dev("devnet-provider").address().to_string();
+        wait_for(90, "the provider's stake", || {
+            let v = self.call("aicf.getProvider", json!([p])).ok()?;
+            (v["stake"].as_u64()? > 0).then_some(())
+        });
+        p
+    }
+
+    /// Waits until job `tx` (its SubmitJob id) is in one of `states`; returns the job.
+    pub fn wait_job(&self, tx: &str, states: &[&str], secs: u64) -> Value {
+        wait_for(secs, &format!("job in {states:?}"), || {
+            let j = self.call("compute.getJob", json!([tx])).ok()?;
+            states.contains(&j["state"].as_str()?).then_some(j)
+        })
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// One HTTP/1.1 request; returns the status and the body.
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
+}
+
+/// A WebSocket JSON-RPC client with subscriptions.
+pub struct Ws {
+    sock: tungstenite::WebSocket<TcpStream>,
+    next: u64,
+    /// Notifications received so far: (subscription method, result).
+    pub events: Vec<(String, Value)>,
+}
+
+impl Ws {
+    pub fn connect(addr: SocketAddr) -> Ws {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let (sock, _) = tungstenite::client(format!("ws://{addr}/"), stream).expect("ws handshake");
+        Ws {
+            sock,
+            next: 1,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.sock
+            .send(tungstenite::Message::Text(text.to_string().into()))
+            .unwrap();
+    }
+
+    /// Reads one message (`None` on timeout).
+    pub fn read(&mut self) -> Option<Value> {
+        match self.sock.read() {
+            Ok(tungstenite::Message::Text(t)) => serde_json::from_str(t.as_str()).ok(),
+            Ok(_) => None,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                None
+            }
+            Err(e) => panic!("websocket: {e}"),
+        }
+    }
+
+    /// A call over the socket; notifications read meanwhile are kept.
+    pub fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next;
+        self.next += 1;
+        self.send_text(
+            &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string(),
+        );
+        wait_for(10, method, || {
+            let m = self.read()?;
+            if m["id"].as_u64() == Some(id) {
+                return Some(m);
+            }
+            self.keep(m);
+            None
+        })
+    }
+
+    fn keep(&mut self, m: Value) {
+        if let Some(method) = m["method"].as_str() {
+            self.events
+                .push((method.to_string(), m["params"]["result"].clone()));
+        }
+    }
+
+    /// Reads notifications until one of `method` satisfies `f`.
+    pub fn wait_event(&mut self, secs: u64, method: &str, f: impl Fn(&Value) -> bool) -> Value {
+        if let Some((_, v)) = self.events.iter().find(|(m, v)| m == method && f(v)) {
+            return v.clone();
+        }
+        wait_for(secs, &format!("a {method} event"), || {
+            let m = self.read()?;
+            self.keep(m);
+            let (mm, v) = self.events.last()?;
+            (mm == method && f(v)).then(|| v.clone())
+        })
+    }
+}
