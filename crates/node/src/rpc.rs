@@ -194,32 +194,27 @@ pub fn module(node: Arc<Node>) -> RpcModule<Arc<Node>> {
     }
     for (sub, notif, unsub, kind) in SUBSCRIPTIONS {
         let kind = *kind;
-        m.register_subscription(
-            sub,
-            notif,
-            unsub,
-            move |_p, pending, ctx, _| async move {
-                ctx.metrics.inc("rpc_requests_total", &[kind]);
-                let mut rx = ctx.events.subscribe();
-                let sink = pending.accept().await?;
-                loop {
-                    tokio::select! {
-                        _ = sink.closed() => break,
-                        ev = rx.recv() => match ev {
-                            Ok(e) if e.kind == kind => {
-                                let msg = serde_json::value::to_raw_value(&e.data)?;
-                                sink.send(msg).await?;
-                            }
-                            Ok(_) => {}
-                            // A slow subscriber misses events; it keeps its subscription.
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        m.register_subscription(sub, notif, unsub, move |_p, pending, ctx, _| async move {
+            ctx.metrics.inc("rpc_requests_total", &[kind]);
+            let mut rx = ctx.events.subscribe();
+            let sink = pending.accept().await?;
+            loop {
+                tokio::select! {
+                    _ = sink.closed() => break,
+                    ev = rx.recv() => match ev {
+                        Ok(e) if e.kind == kind => {
+                            let msg = serde_json::value::to_raw_value(&e.data)?;
+                            sink.send(msg).await?;
                         }
+                        Ok(_) => {}
+                        // A slow subscriber misses events; it keeps its subscription.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     }
                 }
-                Ok::<(), jsonrpsee::core::SubscriptionError>(())
-            },
-        )
+            }
+            Ok::<(), jsonrpsee::core::SubscriptionError>(())
+        })
         .expect("subscription names are unique");
     }
     m
