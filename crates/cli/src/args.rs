@@ -111,6 +111,11 @@ impl Spec {
 }
 
 impl Args {
+    /// The command these arguments are of (`job run`).
+    pub fn command_name(&self) -> &'static str {
+        self.command
+    }
+
     /// Whether flag `name` was given.
     pub fn flag(&self, name: &str) -> bool {
         self.flags.contains(&name)

@@ -1,4 +1,5 @@
-//! `tb-cli`: the command line of The Block for BlockTorch jobs.
+//! `tb-cli`: the command line of The Block: BlockTorch jobs offline, and a wallet and
+//! operator's console for a node over its JSON-RPC.
 //!
 //! - `job build` writes an example job blob (`tb_job::examples`).
 //! - `job inspect` decodes and validates a blob and prints its header, descriptor, op
@@ -6,19 +7,28 @@
 //! - `job run` executes a blob on the CPU or CUDA fabric and prints the output digests,
 //!   the trace root and, with a key seed, a signed compute receipt.
 //! - `job referee` plays the challenger's side of the dispute game for one op.
+//! - `key ...` keeps Ed25519 keys in a keys directory (`wallet`).
+//! - `balance`, `tx`, `handle`, `mine`, `provider`, `governor` (`node_cmds`) and
+//!   `compute` (`compute`) talk to a node (`rpc_client`): they read its state, and sign
+//!   transactions locally and send them; a key never leaves this process.
 //!
 //! The binary is thin: decoding, validation, execution, the referee and receipts live
-//! in `tb-job`. It must not panic on any input: every failure is one line on stderr
-//! (`tb-cli: ...`) and a non-zero exit (2 for a malformed command line).
+//! in `tb-job`, transactions in `tb-chain`. It must not panic on any input: every
+//! failure is one line on stderr (`tb-cli: ...`) and a non-zero exit (2 for a malformed
+//! command line).
 #![forbid(unsafe_code)]
 
 mod args;
+mod compute;
 mod inspect;
 mod job;
 mod json;
+mod node_cmds;
 mod referee;
+mod rpc_client;
 mod run;
 mod verify;
+mod wallet;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -28,13 +38,15 @@ pub const EXIT_FAILURE: u8 = 1;
 /// Exit status of a malformed command line.
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status of `job referee` when the provider's leaf for the op is wrong, and of
-/// `job verify` when the provider's trace differs from the replay.
+/// `job verify` and `compute replay` when a provider's trace differs from the replay.
 pub const EXIT_PROVIDER_WRONG: u8 = 3;
 
 const USAGE: &str = "\
-tb-cli: build, inspect, run and referee BlockTorch jobs
+tb-cli: BlockTorch jobs, keys, and a node's wallet and market over JSON-RPC
 
-usage:
+usage: tb-cli [--rpc URL] [--json] [--keys-dir DIR] COMMAND ...
+
+jobs (offline):
   tb-cli job build --example NAME -o FILE
   tb-cli job inspect FILE [--json]
   tb-cli job run FILE [--fabric cpu|cuda] [--threads N] [--cross-fabric] [--json]
@@ -42,12 +54,35 @@ usage:
                       [--receipt-key-seed HEX32 --chain-id N [--benchmark-commit S]]
   tb-cli job referee FILE --op I [--trace LEAVES] [--json]
   tb-cli job verify FILE --trace LEAVES [--fabric cpu|cuda] [--bundle-out BUNDLE] [--json]
+
+keys (offline):
+  tb-cli key generate NAME | import NAME --seed HEX64 | show NAME|FILE | list
+
+a node (JSON-RPC):
+  tb-cli balance ADDRESS|@handle|KEY
+  tb-cli tx send --key K --to ADDRESS|@handle --amount TOKENS [--token consumer|industrial]
+                 [--memo S]
+  tb-cli tx status TXID
+  tb-cli handle register @NAME --key K | resolve @NAME
+  tb-cli mine start|stop
+  tb-cli compute submit FILE --key K --max-price TOKENS [--redundancy N]
+                        [--deadline-blocks N] [--wait [--timeout-secs S]]
+  tb-cli compute status|receipts|replay TASK
+  tb-cli compute stats
+  tb-cli provider register|stake|unstake|status ...
+  tb-cli governor status | intents | propose --key K ... | vote --key K ...
   tb-cli --version
 
-Run `tb-cli job COMMAND --help` for a command's options.
+options before the command:
+  --rpc URL       the node's JSON-RPC (default: TB_RPC, else http://127.0.0.1:3030)
+  --json          print JSON instead of text (the node commands and `job` ones)
+  --keys-dir DIR  the keys directory (default: TB_KEYS_DIR, else ~/.the-block/keys)
+
+Run `tb-cli COMMAND --help` (or `tb-cli COMMAND SUBCOMMAND --help`) for options.
+Amounts are tokens with up to six decimals (1 token = 1000000 micro-tokens).
 
 exit status: 0 success, 1 failure, 2 malformed command line,
-             3 `job referee` or `job verify` found the provider wrong";
+             3 `job referee`, `job verify` or `compute replay` found a provider wrong";
 
 /// A failed command: one line for stderr and the exit status.
 #[derive(Debug)]
@@ -92,7 +127,90 @@ impl Outcome {
     }
 }
 
-fn dispatch(args: &[String]) -> Result<Outcome, CliError> {
+/// The options given before the command.
+#[derive(Debug, Default)]
+pub struct Global {
+    /// `--rpc URL`.
+    pub rpc: Option<String>,
+    /// `--json`.
+    pub json: bool,
+    /// `--keys-dir DIR`.
+    pub keys_dir: Option<String>,
+}
+
+impl Global {
+    /// Splits the global options off the front of `args`; the rest starts with the
+    /// command.
+    fn parse(args: &[String]) -> Result<(Global, &[String]), CliError> {
+        let mut g = Global::default();
+        let mut i = 0;
+        while let Some(a) = args.get(i) {
+            let (name, inline) = match a.split_once('=') {
+                Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+                _ => (a.as_str(), None),
+            };
+            let slot = match name {
+                "--json" if inline.is_none() => {
+                    g.json = true;
+                    i += 1;
+                    continue;
+                }
+                "--json" => return Err(CliError::usage("--json takes no value")),
+                "--rpc" => &mut g.rpc,
+                "--keys-dir" => &mut g.keys_dir,
+                _ => break,
+            };
+            if slot.is_some() {
+                return Err(CliError::usage(format!("{name} is given twice")));
+            }
+            let value = match inline {
+                Some(v) => v,
+                None => {
+                    i += 1;
+                    args.get(i)
+                        .cloned()
+                        .ok_or_else(|| CliError::usage(format!("{name} needs a value")))?
+                }
+            };
+            *slot = Some(value);
+            i += 1;
+        }
+        Ok((g, &args[i..]))
+    }
+
+    /// Whether JSON output was asked for, before the command or after it.
+    pub fn json(&self, a: &args::Args) -> bool {
+        self.json || a.flag("--json")
+    }
+
+    /// A client for the node: `--rpc`, else `TB_RPC`, else the default URL.
+    pub fn client(&self) -> Result<rpc_client::Client, CliError> {
+        let url = match &self.rpc {
+            Some(u) => u.clone(),
+            None => std::env::var("TB_RPC")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| rpc_client::RPC_URL_DEFAULT.to_string()),
+        };
+        rpc_client::Client::new(&url)
+    }
+}
+
+/// Parses `args` with `spec` and runs `f`, or prints the command's help.
+pub fn with_spec(
+    g: &Global,
+    spec: &args::Spec,
+    args: &[String],
+    f: fn(&Global, &args::Args) -> Result<Outcome, CliError>,
+) -> Result<Outcome, CliError> {
+    match spec.parse(args)? {
+        args::Parsed::Help => Ok(Outcome::ok(format!("{}\n", spec.usage))),
+        args::Parsed::Run(a) => f(g, &a),
+    }
+}
+
+fn dispatch(all: &[String]) -> Result<Outcome, CliError> {
+    let (g, args) = Global::parse(all)?;
     match args.first().map(String::as_str) {
         None | Some("-h") | Some("--help") | Some("help") => Ok(Outcome::ok(format!("{USAGE}\n"))),
         Some("-V") | Some("--version") => Ok(Outcome::ok(format!(
@@ -100,7 +218,19 @@ fn dispatch(args: &[String]) -> Result<Outcome, CliError> {
             env!("CARGO_PKG_VERSION"),
             blocktorch::RUNTIME_VERSION
         ))),
-        Some("job") => job::dispatch(&args[1..]),
+        Some("job") => {
+            let mut rest = args[1..].to_vec();
+            if g.json && !rest.is_empty() {
+                // `tb-cli --json job inspect F` is `tb-cli job inspect --json F`.
+                rest.insert(1, "--json".into());
+            }
+            job::dispatch(&rest)
+        }
+        Some("key") => wallet::dispatch(&g, &args[1..]),
+        Some("compute") => compute::dispatch(&g, &args[1..]),
+        Some(cmd @ ("balance" | "tx" | "handle" | "mine" | "provider" | "governor")) => {
+            node_cmds::dispatch(&g, cmd, &args[1..])
+        }
         Some(other) => Err(CliError::usage(format!(
             "unknown command {other:?} (try `tb-cli --help`)"
         ))),

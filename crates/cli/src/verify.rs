@@ -7,7 +7,7 @@ use crate::args::{Args, Spec};
 use crate::job::{fields, read_job, read_leaves};
 use crate::json::Json;
 use crate::{CliError, Outcome, EXIT_PROVIDER_WRONG};
-use tb_job::{build_challenge, first_divergence, replay, trace_root, validate};
+use tb_job::{build_challenge, first_divergence, replay, trace_root, validate, Job};
 use tb_primitives::Id;
 
 pub const SPEC: Spec = Spec {
@@ -46,6 +46,71 @@ exit status: 0 the trace is the replay's, 3 it differs (a challenge was built),
     positionals: &["FILE"],
 };
 
+/// The replay's leaves of `job` on the fabric `fabric_args` named (any fabric gives
+/// the CPU reference's bits). Shared by `job verify` and `compute replay`.
+pub fn replay_leaves(
+    job: &Job,
+    fabric_name: &str,
+    threads: Option<usize>,
+) -> Result<Vec<[u8; 32]>, CliError> {
+    let fabric = crate::run::open_fabric(fabric_name, threads)?;
+    let run = replay(job, fabric.as_ref()).map_err(|e| {
+        CliError::fail(format!(
+            "the replay on the {fabric_name} fabric failed: {e}"
+        ))
+    })?;
+    Ok(run.op_digests)
+}
+
+/// Where a provider's leaves first differ from the replay's.
+pub struct Divergence {
+    /// The first differing op (or, when the trace is shorter or longer than the
+    /// program, the first op one of them lacks).
+    pub op: usize,
+    /// The op's node, when the program has that op.
+    pub node: Option<String>,
+    /// The provider's leaf there, if its trace has one.
+    pub provider_leaf: Option<[u8; 32]>,
+    /// The replay's leaf there, if the program has that op.
+    pub replay_leaf: Option<[u8; 32]>,
+}
+
+impl Divergence {
+    /// One line: the op, its node, and both leaves.
+    pub fn describe(&self, theirs_len: usize, ours_len: usize) -> String {
+        let leaf = |l: &Option<[u8; 32]>| l.map_or("(none)".to_string(), hex::encode);
+        let mut s = format!(
+            "first differing op {}{}: provider leaf {}, replay leaf {}",
+            self.op,
+            self.node
+                .as_ref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default(),
+            leaf(&self.provider_leaf),
+            leaf(&self.replay_leaf)
+        );
+        if theirs_len != ours_len {
+            s += &format!(" (the trace has {theirs_len} leaves, the job {ours_len} ops)");
+        }
+        s
+    }
+}
+
+/// Compares a provider's leaves with the replay's; `None` when they agree.
+pub fn divergence(job: &Job, ours: &[[u8; 32]], theirs: &[[u8; 32]]) -> Option<Divergence> {
+    let op = first_divergence(ours, theirs)?;
+    Some(Divergence {
+        op,
+        node: job
+            .program
+            .ops
+            .get(op)
+            .map(|o| tb_job::program::node_name(&o.node)),
+        provider_leaf: theirs.get(op).copied(),
+        replay_leaf: ours.get(op).copied(),
+    })
+}
+
 pub fn verify(a: &Args) -> Result<Outcome, CliError> {
     let path = &a.positionals[0];
     let (fabric_name, threads) = crate::run::fabric_args(a)?;
@@ -59,14 +124,9 @@ pub fn verify(a: &Args) -> Result<Outcome, CliError> {
     validate(&job)
         .map_err(|e| CliError::fail(format!("{path}: the job does not validate: {e}")))?;
     let theirs = read_leaves(trace_path, job.program.ops.len())?;
-    let fabric = crate::run::open_fabric(fabric_name, threads)?;
-    let run = replay(&job, fabric.as_ref()).map_err(|e| {
-        CliError::fail(format!(
-            "the replay on the {fabric_name} fabric failed: {e}"
-        ))
-    })?;
+    let ours = replay_leaves(&job, fabric_name, threads)?;
     let root = trace_root(&theirs);
-    let Some(op) = first_divergence(&run.op_digests, &theirs) else {
+    let Some(d) = divergence(&job, &ours, &theirs) else {
         let out = if a.flag("--json") {
             format!(
                 "{}\n",
@@ -91,6 +151,7 @@ pub fn verify(a: &Args) -> Result<Outcome, CliError> {
         };
         return Ok(Outcome::ok(out));
     };
+    let op = d.op;
     let c = build_challenge(&job, Id(task), &theirs, op)
         .map_err(|e| CliError::fail(format!("building the challenge of op {op}: {e}")))?;
     let bundle = c
@@ -101,7 +162,8 @@ pub fn verify(a: &Args) -> Result<Outcome, CliError> {
     if let Some(out) = a.value("--bundle-out") {
         std::fs::write(out, &bundle).map_err(|e| CliError::fail(format!("{out}: {e}")))?;
     }
-    let node = tb_job::program::node_name(&job.program.ops[op].node);
+    let replay_leaf = d.replay_leaf.unwrap_or_default();
+    let node = d.node.unwrap_or_default();
     let out = if a.flag("--json") {
         format!(
             "{}\n",
@@ -110,7 +172,7 @@ pub fn verify(a: &Args) -> Result<Outcome, CliError> {
                 ("op", Json::int(op as u64)),
                 ("node", Json::str(node)),
                 ("provider_leaf", Json::hex(c.leaf)),
-                ("replay_leaf", Json::hex(run.op_digests[op])),
+                ("replay_leaf", Json::hex(replay_leaf)),
                 ("trace_root", Json::str(root.to_hex())),
                 (
                     "proof_siblings",
@@ -134,7 +196,7 @@ pub fn verify(a: &Args) -> Result<Outcome, CliError> {
             &[
                 ("first differing op", format!("{op} ({node})")),
                 ("provider leaf", hex::encode(c.leaf)),
-                ("replay leaf", hex::encode(run.op_digests[op])),
+                ("replay leaf", hex::encode(replay_leaf)),
                 ("trace_root", root.to_hex()),
                 ("proof", format!("{} siblings", c.proof.siblings.len())),
                 (

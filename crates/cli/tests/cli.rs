@@ -583,7 +583,7 @@ fn usage_errors_exit_2_and_help_exits_0() {
         );
     }
     assert!(ok(&["job"]).contains("commands:"));
-    fails(&["mine"], 2, "unknown command");
+    fails(&["frob"], 2, "unknown command");
     fails(&["job", "mine"], 2, "unknown job command");
     fails(&["job", "run"], 2, "needs FILE");
     fails(&["job", "inspect", "a", "b"], 2, "unexpected argument");

@@ -209,7 +209,10 @@ pub fn dispute(d: &r::Dispute) -> Value {
         "challenger": d.challenger.map(|(a, _)| a.to_string()),
         "opened": d.opened,
         "deadline": d.deadline,
-        "ruling": d.ruling.as_ref().map(|o| format!("{o:?}")),
+        "ruling": d.ruling.as_ref().map(|o| match o {
+            r::Outcome::Referee(x) => format!("Referee({})", hex32(x)),
+            other => format!("{other:?}"),
+        }),
     })
 }
 

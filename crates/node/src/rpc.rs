@@ -130,6 +130,7 @@ pub const METHODS: &[(&str, Method)] = &[
     ("chain.getTx", chain_get_tx),
     ("compute.uploadBlob", upload_blob),
     ("compute.getBlob", get_blob),
+    ("compute.hasBlob", has_blob),
     ("compute.submitJob", submit_job),
     ("compute.getJob", get_job),
     ("compute.listJobs", list_jobs),
@@ -296,10 +297,15 @@ fn register_handle(node: &Node, a: &[Value]) -> Res {
 }
 
 fn resolve_handle(node: &Node, a: &[Value]) -> Res {
-    let h = string(a, 0, "handle")?;
-    let h = h.strip_prefix('@').unwrap_or(h);
+    let given = string(a, 0, "handle")?;
+    // Handles are stored with their `@`; one given without it gets it.
+    let h = if given.starts_with('@') {
+        given.to_string()
+    } else {
+        format!("@{given}")
+    };
     let c = node.core();
-    Ok(json!({"handle": h, "address": c.db.state().handle_owner(h).map(|x| x.to_string())}))
+    Ok(json!({"handle": h, "address": c.db.state().handle_owner(&h).map(|x| x.to_string())}))
 }
 
 fn chain_info(node: &Node, _: &[Value]) -> Res {
@@ -428,6 +434,22 @@ fn get_blob(node: &Node, a: &[Value]) -> Res {
         ));
     }
     Ok(json!({"sha256": json::hex32(&sha), "bytes": b.len(), "hex": hex::encode(&b)}))
+}
+
+fn has_blob(node: &Node, a: &[Value]) -> Res {
+    let sha = id(a, 0, "sha256")?.0;
+    let stored = node
+        .blobs
+        .get(&sha)
+        .map_err(|e| err(ERR_UNAVAILABLE, e.to_string()))?
+        .is_some();
+    let published = r::object(node.core().db.state(), &sha);
+    Ok(json!({
+        "sha256": json::hex32(&sha),
+        "stored": stored,
+        "published": published.is_some(),
+        "expires": published.map(|o| o.expires),
+    }))
 }
 
 fn submit_job(node: &Node, a: &[Value]) -> Res {

@@ -1,0 +1,859 @@
+//! The node commands of `tb-cli` through the process boundary: the JSON-RPC client's
+//! failures (no node, not a node, a node's error), malformed command lines, the keys
+//! directory, and one end-to-end run against a real devnet (`the-block devnet`): a job
+//! submitted, followed to Settled, its receipt listed and replayed.
+
+use serde_json::Value;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tb_primitives::SecretKey;
+use tempfile::TempDir;
+
+/// What one run of the binary gave.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `tb-cli` with a clean environment for its variables; `env` adds some back.
+fn tb_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tb-cli"));
+    c.args(args)
+        .env_remove("TB_RPC")
+        .env_remove("TB_KEYS_DIR")
+        .env_remove("TB_BLOCKTORCH_THREADS")
+        .env_remove("TB_BLOCKTORCH_SIMD")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("the binary starts");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn tb(args: &[&str]) -> Run {
+    tb_env(args, &[])
+}
+
+/// Expects success; returns stdout.
+fn ok(args: &[&str]) -> String {
+    let r = tb(args);
+    assert_eq!(r.code, 0, "{args:?} failed: {}", r.stderr);
+    r.stdout
+}
+
+/// Expects exit `code` with exactly one `tb-cli: ` line on stderr containing
+/// `fragment`; returns that line.
+fn fails_env(args: &[&str], env: &[(&str, &str)], code: i32, fragment: &str) -> String {
+    let r = tb_env(args, env);
+    assert_eq!(
+        r.code, code,
+        "{args:?}: stdout {:?} stderr {:?}",
+        r.stdout, r.stderr
+    );
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: stderr is not one line: {:?}",
+        r.stderr
+    );
+    assert!(lines[0].starts_with("tb-cli: "), "{args:?}: {}", lines[0]);
+    assert!(
+        !lines[0].contains("internal error"),
+        "{args:?} panicked: {}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains(fragment),
+        "{args:?}: {:?} lacks {fragment:?}",
+        lines[0]
+    );
+    lines[0].to_string()
+}
+
+fn fails(args: &[&str], code: i32, fragment: &str) -> String {
+    fails_env(args, &[], code, fragment)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+/// An address no one holds the key of, for commands that need one.
+fn some_address() -> String {
+    SecretKey::dev("tb-cli-rpc-test").address().to_string()
+}
+
+/// A local port with nothing listening (bound, then released).
+fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A one-connection HTTP server that answers any request with `response` (status
+/// line, headers and body); returns its URL.
+fn fake_server(response: String) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = l.accept() else { return };
+        let mut r = BufReader::new(stream);
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; len];
+        let _ = r.read_exact(&mut body);
+        let _ = r.get_mut().write_all(response.as_bytes());
+    });
+    url
+}
+
+fn http(status: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[test]
+fn a_missing_or_wrong_node_is_one_clear_line_and_exit_1() {
+    let addr = some_address();
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let line = fails(&["--rpc", &url, "balance", &addr], 1, "connection refused");
+    assert!(line.contains(&url), "{line}");
+    // TB_RPC is the default for --rpc, and --rpc beats it.
+    let line = fails_env(
+        &["mine", "start"],
+        &[("TB_RPC", &url)],
+        1,
+        "connection refused",
+    );
+    assert!(line.contains(&url), "{line}");
+    let other = format!("http://127.0.0.1:{}", closed_port());
+    let line = fails_env(
+        &["--rpc", &other, "mine", "start"],
+        &[("TB_RPC", &url)],
+        1,
+        "refused",
+    );
+    assert!(line.contains(&other), "{line}");
+    for (bad, fragment) in [
+        ("https://127.0.0.1:3030", "plain HTTP only"),
+        ("127.0.0.1:3030", "expected http://HOST:PORT"),
+        ("http://", "expected http://HOST:PORT"),
+        ("", "expected http://HOST:PORT"),
+    ] {
+        fails(&["--rpc", bad, "compute", "stats"], 1, fragment);
+    }
+    // Something that is not a JSON-RPC endpoint.
+    let url = fake_server(http("404 Not Found", "nothing here"));
+    fails(&["--rpc", &url, "compute", "stats"], 1, "HTTP status 404");
+    let url = fake_server(http("200 OK", "<html>"));
+    fails(&["--rpc", &url, "compute", "stats"], 1, "not JSON");
+    // A node's JSON-RPC error: its message and code.
+    let url = fake_server(http(
+        "200 OK",
+        r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32012,"message":"this node has no key"}}"#,
+    ));
+    let line = fails(&["--rpc", &url, "mine", "start"], 1, "this node has no key");
+    assert!(
+        line.contains("-32012") && line.contains("start_mining"),
+        "{line}"
+    );
+    // An error with string data (jsonrpsee's refusal of a large request).
+    let url = fake_server(http(
+        "413 Payload Too Large",
+        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32007,"message":"Request is too big","data":"Exceeded max limit of 8388608"}}"#,
+    ));
+    fails(
+        &["--rpc", &url, "mine", "stop"],
+        1,
+        "Request is too big [Exceeded max limit of 8388608] (JSON-RPC error -32007)",
+    );
+    // A reply to another request.
+    let url = fake_server(http("200 OK", r#"{"jsonrpc":"2.0","id":99,"result":{}}"#));
+    fails(&["--rpc", &url, "mine", "stop"], 1, "another request id");
+    // A reply of the wrong shape is a failure, not a panic.
+    let url = fake_server(http("200 OK", r#"{"jsonrpc":"2.0","id":1,"result":[1,2]}"#));
+    fails(&["--rpc", &url, "balance", &addr], 1, "no integer field");
+}
+
+#[test]
+fn stats_show_the_job_timeline() {
+    let kernel = "ab".repeat(32);
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"result":{{"height":9,"blocks":[
+          {{"height":9,"receipts":[{{"task_id":"{t}","provider":"tb1xyz","fabric":"cpu",
+            "kernel_digest":"{kernel}","benchmark_commit":"the-block 0.1.0",
+            "proof_latency_ms":42,"output_digest":"{t}"}}],
+           "proof_latency_ms_buckets":[{{"le":1,"count":0}},{{"le":10,"count":0}},
+             {{"le":100,"count":1}},{{"le":1000,"count":0}},{{"le":"+Inf","count":0}}]}},
+          {{"height":8,"receipts":[],"proof_latency_ms_buckets":[]}}],
+          "receipt_checks":{{"count":3,"p50_us_upper":128,"p99_us_upper":256}},
+          "queued":2,"settlement_queue":1}}}}"#,
+        t = "cd".repeat(32)
+    );
+    let url = fake_server(http("200 OK", &body));
+    let out = ok(&["--rpc", &url, "compute", "stats"]);
+    for want in [
+        "BlockTorch job timeline (height 9, last 2 blocks)",
+        "block 9: 1 receipt",
+        &format!("kernel {kernel}"),
+        "commit \"the-block 0.1.0\"",
+        "proof 42 ms",
+        "≤100 1",
+        "block 8: no receipts",
+        "receipt checks: 3 on this node, p50 ≤ 128 µs, p99 ≤ 256 µs",
+        "queued jobs 2, settlement queue 1",
+    ] {
+        assert!(out.contains(want), "stats lack {want:?}:\n{out}");
+    }
+}
+
+#[test]
+fn malformed_command_lines_exit_2() {
+    let addr = some_address();
+    let dead = format!("http://127.0.0.1:{}", closed_port());
+    for (args, fragment) in [
+        (vec!["frob"], "unknown command"),
+        (vec!["--rpc"], "--rpc needs a value"),
+        (vec!["--json=1", "mine", "start"], "takes no value"),
+        (
+            vec!["--rpc", "a", "--rpc", "b", "mine", "start"],
+            "given twice",
+        ),
+        (vec!["balance"], "needs ADDRESS"),
+        (vec!["balance", &addr, "extra"], "unexpected argument"),
+        (vec!["tx", "fly"], "unknown tx command"),
+        (
+            vec!["tx", "send", "--to", &addr, "--amount", "1"],
+            "needs --key",
+        ),
+        (
+            vec!["tx", "send", "--key", "k", "--to", &addr],
+            "needs --amount",
+        ),
+        (
+            vec![
+                "tx",
+                "send",
+                "--key",
+                "k",
+                "--to",
+                &addr,
+                "--amount",
+                "1.0000001",
+            ],
+            "more than 6 decimals",
+        ),
+        (
+            vec!["tx", "send", "--key", "k", "--to", &addr, "--amount", "-1"],
+            "not an amount",
+        ),
+        (
+            vec!["tx", "send", "--key", "k", "--to", &addr, "--amount", "1,5"],
+            "not an amount",
+        ),
+        (
+            vec!["tx", "send", "--key", "k", "--to", &addr, "--amount", "0"],
+            "more than 0",
+        ),
+        (
+            vec![
+                "tx", "send", "--key", "k", "--to", &addr, "--amount", "1", "--token", "gold",
+            ],
+            "consumer or industrial",
+        ),
+        (
+            vec![
+                "tx",
+                "send",
+                "--key",
+                "k",
+                "--to",
+                &addr,
+                "--amount",
+                "1",
+                "--memo",
+                &"m".repeat(257),
+            ],
+            "limit of 256",
+        ),
+        (vec!["tx", "status", "abc"], "64 hex digits"),
+        (
+            vec!["handle", "register", "@No", "--key", "k"],
+            "not a handle",
+        ),
+        (vec!["handle", "resolve", "bob"], "not a handle"),
+        (vec!["mine", "go"], "expected start or stop"),
+        (vec!["compute", "frob"], "unknown compute command"),
+        (
+            vec!["compute", "submit", "f", "--key", "k"],
+            "needs --max-price",
+        ),
+        (
+            vec![
+                "compute",
+                "submit",
+                "f",
+                "--key",
+                "k",
+                "--max-price",
+                "1",
+                "--redundancy",
+                "0",
+            ],
+            "at least 1",
+        ),
+        (
+            vec![
+                "compute",
+                "submit",
+                "f",
+                "--key",
+                "k",
+                "--max-price",
+                "1",
+                "--timeout-secs",
+                "5",
+            ],
+            "applies to --wait only",
+        ),
+        (vec!["compute", "status", "xyz"], "64 hex digits"),
+        (
+            vec!["compute", "replay", &"0".repeat(64), "--fabric", "tpu"],
+            "expected cpu or cuda",
+        ),
+        (
+            vec!["provider", "register", "--key", "k", "--fabric", "tpu"],
+            "expected cpu or cuda",
+        ),
+        (
+            vec!["provider", "register", "--key", "k", "--max-leases", "0"],
+            "at least 1",
+        ),
+        (vec!["provider", "stake", "--key", "k"], "needs --amount"),
+        (
+            vec!["governor", "vote", "--key", "k", "--proposal", "1"],
+            "--approve and --reject",
+        ),
+        (
+            vec![
+                "governor",
+                "vote",
+                "--key",
+                "k",
+                "--proposal",
+                "1",
+                "--approve",
+                "--reject",
+            ],
+            "--approve and --reject",
+        ),
+        (
+            vec!["governor", "propose", "--key", "k"],
+            "exactly one of --apply",
+        ),
+        (
+            vec![
+                "governor",
+                "propose",
+                "--key",
+                "k",
+                "--apply",
+                "epoch_blocks=9",
+            ],
+            "--activation-delay",
+        ),
+        (
+            vec![
+                "governor",
+                "propose",
+                "--key",
+                "k",
+                "--shadow",
+                "epoch_blocks=9",
+                "--activate-at",
+                "9",
+            ],
+            "never applied",
+        ),
+        (
+            vec![
+                "governor",
+                "propose",
+                "--key",
+                "k",
+                "--apply",
+                "nope=1",
+                "--activate-at",
+                "9",
+            ],
+            "not a governable",
+        ),
+        (vec!["key", "generate", "../evil"], "key name"),
+        (
+            vec!["key", "import", "x", "--seed", "abcd"],
+            "64 hex digits",
+        ),
+    ] {
+        // A dead --rpc: none of these may get as far as the network (the global-option
+        // cases run as they are).
+        let mut full = vec![];
+        if !args[0].starts_with("--") {
+            full.extend(["--rpc", dead.as_str()]);
+        }
+        full.extend(args.iter());
+        fails(&full, 2, fragment);
+    }
+    // --help of every new command is usage text on stdout.
+    for cmd in [
+        vec!["key", "generate", "--help"],
+        vec!["balance", "--help"],
+        vec!["tx", "send", "--help"],
+        vec!["compute", "submit", "--help"],
+        vec!["compute", "replay", "--help"],
+        vec!["governor", "propose", "--help"],
+        vec!["provider", "--help"],
+    ] {
+        assert!(ok(&cmd).starts_with("usage: tb-cli"), "{cmd:?}");
+    }
+}
+
+#[test]
+fn keys_round_trip_and_are_never_overwritten() {
+    let dir = TempDir::new().unwrap();
+    let keys = dir.path().join("keys");
+    let kd = s(&keys);
+    let out = ok(&["--keys-dir", kd, "--json", "key", "generate", "carol"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let carol = v["address"].as_str().unwrap().to_string();
+    assert!(carol.starts_with("tb1"), "{out}");
+    let file = keys.join("carol.key");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.len(), 65, "64 hex digits and a newline: {text:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    // show by name (--keys-dir after the command), by file, and via TB_KEYS_DIR.
+    assert!(ok(&["key", "show", "carol", "--keys-dir", kd]).contains(&carol));
+    assert!(ok(&["key", "show", s(&file)]).contains(&carol));
+    let r = tb_env(&["key", "show", "carol"], &[("TB_KEYS_DIR", kd)]);
+    assert!(r.code == 0 && r.stdout.contains(&carol), "{}", r.stderr);
+    // Never overwritten: generate or import over it fails and the file is unchanged.
+    fails(
+        &["--keys-dir", kd, "key", "generate", "carol"],
+        1,
+        "never overwritten",
+    );
+    let seed = hex::encode(SecretKey::dev("dave").seed());
+    fails(
+        &["--keys-dir", kd, "key", "import", "carol", "--seed", &seed],
+        1,
+        "never overwritten",
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+    // import gives the seed's address, in the node's key-file format.
+    let out = ok(&["--keys-dir", kd, "key", "import", "dave", "--seed", &seed]);
+    let dave = SecretKey::dev("dave").address().to_string();
+    assert!(out.contains(&dave), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(keys.join("dave.key")).unwrap(),
+        format!("{seed}\n")
+    );
+    // list: both, sorted; JSON too.
+    let listed = ok(&["--keys-dir", kd, "key", "list"]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(
+        lines[0].starts_with("carol") && lines[0].contains(&carol),
+        "{listed}"
+    );
+    assert!(
+        lines[1].starts_with("dave") && lines[1].contains(&dave),
+        "{listed}"
+    );
+    let v: Value = serde_json::from_str(&ok(&["--keys-dir", kd, "key", "list", "--json"])).unwrap();
+    assert_eq!(v["keys"].as_array().unwrap().len(), 2);
+    // The default directory is $HOME/.the-block/keys.
+    let home = dir.path().join("home");
+    let r = tb_env(&["key", "generate", "erin"], &[("HOME", s(&home))]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(home.join(".the-block/keys/erin.key").is_file());
+    // Missing and damaged keys.
+    fails(
+        &["--keys-dir", kd, "key", "show", "nobody"],
+        1,
+        "no key \"nobody\"",
+    );
+    std::fs::write(keys.join("bad.key"), "zz\n").unwrap();
+    fails(
+        &["--keys-dir", kd, "key", "show", "bad"],
+        1,
+        "expected 64 hex digits",
+    );
+    assert!(ok(&["--keys-dir", kd, "key", "list"]).contains("unreadable"));
+    // An empty directory lists nothing, without failing.
+    let empty = dir.path().join("none");
+    assert!(ok(&["--keys-dir", s(&empty), "key", "list"]).contains("no keys"));
+    // A --key that names nothing fails before any network call.
+    let dead = format!("http://127.0.0.1:{}", closed_port());
+    fails(
+        &[
+            "--rpc",
+            &dead,
+            "--keys-dir",
+            kd,
+            "provider",
+            "stake",
+            "--key",
+            "nobody",
+            "--amount",
+            "1",
+        ],
+        1,
+        "no key \"nobody\"",
+    );
+}
+
+// ---- end to end -------------------------------------------------------------------
+
+/// The node's binary beside this one; built (same profile and target directory) when
+/// missing.
+fn node_binary() -> PathBuf {
+    let here = Path::new(env!("CARGO_BIN_EXE_tb-cli"));
+    let dir = here.parent().expect("the binary has a directory");
+    let bin = dir.join(format!("the-block{}", std::env::consts::EXE_SUFFIX));
+    if bin.is_file() {
+        return bin;
+    }
+    let target = dir
+        .parent()
+        .expect("a profile directory inside the target directory");
+    let mut c = Command::new(env!("CARGO"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "build",
+            "-p",
+            "the-block",
+            "--bin",
+            "the-block",
+            "--target-dir",
+        ])
+        .arg(target);
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            c.arg("--release");
+        }
+        Some(other) => {
+            c.args(["--profile", other]);
+        }
+        None => {}
+    }
+    let status = c.status().expect("cargo starts");
+    assert!(status.success(), "building the-block failed");
+    assert!(bin.is_file(), "no {} after the build", bin.display());
+    bin
+}
+
+/// A running devnet, killed when dropped (also when the test fails).
+struct Devnet {
+    child: Child,
+    dir: TempDir,
+    rpc: String,
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Devnet {
+    /// Starts `the-block devnet` with 200 ms blocks, on free ports, plus `extra` flags.
+    fn start(extra: &[&str]) -> Devnet {
+        let dir = TempDir::new().unwrap();
+        let data = dir.path().join("data");
+        let log = std::fs::File::create(dir.path().join("node.log")).unwrap();
+        let child = Command::new(node_binary())
+            .args(["devnet", "--data-dir"])
+            .arg(&data)
+            .args([
+                "--rpc-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--block-interval-ms",
+                "200",
+            ])
+            .args(extra)
+            .env_remove("TB_BLOCKTORCH_THREADS")
+            .env_remove("TB_BLOCKTORCH_SIMD")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("the-block starts");
+        let mut node = Devnet {
+            child,
+            dir,
+            rpc: String::new(),
+        };
+        let info = data.join("node.json");
+        node.rpc = node.wait_for("node.json", Duration::from_secs(60), |n| {
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&info).ok()?).ok()?;
+            n.check_alive();
+            Some(format!("http://{}", v["rpc"].as_str()?))
+        });
+        node
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+    }
+
+    fn check_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("the devnet exited ({status}):\n{}", self.log());
+        }
+    }
+
+    fn key(&self, name: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("data")
+            .join("dev-keys")
+            .join(format!("{name}.key"))
+    }
+
+    /// Polls `f` every 200 ms until it gives a value.
+    fn wait_for<T>(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        f: impl Fn(&mut Devnet) -> Option<T>,
+    ) -> T {
+        let t0 = Instant::now();
+        loop {
+            if let Some(v) = f(self) {
+                return v;
+            }
+            self.check_alive();
+            assert!(
+                t0.elapsed() < limit,
+                "no {what} after {limit:?}; node log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Runs `tb-cli --rpc URL ARGS...`.
+    fn tb(&self, args: &[&str]) -> Run {
+        let mut full = vec!["--rpc", self.rpc.as_str()];
+        full.extend_from_slice(args);
+        tb(&full)
+    }
+
+    /// Runs and expects exit `code`; returns stdout.
+    fn expect(&self, args: &[&str], code: i32) -> String {
+        let r = self.tb(args);
+        assert_eq!(
+            r.code,
+            code,
+            "{args:?}: stdout {}\nstderr {}\nnode log:\n{}",
+            r.stdout,
+            r.stderr,
+            self.log()
+        );
+        r.stdout
+    }
+}
+
+#[test]
+fn devnet_end_to_end_submit_wait_receipts_replay() {
+    let mut node = Devnet::start(&[]);
+    let alice = node.key("devnet-alice");
+    let alice_s = s(&alice).to_string();
+    // Alice is funded by the miner's rotating rewards.
+    node.wait_for(
+        "20 industrial tokens for alice",
+        Duration::from_secs(120),
+        |n| {
+            let r = n.tb(&["--json", "balance", &alice_s]);
+            let v: Value = serde_json::from_str(&r.stdout).ok()?;
+            (v["industrial"].as_u64()? >= 20_000_000).then_some(())
+        },
+    );
+    let text = node.expect(&["balance", &alice_s], 0);
+    assert!(text.contains("industrial"), "{text}");
+
+    let work = TempDir::new().unwrap();
+    let blob = work.path().join("mlp.btj");
+    ok(&["job", "build", "--example", "mlp", "-o", s(&blob)]);
+    let out = node.expect(
+        &[
+            "--json",
+            "compute",
+            "submit",
+            s(&blob),
+            "--key",
+            &alice_s,
+            "--max-price",
+            "2",
+            "--wait",
+            "--timeout-secs",
+            "240",
+        ],
+        0,
+    );
+    // Two JSON lines: the submission, then the settled job.
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let tx_id = lines[0]["tx_id"].as_str().unwrap().to_string();
+    assert_eq!(lines[0]["published_chunks"], 1, "{out}");
+    assert_eq!(lines[1]["state"], "Settled", "{out}");
+    let task = lines[1]["task_id"].as_str().unwrap().to_string();
+    assert_ne!(task, tx_id);
+
+    // The SubmitJob id and the task id name the same job.
+    let by_tx = node.expect(&["compute", "status", &tx_id], 0);
+    assert!(
+        by_tx.contains(&task) && by_tx.contains("Settled"),
+        "{by_tx}"
+    );
+
+    let receipts = node.expect(&["--json", "compute", "receipts", &task], 0);
+    let v: Value = serde_json::from_str(&receipts).unwrap();
+    assert_eq!(
+        v["receipts"].as_array().map(Vec::len),
+        Some(1),
+        "{receipts}"
+    );
+    let text = node.expect(&["compute", "receipts", &task], 0);
+    assert!(text.contains("1 receipt(s)"), "{text}");
+
+    let replay = node.expect(&["compute", "replay", &task], 0);
+    assert!(replay.contains("agrees"), "{replay}");
+    assert!(!replay.contains("DIFFERS"), "{replay}");
+
+    let stats = node.expect(&["compute", "stats"], 0);
+    assert!(stats.contains("BlockTorch job timeline"), "{stats}");
+
+    // A second submission of the same blob does not publish it again.
+    let again = node.expect(
+        &[
+            "--json",
+            "compute",
+            "submit",
+            s(&blob),
+            "--key",
+            &alice_s,
+            "--max-price",
+            "1",
+        ],
+        0,
+    );
+    let v: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(v["published_chunks"], 0, "{again}");
+    assert_eq!(v["blob_already_published"], true, "{again}");
+
+    // A transfer to a fresh key arrives.
+    let keys = work.path().join("keys");
+    let out = ok(&["--keys-dir", s(&keys), "--json", "key", "generate", "carol"]);
+    let carol: Value = serde_json::from_str(&out).unwrap();
+    let carol = carol["address"].as_str().unwrap().to_string();
+    node.expect(
+        &[
+            "tx",
+            "send",
+            "--key",
+            &alice_s,
+            "--to",
+            &carol,
+            "--amount",
+            "1.5",
+            "--token",
+            "industrial",
+        ],
+        0,
+    );
+    node.wait_for("the transfer to carol", Duration::from_secs(120), |n| {
+        let r = n.tb(&["--json", "balance", &carol]);
+        let v: Value = serde_json::from_str(&r.stdout).ok()?;
+        (v["industrial"].as_u64()? == 1_500_000).then_some(())
+    });
+
+    // The devnet's provider is registered and staked.
+    let p = node.expect(&["provider", "status", s(&node.key("devnet-provider"))], 0);
+    assert!(p.contains("stake") && p.contains("cpu"), "{p}");
+    let out = node.expect(&["governor", "status"], 0);
+    assert!(out.contains("voting"), "{out}");
+}
+
+/// A provider that reports a wrong digest for op 5, and no verifier to challenge it:
+/// its receipt stays on chain, and `compute replay` finds the op (exit 3).
+#[test]
+fn devnet_replay_finds_a_wrong_trace() {
+    let mut node = Devnet::start(&["--test-corrupt-op", "5", "--verify-share-bps", "0"]);
+    let alice = node.key("devnet-alice");
+    let alice_s = s(&alice).to_string();
+    node.wait_for("funds for alice", Duration::from_secs(120), |n| {
+        let r = n.tb(&["--json", "balance", &alice_s]);
+        let v: Value = serde_json::from_str(&r.stdout).ok()?;
+        (v["industrial"].as_u64()? >= 20_000_000).then_some(())
+    });
+    let work = TempDir::new().unwrap();
+    let blob = work.path().join("mlp.btj");
+    ok(&["job", "build", "--example", "mlp", "-o", s(&blob)]);
+    let out = node.expect(
+        &[
+            "--json",
+            "compute",
+            "submit",
+            s(&blob),
+            "--key",
+            &alice_s,
+            "--max-price",
+            "2",
+        ],
+        0,
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let tx_id = v["tx_id"].as_str().unwrap().to_string();
+    node.wait_for("a receipt", Duration::from_secs(240), |n| {
+        let r = n.tb(&["--json", "compute", "receipts", &tx_id]);
+        let v: Value = serde_json::from_str(&r.stdout).ok()?;
+        (!v["receipts"].as_array()?.is_empty()).then_some(())
+    });
+    let out = node.expect(&["--json", "compute", "replay", &tx_id], 3);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["agrees"], false, "{out}");
+    assert_eq!(v["receipts"][0]["op"], 5, "{out}");
+    let text = node.expect(&["compute", "replay", &tx_id], 3);
+    assert!(text.contains("DIFFERS: first differing op 5"), "{text}");
+}
