@@ -697,6 +697,27 @@ impl Mempool {
         included + self.sweep_orphans(state)
     }
 
+    /// Drops the entry `id` with every later-nonce entry of its sender (they can no
+    /// longer apply): for a transaction a block builder found not to execute, which
+    /// would otherwise block its sender until its time to live. Returns how many
+    /// entries left (the dependents counted in `orphan_sweep_total`).
+    pub fn drop_with_dependents(&mut self, id: &Id) -> usize {
+        let Some(&(addr, nonce)) = self.by_id.get(id) else {
+            return 0;
+        };
+        let mut q = self.take_queue(&addr);
+        let gone = q.split_off(&nonce);
+        for e in gone.values() {
+            self.forget(&addr, e);
+        }
+        self.put_queue(addr, q);
+        bump(
+            &mut self.counters.orphan_sweep_total,
+            gone.len().saturating_sub(1) as u64,
+        );
+        gone.len()
+    }
+
     /// After a reorganisation: re-admits `txs` (the undone blocks'
     /// transactions, any order) against `state`, the new tip's, as seen at
     /// `now_ms`. Best effort: each sender's reinserted and pending
@@ -1150,6 +1171,21 @@ mod tests {
         assert_eq!(err.code(), code, "{err:?}");
         assert_eq!(err.reason(), reason, "{err:?}");
         assert_eq!(REJECTION_REASONS[usize::from(code) - 1], (code, reason));
+    }
+
+    #[test]
+    fn drop_with_dependents_removes_the_entry_and_its_later_nonces_only() {
+        let state = funded(&["ann", "bob"], 1_000_000);
+        let mut p = pool();
+        let a: Vec<SignedTx> = (0..3).map(|n| transfer("ann", n, 1_000)).collect();
+        for t in a.iter().chain([&transfer("bob", 0, 1_000)]) {
+            p.admit(t.clone(), &state, 0).unwrap();
+        }
+        assert_eq!(p.drop_with_dependents(&a[1].id()), 2);
+        assert!(p.contains(&a[0].id()) && !p.contains(&a[1].id()) && !p.contains(&a[2].id()));
+        assert_eq!(p.len(), 2, "bob's entry stays");
+        assert_eq!(p.next_nonce(&addr("ann"), &state), 1);
+        assert_eq!(p.drop_with_dependents(&a[2].id()), 0, "gone already");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::node::{now_ms, Node};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tb_chain::StateRead;
 use tb_primitives::Address;
 
 /// Nonces tried between checks for a stop or a new tip.
@@ -40,8 +41,25 @@ pub fn mine_one(node: &Node, beneficiary: Address) -> Result<Option<u64>, String
         let p = c.effective_params(&node.params);
         let picked = c.pool.select(p.block_tx_count_max, p.block_bytes_max);
         let now = now_ms();
-        c.db.build_template(picked.iter(), now, beneficiary)
-            .map_err(|e| e.to_string())?
+        let block =
+            c.db.build_template(picked.iter(), now, beneficiary)
+                .map_err(|e| e.to_string())?;
+        // A picked transaction the template skipped at its sender's next nonce does not
+        // execute on the tip (a late receipt, a second challenge): drop it and what
+        // depends on it, or the sender is blocked until its time to live.
+        let included: std::collections::BTreeSet<tb_primitives::Id> =
+            block.txs.iter().map(|t| t.id()).collect();
+        let mut skipped = 0;
+        for tx in &picked {
+            let id = tx.id();
+            let next = c.db.state().account(&tx.payload.from()).nonce;
+            if !included.contains(&id) && tx.payload.nonce() == next {
+                skipped += c.pool.drop_with_dependents(&id);
+            }
+        }
+        node.metrics
+            .inc_by("orphan_sweep_total", &[], skipped as u64);
+        block
     };
     let parent = block.header.parent;
     let mut start = 0u64;

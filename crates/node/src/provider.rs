@@ -21,7 +21,7 @@ use crate::node::Node;
 use crate::rpc::fetch_blob;
 use blocktorch::fabric::Fabric;
 use borsh::{BorshDeserialize, BorshSerialize};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,10 +57,12 @@ struct Worker {
     cfg: ProviderConfig,
     fabric: Box<dyn Fabric>,
     dir: PathBuf,
-    /// Tasks answered (or reported) and disputes supplied, so the same transaction is
-    /// not sent twice while the first waits in the mempool.
-    sent: BTreeSet<(Id, u32, u8)>,
-    last_heartbeat_sent: u64,
+    /// Answers, reveals and evidence sent, with the height sent at: not sent again
+    /// while the first may still land, re-sent after `RETRY_BLOCKS` if the chain does
+    /// not show it (a refused or dropped transaction).
+    sent: BTreeMap<(Id, u32, u8), u64>,
+    /// The heartbeat window (`height / heartbeat_interval_blocks`) last sent for.
+    heartbeat_window: u64,
 }
 
 /// Opens the configured fabric.
@@ -99,19 +101,21 @@ pub fn run(
         cfg,
         fabric,
         dir,
-        sent: BTreeSet::new(),
-        last_heartbeat_sent: 0,
+        sent: BTreeMap::new(),
+        heartbeat_window: 0,
     };
     let mut seen = 0;
     let mut registered_at_try = None;
+    let mut first_pass_done = false;
     while !w.node.stopping() {
         let h = w.node.wait_head(seen, Duration::from_millis(500));
         if w.node.stopping() {
             break;
         }
-        if h == seen && registered_at_try.is_some() {
+        if h == seen && first_pass_done {
             continue;
         }
+        first_pass_done = true;
         seen = h;
         if !w.ensure_registered(&mut registered_at_try, h) {
             continue;
@@ -203,8 +207,22 @@ impl Worker {
         std::fs::rename(&tmp, &p).map_err(|e| e.to_string())
     }
 
+    /// Whether `key` may be sent at `h` (never sent, or sent `RETRY_BLOCKS` ago
+    /// without effect); marks it sent.
+    fn due(&mut self, key: (Id, u32, u8), h: u64) -> bool {
+        match self.sent.get(&key) {
+            Some(at) if h < at + RETRY_BLOCKS => false,
+            _ => {
+                self.sent.insert(key, h);
+                true
+            }
+        }
+    }
+
     fn step(&mut self, h: u64) -> Result<(), String> {
         let tasks = self.node.tracked_jobs();
+        let live: std::collections::BTreeSet<Id> = tasks.iter().copied().collect();
+        self.sent.retain(|(t, _, _), _| live.contains(t));
         for t in tasks {
             let job = match r::job(self.node.core().db.state(), &t) {
                 Some(j) => j,
@@ -216,39 +234,40 @@ impl Worker {
                 .any(|l| l.provider == self.me && l.expiry > h);
             let sealed = job.seals.iter().any(|s| s.provider == self.me);
             let answered = job.receipts.iter().any(|x| x.provider == self.me);
-            if mine_live && !sealed && !answered && !self.sent.contains(&(t, 0, 0)) {
-                self.sent.insert((t, 0, 0));
-                if let Err(e) = self.answer(t, &job) {
-                    eprintln!("the-block: provider: task {}: {e}", t.to_hex());
-                }
+            let result = if mine_live && !sealed && !answered && self.due((t, 0, 0), h) {
+                self.answer(t, &job)
             } else if job.state == JobState::Revealing
                 && sealed
                 && !answered
-                && !self.sent.contains(&(t, 0, 1))
+                && self.due((t, 0, 1), h)
             {
-                self.sent.insert((t, 0, 1));
                 match self.load_answer(&t) {
-                    Some(a) => self.reveal(t, a)?,
-                    None => eprintln!(
-                        "the-block: provider: task {}: sealed but no stored answer to reveal",
-                        t.to_hex()
-                    ),
+                    Some(a) => self.reveal(t, a),
+                    None => Err("sealed but no stored answer to reveal".into()),
                 }
-            }
-            if job.state == JobState::Disputed {
-                self.supply_evidence(t, &job)?;
+            } else if job.state == JobState::Disputed {
+                self.supply_evidence(t, &job, h)
+            } else {
+                Ok(())
+            };
+            if let Err(e) = result {
+                eprintln!("the-block: provider: task {}: {e}", t.to_hex());
             }
         }
+        // One heartbeat per aligned window of `heartbeat_interval_blocks` (the chain
+        // counts availability per window); it lands in the next block.
         let interval = self
             .node
             .core()
             .effective_params(&self.node.params)
             .market
-            .heartbeat_interval_blocks;
+            .heartbeat_interval_blocks
+            .max(1);
         let last =
             r::provider(self.node.core().db.state(), &self.me).map_or(0, |p| p.last_heartbeat);
-        if h >= last.max(self.last_heartbeat_sent) + interval.max(1) {
-            self.last_heartbeat_sent = h;
+        let window = (h + 1) / interval;
+        if last / interval < window && self.heartbeat_window < window {
+            self.heartbeat_window = window;
             self.submit(vec![TxPayload::Heartbeat(Heartbeat {
                 from: self.me,
                 fee: 0,
@@ -262,6 +281,11 @@ impl Worker {
 
     /// Executes task `t` and answers it (or reports the blob malformed).
     fn answer(&mut self, t: Id, job: &r::Job) -> Result<(), String> {
+        // An answer stored before a restart is the one to send again (re-running would
+        // measure a different latency and no longer match a seal already sent).
+        if let Some(a) = self.load_answer(&t) {
+            return self.send_answer(t, job, a);
+        }
         let blob = fetch_blob(&self.node, &job.spec.blob_sha256)?
             .ok_or("the job's blob is neither here nor published")?;
         let shape = tb_job::JobShape {
@@ -321,6 +345,11 @@ impl Worker {
             leaves,
         };
         self.save_answer(&t, &answer)?;
+        self.send_answer(t, job, answer)
+    }
+
+    /// Seals (redundant jobs) or reveals `answer`.
+    fn send_answer(&self, t: Id, job: &r::Job, answer: Answer) -> Result<(), String> {
         if job.spec.redundancy > 1 {
             self.submit(vec![TxPayload::SealReceipt(SealReceipt {
                 from: self.me,
@@ -360,7 +389,7 @@ impl Worker {
     }
 
     /// Supplies evidence to the replica disputes of `t` that owe it.
-    fn supply_evidence(&mut self, t: Id, job: &r::Job) -> Result<(), String> {
+    fn supply_evidence(&mut self, t: Id, job: &r::Job, h: u64) -> Result<(), String> {
         let ds = disputes(self.node.core().db.state(), &t);
         for d in ds {
             let party = d.accused.providers.contains(&self.me)
@@ -371,11 +400,10 @@ impl Worker {
                 || d.owed != Owed::Parties
                 || !party
                 || d.named_by.contains(&self.me)
-                || self.sent.contains(&(t, d.index, 2))
+                || !self.due((t, d.index, 2), h)
             {
                 continue;
             }
-            self.sent.insert((t, d.index, 2));
             let Some(a) = self.load_answer(&t) else {
                 continue;
             };

@@ -185,7 +185,6 @@ fn load_mempool(node: &Node, path: &Path) {
     let Ok(bytes) = std::fs::read(path) else {
         return;
     };
-    let _ = std::fs::remove_file(path);
     match tb_primitives::decode::<Vec<SignedTx>>(&bytes, MEMPOOL_FILE_BYTES_MAX) {
         Ok(txs) => {
             let n = txs.len();
@@ -293,6 +292,8 @@ pub fn serve(
         "chain_id": node.params.chain_id,
         "pid": std::process::id(),
     });
+    // Started: the saved mempool is in the pool now (a failed start keeps the file).
+    let _ = std::fs::remove_file(&mempool_file);
     let info_path = cfg.data_dir.join("node.json");
     let tmp = info_path.with_extension("tmp");
     std::fs::write(&tmp, info.to_string())

@@ -31,6 +31,8 @@ pub fn picked(me: &Address, receipt_hash: &[u8; 32], share_bps: u32) -> bool {
 pub fn run(node: Arc<Node>, key: SecretKey, cfg: VerifierConfig) {
     let me = key.address();
     let mut checked: BTreeSet<[u8; 32]> = BTreeSet::new();
+    // Tasks challenged: one open challenge per challenger per job.
+    let mut challenged: BTreeSet<Id> = BTreeSet::new();
     let mut seen = 0;
     while !node.stopping() {
         let h = node.wait_head(seen, Duration::from_millis(500));
@@ -45,7 +47,7 @@ pub fn run(node: Arc<Node>, key: SecretKey, cfg: VerifierConfig) {
             let Some(job) = r::job(node.core().db.state(), &t) else {
                 continue;
             };
-            if job.state != JobState::Proven || job.window_end < h + 1 {
+            if job.state != JobState::Proven || job.window_end < h + 1 || challenged.contains(&t) {
                 continue;
             }
             for rc in job.receipts.iter().filter(|x| !x.refuted) {
@@ -53,21 +55,28 @@ pub fn run(node: Arc<Node>, key: SecretKey, cfg: VerifierConfig) {
                 {
                     continue;
                 }
-                if let Err(e) = check(&node, &key, t, &job, rc) {
-                    eprintln!("the-block: verifier: task {}: {e}", t.to_hex());
+                match check(&node, &key, t, &job, rc) {
+                    Ok(true) => {
+                        challenged.insert(t);
+                        break;
+                    }
+                    Ok(false) => {}
+                    Err(e) => eprintln!("the-block: verifier: task {}: {e}", t.to_hex()),
                 }
             }
         }
     }
 }
 
+/// Replays one receipt; challenges it when it differs. `Ok(true)` when a challenge was
+/// sent.
 fn check(
     node: &Node,
     key: &SecretKey,
     t: Id,
     job: &r::Job,
     rc: &r::ReceiptRecord,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let blob = fetch_blob(node, &job.spec.blob_sha256)?.ok_or("job blob unavailable")?;
     let trace = fetch_blob(node, &rc.trace_sha256)?.ok_or("trace unavailable")?;
     let theirs = tb_job::decode_trace(&trace)
@@ -81,7 +90,7 @@ fn check(
         .observe("verifier_replay_seconds", &[], t0.elapsed().as_secs_f64());
     node.metrics.inc("verifier_replays_total", &[]);
     let Some(op) = tb_job::first_divergence(&replay.op_digests, &theirs) else {
-        return Ok(());
+        return Ok(false);
     };
     let c = tb_job::build_challenge(&decoded, t, &theirs, op).map_err(|e| e.to_string())?;
     let bundle = c.bundle.encode().map_err(|e| e.to_string())?;
@@ -89,6 +98,10 @@ fn check(
     let me = key.address();
     let mut p = publish_payloads(node, me, &blob);
     p.extend(publish_payloads(node, me, &bundle));
+    // Too late once the window has closed (the challenge would not apply).
+    if node.core().db.tip().height >= job.window_end {
+        return Ok(false);
+    }
     let bond = node
         .core()
         .effective_params(&node.params)
@@ -115,5 +128,5 @@ fn check(
         t.to_hex(),
         rc.provider
     );
-    Ok(())
+    Ok(true)
 }
