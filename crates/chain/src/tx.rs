@@ -144,6 +144,35 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
+    /// The spec of `job` (decoded from `blob`) for any fabric, model class 0, lane 0, any
+    /// region: everything derived from the blob (digest, size, FLOPs, shape), the price,
+    /// redundancy and deadline as given. `Err` when the job does not validate or has no
+    /// trace shape the chain accepts.
+    pub fn for_job(
+        blob: &[u8],
+        job: &tb_job::Job,
+        max_price: u64,
+        redundancy: u32,
+        deadline: u64,
+    ) -> Result<JobSpec, tb_job::JobError> {
+        let plan = tb_job::validate(job)?;
+        let shape = tb_job::JobShape::of(job)?;
+        Ok(JobSpec {
+            blob_sha256: tb_primitives::sha256_digest(blob).0,
+            blob_bytes: blob.len() as u64,
+            flops: u64::try_from(plan.total.flops).unwrap_or(u64::MAX),
+            kernel_digest: [0; 32],
+            model: 0,
+            lane: 0,
+            region: None,
+            max_price,
+            redundancy,
+            deadline,
+            n_ops: shape.n_ops,
+            outputs: shape.outputs,
+        })
+    }
+
     /// The program shape the chain checks receipts against.
     pub fn shape(&self) -> tb_job::JobShape {
         tb_job::JobShape {

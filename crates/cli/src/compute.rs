@@ -245,20 +245,8 @@ fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         .height
         .checked_add(deadline_blocks)
         .ok_or_else(|| CliError::usage("--deadline-blocks is too large"))?;
-    let spec = JobSpec {
-        blob_sha256: tb_primitives::sha256_digest(&blob).0,
-        blob_bytes: blob.len() as u64,
-        flops: plan.total.flops as u64,
-        kernel_digest: [0; 32],
-        model: 0,
-        lane: 0,
-        region: None,
-        max_price,
-        redundancy,
-        deadline,
-        n_ops: shape.n_ops,
-        outputs: shape.outputs.clone(),
-    };
+    let spec = JobSpec::for_job(&blob, &job, max_price, redundancy, deadline)
+        .map_err(|e| CliError::fail(format!("{path}: {e}")))?;
     let tx_id = s.send(
         "compute.submitJob",
         TxPayload::SubmitJob(SubmitJob {

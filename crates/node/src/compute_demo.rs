@@ -76,20 +76,7 @@ pub fn run() -> R<()> {
     let plan = tb_job::validate(&job).map_err(s)?;
     let shape = tb_job::JobShape::of(&job).map_err(s)?;
     let h = chain.height() + 1;
-    let spec = JobSpec {
-        blob_sha256: tb_primitives::sha256_digest(&blob).0,
-        blob_bytes: blob.len() as u64,
-        flops: plan.total.flops as u64,
-        kernel_digest: [0; 32],
-        model: 0,
-        lane: 0,
-        region: None,
-        max_price: 2_000_000,
-        redundancy: 1,
-        deadline: h + 100,
-        n_ops: shape.n_ops,
-        outputs: shape.outputs.clone(),
-    };
+    let spec = JobSpec::for_job(&blob, &job, 2_000_000, 1, h + 100).map_err(s)?;
     let mut payloads = publish(&chain, requester.address(), &blob);
     let chunks = payloads.len();
     for _ in 0..2 {

@@ -332,25 +332,11 @@ fn settle(jobs: usize, interval_ms: u64) -> Result<(), String> {
         let chain_id = info["chain_id"].as_u64().ok_or("chain id")?;
         let job = tb_job::examples::build_example("mlp").map_err(|e| e.to_string())?;
         let blob = job.encode().map_err(|e| e.to_string())?;
-        let plan = tb_job::validate(&job).map_err(|e| e.to_string())?;
-        let shape = tb_job::JobShape::of(&job).map_err(|e| e.to_string())?;
         let h = c.call("chain.head", json!([]))?["height"]
             .as_u64()
             .ok_or("height")?;
-        let spec = tb_chain::tx::JobSpec {
-            blob_sha256: tb_primitives::sha256_digest(&blob).0,
-            blob_bytes: blob.len() as u64,
-            flops: plan.total.flops as u64,
-            kernel_digest: [0; 32],
-            model: 0,
-            lane: 0,
-            region: None,
-            max_price: MICRO_PER_TOKEN,
-            redundancy: 1,
-            deadline: h + 2_000,
-            n_ops: shape.n_ops,
-            outputs: shape.outputs.clone(),
-        };
+        let spec = tb_chain::tx::JobSpec::for_job(&blob, &job, MICRO_PER_TOKEN, 1, h + 2_000)
+            .map_err(|e| e.to_string())?;
         let mut payloads: Vec<TxPayload> = tb_chain::market::dispute::publish_payloads(
             &tb_chain::ChainParams::devnet().market,
             alice.address(),

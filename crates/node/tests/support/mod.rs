@@ -179,22 +179,8 @@ impl Node {
     pub fn submit_example(&self, key: &SecretKey, name: &str) -> String {
         let job = tb_job::examples::build_example(name).unwrap();
         let blob = job.encode().unwrap();
-        let plan = tb_job::validate(&job).unwrap();
-        let shape = tb_job::JobShape::of(&job).unwrap();
-        let spec = JobSpec {
-            blob_sha256: tb_primitives::sha256_digest(&blob).0,
-            blob_bytes: blob.len() as u64,
-            flops: plan.total.flops as u64,
-            kernel_digest: [0; 32],
-            model: 0,
-            lane: 0,
-            region: None,
-            max_price: 2 * MICRO_PER_TOKEN,
-            redundancy: 1,
-            deadline: self.height() + 400,
-            n_ops: shape.n_ops,
-            outputs: shape.outputs.clone(),
-        };
+        let spec =
+            JobSpec::for_job(&blob, &job, 2 * MICRO_PER_TOKEN, 1, self.height() + 400).unwrap();
         let market = tb_chain::ChainParams::devnet().market;
         let mut p: Vec<TxPayload> =
             tb_chain::market::dispute::publish_payloads(&market, key.address(), &blob)
