@@ -97,27 +97,32 @@ fn quantile(v: &mut [Duration], q: f64) -> f64 {
     v[i].as_secs_f64() * 1e3
 }
 
-/// Runs `f(client, i)` on `clients` threads until `secs` pass; returns (elapsed,
-/// latencies).
+/// The items client `c` of `n` sends, in order.
+type Schedule = Arc<dyn Fn(usize, usize) -> Box<dyn Iterator<Item = usize>> + Send + Sync>;
+
+/// Runs `f(client, i)` on `clients` threads, each over its `schedule`, until the
+/// schedules end or `limit` passes; returns (elapsed, latencies).
 fn drive(
     addr: SocketAddr,
     clients: usize,
-    secs: Duration,
+    limit: Option<Duration>,
+    schedule: Schedule,
     f: Request,
 ) -> Result<(Duration, Vec<Duration>), String> {
     let t0 = Instant::now();
     let hs: Vec<_> = (0..clients)
         .map(|c| {
-            let f = f.clone();
+            let (f, schedule) = (f.clone(), schedule.clone());
             std::thread::spawn(move || -> Result<Vec<Duration>, String> {
                 let mut cl = Client::connect(addr)?;
                 let mut lat = Vec::new();
-                let mut i = c;
-                while t0.elapsed() < secs {
+                for i in schedule(c, clients) {
+                    if limit.is_some_and(|l| t0.elapsed() >= l) {
+                        break;
+                    }
                     let t = Instant::now();
                     f(&mut cl, i)?;
                     lat.push(t.elapsed());
-                    i += clients;
                 }
                 Ok(lat)
             })
@@ -212,7 +217,8 @@ fn rpc(clients: usize, secs: u64) -> Result<(), String> {
     );
     let who = senders[7].address().to_string();
     let f: Request = Arc::new(move |c, _| c.call("balance", json!([who])).map(|_| ()));
-    let (el, mut lat) = drive(addr, clients, Duration::from_secs(secs), f)?;
+    let every: Schedule = Arc::new(|c, n| Box::new((c..).step_by(n)));
+    let (el, mut lat) = drive(addr, clients, Some(Duration::from_secs(secs)), every, f)?;
     println!(
         "balance:   {:>8.0} req/s  p50 {:.3} ms  p99 {:.3} ms  ({} requests in {:.1} s)",
         lat.len() as f64 / el.as_secs_f64(),
@@ -225,7 +231,17 @@ fn rpc(clients: usize, secs: u64) -> Result<(), String> {
     let n = txs.len();
     let txs = Arc::new(txs);
     let f: Request = Arc::new(move |c, i| c.call("submit_tx", json!([txs[i]])).map(|_| ()));
-    let (el, mut lat) = drive_grouped(addr, clients.min(senders.len()), senders.len(), per, f)?;
+    // Client c sends for the senders s ≡ c (mod clients), each in nonce order (index
+    // s * per + nonce).
+    let nsenders = senders.len();
+    let by_sender: Schedule = Arc::new(move |c, n| {
+        Box::new(
+            (c..nsenders)
+                .step_by(n)
+                .flat_map(move |s| (0..per).map(move |k| s * per + k)),
+        )
+    });
+    let (el, mut lat) = drive(addr, clients.min(nsenders), None, by_sender, f)?;
     let pool = node.core().pool.len();
     println!(
         "submit_tx: {:>8.0} tx/s   p50 {:.3} ms  p99 {:.3} ms  ({} admitted of {n} in {:.2} s)",
@@ -238,40 +254,6 @@ fn rpc(clients: usize, secs: u64) -> Result<(), String> {
     let _ = handle.stop();
     node.shutdown();
     Ok(())
-}
-
-/// Client `c` submits, for each sender `s ≡ c (mod clients)`, its transactions in nonce
-/// order (index `s * per + n`).
-fn drive_grouped(
-    addr: SocketAddr,
-    clients: usize,
-    senders: usize,
-    per: usize,
-    f: Request,
-) -> Result<(Duration, Vec<Duration>), String> {
-    let t0 = Instant::now();
-    let hs: Vec<_> = (0..clients)
-        .map(|c| {
-            let f = f.clone();
-            std::thread::spawn(move || -> Result<Vec<Duration>, String> {
-                let mut cl = Client::connect(addr)?;
-                let mut lat = Vec::new();
-                for s in (c..senders).step_by(clients) {
-                    for n in 0..per {
-                        let t = Instant::now();
-                        f(&mut cl, s * per + n)?;
-                        lat.push(t.elapsed());
-                    }
-                }
-                Ok(lat)
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for h in hs {
-        all.extend(h.join().map_err(|_| "a client panicked")??);
-    }
-    Ok((t0.elapsed(), all))
 }
 
 fn settle(jobs: usize, interval_ms: u64) -> Result<(), String> {
