@@ -539,6 +539,34 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// Any config text, flag list, variable value or key text is a config or a
+        /// typed error, never a panic.
+        #[test]
+        fn arbitrary_input_never_panics(
+            text in ".{0,200}",
+            flags in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(
+                        VALUED.iter().chain(SWITCHES).map(|(f, _)| f.to_string()).collect::<Vec<_>>()
+                    ),
+                    ".{0,20}",
+                ],
+                0..8,
+            ),
+            value in ".{0,30}",
+        ) {
+            if let Ok(c) = toml::from_str::<NodeConfig>(&text) {
+                let _ = c.check();
+            }
+            let env = |n: &str| (n != "TB_CONFIG").then(|| value.clone());
+            let _ = load(&flags, &env);
+            let none = |_: &str| None;
+            let _ = load(&flags, &none);
+            let _ = parse_key(&text);
+        }
+    }
+
     #[test]
     fn key_files_round_trip_and_refuse_garbage() {
         let dir = tempfile::tempdir().unwrap();
