@@ -42,6 +42,12 @@ impl BlobStore {
         self.root.join(&h[..2]).join(h)
     }
 
+    /// Whether a blob is stored under `id` (its file exists; not re-hashed: `get`
+    /// checks on reading).
+    pub fn contains(&self, id: &[u8; 32]) -> bool {
+        self.path(id).is_file()
+    }
+
     /// Stores `bytes`; returns its SHA-256. Idempotent.
     pub fn put(&self, bytes: &[u8]) -> Result<[u8; 32], BlobError> {
         if bytes.len() as u64 > BLOB_BYTES_MAX {

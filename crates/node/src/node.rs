@@ -24,8 +24,8 @@ use tb_store::{ChainDb, ImportError, ImportOutcome};
 
 /// Events kept for slow WebSocket subscribers before the oldest are dropped.
 pub const EVENT_QUEUE_MAX: usize = 4096;
-/// Non-terminal jobs the node follows for events (beyond it, the oldest are dropped
-/// from the event feed; the chain is unaffected).
+/// Non-terminal jobs the node follows for events and its workers (beyond it, newly
+/// submitted jobs are not followed until others finish; the chain is unaffected).
 pub const TRACKED_JOBS_MAX: usize = 100_000;
 
 /// One event for subscribers.

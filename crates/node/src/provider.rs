@@ -104,6 +104,21 @@ pub fn run(
         sent: BTreeMap::new(),
         heartbeat_window: 0,
     };
+    let min_stake = {
+        let c = w.node.core();
+        c.effective_params(&w.node.params).market.min_stake_micro
+    };
+    if w.cfg
+        .stake_tokens
+        .saturating_mul(tb_primitives::MICRO_PER_TOKEN)
+        < min_stake
+    {
+        eprintln!(
+            "the-block: provider: stake_tokens {} is below the network's minimum stake of {} micro-tokens; \
+             it will register but take no leases",
+            w.cfg.stake_tokens, min_stake
+        );
+    }
     let mut seen = 0;
     let mut registered_at_try = None;
     let mut first_pass_done = false;

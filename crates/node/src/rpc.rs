@@ -421,6 +421,18 @@ pub fn fetch_blob(node: &Node, sha: &[u8; 32]) -> Result<Option<Vec<u8>>, String
 
 fn get_blob(node: &Node, a: &[Value]) -> Res {
     let sha = id(a, 0, "sha256")?.0;
+    // Refuse a published object over the limit before assembling it.
+    if let Some(o) = r::object(node.core().db.state(), &sha) {
+        if o.total_bytes > RPC_BLOB_BYTES_MAX as u64 {
+            return Err(err(
+                ERR_UNAVAILABLE,
+                format!(
+                    "blob of {} bytes is over compute.getBlob's {RPC_BLOB_BYTES_MAX}-byte limit",
+                    o.total_bytes
+                ),
+            ));
+        }
+    }
     let b = fetch_blob(node, &sha)
         .map_err(|e| err(ERR_UNAVAILABLE, e))?
         .ok_or_else(|| err(ERR_NOT_FOUND, "no such blob here or on chain"))?;
@@ -438,11 +450,7 @@ fn get_blob(node: &Node, a: &[Value]) -> Res {
 
 fn has_blob(node: &Node, a: &[Value]) -> Res {
     let sha = id(a, 0, "sha256")?.0;
-    let stored = node
-        .blobs
-        .get(&sha)
-        .map_err(|e| err(ERR_UNAVAILABLE, e.to_string()))?
-        .is_some();
+    let stored = node.blobs.contains(&sha);
     let published = r::object(node.core().db.state(), &sha);
     Ok(json!({
         "sha256": json::hex32(&sha),

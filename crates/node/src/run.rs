@@ -314,7 +314,13 @@ pub fn serve(
         println!("the-block: metrics on http://{a}/metrics");
     }
     rt.block_on(wait_for_signal())?;
-    println!("the-block: stopping");
+    println!("the-block: stopping (a second signal exits at once)");
+    rt.spawn(async {
+        if wait_for_signal().await.is_ok() {
+            eprintln!("the-block: second signal: exiting without waiting for the workers");
+            std::process::exit(130);
+        }
+    });
     let _ = handle.stop();
     node.shutdown();
     for t in threads {
