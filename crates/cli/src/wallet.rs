@@ -137,19 +137,6 @@ fn check_name(name: &str) -> Result<(), CliError> {
     }
 }
 
-/// Parses a seed: 64 hex digits.
-pub fn parse_seed(s: &str) -> Result<SecretKey, String> {
-    let mut seed = [0u8; 32];
-    if s.len() != 64 {
-        return Err(format!(
-            "expected 64 hex digits, found {} characters",
-            s.len()
-        ));
-    }
-    hex::decode_to_slice(s, &mut seed).map_err(|e| format!("not hex: {e}"))?;
-    Ok(SecretKey::from_seed(seed))
-}
-
 /// Reads a key file.
 pub fn read_key_file(path: &Path) -> Result<SecretKey, CliError> {
     let err = |msg: String| CliError::fail(format!("key file {}: {msg}", path.display()));
@@ -161,7 +148,7 @@ pub fn read_key_file(path: &Path) -> Result<SecretKey, CliError> {
         return Err(err("larger than a key file".into()));
     }
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    parse_seed(text.trim()).map_err(err)
+    SecretKey::from_seed_hex(text.trim()).map_err(err)
 }
 
 /// Writes a key file: mode 0600, never over an existing file; the directory is created
@@ -430,7 +417,8 @@ fn import(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     } else {
         given.to_string()
     };
-    let key = parse_seed(seed.trim()).map_err(|e| CliError::usage(format!("--seed: {e}")))?;
+    let key = SecretKey::from_seed_hex(seed.trim())
+        .map_err(|e| CliError::usage(format!("--seed: {e}")))?;
     store(g, a, key)
 }
 
@@ -571,10 +559,10 @@ mod tests {
     fn seeds() {
         let k = SecretKey::dev("x");
         let s = hex::encode(k.seed());
-        assert_eq!(parse_seed(&s).unwrap().address(), k.address());
-        assert!(parse_seed(&s[1..]).is_err());
-        assert!(parse_seed(&format!("{}zz", &s[2..])).is_err());
+        assert_eq!(SecretKey::from_seed_hex(&s).unwrap().address(), k.address());
+        assert!(SecretKey::from_seed_hex(&s[1..]).is_err());
+        assert!(SecretKey::from_seed_hex(&format!("{}zz", &s[2..])).is_err());
         // Non-ASCII of the right byte length must not panic on slicing.
-        assert!(parse_seed(&"é".repeat(32)).is_err());
+        assert!(SecretKey::from_seed_hex(&"é".repeat(32)).is_err());
     }
 }

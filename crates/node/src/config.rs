@@ -434,20 +434,7 @@ pub fn read_key(path: &Path) -> Result<tb_primitives::SecretKey, ConfigError> {
         return Err(err("larger than a key file".into()));
     }
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    parse_key(text.trim()).map_err(err)
-}
-
-/// Parses a 64-hex-digit seed.
-pub fn parse_key(s: &str) -> Result<tb_primitives::SecretKey, String> {
-    let mut seed = [0u8; 32];
-    if s.len() != 64 {
-        return Err(format!(
-            "expected 64 hex digits, found {} characters",
-            s.len()
-        ));
-    }
-    hex::decode_to_slice(s, &mut seed).map_err(|e| format!("not hex: {e}"))?;
-    Ok(tb_primitives::SecretKey::from_seed(seed))
+    tb_primitives::SecretKey::from_seed_hex(text.trim()).map_err(err)
 }
 
 /// Writes a key file (mode 0600 where the platform has modes), refusing to overwrite.
@@ -563,7 +550,7 @@ mod tests {
             let _ = load(&flags, &env);
             let none = |_: &str| None;
             let _ = load(&flags, &none);
-            let _ = parse_key(&text);
+            let _ = tb_primitives::SecretKey::from_seed_hex(&text);
         }
     }
 

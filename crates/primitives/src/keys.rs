@@ -198,6 +198,20 @@ impl SecretKey {
         SecretKey::from_seed(blake3_id(b"TB/dev-key/v1", name.as_bytes()).0)
     }
 
+    /// A key from its seed written as 64 hex digits (the key-file format of the node
+    /// and `tb-cli key`).
+    pub fn from_seed_hex(s: &str) -> Result<SecretKey, String> {
+        let mut seed = [0u8; 32];
+        if s.len() != 64 {
+            return Err(format!(
+                "expected 64 hex digits, found {} characters",
+                s.len()
+            ));
+        }
+        hex::decode_to_slice(s, &mut seed).map_err(|e| format!("not hex: {e}"))?;
+        Ok(SecretKey::from_seed(seed))
+    }
+
     pub fn seed(&self) -> [u8; 32] {
         self.0.to_bytes()
     }
