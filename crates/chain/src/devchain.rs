@@ -169,18 +169,15 @@ pub fn challenge_payloads(
     if !withhold {
         out.extend(publish(chain, from, &bundle));
     }
-    out.push(TxPayload::Challenge(Box::new(crate::tx::Challenge {
+    let mut tx = crate::market::dispute::challenge_tx(
         from,
-        task_id: t,
-        op: c.op,
-        leaf: c.leaf,
-        proof: c.proof.clone(),
-        bundle: tb_primitives::sha256_digest(&bundle).0,
-        bundle_bytes: bundle.len() as u64,
-        bond: chain.params.market.challenge_bond_micro,
-        fee: 10,
-        fee_selector: 1,
-        nonce: 0,
-    })));
+        t,
+        c,
+        &bundle,
+        chain.params.market.challenge_bond_micro,
+        1,
+    );
+    tx.fee = 10;
+    out.push(TxPayload::Challenge(Box::new(tx)));
     out
 }

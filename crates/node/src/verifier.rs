@@ -107,19 +107,9 @@ fn check(
         .effective_params(&node.params)
         .market
         .challenge_bond_micro;
-    p.push(TxPayload::Challenge(Box::new(tb_chain::tx::Challenge {
-        from: me,
-        task_id: t,
-        op: c.op,
-        leaf: c.leaf,
-        proof: c.proof.clone(),
-        bundle: tb_primitives::sha256_digest(&bundle).0,
-        bundle_bytes: bundle.len() as u64,
-        bond,
-        fee: 0,
-        fee_selector: FEE_SELECTOR,
-        nonce: 0,
-    })));
+    p.push(TxPayload::Challenge(Box::new(
+        tb_chain::market::dispute::challenge_tx(me, t, &c, &bundle, bond, FEE_SELECTOR),
+    )));
     node.submit_signed(key, p)
         .map_err(|e| format!("challenge refused: {e}"))?;
     node.metrics.inc("verifier_challenges_total", &[]);

@@ -1076,6 +1076,32 @@ fn wait_pinned(ov: &mut Overlay<'_>, p: &super::MarketParams, job: &Job, d: &Dis
     }
 }
 
+/// `from`'s `Challenge` of task `t` at the op of `c` (`tb_job::build_challenge`),
+/// naming the encoded evidence bundle `bundle` and bonding `bond`; fee and nonce are the
+/// signer's to set.
+pub fn challenge_tx(
+    from: Address,
+    t: Id,
+    c: &tb_job::Challenge,
+    bundle: &[u8],
+    bond: u64,
+    fee_selector: u8,
+) -> crate::tx::Challenge {
+    crate::tx::Challenge {
+        from,
+        task_id: t,
+        op: c.op,
+        leaf: c.leaf,
+        proof: c.proof.clone(),
+        bundle: tb_primitives::sha256_digest(bundle).0,
+        bundle_bytes: bundle.len() as u64,
+        bond,
+        fee: 0,
+        fee_selector,
+        nonce: 0,
+    }
+}
+
 /// A dispute record.
 pub fn dispute<S: StateRead + ?Sized>(s: &S, t: &Id, index: u32) -> Option<Dispute> {
     r::get(s, &dispute_key(t, index))
