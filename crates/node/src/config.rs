@@ -383,6 +383,11 @@ fn apply_flags(
 }
 
 impl NodeConfig {
+    /// The node's key, read from `key_file` when one is set.
+    pub fn node_key(&self) -> Result<Option<tb_primitives::SecretKey>, ConfigError> {
+        self.key_file.as_deref().map(read_key).transpose()
+    }
+
     /// Checks every value's range and the settings that need a key.
     pub fn check(&self) -> Result<(), ConfigError> {
         let bad = |field, msg: String| Err(ConfigError::Invalid { field, msg });

@@ -54,12 +54,7 @@ pub fn run_cmd(args: &[String]) -> Result<(), String> {
     }
     let env = |n: &str| std::env::var(n).ok();
     let cfg = config::load(args, &env).map_err(|e| e.to_string())?;
-    let key = cfg
-        .key_file
-        .as_ref()
-        .map(|p| config::read_key(p))
-        .transpose()
-        .map_err(|e| e.to_string())?;
+    let key = cfg.node_key().map_err(|e| e.to_string())?;
     let keys = Keys {
         miner: key.as_ref().map(|k| k.address()),
         provider: key.clone().filter(|_| cfg.provider.enabled),
@@ -97,12 +92,7 @@ pub fn devnet_cmd(args: &[String]) -> Result<(), String> {
         cfg.key_file = Some(dir.join("devnet-miner.key"));
     }
     cfg.check().map_err(|e| e.to_string())?;
-    let node_key = cfg
-        .key_file
-        .as_ref()
-        .map(|p| config::read_key(p))
-        .transpose()
-        .map_err(|e| e.to_string())?;
+    let node_key = cfg.node_key().map_err(|e| e.to_string())?;
     println!("devnet keys (seeds in {}):", dir.display());
     for name in DEV_KEYS {
         println!("  {name:16} {}", SecretKey::dev(name).address());
