@@ -214,14 +214,26 @@ impl Node {
         let t0 = std::time::Instant::now();
         let mut c = self.core();
         let prev_height = c.db.tip().height;
+        let prev_tip = c.db.tip_id();
         let out = c.db.import_block(block, now_ms())?;
         self.metrics
             .observe("block_import_seconds", &[], t0.elapsed().as_secs_f64());
         self.metrics.inc("blocks_imported_total", &[]);
+        let mut undone_txs = Vec::new();
         let from = match &out {
             ImportOutcome::Extended { .. } => prev_height + 1,
             ImportOutcome::Reorged { ancestor, .. } => {
                 self.metrics.inc("chain_reorgs_total", &[]);
+                // The undone blocks' transactions, walking the old branch back from the
+                // old tip to the common ancestor (stored blocks stay readable).
+                let mut id = prev_tip;
+                while id != *ancestor {
+                    let Ok(Some(b)) = c.db.block(&id) else {
+                        break;
+                    };
+                    id = b.header.parent;
+                    undone_txs.extend(b.txs);
+                }
                 // The new branch's blocks, from the common ancestor's child.
                 match c.db.header_entry(ancestor) {
                     Ok(Some(e)) => e.header.height + 1,
@@ -239,6 +251,10 @@ impl Node {
         }
         let now = now_ms();
         let Core { db, pool, .. } = &mut *c;
+        if !undone_txs.is_empty() {
+            // Back into the pool what the new branch did not include.
+            pool.reinsert(&undone_txs, db.state(), now);
+        }
         let swept = pool.sweep_orphans(db.state());
         self.metrics.inc_by("orphan_sweep_total", &[], swept as u64);
         let expired = pool.purge_expired(now);
