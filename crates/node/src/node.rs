@@ -24,8 +24,9 @@ use tb_store::{ChainDb, ImportError, ImportOutcome};
 
 /// Events kept for slow WebSocket subscribers before the oldest are dropped.
 pub const EVENT_QUEUE_MAX: usize = 4096;
-/// Non-terminal jobs the node follows for events and its workers (beyond it, newly
-/// submitted jobs are not followed until others finish; the chain is unaffected).
+/// Non-terminal jobs the node follows for events and gauges (beyond it, newly submitted
+/// jobs are not followed until others finish; the chain and the workers, which read the
+/// chain's indexes, are unaffected).
 pub const TRACKED_JOBS_MAX: usize = 100_000;
 
 /// One event for subscribers.
@@ -160,11 +161,6 @@ impl Node {
             .wait_timeout_while(g, timeout, |h| *h <= seen && !self.stopping())
             .unwrap_or_else(|p| p.into_inner());
         *g
-    }
-
-    /// The non-terminal jobs the node follows (the workers' view of the market).
-    pub fn tracked_jobs(&self) -> Vec<Id> {
-        self.core().tracked.keys().copied().collect()
     }
 
     /// Admits a transaction to the mempool.
@@ -465,6 +461,22 @@ pub fn cumulative_le(lat: &tb_chain::telemetry::LatencySnapshot, bounds: &[f64])
                 .filter(|(i, _)| ((1u64 << (*i).min(63)) as f64) <= bound_us)
                 .map(|(_, c)| *c)
                 .sum()
+        })
+        .collect()
+}
+
+/// The task ids in the market index `kind` (keys `height ‖ task id ‖ …`) at heights
+/// `from` and above, in key order, each once, with the bytes after the task id (a lease
+/// expiry's provider). Bounded by what is live, not by every job ever: the workers'
+/// view of their leases, reveals, disputes and challenge windows.
+pub fn live_index<S: StateRead + ?Sized>(s: &S, kind: r::Kind, from: u64) -> Vec<(Id, Vec<u8>)> {
+    let lo = r::key(kind, &[&from.to_be_bytes()]);
+    let hi = vec![r::MARKET_PREFIX, kind as u8 + 1];
+    s.scan_range(&lo, &hi)
+        .into_iter()
+        .filter_map(|(k, _)| {
+            let t: [u8; 32] = k.get(10..42)?.try_into().ok()?;
+            Some((Id(t), k[42..].to_vec()))
         })
         .collect()
 }

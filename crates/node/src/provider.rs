@@ -17,7 +17,7 @@
 //! latency, and its receipt would not match the seal).
 
 use crate::config::{FabricKind, ProviderConfig};
-use crate::node::Node;
+use crate::node::{live_index, Node};
 use crate::rpc::fetch_blob;
 use blocktorch::fabric::Fabric;
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -235,9 +235,29 @@ impl Worker {
     }
 
     fn step(&mut self, h: u64) -> Result<(), String> {
-        let tasks = self.node.tracked_jobs();
-        let live: std::collections::BTreeSet<Id> = tasks.iter().copied().collect();
-        self.sent.retain(|(t, _, _), _| live.contains(t));
+        // Its live leases, the reveals due and the open disputes, from the chain's
+        // indexes (bounded by what is live).
+        let tasks: std::collections::BTreeSet<Id> = {
+            let c = self.node.core();
+            let s = c.db.state();
+            let mut t: std::collections::BTreeSet<Id> = live_index(s, r::Kind::LeaseExpiry, h + 1)
+                .into_iter()
+                .filter(|(_, rest)| rest.as_slice() == self.me.0.as_slice())
+                .map(|(t, _)| t)
+                .collect();
+            t.extend(
+                live_index(s, r::Kind::Reveal, h)
+                    .into_iter()
+                    .map(|(t, _)| t),
+            );
+            t.extend(
+                live_index(s, r::Kind::DisputeDeadline, h)
+                    .into_iter()
+                    .map(|(t, _)| t),
+            );
+            t
+        };
+        self.sent.retain(|(t, _, _), _| tasks.contains(t));
         for t in tasks {
             let job = match r::job(self.node.core().db.state(), &t) {
                 Some(j) => j,

@@ -8,7 +8,7 @@
 //! submits the bonded `Challenge`.
 
 use crate::config::VerifierConfig;
-use crate::node::Node;
+use crate::node::{live_index, Node};
 use crate::provider::{publish_payloads, FEE_SELECTOR};
 use crate::rpc::fetch_blob;
 use std::collections::BTreeSet;
@@ -43,7 +43,9 @@ pub fn run(node: Arc<Node>, key: SecretKey, cfg: VerifierConfig) {
             continue;
         }
         seen = h;
-        for t in node.tracked_jobs() {
+        // Jobs whose challenge window is still open, from the chain's index.
+        let open = live_index(node.core().db.state(), r::Kind::Challenge, h + 1);
+        for (t, _) in open {
             let Some(job) = r::job(node.core().db.state(), &t) else {
                 continue;
             };
