@@ -606,6 +606,8 @@ impl Devnet {
                 "127.0.0.1:0",
                 "--block-interval-ms",
                 "200",
+                "--p2p-listen",
+                "/ip4/127.0.0.1/tcp/0",
             ])
             .args(extra)
             .env_remove("TB_BLOCKTORCH_THREADS")

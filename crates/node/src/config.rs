@@ -23,6 +23,14 @@ pub const RPC_CONNECTIONS_MAX: u32 = 10_000;
 pub const BLOCK_INTERVAL_MS_MIN: u64 = 50;
 /// Longest block interval the miner may be configured to.
 pub const BLOCK_INTERVAL_MS_MAX: u64 = 600_000;
+/// Default peer-to-peer listen address of `run`.
+pub const P2P_LISTEN_DEFAULT: &str = "/ip4/0.0.0.0/tcp/7171";
+/// Listen addresses and bootnodes accepted (each).
+pub const P2P_ADDRS_MAX: usize = 64;
+/// Default ban of a misbehaving peer, seconds.
+pub const P2P_BAN_SECS_DEFAULT: u64 = 600;
+/// Longest ban.
+pub const P2P_BAN_SECS_MAX: u64 = 7 * 24 * 3600;
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +104,69 @@ pub struct NodeConfig {
     pub miner: MinerConfig,
     pub provider: ProviderConfig,
     pub verifier: VerifierConfig,
+    pub p2p: P2pConfig,
+}
+
+/// The peer-to-peer network (libp2p).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pConfig {
+    pub enabled: bool,
+    /// Multiaddrs to listen on (`/ip4/HOST/tcp/PORT`; port 0 picks one).
+    pub listen: Vec<String>,
+    /// Peers dialled at start and redialled while disconnected
+    /// (`/ip4/HOST/tcp/PORT/p2p/PEER_ID`).
+    pub bootnodes: Vec<String>,
+    /// The network key (libp2p Ed25519 secret, hex), created on first start; default
+    /// `<data dir>/net.key`.
+    pub key_file: Option<PathBuf>,
+    /// Seconds a misbehaving peer stays banned.
+    pub ban_secs: u64,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        P2pConfig {
+            enabled: true,
+            listen: vec![P2P_LISTEN_DEFAULT.into()],
+            bootnodes: Vec::new(),
+            key_file: None,
+            ban_secs: P2P_BAN_SECS_DEFAULT,
+        }
+    }
+}
+
+impl P2pConfig {
+    /// The listen addresses and bootnodes, parsed.
+    pub fn addrs(&self) -> Result<(Vec<tb_net::Multiaddr>, Vec<tb_net::Multiaddr>), ConfigError> {
+        let parse = |field: &'static str, v: &[String]| {
+            if v.len() > P2P_ADDRS_MAX {
+                return Err(ConfigError::Invalid {
+                    field,
+                    msg: format!("at most {P2P_ADDRS_MAX} addresses"),
+                });
+            }
+            v.iter()
+                .map(|a| {
+                    a.parse().map_err(|e| ConfigError::Invalid {
+                        field,
+                        msg: format!("{a:?} is not a multiaddr: {e}"),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok((
+            parse("p2p.listen", &self.listen)?,
+            parse("p2p.bootnodes", &self.bootnodes)?,
+        ))
+    }
+
+    /// The network key file under `data_dir` unless set.
+    pub fn key_path(&self, data_dir: &Path) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("net.key"))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -141,6 +212,7 @@ impl Default for NodeConfig {
             miner: MinerConfig::default(),
             provider: ProviderConfig::default(),
             verifier: VerifierConfig::default(),
+            p2p: P2pConfig::default(),
         }
     }
 }
@@ -183,11 +255,15 @@ usage: the-block run [--config FILE] [--data-dir DIR] [--network devnet|mainnet]
                      [--provider] [--fabric cpu|cuda] [--stake TOKENS]
                      [--verifier] [--verify-share-bps N]
                      [--test-corrupt-op I]
+                     [--p2p-listen MULTIADDR[,...]] [--bootnode MULTIADDR[,...]]...
+                     [--net-key-file FILE] [--no-p2p]
 
 Every flag has a TB_* environment variable (flag > variable > config file > default):
   TB_CONFIG TB_DATA_DIR TB_NETWORK TB_RPC_ADDR TB_METRICS_ADDR TB_KEY_FILE
   TB_MINE TB_BLOCK_INTERVAL_MS TB_PROVIDER TB_FABRIC TB_STAKE TB_VERIFIER
-  TB_VERIFY_SHARE_BPS (booleans: 1/0/true/false)";
+  TB_VERIFY_SHARE_BPS TB_P2P_LISTEN TB_BOOTNODES TB_NET_KEY_PATH TB_P2P
+  (booleans: 1/0/true/false; lists: comma-separated). The peer-to-peer layer listens
+  on /ip4/0.0.0.0/tcp/7171 unless told otherwise; --bootnode may be repeated.";
 
 /// Reads the configuration: `--config FILE` (or `TB_CONFIG`), then `TB_*` variables,
 /// then the flags in `args`. `env` is the process environment (a parameter so tests
@@ -259,12 +335,17 @@ const VALUED: &[(&str, &str)] = &[
     ("--stake", "TB_STAKE"),
     ("--verify-share-bps", "TB_VERIFY_SHARE_BPS"),
     ("--test-corrupt-op", "TB_TEST_CORRUPT_OP"),
+    ("--p2p-listen", "TB_P2P_LISTEN"),
+    ("--bootnode", "TB_BOOTNODES"),
+    ("--net-key-file", "TB_NET_KEY_PATH"),
+    ("--p2p", "TB_P2P"),
 ];
 /// Switches, by flag and by variable.
 const SWITCHES: &[(&str, &str)] = &[
     ("--mine", "TB_MINE"),
     ("--provider", "TB_PROVIDER"),
     ("--verifier", "TB_VERIFIER"),
+    ("--no-p2p", "TB_NO_P2P"),
 ];
 
 fn parse_flags(args: &[String]) -> Result<Vec<(&'static str, Option<String>)>, ConfigError> {
@@ -342,6 +423,12 @@ fn set(c: &mut NodeConfig, flag: &str, v: &str) -> Result<(), String> {
         "--stake" => c.provider.stake_tokens = num(v)?,
         "--verify-share-bps" => c.verifier.share_bps = num(v)?,
         "--test-corrupt-op" => c.provider.test_corrupt_op = Some(num(v)?),
+        "--p2p-listen" => c.p2p.listen = list(v),
+        // Repeated flags add up; the variable and the file give the whole list.
+        "--bootnode" => c.p2p.bootnodes.extend(list(v)),
+        "--net-key-file" => c.p2p.key_file = Some(PathBuf::from(v)),
+        "--p2p" => c.p2p.enabled = parse_bool(v).ok_or("expected 1/0/true/false")?,
+        "--no-p2p" => c.p2p.enabled = !parse_bool(v).ok_or("expected 1/0/true/false")?,
         "--mine" | "--provider" | "--verifier" => {
             let on = parse_bool(v).ok_or("expected 1/0/true/false")?;
             match flag {
@@ -355,9 +442,21 @@ fn set(c: &mut NodeConfig, flag: &str, v: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A comma-separated list (empty items dropped).
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 fn apply_env(c: &mut NodeConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
     for (flag, name) in VALUED.iter().chain(SWITCHES) {
         if let Some(v) = env(name) {
+            if *name == "TB_BOOTNODES" {
+                c.p2p.bootnodes.clear();
+            }
             set(c, flag, &v).map_err(|msg| ConfigError::Env {
                 name,
                 value: v.clone(),
@@ -415,6 +514,18 @@ impl NodeConfig {
         }
         if self.provider.max_leases == 0 || self.provider.max_leases > 1024 {
             return bad("provider.max_leases", "must be 1..=1024".into());
+        }
+        if self.p2p.ban_secs == 0 || self.p2p.ban_secs > P2P_BAN_SECS_MAX {
+            return bad("p2p.ban_secs", format!("must be 1..={P2P_BAN_SECS_MAX}"));
+        }
+        if self.p2p.enabled {
+            let (listen, _) = self.p2p.addrs()?;
+            if listen.is_empty() {
+                return bad(
+                    "p2p.listen",
+                    "needs an address (or disable the network: --no-p2p)".into(),
+                );
+            }
         }
         let needs_key = self.miner.enabled || self.provider.enabled || self.verifier.enabled;
         if needs_key && self.key_file.is_none() {

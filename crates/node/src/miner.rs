@@ -76,5 +76,8 @@ pub fn mine_one(node: &Node, beneficiary: Address) -> Result<Option<u64>, String
     let height = block.header.height;
     node.import(&block).map_err(|e| e.to_string())?;
     node.metrics.inc("blocks_mined_total", &[]);
+    if let Some(n) = node.net() {
+        n.publish_block(&block);
+    }
     Ok(Some(height))
 }

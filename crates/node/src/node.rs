@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tb_chain::market::exec::task_id;
 use tb_chain::market::query;
@@ -72,6 +72,10 @@ pub struct Node {
     head: (Mutex<u64>, Condvar),
     /// The node's key (miner beneficiary, provider, verifier).
     pub key: Option<SecretKey>,
+    /// The block at height 0.
+    pub genesis: Id,
+    /// The peer-to-peer network, once started.
+    net: OnceLock<tb_net::NetHandle>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -105,6 +109,10 @@ impl Node {
             }
         }
         let height = db.tip().height;
+        let genesis = db
+            .canonical_id(0)
+            .map_err(|e| format!("chain store: {e}"))?
+            .ok_or("chain store: no genesis block")?;
         let sla_breaches = query::slashes(db.state(), None)
             .iter()
             .filter(|x| x.reason == r::SlashReason::ProofLatencyBudget)
@@ -129,6 +137,8 @@ impl Node {
             stop: Arc::new(AtomicBool::new(false)),
             head: (Mutex::new(height), Condvar::new()),
             key,
+            genesis,
+            net: OnceLock::new(),
         });
         node.refresh_metrics();
         Ok(node)
@@ -163,8 +173,41 @@ impl Node {
         *g
     }
 
-    /// Admits a transaction to the mempool.
+    /// Sets the network handle (once; later calls are ignored).
+    pub fn set_net(&self, h: tb_net::NetHandle) {
+        let _ = self.net.set(h);
+    }
+
+    /// The peer-to-peer network, when running.
+    pub fn net(&self) -> Option<&tb_net::NetHandle> {
+        self.net.get()
+    }
+
+    /// The best chain as the network's status handshake shows it.
+    pub fn net_status(&self) -> tb_net::Status {
+        let c = self.core();
+        tb_net::Status {
+            genesis: self.genesis,
+            tip: c.db.tip_id(),
+            height: c.db.tip().height,
+            total_work: c.db.tip_total_work(),
+        }
+    }
+
+    /// Admits a transaction submitted here (RPC, workers, the saved mempool) and
+    /// gossips it.
     pub fn submit(&self, tx: SignedTx) -> Result<Id, AdmissionError> {
+        let mut c = self.core();
+        let id = self.admit(&mut c, tx.clone())?;
+        drop(c);
+        if let Some(n) = self.net() {
+            n.publish_tx(&tx);
+        }
+        Ok(id)
+    }
+
+    /// Admits a transaction a peer gossiped (gossipsub relays it once accepted).
+    pub fn admit_from_peer(&self, tx: SignedTx) -> Result<Id, AdmissionError> {
         let mut c = self.core();
         self.admit(&mut c, tx)
     }
@@ -197,12 +240,29 @@ impl Node {
         let floor = c.pool.config().fee_floor_per_byte;
         let chain_id = self.params.chain_id;
         let mut ids = Vec::new();
+        let mut admitted = Vec::new();
+        let mut result = Ok(());
         for (i, mut p) in payloads.into_iter().enumerate() {
             *p.nonce_mut() = n0 + i as u64;
             let tx = SignedTx::sign_paying_floor(p, key, chain_id, floor);
-            ids.push(self.admit(&mut c, tx)?);
+            match self.admit(&mut c, tx.clone()) {
+                Ok(id) => {
+                    ids.push(id);
+                    admitted.push(tx);
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
         }
-        Ok(ids)
+        drop(c);
+        if let Some(n) = self.net() {
+            for tx in &admitted {
+                n.publish_tx(tx);
+            }
+        }
+        result.map(|_| ids)
     }
 
     /// Imports a block; on a new tip, updates the mempool and publishes events.
@@ -259,7 +319,16 @@ impl Node {
             db.state(),
             &self.params,
         ));
+        let status = tb_net::Status {
+            genesis: self.genesis,
+            tip: db.tip_id(),
+            height: tip,
+            total_work: db.tip_total_work(),
+        };
         drop(c);
+        if let Some(n) = self.net() {
+            n.set_status(status);
+        }
         {
             let mut h = self.head.0.lock().unwrap_or_else(|p| p.into_inner());
             *h = tip;
@@ -374,6 +443,11 @@ impl Node {
             }
         }
         m.set("mempool_size", &[], c.pool.len() as f64);
+        m.set(
+            "p2p_peers",
+            &[],
+            self.net().map_or(0, |n| n.view().peers.len()) as f64,
+        );
         m.set("mempool_bytes", &[], c.pool.bytes() as f64);
         let f = query::fund(s);
         m.set("fund_balance_micro", &["consumer"], f.consumer as f64);

@@ -18,7 +18,7 @@
 
 use crate::config::{FabricKind, ProviderConfig};
 use crate::node::{live_index, Node};
-use crate::rpc::fetch_blob;
+use crate::p2p::fetch_blob;
 use blocktorch::fabric::Fabric;
 use borsh::{BorshDeserialize, BorshSerialize};
 use std::collections::BTreeMap;

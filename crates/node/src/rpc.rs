@@ -145,6 +145,7 @@ pub const METHODS: &[(&str, Method)] = &[
     ("aicf.slashes", slashes),
     ("governor.status", governor_status),
     ("governor.intents", governor_intents),
+    ("net.info", net_info),
 ];
 
 /// The subscriptions: (subscribe method, notification, unsubscribe method, event kind).
@@ -315,6 +316,9 @@ fn chain_info(node: &Node, _: &[Value]) -> Res {
         "chain_id": p.chain_id,
         "height": c.db.tip().height,
         "tip": c.db.tip_id().to_hex(),
+        "genesis": node.genesis.to_hex(),
+        "total_work": c.db.tip_total_work().to_string(),
+        "state_root": c.db.tip().state_root.to_hex(),
         "fee_floor_per_byte": c.pool.config().fee_floor_per_byte,
         "block_time_target_ms": p.block_time_target_ms,
         "mining": node.mining.load(Ordering::Relaxed),
@@ -644,6 +648,38 @@ fn slashes(node: &Node, a: &[Value]) -> Res {
         .take(LIST_MAX)
         .map(json::slash)
         .collect::<Vec<_>>()))
+}
+
+/// The peer-to-peer network: this node's peer id and addresses, its peers (address,
+/// last status, penalty points, agent), the banned peers, and whom it syncs from.
+fn net_info(node: &Node, _: &[Value]) -> Res {
+    let Some(n) = node.net() else {
+        return Ok(json!({"enabled": false}));
+    };
+    let v = n.view();
+    let peers: Vec<Value> = v
+        .peers
+        .iter()
+        .map(|p| {
+            json!({
+                "peer_id": p.peer_id.to_string(),
+                "addr": p.addr.as_ref().map(|a| a.to_string()),
+                "height": p.status.as_ref().map(|s| s.height),
+                "tip": p.status.as_ref().map(|s| s.tip.to_hex()),
+                "total_work": p.status.as_ref().map(|s| s.total_work.to_string()),
+                "points": p.points,
+                "agent": p.agent,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "enabled": true,
+        "peer_id": n.peer_id.to_string(),
+        "listen": v.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "peers": peers,
+        "banned": v.banned.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        "syncing_from": v.syncing_from.map(|p| p.to_string()),
+    }))
 }
 
 fn governor_status(node: &Node, _: &[Value]) -> Res {

@@ -37,15 +37,22 @@ pub const DEV_KEYS: [&str; 5] = [
 ];
 
 pub const DEVNET_USAGE: &str = "\
-usage: the-block devnet [--data-dir DIR] [--rpc-addr ADDR] [--metrics-addr ADDR]
-                        [--block-interval-ms N] [--fabric cpu|cuda]
+usage: the-block devnet [--nodes N] [--data-dir DIR] [--rpc-addr ADDR]
+                        [--metrics-addr ADDR] [--block-interval-ms N] [--fabric cpu|cuda]
                         [--verify-share-bps N] [--test-corrupt-op I]
 
 A single-node network on the devnet parameters: mining (rewards to devnet-miner, which
 prefunds the other dev keys with 200 tokens of each kind), a provider (key
 devnet-provider) and a verifier (key devnet-verifier). The dev keys' seeds are written
 to DIR/dev-keys/NAME.key for tb-cli --key. Defaults: data dir
-./tb-devnet, RPC 127.0.0.1:3030, metrics 127.0.0.1:9898. Other `run` flags apply too.";
+./tb-devnet, RPC 127.0.0.1:3030, metrics 127.0.0.1:9898, p2p /ip4/127.0.0.1/tcp/7171.
+Other `run` flags apply too.
+
+--nodes N starts N such nodes as child processes on loopback, joined over the
+peer-to-peer network: node 0 mines and verifies, node N-1 runs the provider. Node I
+keeps its data in DIR/node-I and its log in DIR/node-I/node.log, serves RPC on the
+given port + I (metrics likewise) and bootnodes to the nodes before it; DIR/devnet.json
+lists them. A signal stops them all.";
 
 pub fn run_cmd(args: &[String]) -> Result<(), String> {
     if args.iter().any(|a| a == "-h" || a == "--help") {
@@ -68,16 +75,21 @@ pub fn devnet_cmd(args: &[String]) -> Result<(), String> {
         println!("{DEVNET_USAGE}");
         return Ok(());
     }
+    let (nodes, args) = crate::devnet_multi::take_nodes(args)?;
+    if let Some(n) = nodes.filter(|n| *n > 1) {
+        return crate::devnet_multi::run(n, &args);
+    }
     let mut base = NodeConfig {
         data_dir: PathBuf::from("tb-devnet"),
         metrics_addr: Some("127.0.0.1:9898".parse().expect("literal")),
         ..NodeConfig::default()
     };
+    base.p2p.listen = vec!["/ip4/127.0.0.1/tcp/7171".into()];
     base.miner.enabled = true;
     base.provider.enabled = true;
     base.verifier.enabled = true;
     let env = |n: &str| std::env::var(n).ok();
-    let mut cfg = config::load_over(args, &env, base).map_err(|e| e.to_string())?;
+    let mut cfg = config::load_over(&args, &env, base).map_err(|e| e.to_string())?;
     cfg.network = config::Network::Devnet;
     let dir = cfg.data_dir.join("dev-keys");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -108,7 +120,9 @@ pub fn devnet_cmd(args: &[String]) -> Result<(), String> {
             .enabled
             .then(|| SecretKey::dev("devnet-verifier")),
     };
-    serve(cfg, node_key, keys, Some(fund_dev_keys))
+    // Only the mining node funds the dev keys (its transfers reach the others by gossip).
+    let extra: Option<fn(Arc<Node>)> = cfg.miner.enabled.then_some(fund_dev_keys);
+    serve(cfg, node_key, keys, extra)
 }
 
 /// Tokens of each kind the devnet's miner transfers to each other dev key.
@@ -229,6 +243,7 @@ pub fn serve(
         .enable_all()
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
+    let net = rt.block_on(crate::p2p::start(&node, &cfg))?;
     let (rpc_addr, handle) = rt.block_on(crate::rpc::start(
         node.clone(),
         cfg.rpc_addr,
@@ -276,9 +291,19 @@ pub fn serve(
         let n = node.clone();
         threads.push(std::thread::spawn(move || f(n)));
     }
+    let p2p = net.as_ref().map(|n| {
+        let listen: Vec<String> = n
+            .view()
+            .listen
+            .iter()
+            .map(|a| format!("{a}/p2p/{}", n.peer_id))
+            .collect();
+        json!({"peer_id": n.peer_id.to_string(), "listen": listen})
+    });
     let info = json!({
         "rpc": rpc_addr.to_string(),
         "metrics": metrics_addr.map(|a| a.to_string()),
+        "p2p": p2p,
         "chain_id": node.params.chain_id,
         "pid": std::process::id(),
     });
@@ -303,6 +328,11 @@ pub fn serve(
     if let Some(a) = metrics_addr {
         println!("the-block: metrics on http://{a}/metrics");
     }
+    if let Some(p) = &p2p {
+        for a in p["listen"].as_array().into_iter().flatten() {
+            println!("the-block: p2p on {}", a.as_str().unwrap_or_default());
+        }
+    }
     rt.block_on(wait_for_signal())?;
     println!("the-block: stopping (a second signal exits at once)");
     rt.spawn(async {
@@ -312,6 +342,9 @@ pub fn serve(
         }
     });
     let _ = handle.stop();
+    if let Some(n) = &net {
+        n.shutdown();
+    }
     node.shutdown();
     for t in threads {
         let _ = t.join();
@@ -326,7 +359,7 @@ pub fn serve(
     Ok(())
 }
 
-async fn wait_for_signal() -> Result<(), String> {
+pub(crate) async fn wait_for_signal() -> Result<(), String> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -9,8 +9,8 @@
 
 use crate::config::VerifierConfig;
 use crate::node::{live_index, Node};
+use crate::p2p::fetch_blob;
 use crate::provider::{publish_payloads, FEE_SELECTOR};
-use crate::rpc::fetch_blob;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

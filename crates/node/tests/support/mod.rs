@@ -48,6 +48,7 @@ impl Node {
             .arg("--data-dir")
             .arg(dir)
             .args(["--rpc-addr", "127.0.0.1:0"])
+            .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -58,6 +59,11 @@ impl Node {
             "TB_VERIFIER",
             "TB_CONFIG",
             "TB_RPC_ADDR",
+            "TB_P2P_LISTEN",
+            "TB_BOOTNODES",
+            "TB_NET_KEY_PATH",
+            "TB_P2P",
+            "TB_NO_P2P",
         ] {
             cmd.env_remove(k);
         }
@@ -94,6 +100,19 @@ impl Node {
         ];
         a.extend_from_slice(args);
         Node::start("devnet", dir, &a, envs)
+    }
+
+    /// The node's first peer-to-peer listen address, with `/p2p/<peer id>`.
+    pub fn p2p(&self) -> String {
+        self.node_json()["p2p"]["listen"][0]
+            .as_str()
+            .expect("the network is on")
+            .to_string()
+    }
+
+    /// The node's `node.json`.
+    pub fn node_json(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.dir.join("node.json")).unwrap()).unwrap()
     }
 
     pub fn log_text(&self) -> String {

@@ -1,0 +1,281 @@
+//! The peer-to-peer layer with real node processes on 127.0.0.1: convergence, a job
+//! whose blob travels over the network, a partition that heals onto the heaviest chain,
+//! and misbehaving peers that are banned while the honest nodes carry on.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::process::Command;
+use support::{wait_for, Node};
+use tb_chain::tx::{JobSpec, SubmitJob};
+use tb_chain::TxPayload;
+use tb_primitives::{SecretKey, MICRO_PER_TOKEN};
+
+const OFF: &str = "0";
+
+/// A node that only relays and serves (no miner, provider or verifier).
+fn plain(dir: &std::path::Path, bootnodes: &[String]) -> Node {
+    let b = bootnodes.join(",");
+    let mut args = vec![];
+    if !b.is_empty() {
+        args = vec!["--bootnode", b.as_str()];
+    }
+    Node::devnet(
+        dir,
+        &args,
+        &[("TB_MINE", OFF), ("TB_PROVIDER", OFF), ("TB_VERIFIER", OFF)],
+    )
+}
+
+fn head(n: &Node) -> (u64, String, String) {
+    let h = n.ok("chain.head", json!([]));
+    (
+        h["height"].as_u64().unwrap(),
+        h["id"].as_str().unwrap().to_string(),
+        h["state_root"].as_str().unwrap().to_string(),
+    )
+}
+
+fn info(n: &Node) -> Value {
+    n.ok("chain.info", json!([]))
+}
+
+fn work(n: &Node) -> u128 {
+    info(n)["total_work"].as_str().unwrap().parse().unwrap()
+}
+
+/// Waits until every node has the same tip (and state root); returns it.
+fn converged(nodes: &[&Node], secs: u64, what: &str) -> (u64, String, String) {
+    wait_for(secs, what, || {
+        let heads: Vec<_> = nodes.iter().map(|n| head(n)).collect();
+        heads
+            .windows(2)
+            .all(|w| w[0] == w[1])
+            .then(|| heads[0].clone())
+    })
+}
+
+/// The block at `height` on each node: ids and state roots agree.
+fn same_block_everywhere(nodes: &[&Node], height: u64) -> Value {
+    let blocks: Vec<Value> = nodes
+        .iter()
+        .map(|n| {
+            wait_for(60, "the block on every node", || {
+                (n.height() >= height).then_some(())
+            });
+            n.ok("chain.getBlock", json!([height]))
+        })
+        .collect();
+    for b in &blocks[1..] {
+        assert_eq!(b["id"], blocks[0]["id"], "block {height} differs");
+        assert_eq!(b["state_root"], blocks[0]["state_root"]);
+    }
+    blocks[0].clone()
+}
+
+#[test]
+fn three_nodes_converge_and_a_job_uploaded_at_a_is_run_on_c_and_settles_everywhere() {
+    let d = tempfile::tempdir().unwrap();
+    // A mines and verifies; B relays; C runs the provider.
+    let a = Node::devnet(&d.path().join("a"), &[], &[("TB_PROVIDER", OFF)]);
+    let b = plain(&d.path().join("b"), &[a.p2p()]);
+    let boots = format!("{},{}", a.p2p(), b.p2p());
+    let c = Node::devnet(
+        &d.path().join("c"),
+        &["--bootnode", &boots],
+        &[("TB_MINE", OFF), ("TB_VERIFIER", OFF)],
+    );
+    // The dev keys' funding (transactions gossiped from A, mined there, synced and
+    // gossiped to C) and the provider's registration (sent at C, mined at A).
+    let alice = SecretKey::dev("devnet-alice");
+    c.wait_funded(&alice, 100);
+    a.wait_provider();
+    let h = converged(&[&a, &b, &c], 60, "three nodes on one head").0;
+    assert!(h > 0);
+    for n in [&a, &b, &c] {
+        let peers = n.ok("net.info", json!([]))["peers"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(peers, 2, "full mesh of three");
+    }
+
+    // The job's blob is uploaded to A only (not published on chain).
+    let job = tb_job::examples::build_example("mlp").unwrap();
+    let blob = job.encode().unwrap();
+    let up = a.ok("compute.uploadBlob", json!([hex::encode(&blob)]));
+    let sha = up["sha256"].as_str().unwrap().to_string();
+    for n in [&b, &c] {
+        assert_eq!(
+            n.ok("compute.hasBlob", json!([sha]))["stored"],
+            json!(false)
+        );
+    }
+    let spec = JobSpec::for_job(&blob, &job, 2 * MICRO_PER_TOKEN, 1, a.height() + 400).unwrap();
+    let tx = a
+        .send(
+            &alice,
+            vec![TxPayload::SubmitJob(SubmitJob {
+                from: alice.address(),
+                spec,
+                fee: 0,
+                fee_selector: 1,
+                nonce: 0,
+            })],
+        )
+        .pop()
+        .unwrap();
+    let j = a.wait_job(&tx, &["Settled"], 240);
+    // C fetched the blob from a peer, checked its digest and stored it; B, which runs
+    // no worker, never needed it.
+    assert!(c.metric("p2p_blob_fetches_total{result=\"ok\"}") >= 1.0);
+    assert_eq!(c.ok("compute.hasBlob", json!([sha]))["stored"], json!(true));
+    let on_b = b.ok("compute.hasBlob", json!([sha]));
+    assert_eq!(on_b["stored"], json!(false));
+    assert_eq!(on_b["published"], json!(false));
+    assert_eq!(
+        j["receipts"][0]["provider"].as_str().unwrap(),
+        SecretKey::dev("devnet-provider").address().to_string()
+    );
+    assert!(c.metric("provider_jobs_executed_total{fabric=\"cpu\"}") >= 1.0);
+    assert!(a.metric("verifier_replays_total") >= 1.0);
+    // Settled identically everywhere: the same job record, the same block at the
+    // settlement height and above.
+    let settled_at = a.height();
+    same_block_everywhere(&[&a, &b, &c], settled_at);
+    for n in [&b, &c] {
+        assert_eq!(n.wait_job(&tx, &["Settled"], 60), j, "job record differs");
+    }
+    // Balances agree once the tip stops moving.
+    let p = SecretKey::dev("devnet-provider").address().to_string();
+    a.ok("stop_mining", json!([]));
+    let (h2, _, _) = converged(&[&a, &b, &c], 60, "heads after mining stopped");
+    assert!(h2 >= settled_at);
+    let bal2: Vec<Value> = [&a, &b, &c]
+        .iter()
+        .map(|n| n.ok("balance", json!([p])))
+        .collect();
+    assert!(bal2.windows(2).all(|w| w[0] == w[1]), "{bal2:?}");
+    assert!(bal2[0]["industrial"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_partitioned_node_rejoins_and_every_node_ends_on_the_heaviest_chain() {
+    let d = tempfile::tempdir().unwrap();
+    let only_mine = [("TB_PROVIDER", OFF), ("TB_VERIFIER", OFF)];
+    let a = Node::devnet(&d.path().join("a"), &[], &only_mine);
+    let b = plain(&d.path().join("b"), &[a.p2p()]);
+    let cdir = d.path().join("c");
+    let mut c = plain(&cdir, &[a.p2p()]);
+    let c_id = c.node_json()["p2p"]["peer_id"].clone();
+    wait_for(60, "height 5", || (a.height() >= 5).then_some(()));
+    let (h0, _, _) = converged(&[&a, &b, &c], 60, "three nodes on one head");
+
+    // Partition: C goes down and comes back alone, mining its own branch, while A
+    // keeps mining for A and B.
+    assert!(c.terminate().success());
+    let c_alone = Node::devnet(&cdir, &[], &only_mine);
+    assert_eq!(
+        c_alone.node_json()["p2p"]["peer_id"],
+        c_id,
+        "the network key persists across restarts"
+    );
+    wait_for(60, "both sides mine", || {
+        (c_alone.height() >= h0 + 6 && a.height() >= h0 + 3).then_some(())
+    });
+    a.ok("stop_mining", json!([]));
+    // The lone side outworks the majority: A and B must reorganise onto it.
+    wait_for(90, "C's branch heavier", || {
+        (work(&c_alone) > work(&a) + 3).then_some(())
+    });
+    c_alone.ok("stop_mining", json!([]));
+    let (_, ab_tip, _) = converged(&[&a, &b], 30, "A and B agree");
+    let (c_h, c_tip, c_root) = head(&c_alone);
+    assert_ne!(ab_tip, c_tip, "two branches");
+    let mut c_alone = c_alone;
+    assert!(c_alone.terminate().success());
+
+    // Heal: C restarts with its bootnode, not mining.
+    let c = plain(&cdir, &[a.p2p()]);
+    let end = converged(&[&a, &b, &c], 90, "every node on the heaviest chain");
+    assert_eq!(end, (c_h, c_tip.clone(), c_root), "the heavier branch wins");
+    assert!(a.metric("chain_reorgs_total") >= 1.0);
+    assert!(b.metric("chain_reorgs_total") >= 1.0);
+    same_block_everywhere(&[&a, &b, &c], c_h);
+    // And the other direction: the majority mines on, the healed network follows.
+    a.ok("start_mining", json!([]));
+    wait_for(60, "mining resumes", || {
+        (a.height() > c_h + 3).then_some(())
+    });
+    a.ok("stop_mining", json!([]));
+    converged(&[&a, &b, &c], 60, "heads after the heal");
+}
+
+fn probe(target: &str, mode: &str) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_tb-net-probe"))
+        .args([
+            "--target", target, "--mode", mode, "--count", "12", "--secs", "30",
+        ])
+        .output()
+        .expect("the probe runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn peers_sending_invalid_data_are_penalised_and_banned_while_honest_nodes_carry_on() {
+    let d = tempfile::tempdir().unwrap();
+    let a = Node::devnet(
+        &d.path().join("a"),
+        &[],
+        &[("TB_PROVIDER", OFF), ("TB_VERIFIER", OFF)],
+    );
+    let b = plain(&d.path().join("b"), &[a.p2p()]);
+    converged(&[&a, &b], 60, "two nodes on one head");
+
+    for (target, mode, offence, per) in [
+        (&b, "garbage", "malformed", 25.0),
+        (&a, "invalid-block", "invalid_block", 50.0),
+        (&b, "bad-request", "bad_request", 25.0),
+    ] {
+        let r = probe(&target.p2p(), mode);
+        assert_eq!(r["connected"], json!(true), "{mode}: {r}");
+        assert_eq!(
+            r["disconnected"],
+            json!(true),
+            "{mode}: the node cut the peer off: {r}"
+        );
+        assert_eq!(
+            r["refused_after"],
+            json!(true),
+            "{mode}: and refuses it: {r}"
+        );
+        let charged = target.metric(&format!("p2p_penalties_total{{offence=\"{offence}\"}}"));
+        assert!(charged * per >= 100.0, "{mode}: {charged} penalties");
+        let banned = target.ok("net.info", json!([]))["banned"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert!(banned >= 1, "{mode}: the probe is listed as banned");
+    }
+    assert_eq!(b.metric("p2p_peers_banned_total"), 2.0);
+    assert_eq!(a.metric("p2p_peers_banned_total"), 1.0);
+    // Nothing the probe sent was relayed: the honest peer was never penalised.
+    for n in [&a, &b] {
+        let peers = n.ok("net.info", json!([]))["peers"].clone();
+        let peers = peers.as_array().unwrap();
+        assert_eq!(peers.len(), 1, "only the honest peer stays: {peers:?}");
+        assert_eq!(peers[0]["points"], json!(0));
+    }
+    // The honest nodes keep mining, gossiping and agreeing.
+    let h = a.height();
+    wait_for(60, "the chain moves on", || {
+        (b.height() >= h + 5).then_some(())
+    });
+    a.ok("stop_mining", json!([]));
+    converged(&[&a, &b], 60, "still one head");
+}
