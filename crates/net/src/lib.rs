@@ -50,10 +50,18 @@ pub mod limits {
     /// Gossip messages waiting for validation; beyond it new ones are ignored (not
     /// relayed) until the node catches up.
     pub const VALIDATION_QUEUE_MAX: usize = 1024;
+    /// Bytes of gossip waiting for validation, likewise.
+    pub const VALIDATION_QUEUE_BYTES_MAX: usize = 64 << 20;
+    /// Local messages kept for a retry while no peer is subscribed to their topic.
+    pub const UNPUBLISHED_MAX: usize = 4096;
     /// Inbound requests served at once; beyond it the answer is `Busy`.
     pub const SERVING_MAX: usize = 8;
     /// Established connections in all.
     pub const PEERS_MAX: u32 = 64;
+    /// Established inbound connections (the rest is kept for dialling bootnodes).
+    pub const PEERS_INCOMING_MAX: u32 = 48;
+    /// Peers whose penalty points are remembered.
+    pub const SCORED_PEERS_MAX: usize = 4096;
     /// How long a request may take before it fails.
     pub const REQUEST_TIMEOUT_SECS: u64 = 30;
 }
@@ -92,8 +100,11 @@ pub enum BlockVerdict {
     Known,
     /// Its parent is unknown: the sender has blocks the node lacks.
     UnknownParent,
-    /// It (or an ancestor) failed validation.
+    /// Its header or stateless checks failed (what any relay checks first).
     Invalid(String),
+    /// Its body failed execution, or an ancestor's did (a relay that stored it on a
+    /// side chain without executing it cannot have known).
+    InvalidExecution(String),
     /// The node could not decide (its store failed); nobody is blamed.
     Unavailable(String),
 }
@@ -255,8 +266,9 @@ impl NetHandle {
     /// its digest; blocks the calling thread up to `timeout`. Not for async contexts.
     pub fn fetch_blob(&self, sha256: [u8; 32], timeout: Duration) -> Result<Vec<u8>, FetchError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let deadline = std::time::Instant::now() + timeout;
         self.cmd
-            .send(service::Cmd::FetchBlob(sha256, tx))
+            .send(service::Cmd::FetchBlob(sha256, deadline, tx))
             .map_err(|_| FetchError::Stopped)?;
         match rx.recv_timeout(timeout) {
             Ok(r) => r,
@@ -289,4 +301,9 @@ pub async fn start(
     host: Arc<dyn Host>,
 ) -> Result<(NetHandle, tokio::task::JoinHandle<()>), NetError> {
     service::start(cfg, key, host).await
+}
+
+/// Logs when the network task ends by a panic (spawn it beside [`start`]'s task).
+pub async fn watch(task: tokio::task::JoinHandle<()>) {
+    service::watch(task).await
 }

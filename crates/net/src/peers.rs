@@ -23,8 +23,11 @@ pub enum Offence {
     Malformed,
     /// A transaction whose signature, selector, size or syntax is invalid.
     InvalidTx,
-    /// A block that fails header or body validation (or descends from one that did).
+    /// A block whose header or stateless checks fail.
     InvalidBlock,
+    /// A block whose body fails execution (or descends from one that did): a relay may
+    /// have stored it on a side chain unexecuted, so it costs less.
+    InvalidExecution,
     /// A request that does not decode, or a stream that breaks the protocol.
     BadRequest,
     /// A sync response that does not answer the request (unconnected blocks).
@@ -39,6 +42,7 @@ impl Offence {
             Offence::Malformed => 25,
             Offence::InvalidTx => 10,
             Offence::InvalidBlock => 50,
+            Offence::InvalidExecution => 10,
             Offence::BadRequest => 25,
             Offence::BadResponse => 25,
             Offence::WrongNetwork => BAN_THRESHOLD,
@@ -51,6 +55,7 @@ impl Offence {
             Offence::Malformed => "malformed",
             Offence::InvalidTx => "invalid_tx",
             Offence::InvalidBlock => "invalid_block",
+            Offence::InvalidExecution => "invalid_execution",
             Offence::BadRequest => "bad_request",
             Offence::BadResponse => "bad_response",
             Offence::WrongNetwork => "wrong_network",
@@ -81,16 +86,38 @@ impl Scores {
     }
 
     fn decayed(e: &mut Entry, now: Instant) {
-        let secs = now.saturating_duration_since(e.last).as_secs() as u32;
+        let secs = now.saturating_duration_since(e.last).as_secs();
         if secs > 0 {
-            e.points = e.points.saturating_sub(secs.saturating_mul(DECAY_PER_SEC));
-            e.last = now;
+            let forgiven = u32::try_from(secs)
+                .unwrap_or(u32::MAX)
+                .saturating_mul(DECAY_PER_SEC);
+            e.points = e.points.saturating_sub(forgiven);
+            // Whole seconds only: the part-second carries to the next decay.
+            e.last += Duration::from_secs(secs);
         }
     }
 
     /// Charges `peer` for `o`; `true` when this makes it banned (from now until now plus
     /// the ban period).
     pub fn penalise(&mut self, peer: PeerId, o: Offence, now: Instant) -> bool {
+        if !self.peers.contains_key(&peer) && self.peers.len() >= crate::limits::SCORED_PEERS_MAX {
+            // Make room: forget decayed entries, then any one that is not banned.
+            self.expire(now);
+            if self.peers.len() >= crate::limits::SCORED_PEERS_MAX {
+                let victim = self
+                    .peers
+                    .iter()
+                    .find(|(_, e)| e.banned_until.is_none())
+                    .map(|(p, _)| *p);
+                match victim {
+                    Some(v) => {
+                        self.peers.remove(&v);
+                    }
+                    // Every remembered peer is banned: this one is not recorded.
+                    None => return false,
+                }
+            }
+        }
         let e = self.peers.entry(peer).or_insert(Entry {
             points: 0,
             last: now,

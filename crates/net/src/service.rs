@@ -18,7 +18,7 @@ use libp2p::{
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tb_chain::{Block, SignedTx};
@@ -31,6 +31,8 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(2);
 const REDIAL_INTERVAL: Duration = Duration::from_secs(3);
 /// A sync step that has not finished in this long is abandoned.
 const SYNC_STALL: Duration = Duration::from_secs(REQUEST_TIMEOUT_SECS + 10);
+/// A peer whose sync step failed or brought nothing is not synced from for this long.
+const SYNC_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The protocols a node speaks.
 #[derive(NetworkBehaviour)]
@@ -80,6 +82,7 @@ pub fn build_swarm(
         limits: connection_limits::Behaviour::new(
             connection_limits::ConnectionLimits::default()
                 .with_max_established(Some(PEERS_MAX))
+                .with_max_established_incoming(Some(PEERS_INCOMING_MAX))
                 .with_max_established_per_peer(Some(2))
                 .with_max_pending_incoming(Some(32)),
         ),
@@ -118,7 +121,9 @@ pub fn build_swarm(
 pub(crate) enum Cmd {
     Publish(Topic, Vec<u8>),
     TipChanged,
-    FetchBlob([u8; 32], SyncSender<Result<Vec<u8>, FetchError>>),
+    FetchBlob([u8; 32], Instant, SyncSender<Result<Vec<u8>, FetchError>>),
+    /// A completed fetch's digest was checked (on a blocking task).
+    FetchChecked(Box<Fetch>, bool),
     Dial(Multiaddr),
     Stop,
     Validated {
@@ -132,6 +137,8 @@ pub(crate) enum Cmd {
         imported: usize,
         fault: Option<Offence>,
     },
+    /// A gossip or sync item left the validation queue (its bytes are free again).
+    Dequeued(usize),
     Locator {
         peer: PeerId,
         locator: Vec<Id>,
@@ -167,12 +174,46 @@ enum Work {
     },
     Locator {
         peer: PeerId,
+        /// The last block the peer sent in this sync, put first in the locator so a
+        /// long side chain is followed to its end.
+        hint: Option<Id>,
     },
 }
 
-fn worker(host: Arc<dyn Host>, rx: std::sync::mpsc::Receiver<Work>, out: UnboundedSender<Cmd>) {
-    while let Ok(w) = rx.recv() {
-        let cmd = match w {
+/// The validation worker: sync work first (it is what brings the node to the best
+/// chain), then gossip.
+fn worker(
+    host: Arc<dyn Host>,
+    sync_rx: std::sync::mpsc::Receiver<(Work, usize)>,
+    gossip_rx: std::sync::mpsc::Receiver<(Work, usize)>,
+    out: UnboundedSender<Cmd>,
+) {
+    loop {
+        let next = match sync_rx.try_recv() {
+            Ok(w) => w,
+            Err(_) => match gossip_rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(w) => w,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            },
+        };
+        let (w, bytes) = next;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&*host, w)));
+        let _ = out.send(Cmd::Dequeued(bytes));
+        match r {
+            Ok(cmd) => {
+                if out.send(cmd).is_err() {
+                    return;
+                }
+            }
+            Err(_) => eprintln!("the-block: p2p: validating an item panicked; it was dropped"),
+        }
+    }
+}
+
+fn handle(host: &dyn Host, w: Work) -> Cmd {
+    {
+        match w {
             Work::Tx {
                 id,
                 source,
@@ -197,6 +238,7 @@ fn worker(host: Arc<dyn Host>, rx: std::sync::mpsc::Receiver<Work>, out: Unbound
                     BlockVerdict::Known | BlockVerdict::Unavailable(_) => Verdict::Ignore,
                     BlockVerdict::UnknownParent => Verdict::Orphan,
                     BlockVerdict::Invalid(_) => Verdict::Reject(Offence::InvalidBlock),
+                    BlockVerdict::InvalidExecution(_) => Verdict::Reject(Offence::InvalidExecution),
                 };
                 Cmd::Validated {
                     id,
@@ -220,6 +262,10 @@ fn worker(host: Arc<dyn Host>, rx: std::sync::mpsc::Receiver<Work>, out: Unbound
                             fault = Some(Offence::InvalidBlock);
                             break;
                         }
+                        BlockVerdict::InvalidExecution(_) => {
+                            fault = Some(Offence::InvalidExecution);
+                            break;
+                        }
                         BlockVerdict::Unavailable(_) => break,
                     }
                 }
@@ -230,13 +276,12 @@ fn worker(host: Arc<dyn Host>, rx: std::sync::mpsc::Receiver<Work>, out: Unbound
                     fault,
                 }
             }
-            Work::Locator { peer } => Cmd::Locator {
-                peer,
-                locator: host.locator(),
-            },
-        };
-        if out.send(cmd).is_err() {
-            return;
+            Work::Locator { peer, hint } => {
+                let mut locator: Vec<Id> = hint.into_iter().collect();
+                locator.extend(host.locator());
+                locator.truncate(LOCATOR_LEN_MAX);
+                Cmd::Locator { peer, locator }
+            }
         }
     }
 }
@@ -247,6 +292,10 @@ struct Peer {
     status_at: Option<Instant>,
     status_pending: bool,
     agent: Option<String>,
+    /// The last block this peer sent in a sync batch.
+    hint: Option<Id>,
+    /// Not synced from before this.
+    backoff_until: Option<Instant>,
 }
 
 struct SyncJob {
@@ -255,8 +304,9 @@ struct SyncJob {
     req: Option<rr::OutboundRequestId>,
 }
 
-struct Fetch {
+pub(crate) struct Fetch {
     sha: [u8; 32],
+    deadline: Instant,
     reply: SyncSender<Result<Vec<u8>, FetchError>>,
     candidates: Vec<PeerId>,
     peer: PeerId,
@@ -268,7 +318,12 @@ struct Svc {
     swarm: Swarm<Behaviour>,
     cfg: NetConfig,
     host: Arc<dyn Host>,
-    work: SyncSender<Work>,
+    work: SyncSender<(Work, usize)>,
+    sync_work: SyncSender<(Work, usize)>,
+    /// Bytes of gossip waiting in the validation queue.
+    queued_bytes: usize,
+    /// Local messages published while no peer was subscribed, retried on the tick.
+    unpublished: std::collections::VecDeque<(Topic, Vec<u8>)>,
     cmd_tx: UnboundedSender<Cmd>,
     view: Arc<Mutex<NetView>>,
     local: Arc<Mutex<Status>>,
@@ -310,6 +365,7 @@ pub(crate) async fn start(
     }
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::unbounded_channel();
     let (work_tx, work_rx) = std::sync::mpsc::sync_channel(VALIDATION_QUEUE_MAX);
+    let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel(4);
     let local = Arc::new(Mutex::new(host.status()));
     let view = Arc::new(Mutex::new(NetView {
         listen: listen.clone(),
@@ -320,7 +376,7 @@ pub(crate) async fn start(
         let out = cmd_tx.clone();
         std::thread::Builder::new()
             .name("tb-net-validate".into())
-            .spawn(move || worker(host, work_rx, out))
+            .spawn(move || worker(host, sync_rx, work_rx, out))
             .map_err(|e| NetError::Setup(e.to_string()))?;
     }
     let topics = Topic::ALL
@@ -339,6 +395,9 @@ pub(crate) async fn start(
         cfg,
         host,
         work: work_tx,
+        sync_work: sync_tx,
+        queued_bytes: 0,
+        unpublished: std::collections::VecDeque::new(),
         cmd_tx,
         view,
         local,
@@ -353,6 +412,15 @@ pub(crate) async fn start(
     svc.redial();
     let task = tokio::spawn(async move { svc.run(cmd_rx).await });
     Ok((handle, task))
+}
+
+/// Logs when the swarm task ends other than by a stop.
+pub(crate) async fn watch(task: tokio::task::JoinHandle<()>) {
+    if let Err(e) = task.await {
+        if e.is_panic() {
+            eprintln!("the-block: p2p: the network task panicked; the node runs without peers");
+        }
+    }
 }
 
 impl Svc {
@@ -426,12 +494,15 @@ impl Svc {
         let best = self
             .peers
             .iter()
-            .filter(|(p, _)| !self.scores.is_banned(p, now))
+            .filter(|(p, x)| {
+                !self.scores.is_banned(p, now) && x.backoff_until.is_none_or(|t| t <= now)
+            })
             .filter_map(|(p, x)| x.status.as_ref().map(|s| (s.total_work, *p)))
             .filter(|(w, _)| *w > ours)
             .max();
         if let Some((_, peer)) = best {
-            match self.work.try_send(Work::Locator { peer }) {
+            let hint = self.peers.get(&peer).and_then(|p| p.hint);
+            match self.sync_work.try_send((Work::Locator { peer, hint }, 0)) {
                 Ok(()) => {
                     self.sync = Some(SyncJob {
                         peer,
@@ -444,28 +515,42 @@ impl Svc {
         }
     }
 
+    /// Ends the sync with `peer` and leaves it alone for [`SYNC_BACKOFF`]; its status is
+    /// asked again before it is synced from.
+    fn back_off(&mut self, peer: PeerId) {
+        if self.sync.as_ref().is_some_and(|s| s.peer == peer) {
+            self.sync = None;
+        }
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.backoff_until = Some(Instant::now() + SYNC_BACKOFF);
+            p.status = None;
+            p.hint = None;
+        }
+    }
+
     fn redial(&mut self) {
+        use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
         self.last_redial = Instant::now();
         let now = Instant::now();
         for a in self.cfg.bootnodes.clone() {
-            let id = a.iter().find_map(|p| match p {
+            let Some(id) = a.iter().find_map(|p| match p {
                 libp2p::multiaddr::Protocol::P2p(id) => Some(id),
                 _ => None,
-            });
-            if let Some(id) = id {
-                if id == *self.swarm.local_peer_id()
-                    || self.swarm.is_connected(&id)
-                    || self.scores.is_banned(&id, now)
-                {
-                    continue;
-                }
-            } else if !self.peers.is_empty() {
-                // Without a peer id a bootnode cannot be told apart; dial it only while
-                // the node has no peers.
+            }) else {
+                continue;
+            };
+            if id == *self.swarm.local_peer_id() || self.scores.is_banned(&id, now) {
                 continue;
             }
-            if let Err(e) = self.swarm.dial(a.clone()) {
-                eprintln!("the-block: p2p: dial {a}: {e}");
+            // Not while connected or while a dial is in flight.
+            let opts = DialOpts::peer_id(id)
+                .addresses(vec![a.clone()])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                if !matches!(e, libp2p::swarm::DialError::DialPeerConditionFalse(_)) {
+                    eprintln!("the-block: p2p: dial {a}: {e}");
+                }
             }
         }
     }
@@ -493,15 +578,53 @@ impl Svc {
         for p in due {
             self.send_status(p);
         }
-        if self
+        if let Some(p) = self
             .sync
             .as_ref()
-            .is_some_and(|s| now.duration_since(s.since) > SYNC_STALL)
+            .filter(|s| now.duration_since(s.since) > SYNC_STALL)
+            .map(|s| s.peer)
         {
-            self.sync = None;
+            self.back_off(p);
         }
         self.maybe_sync();
+        let expired: Vec<rr::OutboundRequestId> = self
+            .fetches
+            .iter()
+            .filter(|(_, f)| f.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(f) = self.fetches.remove(&id) {
+                self.host.count("p2p_blob_fetches_total", &["timeout"], 1);
+                let _ = f.reply.send(Err(FetchError::Timeout(Duration::ZERO)));
+            }
+        }
+        if !self.peers.is_empty() {
+            for _ in 0..self.unpublished.len() {
+                let Some((topic, data)) = self.unpublished.pop_front() else {
+                    break;
+                };
+                self.publish(topic, data);
+            }
+        }
         self.refresh_view();
+    }
+
+    /// Publishes a local message; kept for a retry while no peer is subscribed.
+    fn publish(&mut self, topic: Topic, data: Vec<u8>) {
+        let t = IdentTopic::new(topic.name(self.cfg.chain_id));
+        match self.swarm.behaviour_mut().gossip.publish(t, data.clone()) {
+            Ok(_) => self.host.count("p2p_published_total", &[topic.label()], 1),
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                if self.unpublished.len() >= UNPUBLISHED_MAX {
+                    self.unpublished.pop_front();
+                    self.host.count("p2p_queue_full_total", &["publish"], 1);
+                }
+                self.unpublished.push_back((topic, data));
+            }
+            // Already published (a duplicate) or too large: nothing to retry.
+            Err(_) => {}
+        }
     }
 
     fn refresh_view(&mut self) {
@@ -533,11 +656,17 @@ impl Svc {
     fn on_cmd(&mut self, c: Cmd) {
         match c {
             Cmd::Stop => {}
-            Cmd::Publish(topic, data) => {
-                let t = IdentTopic::new(topic.name(self.cfg.chain_id));
-                // An error is no peers yet, or the same message again: nothing to do.
-                if self.swarm.behaviour_mut().gossip.publish(t, data).is_ok() {
-                    self.host.count("p2p_published_total", &[topic.label()], 1);
+            Cmd::Publish(topic, data) => self.publish(topic, data),
+            Cmd::Dequeued(bytes) => self.queued_bytes = self.queued_bytes.saturating_sub(bytes),
+            Cmd::FetchChecked(f, ok) => {
+                let mut f = *f;
+                if ok {
+                    self.host.count("p2p_blob_fetches_total", &["ok"], 1);
+                    let buf = std::mem::take(&mut f.buf);
+                    let _ = f.reply.send(Ok(buf));
+                } else {
+                    self.penalise(f.peer, Offence::BadResponse, "blob digest mismatch");
+                    self.fetch_next(f);
                 }
             }
             Cmd::TipChanged => {
@@ -549,12 +678,13 @@ impl Svc {
                     eprintln!("the-block: p2p: dial {a}: {e}");
                 }
             }
-            Cmd::FetchBlob(sha, reply) => {
+            Cmd::FetchBlob(sha, deadline, reply) => {
                 let mut candidates: Vec<PeerId> = self.peers.keys().copied().collect();
                 candidates.sort();
                 candidates.reverse();
                 let f = Fetch {
                     sha,
+                    deadline,
                     reply,
                     candidates,
                     peer: PeerId::random(),
@@ -573,7 +703,8 @@ impl Svc {
                     Verdict::Accept => (MessageAcceptance::Accept, "accept"),
                     Verdict::Ignore => (MessageAcceptance::Ignore, "ignore"),
                     Verdict::Orphan => {
-                        if self.peers.contains_key(&source) {
+                        // The sender has blocks this node lacks: learn its tip (once).
+                        if self.peers.get(&source).is_some_and(|p| !p.status_pending) {
                             self.send_status(source);
                         }
                         (MessageAcceptance::Ignore, "orphan")
@@ -617,12 +748,13 @@ impl Svc {
                 self.sync = None;
                 if let Some(o) = fault {
                     self.penalise(peer, o, "sync response");
-                } else if imported > 0 {
-                    // More may follow: ask again from the new tip.
+                    self.back_off(peer);
+                } else if imported == 0 && self.peers.get(&peer).is_some_and(|p| p.hint.is_none()) {
+                    self.back_off(peer);
+                } else {
+                    // More may follow: ask again, from the last block received (a side
+                    // chain is followed until it outweighs the best chain or ends).
                     self.maybe_sync();
-                } else if self.peers.contains_key(&peer) {
-                    // Nothing new: learn the peer's current tip before trying again.
-                    self.send_status(peer);
                 }
             }
             Cmd::RespondSync(ch, r) => {
@@ -666,14 +798,18 @@ impl Svc {
             BlobResponse::NotFound | BlobResponse::Busy => self.fetch_next(f),
             BlobResponse::Chunk { total, bytes } => {
                 if total > self.cfg.blob_bytes_max {
+                    // Nobody can serve a blob over the limit: the peer lies or the
+                    // blob is not for this node.
                     self.host.count("p2p_blob_fetches_total", &["too_large"], 1);
-                    let _ = f.reply.send(Err(FetchError::TooLarge(total)));
+                    self.penalise(f.peer, Offence::BadResponse, "blob over the limit");
+                    self.fetch_next(f);
                     return;
                 }
-                let consistent = f.total.is_none_or(|t| t == total)
-                    && (f.buf.len() + bytes.len()) as u64 <= total
-                    && (!bytes.is_empty() || total == 0)
-                    && bytes.len() <= BLOB_CHUNK_BYTES as usize;
+                // The server answers exactly min(asked, what is left).
+                let at = f.buf.len() as u64;
+                let want = total.saturating_sub(at).min(BLOB_CHUNK_BYTES as u64);
+                let consistent =
+                    f.total.is_none_or(|t| t == total) && at <= total && bytes.len() as u64 == want;
                 if !consistent {
                     self.penalise(f.peer, Offence::BadResponse, "inconsistent blob chunk");
                     self.fetch_next(f);
@@ -682,14 +818,12 @@ impl Svc {
                 f.total = Some(total);
                 f.buf.extend_from_slice(&bytes);
                 if f.buf.len() as u64 == total {
-                    if tb_primitives::sha256_digest(&f.buf).0 == f.sha {
-                        self.host.count("p2p_blob_fetches_total", &["ok"], 1);
-                        let buf = std::mem::take(&mut f.buf);
-                        let _ = f.reply.send(Ok(buf));
-                    } else {
-                        self.penalise(f.peer, Offence::BadResponse, "blob digest mismatch");
-                        self.fetch_next(f);
-                    }
+                    // Hash off the swarm task (up to the blob limit).
+                    let out = self.cmd_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let ok = tb_primitives::sha256_digest(&f.buf).0 == f.sha;
+                        let _ = out.send(Cmd::FetchChecked(Box::new(f), ok));
+                    });
                     return;
                 }
                 let left = total - f.buf.len() as u64;
@@ -719,13 +853,20 @@ impl Svc {
     where
         F: FnOnce(&dyn Host) -> Cmd + Send + 'static,
     {
+        /// Frees the serving slot however the task ends.
+        struct Slot(Arc<AtomicUsize>);
+        impl Drop for Slot {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
         self.serving.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot(self.serving.clone());
         let host = self.host.clone();
-        let serving = self.serving.clone();
         let out = self.cmd_tx.clone();
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let c = f(&*host);
-            serving.fetch_sub(1, Ordering::Relaxed);
             let _ = out.send(c);
         });
     }
@@ -743,6 +884,8 @@ impl Svc {
                     status_at: None,
                     status_pending: false,
                     agent: None,
+                    hint: None,
+                    backoff_until: None,
                 });
                 if new {
                     self.send_status(peer_id);
@@ -816,14 +959,18 @@ impl Svc {
                 self.penalise(source, Offence::Malformed, &e);
                 MessageAcceptance::Reject
             }
-            Ok(w) => match self.work.try_send(w) {
-                Ok(()) => return,
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    self.host
-                        .count("p2p_gossip_messages_total", &[topic.label(), "dropped"], 1);
-                    MessageAcceptance::Ignore
+            Ok(w) => {
+                let n = m.data.len();
+                let fits = self.queued_bytes + n <= VALIDATION_QUEUE_BYTES_MAX;
+                if fits && self.work.try_send((w, n)).is_ok() {
+                    self.queued_bytes += n;
+                    return;
                 }
-            },
+                // Backpressure: not validated, so not relayed; nobody is blamed.
+                self.host
+                    .count("p2p_gossip_messages_total", &[topic.label(), "dropped"], 1);
+                MessageAcceptance::Ignore
+            }
         };
         self.swarm
             .behaviour_mut()
@@ -930,18 +1077,31 @@ impl Svc {
         match r {
             SyncResponse::Blocks(blocks) => {
                 let linked = blocks.windows(2).all(|w| {
-                    w[1].header.parent == w[0].id() && w[1].header.height == w[0].header.height + 1
+                    w[1].header.parent == w[0].id()
+                        && w[0].header.height.checked_add(1) == Some(w[1].header.height)
                 });
                 if blocks.len() > SYNC_BATCH_BLOCKS_MAX as usize || !linked {
-                    self.sync = None;
                     self.penalise(peer, Offence::BadResponse, "unlinked sync batch");
+                    self.back_off(peer);
                     return;
                 }
-                if blocks.is_empty() {
-                    self.sync = None;
+                let Some(last) = blocks.last().map(|b| b.id()) else {
+                    // Nothing after our locator although it claimed more work.
+                    self.back_off(peer);
                     return;
+                };
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    if p.hint == Some(last) {
+                        // The same batch again: no progress to be had here now.
+                        self.back_off(peer);
+                        return;
+                    }
+                    p.hint = Some(last);
                 }
-                match self.work.try_send(Work::SyncBlocks { peer, blocks }) {
+                match self
+                    .sync_work
+                    .try_send((Work::SyncBlocks { peer, blocks }, 0))
+                {
                     Ok(()) => {
                         if let Some(s) = self.sync.as_mut() {
                             s.req = None;
@@ -954,10 +1114,10 @@ impl Svc {
                     }
                 }
             }
-            SyncResponse::Busy => self.sync = None,
+            SyncResponse::Busy => self.back_off(peer),
             SyncResponse::Status(_) => {
-                self.sync = None;
                 self.penalise(peer, Offence::BadResponse, "status for a blocks request");
+                self.back_off(peer);
             }
         }
     }

@@ -112,7 +112,14 @@ impl Topic {
             | TxPayload::ReportMalformed(_)
             | TxPayload::Heartbeat(_)
             | TxPayload::PublishBlob(_) => Topic::Market,
-            _ => Topic::Tx,
+            TxPayload::Transfer(_)
+            | TxPayload::RegisterHandle(_)
+            | TxPayload::RegisterProvider(_)
+            | TxPayload::Stake(_)
+            | TxPayload::Unstake(_)
+            | TxPayload::SubmitJob(_)
+            | TxPayload::Propose(_)
+            | TxPayload::Vote(_) => Topic::Tx,
         }
     }
 }

@@ -147,12 +147,7 @@ impl P2pConfig {
                 });
             }
             v.iter()
-                .map(|a| {
-                    a.parse().map_err(|e| ConfigError::Invalid {
-                        field,
-                        msg: format!("{a:?} is not a multiaddr: {e}"),
-                    })
-                })
+                .map(|a| check_multiaddr(field, a))
                 .collect::<Result<Vec<_>, _>>()
         };
         Ok((
@@ -161,7 +156,7 @@ impl P2pConfig {
         ))
     }
 
-    /// The network key file under `data_dir` unless set.
+    /// The network key file under `data_dir` unless set (`TB_NET_KEY_PATH`).
     pub fn key_path(&self, data_dir: &Path) -> PathBuf {
         self.key_file
             .clone()
@@ -261,9 +256,11 @@ usage: the-block run [--config FILE] [--data-dir DIR] [--network devnet|mainnet]
 Every flag has a TB_* environment variable (flag > variable > config file > default):
   TB_CONFIG TB_DATA_DIR TB_NETWORK TB_RPC_ADDR TB_METRICS_ADDR TB_KEY_FILE
   TB_MINE TB_BLOCK_INTERVAL_MS TB_PROVIDER TB_FABRIC TB_STAKE TB_VERIFIER
-  TB_VERIFY_SHARE_BPS TB_P2P_LISTEN TB_BOOTNODES TB_NET_KEY_PATH TB_P2P
+  TB_VERIFY_SHARE_BPS TB_P2P_LISTEN TB_BOOTNODES TB_NET_KEY_PATH TB_NO_P2P
   (booleans: 1/0/true/false; lists: comma-separated). The peer-to-peer layer listens
-  on /ip4/0.0.0.0/tcp/7171 unless told otherwise; --bootnode may be repeated.";
+  on /ip4/0.0.0.0/tcp/7171 unless told otherwise. Bootnodes are
+  /ip4|ip6/HOST/tcp/PORT/p2p/PEER_ID; --bootnode may be repeated (the flags' list
+  replaces the variable's, which replaces the file's).";
 
 /// Reads the configuration: `--config FILE` (or `TB_CONFIG`), then `TB_*` variables,
 /// then the flags in `args`. `env` is the process environment (a parameter so tests
@@ -338,7 +335,6 @@ const VALUED: &[(&str, &str)] = &[
     ("--p2p-listen", "TB_P2P_LISTEN"),
     ("--bootnode", "TB_BOOTNODES"),
     ("--net-key-file", "TB_NET_KEY_PATH"),
-    ("--p2p", "TB_P2P"),
 ];
 /// Switches, by flag and by variable.
 const SWITCHES: &[(&str, &str)] = &[
@@ -427,7 +423,6 @@ fn set(c: &mut NodeConfig, flag: &str, v: &str) -> Result<(), String> {
         // Repeated flags add up; the variable and the file give the whole list.
         "--bootnode" => c.p2p.bootnodes.extend(list(v)),
         "--net-key-file" => c.p2p.key_file = Some(PathBuf::from(v)),
-        "--p2p" => c.p2p.enabled = parse_bool(v).ok_or("expected 1/0/true/false")?,
         "--no-p2p" => c.p2p.enabled = !parse_bool(v).ok_or("expected 1/0/true/false")?,
         "--mine" | "--provider" | "--verifier" => {
             let on = parse_bool(v).ok_or("expected 1/0/true/false")?;
@@ -440,6 +435,35 @@ fn set(c: &mut NodeConfig, flag: &str, v: &str) -> Result<(), String> {
         _ => return Err("unknown setting".into()),
     }
     Ok(())
+}
+
+/// A listen address (`/ip4|ip6/HOST/tcp/PORT`) or a bootnode (the same with
+/// `/p2p/PEER_ID`): the transport is TCP on IP addresses, with no DNS resolver.
+fn check_multiaddr(field: &'static str, a: &str) -> Result<tb_net::Multiaddr, ConfigError> {
+    use tb_net::libp2p::multiaddr::Protocol as P;
+    let bad = |msg: String| ConfigError::Invalid { field, msg };
+    let m: tb_net::Multiaddr = a
+        .parse()
+        .map_err(|e| bad(format!("{a:?} is not a multiaddr: {e}")))?;
+    let mut it = m.iter();
+    let ip = matches!(it.next(), Some(P::Ip4(_) | P::Ip6(_)));
+    let tcp = matches!(it.next(), Some(P::Tcp(_)));
+    let rest = (it.next(), it.next());
+    let ok = ip
+        && tcp
+        && match field {
+            "p2p.bootnodes" => matches!(rest, (Some(P::P2p(_)), None)),
+            _ => matches!(rest, (None, None)),
+        };
+    if ok {
+        Ok(m)
+    } else if field == "p2p.bootnodes" {
+        Err(bad(format!(
+            "{a:?}: expected /ip4|ip6/HOST/tcp/PORT/p2p/PEER_ID"
+        )))
+    } else {
+        Err(bad(format!("{a:?}: expected /ip4|ip6/HOST/tcp/PORT")))
+    }
 }
 
 /// A comma-separated list (empty items dropped).
@@ -471,6 +495,9 @@ fn apply_flags(
     c: &mut NodeConfig,
     flags: &[(&'static str, Option<String>)],
 ) -> Result<(), ConfigError> {
+    if flags.iter().any(|(f, _)| *f == "--bootnode") {
+        c.p2p.bootnodes.clear();
+    }
     for (flag, v) in flags {
         let v = v.as_deref().unwrap_or("true");
         set(c, flag, v).map_err(|msg| ConfigError::Flag {
@@ -639,6 +666,68 @@ mod tests {
         assert!(matches!(
             load(&args("--block-interval-ms 1"), &none),
             Err(ConfigError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn p2p_addresses_lists_and_switch() {
+        const ID: &str = "12D3KooWKoazrSLKxP19ptyFKRbBruQTLEU5M955r5U61UaFFSbS";
+        let b1 = format!("/ip4/10.0.0.1/tcp/7171/p2p/{ID}");
+        let b2 = format!("/ip6/::1/tcp/7172/p2p/{ID}");
+        let none = |_: &str| None;
+        let c = load(&[], &none).unwrap();
+        assert!(c.p2p.enabled);
+        assert_eq!(c.p2p.listen, vec![P2P_LISTEN_DEFAULT.to_string()]);
+        assert_eq!(c.p2p.key_path(Path::new("d")), PathBuf::from("d/net.key"));
+        // Repeated flags add up and replace the variable's list.
+        let envb = b1.clone();
+        let env = move |n: &str| (n == "TB_BOOTNODES").then(|| envb.clone());
+        assert_eq!(load(&[], &env).unwrap().p2p.bootnodes, vec![b1.clone()]);
+        let c = load(
+            &args(&format!("--bootnode {b2} --bootnode {b2},{b2}")),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.p2p.bootnodes, vec![b2.clone(), b2.clone(), b2.clone()]);
+        let (_, boots) = c.p2p.addrs().unwrap();
+        assert_eq!(boots.len(), 3);
+        let c = load(
+            &args("--no-p2p --p2p-listen /ip4/127.0.0.1/tcp/0 --net-key-file k"),
+            &none,
+        )
+        .unwrap();
+        assert!(!c.p2p.enabled);
+        assert_eq!(c.p2p.key_path(Path::new("d")), PathBuf::from("k"));
+        // Addresses the TCP transport cannot use are refused at the boundary.
+        for bad in [
+            "--p2p-listen nonsense".to_string(),
+            "--p2p-listen /dns4/example.org/tcp/1".to_string(),
+            "--p2p-listen /ip4/1.2.3.4/udp/1".to_string(),
+            format!("--p2p-listen /ip4/1.2.3.4/tcp/1/p2p/{ID}"),
+            "--bootnode /ip4/1.2.3.4/tcp/1".to_string(),
+            format!("--bootnode /dns4/x/tcp/1/p2p/{ID}"),
+        ] {
+            let e = load(&args(&bad), &none).unwrap_err();
+            assert!(matches!(e, ConfigError::Invalid { .. }), "{bad}: {e}");
+        }
+        // An empty listen list is refused unless the network is off.
+        let env = |n: &str| (n == "TB_P2P_LISTEN").then(|| ",".to_string());
+        assert!(matches!(
+            load(&[], &env),
+            Err(ConfigError::Invalid {
+                field: "p2p.listen",
+                ..
+            })
+        ));
+        let env = |n: &str| match n {
+            "TB_P2P_LISTEN" => Some(String::new()),
+            "TB_NO_P2P" => Some("1".into()),
+            _ => None,
+        };
+        assert!(load(&[], &env).is_ok());
+        assert!(matches!(
+            load(&args("--no-p2p=1"), &none),
+            Err(ConfigError::Flag { .. })
         ));
     }
 

@@ -325,10 +325,12 @@ impl Node {
             height: tip,
             total_work: db.tip_total_work(),
         };
-        drop(c);
+        // Under the lock, so concurrent imports announce in commit order (it only
+        // stores the status and wakes the network task: it never blocks).
         if let Some(n) = self.net() {
             n.set_status(status);
         }
+        drop(c);
         {
             let mut h = self.head.0.lock().unwrap_or_else(|p| p.into_inner());
             *h = tip;

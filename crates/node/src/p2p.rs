@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tb_chain::market::records as r;
 use tb_chain::mempool::AdmissionError;
-use tb_chain::{Block, SignedTx};
+use tb_chain::{Block, BlockError, SignedTx};
 use tb_net::{BlockVerdict, Host, Status, TxVerdict};
 use tb_primitives::Id;
 use tb_store::{ImportError, ImportOutcome};
@@ -66,9 +66,21 @@ impl Host for NodeHost {
             Ok(ImportOutcome::AlreadyKnown) => BlockVerdict::Known,
             Ok(_) => BlockVerdict::Imported,
             Err(ImportError::UnknownParent(_)) => BlockVerdict::UnknownParent,
-            Err(e @ (ImportError::Block(_) | ImportError::KnownInvalid(_))) => {
-                BlockVerdict::Invalid(e.to_string())
+            // Depends on the local clock: the sender's may differ; nobody is blamed.
+            Err(e @ ImportError::Block(BlockError::TimestampInFuture { .. })) => {
+                BlockVerdict::Unavailable(e.to_string())
             }
+            // Found by executing the body (this block's or an ancestor's).
+            Err(
+                e @ (ImportError::KnownInvalid(_)
+                | ImportError::Block(
+                    BlockError::BadStateRoot { .. }
+                    | BlockError::BadReceiptsRoot
+                    | BlockError::Tx { .. }
+                    | BlockError::CoinbaseOverflow,
+                )),
+            ) => BlockVerdict::InvalidExecution(e.to_string()),
+            Err(e @ ImportError::Block(_)) => BlockVerdict::Invalid(e.to_string()),
             Err(e @ (ImportError::Store(_) | ImportError::Poisoned)) => {
                 BlockVerdict::Unavailable(e.to_string())
             }
@@ -155,9 +167,10 @@ pub async fn start(
         blob_bytes_max: crate::blobs::BLOB_BYTES_MAX,
         ban: Duration::from_secs(cfg.p2p.ban_secs),
     };
-    let (handle, _task) = tb_net::start(net_cfg, key, Arc::new(NodeHost(node.clone())))
+    let (handle, task) = tb_net::start(net_cfg, key, Arc::new(NodeHost(node.clone())))
         .await
         .map_err(|e| e.to_string())?;
+    tokio::spawn(tb_net::watch(task));
     node.set_net(handle.clone());
     Ok(Some(handle))
 }

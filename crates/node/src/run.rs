@@ -237,13 +237,15 @@ pub fn serve(
     let params = cfg.network.params();
     let node = Node::open(&cfg.data_dir, params, key)?;
     let mempool_file = cfg.data_dir.join("mempool.bin");
-    load_mempool(&node, &mempool_file);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
     let net = rt.block_on(crate::p2p::start(&node, &cfg))?;
+    // After the network: the saved transactions are gossiped again (kept for a retry
+    // until a peer is subscribed).
+    load_mempool(&node, &mempool_file);
     let (rpc_addr, handle) = rt.block_on(crate::rpc::start(
         node.clone(),
         cfg.rpc_addr,

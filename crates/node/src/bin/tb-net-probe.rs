@@ -72,6 +72,7 @@ async fn probe(
     limit: Duration,
 ) -> Result<(), String> {
     let key = tb_net::libp2p::identity::Keypair::generate_ed25519();
+    let me = key.public().to_peer_id();
     let mut swarm = tb_net::build_swarm(
         key,
         params.chain_id,
@@ -142,28 +143,27 @@ async fn probe(
             }
         }
     }
-    // Phase 2: is the node refusing us now?
+    // Phase 2: is the node refusing us now? Refused: the redial fails, or the
+    // connection it opens is closed before any gossip subscription is exchanged.
     let mut refused = false;
     if disconnected {
         let _ = swarm.dial(target.clone());
         let t1 = Instant::now();
-        refused = true;
-        while t1.elapsed() < Duration::from_secs(3) {
+        let mut outcome = None;
+        while t1.elapsed() < Duration::from_secs(5) && outcome.is_none() {
             match tokio::time::timeout(Duration::from_millis(200), swarm.select_next_some()).await {
-                Ok(SwarmEvent::ConnectionEstablished { .. }) => {}
+                Ok(SwarmEvent::OutgoingConnectionError { .. }) => outcome = Some(true),
+                Ok(SwarmEvent::ConnectionClosed { .. }) => outcome = Some(true),
                 Ok(SwarmEvent::Behaviour(BehaviourEvent::Gossip(
                     tb_net::libp2p::gossipsub::Event::Subscribed { .. },
-                ))) => {
-                    // The node kept talking to us: not refused.
-                    refused = false;
-                    break;
-                }
+                ))) => outcome = Some(false),
                 _ => {}
             }
         }
+        refused = outcome == Some(true);
     }
     println!(
-        "{{\"connected\":{},\"sent\":{sent},\"disconnected\":{disconnected},\"refused_after\":{refused},\"secs\":{:.1}}}",
+        "{{\"peer_id\":\"{me}\",\"connected\":{},\"sent\":{sent},\"disconnected\":{disconnected},\"refused_after\":{refused},\"secs\":{:.1}}}",
         peer.is_some(),
         t0.elapsed().as_secs_f64()
     );

@@ -7,6 +7,14 @@
 //!   end to end on a devnet (the real `the-block devnet` binary beside this one): N
 //!   example jobs submitted at once, timed from the first submission to the last
 //!   settlement.
+//! - `tb-node-bench sync [--blocks N] [--txs T]`: sync from genesis over the network: a
+//!   chain of N blocks with T signed transfers each is built directly in a store, a
+//!   node serves it, and a second, empty node (the real binary, bootnoded to the first)
+//!   syncs it; blocks/s and MB/s from the empty node's start to its reaching the tip.
+//! - `tb-node-bench propagate [--nodes K] [--blocks B] [--block-interval-ms M]`: K nodes
+//!   in a line (each bootnoded only to the one before), the first mining; every node's
+//!   head is polled every millisecond and each block's first-seen time per node is
+//!   compared with the miner's: the propagation delay per hop count.
 #![forbid(unsafe_code)]
 
 use serde_json::{json, Value};
@@ -30,7 +38,13 @@ fn main() {
     let r = match args.first().map(String::as_str) {
         Some("rpc") => rpc(opt("--clients", 8) as usize, opt("--secs", 5)),
         Some("settle") => settle(opt("--jobs", 20) as usize, opt("--block-interval-ms", 200)),
-        _ => Err("usage: tb-node-bench rpc [--clients N] [--secs S] | settle [--jobs N] [--block-interval-ms M]".into()),
+        Some("sync") => sync(opt("--blocks", 2_000), opt("--txs", 20) as usize),
+        Some("propagate") => propagate(
+            opt("--nodes", 5) as usize,
+            opt("--blocks", 40),
+            opt("--block-interval-ms", 250),
+        ),
+        _ => Err("usage: tb-node-bench rpc [--clients N] [--secs S] | settle [--jobs N] [--block-interval-ms M] | sync [--blocks N] [--txs T] | propagate [--nodes K] [--blocks B] [--block-interval-ms M]".into()),
     };
     if let Err(e) = r {
         eprintln!("tb-node-bench: {e}");
@@ -256,46 +270,297 @@ fn rpc(clients: usize, secs: u64) -> Result<(), String> {
     Ok(())
 }
 
-fn settle(jobs: usize, interval_ms: u64) -> Result<(), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let bin = exe.with_file_name("the-block");
-    if !bin.exists() {
-        return Err(format!(
-            "{} not built (cargo build --release --bin the-block)",
-            bin.display()
-        ));
+/// A `the-block devnet` child process on free ports; killed when dropped.
+struct Child {
+    child: std::process::Child,
+    info: Value,
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut child = std::process::Command::new(&bin)
-        .arg("devnet")
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["--rpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-        .args(["--block-interval-ms", &interval_ms.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let result = (|| -> Result<(), String> {
+}
+
+impl Child {
+    /// Starts `the-block devnet` in `dir` with `args` and `envs`; waits for `node.json`.
+    fn devnet(
+        dir: &std::path::Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<Child, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let bin = exe.with_file_name("the-block");
+        if !bin.exists() {
+            return Err(format!(
+                "{} not built (cargo build --release --bin the-block)",
+                bin.display()
+            ));
+        }
+        let _ = std::fs::remove_file(dir.join("node.json"));
+        let child = std::process::Command::new(&bin)
+            .arg("devnet")
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--rpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+            .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let mut c = Child {
+            child,
+            info: Value::Null,
+        };
         let t0 = Instant::now();
-        let info: Value = loop {
-            if let Some(v) = std::fs::read_to_string(dir.path().join("node.json"))
+        c.info = loop {
+            if let Some(v) = std::fs::read_to_string(dir.join("node.json"))
                 .ok()
                 .and_then(|s| serde_json::from_str(&s).ok())
             {
                 break v;
             }
-            if t0.elapsed() > Duration::from_secs(30) {
+            if let Ok(Some(st)) = c.child.try_wait() {
+                return Err(format!("the devnet exited at start ({st})"));
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
                 return Err("the devnet did not start".into());
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(20));
         };
-        let addr: SocketAddr = info["rpc"]
+        Ok(c)
+    }
+
+    fn rpc(&self) -> Result<SocketAddr, String> {
+        self.info["rpc"]
             .as_str()
             .ok_or("no rpc")?
             .parse()
-            .map_err(|_| "bad rpc")?;
-        let mut c = Client::connect(addr)?;
+            .map_err(|_| "bad rpc".to_string())
+    }
+
+    fn p2p(&self) -> Result<String, String> {
+        Ok(self.info["p2p"]["listen"][0]
+            .as_str()
+            .ok_or("no p2p address")?
+            .to_string())
+    }
+}
+
+const WORKERS_OFF: [(&str, &str); 3] =
+    [("TB_MINE", "0"), ("TB_PROVIDER", "0"), ("TB_VERIFIER", "0")];
+
+fn height(c: &mut Client) -> Result<(u64, String), String> {
+    let h = c.call("chain.head", json!([]))?;
+    Ok((
+        h["height"].as_u64().ok_or("height")?,
+        h["id"].as_str().ok_or("id")?.to_string(),
+    ))
+}
+
+fn sync(blocks: u64, txs: usize) -> Result<(), String> {
+    use tb_chain::{ChainParams, Transfer};
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let a_dir = dir.path().join("a");
+    let params = ChainParams::devnet();
+    let miner = SecretKey::dev("devnet-miner");
+    let floor = tb_chain::mempool::MempoolConfig::default().fee_floor_per_byte;
+    let t_build = Instant::now();
+    let mut bytes_total = 0usize;
+    {
+        std::fs::create_dir_all(&a_dir).map_err(|e| e.to_string())?;
+        let mut db = tb_store::ChainDb::open(a_dir.join("chain.redb"), params.clone())
+            .map_err(|e| e.to_string())?;
+        let step = params.block_time_target_ms;
+        let start = the_block::node::now_ms() - (blocks + 1) * step;
+        let mut nonce = 0u64;
+        for i in 1..=blocks {
+            let mut batch = Vec::new();
+            if i > 1 {
+                for k in 0..txs {
+                    let p = TxPayload::Transfer(Transfer {
+                        from: miner.address(),
+                        to: SecretKey::dev(&format!("sync-{}", k % 16)).address(),
+                        amount_consumer: 1,
+                        amount_industrial: 0,
+                        fee: 0,
+                        fee_selector: 0,
+                        nonce,
+                        memo: vec![b'm'; 64],
+                    });
+                    nonce += 1;
+                    batch.push(SignedTx::sign_paying_floor(
+                        p,
+                        &miner,
+                        params.chain_id,
+                        floor,
+                    ));
+                }
+            }
+            let mut b = db
+                .build_template(batch.iter(), start + i * step, miner.address())
+                .map_err(|e| e.to_string())?;
+            if b.txs.len() != batch.len() {
+                return Err(format!(
+                    "block {i}: {} of {} transfers fit",
+                    b.txs.len(),
+                    batch.len()
+                ));
+            }
+            b.header = tb_chain::mine(&b.header, 0, u64::MAX).ok_or("no nonce")?;
+            bytes_total += tb_primitives::encode(&b).len();
+            db.import_block(&b, start + i * step)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    println!(
+        "sync: built {blocks} blocks ({txs} transfers each, {:.2} MB) in {:.1} s",
+        bytes_total as f64 / 1e6,
+        t_build.elapsed().as_secs_f64()
+    );
+    let a = Child::devnet(&a_dir, &[], &WORKERS_OFF)?;
+    let boot = a.p2p()?;
+    let t0 = Instant::now();
+    let b = Child::devnet(&dir.path().join("b"), &["--bootnode", &boot], &WORKERS_OFF)?;
+    let t_started = t0.elapsed();
+    let mut c = Client::connect(b.rpc()?)?;
+    let mut first: Option<Duration> = None;
+    loop {
+        let (h, _) = height(&mut c)?;
+        if h > 0 && first.is_none() {
+            first = Some(t0.elapsed());
+        }
+        if h >= blocks {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(900) {
+            return Err(format!("synced {h} of {blocks} blocks in 900 s"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let el = t0.elapsed().as_secs_f64();
+    let (ha, ida) = height(&mut Client::connect(a.rpc()?)?)?;
+    let (hb, idb) = height(&mut c)?;
+    if (ha, &ida) != (hb, &idb) {
+        return Err(format!("tips differ: {ha} {ida} vs {hb} {idb}"));
+    }
+    println!(
+        "sync: an empty node synced {blocks} blocks ({:.2} MB) from one peer in {el:.2} s (process start {:.2} s, first block at {:.2} s): {:.0} blocks/s, {:.2} MB/s",
+        bytes_total as f64 / 1e6,
+        t_started.as_secs_f64(),
+        first.unwrap_or_default().as_secs_f64(),
+        blocks as f64 / el,
+        bytes_total as f64 / 1e6 / el
+    );
+    Ok(())
+}
+
+fn propagate(nodes: usize, blocks: u64, interval_ms: u64) -> Result<(), String> {
+    if nodes < 2 {
+        return Err("--nodes: at least 2".into());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut children: Vec<Child> = Vec::new();
+    for i in 0..nodes {
+        let d = dir.path().join(format!("n{i}"));
+        let interval = interval_ms.to_string();
+        let c = if i == 0 {
+            Child::devnet(
+                &d,
+                &["--block-interval-ms", &interval],
+                &[("TB_MINE", "0"), ("TB_PROVIDER", "0"), ("TB_VERIFIER", "0")],
+            )?
+        } else {
+            let boot = children[i - 1].p2p()?;
+            Child::devnet(&d, &["--bootnode", &boot], &WORKERS_OFF)?
+        };
+        children.push(c);
+    }
+    // Wait for the line to form (each node but the ends has two peers).
+    let t0 = Instant::now();
+    for (i, ch) in children.iter().enumerate() {
+        let want = if i == 0 || i == nodes - 1 { 1 } else { 2 };
+        let mut c = Client::connect(ch.rpc()?)?;
+        loop {
+            let n = c.call("net.info", json!([]))?["peers"]
+                .as_array()
+                .map_or(0, |p| p.len());
+            if n >= want {
+                break;
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                return Err(format!("node {i} has {n} peers"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    std::thread::sleep(Duration::from_secs(2)); // gossip meshes graft on heartbeats
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen: Arc<std::sync::Mutex<Vec<std::collections::HashMap<String, Instant>>>> =
+        Arc::new(std::sync::Mutex::new(vec![Default::default(); nodes]));
+    let mut pollers = Vec::new();
+    for (i, ch) in children.iter().enumerate() {
+        let addr = ch.rpc()?;
+        let (stop, seen) = (stop.clone(), seen.clone());
+        pollers.push(std::thread::spawn(move || -> Result<(), String> {
+            let mut c = Client::connect(addr)?;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (_, id) = height(&mut c)?;
+                let now = Instant::now();
+                seen.lock().unwrap()[i].entry(id).or_insert(now);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(())
+        }));
+    }
+    let mut m = Client::connect(children[0].rpc()?)?;
+    let h0 = height(&mut m)?.0;
+    m.call("start_mining", json!([]))?;
+    loop {
+        if height(&mut m)?.0 >= h0 + blocks {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    m.call("stop_mining", json!([]))?;
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for p in pollers {
+        p.join().map_err(|_| "poller panicked")??;
+    }
+    let seen = seen.lock().unwrap();
+    println!(
+        "propagate: {nodes} nodes in a line, {blocks} blocks mined at node 0 every {interval_ms} ms; delay from node 0's head to node i's head (ms, polled every 1 ms):"
+    );
+    for i in 1..nodes {
+        let mut d: Vec<Duration> = seen[0]
+            .iter()
+            .filter_map(|(id, t)| seen[i].get(id).map(|ti| ti.saturating_duration_since(*t)))
+            .collect();
+        let n = d.len();
+        if n == 0 {
+            return Err(format!("node {i} saw none of node 0's blocks"));
+        }
+        let med = quantile(&mut d, 0.5);
+        let p90 = quantile(&mut d, 0.9);
+        let max = quantile(&mut d, 1.0);
+        println!("  {i} hop(s): {n} blocks, median {med:.1}, p90 {p90:.1}, max {max:.1}");
+    }
+    Ok(())
+}
+
+fn settle(jobs: usize, interval_ms: u64) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let node = Child::devnet(
+        dir.path(),
+        &["--block-interval-ms", &interval_ms.to_string()],
+        &[],
+    )?;
+    let result = (|| -> Result<(), String> {
+        let mut c = Client::connect(node.rpc()?)?;
         let alice = SecretKey::dev("devnet-alice");
         let provider = SecretKey::dev("devnet-provider").address().to_string();
         loop {
@@ -383,7 +648,6 @@ fn settle(jobs: usize, interval_ms: u64) -> Result<(), String> {
         );
         Ok(())
     })();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(node);
     result
 }

@@ -62,7 +62,6 @@ impl Node {
             "TB_P2P_LISTEN",
             "TB_BOOTNODES",
             "TB_NET_KEY_PATH",
-            "TB_P2P",
             "TB_NO_P2P",
         ] {
             cmd.env_remove(k);
