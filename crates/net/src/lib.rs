@@ -18,6 +18,7 @@
 //! thread or a blocking task, never on the swarm's task.
 #![forbid(unsafe_code)]
 
+pub mod fuzzing;
 pub mod peers;
 mod service;
 pub mod wire;
@@ -126,8 +127,8 @@ pub struct NetConfig {
     pub chain_id: u64,
     pub genesis: tb_primitives::Id,
     pub listen: Vec<Multiaddr>,
-    /// Peers dialled at start and redialled while disconnected (each with `/p2p/<id>`,
-    /// or without, in which case any peer id is accepted there).
+    /// Peers dialled at start and redialled while disconnected; each
+    /// `/ip4|ip6/HOST/tcp/PORT/p2p/PEER_ID` (an address without a peer id is skipped).
     pub bootnodes: Vec<Multiaddr>,
     /// Largest encoded block (the gossip message limit follows it).
     pub block_bytes_max: usize,
@@ -179,8 +180,6 @@ pub enum FetchError {
     Timeout(Duration),
     #[error("the network has stopped")]
     Stopped,
-    #[error("blob of {0} bytes is over the limit")]
-    TooLarge(u64),
 }
 
 /// Loads the network key (an Ed25519 secret, 64 hex characters) from `path`, creating

@@ -134,8 +134,10 @@ pub(crate) enum Cmd {
     },
     SyncImported {
         peer: PeerId,
-        imported: usize,
         fault: Option<Offence>,
+        /// The node could not decide on a block (its store, or a timestamp ahead of
+        /// its clock): the rest of the batch was not tried.
+        stopped: bool,
     },
     /// A gossip or sync item left the validation queue (its bytes are free again).
     Dequeued(usize),
@@ -178,6 +180,8 @@ enum Work {
         /// long side chain is followed to its end.
         hint: Option<Id>,
     },
+    /// Nothing: wakes the worker for sync work queued while it waited on gossip.
+    Wake,
 }
 
 /// The validation worker: sync work first (it is what brings the node to the best
@@ -198,6 +202,9 @@ fn worker(
             },
         };
         let (w, bytes) = next;
+        if matches!(w, Work::Wake) {
+            continue;
+        }
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&*host, w)));
         let _ = out.send(Cmd::Dequeued(bytes));
         match r {
@@ -214,6 +221,7 @@ fn worker(
 fn handle(host: &dyn Host, w: Work) -> Cmd {
     {
         match w {
+            Work::Wake => Cmd::Dequeued(0),
             Work::Tx {
                 id,
                 source,
@@ -250,6 +258,7 @@ fn handle(host: &dyn Host, w: Work) -> Cmd {
             Work::SyncBlocks { peer, blocks } => {
                 let mut imported = 0;
                 let mut fault = None;
+                let mut stopped = false;
                 for b in &blocks {
                     match host.import_block(b) {
                         BlockVerdict::Imported => imported += 1,
@@ -266,20 +275,27 @@ fn handle(host: &dyn Host, w: Work) -> Cmd {
                             fault = Some(Offence::InvalidExecution);
                             break;
                         }
-                        BlockVerdict::Unavailable(_) => break,
+                        BlockVerdict::Unavailable(_) => {
+                            stopped = true;
+                            break;
+                        }
                     }
                 }
                 host.count("p2p_sync_blocks_total", &[], imported as u64);
                 Cmd::SyncImported {
                     peer,
-                    imported,
                     fault,
+                    stopped,
                 }
             }
             Work::Locator { peer, hint } => {
                 let mut locator: Vec<Id> = hint.into_iter().collect();
                 locator.extend(host.locator());
-                locator.truncate(LOCATOR_LEN_MAX);
+                // Over the limit only with a hint: drop from the sparse end, keeping
+                // genesis last.
+                while locator.len() > LOCATOR_LEN_MAX {
+                    locator.remove(locator.len() - 2);
+                }
                 Cmd::Locator { peer, locator }
             }
         }
@@ -502,15 +518,15 @@ impl Svc {
             .max();
         if let Some((_, peer)) = best {
             let hint = self.peers.get(&peer).and_then(|p| p.hint);
-            match self.sync_work.try_send((Work::Locator { peer, hint }, 0)) {
-                Ok(()) => {
+            match self.queue_sync(Work::Locator { peer, hint }) {
+                true => {
                     self.sync = Some(SyncJob {
                         peer,
                         since: now,
                         req: None,
                     })
                 }
-                Err(_) => self.host.count("p2p_queue_full_total", &["sync"], 1),
+                false => self.host.count("p2p_queue_full_total", &["sync"], 1),
             }
         }
     }
@@ -526,6 +542,16 @@ impl Svc {
             p.status = None;
             p.hint = None;
         }
+    }
+
+    /// Queues sync work ahead of gossip and wakes the worker if it waits on gossip.
+    fn queue_sync(&mut self, w: Work) -> bool {
+        if self.sync_work.try_send((w, 0)).is_err() {
+            return false;
+        }
+        // When the gossip queue is full the worker is busy and sees the sync work next.
+        let _ = self.work.try_send((Work::Wake, 0));
+        true
     }
 
     fn redial(&mut self) {
@@ -742,14 +768,15 @@ impl Svc {
             }
             Cmd::SyncImported {
                 peer,
-                imported,
                 fault,
+                stopped,
             } => {
                 self.sync = None;
                 if let Some(o) = fault {
                     self.penalise(peer, o, "sync response");
                     self.back_off(peer);
-                } else if imported == 0 && self.peers.get(&peer).is_some_and(|p| p.hint.is_none()) {
+                } else if stopped {
+                    // Not the peer's fault; start again later from the best chain.
                     self.back_off(peer);
                 } else {
                     // More may follow: ask again, from the last block received (a side
@@ -1098,17 +1125,14 @@ impl Svc {
                     }
                     p.hint = Some(last);
                 }
-                match self
-                    .sync_work
-                    .try_send((Work::SyncBlocks { peer, blocks }, 0))
-                {
-                    Ok(()) => {
+                match self.queue_sync(Work::SyncBlocks { peer, blocks }) {
+                    true => {
                         if let Some(s) = self.sync.as_mut() {
                             s.req = None;
                             s.since = Instant::now();
                         }
                     }
-                    Err(_) => {
+                    false => {
                         self.host.count("p2p_queue_full_total", &["sync"], 1);
                         self.sync = None;
                     }
