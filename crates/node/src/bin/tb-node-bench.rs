@@ -421,6 +421,29 @@ fn sync(blocks: u64, txs: usize) -> Result<(), String> {
         bytes_total as f64 / 1e6,
         t_build.elapsed().as_secs_f64()
     );
+    // The baseline in the same run: the same blocks imported into a fresh store
+    // in-process, no network (what the syncing node must do at least).
+    let import_s = {
+        let src = tb_store::ChainDb::open(a_dir.join("chain.redb"), params.clone())
+            .map_err(|e| e.to_string())?;
+        let all: Vec<tb_chain::Block> = (1..=blocks)
+            .map(|h| src.block_at(h).ok().flatten().ok_or(format!("block {h}")))
+            .collect::<Result<_, _>>()?;
+        drop(src);
+        let d2 = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut db = tb_store::ChainDb::open(d2.path().join("chain.redb"), params.clone())
+            .map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        for b in &all {
+            db.import_block(b, the_block::node::now_ms())
+                .map_err(|e| e.to_string())?;
+        }
+        t.elapsed().as_secs_f64()
+    };
+    println!(
+        "sync: baseline: the same {blocks} blocks imported in-process into a fresh store in {import_s:.2} s ({:.0} blocks/s)",
+        blocks as f64 / import_s
+    );
     let a = Child::devnet(&a_dir, &[], &WORKERS_OFF)?;
     let boot = a.p2p()?;
     let t0 = Instant::now();
@@ -454,6 +477,10 @@ fn sync(blocks: u64, txs: usize) -> Result<(), String> {
         first.unwrap_or_default().as_secs_f64(),
         blocks as f64 / el,
         bytes_total as f64 / 1e6 / el
+    );
+    println!(
+        "sync: over the network / in-process import = {:.2}",
+        el / import_s
     );
     Ok(())
 }
