@@ -53,8 +53,11 @@ pub mod limits {
     pub const VALIDATION_QUEUE_MAX: usize = 1024;
     /// Bytes of gossip waiting for validation, likewise.
     pub const VALIDATION_QUEUE_BYTES_MAX: usize = 64 << 20;
-    /// Local messages kept for a retry while no peer is subscribed to their topic.
+    /// Local transactions kept for a retry while no peer is subscribed to their topic
+    /// (blocks are not kept: peers sync them).
     pub const UNPUBLISHED_MAX: usize = 4096;
+    /// Bytes of such transactions.
+    pub const UNPUBLISHED_BYTES_MAX: usize = 16 << 20;
     /// Inbound requests served at once; beyond it the answer is `Busy`.
     pub const SERVING_MAX: usize = 8;
     /// Established connections in all.
@@ -73,6 +76,8 @@ pub trait Host: Send + Sync + 'static {
     fn status(&self) -> Status;
     /// Canonical ids at [`wire::locator_heights`] of the tip.
     fn locator(&self) -> Vec<tb_primitives::Id>;
+    /// Whether the block is on the node's best chain.
+    fn is_canonical(&self, id: &tb_primitives::Id) -> bool;
     /// Canonical blocks after the first id of `locator` on the best chain: at most
     /// `max_blocks`, stopping past `soft_bytes` (at least one block when there is one).
     fn blocks_after(

@@ -101,9 +101,9 @@ impl Scores {
     /// the ban period).
     pub fn penalise(&mut self, peer: PeerId, o: Offence, now: Instant) -> bool {
         if !self.peers.contains_key(&peer) && self.peers.len() >= crate::limits::SCORED_PEERS_MAX {
-            // Make room: forget decayed entries, then any one that is not banned.
-            self.expire(now);
-            if self.peers.len() >= crate::limits::SCORED_PEERS_MAX {
+            // Make room: forget one peer that is not banned (bans are only lifted by
+            // `expire`, which reports them so their blocks are removed too).
+            {
                 let victim = self
                     .peers
                     .iter()

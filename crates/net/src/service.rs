@@ -134,6 +134,8 @@ pub(crate) enum Cmd {
     },
     SyncImported {
         peer: PeerId,
+        /// The sync job this batch belonged to.
+        gen: u64,
         fault: Option<Offence>,
         /// The node could not decide on a block (its store, or a timestamp ahead of
         /// its clock): the rest of the batch was not tried.
@@ -143,6 +145,7 @@ pub(crate) enum Cmd {
     Dequeued(usize),
     Locator {
         peer: PeerId,
+        gen: u64,
         locator: Vec<Id>,
     },
     RespondSync(rr::ResponseChannel<SyncResponse>, SyncResponse),
@@ -172,10 +175,12 @@ enum Work {
     },
     SyncBlocks {
         peer: PeerId,
+        gen: u64,
         blocks: Vec<Block>,
     },
     Locator {
         peer: PeerId,
+        gen: u64,
         /// The last block the peer sent in this sync, put first in the locator so a
         /// long side chain is followed to its end.
         hint: Option<Id>,
@@ -255,7 +260,7 @@ fn handle(host: &dyn Host, w: Work) -> Cmd {
                     verdict,
                 }
             }
-            Work::SyncBlocks { peer, blocks } => {
+            Work::SyncBlocks { peer, gen, blocks } => {
                 let mut imported = 0;
                 let mut fault = None;
                 let mut stopped = false;
@@ -284,11 +289,14 @@ fn handle(host: &dyn Host, w: Work) -> Cmd {
                 host.count("p2p_sync_blocks_total", &[], imported as u64);
                 Cmd::SyncImported {
                     peer,
+                    gen,
                     fault,
                     stopped,
                 }
             }
-            Work::Locator { peer, hint } => {
+            Work::Locator { peer, gen, hint } => {
+                // A hint on the best chain is no better than the node's own tip.
+                let hint = hint.filter(|h| !host.is_canonical(h));
                 let mut locator: Vec<Id> = hint.into_iter().collect();
                 locator.extend(host.locator());
                 // Over the limit only with a hint: drop from the sparse end, keeping
@@ -296,7 +304,7 @@ fn handle(host: &dyn Host, w: Work) -> Cmd {
                 while locator.len() > LOCATOR_LEN_MAX {
                     locator.remove(locator.len() - 2);
                 }
-                Cmd::Locator { peer, locator }
+                Cmd::Locator { peer, gen, locator }
             }
         }
     }
@@ -316,6 +324,8 @@ struct Peer {
 
 struct SyncJob {
     peer: PeerId,
+    /// Tells this job's worker results from a cancelled job's.
+    gen: u64,
     since: Instant,
     req: Option<rr::OutboundRequestId>,
 }
@@ -340,6 +350,7 @@ struct Svc {
     queued_bytes: usize,
     /// Local messages published while no peer was subscribed, retried on the tick.
     unpublished: std::collections::VecDeque<(Topic, Vec<u8>)>,
+    unpublished_bytes: usize,
     cmd_tx: UnboundedSender<Cmd>,
     view: Arc<Mutex<NetView>>,
     local: Arc<Mutex<Status>>,
@@ -347,6 +358,7 @@ struct Svc {
     peers: HashMap<PeerId, Peer>,
     topics: HashMap<TopicHash, Topic>,
     sync: Option<SyncJob>,
+    sync_gen: u64,
     status_reqs: HashMap<rr::OutboundRequestId, PeerId>,
     fetches: HashMap<rr::OutboundRequestId, Fetch>,
     serving: Arc<AtomicUsize>,
@@ -414,12 +426,14 @@ pub(crate) async fn start(
         sync_work: sync_tx,
         queued_bytes: 0,
         unpublished: std::collections::VecDeque::new(),
+        unpublished_bytes: 0,
         cmd_tx,
         view,
         local,
         peers: HashMap::new(),
         topics,
         sync: None,
+        sync_gen: 0,
         status_reqs: HashMap::new(),
         fetches: HashMap::new(),
         serving: Arc::new(AtomicUsize::new(0)),
@@ -518,10 +532,13 @@ impl Svc {
             .max();
         if let Some((_, peer)) = best {
             let hint = self.peers.get(&peer).and_then(|p| p.hint);
-            match self.queue_sync(Work::Locator { peer, hint }) {
+            self.sync_gen += 1;
+            let gen = self.sync_gen;
+            match self.queue_sync(Work::Locator { peer, gen, hint }) {
                 true => {
                     self.sync = Some(SyncJob {
                         peer,
+                        gen,
                         since: now,
                         req: None,
                     })
@@ -630,6 +647,7 @@ impl Svc {
                 let Some((topic, data)) = self.unpublished.pop_front() else {
                     break;
                 };
+                self.unpublished_bytes -= data.len();
                 self.publish(topic, data);
             }
         }
@@ -641,12 +659,19 @@ impl Svc {
         let t = IdentTopic::new(topic.name(self.cfg.chain_id));
         match self.swarm.behaviour_mut().gossip.publish(t, data.clone()) {
             Ok(_) => self.host.count("p2p_published_total", &[topic.label()], 1),
-            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
-                if self.unpublished.len() >= UNPUBLISHED_MAX {
-                    self.unpublished.pop_front();
+            // Blocks are not kept: peers that join later sync them.
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) if topic != Topic::Block => {
+                self.unpublished_bytes += data.len();
+                self.unpublished.push_back((topic, data));
+                while self.unpublished.len() > UNPUBLISHED_MAX
+                    || self.unpublished_bytes > UNPUBLISHED_BYTES_MAX
+                {
+                    let Some((_, d)) = self.unpublished.pop_front() else {
+                        break;
+                    };
+                    self.unpublished_bytes -= d.len();
                     self.host.count("p2p_queue_full_total", &["publish"], 1);
                 }
-                self.unpublished.push_back((topic, data));
             }
             // Already published (a duplicate) or too large: nothing to retry.
             Err(_) => {}
@@ -747,10 +772,10 @@ impl Svc {
                     .gossip
                     .report_message_validation_result(&id, &source, acceptance);
             }
-            Cmd::Locator { peer, locator } => {
-                if self.sync.as_ref().is_some_and(|s| s.peer == peer)
-                    && self.swarm.is_connected(&peer)
-                {
+            Cmd::Locator { peer, gen, locator } => {
+                if self.sync.as_ref().is_none_or(|s| s.gen != gen) {
+                    // A cancelled job's: the current one (if any) is not touched.
+                } else if self.swarm.is_connected(&peer) {
                     let id = self.swarm.behaviour_mut().sync.send_request(
                         &peer,
                         SyncRequest::Blocks {
@@ -768,14 +793,21 @@ impl Svc {
             }
             Cmd::SyncImported {
                 peer,
+                gen,
                 fault,
                 stopped,
             } => {
-                self.sync = None;
                 if let Some(o) = fault {
+                    // A fault is charged whichever job the batch belonged to.
                     self.penalise(peer, o, "sync response");
                     self.back_off(peer);
-                } else if stopped {
+                    return;
+                }
+                if self.sync.as_ref().is_none_or(|s| s.gen != gen) {
+                    return;
+                }
+                self.sync = None;
+                if stopped {
                     // Not the peer's fault; start again later from the best chain.
                     self.back_off(peer);
                 } else {
@@ -795,6 +827,11 @@ impl Svc {
 
     fn fetch_next(&mut self, mut f: Fetch) {
         let now = Instant::now();
+        if f.deadline <= now {
+            self.host.count("p2p_blob_fetches_total", &["timeout"], 1);
+            let _ = f.reply.send(Err(FetchError::Timeout(Duration::ZERO)));
+            return;
+        }
         while let Some(p) = f.candidates.pop() {
             if !self.swarm.is_connected(&p) || self.scores.is_banned(&p, now) {
                 continue;
@@ -1066,7 +1103,9 @@ impl Svc {
                     .as_ref()
                     .is_some_and(|s| s.req == Some(request_id))
                 {
-                    self.sync = None;
+                    // No answer (a timeout, a closed stream): not synced from for a while,
+                    // so a peer that claims work and never answers cannot hold the sync.
+                    self.back_off(peer);
                 }
                 if is_malformed(&error) {
                     self.penalise(peer, Offence::BadResponse, &error.to_string());
@@ -1117,16 +1156,18 @@ impl Svc {
                     self.back_off(peer);
                     return;
                 };
-                if let Some(p) = self.peers.get_mut(&peer) {
-                    if p.hint == Some(last) {
-                        // The same batch again: no progress to be had here now.
-                        self.back_off(peer);
-                        return;
-                    }
-                    p.hint = Some(last);
+                if self.peers.get(&peer).is_some_and(|p| p.hint == Some(last)) {
+                    // The same batch again: no progress to be had here now.
+                    self.back_off(peer);
+                    return;
                 }
-                match self.queue_sync(Work::SyncBlocks { peer, blocks }) {
+                let gen = self.sync.as_ref().map_or(0, |s| s.gen);
+                match self.queue_sync(Work::SyncBlocks { peer, gen, blocks }) {
                     true => {
+                        // Only a queued batch leads the next locator.
+                        if let Some(p) = self.peers.get_mut(&peer) {
+                            p.hint = Some(last);
+                        }
                         if let Some(s) = self.sync.as_mut() {
                             s.req = None;
                             s.since = Instant::now();

@@ -176,8 +176,15 @@ where
             format!("frame of {n} bytes is over the {max}-byte limit"),
         ));
     }
-    let mut buf = vec![0u8; n];
-    io.read_exact(&mut buf).await?;
+    // Grown as bytes arrive: a length prefix alone reserves at most 64 KiB.
+    let mut buf = Vec::with_capacity(n.min(64 << 10));
+    io.take(n as u64).read_to_end(&mut buf).await?;
+    if buf.len() != n {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("frame ended after {} of {n} bytes", buf.len()),
+        ));
+    }
     tb_primitives::decode(&buf, max).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 

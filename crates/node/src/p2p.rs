@@ -32,6 +32,14 @@ impl Host for NodeHost {
             .collect()
     }
 
+    fn is_canonical(&self, id: &Id) -> bool {
+        let c = self.0.core();
+        let Ok(Some(e)) = c.db.header_entry(id) else {
+            return false;
+        };
+        c.db.canonical_id(e.header.height).ok().flatten() == Some(*id)
+    }
+
     fn blocks_after(&self, locator: &[Id], max_blocks: usize, soft_bytes: usize) -> Vec<Block> {
         let c = self.0.core();
         let start = locator.iter().find_map(|id| {
@@ -172,5 +180,7 @@ pub async fn start(
         .map_err(|e| e.to_string())?;
     tokio::spawn(tb_net::watch(task));
     node.set_net(handle.clone());
+    // Blocks the network imported before the handle was set did not announce.
+    handle.set_status(node.net_status());
     Ok(Some(handle))
 }
