@@ -290,3 +290,78 @@ fn peers_sending_invalid_data_are_penalised_and_banned_while_honest_nodes_carry_
     a.ok("stop_mining", json!([]));
     converged(&[&a, &b], 60, "still one head");
 }
+
+#[test]
+fn devnet_nodes_starts_a_joined_local_network_and_stops_it_on_a_signal() {
+    let d = tempfile::tempdir().unwrap();
+    let base = d.path().join("net");
+    let log = std::fs::File::create(d.path().join("parent.log")).unwrap();
+    let mut parent = Command::new(env!("CARGO_BIN_EXE_the-block"))
+        .args(["devnet", "--nodes", "3", "--data-dir"])
+        .arg(&base)
+        .args(["--rpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .args(["--block-interval-ms", "150"])
+        .env_remove("TB_BOOTNODES")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let listing: Value = wait_for(120, "devnet.json", || {
+        if let Ok(Some(st)) = parent.try_wait() {
+            panic!("the devnet exited early ({st})");
+        }
+        serde_json::from_str(&std::fs::read_to_string(base.join("devnet.json")).ok()?).ok()
+    });
+    let nodes = listing["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    let roles: Vec<Value> = nodes.iter().map(|n| n["roles"].clone()).collect();
+    assert_eq!(roles[0], json!(["miner", "verifier"]));
+    assert_eq!(roles[1], json!([]));
+    assert_eq!(roles[2], json!(["provider"]));
+    let rpcs: Vec<std::net::SocketAddr> = nodes
+        .iter()
+        .map(|n| n["node"]["rpc"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let call = |a: std::net::SocketAddr, m: &str| -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": m, "params": []});
+        let (st, text) = support::http(a, "POST", "/", body.to_string().as_bytes());
+        assert_eq!(st, 200, "{text}");
+        serde_json::from_str::<Value>(&text).unwrap()["result"].clone()
+    };
+    // Every node has the other two as peers, and their chains agree at height 3.
+    wait_for(60, "a full mesh", || {
+        rpcs.iter()
+            .all(|a| call(*a, "net.info")["peers"].as_array().map(|p| p.len()) == Some(2))
+            .then_some(())
+    });
+    wait_for(60, "height 3 everywhere", || {
+        rpcs.iter()
+            .all(|a| call(*a, "chain.head")["height"].as_u64() >= Some(3))
+            .then_some(())
+    });
+    let at3: Vec<Value> = rpcs
+        .iter()
+        .map(|a| {
+            let body =
+                json!({"jsonrpc": "2.0", "id": 1, "method": "chain.getBlock", "params": [3]});
+            let (_, text) = support::http(*a, "POST", "/", body.to_string().as_bytes());
+            serde_json::from_str::<Value>(&text).unwrap()["result"]["id"].clone()
+        })
+        .collect();
+    assert!(at3.windows(2).all(|w| w[0] == w[1]), "{at3:?}");
+    // One signal stops all three; the children's data directories stay.
+    let _ = Command::new("kill")
+        .args(["-TERM", &parent.id().to_string()])
+        .status();
+    let st = wait_for(60, "the devnet to exit", || {
+        parent.try_wait().ok().flatten()
+    });
+    assert!(st.success(), "{st}");
+    for i in 0..3 {
+        let dir = base.join(format!("node-{i}"));
+        assert!(!dir.join("node.json").exists(), "node {i} stopped cleanly");
+        assert!(dir.join("chain.redb").exists());
+    }
+    assert!(!base.join("devnet.json").exists());
+}
