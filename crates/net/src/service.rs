@@ -224,88 +224,87 @@ fn worker(
 }
 
 fn handle(host: &dyn Host, w: Work) -> Cmd {
-    {
-        match w {
-            Work::Wake => Cmd::Dequeued(0),
-            Work::Tx {
+    match w {
+        // The worker skips it before calling here; nothing to do either way.
+        Work::Wake => Cmd::Dequeued(0),
+        Work::Tx {
+            id,
+            source,
+            topic,
+            tx,
+        } => {
+            let verdict = match host.admit_tx(tx) {
+                TxVerdict::Admitted => Verdict::Accept,
+                TxVerdict::Ignored(_) => Verdict::Ignore,
+                TxVerdict::Invalid(_) => Verdict::Reject(Offence::InvalidTx),
+            };
+            Cmd::Validated {
                 id,
                 source,
                 topic,
-                tx,
-            } => {
-                let verdict = match host.admit_tx(tx) {
-                    TxVerdict::Admitted => Verdict::Accept,
-                    TxVerdict::Ignored(_) => Verdict::Ignore,
-                    TxVerdict::Invalid(_) => Verdict::Reject(Offence::InvalidTx),
-                };
-                Cmd::Validated {
-                    id,
-                    source,
-                    topic,
-                    verdict,
-                }
+                verdict,
             }
-            Work::Block { id, source, block } => {
-                let verdict = match host.import_block(&block) {
-                    BlockVerdict::Imported => Verdict::Accept,
-                    BlockVerdict::Known | BlockVerdict::Unavailable(_) => Verdict::Ignore,
-                    BlockVerdict::UnknownParent => Verdict::Orphan,
-                    BlockVerdict::Invalid(_) => Verdict::Reject(Offence::InvalidBlock),
-                    BlockVerdict::InvalidExecution(_) => Verdict::Reject(Offence::InvalidExecution),
-                };
-                Cmd::Validated {
-                    id,
-                    source,
-                    topic: Topic::Block,
-                    verdict,
-                }
+        }
+        Work::Block { id, source, block } => {
+            let verdict = match host.import_block(&block) {
+                BlockVerdict::Imported => Verdict::Accept,
+                BlockVerdict::Known | BlockVerdict::Unavailable(_) => Verdict::Ignore,
+                BlockVerdict::UnknownParent => Verdict::Orphan,
+                BlockVerdict::Invalid(_) => Verdict::Reject(Offence::InvalidBlock),
+                BlockVerdict::InvalidExecution(_) => Verdict::Reject(Offence::InvalidExecution),
+            };
+            Cmd::Validated {
+                id,
+                source,
+                topic: Topic::Block,
+                verdict,
             }
-            Work::SyncBlocks { peer, gen, blocks } => {
-                let mut imported = 0;
-                let mut fault = None;
-                let mut stopped = false;
-                for b in &blocks {
-                    match host.import_block(b) {
-                        BlockVerdict::Imported => imported += 1,
-                        BlockVerdict::Known => {}
-                        BlockVerdict::UnknownParent => {
-                            fault = Some(Offence::BadResponse);
-                            break;
-                        }
-                        BlockVerdict::Invalid(_) => {
-                            fault = Some(Offence::InvalidBlock);
-                            break;
-                        }
-                        BlockVerdict::InvalidExecution(_) => {
-                            fault = Some(Offence::InvalidExecution);
-                            break;
-                        }
-                        BlockVerdict::Unavailable(_) => {
-                            stopped = true;
-                            break;
-                        }
+        }
+        Work::SyncBlocks { peer, gen, blocks } => {
+            let mut imported = 0;
+            let mut fault = None;
+            let mut stopped = false;
+            for b in &blocks {
+                match host.import_block(b) {
+                    BlockVerdict::Imported => imported += 1,
+                    BlockVerdict::Known => {}
+                    BlockVerdict::UnknownParent => {
+                        fault = Some(Offence::BadResponse);
+                        break;
+                    }
+                    BlockVerdict::Invalid(_) => {
+                        fault = Some(Offence::InvalidBlock);
+                        break;
+                    }
+                    BlockVerdict::InvalidExecution(_) => {
+                        fault = Some(Offence::InvalidExecution);
+                        break;
+                    }
+                    BlockVerdict::Unavailable(_) => {
+                        stopped = true;
+                        break;
                     }
                 }
-                host.count("p2p_sync_blocks_total", &[], imported as u64);
-                Cmd::SyncImported {
-                    peer,
-                    gen,
-                    fault,
-                    stopped,
-                }
             }
-            Work::Locator { peer, gen, hint } => {
-                // A hint on the best chain is no better than the node's own tip.
-                let hint = hint.filter(|h| !host.is_canonical(h));
-                let mut locator: Vec<Id> = hint.into_iter().collect();
-                locator.extend(host.locator());
-                // Over the limit only with a hint: drop from the sparse end, keeping
-                // genesis last.
-                while locator.len() > LOCATOR_LEN_MAX {
-                    locator.remove(locator.len() - 2);
-                }
-                Cmd::Locator { peer, gen, locator }
+            host.count("p2p_sync_blocks_total", &[], imported as u64);
+            Cmd::SyncImported {
+                peer,
+                gen,
+                fault,
+                stopped,
             }
+        }
+        Work::Locator { peer, gen, hint } => {
+            // A hint on the best chain is no better than the node's own tip.
+            let hint = hint.filter(|h| !host.is_canonical(h));
+            let mut locator: Vec<Id> = hint.into_iter().collect();
+            locator.extend(host.locator());
+            // Over the limit only with a hint: drop from the sparse end, keeping
+            // genesis last.
+            while locator.len() > LOCATOR_LEN_MAX {
+                locator.remove(locator.len() - 2);
+            }
+            Cmd::Locator { peer, gen, locator }
         }
     }
 }
