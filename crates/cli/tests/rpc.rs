@@ -641,6 +641,22 @@ impl Devnet {
         }
     }
 
+    /// Waits until devnet-alice (funded by the miner) holds 20 Industrial tokens;
+    /// returns her key file's path.
+    fn funded_alice(&mut self) -> String {
+        let alice_s = s(&self.key("devnet-alice")).to_string();
+        self.wait_for(
+            "20 industrial tokens for alice",
+            Duration::from_secs(120),
+            |n| {
+                let r = n.tb(&["--json", "balance", &alice_s]);
+                let v: Value = serde_json::from_str(&r.stdout).ok()?;
+                (v["industrial"].as_u64()? >= 20_000_000).then_some(())
+            },
+        );
+        alice_s
+    }
+
     fn key(&self, name: &str) -> PathBuf {
         self.dir
             .path()
@@ -693,27 +709,22 @@ impl Devnet {
     }
 }
 
+/// The `mlp` example built by `tb-cli job build` into `dir`.
+fn build_mlp(dir: &std::path::Path) -> PathBuf {
+    let blob = dir.join("mlp.btj");
+    ok(&["job", "build", "--example", "mlp", "-o", s(&blob)]);
+    blob
+}
+
 #[test]
 fn devnet_end_to_end_submit_wait_receipts_replay() {
     let mut node = Devnet::start(&[]);
-    let alice = node.key("devnet-alice");
-    let alice_s = s(&alice).to_string();
-    // Alice is funded by the miner's rotating rewards.
-    node.wait_for(
-        "20 industrial tokens for alice",
-        Duration::from_secs(120),
-        |n| {
-            let r = n.tb(&["--json", "balance", &alice_s]);
-            let v: Value = serde_json::from_str(&r.stdout).ok()?;
-            (v["industrial"].as_u64()? >= 20_000_000).then_some(())
-        },
-    );
+    let alice_s = node.funded_alice();
     let text = node.expect(&["balance", &alice_s], 0);
     assert!(text.contains("industrial"), "{text}");
 
     let work = TempDir::new().unwrap();
-    let blob = work.path().join("mlp.btj");
-    ok(&["job", "build", "--example", "mlp", "-o", s(&blob)]);
+    let blob = build_mlp(work.path());
     let out = node.expect(
         &[
             "--json",
@@ -822,16 +833,9 @@ fn devnet_end_to_end_submit_wait_receipts_replay() {
 #[test]
 fn devnet_replay_finds_a_wrong_trace() {
     let mut node = Devnet::start(&["--test-corrupt-op", "5", "--verify-share-bps", "0"]);
-    let alice = node.key("devnet-alice");
-    let alice_s = s(&alice).to_string();
-    node.wait_for("funds for alice", Duration::from_secs(120), |n| {
-        let r = n.tb(&["--json", "balance", &alice_s]);
-        let v: Value = serde_json::from_str(&r.stdout).ok()?;
-        (v["industrial"].as_u64()? >= 20_000_000).then_some(())
-    });
+    let alice_s = node.funded_alice();
     let work = TempDir::new().unwrap();
-    let blob = work.path().join("mlp.btj");
-    ok(&["job", "build", "--example", "mlp", "-o", s(&blob)]);
+    let blob = build_mlp(work.path());
     let out = node.expect(
         &[
             "--json",
