@@ -1110,13 +1110,7 @@ impl Svc {
                     self.penalise(peer, Offence::BadResponse, &error.to_string());
                 }
             }
-            rr::Event::InboundFailure { peer, error, .. } => {
-                if let rr::InboundFailure::Io(e) = &error {
-                    if e.kind() == std::io::ErrorKind::InvalidData {
-                        self.penalise(peer, Offence::BadRequest, &e.to_string());
-                    }
-                }
-            }
+            rr::Event::InboundFailure { peer, error, .. } => self.on_inbound_failure(peer, &error),
             rr::Event::ResponseSent { .. } => {}
         }
     }
@@ -1186,6 +1180,15 @@ impl Svc {
         }
     }
 
+    /// An inbound request that did not decode (or broke its frame) is charged.
+    fn on_inbound_failure(&mut self, peer: PeerId, error: &rr::InboundFailure) {
+        if let rr::InboundFailure::Io(e) = error {
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                self.penalise(peer, Offence::BadRequest, &e.to_string());
+            }
+        }
+    }
+
     fn on_blob(&mut self, ev: rr::Event<BlobRequest, BlobResponse>) {
         match ev {
             rr::Event::Message { peer, message, .. } => match message {
@@ -1235,13 +1238,7 @@ impl Svc {
                     self.fetch_next(f);
                 }
             }
-            rr::Event::InboundFailure { peer, error, .. } => {
-                if let rr::InboundFailure::Io(e) = &error {
-                    if e.kind() == std::io::ErrorKind::InvalidData {
-                        self.penalise(peer, Offence::BadRequest, &e.to_string());
-                    }
-                }
-            }
+            rr::Event::InboundFailure { peer, error, .. } => self.on_inbound_failure(peer, &error),
             rr::Event::ResponseSent { .. } => {}
         }
     }
