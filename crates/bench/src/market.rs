@@ -138,6 +138,7 @@ pub fn bench_market_block(
             deadline: h0 + 10_000,
             n_ops: 1,
             outputs: vec![0],
+            model_object: None,
         };
         let qk = queue_key(m, &spec, (i / 10) as u64, &t);
         let escrow = spec.max_price * spec.redundancy as u64;
@@ -159,6 +160,7 @@ pub fn bench_market_block(
             window_end: 0,
             disputes: 0,
             disputes_open: 0,
+            failure: None,
         };
         entries.push((qk, encode(&())));
         entries.push((r::key(Kind::Job, &[&t.0]), encode(&job)));

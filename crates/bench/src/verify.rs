@@ -43,9 +43,19 @@ pub fn bench_receipt_checks(sizes: &[u32], samples: usize) -> Result<(), String>
             tb_chain::devchain::provider_payloads(prov.address(), 4, 100 * MICRO_PER_TOKEN),
         );
         chain.step(&setup);
-        let leaves: Vec<[u8; 32]> = (0..n_ops)
+        // The output op's leaf is the digest of a small published result object.
+        let result = tb_job::ResultObject {
+            outputs: vec![tb_job::ResultTensor {
+                name: "out".into(),
+                shape: vec![32],
+                data: blocktorch::HostData::U8(vec![7; 32]),
+            }],
+        };
+        let result_bytes = result.encode().map_err(|e| e.to_string())?;
+        let mut leaves: Vec<[u8; 32]> = (0..n_ops)
             .map(|i| tb_primitives::sha256_digest(&i.to_le_bytes()).0)
             .collect();
+        leaves[n_ops as usize - 1] = result.output_digest();
         let h = chain.height() + 1;
         let spec = JobSpec {
             blob_sha256: [7; 32],
@@ -60,6 +70,7 @@ pub fn bench_receipt_checks(sizes: &[u32], samples: usize) -> Result<(), String>
             deadline: h + 5_000,
             n_ops,
             outputs: vec![n_ops - 1],
+            model_object: None,
         };
         // The job, then the provider's trace of it (the trace names the task).
         let mut txs = chain.signed(
@@ -76,6 +87,11 @@ pub fn bench_receipt_checks(sizes: &[u32], samples: usize) -> Result<(), String>
         let trace = tb_job::trace_blob(t, prov.address(), &leaves);
         let pubs: Vec<TxPayload> = publish_payloads(&chain.params.market, prov.address(), &trace)
             .into_iter()
+            .chain(publish_payloads(
+                &chain.params.market,
+                prov.address(),
+                &result_bytes,
+            ))
             .map(TxPayload::PublishBlob)
             .collect();
         txs.extend(chain.signed(&prov, pubs));
@@ -95,6 +111,7 @@ pub fn bench_receipt_checks(sizes: &[u32], samples: usize) -> Result<(), String>
             artifact_hash: [3; 32],
             trace_root: tb_job::trace_root(&leaves),
             trace_sha256: tb_job::trace_sha256(t, prov.address(), &leaves),
+            result_sha256: tb_primitives::sha256_digest(&result_bytes).0,
             n_ops: n_ops as u64,
             fabric: "cpu".into(),
             device_hash: [4; 32],
@@ -116,6 +133,7 @@ pub fn bench_receipt_checks(sizes: &[u32], samples: usize) -> Result<(), String>
         let ctx = TxCtx {
             params: &chain.params,
             height: chain.height() + 1,
+            timestamp_ms: 0,
         };
         let mut times = Vec::with_capacity(samples);
         for _ in 0..samples {
@@ -156,8 +174,9 @@ pub fn bench_referee_ops(example: &str, runs: usize) -> Result<(), String> {
         let mut alone = Vec::new();
         for _ in 0..runs {
             let t = Instant::now();
-            let ruling = tb_job::adjudicate(&blob, &shape, &run.trace_root, op as u32, &c.bundle)
-                .map_err(|e| e.to_string())?;
+            let ruling =
+                tb_job::adjudicate(&blob, None, &shape, &run.trace_root, op as u32, &c.bundle)
+                    .map_err(|e| e.to_string())?;
             whole.push(t.elapsed().as_secs_f64() * 1e3);
             if ruling != tb_job::Ruling::Leaf(run.op_digests[op]) {
                 return Err(format!("op {op}: the referee disagrees with an honest run"));

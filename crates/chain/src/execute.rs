@@ -120,11 +120,13 @@ pub struct Fees {
     pub industrial: u64,
 }
 
-/// Where a transaction is applied: the parameters and the height of the block.
+/// Where a transaction is applied: the parameters, the height and the timestamp of
+/// the block (its header's; the chain reads no clock).
 #[derive(Clone, Copy, Debug)]
 pub struct TxCtx<'a> {
     pub params: &'a ChainParams,
     pub height: u64,
+    pub timestamp_ms: u64,
 }
 
 /// Applies one transaction to the overlay. On error the overlay is unchanged.
@@ -214,7 +216,7 @@ pub fn apply_tx(
         TxPayload::Propose(_) | TxPayload::Vote(_) => {
             crate::governance::apply_tx(ov, ctx.params, ctx.height, tx, acc)?
         }
-        _ => crate::market::exec::apply_tx(ov, ctx.params, ctx.height, tx, acc)?,
+        _ => crate::market::exec::apply_tx(ov, ctx, tx, acc)?,
     }
     *fees = new_fees;
     Ok(())
@@ -412,6 +414,7 @@ pub fn execute_block(
             let ctx = TxCtx {
                 params,
                 height: h.height,
+                timestamp_ms: h.timestamp_ms,
             };
             apply_tx(&mut ov, tx, &mut fees, &ctx)
                 .map_err(|error| BlockError::Tx { index, error })?;
@@ -511,7 +514,11 @@ pub fn build_block<'a>(
         if check_stateless(tx, params).is_err() || !tx.verify_signature(params.chain_id) {
             continue;
         }
-        let ctx = TxCtx { params, height };
+        let ctx = TxCtx {
+            params,
+            height,
+            timestamp_ms,
+        };
         if apply_tx(&mut ov, tx, &mut fees, &ctx).is_ok() {
             bytes += len;
             txs.push(tx.clone());

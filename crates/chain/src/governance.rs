@@ -257,7 +257,10 @@ pub struct Proposal {
 pub struct ShadowExample {
     pub task_id: Id,
     pub provider: Address,
-    pub proof_latency_ms: u64,
+    /// The job's lane (its SLA window is the lane's).
+    pub lane: u8,
+    /// Lease-to-delivery delay as the chain saw it, blocks.
+    pub latency_blocks: u64,
     /// Height the receipt was accepted at.
     pub height: u64,
 }
@@ -773,15 +776,9 @@ fn touches_previous(p: &Proposal, names: &[&str]) -> bool {
 /// The shadow hook of receipt acceptance: called for every receipt accepted inside a
 /// live lease, with the active parameters it was judged under. Each shadowing
 /// proposal's report counts it, and records it when the proposal's values would judge
-/// its proof latency differently. At most `proposals_open_max` proposals shadow.
-pub fn shadow_receipt(
-    ov: &mut Overlay<'_>,
-    height: u64,
-    active: &MarketParams,
-    task_id: Id,
-    provider: Address,
-    proof_latency_ms: u64,
-) {
+/// its latency SLA (`example.latency_blocks` against the lane's SLA window) differently.
+/// At most `proposals_open_max` proposals shadow.
+pub fn shadow_receipt(ov: &mut Overlay<'_>, active: &MarketParams, example: ShadowExample) {
     for (k, _) in ov.scan_prefix(&prefix(Kind::Shadowing)) {
         let id = u64_at(&k, 10);
         let p = load(ov, id);
@@ -793,14 +790,9 @@ pub fn shadow_receipt(
             let _ = shadow.set(&c.name, c.value);
         }
         report.receipts_seen += 1;
-        let example = ShadowExample {
-            task_id,
-            provider,
-            proof_latency_ms,
-            height,
-        };
-        let pays_now = proof_latency_ms <= active.proof_verification_budget_ms;
-        let pays_shadow = proof_latency_ms <= shadow.proof_verification_budget_ms;
+        let example = example.clone();
+        let pays_now = example.latency_blocks <= active.sla_window_blocks(example.lane);
+        let pays_shadow = example.latency_blocks <= shadow.sla_window_blocks(example.lane);
         let max = report.examples_max as usize;
         match (pays_now, pays_shadow) {
             (true, false) => {

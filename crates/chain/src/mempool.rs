@@ -1159,6 +1159,7 @@ mod tests {
             let ctx = crate::execute::TxCtx {
                 params: &params(),
                 height: 1,
+                timestamp_ms: 0,
             };
             apply_tx(&mut ov, tx, &mut fees, &ctx).expect("selected tx applies");
         }
@@ -1852,6 +1853,7 @@ mod tests {
                     let ctx = crate::execute::TxCtx {
                         params: &cp,
                         height: 1,
+                        timestamp_ms: 0,
                     };
                     if apply_tx(&mut ov, &tx, &mut Fees::default(), &ctx).is_ok() {
                         let undo = mine(&mut state, std::slice::from_ref(&tx));

@@ -112,8 +112,19 @@ pub struct Heartbeat {
     pub nonce: u64,
 }
 
+/// A published model a job runs (a version 1 job blob names it): the SHA-256 and size
+/// of the model object (the artifact: the program and its weights).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ModelSpec {
+    /// SHA-256 of the model object.
+    pub sha256: [u8; 32],
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
 /// What a requester asks for. Everything here is re-derivable by anyone holding the
-/// job blob (its SHA-256, size, FLOP cost and kernel digest).
+/// job blob (and the model it names): its SHA-256, size, FLOP cost, kernel digest,
+/// shape and model.
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct JobSpec {
     /// SHA-256 of the BlockTorchJobV0 blob.
@@ -141,12 +152,16 @@ pub struct JobSpec {
     /// The op whose output each declared output is, in declaration order
     /// (`tb_job::JobShape`; 1..=16).
     pub outputs: Vec<u32>,
+    /// The published model a version 1 blob names (`None`: the blob carries its
+    /// program). It must be available when the job is submitted, and stays pinned while
+    /// the job may need it.
+    pub model_object: Option<ModelSpec>,
 }
 
 impl JobSpec {
     /// The spec of `job` (decoded from `blob`) for any fabric, model class 0, lane 0, any
-    /// region: everything derived from the blob (digest, size, FLOPs, shape), the price,
-    /// redundancy and deadline as given. `Err` when the job does not validate or has no
+    /// region: everything derived from the blob (digest, size, FLOPs, shape, and the
+    /// model a version 1 blob names), the price, redundancy and deadline as given. `Err` when the job does not validate or has no
     /// trace shape the chain accepts.
     pub fn for_job(
         blob: &[u8],
@@ -170,6 +185,13 @@ impl JobSpec {
             deadline,
             n_ops: shape.n_ops,
             outputs: shape.outputs,
+            model_object: (job.form == tb_job::JobForm::ByReference).then(|| {
+                let m = job.model_ref();
+                ModelSpec {
+                    sha256: m.sha256,
+                    bytes: m.bytes,
+                }
+            }),
         })
     }
 

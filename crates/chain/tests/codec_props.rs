@@ -130,7 +130,11 @@ fn arb_stake() -> impl Strategy<Value = StakeChange> {
 
 fn arb_job_spec() -> impl Strategy<Value = JobSpec> {
     (
-        (any::<u32>(), proptest::collection::vec(any::<u32>(), 0..4)),
+        (
+            any::<u32>(),
+            proptest::collection::vec(any::<u32>(), 0..4),
+            proptest::option::of((any::<[u8; 32]>(), any::<u64>())),
+        ),
         any::<[u8; 32]>(),
         any::<u64>(),
         any::<u64>(),
@@ -144,7 +148,7 @@ fn arb_job_spec() -> impl Strategy<Value = JobSpec> {
     )
         .prop_map(
             |(
-                (n_ops, outputs),
+                (n_ops, outputs, model_object),
                 blob_sha256,
                 blob_bytes,
                 flops,
@@ -168,6 +172,8 @@ fn arb_job_spec() -> impl Strategy<Value = JobSpec> {
                 deadline,
                 n_ops,
                 outputs,
+                model_object: model_object
+                    .map(|(sha256, bytes)| tb_chain::tx::ModelSpec { sha256, bytes }),
             },
         )
 }

@@ -23,11 +23,16 @@ use tb_chain::{ChainParams, SignedTx, TxError, TxPayload};
 use tb_primitives::{Address, Id, SecretKey, MICRO_PER_TOKEN};
 
 const KERNEL: [u8; 32] = [0x5a; 32];
+/// A governable parameter the proposal tests change (telemetry only: no rule reads it).
 const BUDGET: &str = "proof_verification_budget_ms";
+/// The latency SLA the shadow-report test governs.
+const SLA: &str = "latency_sla_bps";
 
 fn params() -> ChainParams {
     let mut p = support::small_market_params();
     p.market.heartbeat_timeout_blocks = 10_000;
+    // A two-block SLA window on the 4-block fast lane.
+    p.market.latency_sla_bps = 5_000;
     let g = &mut p.governance;
     g.voting_blocks = 4;
     g.activation_delay_blocks_min = 2;
@@ -206,6 +211,12 @@ impl World {
             .proof_verification_budget_ms
     }
 
+    fn sla(&self) -> u64 {
+        effective_params(&self.chain.state, &self.chain.params)
+            .market
+            .latency_sla_bps
+    }
+
     /// Submits `n` jobs (redundancy 1) from the requester in one block; returns their ids.
     fn submit(&mut self, n: usize) -> Vec<Id> {
         let req = self.keys.len() - 1;
@@ -228,6 +239,7 @@ impl World {
                             deadline: h + 100,
                             n_ops: 1,
                             outputs: vec![0],
+                            model_object: None,
                         },
                         fee: 10,
                         fee_selector: 1,
@@ -251,25 +263,26 @@ impl World {
         self.keys.iter().position(|k| k.address() == a).unwrap()
     }
 
-    /// The leased provider's receipt for `t`, reporting `latency_ms`; `offset` is the
-    /// number of that provider's transactions earlier in the same block.
-    /// The leased provider's one-leaf trace of `t` and its receipt, reporting
-    /// `latency_ms`; `offset` is the number of that provider's transactions earlier in
+    /// The leased provider's one-leaf trace of `t`, its result object and its receipt
+    /// (the three in one block: the latency the chain measures is from the lease to
+    /// that block); `offset` is the number of that provider's transactions earlier in
     /// the same block.
-    fn receipt(&self, t: Id, latency_ms: u64, offset: u64) -> Vec<SignedTx> {
+    fn receipt(&self, t: Id, offset: u64) -> Vec<SignedTx> {
         let i = self.leased_to(&t);
         let key = self.keys[i].clone();
+        let (result, out) = support::seeded_result([7; 32]);
         let receipt = tb_job::Receipt {
             task_id: t,
             kernel_variant_digest: KERNEL,
             benchmark_commit: String::new(),
             tensor_profile_epoch: [0; 32],
-            proof_latency_ms: latency_ms,
-            output_digest_sha256: [7; 32],
+            proof_latency_ms: 1,
+            output_digest_sha256: out,
+            result_sha256: tb_primitives::sha256_digest(&result).0,
             input_descriptor_hash: [0; 32],
             artifact_hash: [0; 32],
-            trace_root: tb_job::trace_root(&[[7; 32]]),
-            trace_sha256: tb_job::trace_sha256(t, key.address(), &[[7; 32]]),
+            trace_root: tb_job::trace_root(&[out]),
+            trace_sha256: tb_job::trace_sha256(t, key.address(), &[out]),
             n_ops: 1,
             fabric: "cpu".into(),
             device_hash: [0; 32],
@@ -277,20 +290,25 @@ impl World {
         }
         .sign(&key, self.chain.params.chain_id)
         .unwrap();
-        let trace = tb_job::trace_blob(t, key.address(), &[[7; 32]]);
-        let publish = self.tx_n(i, offset, |from, nonce| {
-            TxPayload::PublishBlob(tb_chain::tx::PublishBlob {
-                from,
-                object: tb_primitives::sha256_digest(&trace).0,
-                total_bytes: trace.len() as u64,
-                index: 0,
-                bytes: trace.clone(),
-                fee: 1_000,
-                fee_selector: 1,
-                nonce,
+        let trace = tb_job::trace_blob(t, key.address(), &[out]);
+        let publish = |blob: Vec<u8>, n: u64| {
+            self.tx_n(i, offset + n, |from, nonce| {
+                TxPayload::PublishBlob(tb_chain::tx::PublishBlob {
+                    from,
+                    object: tb_primitives::sha256_digest(&blob).0,
+                    total_bytes: blob.len() as u64,
+                    index: 0,
+                    bytes: blob.clone(),
+                    fee: 1_000,
+                    fee_selector: 1,
+                    nonce,
+                })
             })
-        });
-        let submit = self.tx_n(i, offset + 1, |from, nonce| {
+        };
+        // Publishing is idempotent: the same result object published again (by
+        // another job's receipt) is accepted and changes nothing.
+        let (p1, p2) = (publish(trace, 0), publish(result, 1));
+        let submit = self.tx_n(i, offset + 2, |from, nonce| {
             TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
                 from,
                 task_id: t,
@@ -300,33 +318,33 @@ impl World {
                 nonce,
             }))
         });
-        vec![publish, submit]
+        vec![p1, p2, submit]
     }
 
-    /// Receipts for `jobs` with the given latencies, all in one block.
-    fn receipts(&mut self, jobs: &[(Id, u64)]) -> usize {
+    /// Receipts for `jobs`, all in one block; returns how many were included.
+    fn receipts(&mut self, jobs: &[Id]) -> usize {
         let mut per = vec![0u64; self.keys.len()];
         let txs: Vec<SignedTx> = jobs
             .iter()
-            .flat_map(|(t, lat)| {
+            .flat_map(|t| {
                 let i = self.leased_to(t);
-                let txs = self.receipt(*t, *lat, per[i]);
-                per[i] += 2;
+                let txs = self.receipt(*t, per[i]);
+                per[i] += 3;
                 txs
             })
             .collect();
-        self.step(txs) / 2
+        self.step(txs) / 3
     }
 
     fn payable(&self, t: &Id) -> bool {
         r::job(&self.chain.state, t).unwrap().receipts[0].payable
     }
 
-    /// Proof-latency slashes, by task.
+    /// Latency-SLA slashes, by task.
     fn latency_slashes(&self) -> Vec<Id> {
         query::slashes(&self.chain.state, None)
             .into_iter()
-            .filter(|s| s.reason == SlashReason::ProofLatencyBudget)
+            .filter(|s| s.reason == SlashReason::LatencySla)
             .filter_map(|s| s.task_id)
             .collect()
     }
@@ -343,12 +361,12 @@ fn earliest(w: &World) -> u64 {
 }
 
 #[test]
-fn shadow_then_apply_then_rollback_of_the_proof_budget() {
+fn shadow_then_apply_then_rollback_of_the_latency_sla() {
     let mut w = World::new(&[50, 50, 50]);
-    assert_eq!(w.budget(), 100);
+    assert_eq!(w.sla(), 5_000);
 
-    // 1. Shadow: lower the budget to 40 ms, recorded, not applied.
-    let shadow = w.pass(&[(BUDGET, 40)], ProposalMode::Shadow);
+    // 1. Shadow: halve the SLA window (2 blocks to 1), recorded, not applied.
+    let shadow = w.pass(&[(SLA, 2_500)], ProposalMode::Shadow);
     let p = w.proposal(shadow);
     assert!(
         matches!(p.status, ProposalStatus::Shadowing { since, .. } if since == p.voting_end),
@@ -356,45 +374,54 @@ fn shadow_then_apply_then_rollback_of_the_proof_budget() {
         p.status
     );
     assert_eq!(p.tally.unwrap().yes, 150 * MICRO_PER_TOKEN);
-    assert_eq!(w.budget(), 100, "a shadow proposal changes nothing");
+    assert_eq!(w.sla(), 5_000, "a shadow proposal changes nothing");
 
-    // Receipts with proof latencies 30, 60 and 120 ms.
+    // Three jobs leased in one block, answered 1, 2 and 3 blocks after their lease,
+    // as the chain measures it.
     let jobs = w.submit(3);
     w.step(vec![]);
-    let lat = [30, 60, 120];
-    let pairs: Vec<(Id, u64)> = jobs.iter().copied().zip(lat).collect();
-    assert_eq!(w.receipts(&pairs), 3);
+    assert_eq!(w.receipts(&jobs[..1]), 1);
+    assert_eq!(w.receipts(&jobs[1..2]), 1);
+    let second_at = w.h();
+    assert_eq!(w.receipts(&jobs[2..]), 1);
+    let latencies: Vec<u64> = jobs
+        .iter()
+        .map(|t| r::job(&w.chain.state, t).unwrap().receipts[0].latency_blocks)
+        .collect();
+    assert_eq!(latencies, vec![1, 2, 3]);
     let report: ShadowReport = gov::shadow_report(&w.chain.state, shadow).unwrap();
     assert_eq!(report.receipts_seen, 3);
-    assert_eq!(report.would_violate, 1, "only the 60 ms receipt");
+    assert_eq!(report.would_violate, 1, "only the 2-block receipt");
     assert_eq!(report.would_violate_examples.len(), 1);
     let ex = &report.would_violate_examples[0];
     assert_eq!(
-        (ex.task_id, ex.proof_latency_ms, ex.height),
-        (jobs[1], 60, w.h())
+        (ex.task_id, ex.lane, ex.latency_blocks, ex.height),
+        (jobs[1], 0, 2, second_at)
     );
     assert_eq!(ex.provider, w.addr(w.leased_to_any(&jobs[1])));
-    assert_eq!(report.would_pass, 0, "120 ms is violated either way");
-    assert_eq!(report.diff, vec![(BUDGET.to_string(), 100, 40)]);
-    // The active budget still governs: 30 and 60 are paid, only 120 is slashed.
+    assert_eq!(report.would_pass, 0, "3 blocks is violated either way");
+    assert_eq!(report.diff, vec![(SLA.to_string(), 5_000, 2_500)]);
+    // The active SLA still governs: 1 and 2 blocks are paid, only 3 is slashed.
     assert!(w.payable(&jobs[0]) && w.payable(&jobs[1]) && !w.payable(&jobs[2]));
     assert_eq!(w.latency_slashes(), vec![jobs[2]]);
 
     // 2. Apply the same change.
     let at = earliest(&w) + 5;
-    let apply = w.pass(&[(BUDGET, 40)], apply_at(at));
+    let apply = w.pass(&[(SLA, 2_500)], apply_at(at));
     assert_eq!(w.proposal(apply).status, ProposalStatus::Scheduled { at });
-    // Two jobs leased at the end of block at - 1: a receipt in block `at` is still
-    // judged under 100 ms, one in block at + 1 under 40 ms.
-    w.idle_until(at - 3);
-    let jobs = w.submit(2);
-    assert_eq!(w.h(), at - 2);
+    // Job a leased at the end of block at - 2, job b at the end of at - 1: a's
+    // receipt in block `at` (2 blocks) is still judged under the old window, b's in
+    // block at + 1 (2 blocks) under the new one.
+    w.idle_until(at - 4);
+    let a = w.submit(1)[0];
+    let b = w.submit(1)[0];
     w.step(vec![]);
-    assert_eq!(w.budget(), 100);
-    assert_eq!(w.receipts(&[(jobs[0], 60)]), 1);
+    assert_eq!(w.h(), at - 1);
+    assert_eq!(w.sla(), 5_000);
+    assert_eq!(w.receipts(&[a]), 1);
     assert_eq!(w.h(), at);
-    assert!(w.payable(&jobs[0]), "block `at` runs under the old value");
-    assert_eq!(w.budget(), 40, "active from the block after activate_at");
+    assert!(w.payable(&a), "block `at` runs under the old value");
+    assert_eq!(w.sla(), 2_500, "active from the block after activate_at");
     assert_eq!(
         w.proposal(apply).status,
         ProposalStatus::Active { since: at }
@@ -402,8 +429,8 @@ fn shadow_then_apply_then_rollback_of_the_proof_budget() {
     assert_eq!(
         w.proposal(apply).previous,
         vec![ParamChange {
-            name: BUDGET.into(),
-            value: 100
+            name: SLA.into(),
+            value: 5_000
         }]
     );
     assert_eq!(
@@ -413,9 +440,9 @@ fn shadow_then_apply_then_rollback_of_the_proof_budget() {
             by: Some(apply)
         }
     );
-    assert_eq!(w.receipts(&[(jobs[1], 60)]), 1);
-    assert!(!w.payable(&jobs[1]), "60 ms is now over the budget");
-    assert!(w.latency_slashes().contains(&jobs[1]));
+    assert_eq!(w.receipts(&[b]), 1);
+    assert!(!w.payable(&b), "2 blocks is now past the window");
+    assert!(w.latency_slashes().contains(&b));
     // The shadow counted the receipt of block `at` (it closed at that block's end),
     // and no later one.
     let report = gov::shadow_report(&w.chain.state, shadow).unwrap();
@@ -431,7 +458,7 @@ fn shadow_then_apply_then_rollback_of_the_proof_budget() {
         },
     );
     w.idle_until(at);
-    assert_eq!(w.budget(), 100);
+    assert_eq!(w.sla(), 5_000);
     assert_eq!(
         w.proposal(apply).status,
         ProposalStatus::RolledBack { at, by: rollback }
@@ -935,6 +962,7 @@ fn blocks_follow_an_applied_limit_and_the_mempool_once_told() {
                     deadline: h + 100,
                     n_ops: 1,
                     outputs: vec![0],
+                    model_object: None,
                 },
                 fee: 1_000,
                 fee_selector: 1,

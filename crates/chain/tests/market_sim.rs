@@ -2,7 +2,8 @@
 //! providers register, stake and heartbeat; requesters submit jobs with escrow; the
 //! matcher leases them; providers post signed receipts; challenge windows end; epochs
 //! settle under the cap; faults are slashed. A seeded simulation with honest,
-//! lease-missing, late and slow providers checks conservation after every block, that
+//! lease-missing, late and slow providers (slow: they deliver inside a heartbeat
+//! renewal, past the lane's SLA window) checks conservation after every block, that
 //! no honest provider is ever slashed, that every fault is slashed with its reason, that
 //! payouts equal the pricing formula recomputed here, and that the cap and FIFO
 //! carry-over hold. A failing run prints its seed.
@@ -58,7 +59,8 @@ enum Kindness {
     /// Heartbeats (so its leases are renewed, up to `lease_renewals_max`) but answers
     /// only two blocks after a lease has lapsed.
     Late,
-    /// Answers in time but reports a proof latency over the budget.
+    /// Heartbeats through its lease and answers one block after the lease term, inside
+    /// the renewal: past the latency SLA's window as the chain measures it.
     Slow,
 }
 
@@ -84,7 +86,7 @@ fn receipt_for(
     latency_ms: u64,
 ) -> tb_job::SignedReceipt {
     // Honest replicas agree: the output is a function of the blob.
-    let out = tb_primitives::sha256_digest(&job.spec.blob_sha256).0;
+    let (result, out) = support::seeded_result(job.spec.blob_sha256);
     tb_job::Receipt {
         task_id: t,
         kernel_variant_digest: KERNEL,
@@ -92,6 +94,7 @@ fn receipt_for(
         tensor_profile_epoch: [0; 32],
         proof_latency_ms: latency_ms,
         output_digest_sha256: out,
+        result_sha256: tb_primitives::sha256_digest(&result).0,
         input_descriptor_hash: [1; 32],
         artifact_hash: [2; 32],
         trace_root: tb_job::trace_root(&[out]),
@@ -105,32 +108,37 @@ fn receipt_for(
     .expect("the provider's key")
 }
 
-/// Publishes the receipt's one-leaf trace unless it is already available.
+/// Publishes the receipt's one-leaf trace and its result object, each unless it is
+/// already available.
 fn publish_trace(
     chain: &Chain,
     p: &mut Prov,
+    job: &Job,
     receipt: &tb_job::SignedReceipt,
     txs: &mut Vec<SignedTx>,
 ) {
     let rc = &receipt.receipt;
-    if r::object(&chain.state, &rc.trace_sha256).is_some() {
-        return;
+    let trace = tb_job::trace_blob(rc.task_id, rc.provider, &[rc.output_digest_sha256]);
+    let (result, _) = support::seeded_result(job.spec.blob_sha256);
+    for (id, blob) in [(rc.trace_sha256, trace), (rc.result_sha256, result)] {
+        if r::object(&chain.state, &id).is_some() {
+            continue;
+        }
+        txs.push(sign(
+            TxPayload::PublishBlob(PublishBlob {
+                from: p.key.address(),
+                object: id,
+                total_bytes: blob.len() as u64,
+                index: 0,
+                bytes: blob,
+                fee: 1_000,
+                fee_selector: 1,
+                nonce: next_nonce(&mut p.nonce),
+            }),
+            &p.key,
+            chain,
+        ));
     }
-    let blob = tb_job::trace_blob(rc.task_id, rc.provider, &[rc.output_digest_sha256]);
-    txs.push(sign(
-        TxPayload::PublishBlob(PublishBlob {
-            from: p.key.address(),
-            object: rc.trace_sha256,
-            total_bytes: blob.len() as u64,
-            index: 0,
-            bytes: blob,
-            fee: 1_000,
-            fee_selector: 1,
-            nonce: next_nonce(&mut p.nonce),
-        }),
-        &p.key,
-        chain,
-    ));
 }
 
 fn all<T: borsh::BorshDeserialize + borsh::BorshSerialize>(s: &State, kind: Kind) -> Vec<T> {
@@ -270,6 +278,7 @@ fn run_simulation(seed: u64) {
                     deadline: h + 150,
                     n_ops: 1,
                     outputs: vec![0],
+                    model_object: None,
                 };
                 txs.push(sign(
                     TxPayload::SubmitJob(SubmitJob {
@@ -311,21 +320,23 @@ fn run_simulation(seed: u64) {
                 let Some(lease) = job.leases.iter().find(|l| l.provider == me) else {
                     continue;
                 };
+                // Honest providers take 1 to 4 blocks to answer (never past the lease
+                // term, so several latency buckets are priced); slow ones answer one
+                // block after the lease term, inside the renewal their heartbeats got.
+                let term = chain.params.market.lane_lease_blocks[job.spec.lane as usize];
+                let due = match p.kind {
+                    Kindness::Honest => {
+                        h >= lease.start + 1 + (t.0[0] as u64 + me.0[0] as u64) % 4
+                            && h <= lease.expiry.min(lease.start + term)
+                    }
+                    Kindness::Slow => h == lease.start + term + 1 && h <= lease.expiry,
+                    _ => false,
+                };
                 match p.kind {
-                    // Honest providers take 1 to 4 blocks to answer (never past the
-                    // lease), so several latency buckets are priced.
-                    Kindness::Honest | Kindness::Slow
-                        if h >= lease.start + 1 + (t.0[0] as u64 + me.0[0] as u64) % 4
-                            && h <= lease.expiry =>
-                    {
-                        let latency = if p.kind == Kindness::Slow {
-                            chain.params.market.proof_verification_budget_ms + 1
-                        } else {
-                            40
-                        };
-                        let receipt = receipt_for(&chain, p, *t, job, latency);
+                    Kindness::Honest | Kindness::Slow if due => {
+                        let receipt = receipt_for(&chain, p, *t, job, 40);
                         if job.spec.redundancy == 1 {
-                            publish_trace(&chain, p, &receipt, &mut txs);
+                            publish_trace(&chain, p, job, &receipt, &mut txs);
                         }
                         let payload = if job.spec.redundancy > 1 {
                             TxPayload::SealReceipt(SealReceipt {
@@ -360,13 +371,8 @@ fn run_simulation(seed: u64) {
                     && job.seals.iter().any(|s| s.provider == me)
                     && !job.receipts.iter().any(|x| x.provider == me)
                 {
-                    let latency = if p.kind == Kindness::Slow {
-                        chain.params.market.proof_verification_budget_ms + 1
-                    } else {
-                        40
-                    };
-                    let receipt = receipt_for(&chain, p, *t, job, latency);
-                    publish_trace(&chain, p, &receipt, &mut txs);
+                    let receipt = receipt_for(&chain, p, *t, job, 40);
+                    publish_trace(&chain, p, job, &receipt, &mut txs);
                     txs.push(sign(
                         TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
                             from: me,
@@ -397,7 +403,7 @@ fn run_simulation(seed: u64) {
                         continue;
                     }
                     let receipt = receipt_for(&chain, p, t, job, 40);
-                    publish_trace(&chain, p, &receipt, &mut txs);
+                    publish_trace(&chain, p, job, &receipt, &mut txs);
                     txs.push(sign(
                         TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
                             from: me,
@@ -452,7 +458,7 @@ fn run_simulation(seed: u64) {
             (Kindness::Honest, _) => panic!("seed {seed}: an honest provider was slashed: {sl:?}"),
             (Kindness::LeaseMissing, SlashReason::MissedLease | SlashReason::Availability) => {}
             (Kindness::Late, SlashReason::ReceiptOutsideLease | SlashReason::Availability) => {}
-            (Kindness::Slow, SlashReason::ProofLatencyBudget) => {}
+            (Kindness::Slow, SlashReason::LatencySla) => {}
             (k, reason) => panic!("seed {seed}: {k:?} slashed for {reason:?}"),
         }
         assert!(sl.amount > 0, "seed {seed}: a slash took nothing: {sl:?}");
@@ -460,7 +466,7 @@ fn run_simulation(seed: u64) {
     // Every kind of fault was caught at least once.
     for want in [
         "Late/ReceiptOutsideLease",
-        "Slow/ProofLatencyBudget",
+        "Slow/LatencySla",
         "LeaseMissing/Availability",
     ] {
         assert!(
@@ -468,7 +474,7 @@ fn run_simulation(seed: u64) {
             "seed {seed}: no {want} slash in {by_kind:?}"
         );
     }
-    // Every fault slashed: each slow receipt is a ProofLatencyBudget slash.
+    // Every fault slashed: each slow receipt is a LatencySla slash.
     let jobs: Vec<Job> = all(&chain.state, Kind::Job);
     let slow_receipts = jobs
         .iter()
@@ -477,7 +483,7 @@ fn run_simulation(seed: u64) {
         .count();
     let latency_slashes = slashes
         .iter()
-        .filter(|s| s.reason == SlashReason::ProofLatencyBudget)
+        .filter(|s| s.reason == SlashReason::LatencySla)
         .count();
     assert_eq!(
         slow_receipts, latency_slashes,

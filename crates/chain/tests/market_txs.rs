@@ -115,6 +115,7 @@ impl World {
             deadline: h + 100,
             n_ops: 1,
             outputs: vec![0],
+            model_object: None,
         };
         let tx = self.tx(req, |from| {
             TxPayload::SubmitJob(SubmitJob {
@@ -130,27 +131,32 @@ impl World {
         t
     }
 
-    /// Publishes provider `i`'s one-leaf trace (`[out]`) of `t` in a block of its own.
+    /// Publishes provider `i`'s answer `out` of `t` in a block of its own: the result
+    /// object `support::seeded_result(out)` and the one-leaf trace of its digest.
     fn publish_trace(&mut self, i: usize, t: Id, out: [u8; 32]) {
         let a = self.keys[i].address();
-        let blob = tb_job::trace_blob(t, a, &[out]);
-        let id = tb_primitives::sha256_digest(&blob).0;
-        if r::object(&self.chain.state, &id).is_some() {
-            return;
+        let (result, d) = support::seeded_result(out);
+        let mut txs = Vec::new();
+        for blob in [tb_job::trace_blob(t, a, &[d]), result] {
+            let id = tb_primitives::sha256_digest(&blob).0;
+            if r::object(&self.chain.state, &id).is_some() {
+                continue;
+            }
+            txs.push(self.tx(i, |from| {
+                TxPayload::PublishBlob(PublishBlob {
+                    from,
+                    object: id,
+                    total_bytes: blob.len() as u64,
+                    index: 0,
+                    bytes: blob.clone(),
+                    fee: 1_000,
+                    fee_selector: 1,
+                    nonce: 0,
+                })
+            }));
         }
-        let tx = self.tx(i, |from| {
-            TxPayload::PublishBlob(PublishBlob {
-                from,
-                object: id,
-                total_bytes: blob.len() as u64,
-                index: 0,
-                bytes: blob.clone(),
-                fee: 1_000,
-                fee_selector: 1,
-                nonce: 0,
-            })
-        });
-        assert_eq!(self.step(vec![tx]), 1, "the trace is published");
+        let n = txs.len();
+        assert_eq!(self.step(txs), n, "the trace and result are published");
     }
 
     /// A redundant job's replica: its seal, and the receipt it will reveal.
@@ -213,19 +219,23 @@ impl World {
         })
     }
 
+    /// Provider `i`'s signed receipt of `t` answering `out` (the output digest of
+    /// `support::seeded_result(out)`).
     fn signed(&mut self, i: usize, t: Id, out: [u8; 32], latency_ms: u64) -> tb_job::SignedReceipt {
         let key = self.keys[i].clone();
+        let (result, d) = support::seeded_result(out);
         tb_job::Receipt {
             task_id: t,
             kernel_variant_digest: KERNEL,
             benchmark_commit: String::new(),
             tensor_profile_epoch: [0; 32],
             proof_latency_ms: latency_ms,
-            output_digest_sha256: out,
+            output_digest_sha256: d,
+            result_sha256: tb_primitives::sha256_digest(&result).0,
             input_descriptor_hash: [0; 32],
             artifact_hash: [0; 32],
-            trace_root: tb_job::trace_root(&[out]),
-            trace_sha256: tb_job::trace_sha256(t, key.address(), &[out]),
+            trace_root: tb_job::trace_root(&[d]),
+            trace_sha256: tb_job::trace_sha256(t, key.address(), &[d]),
             n_ops: 1,
             fabric: "cpu".into(),
             device_hash: [0; 32],
@@ -423,24 +433,31 @@ fn each_slash_reason() {
     assert_eq!(w.step(vec![late]), 1, "accepted as evidence");
     let s = query::slashes(&w.chain.state, Some(&w.keys[who].address()));
     assert_eq!(s.last().unwrap().reason, SlashReason::ReceiptOutsideLease);
-    assert_eq!(s.last().unwrap().output_digest, Some([1; 32]));
+    assert_eq!(
+        s.last().unwrap().output_digest,
+        Some(support::seeded_result([1; 32]).1)
+    );
 
-    // Proof latency over the budget: slashed, not paid.
-    let mut w = World::new(2);
+    // Delivered past the latency SLA's window, as the chain measures it (lease height
+    // to receipt height): slashed, not paid. With a quarter of the 4-block lease term,
+    // the window is one block; the receipt lands two blocks after the lease (its
+    // trace is published in the block between). A huge reported `proof_latency_ms`
+    // changes nothing: the provider's own figure is telemetry.
+    let mut w = World::with(2, |p| p.market.latency_sla_bps = 2_500);
     let t = w.submit(1);
     w.idle(1);
     let who = w.leased_to(&t)[0];
-    let slow = w.receipt(
-        who,
-        t,
-        [2; 32],
-        w.chain.params.market.proof_verification_budget_ms + 1,
-    );
+    let slow = w.receipt(who, t, [2; 32], 1);
     assert_eq!(w.step(vec![slow]), 1);
     let s = query::slashes(&w.chain.state, Some(&w.keys[who].address()));
-    assert_eq!(s[0].reason, SlashReason::ProofLatencyBudget);
+    assert_eq!(s[0].reason, SlashReason::LatencySla);
     let job = r::job(&w.chain.state, &t).unwrap();
     assert!(!job.receipts[0].payable);
+    assert_eq!(job.receipts[0].latency_blocks, 2);
+    assert_eq!(
+        job.receipts[0].latency_ms, 2_000,
+        "block timestamps (devchain: 1 s apart)"
+    );
     w.idle(3);
     assert_eq!(
         r::job(&w.chain.state, &t).unwrap().state,
@@ -539,6 +556,7 @@ fn bad_market_transactions_are_refused() {
         deadline: h + 10,
         n_ops: 1,
         outputs: vec![0],
+        model_object: None,
     };
     let params = w.chain.params.clone();
     let cases: Vec<(JobSpec, &str)> = vec![
@@ -720,6 +738,7 @@ fn deadlines_must_fit_a_lease_and_stay_bounded() {
             deadline,
             n_ops: 1,
             outputs: vec![0],
+            model_object: None,
         };
         let tx = w.tx(req, |from| {
             TxPayload::SubmitJob(SubmitJob {

@@ -9,7 +9,7 @@ mod support;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use support::{challenge_payloads, publish, publish_trace, Chain, Example};
+use support::{challenge_payloads, publish, publish_answer, publish_trace, Chain, Example};
 use tb_chain::devchain::provider_payloads;
 use tb_chain::market::audit::{check_running_totals, supply};
 use tb_chain::market::dispute::disputes;
@@ -133,11 +133,12 @@ impl Net {
             .collect()
     }
 
-    /// Provider `i` publishes `leaves` as its trace and submits its receipt (k = 1).
+    /// Provider `i` publishes `leaves` as its trace and its result object, and submits
+    /// its receipt (k = 1).
     fn deliver(&mut self, i: usize, ex: &Example, t: Id, leaves: &[[u8; 32]]) -> usize {
         let k = self.providers[i].clone();
         let receipt = ex.receipt(&k, &self.chain, t, leaves);
-        let mut payloads = publish_trace(&self.chain, k.address(), t, leaves);
+        let mut payloads = publish_answer(&self.chain, k.address(), ex, t, leaves);
         payloads.push(TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
             from: k.address(),
             task_id: t,
@@ -192,15 +193,16 @@ impl Net {
         (txs, receipt)
     }
 
-    /// A replica's reveal: its trace, then the receipt it sealed.
+    /// A replica's reveal: its trace and result object, then the receipt it sealed.
     fn reveal(
         &self,
         k: &SecretKey,
+        ex: &Example,
         t: Id,
         leaves: &[[u8; 32]],
         receipt: tb_job::SignedReceipt,
     ) -> Vec<SignedTx> {
-        let mut payloads = publish_trace(&self.chain, k.address(), t, leaves);
+        let mut payloads = publish_answer(&self.chain, k.address(), ex, t, leaves);
         payloads.push(TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
             from: k.address(),
             task_id: t,
@@ -245,7 +247,11 @@ fn a_corrupting_provider_is_caught_and_slashed_in_every_trial() {
         let mut net = Net::new(2);
         let t = net.submit(ex, 1);
         let liar = net.leased(&t)[0];
-        assert_eq!(net.deliver(liar, ex, t, &theirs), 2, "trace and receipt");
+        assert_eq!(
+            net.deliver(liar, ex, t, &theirs),
+            3,
+            "trace, result and receipt"
+        );
         let job = r::job(&net.chain.state, &t).unwrap();
         assert_eq!(
             job.state,
@@ -306,7 +312,7 @@ fn a_lying_challenger_loses_its_bond_and_the_honest_provider_keeps_its_stake() {
     let ex = Example::new("mlp");
     let mut net = Net::new(1);
     let t = net.submit(&ex, 1);
-    assert_eq!(net.deliver(0, &ex, t, &ex.honest), 2);
+    assert_eq!(net.deliver(0, &ex, t, &ex.honest), 3);
     let p0 = net.providers[0].address();
     let before = net.industrial(&p0);
     let stake = r::provider(&net.chain.state, &p0).unwrap().stake;
@@ -344,7 +350,7 @@ fn a_challenger_withholding_its_evidence_loses_at_the_deadline() {
         .rev()
         .find_map(|op| ex.corrupted(op, 3).map(|l| (op, l)))
         .unwrap();
-    assert_eq!(net.deliver(0, &ex, t, &theirs), 2);
+    assert_eq!(net.deliver(0, &ex, t, &theirs), 3);
     let c = net.challenger.address();
     let before = net.industrial(&c);
     // Even a true accusation is lost if its evidence never appears.
@@ -367,7 +373,7 @@ fn a_bad_bundle_loses_for_its_challenger() {
     let ex = Example::new("mlp");
     let mut net = Net::new(1);
     let t = net.submit(&ex, 1);
-    assert_eq!(net.deliver(0, &ex, t, &ex.honest), 2);
+    assert_eq!(net.deliver(0, &ex, t, &ex.honest), 3);
     // A challenge naming a bundle of the wrong task (published, so available, but bad).
     let op = ex.honest.len() - 1;
     let c = tb_job::build_challenge(&ex.job, Id([9; 32]), &ex.honest, op).unwrap();
@@ -387,7 +393,7 @@ fn challenges_are_refused_outside_the_window_with_bad_proofs_or_small_bonds() {
     let ex = Example::new("train-step");
     let mut net = Net::new(1);
     let t = net.submit(&ex, 1);
-    assert_eq!(net.deliver(0, &ex, t, &ex.honest), 2);
+    assert_eq!(net.deliver(0, &ex, t, &ex.honest), 3);
     let me = net.challenger.address();
     let c = tb_job::build_challenge(&ex.job, t, &ex.honest, 2).unwrap();
     let base = Challenge {
@@ -481,7 +487,7 @@ fn receipts_whose_trace_is_missing_or_inconsistent_are_refused() {
     txs = submit(&net, r3);
     assert_eq!(net.step(&txs), 0, "n_ops is not the job's");
     // The honest one.
-    assert_eq!(net.deliver(0, &ex, t, &ex.honest), 2);
+    assert_eq!(net.deliver(0, &ex, t, &ex.honest), 3);
     assert_eq!(
         r::job(&net.chain.state, &t).unwrap().state,
         JobState::Proven
@@ -522,9 +528,13 @@ fn disagreeing_replicas_are_settled_by_the_referee() {
     );
     let txs: Vec<SignedTx> = reveals
         .into_iter()
-        .flat_map(|(k, leaves, receipt)| net.reveal(&k, t, &leaves, receipt))
+        .flat_map(|(k, leaves, receipt)| net.reveal(&k, &ex, t, &leaves, receipt))
         .collect();
-    assert_eq!(net.step(&txs), 6, "three traces and three receipts");
+    assert_eq!(
+        net.step(&txs),
+        9,
+        "three traces, three result objects (one a no-op) and three receipts"
+    );
     let job = r::job(&net.chain.state, &t).unwrap();
     assert_eq!(job.state, JobState::Disputed);
     let d = disputes(&net.chain.state, &t);
@@ -589,8 +599,8 @@ fn withheld_data_loses_a_silent_replica_and_an_undefended_dispute() {
     let (lazy_seal, _) = net.seal(&lazy, &ex, t, &guess);
     seals.extend(lazy_seal);
     assert_eq!(net.step(&seals), seals.len());
-    let txs = net.reveal(&honest_key, t, &ex.honest, receipt.clone());
-    assert_eq!(net.step(&txs), 2);
+    let txs = net.reveal(&honest_key, &ex, t, &ex.honest, receipt.clone());
+    assert_eq!(net.step(&txs), 3);
     let mut copy = receipt.receipt.clone();
     copy.provider = lazy.address();
     let copy = copy.sign(&lazy, net.chain.params.chain_id).unwrap();
@@ -637,9 +647,9 @@ fn withheld_data_loses_a_silent_replica_and_an_undefended_dispute() {
     assert_eq!(net.step(&seals), seals.len());
     let txs: Vec<SignedTx> = reveals
         .into_iter()
-        .flat_map(|(k, leaves, receipt)| net.reveal(&k, t, &leaves, receipt))
+        .flat_map(|(k, leaves, receipt)| net.reveal(&k, &ex, t, &leaves, receipt))
         .collect();
-    assert_eq!(net.step(&txs), 4);
+    assert_eq!(net.step(&txs), 6);
     assert_eq!(disputes(&net.chain.state, &t)[0].op, op as u32);
     net.idle(net.chain.params.market.evidence_deadline_blocks + 1);
     assert_eq!(
@@ -665,7 +675,7 @@ fn a_blob_that_is_not_its_spec_voids_the_job_without_slashing_anyone() {
     spec.blob_sha256 = tb_primitives::sha256_digest(&garbage).0;
     spec.blob_bytes = garbage.len() as u64;
     let t = net.submit_spec(&garbage, spec);
-    assert_eq!(net.deliver(0, &ex, t, &ex.honest), 2);
+    assert_eq!(net.deliver(0, &ex, t, &ex.honest), 3);
     let c = net.challenger.address();
     let before = net.industrial(&c);
     let (_, fees) = net.challenge(&ex, t, &ex.honest, 3, false);
@@ -715,7 +725,7 @@ fn an_accused_provider_challenging_itself_earns_nothing() {
     let t = net.submit(&ex, 1);
     let op = 2;
     let theirs = (0..64).find_map(|b| ex.corrupted(op, b)).unwrap();
-    assert_eq!(net.deliver(0, &ex, t, &theirs), 2);
+    assert_eq!(net.deliver(0, &ex, t, &theirs), 3);
     // The cheater front-runs any verifier with a true challenge of itself.
     let k = net.providers[0].clone();
     let c = tb_job::build_challenge(&ex.job, t, &theirs, op).unwrap();
@@ -760,10 +770,18 @@ fn a_trace_published_early_by_anyone_does_not_hurt_its_provider() {
     let (sb, rb) = net.seal(&b, &ex, t, &ex.honest);
     seals.extend(sb);
     assert_eq!(net.step(&seals), 2);
-    let mut txs = net.reveal(&a, t, &ex.honest, ra);
-    assert_eq!(txs.len(), 1, "a's trace is already available");
-    txs.extend(net.reveal(&b, t, &ex.honest, rb));
-    assert_eq!(net.step(&txs), 3);
+    let mut txs = net.reveal(&a, &ex, t, &ex.honest, ra);
+    assert_eq!(
+        txs.len(),
+        2,
+        "a's trace is already available: its result and receipt"
+    );
+    txs.extend(net.reveal(&b, &ex, t, &ex.honest, rb));
+    assert_eq!(
+        net.step(&txs),
+        5,
+        "a: result, receipt; b: trace, result, receipt"
+    );
     assert_eq!(
         r::job(&net.chain.state, &t).unwrap().state,
         JobState::Proven
@@ -825,7 +843,9 @@ fn evidence_waiting_for_the_referee_is_never_ruled_withheld() {
         let t = net.submit(&ex, 1);
         let i = net.leased(&t)[0];
         let theirs = (0..64).find_map(|b| ex.corrupted(1, b)).unwrap();
-        assert_eq!(net.deliver(i, &ex, t, &theirs), 2);
+        // The first delivery publishes the (shared) result object; the others find it.
+        let want = if jobs.is_empty() { 3 } else { 2 };
+        assert_eq!(net.deliver(i, &ex, t, &theirs), want);
         jobs.push((t, i, theirs));
     }
     let me = net.challenger.address();
@@ -845,7 +865,10 @@ fn evidence_waiting_for_the_referee_is_never_ruled_withheld() {
     for (t, i, _) in &jobs {
         let d = disputes(&net.chain.state, t);
         assert_eq!(d[0].ruling, Some(Outcome::Referee(ex.honest[1])));
-        assert_eq!(net.slashes_of(*i), vec![SlashReason::LostDispute]);
+        // One slash per job the provider answered (the matcher may give one provider
+        // two of the three).
+        let answered = jobs.iter().filter(|(_, j, _)| j == i).count();
+        assert_eq!(net.slashes_of(*i), vec![SlashReason::LostDispute; answered]);
     }
 }
 
@@ -868,9 +891,9 @@ fn a_party_names_one_bundle_ever() {
     let (sc, rc) = net.seal(&cheat, &ex, t, &theirs);
     seals.extend(sc);
     assert_eq!(net.step(&seals), 2);
-    let mut txs = net.reveal(&honest, t, &ex.honest, rh);
-    txs.extend(net.reveal(&cheat, t, &theirs, rc));
-    assert_eq!(net.step(&txs), 4);
+    let mut txs = net.reveal(&honest, &ex, t, &ex.honest, rh);
+    txs.extend(net.reveal(&cheat, &ex, t, &theirs, rc));
+    assert_eq!(net.step(&txs), 6);
     let supply = |net: &Net, k: &SecretKey, bytes: &[u8]| {
         let mut p = publish(&net.chain, k.address(), bytes);
         p.push(TxPayload::SupplyEvidence(SupplyEvidence {
@@ -919,7 +942,7 @@ fn a_copied_challenge_shares_the_reward_instead_of_taking_it() {
     let t = net.submit(&ex, 1);
     let op = 2;
     let theirs = (0..64).find_map(|b| ex.corrupted(op, b)).unwrap();
-    assert_eq!(net.deliver(0, &ex, t, &theirs), 2);
+    assert_eq!(net.deliver(0, &ex, t, &theirs), 3);
     let c = tb_job::build_challenge(&ex.job, t, &theirs, op).unwrap();
     let (copier, verifier) = (net.requester.clone(), net.challenger.clone());
     let mut txs = net.chain.signed(

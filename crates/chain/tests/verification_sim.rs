@@ -136,6 +136,9 @@ fn provider_step(w: &World, a: &Actor, idx: usize, jobs: &[(Id, Job)]) -> Vec<Tx
                 }));
             } else {
                 publish_once(&mut out, &tb_job::trace_blob(*t, me, &leaves));
+                if let Some(res) = ex.try_result_for(&leaves) {
+                    publish_once(&mut out, &res);
+                }
                 out.push(reveal_payload(a, *t, receipt));
             }
         }
@@ -158,6 +161,9 @@ fn provider_step(w: &World, a: &Actor, idx: usize, jobs: &[(Id, Job)]) -> Vec<Tx
                 _ => {
                     let leaves = answer(w, a, t, idx as u64);
                     publish_once(&mut out, &tb_job::trace_blob(*t, me, &leaves));
+                    if let Some(res) = ex.try_result_for(&leaves) {
+                        publish_once(&mut out, &res);
+                    }
                     let receipt = ex.receipt(&a.key, &w.chain, *t, &leaves);
                     out.push(reveal_payload(a, *t, receipt));
                 }

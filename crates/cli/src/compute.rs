@@ -1,10 +1,18 @@
 //! `tb-cli compute ...`: BlockTorch jobs on a node's market.
 //!
-//! - `submit` checks a job blob here (`tb_job::validate`, `tb_job::JobShape::of`),
-//!   uploads it to the node, publishes it on chain (`PublishBlob` chunks) unless the node
-//!   already has it, and submits the `SubmitJob`, all signed here with consecutive
-//!   nonces; `--wait` follows the job to `Settled` or `Failed`.
-//! - `status`, `receipts` and `stats` print what the node knows.
+//! - `submit` checks a job blob here (`tb_job::validate`, `tb_job::JobShape::of`), asks
+//!   the node who could serve it and at what price (`compute.estimate`; a redundancy no
+//!   provider set can ever meet is refused unless `--force`), publishes the model a
+//!   job names (once; `--by-reference` turns an inline blob into a model and a blob
+//!   that names it) and the job blob at the pace the chain takes them
+//!   (`publish.rs`), and submits the `SubmitJob`, all signed here; `--wait` follows the
+//!   job and ends by writing or printing its verified result.
+//! - `result` fetches a job's result object, recomputes every output digest and the
+//!   combined `output_digest_sha256`, refuses one that does not match the accepted
+//!   receipt, and writes it (safetensors, npy, JSON) or prints it, marked provisional
+//!   until its challenge window closes and final after.
+//! - `status`, `receipts` and `stats` print what the node knows (a failed job's
+//!   reason included).
 //! - `replay` re-executes the job here and compares each receipt's published trace
 //!   with the replay (the same code as `job verify`).
 
@@ -13,17 +21,15 @@ use crate::job::{fields, table};
 use crate::node_cmds::{emit, hex_id, FEE_INDUSTRIAL};
 use crate::rpc_client::{Client, Reply as _};
 use crate::verify::{divergence, replay_leaves};
-use crate::wallet::{load_key, tokens, tokens_arg, ChainInfo, Signer};
+use crate::wallet::{load_key, tokens, tokens_arg, Signer};
 use crate::{CliError, Global, Outcome, EXIT_PROVIDER_WRONG};
 use serde_json::{json, Value};
 use std::io::{IsTerminal as _, Write as _};
 use std::time::{Duration, Instant};
-use tb_chain::market::dispute::publish_payloads;
-use tb_chain::market::MarketParams;
 use tb_chain::tx::{JobSpec, SubmitJob};
-use tb_chain::{ChainParams, TxPayload};
-use tb_job::format::JOB_BLOB_BYTES_MAX;
-use tb_job::{decode_trace, trace_root, validate, Job, JobShape};
+use tb_chain::TxPayload;
+use tb_job::format::{JOB_BLOB_BYTES_MAX, MODEL_BYTES_MAX};
+use tb_job::{decode_trace, trace_root, validate, Job, JobForm, JobShape};
 
 /// Default `--deadline-blocks`: the job must be proven this many blocks after now.
 pub const DEADLINE_BLOCKS_DEFAULT: u64 = 200;
@@ -34,12 +40,16 @@ pub const WAIT_POLL_MS: u64 = 500;
 /// Largest blob `compute submit` also stores in the node's blob store with one
 /// `compute.uploadBlob` (its hex must fit the node's default 8 MiB request limit).
 pub const UPLOAD_BYTES_MAX: usize = 3 * 1024 * 1024;
+/// Bytes read per `compute.getBlob` range when fetching an object (the node returns at
+/// most 16 MiB a call).
+pub const FETCH_RANGE_BYTES: u64 = 8 * 1024 * 1024;
 
 const USAGE: &str = "\
 usage: tb-cli compute COMMAND ...
 
 commands:
   submit FILE --key K --max-price TOKENS   publish a job blob and submit the job
+  result TASK [-o FILE]                    a job's verified result (provisional or final)
   status TASK                              a job's state, leases, receipts, disputes
   receipts TASK                            a job's receipts
   replay TASK                              replay a job here and check every receipt
@@ -51,25 +61,56 @@ const SUBMIT: Spec = Spec {
     command: "compute submit",
     usage: "\
 usage: tb-cli compute submit FILE --key K --max-price TOKENS [--redundancy N]
-                             [--deadline-blocks N] [--wait [--timeout-secs S]] [--json]
+                             [--deadline-blocks N] [--by-reference] [--model MODEL]
+                             [--force] [--dry-run]
+                             [--wait [--provisional] [--timeout-secs S]
+                                     [-o OUT [--format safetensors|npy|json]]] [--json]
 
-Checks the BlockTorchJobV0 blob FILE (it must validate), uploads it to the node and
-publishes it on chain in PublishBlob chunks (skipped when the node already has it), then
-submits the job: its spec is the blob's SHA-256, size, FLOP cost and shape, any kernel
-digest, model class 0, lane 0, any region. MAX-PRICE × REDUNDANCY industrial tokens
-are escrowed; fees are paid in industrial tokens. Prints the SubmitJob transaction id,
-which `compute status` and the other commands accept until the task id is known.
+Checks the job blob FILE (it must validate) and asks the node what the job would meet:
+the providers that could ever serve it and those free now, the price of one replica
+and the height it would be leased at (`compute.estimate`). A redundancy above the
+providers that could ever serve it is refused (with --force it is submitted anyway,
+and fails `unserved` at its deadline).
+
+A blob that names its model (version 1, `job build --model-out`) needs the model on
+chain: MODEL, if given, is published first (once: skipped when already there); without
+it, the model is read back from the node to check the job. --by-reference turns a
+version 0 blob into its model (published once) and a version 1 blob that names it, so
+this and every later job of the model pay for their input only.
+
+The blob and the model are published in PublishBlob chunks at the pace blocks take
+them, resuming an interrupted publication (progress on stderr); the blob also goes to
+the node's blob store. Then the job is submitted: its spec is the blob's SHA-256, size,
+FLOP cost, shape and model, any kernel digest, model class 0, lane 0, any region.
+MAX-PRICE × REDUNDANCY industrial tokens are escrowed; fees are paid in industrial
+tokens. Prints the SubmitJob transaction id, which `compute status` and the other
+commands accept until the task id is known.
 
 options:
   --key K               the requester's key (a name in the keys directory, or a file)
   --max-price TOKENS    most paid per replica
   --redundancy N        replicas (default 1)
   --deadline-blocks N   blocks from now by which it must be proven (default 200)
-  --wait                follow the job until Settled (exit 0) or Failed (exit 1),
-                        showing its progress on stderr
+  --by-reference        submit a version 0 blob as its model and a blob naming it
+  --model MODEL         the model file a version 1 blob names, published if needed
+  --force               submit even when too few providers could ever serve it
+  --dry-run             only print the estimate; submit nothing
+  --wait                follow the job (progress on stderr) until its result is final
+                        (its challenge window closed: exit 0) or it fails (exit 1, with
+                        its reason); then write or print the verified result
+  --provisional         with --wait, stop at the first accepted receipt (provisional)
   --timeout-secs S      give up waiting after S seconds (default 600; exit 1)
-  --json                print JSON: the submission, and with --wait the job at its end",
-    flags: &["--json", "--wait"],
+  -o, --out OUT         with --wait, write the result to OUT
+  --format F            safetensors (default), npy or json (default from OUT's extension)
+  --json                print JSON: the submission, and with --wait the result",
+    flags: &[
+        "--json",
+        "--wait",
+        "--by-reference",
+        "--force",
+        "--dry-run",
+        "--provisional",
+    ],
     options: &[
         ("--key", None),
         ("--max-price", None),
@@ -77,8 +118,34 @@ options:
         ("--deadline-blocks", None),
         ("--timeout-secs", None),
         ("--keys-dir", None),
+        ("--model", None),
+        ("--out", Some("-o")),
+        ("--format", None),
     ],
     positionals: &["FILE"],
+};
+
+const RESULT: Spec = Spec {
+    command: "compute result",
+    usage: "\
+usage: tb-cli compute result TASK [-o OUT] [--format safetensors|npy|json] [--json]
+
+Fetches the job's result object (the outputs its standing receipt commits to),
+recomputes every output digest and the combined output_digest_sha256, and refuses one
+that does not match the accepted receipt (exit 1). The result is available as soon as a
+receipt is accepted: it is `provisional` while its challenge window is open,
+`challenged` or `disputed` while a dispute of it is open, and `final` once the window
+closed unrefuted. A failed job prints its reason (exit 1).
+
+Without -o, prints each output's name, dtype, shape, digest and first elements (with
+--json: every element). With -o, writes OUT: safetensors (every output by name, the
+output digest in the metadata), npy (one file per output: OUT itself for one, else
+OUT's stem + .NAME.npy), or json.
+
+TASK is a task id or the id of the SubmitJob transaction that created it.",
+    flags: &["--json"],
+    options: &[("--out", Some("-o")), ("--format", None)],
+    positionals: &["TASK"],
 };
 
 const STATUS: Spec = Spec {
@@ -141,30 +208,15 @@ pub fn dispatch(g: &Global, args: &[String]) -> Result<Outcome, CliError> {
     match args.first().map(String::as_str) {
         None | Some("-h") | Some("--help") | Some("help") => Ok(Outcome::ok(format!("{USAGE}\n"))),
         Some("submit") => crate::with_spec(g, &SUBMIT, rest, submit),
+        Some("result") => crate::with_spec(g, &RESULT, rest, result),
         Some("status") => crate::with_spec(g, &STATUS, rest, status),
         Some("receipts") => crate::with_spec(g, &RECEIPTS, rest, receipts),
         Some("replay") => crate::with_spec(g, &REPLAY, rest, replay),
         Some("stats") => crate::with_spec(g, &STATS, rest, stats),
         Some(other) => Err(CliError::usage(format!(
-            "unknown compute command {other:?}: expected submit, status, receipts, replay or stats (try `tb-cli compute --help`)"
+            "unknown compute command {other:?}: expected submit, result, status, receipts, replay or stats (try `tb-cli compute --help`)"
         ))),
     }
-}
-
-/// The market parameters `publish_payloads` reads, from `chain.info`: the devnet's,
-/// with the node's chunk size and blob fee.
-fn market_params(chain: &ChainInfo) -> Result<MarketParams, CliError> {
-    let m = chain.raw.field("market")?;
-    let mut p = ChainParams::devnet().market;
-    p.blob_chunk_bytes = m.u64_at("blob_chunk_bytes")?;
-    p.blob_fee_per_kib_micro = m.u64_at("blob_fee_per_kib_micro")?;
-    if p.blob_chunk_bytes == 0 || p.blob_chunk_bytes > JOB_BLOB_BYTES_MAX as u64 {
-        return Err(CliError::fail(format!(
-            "the node reports a blob chunk size of {} bytes",
-            p.blob_chunk_bytes
-        )));
-    }
-    Ok(p)
 }
 
 fn positive<T: PartialOrd + Default + std::str::FromStr>(
@@ -181,6 +233,156 @@ fn positive<T: PartialOrd + Default + std::str::FromStr>(
     Ok(v)
 }
 
+/// Reads an object of `size` bytes from the node in `compute.getBlob` ranges and checks
+/// its SHA-256 (`sha`, hex); `what` names it in errors.
+pub fn fetch_object(
+    client: &Client,
+    sha: &str,
+    size: u64,
+    what: &str,
+) -> Result<Vec<u8>, CliError> {
+    if size > JOB_BLOB_BYTES_MAX as u64 {
+        return Err(CliError::fail(format!(
+            "the node reports {what} of {size} bytes, above the {JOB_BLOB_BYTES_MAX}-byte limit"
+        )));
+    }
+    let mut out = Vec::with_capacity(size as usize);
+    while (out.len() as u64) < size {
+        let at = out.len() as u64;
+        let len = FETCH_RANGE_BYTES.min(size - at);
+        let Some(r) = client.find("compute.getBlob", json!([sha, at, len]))? else {
+            return Err(CliError::fail(format!(
+                "{what} ({sha}) is neither on the node nor published"
+            )));
+        };
+        let part = hex::decode(r.str_at("hex")?)
+            .map_err(|e| CliError::fail(format!("the node sent {what} as bad hex: {e}")))?;
+        if part.is_empty() || part.len() as u64 > len || r.u64_at("bytes")? != size {
+            return Err(CliError::fail(format!(
+                "the node sent a range of {what} that does not fit its size"
+            )));
+        }
+        out.extend_from_slice(&part);
+    }
+    if hex::encode(tb_primitives::sha256_digest(&out).0) != sha {
+        return Err(CliError::fail(format!(
+            "the node sent {what} whose SHA-256 is not {sha}: refused"
+        )));
+    }
+    Ok(out)
+}
+
+/// The job `compute submit` sends: the blob (version 1 when it names a model), the
+/// decoded job, and the model's bytes when it names one.
+struct Submission {
+    blob: Vec<u8>,
+    job: Job,
+    model: Option<Vec<u8>>,
+}
+
+/// Reads FILE (and `--model`, or the model from the node), applying `--by-reference`.
+fn submission(client: &Client, a: &Args) -> Result<Submission, CliError> {
+    let path = &a.positionals[0];
+    let raw = crate::job::read_capped(path, JOB_BLOB_BYTES_MAX, "job blob")?;
+    let model_file = a
+        .value("--model")
+        .map(|m| crate::job::read_capped(m, MODEL_BYTES_MAX, "model"))
+        .transpose()?;
+    let bad = |e: tb_job::JobError| CliError::fail(format!("{path}: not a valid job blob: {e}"));
+    let (job, model) = match Job::model_of(&raw).map_err(bad)? {
+        None => {
+            if model_file.is_some() {
+                return Err(CliError::usage(format!(
+                    "--model applies to a blob that names its model; {path} carries its own \
+                     (use --by-reference to publish it as a model)"
+                )));
+            }
+            (Job::decode(&raw).map_err(bad)?, None)
+        }
+        Some(m) => {
+            if a.flag("--by-reference") {
+                return Err(CliError::usage(format!(
+                    "{path} already names its model (--by-reference is for a version 0 blob)"
+                )));
+            }
+            let sha = hex::encode(m.sha256);
+            let bytes = match model_file {
+                Some(b) => b,
+                None => fetch_object(client, &sha, m.bytes, "the job's model").map_err(|e| {
+                    CliError::fail(format!(
+                        "{path} names model {sha}, which is neither given (--model) nor \
+                         readable from the node ({}): publish it first (`tb-cli model publish`)",
+                        e.message
+                    ))
+                })?,
+            };
+            let job = Job::decode_resolved(&raw, Some(&bytes)).map_err(bad)?;
+            (job, Some(bytes))
+        }
+    };
+    if a.flag("--by-reference") {
+        let job = job.with_form(JobForm::ByReference);
+        let model = job
+            .model_bytes()
+            .map_err(|e| CliError::fail(format!("{path}: {e}")))?;
+        let blob = job
+            .encode()
+            .map_err(|e| CliError::fail(format!("{path}: {e}")))?;
+        return Ok(Submission {
+            blob,
+            job,
+            model: Some(model),
+        });
+    }
+    Ok(Submission {
+        blob: raw,
+        job,
+        model,
+    })
+}
+
+/// A shortened hex id for progress lines.
+fn short_hex(b: &[u8]) -> String {
+    hex::encode(&b[..b.len().min(6)])
+}
+
+fn estimate_text(e: &Value, redundancy: u32) -> String {
+    let capable = e.arr_at("capable").len();
+    let now = e.arr_at("eligible_now").len();
+    let lease = match e.get("expected_lease_height").and_then(Value::as_u64) {
+        Some(h) => format!("height {h} (next block but one)"),
+        None if capable < redundancy as usize => "never: too few providers".into(),
+        None => format!(
+            "when capacity frees up ({} queued job(s) ahead in its lane)",
+            e.text_at("queue_ahead")
+        ),
+    };
+    fields(
+        &[
+            (
+                "providers",
+                format!(
+                    "{capable} could serve it, {now} free now; redundancy {redundancy}{}",
+                    match e.u64_at("shortfall").unwrap_or(0) {
+                        0 => String::new(),
+                        n => format!(" — {n} short"),
+                    }
+                ),
+            ),
+            (
+                "price",
+                format!(
+                    "{}–{} industrial per replica (by delivery latency and availability)",
+                    amount(e, "price_worst_micro"),
+                    amount(e, "price_best_micro")
+                ),
+            ),
+            ("expected lease", lease),
+        ],
+        "",
+    )
+}
+
 fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     let path = &a.positionals[0];
     let max_price = tokens_arg(a, "--max-price")?.ok_or_else(|| {
@@ -195,20 +397,31 @@ fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     let deadline_blocks: u64 = positive(a, "--deadline-blocks", DEADLINE_BLOCKS_DEFAULT)?;
     let timeout_s: u64 = positive(a, "--timeout-secs", WAIT_TIMEOUT_S_DEFAULT)?;
     let wait = a.flag("--wait");
-    if !wait && a.value("--timeout-secs").is_some() {
-        return Err(CliError::usage("--timeout-secs applies to --wait only"));
+    for only_wait in ["--timeout-secs", "--out", "--format"] {
+        if !wait && a.value(only_wait).is_some() {
+            return Err(CliError::usage(format!(
+                "{only_wait} applies to --wait only"
+            )));
+        }
     }
+    if !wait && a.flag("--provisional") {
+        return Err(CliError::usage("--provisional applies to --wait only"));
+    }
+    let format = crate::results::Format::parse(a.value("--format"), a.value("--out"))?;
     let escrow = max_price
         .checked_mul(redundancy as u64)
         .ok_or_else(|| CliError::usage("--max-price × --redundancy is too large"))?;
     let key_arg = a.required("--key")?;
-    let (blob, job) = crate::job::read_job(path)?;
+    let client = g.client()?;
+    let Submission { blob, job, model } = submission(&client, a)?;
     let plan = validate(&job)
         .map_err(|e| CliError::fail(format!("{path}: the job does not validate: {e}")))?;
     let shape = JobShape::of(&job)
         .map_err(|e| CliError::fail(format!("{path}: the chain cannot take this job: {e}")))?;
+    // What every node checks of a leased job: a job it would void is refused here.
+    tb_job::checked_job_plan(&blob, model.as_deref(), &shape)
+        .map_err(|why| CliError::fail(format!("{path}: the chain would void this job: {why}")))?;
     let key = load_key(g, a, key_arg)?;
-    let client = g.client()?;
     let mut s = Signer::new(&client, key)?;
     let industrial = s.account.u64_at("industrial")?;
     if industrial < escrow {
@@ -219,12 +432,48 @@ fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
             tokens(escrow)
         )));
     }
+    let flops = plan.total.flops.min(u64::MAX as u128) as u64;
+    let est = client.get(
+        "compute.estimate",
+        json!([{"flops": flops, "max_price": max_price, "redundancy": redundancy,
+                "blob_bytes": blob.len()}]),
+    )?;
+    let shortfall = est.u64_at("shortfall")?;
+    if a.flag("--dry-run") {
+        let mut v = est.clone();
+        v["dry_run"] = json!(true);
+        return Ok(emit(g, a, &v, || estimate_text(&est, redundancy)));
+    }
+    if shortfall > 0 && !a.flag("--force") {
+        return Err(CliError::fail(format!(
+            "redundancy {redundancy} needs {redundancy} distinct providers that could serve \
+             this job, and the network has {}: {shortfall} short (nothing was submitted; with \
+             --force it would queue and fail `unserved` at its deadline)",
+            est.arr_at("capable").len()
+        )));
+    }
+    if !g.json(a) {
+        eprint!("{}", estimate_text(&est, redundancy));
+    }
+    // The model first (once: skipped when on chain), then the blob.
+    let model_pub = match &model {
+        Some(m) => {
+            let sha = tb_primitives::sha256_digest(m).0;
+            Some(crate::publish::publish(
+                &mut s,
+                m,
+                &format!("model {}…", short_hex(&sha)),
+                FEE_INDUSTRIAL,
+                false,
+            )?)
+        }
+        None => None,
+    };
     let sha = hex::encode(tb_primitives::sha256_digest(&blob).0);
     let has = client.get("compute.hasBlob", json!([sha]))?;
-    let mut chunks = 0usize;
-    // The node's blob store takes the blob in one request (up to UPLOAD_BYTES_MAX);
-    // the chain takes it in published chunks of any size up to the job format's cap.
     if has["stored"] != true && blob.len() <= UPLOAD_BYTES_MAX {
+        // The node's blob store takes a small blob in one request (its providers read
+        // it there first); the chain takes any blob in published chunks.
         let r = client.get("compute.uploadBlob", json!([hex::encode(&blob)]))?;
         if r.str_at("sha256")? != sha {
             return Err(CliError::fail(format!(
@@ -233,16 +482,16 @@ fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
             )));
         }
     }
-    if has["published"] != true {
-        let market = market_params(&s.chain)?;
-        for chunk in publish_payloads(&market, s.address(), &blob) {
-            s.send("submit_tx", TxPayload::PublishBlob(chunk))?;
-            chunks += 1;
-        }
-    }
-    let deadline = s
-        .chain
-        .height
+    let blob_pub = crate::publish::publish(
+        &mut s,
+        &blob,
+        &format!("job blob {}…", &sha[..12]),
+        FEE_INDUSTRIAL,
+        false,
+    )?;
+    // The deadline counts from now: publishing a large model takes blocks.
+    let height = client.get("chain.head", json!([]))?.u64_at("height")?;
+    let deadline = height
         .checked_add(deadline_blocks)
         .ok_or_else(|| CliError::usage("--deadline-blocks is too large"))?;
     let spec = JobSpec::for_job(&blob, &job, max_price, redundancy, deadline)
@@ -262,50 +511,50 @@ fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         "requester": s.address().to_string(),
         "blob_sha256": sha,
         "blob_bytes": blob.len(),
+        "blob": blob_pub.json(),
+        "model": model_pub.as_ref().map(|p| p.json()),
         "n_ops": shape.n_ops,
-        "flops": plan.total.flops as u64,
-        "published_chunks": chunks,
-        "blob_already_published": has["published"] == true,
+        "flops": flops,
         "max_price": max_price,
         "redundancy": redundancy,
         "deadline": deadline,
-        "transactions": s.sent,
+        "estimate": est,
+        "transactions": s.sent.len(),
     });
     let text = || {
-        let mut out = fields(
-            &[
-                (
-                    "job",
-                    format!(
-                        "{path}: {} bytes, {} ops, {} FLOP",
-                        blob.len(),
-                        shape.n_ops,
-                        plan.total.flops
-                    ),
-                ),
-                (
-                    "blob",
-                    if has["published"] == true {
-                        format!("{sha} (already published on chain; not published again)")
-                    } else {
-                        format!("{sha} (uploaded; published in {chunks} chunk(s))")
-                    },
-                ),
-                (
-                    "escrow",
-                    format!(
-                        "{} industrial ({} × {redundancy})",
-                        tokens(escrow),
-                        tokens(max_price)
-                    ),
-                ),
-                ("deadline", format!("height {deadline}")),
-                ("submitted", format!("SubmitJob {tx_id}")),
-            ],
-            "",
-        );
+        let mut rows = vec![(
+            "job",
+            format!(
+                "{path}: {} bytes, {} ops, {} FLOP{}",
+                blob.len(),
+                shape.n_ops,
+                plan.total.flops,
+                match job.form {
+                    JobForm::Inline => "",
+                    JobForm::ByReference => ", names its model",
+                }
+            ),
+        )];
+        if let Some(m) = &model_pub {
+            rows.push(("model", publication_text(m)));
+        }
+        rows.push(("blob", publication_text(&blob_pub)));
+        rows.push((
+            "escrow",
+            format!(
+                "{} industrial ({} × {redundancy})",
+                tokens(escrow),
+                tokens(max_price)
+            ),
+        ));
+        rows.push(("deadline", format!("height {deadline}")));
+        rows.push(("submitted", format!("SubmitJob {tx_id}")));
+        let mut out = fields(&rows, "");
         if !wait {
-            out += &format!("follow it with `tb-cli compute status {tx_id}`\n");
+            out += &format!(
+                "follow it with `tb-cli compute status {tx_id}`; read its answer with \
+                 `tb-cli compute result {tx_id}`\n"
+            );
         }
         out
     };
@@ -320,40 +569,58 @@ fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         .and_then(|()| stdout.flush())
         .map_err(|e| CliError::fail(format!("cannot write to stdout: {e}")))?;
     drop(stdout);
-    let end = wait_for(&client, &tx_id, redundancy, Duration::from_secs(timeout_s))?;
-    Ok(emit(g, a, &end, || status_text(&end)))
+    let r = wait_for(
+        &client,
+        &tx_id,
+        redundancy,
+        a.flag("--provisional"),
+        Duration::from_secs(timeout_s),
+    )?;
+    let task = r.str_at("task_id")?.to_string();
+    show_result(g, a, &client, &task, &r, format)
 }
 
-/// Polls `compute.getJob` until the job is `Settled` (its record) or `Failed`, the
-/// timeout passes or the transaction disappears (errors). Progress goes to stderr: one
-/// line updated in place on a terminal, else a line per change.
+fn publication_text(p: &crate::publish::Published) -> String {
+    if p.already {
+        format!("{} (already on chain; not published again)", p.sha256)
+    } else if p.skipped > 0 {
+        format!(
+            "{} (published: {} chunk(s) sent, {} already on chain)",
+            p.sha256, p.sent, p.skipped
+        )
+    } else {
+        format!("{} (published in {} chunk(s))", p.sha256, p.sent)
+    }
+}
+
+/// Polls `compute.getResult` until the job's result is final (or, with `provisional`,
+/// a receipt is accepted), the job fails, the timeout passes or the transaction
+/// disappears. Progress goes to stderr: one line updated in place on a terminal, else
+/// a line per change. Returns the last `compute.getResult`.
 fn wait_for(
     client: &Client,
     tx_id: &str,
     redundancy: u32,
+    provisional: bool,
     timeout: Duration,
 ) -> Result<Value, CliError> {
     let t0 = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut last = String::new();
-    let mut task = String::new();
     let finish_line = |tty: bool| {
         if tty {
             eprintln!();
         }
     };
     loop {
-        let job = client.find("compute.getJob", json!([tx_id]))?;
+        let r = client.find("compute.getResult", json!([tx_id]))?;
         let height = client.get("chain.head", json!([]))?.u64_at("height")?;
-        let (state, receipts, leases) = match &job {
-            Some(j) => {
-                task = j.str_at("task_id")?.to_string();
-                (
-                    j.str_at("state")?.to_string(),
-                    j.arr_at("receipts").len(),
-                    j.arr_at("leases").len(),
-                )
-            }
+        let (who, state, status) = match &r {
+            Some(r) => (
+                format!("task {}", short(r.str_at("task_id")?)),
+                r.str_at("state")?.to_string(),
+                r.str_at("status")?.to_string(),
+            ),
             None => {
                 if client.find("chain.getTx", json!([tx_id]))?.is_none() {
                     finish_line(tty && !last.is_empty());
@@ -362,17 +629,15 @@ fn wait_for(
                          (dropped from the node's mempool?)"
                     )));
                 }
-                ("Pending".to_string(), 0, 0)
+                (
+                    format!("SubmitJob {}", short(tx_id)),
+                    "Pending".into(),
+                    "pending".into(),
+                )
             }
         };
-        let who = if task.is_empty() {
-            format!("SubmitJob {}", short(tx_id))
-        } else {
-            format!("task {}", short(&task))
-        };
-        let line = format!(
-            "{who}  {state}  receipts {receipts}/{redundancy}  leases {leases}  height {height}"
-        );
+        let line =
+            format!("{who}  {state}  result {status}  redundancy {redundancy}  height {height}");
         if tty {
             eprint!("\r\x1b[2K{line}  ({} s)", t0.elapsed().as_secs());
             let _ = std::io::stderr().flush();
@@ -380,28 +645,182 @@ fn wait_for(
             eprintln!("{line}");
         }
         last = line;
-        match (state.as_str(), job) {
-            ("Settled", Some(j)) => {
+        if let Some(r) = r {
+            let done = match status.as_str() {
+                "final" => true,
+                "provisional" | "challenged" | "disputed" => provisional,
+                "failed" => {
+                    finish_line(tty);
+                    return Err(failed(&r));
+                }
+                _ => false,
+            };
+            if done {
                 finish_line(tty);
-                return Ok(j);
+                return Ok(r);
             }
-            ("Failed", _) => {
-                finish_line(tty);
-                return Err(CliError::fail(format!(
-                    "task {task} failed ({receipts} receipts; `tb-cli compute status {task}` shows why)"
-                )));
-            }
-            _ => {}
         }
         if t0.elapsed() >= timeout {
             finish_line(tty);
             return Err(CliError::fail(format!(
-                "gave up after {} s: {who} is {state} (`tb-cli compute status {tx_id}`)",
+                "gave up after {} s: {who} is {state}, its result {status} (`tb-cli compute status {tx_id}`)",
                 timeout.as_secs()
             )));
         }
         std::thread::sleep(Duration::from_millis(WAIT_POLL_MS));
     }
+}
+
+/// The error of a failed job: its reason.
+fn failed(r: &Value) -> CliError {
+    let f = r.get("failure").cloned().unwrap_or(Value::Null);
+    CliError::fail(format!(
+        "task {} failed at height {}: {} ({})",
+        r.text_at("task_id"),
+        f.text_at("height"),
+        f.text_at("reason"),
+        f.text_at("description")
+    ))
+}
+
+/// The result `compute.getResult` names, fetched and checked: its bytes hash to the
+/// receipt's `result_sha256`, the receipt is on the job's record as the node reports
+/// it, and the outputs give the receipt's output digest. Returns the outputs and the
+/// output digest.
+fn verified_result(
+    client: &Client,
+    task: &str,
+    r: &Value,
+) -> Result<(tb_job::ResultObject, [u8; 32]), CliError> {
+    match r.str_at("status")? {
+        "failed" => return Err(failed(r)),
+        "pending" => {
+            return Err(CliError::fail(format!(
+                "task {task} has no accepted receipt yet (state {}): no result to read",
+                r.text_at("state")
+            )))
+        }
+        _ => {}
+    }
+    let digest_hex = r.str_at("output_digest")?.to_string();
+    let result_sha = r.str_at("result_sha256")?.to_string();
+    let provider = r.str_at("provider")?.to_string();
+    // The receipt on the job's record must be the one the result answers.
+    let job = get_job(client, task)?;
+    let on_record = job.arr_at("receipts").iter().any(|x| {
+        x["provider"] == json!(provider)
+            && x["output_digest"] == json!(digest_hex)
+            && x["result_sha256"] == json!(result_sha)
+            && x["refuted"] != json!(true)
+    });
+    if !on_record {
+        return Err(CliError::fail(format!(
+            "the node's result of task {task} names a receipt that is not the job's standing one: refused"
+        )));
+    }
+    let bytes = match r.get("hex").and_then(Value::as_str) {
+        Some(h) => {
+            let b = hex::decode(h)
+                .map_err(|e| CliError::fail(format!("the node sent the result as bad hex: {e}")))?;
+            if hex::encode(tb_primitives::sha256_digest(&b).0) != result_sha {
+                return Err(CliError::fail(format!(
+                    "the node sent a result whose SHA-256 is not the receipt's {result_sha}: refused"
+                )));
+            }
+            b
+        }
+        None => fetch_object(client, &result_sha, r.u64_at("result_bytes")?, "the result")?,
+    };
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(&digest_hex, &mut digest)
+        .map_err(|_| CliError::fail("the node sent a bad output digest"))?;
+    let outputs = job.u64_at("outputs").ok().map(|n| n as usize);
+    let res = crate::results::verify(
+        &bytes,
+        &digest,
+        outputs,
+        &format!("the result of task {task}"),
+    )?;
+    Ok((res, digest))
+}
+
+/// Writes or prints the verified result of `task` (from its `compute.getResult`).
+fn show_result(
+    g: &Global,
+    a: &Args,
+    client: &Client,
+    task: &str,
+    r: &Value,
+    format: crate::results::Format,
+) -> Result<Outcome, CliError> {
+    let (res, digest) = verified_result(client, task, r)?;
+    let status = r.str_at("status")?;
+    let meaning = match status {
+        "final" => "final: its challenge window closed unrefuted".to_string(),
+        "provisional" => format!(
+            "provisional: challengeable until height {}",
+            r.text_at("window_end")
+        ),
+        "challenged" => "provisional, challenged: the referee rules on it".into(),
+        "disputed" => "provisional, disputed: replicas disagree; the referee decides".into(),
+        other => other.to_string(),
+    };
+    let extra = json!({
+        "task_id": task,
+        "status": status,
+        "final": status == "final",
+        "state": r["state"],
+        "provider": r["provider"],
+        "receipt_hash": r["receipt_hash"],
+        "receipt_height": r["receipt_height"],
+        "result_sha256": r["result_sha256"],
+    });
+    let header = fields(
+        &[
+            ("task id", task.to_string()),
+            ("result", meaning),
+            ("provider", r.text_at("provider")),
+            (
+                "receipt",
+                format!(
+                    "{} at height {}",
+                    r.text_at("receipt_hash"),
+                    r.text_at("receipt_height")
+                ),
+            ),
+            (
+                "output digest",
+                format!("{} (verified)", hex::encode(digest)),
+            ),
+            ("result object", r.text_at("result_sha256")),
+        ],
+        "",
+    );
+    crate::results::emit(
+        &res,
+        &digest,
+        a.value("--out"),
+        format,
+        g.json(a),
+        header,
+        extra,
+    )
+}
+
+fn result(g: &Global, a: &Args) -> Result<Outcome, CliError> {
+    let id = hex_id(&a.positionals[0], "TASK")?;
+    let format = crate::results::Format::parse(a.value("--format"), a.value("--out"))?;
+    if a.value("--format").is_some() && a.value("--out").is_none() {
+        return Err(CliError::usage("--format applies to -o/--out"));
+    }
+    let client = g.client()?;
+    let r = client.find("compute.getResult", json!([id]))?.ok_or_else(|| {
+        CliError::fail(format!(
+            "no job {id}: neither a task id nor an included SubmitJob transaction (a pending one is not a job yet)"
+        ))
+    })?;
+    let task = r.str_at("task_id")?.to_string();
+    show_result(g, a, &client, &task, &r, format)
 }
 
 /// A progress line without its height: what counts as a change.
@@ -505,7 +924,25 @@ fn status_text(j: &Value) -> String {
             ),
             ("retries", j.text_at("retries")),
             ("payouts pending", j.text_at("payouts_pending")),
-        ],
+        ]
+        .into_iter()
+        .chain(
+            j.get("model_sha256")
+                .and_then(Value::as_str)
+                .map(|m| ("model", format!("{m} ({} bytes)", j.text_at("model_bytes")))),
+        )
+        .chain(j.get("failure").filter(|f| !f.is_null()).map(|f| {
+            (
+                "failed",
+                format!(
+                    "at height {}: {} ({})",
+                    f.text_at("height"),
+                    f.text_at("reason"),
+                    f.text_at("description")
+                ),
+            )
+        }))
+        .collect::<Vec<_>>(),
         "",
     );
     let leases = j.arr_at("leases");

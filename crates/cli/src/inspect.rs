@@ -5,34 +5,37 @@ use crate::args::{Args, Spec};
 use crate::job::{fields, read_job, shape, table};
 use crate::json::Json;
 use crate::{CliError, Outcome};
-use tb_job::format::{JOB_MAGIC, JOB_VERSION};
+use tb_job::format::{JOB_MAGIC, JOB_VERSION, JOB_VERSION_BY_REFERENCE};
 use tb_job::program::node_name;
-use tb_job::{validate, InputSlot, Job, Node, Normalisation, Plan};
+use tb_job::{validate, InputSlot, Job, JobForm, Node, Normalisation, Plan};
 
 pub const SPEC: Spec = Spec {
     command: "job inspect",
     usage: "\
-usage: tb-cli job inspect FILE [--json]
+usage: tb-cli job inspect FILE [--model MODEL] [--json]
 
 Decodes and validates a job blob and prints its header, input descriptor, artifact
 (constants, the op table with each op's output dtype, shape, FLOPs and bytes, the
-outputs), the total cost and the artifact and descriptor hashes (SHA-256).
+outputs), the total cost and the artifact and descriptor hashes (SHA-256). A blob that
+names its model (version 1) needs the model file.
 
 options:
-  --json   print one JSON object instead of text",
+  --model MODEL  the model a version 1 blob names (`job build --model-out`)
+  --json         print one JSON object instead of text",
     flags: &["--json"],
-    options: &[],
+    options: &[("--model", None)],
     positionals: &["FILE"],
 };
 
-/// Byte offsets of the artifact and input lengths in the header.
-const ARTIFACT_LEN_AT: usize = 37;
-const INPUT_LEN_AT: usize = 41;
+fn version(job: &Job) -> u8 {
+    match job.form {
+        JobForm::Inline => JOB_VERSION,
+        JobForm::ByReference => JOB_VERSION_BY_REFERENCE,
+    }
+}
 
-fn le_u32(blob: &[u8], at: usize) -> u32 {
-    blob.get(at..at + 4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .unwrap_or(0)
+fn input_bytes(job: &Job) -> u64 {
+    (job.input.len() * job.descriptor.dtype.size_bytes()) as u64
 }
 
 fn normalisation(n: Normalisation) -> &'static str {
@@ -54,7 +57,7 @@ fn value_name(job: &Job, v: u32) -> String {
 
 pub fn inspect(a: &Args) -> Result<Outcome, CliError> {
     let path = &a.positionals[0];
-    let (blob, job) = read_job(path)?;
+    let (blob, job) = read_job(path, a.value("--model"))?;
     let plan = validate(&job)
         .map_err(|e| CliError::fail(format!("{path}: the job does not validate: {e}")))?;
     let out = if a.flag("--json") {
@@ -73,10 +76,25 @@ fn text(blob: &[u8], job: &Job, plan: &Plan) -> String {
     s += &fields(
         &[
             ("magic", String::from_utf8_lossy(&JOB_MAGIC).into_owned()),
-            ("version", JOB_VERSION.to_string()),
+            (
+                "version",
+                match job.form {
+                    JobForm::Inline => format!("{JOB_VERSION} (the artifact inline)"),
+                    JobForm::ByReference => {
+                        format!("{JOB_VERSION_BY_REFERENCE} (names its model)")
+                    }
+                },
+            ),
             ("kernel digest", hex::encode(job.kernel_digest)),
-            ("artifact bytes", le_u32(blob, ARTIFACT_LEN_AT).to_string()),
-            ("input bytes", le_u32(blob, INPUT_LEN_AT).to_string()),
+            (
+                "model",
+                match job.form {
+                    JobForm::Inline => "inline".into(),
+                    JobForm::ByReference => hex::encode(job.artifact_hash),
+                },
+            ),
+            ("artifact bytes", job.artifact_bytes.to_string()),
+            ("input bytes", input_bytes(job).to_string()),
             ("blob bytes", blob.len().to_string()),
             ("task id", Job::task_id(blob).to_hex()),
         ],
@@ -213,10 +231,17 @@ fn json(blob: &[u8], job: &Job, plan: &Plan) -> Json {
     let nc = p.consts.len();
     let header = Json::Obj(vec![
         ("magic", Json::str(String::from_utf8_lossy(&JOB_MAGIC))),
-        ("version", Json::int(JOB_VERSION)),
+        ("version", Json::int(version(job))),
         ("kernel_digest", Json::hex(job.kernel_digest)),
-        ("artifact_bytes", Json::int(le_u32(blob, ARTIFACT_LEN_AT))),
-        ("input_bytes", Json::int(le_u32(blob, INPUT_LEN_AT))),
+        (
+            "model_sha256",
+            match job.form {
+                JobForm::Inline => Json::Null,
+                JobForm::ByReference => Json::hex(job.artifact_hash),
+            },
+        ),
+        ("artifact_bytes", Json::int(job.artifact_bytes)),
+        ("input_bytes", Json::int(input_bytes(job))),
         ("blob_bytes", Json::int(blob.len() as u64)),
         ("task_id", Json::str(Job::task_id(blob).to_hex())),
     ]);

@@ -6,8 +6,8 @@ use crate::{CliError, Outcome};
 use std::io::Read as _;
 use std::path::Path;
 use tb_job::examples::{build_example, EXAMPLES};
-use tb_job::format::JOB_BLOB_BYTES_MAX;
-use tb_job::Job;
+use tb_job::format::{JOB_BLOB_BYTES_MAX, MODEL_BYTES_MAX};
+use tb_job::{Job, JobForm};
 
 const USAGE: &str = "\
 usage: tb-cli job COMMAND ...
@@ -51,17 +51,25 @@ fn with_spec(
 const BUILD: Spec = Spec {
     command: "job build",
     usage: "\
-usage: tb-cli job build --example NAME -o FILE
+usage: tb-cli job build --example NAME -o FILE [--model-out MODEL]
        tb-cli job build --example list
 
 Builds an example job (fixed seeds, the CPU reference's kernel digest) and writes its
-blob to FILE.
+blob to FILE. With --model-out, the model (the program and its weights) goes to MODEL
+and FILE is a version 1 blob that names it by SHA-256 and carries only the input:
+publish the model once (`tb-cli model publish MODEL`), then submit any number of such
+jobs.
 
 options:
-  --example NAME   mlp, transformer, matmul-chain or train-step; `list` lists them
-  -o, --out FILE   where to write the blob",
+  --example NAME      mlp, transformer, matmul-chain or train-step; `list` lists them
+  -o, --out FILE      where to write the blob
+  --model-out MODEL   write the model there and a blob that names it",
     flags: &[],
-    options: &[("--example", None), ("--out", Some("-o"))],
+    options: &[
+        ("--example", None),
+        ("--out", Some("-o")),
+        ("--model-out", None),
+    ],
     positionals: &[],
 };
 
@@ -79,17 +87,37 @@ fn build(a: &crate::args::Args) -> Result<Outcome, CliError> {
         )));
     }
     let out = a.required("--out")?;
-    let job = build_example(name).map_err(|e| CliError::fail(format!("example {name}: {e}")))?;
+    let mut job =
+        build_example(name).map_err(|e| CliError::fail(format!("example {name}: {e}")))?;
+    let mut text = String::new();
+    if let Some(model_out) = a.value("--model-out") {
+        job = job.with_form(JobForm::ByReference);
+        let model = job
+            .model_bytes()
+            .map_err(|e| CliError::fail(format!("example {name}: {e}")))?;
+        std::fs::write(model_out, &model)
+            .map_err(|e| CliError::fail(format!("cannot write {model_out}: {e}")))?;
+        text += &format!(
+            "wrote {model_out}: the model of example {name}, {} bytes, SHA-256 {}\n",
+            model.len(),
+            hex::encode(job.artifact_hash)
+        );
+    }
     let blob = job
         .encode()
         .map_err(|e| CliError::fail(format!("example {name}: {e}")))?;
     std::fs::write(out, &blob).map_err(|e| CliError::fail(format!("cannot write {out}: {e}")))?;
-    Ok(Outcome::ok(format!(
-        "wrote {out}: example {name}, {} bytes, {} ops, task id {}\n",
+    text += &format!(
+        "wrote {out}: example {name}, {} bytes{}, {} ops, task id {}\n",
         blob.len(),
+        match job.form {
+            JobForm::Inline => "",
+            JobForm::ByReference => " (names the model)",
+        },
         job.program.ops.len(),
         Job::task_id(&blob)
-    )))
+    );
+    Ok(Outcome::ok(text))
 }
 
 /// Reads at most `max` bytes of `path`; a longer file is refused without reading it all.
@@ -108,11 +136,20 @@ pub fn read_capped(path: &str, max: usize, what: &str) -> Result<Vec<u8>, CliErr
     Ok(bytes)
 }
 
-/// Reads and decodes a job blob.
-pub fn read_job(path: &str) -> Result<(Vec<u8>, Job), CliError> {
+/// Reads and decodes a job blob; a version 1 blob with the model at `model` (a model
+/// file: the artifact bytes).
+pub fn read_job(path: &str, model: Option<&str>) -> Result<(Vec<u8>, Job), CliError> {
     let blob = read_capped(path, JOB_BLOB_BYTES_MAX, "job blob")?;
-    let job = Job::decode(&blob)
-        .map_err(|e| CliError::fail(format!("{path}: not a valid job blob: {e}")))?;
+    let model_bytes = match model {
+        Some(m) => Some(read_capped(m, MODEL_BYTES_MAX, "model")?),
+        None => None,
+    };
+    let job = Job::decode_resolved(&blob, model_bytes.as_deref()).map_err(|e| match e {
+        tb_job::JobError::ModelMissing { .. } => {
+            CliError::fail(format!("{path}: {e}; pass the model file with --model"))
+        }
+        e => CliError::fail(format!("{path}: not a valid job blob: {e}")),
+    })?;
     Ok((blob, job))
 }
 

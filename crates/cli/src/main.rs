@@ -23,8 +23,11 @@ mod compute;
 mod inspect;
 mod job;
 mod json;
+mod model;
 mod node_cmds;
+mod publish;
 mod referee;
+mod results;
 mod rpc_client;
 mod run;
 mod verify;
@@ -47,10 +50,10 @@ tb-cli: BlockTorch jobs, keys, and a node's wallet and market over JSON-RPC
 usage: tb-cli [--rpc URL] [--json] [--keys-dir DIR] COMMAND ...
 
 jobs (offline):
-  tb-cli job build --example NAME -o FILE
-  tb-cli job inspect FILE [--json]
-  tb-cli job run FILE [--fabric cpu|cuda] [--threads N] [--cross-fabric] [--json]
-                      [--trace-out LEAVES]
+  tb-cli job build --example NAME -o FILE [--model-out MODEL]
+  tb-cli job inspect FILE [--model MODEL] [--json]
+  tb-cli job run FILE [--model MODEL] [--fabric cpu|cuda] [--threads N] [--cross-fabric]
+                      [--json] [--trace-out LEAVES] [--result-out OUT [--format F]]
                       [--receipt-key-seed HEX32 --chain-id N [--benchmark-commit S]]
   tb-cli job referee FILE --op I [--trace LEAVES] [--json]
   tb-cli job verify FILE --trace LEAVES [--fabric cpu|cuda] [--bundle-out BUNDLE] [--json]
@@ -65,8 +68,11 @@ a node (JSON-RPC):
   tb-cli tx status TXID
   tb-cli handle register @NAME --key K | resolve @NAME
   tb-cli mine start|stop
+  tb-cli model publish FILE --key K | info FILE
   tb-cli compute submit FILE --key K --max-price TOKENS [--redundancy N]
-                        [--deadline-blocks N] [--wait [--timeout-secs S]]
+                        [--deadline-blocks N] [--by-reference] [--model MODEL]
+                        [--force] [--dry-run] [--wait [-o OUT] [--format F]]
+  tb-cli compute result TASK [-o OUT] [--format safetensors|npy|json]
   tb-cli compute status|receipts|replay TASK
   tb-cli compute stats
   tb-cli provider register|stake|unstake|status ...
@@ -228,6 +234,7 @@ fn dispatch(all: &[String]) -> Result<Outcome, CliError> {
         }
         Some("key") => wallet::dispatch(&g, &args[1..]),
         Some("compute") => compute::dispatch(&g, &args[1..]),
+        Some("model") => model::dispatch(&g, &args[1..]),
         Some(cmd @ ("balance" | "tx" | "handle" | "mine" | "provider" | "governor")) => {
             node_cmds::dispatch(&g, cmd, &args[1..])
         }

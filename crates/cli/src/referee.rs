@@ -15,7 +15,7 @@ use tb_job::{evidence_for, execute, trace_root, validate, ExecOptions, ReplayMod
 pub const SPEC: Spec = Spec {
     command: "job referee",
     usage: "\
-usage: tb-cli job referee FILE --op I [--trace LEAVES] [--json]
+usage: tb-cli job referee FILE --op I [--trace LEAVES] [--model MODEL] [--json]
 
 Plays the challenger's side of the dispute game for op I. The job is replayed on the
 CPU reference; every argument of op I that is an earlier op's output becomes evidence
@@ -31,11 +31,12 @@ the first differing op: the command fails and names the op to dispute instead.
 options:
   --op I           the disputed op (0-based index into the op table)
   --trace LEAVES   the provider's trace leaves
+  --model MODEL    the model a version 1 blob names
   --json           print one JSON object instead of text
 
 exit status: 0 provider correct, 3 provider wrong at op I, 1 failure, 2 usage",
     flags: &["--json"],
-    options: &[("--op", None), ("--trace", None)],
+    options: &[("--op", None), ("--trace", None), ("--model", None)],
     positionals: &["FILE"],
 };
 
@@ -48,7 +49,7 @@ pub fn referee(a: &Args) -> Result<Outcome, CliError> {
     let op = a.parsed::<usize>("--op", "an op index")?.ok_or_else(|| {
         CliError::usage("`job referee` needs --op I (try `tb-cli job referee --help`)")
     })?;
-    let (_, job) = read_job(path)?;
+    let (_, job) = read_job(path, a.value("--model"))?;
     validate(&job)
         .map_err(|e| CliError::fail(format!("{path}: the job does not validate: {e}")))?;
     let p = &job.program;

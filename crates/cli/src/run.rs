@@ -14,8 +14,9 @@ use tb_primitives::SecretKey;
 pub const SPEC: Spec = Spec {
     command: "job run",
     usage: "\
-usage: tb-cli job run FILE [--fabric cpu|cuda] [--threads N] [--cross-fabric] [--json]
-                           [--trace-out LEAVES]
+usage: tb-cli job run FILE [--model MODEL] [--fabric cpu|cuda] [--threads N]
+                           [--cross-fabric] [--json] [--trace-out LEAVES]
+                           [--result-out OUT [--format safetensors|npy|json]]
                            [--receipt-key-seed HEX32 --chain-id N [--benchmark-commit S]]
 
 Validates and executes a job blob and prints the fabric, each output's name, shape and
@@ -23,6 +24,11 @@ digest, output_digest_sha256, trace_root, n_ops, cross_fabric, tensor_profile_ep
 the run time. Results are bit-identical on every fabric and thread count.
 
 options:
+  --model MODEL            the model a version 1 blob names (`job build --model-out`)
+  --result-out OUT         write the outputs (as `compute result -o` does: the same
+                           bytes for the same answer)
+  --format F               safetensors (default), npy or json; from OUT's extension
+                           when it is .npy or .json
   --fabric cpu|cuda        the fabric (default cpu)
   --threads N              CPU worker threads, with the best SIMD path of this CPU
                            (without it: TB_BLOCKTORCH_THREADS and TB_BLOCKTORCH_SIMD,
@@ -45,6 +51,9 @@ options:
         ("--receipt-key-seed", None),
         ("--chain-id", None),
         ("--benchmark-commit", None),
+        ("--model", None),
+        ("--result-out", None),
+        ("--format", None),
     ],
     positionals: &["FILE"],
 };
@@ -146,7 +155,7 @@ pub fn run(a: &Args) -> Result<Outcome, CliError> {
     let path = &a.positionals[0];
     let (fabric_name, threads) = fabric_args(a)?;
     let receipt = receipt_request(a)?;
-    let (blob, job) = read_job(path)?;
+    let (blob, job) = read_job(path, a.value("--model"))?;
     let fabric = open_fabric(fabric_name, threads)?;
     let opts = ExecOptions {
         replay: if a.flag("--cross-fabric") {
@@ -156,7 +165,21 @@ pub fn run(a: &Args) -> Result<Outcome, CliError> {
         },
         profile: true,
     };
+    let format = crate::results::Format::parse(a.value("--format"), a.value("--result-out"))?;
+    if a.value("--format").is_some() && a.value("--result-out").is_none() {
+        return Err(CliError::usage("--format applies to --result-out"));
+    }
     let result = execute(&job, fabric.as_ref(), opts).map_err(|e| run_error(e, fabric_name))?;
+    if let Some(out) = a.value("--result-out") {
+        let r = tb_job::ResultObject::of_run(&result);
+        crate::results::write(
+            &r,
+            &result.output_digest,
+            format,
+            out,
+            serde_json::json!({"task_id": Job::task_id(&blob).to_hex(), "source": "job run"}),
+        )?;
+    }
     if let Some(out) = a.value("--trace-out") {
         let leaves: Vec<u8> = result.op_digests.iter().flatten().copied().collect();
         std::fs::write(out, leaves)

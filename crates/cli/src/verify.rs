@@ -14,7 +14,8 @@ pub const SPEC: Spec = Spec {
     command: "job verify",
     usage: "\
 usage: tb-cli job verify FILE --trace LEAVES [--fabric cpu|cuda] [--threads N]
-                         [--task-id HEX32] [--bundle-out BUNDLE] [--json]
+                         [--task-id HEX32] [--bundle-out BUNDLE] [--model MODEL]
+                         [--json]
 
 Replays the job on the fabric (any fabric gives the CPU reference's bits) and compares
 its leaves with the provider's trace LEAVES (the published trace blob: 32 bytes per op,
@@ -31,6 +32,7 @@ options:
   --threads N           CPU threads (the CPU fabric only)
   --task-id HEX32       the chain's task id, recorded in the bundle (default zero)
   --bundle-out BUNDLE   where to write the evidence bundle when the trace differs
+  --model MODEL         the model a version 1 blob names
   --json                print one JSON object instead of text
 
 exit status: 0 the trace is the replay's, 3 it differs (a challenge was built),
@@ -42,6 +44,7 @@ exit status: 0 the trace is the replay's, 3 it differs (a challenge was built),
         ("--threads", None),
         ("--task-id", None),
         ("--bundle-out", None),
+        ("--model", None),
     ],
     positionals: &["FILE"],
 };
@@ -120,7 +123,7 @@ pub fn verify(a: &Args) -> Result<Outcome, CliError> {
             .map_err(|_| CliError::usage("--task-id: expected 64 hex digits"))?;
     }
     let trace_path = a.required("--trace")?;
-    let (_, job) = read_job(path)?;
+    let (_, job) = read_job(path, a.value("--model"))?;
     validate(&job)
         .map_err(|e| CliError::fail(format!("{path}: the job does not validate: {e}")))?;
     let theirs = read_leaves(trace_path, job.program.ops.len())?;

@@ -359,6 +359,22 @@ impl<'a> Signer<'a> {
         self.key.address()
     }
 
+    /// The nonce the next signed transaction takes.
+    pub fn next_nonce(&self) -> u64 {
+        self.nonce
+    }
+
+    /// Takes the account's pending next nonce from the node again (after transactions
+    /// of this signer were dropped, or others of the account were sent elsewhere).
+    pub fn refresh_nonce(&mut self) -> Result<u64, CliError> {
+        let account = self
+            .client
+            .get("balance", json!([self.key.address().to_string()]))?;
+        self.nonce = account.u64_at("next_nonce")?;
+        self.account = account;
+        Ok(self.nonce)
+    }
+
     /// Signs `p` with the next nonce.
     pub fn sign(&mut self, mut p: TxPayload) -> SignedTx {
         *p.from_mut() = self.key.address();

@@ -646,6 +646,7 @@ fn verify_builds_the_challenge_of_the_first_differing_op() {
     let shape = tb_job::JobShape::of(&job).unwrap();
     let ruling = tb_job::adjudicate(
         &std::fs::read(&path).unwrap(),
+        None,
         &shape,
         &tb_job::trace_root(&wrong_leaves),
         k as u32,

@@ -641,8 +641,9 @@ impl Devnet {
         }
     }
 
-    /// Waits until devnet-alice (funded by the miner) holds 20 Industrial tokens;
-    /// returns her key file's path.
+    /// Waits until devnet-alice (funded by the miner) holds 20 Industrial tokens and the
+    /// devnet's provider has staked (`compute submit` refuses a job no provider could
+    /// serve); returns her key file's path.
     fn funded_alice(&mut self) -> String {
         let alice_s = s(&self.key("devnet-alice")).to_string();
         self.wait_for(
@@ -652,6 +653,16 @@ impl Devnet {
                 let r = n.tb(&["--json", "balance", &alice_s]);
                 let v: Value = serde_json::from_str(&r.stdout).ok()?;
                 (v["industrial"].as_u64()? >= 20_000_000).then_some(())
+            },
+        );
+        let provider = s(&self.key("devnet-provider")).to_string();
+        self.wait_for(
+            "the devnet's provider staked",
+            Duration::from_secs(120),
+            |n| {
+                let r = n.tb(&["--json", "provider", "status", &provider]);
+                let v: Value = serde_json::from_str(&r.stdout).ok()?;
+                (v["stake"].as_u64()? >= 100_000_000).then_some(())
             },
         );
         alice_s
@@ -741,22 +752,29 @@ fn devnet_end_to_end_submit_wait_receipts_replay() {
         ],
         0,
     );
-    // Two JSON lines: the submission, then the settled job.
+    // Two JSON lines: the submission, then the verified, final result.
     let lines: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     assert_eq!(lines.len(), 2, "{out}");
     let tx_id = lines[0]["tx_id"].as_str().unwrap().to_string();
-    assert_eq!(lines[0]["published_chunks"], 1, "{out}");
-    assert_eq!(lines[1]["state"], "Settled", "{out}");
+    assert_eq!(lines[0]["blob"]["chunks_sent"], 1, "{out}");
+    assert_eq!(lines[1]["status"], "final", "{out}");
+    assert_eq!(lines[1]["outputs"][0]["name"], "probs", "{out}");
+    assert_eq!(
+        lines[1]["outputs"][0]["data"].as_array().map(Vec::len),
+        Some(80),
+        "{out}"
+    );
     let task = lines[1]["task_id"].as_str().unwrap().to_string();
     assert_ne!(task, tx_id);
 
-    // The SubmitJob id and the task id name the same job.
+    // The SubmitJob id and the task id name the same job (verified once its window
+    // closed; settled at the epoch's end).
     let by_tx = node.expect(&["compute", "status", &tx_id], 0);
     assert!(
-        by_tx.contains(&task) && by_tx.contains("Settled"),
+        by_tx.contains(&task) && (by_tx.contains("Verified") || by_tx.contains("Settled")),
         "{by_tx}"
     );
 
@@ -792,8 +810,8 @@ fn devnet_end_to_end_submit_wait_receipts_replay() {
         0,
     );
     let v: Value = serde_json::from_str(&again).unwrap();
-    assert_eq!(v["published_chunks"], 0, "{again}");
-    assert_eq!(v["blob_already_published"], true, "{again}");
+    assert_eq!(v["blob"]["chunks_sent"], 0, "{again}");
+    assert_eq!(v["blob"]["already_published"], true, "{again}");
 
     // A transfer to a fresh key arrives.
     let keys = work.path().join("keys");

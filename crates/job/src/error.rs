@@ -91,6 +91,29 @@ pub enum JobError {
         /// What is wrong.
         message: String,
     },
+    /// A version 1 blob names a model that was not supplied.
+    #[error("the job names model {sha256} ({bytes} bytes), which is not available: publish it (`tb-cli model publish`) or supply it")]
+    ModelMissing {
+        /// Hex SHA-256 of the model.
+        sha256: String,
+        /// Its declared size.
+        bytes: u64,
+    },
+    /// The model supplied for a version 1 blob is not the one it names.
+    #[error("the model supplied for {sha256} is not it: {message}")]
+    ModelMismatch {
+        /// Hex SHA-256 the blob names.
+        sha256: String,
+        /// What differs.
+        message: String,
+    },
+    /// The model (artifact) of a version 1 blob does not decode; offsets are from the
+    /// model's first byte.
+    #[error("model: {source}")]
+    InModel {
+        /// The artifact's decoding error.
+        source: Box<JobError>,
+    },
     /// The program declares a runtime this build does not implement.
     #[error("the program declares runtime {declared:?}; this build runs {supported:?}")]
     UnsupportedRuntime {

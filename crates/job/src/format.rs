@@ -1,5 +1,7 @@
 //! The `BlockTorchJobV0` blob: header, input descriptor, artifact, input bytes
-//! (`docs/spec/job-format-v0.md`, byte by byte).
+//! (`docs/spec/job-format-v0.md`, byte by byte), and its version 1, which names a
+//! published model (the artifact) by SHA-256 instead of carrying it
+//! (`docs/spec/job-format-v1.md`).
 
 use crate::error::{JobError, Result};
 use crate::program::Program;
@@ -9,12 +11,20 @@ use sha2::{Digest as _, Sha256};
 
 /// The blob's magic.
 pub const JOB_MAGIC: [u8; 4] = *b"BTRA";
-/// The only version this build reads and writes.
+/// Version 0: the blob carries its artifact (the program and its weights) inline.
 pub const JOB_VERSION: u8 = 0;
+/// Version 1: the blob names a published model (the artifact) by SHA-256 and size and
+/// carries only the descriptor and the input.
+pub const JOB_VERSION_BY_REFERENCE: u8 = 1;
 /// Bytes of the fixed header: magic, version, kernel digest, artifact and input lengths.
 pub const HEADER_BYTES: usize = 4 + 1 + 32 + 4 + 4;
+/// Bytes of the fixed header of a version 1 blob: magic, version, kernel digest, model
+/// SHA-256, model length, input length.
+pub const HEADER_BYTES_V1: usize = 4 + 1 + 32 + 32 + 4 + 4;
 /// Largest blob accepted.
 pub const JOB_BLOB_BYTES_MAX: usize = 512 << 20;
+/// Largest model (artifact) a version 1 blob may name: one published object.
+pub const MODEL_BYTES_MAX: usize = JOB_BLOB_BYTES_MAX;
 /// Longest `tensor_profile_epoch` label in a descriptor.
 pub const PROFILE_EPOCH_BYTES_MAX: usize = 64;
 /// Artifacts at least this large are hashed on a second thread while they decode.
@@ -218,7 +228,27 @@ impl InputTensorDescriptor {
     }
 }
 
-/// A decoded `BlockTorchJobV0` blob.
+/// A published model as a version 1 blob names it: the SHA-256 and size of the
+/// artifact bytes (a model file is exactly an artifact, `BTPG`…).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModelRef {
+    /// SHA-256 of the artifact bytes (the model object's content address).
+    pub sha256: [u8; 32],
+    /// Their length.
+    pub bytes: u64,
+}
+
+/// How a blob carries its program.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JobForm {
+    /// Version 0: the artifact is inside the blob.
+    #[default]
+    Inline,
+    /// Version 1: the blob names the artifact, published once as a model object.
+    ByReference,
+}
+
+/// A decoded job blob (either version; a version 1 blob resolved with its model).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Job {
     /// The kernel variant digest the job was built for.
@@ -233,6 +263,11 @@ pub struct Job {
     pub artifact_hash: [u8; 32],
     /// SHA-256 of the descriptor bytes.
     pub descriptor_hash: [u8; 32],
+    /// Length of the artifact bytes.
+    pub artifact_bytes: u64,
+    /// Whether [`Job::encode`] writes the artifact inline (version 0) or names it
+    /// (version 1).
+    pub form: JobForm,
 }
 
 fn sha256(b: &[u8]) -> [u8; 32] {
@@ -255,11 +290,35 @@ impl Job {
             input,
             artifact_hash: [0; 32],
             descriptor_hash: [0; 32],
+            artifact_bytes: 0,
+            form: JobForm::Inline,
         };
         // Round-trip through the codec: what is built is exactly what decodes.
         let blob = job.encode()?;
         job = Job::decode(&blob)?;
         Ok(job)
+    }
+
+    /// The same job in the other form: [`JobForm::ByReference`] encodes as a version 1
+    /// blob naming [`Job::model_ref`]; the program, input, hashes and every result are
+    /// unchanged.
+    pub fn with_form(mut self, form: JobForm) -> Job {
+        self.form = form;
+        self
+    }
+
+    /// The model this job's program is, as a version 1 blob names it.
+    pub fn model_ref(&self) -> ModelRef {
+        ModelRef {
+            sha256: self.artifact_hash,
+            bytes: self.artifact_bytes,
+        }
+    }
+
+    /// The model bytes (the artifact: the program and its weights), which
+    /// `tb-cli model publish` publishes and a version 1 blob names.
+    pub fn model_bytes(&self) -> Result<Vec<u8>> {
+        self.program.encode()
     }
 
     /// The canonical blob. Refuses values the format cannot carry (a name or label too
@@ -349,19 +408,65 @@ impl Job {
         }
         let mut w = Writer::default();
         w.raw(&JOB_MAGIC);
-        w.u8(JOB_VERSION);
-        w.raw(&self.kernel_digest);
-        w.u32(al as u32);
-        w.u32(il as u32);
-        w.raw(&dw.bytes);
-        w.raw(&artifact);
+        match self.form {
+            JobForm::Inline => {
+                w.u8(JOB_VERSION);
+                w.raw(&self.kernel_digest);
+                w.u32(al as u32);
+                w.u32(il as u32);
+                w.raw(&dw.bytes);
+                w.raw(&artifact);
+            }
+            JobForm::ByReference => {
+                if al > MODEL_BYTES_MAX {
+                    return Err(bad(
+                        "model length",
+                        format!("the model is {al} bytes, above {MODEL_BYTES_MAX}"),
+                    ));
+                }
+                w.u8(JOB_VERSION_BY_REFERENCE);
+                w.raw(&self.kernel_digest);
+                w.raw(&sha256(&artifact));
+                w.u32(al as u32);
+                w.u32(il as u32);
+                w.raw(&dw.bytes);
+            }
+        }
         w.raw(&iw.bytes);
         Ok(w.bytes)
     }
 
-    /// Decodes a blob: every field checked, nothing trailing. Does not validate the
-    /// program against the descriptor; see [`crate::program::validate`].
+    /// Decodes a version 0 blob: every field checked, nothing trailing. Does not validate
+    /// the program against the descriptor; see [`crate::program::validate`]. A version 1
+    /// blob needs its model: [`Job::decode_resolved`] (here it is
+    /// [`JobError::ModelMissing`]).
     pub fn decode(blob: &[u8]) -> Result<Job> {
+        Job::decode_resolved(blob, None)
+    }
+
+    /// The model a blob names: `None` for a version 0 blob (it carries its artifact),
+    /// the reference of a version 1 blob. Reads only the fixed header.
+    pub fn model_of(blob: &[u8]) -> Result<Option<ModelRef>> {
+        let mut r = Reader::new(blob, 0);
+        match read_magic_version(&mut r)? {
+            JobForm::Inline => Ok(None),
+            JobForm::ByReference => {
+                r.array32("kernel digest")?;
+                let sha256 = r.array32("model sha256")?;
+                let at = r.offset();
+                let bytes = r.u32("model length")? as u64;
+                check_model_length(bytes, at)?;
+                Ok(Some(ModelRef { sha256, bytes }))
+            }
+        }
+    }
+
+    /// Decodes a blob of either version. A version 1 blob is resolved with `model`, the
+    /// bytes of the model it names, which must have its SHA-256 and length
+    /// ([`JobError::ModelMismatch`]); without them it is [`JobError::ModelMissing`]. A
+    /// version 0 blob ignores `model`. Errors inside the model are
+    /// [`JobError::InModel`], with offsets from the model's first byte.
+    pub fn decode_resolved(blob: &[u8], model: Option<&[u8]>) -> Result<Job> {
         if blob.len() > JOB_BLOB_BYTES_MAX {
             return Err(JobError::TooLarge {
                 field: "blob",
@@ -371,27 +476,21 @@ impl Job {
             });
         }
         let mut r = Reader::new(blob, 0);
-        let magic = r.take("magic", 4)?;
-        if magic != JOB_MAGIC {
-            let mut found = [0u8; 4];
-            found.copy_from_slice(magic);
-            return Err(JobError::BadMagic {
-                field: "magic",
-                offset: 0,
-                expected: JOB_MAGIC,
-                found,
-            });
-        }
-        let version = r.u8("version")?;
-        if version != JOB_VERSION {
-            return Err(JobError::UnknownTag {
-                field: "version",
-                offset: 4,
-                tag: version as u64,
-            });
-        }
+        let form = read_magic_version(&mut r)?;
         let kernel_digest = r.array32("kernel digest")?;
-        let artifact_len = r.u32("artifact length")? as usize;
+        let model_sha = match form {
+            JobForm::Inline => None,
+            JobForm::ByReference => Some(r.array32("model sha256")?),
+        };
+        let len_at = r.offset();
+        let artifact_len = r.u32(match form {
+            JobForm::Inline => "artifact length",
+            JobForm::ByReference => "model length",
+        })? as usize;
+        if form == JobForm::ByReference {
+            check_model_length(artifact_len as u64, len_at)?;
+        }
+        let input_at = r.offset();
         let input_len = r.u32("input length")? as usize;
         let desc_start = r.offset();
         let descriptor = InputTensorDescriptor::decode(&mut r)?;
@@ -410,30 +509,56 @@ impl Job {
         if needed != input_len {
             return Err(JobError::LengthMismatch {
                 field: "input length",
-                offset: 41,
+                offset: input_at,
                 declared: input_len as u64,
                 actual: needed as u64,
             });
         }
+        if let Some(sha) = model_sha {
+            // Version 1: the input follows the descriptor; the artifact is the model.
+            let input_bytes = r.take("input", input_len)?;
+            r.finish()?;
+            let model = model.ok_or_else(|| JobError::ModelMissing {
+                sha256: hex32(&sha),
+                bytes: artifact_len as u64,
+            })?;
+            if model.len() != artifact_len {
+                return Err(JobError::ModelMismatch {
+                    sha256: hex32(&sha),
+                    message: format!(
+                        "the blob names a model of {artifact_len} bytes, {} were supplied",
+                        model.len()
+                    ),
+                });
+            }
+            let (program, artifact_hash) = decode_and_hash(model, 0);
+            let artifact_hash = artifact_hash?;
+            if artifact_hash != sha {
+                return Err(JobError::ModelMismatch {
+                    sha256: hex32(&sha),
+                    message: format!("the supplied model's SHA-256 is {}", hex32(&artifact_hash)),
+                });
+            }
+            let program = program.map_err(|e| JobError::InModel {
+                source: Box::new(e),
+            })?;
+            let input = crate::wire::host_from_le(descriptor.dtype, input_bytes);
+            return Ok(Job {
+                kernel_digest,
+                descriptor,
+                program,
+                input,
+                artifact_hash,
+                descriptor_hash,
+                artifact_bytes: artifact_len as u64,
+                form,
+            });
+        }
         let art_at = r.offset();
         let artifact = r.take("artifact", artifact_len)?;
-        // Hash the artifact on a second thread while it decodes (the decode is
-        // dominated by copying the weights into fresh memory, the hash by SHA-256).
-        let (program, artifact_hash) = if artifact.len() >= PARALLEL_HASH_BYTES_MIN {
-            std::thread::scope(|s| {
-                let h = s.spawn(|| sha256(artifact));
-                let program = Program::decode(artifact, art_at);
-                (program, h.join())
-            })
-        } else {
-            (Program::decode(artifact, art_at), Ok(sha256(artifact)))
-        };
+        let (program, artifact_hash) = decode_and_hash(artifact, art_at);
         let program = program?;
-        let artifact_hash = artifact_hash.map_err(|_| JobError::Invalid {
-            field: "artifact",
-            offset: art_at,
-            message: "the hashing thread panicked".into(),
-        })?;
+        let artifact_hash = artifact_hash?;
         let input_bytes = r.take("input", input_len)?;
         r.finish()?;
         let input = crate::wire::host_from_le(descriptor.dtype, input_bytes);
@@ -444,6 +569,8 @@ impl Job {
             input,
             artifact_hash,
             descriptor_hash,
+            artifact_bytes: artifact_len as u64,
+            form,
         })
     }
 
@@ -451,4 +578,63 @@ impl Job {
     pub fn task_id(blob: &[u8]) -> tb_primitives::Id {
         tb_primitives::blake3_id(b"TB/job/task/v0", blob)
     }
+}
+
+fn hex32(b: &[u8; 32]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Reads the magic and the version byte.
+fn read_magic_version(r: &mut Reader<'_>) -> Result<JobForm> {
+    let magic = r.take("magic", 4)?;
+    if magic != JOB_MAGIC {
+        let mut found = [0u8; 4];
+        found.copy_from_slice(magic);
+        return Err(JobError::BadMagic {
+            field: "magic",
+            offset: 0,
+            expected: JOB_MAGIC,
+            found,
+        });
+    }
+    match r.u8("version")? {
+        JOB_VERSION => Ok(JobForm::Inline),
+        JOB_VERSION_BY_REFERENCE => Ok(JobForm::ByReference),
+        v => Err(JobError::UnknownTag {
+            field: "version",
+            offset: 4,
+            tag: v as u64,
+        }),
+    }
+}
+
+fn check_model_length(bytes: u64, offset: usize) -> Result<()> {
+    if bytes > MODEL_BYTES_MAX as u64 {
+        return Err(JobError::TooLarge {
+            field: "model length",
+            offset,
+            value: bytes,
+            max: MODEL_BYTES_MAX as u64,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes artifact bytes (starting at `at`) and hashes them, on two threads when they
+/// are large (the decode is dominated by copying the weights into fresh memory, the
+/// hash by SHA-256).
+fn decode_and_hash(artifact: &[u8], at: usize) -> (Result<Program>, Result<[u8; 32]>) {
+    if artifact.len() < PARALLEL_HASH_BYTES_MIN {
+        return (Program::decode(artifact, at), Ok(sha256(artifact)));
+    }
+    std::thread::scope(|s| {
+        let h = s.spawn(|| sha256(artifact));
+        let program = Program::decode(artifact, at);
+        let hash = h.join().map_err(|_| JobError::Invalid {
+            field: "artifact",
+            offset: at,
+            message: "the hashing thread panicked".into(),
+        });
+        (program, hash)
+    })
 }

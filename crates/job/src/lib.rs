@@ -2,7 +2,9 @@
 //!
 //! - [`format`]: the blob (`BTRA`, version 0, kernel digest, lengths, the
 //!   [`InputTensorDescriptor`], the artifact, the input bytes), decoded with a typed
-//!   error naming the field and byte offset of any defect (`docs/spec/job-format-v0.md`).
+//!   error naming the field and byte offset of any defect (`docs/spec/job-format-v0.md`);
+//!   version 1 names a published model by SHA-256 instead of carrying the artifact
+//!   (`docs/spec/job-format-v1.md`).
 //! - [`program`]: the artifact — named constants and an SSA op list over the runtime's
 //!   primitives and views — its canonical encoding, [`validate`] (shape and dtype
 //!   inference, references, runtime, cost bounds) and its deterministic FLOP/byte cost.
@@ -13,6 +15,8 @@
 //! - [`verify`]: trace blobs, the job shape the chain records, receipt checks against a
 //!   trace, replay and compare, challenge bundles and adjudication.
 //! - [`receipt`]: the signed compute receipt.
+//! - [`result`]: the result object a provider publishes (the declared outputs, bound to
+//!   the receipt by its output digest) and the streaming check the chain runs over it.
 //! - [`builder`] and [`examples`]: programs written with `blocktorch::compose`, and the
 //!   example jobs.
 #![forbid(unsafe_code)]
@@ -26,6 +30,7 @@ pub mod fuzzing;
 pub mod program;
 pub mod receipt;
 pub mod referee;
+pub mod result;
 pub mod verify;
 mod wire;
 
@@ -34,10 +39,11 @@ pub use error::{JobError, Result};
 pub use exec::{
     execute, trace_proof, trace_root, verify_trace_proof, ExecOptions, ExecResult, ReplayMode,
 };
-pub use format::{InputTensorDescriptor, Job, Normalisation, SideTensor};
+pub use format::{InputTensorDescriptor, Job, JobForm, ModelRef, Normalisation, SideTensor};
 pub use program::{validate, Cost, InputSlot, Node, Op, Plan, Program};
 pub use receipt::{Receipt, SignedReceipt};
 pub use referee::{evidence_for, referee, replay_values, Evidence};
+pub use result::{scan_result, ResultObject, ResultScanner, ResultSummary, ResultTensor};
 pub use verify::{
     adjudicate, adjudicate_decoded, build_challenge, check_blob_for_disputes, check_job_blob,
     check_trace, check_trace_parts, checked_job_plan, compare, decode_trace, first_divergence,

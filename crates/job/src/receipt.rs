@@ -38,6 +38,9 @@ pub struct Receipt {
     /// SHA-256 of the published trace blob (`verify::trace_blob(task_id, provider,
     /// leaves)`).
     pub trace_sha256: [u8; 32],
+    /// SHA-256 of the published result object (`result::ResultObject`: the declared
+    /// outputs, whose digests give `output_digest_sha256`).
+    pub result_sha256: [u8; 32],
     /// Ops in the trace.
     pub n_ops: u64,
     /// Fabric name (`cpu`, `cuda`).
@@ -71,7 +74,8 @@ impl Receipt {
     }
 
     /// The receipt of a run of `job` for task `task_id` (the chain's), naming the trace
-    /// blob `verify::trace_blob(task_id, provider, leaves)`.
+    /// blob `verify::trace_blob(task_id, provider, leaves)` and the run's result object
+    /// (`result::ResultObject::of_run`).
     pub fn of_run_for(
         task_id: Id,
         job: &Job,
@@ -86,6 +90,7 @@ impl Receipt {
                 "benchmark commit or fabric name above 64 bytes".into(),
             ));
         }
+        let result = crate::result::ResultObject::of_run(run).encode()?;
         Ok(Receipt {
             task_id,
             kernel_variant_digest: run.kernel_variant_digest,
@@ -97,6 +102,7 @@ impl Receipt {
             artifact_hash: job.artifact_hash,
             trace_root: run.trace_root,
             trace_sha256: crate::verify::trace_sha256(task_id, provider, &run.op_digests),
+            result_sha256: crate::result::ResultObject::sha256(&result),
             n_ops: run.n_ops as u64,
             fabric: run.fabric.clone(),
             device_hash: Sha256::digest(run.device.as_bytes()).into(),

@@ -579,15 +579,18 @@ pub enum Ruling {
     VoidJob(String),
 }
 
-/// Checks a job blob against what the chain recorded: it decodes, validates, has the
-/// spec's shape and FLOP cost, and every op is disputable (its op-output inputs fit
-/// in one evidence bundle). `Err` says why not (the job is void).
+/// Checks a job blob against what the chain recorded: it decodes (a version 1 blob
+/// with `model`, the bytes of the model the chain recorded for the job; a version 0
+/// blob with none), validates, has the spec's shape and FLOP cost, every op is
+/// disputable (its op-output inputs fit in one evidence bundle) and its outputs fit in
+/// one result object. `Err` says why not (the job is void).
 pub fn check_job_blob(
     blob: &[u8],
+    model: Option<&[u8]>,
     shape: &JobShape,
     flops: u64,
 ) -> std::result::Result<Job, String> {
-    let (job, plan) = checked_job_plan(blob, shape)?;
+    let (job, plan) = checked_job_plan(blob, model, shape)?;
     if plan.total.flops != flops as u128 {
         return Err(format!(
             "the job costs {} FLOPs, the chain recorded {flops}",
@@ -603,21 +606,33 @@ pub const REFEREE_OP_FLOPS_MAX: u128 = 1 << 34;
 /// Most bytes one disputable op may produce (its output, or a materialised input).
 pub const REFEREE_OP_BYTES_MAX: u128 = 1 << 30;
 
-/// What adjudication needs of a blob, checked once: it decodes, validates, has the
-/// recorded shape, and every op is disputable — its evidence bundle fits
-/// ([`op_evidence_bytes`] ≤ [`BUNDLE_BYTES_MAX`]) and the referee can afford it (at most
-/// [`REFEREE_OP_FLOPS_MAX`] FLOPs and [`REFEREE_OP_BYTES_MAX`] output bytes). `Err` is
-/// why the job is void.
-pub fn check_blob_for_disputes(blob: &[u8], shape: &JobShape) -> std::result::Result<Job, String> {
-    checked_job_plan(blob, shape).map(|(job, _)| job)
+/// What adjudication needs of a blob, checked once: it decodes (with `model` as in
+/// [`check_job_blob`]), validates, has the recorded shape, and every op is disputable —
+/// its evidence bundle fits ([`op_evidence_bytes`] ≤ [`BUNDLE_BYTES_MAX`]) and the
+/// referee can afford it (at most [`REFEREE_OP_FLOPS_MAX`] FLOPs and
+/// [`REFEREE_OP_BYTES_MAX`] output bytes) — and its result fits in a result object.
+/// `Err` is why the job is void.
+pub fn check_blob_for_disputes(
+    blob: &[u8],
+    model: Option<&[u8]>,
+    shape: &JobShape,
+) -> std::result::Result<Job, String> {
+    checked_job_plan(blob, model, shape).map(|(job, _)| job)
 }
 
 /// [`check_blob_for_disputes`], with the job's validated plan.
 pub fn checked_job_plan(
     blob: &[u8],
+    model: Option<&[u8]>,
     shape: &JobShape,
 ) -> std::result::Result<(Job, crate::program::Plan), String> {
-    let job = Job::decode(blob).map_err(|e| format!("the blob is not a job: {e}"))?;
+    let job =
+        Job::decode_resolved(blob, model).map_err(|e| format!("the blob is not a job: {e}"))?;
+    if job.form == crate::format::JobForm::Inline && model.is_some() {
+        return Err(
+            "the chain recorded a model for the job, but its blob carries its own program".into(),
+        );
+    }
     let plan = validate(&job).map_err(|e| format!("the job does not validate: {e}"))?;
     match JobShape::of(&job) {
         Ok(s) if &s == shape => {}
@@ -646,7 +661,33 @@ pub fn checked_job_plan(
             ));
         }
     }
+    let rb = result_bytes(&job, &plan);
+    if rb > crate::result::RESULT_BYTES_MAX as u128 {
+        return Err(format!(
+            "its outputs take {rb} bytes, more than a result object holds ({})",
+            crate::result::RESULT_BYTES_MAX
+        ));
+    }
     Ok((job, plan))
+}
+
+/// The encoded size of the job's result object (`result::ResultObject`): its header,
+/// and per declared output its name, dtype, shape and data.
+pub fn result_bytes(job: &Job, plan: &crate::program::Plan) -> u128 {
+    crate::result::RESULT_HEADER_BYTES as u128
+        + job
+            .program
+            .outputs
+            .iter()
+            .map(|o| {
+                let v = &plan.values[o.value as usize];
+                let rank = v.layout.shape().len() as u128;
+                1 + o.name.len() as u128
+                    + 2
+                    + 4 * rank
+                    + v.layout.numel() as u128 * v.dtype.size_bytes() as u128
+            })
+            .sum::<u128>()
 }
 
 /// The encoded size of an evidence bundle for op `op` (an upper bound): the header,
@@ -678,13 +719,15 @@ pub fn op_evidence_bytes(job: &Job, plan: &crate::program::Plan, op: usize) -> u
 }
 
 /// The one-op referee as a validating node runs it. `job_blob` must be the job's blob
-/// (the caller checked its SHA-256 against the chain's record); `shape` is the shape
-/// the chain recorded; `trace_root` is the disputed receipt's. `Err` means the
+/// (the caller checked its SHA-256 against the chain's record) and `model` the bytes of
+/// the model the chain recorded for it (version 1 blobs); `shape` is the shape the
+/// chain recorded; `trace_root` is the disputed receipt's. `Err` means the
 /// *evidence* is bad (wrong op, missing input, a proof or digest that does not check):
 /// the bundle proves nothing (who then loses is the chain's rule,
 /// `docs/spec/verification.md`).
 pub fn adjudicate(
     job_blob: &[u8],
+    model: Option<&[u8]>,
     shape: &JobShape,
     trace_root: &Id,
     op: u32,
@@ -696,7 +739,7 @@ pub fn adjudicate(
             shape.n_ops
         )));
     }
-    let job = match check_blob_for_disputes(job_blob, shape) {
+    let job = match check_blob_for_disputes(job_blob, model, shape) {
         Ok(j) => j,
         Err(why) => return Ok(Ruling::VoidJob(why)),
     };

@@ -268,7 +268,7 @@ fn header() {
             found: *b"XTRA",
         },
     );
-    check(&mutated(|b| b[4] = 1), tag("version", 4, 1));
+    check(&mutated(|b| b[4] = 2), tag("version", 4, 2));
     // Truncation inside each header field.
     check(&base()[..0], truncated("magic", 0, 4, 0));
     check(&base()[..2], truncated("magic", 0, 4, 2));

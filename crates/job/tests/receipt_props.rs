@@ -18,6 +18,7 @@ fn receipt(key: &SecretKey, commit: String, latency: u64) -> Receipt {
         artifact_hash: [5; 32],
         trace_root: Id([6; 32]),
         trace_sha256: [9; 32],
+        result_sha256: [10; 32],
         n_ops: 9,
         fabric: "cpu".into(),
         device_hash: [8; 32],

@@ -174,7 +174,7 @@ fn a_corrupted_leaf_is_found_challenged_and_convicted() {
         let bytes = c.bundle.encode().unwrap();
         let back = EvidenceBundle::decode(&bytes).unwrap();
         assert_eq!(back, c.bundle);
-        let ruling = adjudicate(&blob, &shape, &r.trace_root, k as u32, &back).unwrap();
+        let ruling = adjudicate(&blob, None, &shape, &r.trace_root, k as u32, &back).unwrap();
         assert_eq!(
             ruling,
             Ruling::Leaf(run.op_digests[k]),
@@ -196,39 +196,54 @@ fn an_honest_trace_is_upheld_and_bad_evidence_is_refused() {
     let last = run.n_ops - 1;
     let c = build_challenge(&job, Id([2; 32]), &run.op_digests, last).unwrap();
     assert_eq!(
-        adjudicate(&blob, &shape, &r.trace_root, last as u32, &c.bundle).unwrap(),
+        adjudicate(&blob, None, &shape, &r.trace_root, last as u32, &c.bundle).unwrap(),
         Ruling::Leaf(run.op_digests[last]),
         "a lying challenger gets the provider's own leaf back"
     );
     // The bundle of another op, tampered data, and a missing input are bad evidence.
-    assert!(adjudicate(&blob, &shape, &r.trace_root, last as u32 - 1, &c.bundle).is_err());
+    assert!(adjudicate(
+        &blob,
+        None,
+        &shape,
+        &r.trace_root,
+        last as u32 - 1,
+        &c.bundle
+    )
+    .is_err());
     let mut bad = c.bundle.clone();
     if let Some(e) = bad.inputs.first_mut() {
         e.leaf[0] ^= 1;
         assert!(matches!(
-            adjudicate(&blob, &shape, &r.trace_root, last as u32, &bad),
+            adjudicate(&blob, None, &shape, &r.trace_root, last as u32, &bad),
             Err(JobError::Referee(_))
         ));
         bad.inputs.clear();
-        assert!(adjudicate(&blob, &shape, &r.trace_root, last as u32, &bad).is_err());
+        assert!(adjudicate(&blob, None, &shape, &r.trace_root, last as u32, &bad).is_err());
     }
     // A blob that is not a job, or a shape that is not the blob's: the job is void
     // (the requester's fault), no leaf is judged.
     assert!(matches!(
-        adjudicate(b"not a job", &shape, &r.trace_root, last as u32, &c.bundle),
+        adjudicate(
+            b"not a job",
+            None,
+            &shape,
+            &r.trace_root,
+            last as u32,
+            &c.bundle
+        ),
         Ok(Ruling::VoidJob(_))
     ));
     let mut other = shape.clone();
     other.outputs = vec![0];
     assert!(matches!(
-        adjudicate(&blob, &other, &r.trace_root, last as u32, &c.bundle),
+        adjudicate(&blob, None, &other, &r.trace_root, last as u32, &c.bundle),
         Ok(Ruling::VoidJob(_))
     ));
     let plan = tb_job::validate(&job).unwrap();
-    assert!(tb_job::check_job_blob(&blob, &shape, plan.total.flops as u64).is_ok());
-    assert!(tb_job::check_job_blob(&blob, &other, plan.total.flops as u64).is_err());
-    assert!(tb_job::check_job_blob(&blob, &shape, plan.total.flops as u64 + 1).is_err());
-    assert!(tb_job::check_job_blob(b"BTRA", &shape, 1).is_err());
+    assert!(tb_job::check_job_blob(&blob, None, &shape, plan.total.flops as u64).is_ok());
+    assert!(tb_job::check_job_blob(&blob, None, &other, plan.total.flops as u64).is_err());
+    assert!(tb_job::check_job_blob(&blob, None, &shape, plan.total.flops as u64 + 1).is_err());
+    assert!(tb_job::check_job_blob(b"BTRA", None, &shape, 1).is_err());
 }
 
 #[test]
@@ -290,7 +305,7 @@ fn an_op_that_fails_on_the_reference_has_no_honest_leaf() {
     };
     let root = trace_root(&leaves);
     assert!(matches!(
-        adjudicate(&blob, &shape, &root, op, &bundle),
+        adjudicate(&blob, None, &shape, &root, op, &bundle),
         Ok(Ruling::NoHonestLeaf(_))
     ));
 }
@@ -381,15 +396,15 @@ fn an_op_the_referee_cannot_afford_voids_the_job() {
     let blob = job.encode().unwrap();
     assert!(blob.len() < 1_000, "the blob is tiny");
     let shape = JobShape::of(&job).unwrap();
-    let why = tb_job::check_blob_for_disputes(&blob, &shape).unwrap_err();
+    let why = tb_job::check_blob_for_disputes(&blob, None, &shape).unwrap_err();
     assert!(why.contains("more than the referee holds"), "{why}");
     let plan = tb_job::validate(&job).unwrap();
-    assert!(tb_job::check_job_blob(&blob, &shape, plan.total.flops as u64).is_err());
+    assert!(tb_job::check_job_blob(&blob, None, &shape, plan.total.flops as u64).is_err());
     // And every example job is disputable.
     for name in tb_job::examples::EXAMPLES {
         let job = build_example(name).unwrap();
         let blob = job.encode().unwrap();
-        tb_job::check_blob_for_disputes(&blob, &JobShape::of(&job).unwrap())
+        tb_job::check_blob_for_disputes(&blob, None, &JobShape::of(&job).unwrap())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }

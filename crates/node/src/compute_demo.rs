@@ -1,11 +1,13 @@
-//! The demo's compute loop, Submit → Execute → Receipt → Verify → Settle/Slash, on a
-//! fresh in-memory devnet (`tb_chain::devchain`) with funded accounts: a requester
-//! publishes an example job blob and submits two jobs; two staked providers run them on
-//! the CPU fabric with the real executor — one honestly, one reporting a wrong digest
-//! for one op; a verifier replays every proven job, finds the first differing op and
-//! challenges it; every node's referee re-executes that op; the liar is slashed, the
-//! honest receipt is settled at the epoch's end, and conservation is checked after
-//! every block.
+//! The demo's compute loop, Publish → Submit → Execute → Receipt → Result → Verify →
+//! Settle/Slash, on a fresh in-memory devnet (`tb_chain::devchain`) with funded
+//! accounts: a requester publishes an example model once and submits two jobs that
+//! name it and carry only their input; two staked providers run them on the CPU fabric
+//! with the real executor — one honestly, one reporting a wrong digest for one op —
+//! and publish their traces and result objects; the requester reads a provisional
+//! result at once; a verifier replays every proven job, finds the first differing op
+//! and challenges it; every node's referee re-executes that op; the liar is slashed,
+//! the honest receipt is settled at the epoch's end and its result is final, and
+//! conservation is checked after every block.
 
 use tb_chain::devchain::{challenge_payloads, provider_payloads, publish, Chain};
 use tb_chain::market::audit::{check_running_totals, supply};
@@ -70,8 +72,19 @@ pub fn run() -> R<()> {
     step(&mut chain, &txs)?;
     println!("    two providers registered, 100 tokens staked each");
 
-    // Submit: the requester publishes the blob and submits two jobs.
-    let job = tb_job::examples::build_example("mlp").map_err(s)?;
+    // Publish: the requester publishes the model (program and weights) once.
+    let job = tb_job::examples::build_example("mlp")
+        .map_err(s)?
+        .with_form(tb_job::JobForm::ByReference);
+    let model = job.model_bytes().map_err(s)?;
+    let model_tx = chain.signed(&requester, publish(&chain, requester.address(), &model));
+    step(&mut chain, &model_tx)?;
+    println!(
+        "    Publish: the mlp model ({} bytes of program and weights) published once, as object {}…",
+        model.len(),
+        short(&job.artifact_hash)
+    );
+    // Submit: two jobs name it and carry only their input.
     let blob = job.encode().map_err(s)?;
     let plan = tb_job::validate(&job).map_err(s)?;
     let shape = tb_job::JobShape::of(&job).map_err(s)?;
@@ -95,7 +108,7 @@ pub fn run() -> R<()> {
         .collect();
     step(&mut chain, &signed)?;
     println!(
-        "    Submit: the mlp job blob ({} bytes, {} ops, {:.1} MFLOP) published; 2 jobs submitted, {} escrowed",
+        "    Submit: a job blob naming the model ({} bytes: the input and its descriptor; {} ops, {:.1} MFLOP) published; 2 jobs submitted, {} escrowed",
         blob.len(),
         shape.n_ops,
         plan.total.flops as f64 / 1e6,
@@ -126,10 +139,13 @@ pub fn run() -> R<()> {
     let n = step(&mut chain, &txs)?;
     let checks = tb_chain::telemetry::proof_verification_latency();
     println!(
-        "    Receipt: {n} transactions (traces and signed receipts) in block {}; both receipts passed the checks (node-local check time p50 ≤ {} µs)",
+        "    Receipt: {n} transactions (traces, result objects and signed receipts) in block {}; both receipts passed the checks (node-local check time p50 ≤ {} µs)",
         chain.height(),
         checks.quantile_upper_us(0.5)
     );
+    for t in &tasks {
+        println!("    Result: {}", read_result(&chain, t)?);
+    }
 
     // Verify: the verifier replays every proven job and challenges a divergence.
     let mut txs = Vec::new();
@@ -241,6 +257,9 @@ pub fn run() -> R<()> {
     if states != ["Settled", "Settled"] {
         return Err(format!("unexpected job states {states:?}"));
     }
+    for t in &tasks {
+        println!("    Result: {}", read_result(&chain, t)?);
+    }
     let f = query::fund(&chain.state);
     println!(
         "    both jobs settled; the fund holds {} (slash, fund shares, treasury); conservation held after each of {} blocks",
@@ -250,8 +269,42 @@ pub fn run() -> R<()> {
     Ok(())
 }
 
+/// What the requester reads of task `t`'s answer: the standing receipt's result object
+/// from the chain, checked against the receipt (every output digest recomputed), with
+/// its status (provisional while challengeable, final once verified).
+fn read_result(chain: &Chain, t: &Id) -> R<String> {
+    let j = r::job(&chain.state, t).ok_or("job missing")?;
+    let rc = j
+        .receipts
+        .iter()
+        .find(|x| !x.refuted)
+        .ok_or("no standing receipt")?;
+    let bytes = r::object_bytes(&chain.state, &rc.result_sha256).ok_or("result missing")?;
+    let res = tb_job::ResultObject::decode(&bytes).map_err(s)?;
+    if res.output_digest() != rc.output_digest {
+        return Err("the result does not match its receipt".into());
+    }
+    let status = match j.state {
+        JobState::Verified | JobState::Settled => "final",
+        _ => "provisional",
+    };
+    let o = &res.outputs[0];
+    let preview = match &o.data {
+        blocktorch::HostData::F32(v) => format!("{:?}", &v[..v.len().min(3)]),
+        other => format!("{} {:?} elements", other.len(), other.dtype()),
+    };
+    Ok(format!(
+        "task {}… reads {status}: output {:?} {:?} = {preview}…, digests match the receipt ({}…)",
+        short(&t.0),
+        o.name,
+        o.shape,
+        short(&rc.output_digest)
+    ))
+}
+
 /// `key`'s answer to task `t`: it runs the job on the CPU fabric, (when `lie`) reports a
-/// wrong digest for op 5, publishes its trace and submits its signed receipt.
+/// wrong digest for op 5, publishes its trace and result object, and submits its signed
+/// receipt.
 fn answer(
     chain: &Chain,
     job: &tb_job::Job,
@@ -288,6 +341,8 @@ fn answer(
         key.address(),
         &tb_job::trace_blob(t, key.address(), &leaves),
     );
+    let result = tb_job::ResultObject::of_run(&run).encode().map_err(s)?;
+    p.extend(publish(chain, key.address(), &result));
     p.push(TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
         from: key.address(),
         task_id: t,

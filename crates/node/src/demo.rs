@@ -312,7 +312,7 @@ pub fn run(args: &[String]) -> R<()> {
         &root.to_hex()[..16]
     );
     println!(
-        "\n5. The compute loop on a fresh devnet: Submit → Execute → Receipt → Verify → Settle/Slash."
+        "\n5. The compute loop on a fresh devnet: Publish → Submit → Execute → Receipt → Result → Verify → Settle/Slash."
     );
     crate::compute_demo::run()?;
     println!(

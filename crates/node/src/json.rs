@@ -118,7 +118,9 @@ pub fn receipt(x: &r::ReceiptRecord) -> Value {
         "output_digest": hex32(&x.output_digest),
         "trace_root": x.trace_root.to_hex(),
         "trace_sha256": hex32(&x.trace_sha256),
+        "result_sha256": hex32(&x.result_sha256),
         "latency_blocks": x.latency_blocks,
+        "latency_ms": x.latency_ms,
         "height": x.height,
         "payable": x.payable,
         "refuted": x.refuted,
@@ -134,6 +136,10 @@ pub fn job(t: &Id, j: &Job) -> Value {
         "blob_bytes": j.spec.blob_bytes,
         "flops": j.spec.flops,
         "n_ops": j.spec.n_ops,
+        "outputs": j.spec.outputs.len(),
+        "model_sha256": j.spec.model_object.map(|m| hex32(&m.sha256)),
+        "model_bytes": j.spec.model_object.map(|m| m.bytes),
+        "lane": j.spec.lane,
         "max_price": j.spec.max_price,
         "redundancy": j.spec.redundancy,
         "deadline": j.spec.deadline,
@@ -152,6 +158,16 @@ pub fn job(t: &Id, j: &Job) -> Value {
         "disputes": j.disputes,
         "disputes_open": j.disputes_open,
         "payouts_pending": j.payouts_pending,
+        "failure": j.failure.map(failure),
+    })
+}
+
+/// A job's failure: its reason's stable name, a sentence, and the height.
+pub fn failure(f: r::Failure) -> Value {
+    json!({
+        "reason": f.reason.name(),
+        "description": f.reason.describe(),
+        "height": f.height,
     })
 }
 
@@ -204,11 +220,13 @@ pub fn dispute(d: &r::Dispute) -> Value {
         "task_id": d.task_id.to_hex(),
         "index": d.index,
         "op": d.op,
+        "kind": if d.challenger.is_some() { "challenge" } else { "replica" },
         "accused": d.accused.providers.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         "accused_leaf": hex32(&d.accused.leaf),
         "challenger": d.challenger.map(|(a, _)| a.to_string()),
         "opened": d.opened,
         "deadline": d.deadline,
+        "ruled_at": d.ruling.is_some().then_some(d.ruled_at),
         "ruling": d.ruling.as_ref().map(|o| match o {
             r::Outcome::Referee(x) => format!("Referee({})", hex32(x)),
             other => format!("{other:?}"),

@@ -5,7 +5,8 @@
 //! Every block that becomes canonical goes through [`Node::import`], which commits it
 //! (one redb transaction), brings the mempool to the new tip (included transactions
 //! out, orphans swept, the tip's governed parameters in force), and derives the events:
-//! `newHeads`, `jobAssigned`, `jobCompleted`, `providerSlashed`, `epochSettled`.
+//! `newHeads`, `jobAssigned`, `receiptAccepted`, `challengeOpened`, `challengeRuled`,
+//! `jobCompleted`, `jobFailed`, `providerSlashed`, `epochSettled`.
 
 use crate::blobs::BlobStore;
 use crate::metrics::Metrics;
@@ -32,17 +33,50 @@ pub const TRACKED_JOBS_MAX: usize = 100_000;
 /// One event for subscribers.
 #[derive(Clone, Debug)]
 pub struct Event {
-    /// `newHeads`, `jobAssigned`, `jobCompleted`, `providerSlashed`, `epochSettled`.
+    /// `newHeads`, `jobAssigned`, `receiptAccepted`, `challengeOpened`,
+    /// `challengeRuled`, `jobCompleted`, `jobFailed`, `providerSlashed`, `epochSettled`.
     pub kind: &'static str,
     pub data: Value,
+}
+
+/// What the node last saw of a job it follows.
+#[derive(Clone, Copy, Debug)]
+struct Tracked {
+    state: JobState,
+    leases: usize,
+    receipts: usize,
+    disputes: u32,
+    disputes_open: u32,
+}
+
+impl Tracked {
+    fn new() -> Tracked {
+        Tracked {
+            state: JobState::Queued,
+            leases: 0,
+            receipts: 0,
+            disputes: 0,
+            disputes_open: 0,
+        }
+    }
+
+    fn of(j: &r::Job) -> Tracked {
+        Tracked {
+            state: j.state,
+            leases: j.leases.len(),
+            receipts: j.receipts.len(),
+            disputes: j.disputes,
+            disputes_open: j.disputes_open,
+        }
+    }
 }
 
 /// The chain store, the mempool and what the node follows of the market.
 pub struct Core {
     pub db: ChainDb,
     pub pool: Mempool,
-    /// Non-terminal jobs and their last seen state and lease count.
-    tracked: BTreeMap<Id, (JobState, usize)>,
+    /// Non-terminal jobs and what was last seen of them.
+    tracked: BTreeMap<Id, Tracked>,
     /// The last epoch whose settlement was announced.
     last_epoch: u64,
     /// Proof-latency SLA slashes on the chain (counted once at open, then per block).
@@ -105,7 +139,7 @@ impl Node {
             if terminal(j.state) {
                 *finished.entry(crate::json::job_state(j.state)).or_default() += 1;
             } else {
-                tracked.insert(t, (j.state, j.leases.len()));
+                tracked.insert(t, Tracked::of(&j));
             }
         }
         let height = db.tip().height;
@@ -115,7 +149,7 @@ impl Node {
             .ok_or("chain store: no genesis block")?;
         let sla_breaches = query::slashes(db.state(), None)
             .iter()
-            .filter(|x| x.reason == r::SlashReason::ProofLatencyBudget)
+            .filter(|x| x.reason == r::SlashReason::LatencySla)
             .count() as u64;
         let epoch_blocks = params.market.epoch_blocks.max(1);
         let core = Core {
@@ -358,7 +392,7 @@ impl Node {
             if let TxPayload::SubmitJob(_) = tx.payload {
                 let t = task_id(chain_id, h, tx);
                 if c.tracked.len() < TRACKED_JOBS_MAX {
-                    c.tracked.insert(t, (JobState::Queued, 0));
+                    c.tracked.insert(t, Tracked::new());
                 }
             }
         }
@@ -370,7 +404,7 @@ impl Node {
         } = &mut *c;
         let state = db.state();
         let mut done = Vec::new();
-        for (t, (st, leases)) in tracked.iter_mut() {
+        for (t, seen) in tracked.iter_mut() {
             let Some(j) = r::job(state, t) else {
                 done.push(*t);
                 continue;
@@ -382,21 +416,48 @@ impl Node {
                            "height": h, "expiry": l.expiry}),
                 );
             }
-            if j.state != *st {
-                if terminal(j.state) {
-                    self.publish(
-                        "jobCompleted",
-                        json!({"task_id": t.to_hex(), "state": crate::json::job_state(j.state),
-                               "height": h, "receipts": j.receipts.len()}),
-                    );
-                    done.push(*t);
-                    *c_finished
-                        .entry(crate::json::job_state(j.state))
-                        .or_default() += 1;
-                }
-                *st = j.state;
+            // Receipts accepted since (a requeue clears the list: count from zero).
+            let from = if j.receipts.len() < seen.receipts {
+                0
+            } else {
+                seen.receipts
+            };
+            for x in j.receipts.iter().skip(from).filter(|x| x.height == h) {
+                let mut v = crate::json::receipt(x);
+                v["task_id"] = json!(t.to_hex());
+                self.publish("receiptAccepted", v);
             }
-            *leases = j.leases.len();
+            if j.disputes != seen.disputes || j.disputes_open != seen.disputes_open {
+                for d in tb_chain::market::dispute::disputes(state, t) {
+                    if d.opened == h {
+                        self.publish("challengeOpened", crate::json::dispute(&d));
+                    }
+                    if d.ruling.is_some() && d.ruled_at == h {
+                        self.publish("challengeRuled", crate::json::dispute(&d));
+                    }
+                }
+            }
+            if j.state != seen.state && terminal(j.state) {
+                self.publish(
+                    "jobCompleted",
+                    json!({"task_id": t.to_hex(), "state": crate::json::job_state(j.state),
+                           "height": h, "receipts": j.receipts.len()}),
+                );
+                if let Some(f) = j.failure {
+                    self.publish(
+                        "jobFailed",
+                        json!({"task_id": t.to_hex(), "reason": f.reason.name(),
+                               "description": f.reason.describe(), "height": f.height,
+                               "receipts": j.receipts.len(),
+                               "requester": j.requester.to_string()}),
+                    );
+                }
+                done.push(*t);
+                *c_finished
+                    .entry(crate::json::job_state(j.state))
+                    .or_default() += 1;
+            }
+            *seen = Tracked::of(&j);
         }
         for t in done {
             c.tracked.remove(&t);
@@ -404,7 +465,7 @@ impl Node {
         let state = c.db.state();
         for (_, v) in state.scan_prefix(&r::key(r::Kind::Slash, &[&h.to_be_bytes()])) {
             if let Ok(s) = tb_primitives::decode::<r::SlashRecord>(&v, r::MARKET_RECORD_BYTES_MAX) {
-                if s.reason == r::SlashReason::ProofLatencyBudget {
+                if s.reason == r::SlashReason::LatencySla {
                     c.sla_breaches += 1;
                 }
                 self.publish("providerSlashed", crate::json::slash(&s));
@@ -474,14 +535,12 @@ impl Node {
         }
         let mut leases = 0usize;
         let mut disputes = 0u64;
-        for (_, (st, l)) in c.tracked.iter() {
-            *by_state.entry(crate::json::job_state(*st)).or_default() += 1;
-            leases += l;
-        }
-        for (t, (st, _)) in c.tracked.iter() {
-            if *st == JobState::Disputed {
-                disputes += r::job(s, t).map_or(0, |j| j.disputes_open as u64);
-            }
+        for seen in c.tracked.values() {
+            *by_state
+                .entry(crate::json::job_state(seen.state))
+                .or_default() += 1;
+            leases += seen.leases;
+            disputes += seen.disputes_open as u64;
         }
         for (k, v) in &c.finished {
             *by_state.entry(k).or_default() += v;

@@ -3,18 +3,21 @@
 //! every new tip:
 //!
 //! - each job leased to it that it has not answered: fetch the blob (the node's blob
-//!   store, else the chain's published object), check it against the job's spec
-//!   (`ReportMalformed` when it is not a valid job matching it), execute it on the
-//!   configured fabric, and answer: a job with one replica gets its trace published and
-//!   its signed receipt submitted; a redundant job gets a seal (`SignedReceipt::seal`),
-//!   and the reveal (trace and receipt) once every replica has sealed;
+//!   store, else the chain's published object, else a peer) and the model a version 1
+//!   blob names (once: it stays in the blob store for every later job of that model),
+//!   check it against the job's spec (`ReportMalformed` when it is not a valid job
+//!   matching it), execute it on the configured fabric, and answer: a job with one
+//!   replica gets its trace and result object published and its signed receipt
+//!   submitted; a redundant job gets a seal (`SignedReceipt::seal`), and the reveal
+//!   (trace, result and receipt) once every replica has sealed;
 //! - each replica dispute that owes its evidence: the evidence bundle for the disputed op,
 //!   proven with its own leaves, published and named (`SupplyEvidence`);
 //! - a heartbeat every `heartbeat_interval_blocks`.
 //!
-//! Answers are written to `<data dir>/provider/<task>.answer` before they are submitted,
-//! so a restarted node reveals exactly what it sealed (a re-run would measure a different
-//! latency, and its receipt would not match the seal).
+//! Answers are written to `<data dir>/provider/<task>.answer` (the result object to the
+//! blob store) before they are submitted, so a restarted node reveals exactly what it
+//! sealed (a re-run would measure a different latency, and its receipt would not match
+//! the seal).
 
 use crate::config::{FabricKind, ProviderConfig};
 use crate::node::{live_index, Node};
@@ -323,11 +326,10 @@ impl Worker {
         }
         let blob = fetch_blob(&self.node, &job.spec.blob_sha256)?
             .ok_or("the job's blob is neither here nor published")?;
-        let shape = tb_job::JobShape {
-            n_ops: job.spec.n_ops,
-            outputs: job.spec.outputs.clone(),
-        };
-        let decoded = match tb_job::check_job_blob(&blob, &shape, job.spec.flops) {
+        let model = job_model(&self.node, job)?;
+        let shape = job.spec.shape();
+        let decoded = match tb_job::check_job_blob(&blob, model.as_deref(), &shape, job.spec.flops)
+        {
             Ok(j) => j,
             Err(why) => {
                 eprintln!(
@@ -359,19 +361,17 @@ impl Worker {
         self.node
             .metrics
             .inc("provider_jobs_executed_total", &[fabric]);
-        let mut leaves = run.op_digests.clone();
-        let mut receipt = tb_job::Receipt::of_run_for(t, &decoded, &run, BENCHMARK_COMMIT, self.me)
-            .map_err(|e| e.to_string())?;
+        let mut run = run;
         if let Some(op) = self.cfg.test_corrupt_op {
-            // The test-only cheat: a wrong digest for one op, everything else as run.
-            if let Some(l) = leaves.get_mut(op as usize) {
-                l[0] ^= 0x01;
-                receipt.trace_root = tb_job::trace_root(&leaves);
-                receipt.trace_sha256 = tb_job::trace_sha256(t, self.me, &leaves);
-                receipt.output_digest_sha256 =
-                    shape.output_digest(&leaves).ok_or("output leaves")?;
-            }
+            corrupt(&mut run, &decoded, op);
         }
+        let leaves = run.op_digests.clone();
+        let result = tb_job::ResultObject::of_run(&run)
+            .encode()
+            .map_err(|e| format!("result object: {e}"))?;
+        self.node.blobs.put(&result).map_err(|e| e.to_string())?;
+        let receipt = tb_job::Receipt::of_run_for(t, &decoded, &run, BENCHMARK_COMMIT, self.me)
+            .map_err(|e| e.to_string())?;
         let signed = receipt
             .sign(&self.key, self.node.params.chain_id)
             .map_err(|e| e.to_string())?;
@@ -399,11 +399,18 @@ impl Worker {
         }
     }
 
-    /// Publishes the trace and submits the receipt.
+    /// Publishes the trace and the result object and submits the receipt.
     fn reveal(&self, t: Id, a: Answer) -> Result<(), String> {
         let trace = tb_job::trace_blob(t, self.me, &a.leaves);
         self.node.blobs.put(&trace).map_err(|e| e.to_string())?;
+        let result = self
+            .node
+            .blobs
+            .get(&a.receipt.receipt.result_sha256)
+            .map_err(|e| e.to_string())?
+            .ok_or("the answer's result object is not in the blob store")?;
         let mut p = self.publish_payloads(&trace);
+        p.extend(self.publish_payloads(&result));
         p.push(TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
             from: self.me,
             task_id: t,
@@ -443,7 +450,9 @@ impl Worker {
                 continue;
             };
             let blob = fetch_blob(&self.node, &job.spec.blob_sha256)?.ok_or("job blob missing")?;
-            let decoded = tb_job::Job::decode(&blob).map_err(|e| e.to_string())?;
+            let model = job_model(&self.node, job)?;
+            let decoded =
+                tb_job::Job::decode_resolved(&blob, model.as_deref()).map_err(|e| e.to_string())?;
             let c = tb_job::build_challenge(&decoded, t, &a.leaves, d.op as usize)
                 .map_err(|e| format!("evidence for op {}: {e}", d.op))?;
             let bundle = c.bundle.encode().map_err(|e| e.to_string())?;
@@ -463,6 +472,64 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// The bytes of the model a job names (`None` when its blob carries its program):
+/// the blob store, else the chain's published object, else a peer; kept in the blob
+/// store, so each model is fetched once.
+pub fn job_model(node: &Node, job: &r::Job) -> Result<Option<Vec<u8>>, String> {
+    let Some(m) = &job.spec.model_object else {
+        return Ok(None);
+    };
+    let bytes = fetch_blob(node, &m.sha256)?.ok_or_else(|| {
+        format!(
+            "the job's model {} is neither here, nor published, nor at a peer",
+            hex::encode(m.sha256)
+        )
+    })?;
+    Ok(Some(bytes))
+}
+
+/// The test-only cheat (`--test-corrupt-op I`): op `op`'s output is reported wrong. When
+/// the op is a declared output, its data has one bit flipped, so the result object, the
+/// leaf and the output digest tell the same lie; otherwise only the leaf is wrong.
+fn corrupt(run: &mut tb_job::ExecResult, job: &tb_job::Job, op: u32) {
+    let Some(leaf) = run.op_digests.get(op as usize).copied() else {
+        return;
+    };
+    let nc = job.program.consts.len();
+    let mut wrong = leaf;
+    wrong[0] ^= 0x01;
+    for (o, decl) in run.outputs.iter_mut().zip(&job.program.outputs) {
+        if decl.value as usize != nc + op as usize {
+            continue;
+        }
+        match &mut o.data {
+            blocktorch::HostData::F32(v) if !v.is_empty() => {
+                v[0] = f32::from_bits(v[0].to_bits() ^ 1);
+                if v[0].is_nan() {
+                    v[0] = 1.0;
+                }
+            }
+            blocktorch::HostData::U8(v) if !v.is_empty() => v[0] ^= 1,
+            blocktorch::HostData::I32(v) if !v.is_empty() => v[0] ^= 1,
+            blocktorch::HostData::U32(v) if !v.is_empty() => v[0] ^= 1,
+            _ => continue,
+        }
+        if let Ok(d) = blocktorch::output_digest_sha256(&o.shape, &o.data) {
+            o.digest = d;
+            wrong = d;
+        }
+    }
+    run.op_digests[op as usize] = wrong;
+    run.trace_root = tb_job::trace_root(&run.op_digests);
+    let ds: Vec<[u8; 32]> = run.outputs.iter().map(|o| o.digest).collect();
+    // The outputs' digests as the trace tells them.
+    run.output_digest = if ds.len() == 1 {
+        ds[0]
+    } else {
+        tb_job::exec::combine_output_digests(&ds)
+    };
 }
 
 /// The `PublishBlob` payloads that publish `bytes` from `from` (fees in Consumer

@@ -131,7 +131,10 @@ pub const METHODS: &[(&str, Method)] = &[
     ("compute.uploadBlob", upload_blob),
     ("compute.getBlob", get_blob),
     ("compute.hasBlob", has_blob),
+    ("compute.blobStatus", blob_status),
+    ("compute.estimate", estimate),
     ("compute.submitJob", submit_job),
+    ("compute.getResult", get_result),
     ("compute.getJob", get_job),
     ("compute.listJobs", list_jobs),
     ("compute.getReceipt", get_receipt),
@@ -163,10 +166,34 @@ pub const SUBSCRIPTIONS: &[(&str, &str, &str, &str)] = &[
         "jobAssigned",
     ),
     (
+        "subscribe_receiptAccepted",
+        "receiptAccepted",
+        "unsubscribe_receiptAccepted",
+        "receiptAccepted",
+    ),
+    (
+        "subscribe_challengeOpened",
+        "challengeOpened",
+        "unsubscribe_challengeOpened",
+        "challengeOpened",
+    ),
+    (
+        "subscribe_challengeRuled",
+        "challengeRuled",
+        "unsubscribe_challengeRuled",
+        "challengeRuled",
+    ),
+    (
         "subscribe_jobCompleted",
         "jobCompleted",
         "unsubscribe_jobCompleted",
         "jobCompleted",
+    ),
+    (
+        "subscribe_jobFailed",
+        "jobFailed",
+        "unsubscribe_jobFailed",
+        "jobFailed",
     ),
     (
         "subscribe_providerSlashed",
@@ -425,6 +452,9 @@ pub fn fetch_blob(node: &Node, sha: &[u8; 32]) -> Result<Option<Vec<u8>>, String
 
 fn get_blob(node: &Node, a: &[Value]) -> Res {
     let sha = id(a, 0, "sha256")?.0;
+    if a.len() > 1 {
+        return get_blob_range(node, &sha, a);
+    }
     // Refuse a published object over the limit before assembling it.
     if let Some(o) = r::object(node.core().db.state(), &sha) {
         if o.total_bytes > RPC_BLOB_BYTES_MAX as u64 {
@@ -450,6 +480,260 @@ fn get_blob(node: &Node, a: &[Value]) -> Res {
         ));
     }
     Ok(json!({"sha256": json::hex32(&sha), "bytes": b.len(), "hex": hex::encode(&b)}))
+}
+
+/// `compute.getBlob [sha, offset, length]`: `length` bytes (at most
+/// [`RPC_BLOB_BYTES_MAX`]) from `offset` of a blob of any size, from the blob store or
+/// the chain's chunks, without assembling the whole. The caller checks the whole
+/// blob's SHA-256 once it has every range.
+fn get_blob_range(node: &Node, sha: &[u8; 32], a: &[Value]) -> Res {
+    let offset = opt_u64(a, 1, "offset")?.ok_or_else(|| bad("missing parameter 1 (offset)"))?;
+    let length = opt_u64(a, 2, "length")?.ok_or_else(|| bad("missing parameter 2 (length)"))?;
+    if length == 0 || length > RPC_BLOB_BYTES_MAX as u64 {
+        return Err(bad(format!(
+            "parameter 2 (length) must be 1..={RPC_BLOB_BYTES_MAX}"
+        )));
+    }
+    let stored = node
+        .blobs
+        .read_range(sha, offset, length as usize)
+        .map_err(|e| err(ERR_UNAVAILABLE, e.to_string()))?;
+    let (total, bytes) = match stored {
+        Some(x) => x,
+        None => {
+            let c = node.core();
+            let s = c.db.state();
+            let o = r::object(s, sha)
+                .ok_or_else(|| err(ERR_NOT_FOUND, "no such blob here or on chain"))?;
+            if offset > o.total_bytes {
+                return Err(bad(format!(
+                    "offset {offset} is past the blob's {} bytes",
+                    o.total_bytes
+                )));
+            }
+            let n = length.min(o.total_bytes - offset);
+            let b = r::object_range(s, sha, offset, n)
+                .ok_or_else(|| err(ERR_UNAVAILABLE, "the object's chunks are unreadable"))?;
+            (o.total_bytes, b)
+        }
+    };
+    Ok(
+        json!({"sha256": json::hex32(sha), "bytes": total, "offset": offset,
+              "length": bytes.len(), "hex": hex::encode(&bytes)}),
+    )
+}
+
+/// `compute.blobStatus [sha, poster?]`: whether an object is available on chain (and
+/// until when), stored here, and which chunks of `poster`'s copy are already on chain
+/// (what a publication resuming after an interruption skips).
+fn blob_status(node: &Node, a: &[Value]) -> Res {
+    let sha = id(a, 0, "sha256")?.0;
+    let poster = match a.get(1) {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(address(a, 1)?),
+    };
+    let c = node.core();
+    let s = c.db.state();
+    let o = r::object(s, &sha);
+    let copy = poster.and_then(|p| query::partial(s, &sha, &p));
+    Ok(json!({
+        "sha256": json::hex32(&sha),
+        "stored": node.blobs.contains(&sha),
+        "published": o.is_some(),
+        "total_bytes": o.as_ref().map(|o| o.total_bytes),
+        "expires": o.as_ref().map(|o| o.expires),
+        "is_result": o.as_ref().is_some_and(|o| o.result.is_some()),
+        "copy": copy.map(|(p, received)| json!({
+            "total_bytes": p.total_bytes,
+            "chunk_bytes": p.chunk_bytes,
+            "chunks": p.chunks,
+            "received": received,
+            "expires": p.expires,
+        })),
+        "height": c.db.tip().height,
+    }))
+}
+
+fn field_u64(o: &serde_json::Map<String, Value>, k: &str) -> Result<Option<u64>, ErrorObjectOwned> {
+    match o.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| bad(format!("field {k} must be a non-negative integer"))),
+    }
+}
+
+/// `compute.estimate [{flops, max_price, redundancy?, model?, lane?, region?,
+/// kernel_digest?, blob_bytes?}]`: what submitting such a job now would meet (a dry
+/// run: nothing is submitted). See `tb_chain::market::query::estimate`.
+fn estimate(node: &Node, a: &[Value]) -> Res {
+    let o = need(a, 0, "job")?
+        .as_object()
+        .ok_or_else(|| bad("parameter 0 (job) must be an object"))?;
+    let flops = field_u64(o, "flops")?.ok_or_else(|| bad("field flops is required"))?;
+    let max_price = field_u64(o, "max_price")?.ok_or_else(|| bad("field max_price is required"))?;
+    let small =
+        |k: &str, v: Option<u64>, max: u64, default: u64| -> Result<u64, ErrorObjectOwned> {
+            let v = v.unwrap_or(default);
+            if v > max {
+                return Err(bad(format!("field {k} is at most {max}")));
+            }
+            Ok(v)
+        };
+    let redundancy = small(
+        "redundancy",
+        field_u64(o, "redundancy")?,
+        u32::MAX as u64,
+        1,
+    )? as u32;
+    let model = small("model", field_u64(o, "model")?, u16::MAX as u64, 0)? as u16;
+    let lane = small("lane", field_u64(o, "lane")?, u8::MAX as u64, 0)? as u8;
+    let region = match field_u64(o, "region")? {
+        None => None,
+        Some(v) => Some(small("region", Some(v), u16::MAX as u64, 0)? as u16),
+    };
+    let kernel_digest = match o.get("kernel_digest") {
+        None | Some(Value::Null) => [0; 32],
+        Some(Value::String(h)) => {
+            Id::from_hex(h)
+                .ok_or_else(|| bad("field kernel_digest must be 64 hex digits"))?
+                .0
+        }
+        Some(_) => return Err(bad("field kernel_digest must be a string")),
+    };
+    let blob_bytes = field_u64(o, "blob_bytes")?.unwrap_or(0);
+    let c = node.core();
+    let p = c.effective_params(&node.params);
+    let m = &p.market;
+    if lane as usize >= m.lanes() {
+        return Err(bad(format!(
+            "field lane: the market has {} lanes",
+            m.lanes()
+        )));
+    }
+    let spec = tb_chain::tx::JobSpec {
+        blob_bytes,
+        flops,
+        kernel_digest,
+        model,
+        lane,
+        region,
+        max_price,
+        redundancy,
+        ..Default::default()
+    };
+    let h = c.db.tip().height;
+    let e = query::estimate(c.db.state(), m, &spec, h);
+    Ok(json!({
+        "height": h,
+        "capable": e.capable.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "eligible_now": e.eligible_now.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "ineligible": e.ineligible.iter().map(|(a, why)| json!({
+            "provider": a.to_string(), "reason": format!("{why:?}")})).collect::<Vec<_>>(),
+        "redundancy": redundancy,
+        "shortfall": e.shortfall,
+        "price_best_micro": e.price_best_micro,
+        "price_worst_micro": e.price_worst_micro,
+        "escrow_micro": e.escrow_micro,
+        "queue_ahead": e.queue_ahead,
+        "expected_lease_height": e.expected_lease_height,
+        "lease_blocks": m.lane_lease_blocks[lane as usize],
+        "sla_window_blocks": m.sla_window_blocks(lane),
+        "challenge_window_blocks": m.challenge_window_blocks,
+    }))
+}
+
+/// Largest result whose bytes `compute.getResult` returns inline (larger ones are read
+/// with `compute.getBlob` ranges).
+pub const RESULT_INLINE_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Where a job's answer stands, for a requestor: `pending` (no receipt yet),
+/// `provisional` (accepted, its challenge window open), `challenged` (a challenge of it
+/// is open), `disputed` (replicas disagree; the referee decides), `final` (verified:
+/// the window closed unrefuted), `failed`.
+pub fn result_status(j: &r::Job) -> &'static str {
+    use r::JobState as S;
+    let standing = j.receipts.iter().any(|x| !x.refuted);
+    match j.state {
+        S::Failed => "failed",
+        S::Verified | S::Settled if standing => "final",
+        S::Disputed => "disputed",
+        S::Proven if j.disputes_open > 0 => "challenged",
+        _ if standing => "provisional",
+        _ => "pending",
+    }
+}
+
+/// `compute.getResult [task]`: a job's answer as soon as a receipt is accepted — the
+/// standing receipt's result object, checked here against the receipt (every output
+/// digest recomputed, and the combined `output_digest_sha256`), with its status
+/// (`result_status`). Small results carry their bytes (`hex`); any result can be read
+/// with `compute.getBlob [result_sha256, offset, length]` and checked the same way.
+fn get_result(node: &Node, a: &[Value]) -> Res {
+    let given = id(a, 0, "task id or SubmitJob transaction id")?;
+    let t = resolve_task(node, given).ok_or_else(|| err(ERR_NOT_FOUND, "no such job"))?;
+    let job =
+        r::job(node.core().db.state(), &t).ok_or_else(|| err(ERR_NOT_FOUND, "no such job"))?;
+    let status = result_status(&job);
+    let mut v = json!({
+        "task_id": t.to_hex(),
+        "state": json::job_state(job.state),
+        "status": status,
+        "final": status == "final",
+        "window_end": job.window_end,
+        "failure": job.failure.map(json::failure),
+        "refuted": job.receipts.iter().filter(|x| x.refuted)
+            .map(|x| x.provider.to_string()).collect::<Vec<_>>(),
+    });
+    let Some(rc) = job.receipts.iter().find(|x| !x.refuted) else {
+        return Ok(v);
+    };
+    let bytes = fetch_result(node, &rc.result_sha256)?;
+    let res = tb_job::ResultObject::decode(&bytes).map_err(|e| {
+        err(
+            ERR_UNAVAILABLE,
+            format!("the published result does not decode: {e}"),
+        )
+    })?;
+    if res.output_digest() != rc.output_digest || res.outputs.len() != job.spec.outputs.len() {
+        return Err(err(
+            ERR_UNAVAILABLE,
+            "the published result does not match the accepted receipt",
+        ));
+    }
+    let digests = res.digests();
+    v["provider"] = json!(rc.provider.to_string());
+    v["receipt_hash"] = json!(json::hex32(&rc.receipt_hash));
+    v["receipt_height"] = json!(rc.height);
+    v["output_digest"] = json!(json::hex32(&rc.output_digest));
+    v["result_sha256"] = json!(json::hex32(&rc.result_sha256));
+    v["result_bytes"] = json!(bytes.len());
+    v["outputs"] = res
+        .outputs
+        .iter()
+        .zip(&digests)
+        .map(|(o, d)| {
+            json!({"name": o.name, "dtype": format!("{:?}", o.data.dtype()).to_lowercase(),
+                   "shape": o.shape, "digest": json::hex32(d)})
+        })
+        .collect();
+    if bytes.len() <= RESULT_INLINE_BYTES_MAX {
+        v["hex"] = json!(hex::encode(&bytes));
+    }
+    Ok(v)
+}
+
+/// A result object's bytes: the blob store, the chain, or a peer.
+fn fetch_result(node: &Node, sha: &[u8; 32]) -> Result<Vec<u8>, ErrorObjectOwned> {
+    crate::p2p::fetch_blob(node, sha)
+        .map_err(|e| err(ERR_UNAVAILABLE, e))?
+        .ok_or_else(|| {
+            err(
+                ERR_UNAVAILABLE,
+                "the receipt's result object is not available here",
+            )
+        })
 }
 
 fn has_blob(node: &Node, a: &[Value]) -> Res {

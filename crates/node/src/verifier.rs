@@ -10,7 +10,7 @@
 use crate::config::VerifierConfig;
 use crate::node::{live_index, Node};
 use crate::p2p::fetch_blob;
-use crate::provider::{publish_payloads, FEE_SELECTOR};
+use crate::provider::{job_model, publish_payloads, FEE_SELECTOR};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,7 +84,9 @@ fn check(
     let theirs = tb_job::decode_trace(&trace)
         .map_err(|e| e.to_string())?
         .leaves;
-    let decoded = tb_job::Job::decode(&blob).map_err(|e| e.to_string())?;
+    let model = job_model(node, job)?;
+    let decoded =
+        tb_job::Job::decode_resolved(&blob, model.as_deref()).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     let replay =
         tb_job::replay(&decoded, blocktorch::cpu::default_fabric()).map_err(|e| e.to_string())?;

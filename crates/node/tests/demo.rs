@@ -18,6 +18,9 @@ fn demo_runs_and_checks_itself() {
         "Reorged",
         "conservation holds",
         "verified",
+        "Publish: the mlp model",
+        "reads provisional",
+        "reads final",
     ] {
         assert!(
             text.contains(needle),

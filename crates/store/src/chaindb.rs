@@ -273,7 +273,12 @@ impl ChainDb {
                     supported: SCHEMA_VERSION,
                 })
             }
-            Some(1) => migrate_v1_to_v2(&db)?,
+            Some(v) if v < crate::schema::SCHEMA_VERSION_MIN => {
+                return Err(StoreError::Obsolete {
+                    found: v,
+                    min: crate::schema::SCHEMA_VERSION_MIN,
+                })
+            }
             Some(SCHEMA_VERSION) => {}
             Some(v) => return Err(StoreError::Corrupt(format!("unknown schema v{v}"))),
         }

@@ -1,13 +1,19 @@
 //! Tables, the schema version and migrations.
 
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, TableDefinition};
 use thiserror::Error;
 
 /// The schema version this code writes. History:
 /// * v1 — headers, bodies, canonical index, state, undo journal.
-/// * v2 — adds the transaction index (`tx_index`), rebuilt from the canonical
-///   chain when a v1 store is opened.
-pub const SCHEMA_VERSION: u32 = 2;
+/// * v2 — adds the transaction index (`tx_index`) (a v1 store was migrated by
+///   rebuilding it from the canonical chain, until v3).
+/// * v3 — the same tables; the consensus encodings of the compute market changed
+///   (jobs naming a published model, result objects named by receipts, job failure
+///   reasons, the chain-measured latency SLA), so blocks and state written by a v1 or
+///   v2 build do not decode here: such a store is refused ([`StoreError::Obsolete`]).
+pub const SCHEMA_VERSION: u32 = 3;
+/// The oldest schema this build opens.
+pub const SCHEMA_VERSION_MIN: u32 = 3;
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// block id → encoded `HeaderEntry`
@@ -32,6 +38,8 @@ pub(crate) const KEY_CHAIN_ID: &str = "chain_id";
 pub enum StoreError {
     #[error("store schema is newer than this build: found v{found}, supports up to v{supported}")]
     SchemaTooNew { found: u32, supported: u32 },
+    #[error("store schema v{found} was written under earlier consensus rules this build cannot read (it opens v{min} and later); remove the data directory to start a fresh chain (a devnet is recreated on start)")]
+    Obsolete { found: u32, min: u32 },
     #[error("store belongs to chain id {found}, not {expected}")]
     WrongChain { found: u64, expected: u64 },
     #[error("store is corrupt: {0}")]
@@ -94,39 +102,5 @@ pub(crate) fn create_tables(w: &redb::WriteTransaction) -> Result<(), StoreError
 pub(crate) fn write_version(w: &redb::WriteTransaction, v: u32) -> Result<(), StoreError> {
     w.open_table(META)?
         .insert(KEY_SCHEMA, v.to_le_bytes().as_slice())?;
-    Ok(())
-}
-
-/// Brings a v1 store to v2 by indexing the canonical chain's transactions.
-pub(crate) fn migrate_v1_to_v2(db: &Database) -> Result<(), StoreError> {
-    let w = db.begin_write()?;
-    {
-        create_tables(&w)?;
-        let canon = w.open_table(CANON)?;
-        let bodies = w.open_table(BODIES)?;
-        let mut idx = w.open_table(TX_INDEX)?;
-        for e in canon.iter()? {
-            let (h, id) = e?;
-            let id = id.value().to_vec();
-            let body = bodies.get(id.as_slice())?.ok_or_else(|| {
-                StoreError::Corrupt(format!("no body for canonical height {}", h.value()))
-            })?;
-            let txs = crate::chaindb::decode_body(body.value())?;
-            for (i, tx) in txs.iter().enumerate() {
-                let loc = crate::chaindb::TxLocation {
-                    block: tb_primitives::Id(
-                        id.as_slice()
-                            .try_into()
-                            .map_err(|_| StoreError::Corrupt("block id is not 32 bytes".into()))?,
-                    ),
-                    height: h.value(),
-                    index: i as u32,
-                };
-                idx.insert(tx.id().0.as_slice(), tb_primitives::encode(&loc).as_slice())?;
-            }
-        }
-    }
-    write_version(&w, 2)?;
-    w.commit()?;
     Ok(())
 }

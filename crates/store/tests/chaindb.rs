@@ -247,10 +247,9 @@ fn header_rules_are_enforced_on_import() {
 }
 
 #[test]
-fn schema_newer_is_refused_older_is_migrated_wrong_chain_refused() {
+fn schema_newer_and_obsolete_are_refused_wrong_chain_refused() {
     use redb::{Database, TableDefinition};
     let meta: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-    let txi: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tx_index");
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("s.redb");
     let m = key(0);
@@ -261,39 +260,43 @@ fn schema_newer_is_refused_older_is_migrated_wrong_chain_refused() {
         mine_on_tip(&mut db, std::slice::from_ref(&tx), m.address());
         tx.id()
     };
-    // Pretend a newer build wrote it.
-    {
+    let set_version = |v: u32| {
         let db = Database::create(&path).unwrap();
         let w = db.begin_write().unwrap();
         w.open_table(meta)
             .unwrap()
-            .insert("schema_version", 3u32.to_le_bytes().as_slice())
+            .insert("schema_version", v.to_le_bytes().as_slice())
             .unwrap();
         w.commit().unwrap();
-    }
+    };
+    // Pretend a newer build wrote it.
+    set_version(SCHEMA_VERSION + 1);
     let err = ChainDb::open(&path, params()).unwrap_err();
     assert!(matches!(
         err,
         StoreError::SchemaTooNew {
-            found: 3,
+            found,
             supported: SCHEMA_VERSION
-        }
+        } if found == SCHEMA_VERSION + 1
     ));
     assert_eq!(
         err.to_string(),
-        "store schema is newer than this build: found v3, supports up to v2"
+        "store schema is newer than this build: found v4, supports up to v3"
     );
-    // Now make it a v1 store: no transaction index.
-    {
-        let db = Database::create(&path).unwrap();
-        let w = db.begin_write().unwrap();
-        w.open_table(meta)
-            .unwrap()
-            .insert("schema_version", 1u32.to_le_bytes().as_slice())
-            .unwrap();
-        w.delete_table(txi).unwrap();
-        w.commit().unwrap();
+    // A store written under the consensus encodings before v3 is refused, with the fix.
+    for old in [1u32, 2] {
+        set_version(old);
+        let err = ChainDb::open(&path, params()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Obsolete { found, min: 3 } if found == old),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("remove the data directory"),
+            "{err}"
+        );
     }
+    set_version(SCHEMA_VERSION);
     let db = ChainDb::open(&path, params()).unwrap();
     assert_eq!(db.tx_location(&txid).unwrap().unwrap().height, 2);
     drop(db);

@@ -7,10 +7,10 @@
 use super::exec::{be, credit, fail, id_at, queue_key, scan_until, slash};
 use super::params::BPS;
 use super::records::{
-    self as r, Dispute, Job, JobState, Kind, Object, Outcome, Owed, Partial, ReceiptRecord,
-    SealRecord, Side, SlashReason,
+    self as r, Dispute, FailReason, Job, JobState, Kind, Object, Outcome, Owed, Partial,
+    ReceiptRecord, SealRecord, Side, SlashReason,
 };
-use crate::execute::TxError;
+use crate::execute::{TxCtx, TxError};
 use crate::params::ChainParams;
 use crate::state::{Overlay, StateRead};
 use crate::tx::{Challenge, PublishBlob, SealReceipt, SupplyEvidence};
@@ -85,6 +85,12 @@ fn chunk_key(object: &[u8; 32], poster: &Address, index: u32) -> Vec<u8> {
 /// Applies one published chunk. The chunk that completes a poster's copy checks the
 /// whole against the object's SHA-256: a match makes the object available, a mismatch
 /// discards that poster's copy (another poster's copy is never affected).
+///
+/// Publication is idempotent: a chunk of an object that is already available, or one
+/// this poster already sent, is accepted and changes nothing but the fee it pays. So a
+/// client that re-sends after an interruption, or two replicas publishing the same
+/// result object in one block, never have a transaction refused (which would drop the
+/// sender's later transactions with it).
 pub fn apply_publish(
     ov: &mut Overlay<'_>,
     params: &ChainParams,
@@ -94,7 +100,7 @@ pub fn apply_publish(
     let p = &params.market;
     check_publish(p, b)?;
     if r::object(ov, &b.object).is_some() {
-        return Err(invalid("the object is already available"));
+        return Ok(());
     }
     let pk = r::key(Kind::Partial, &[&b.object, &b.from.0]);
     let mut part: Partial = match r::get(ov, &pk) {
@@ -133,7 +139,7 @@ pub fn apply_publish(
     }
     let ck = chunk_key(&b.object, &b.from, b.index);
     if ov.get_raw(&ck).is_some() {
-        return Err(invalid(format!("chunk {} is already published", b.index)));
+        return Ok(());
     }
     // All checks passed: write.
     if part.received == 0 {
@@ -148,13 +154,21 @@ pub fn apply_publish(
     ov.delete(pk);
     ov.delete(expiry_key(part.expires, &b.object, &b.from));
     let mut hasher = Sha256::new();
-    // A well-formed trace blob also gets its header and Merkle root read, once.
+    // A well-formed trace blob also gets its header and Merkle root read, once; a
+    // result object its output digests, streamed over the chunks.
     let trace_sized = part.total_bytes
         <= (tb_job::verify::TRACE_HEADER_BYTES + 32 * tb_job::program::OPS_MAX) as u64;
     let mut whole = Vec::new();
+    let mut result: Option<tb_job::ResultScanner> = None;
     for i in 0..part.chunks {
         let c = r::chunk(ov, &b.object, &b.from, i).unwrap_or_default();
         hasher.update(&c);
+        if i == 0 && c.starts_with(&tb_job::result::RESULT_MAGIC) {
+            result = Some(tb_job::ResultScanner::new());
+        }
+        if let Some(sc) = result.as_mut() {
+            sc.feed(&c);
+        }
         if trace_sized {
             whole.extend_from_slice(&c);
         }
@@ -176,6 +190,12 @@ pub fn apply_publish(
     } else {
         None
     };
+    let result = result
+        .and_then(|sc| sc.finish().ok())
+        .map(|sum| r::ResultInfo {
+            outputs: sum.outputs,
+            output_digest: sum.output_digest,
+        });
     let o = Object {
         total_bytes: part.total_bytes,
         chunks: part.chunks,
@@ -183,6 +203,7 @@ pub fn apply_publish(
         height: h,
         expires: h + p.blob_retention_blocks,
         trace,
+        result,
     };
     ov.put(expiry_key(o.expires, &b.object, &NO_POSTER), &());
     ov.put(r::key(Kind::Object, &[&b.object]), &o);
@@ -237,19 +258,40 @@ fn prune_objects(ov: &mut Overlay<'_>, h: u64) {
     }
 }
 
-/// The receipt checks against the published trace: the trace object named by the
+/// The receipt checks against its published data: the trace object named by the
 /// receipt is available and is a trace blob, and it matches the receipt and the job's
 /// recorded shape (op count, leaf count, root — computed at publication — and the
-/// output digest from the output ops' leaves). O(outputs) whatever the trace's length.
+/// output digest from the output ops' leaves); the result object it names is available,
+/// is a result object with the job's output count, and gives the receipt's output
+/// digest (computed at publication). O(outputs) whatever the trace's or result's size.
 ///
 /// The trace blob names its job and provider, which must be the receipt's (whoever
 /// posted it: a trace is data, and posting an honest provider's trace early harms
-/// nobody — what stops a lazy replica copying is its seal, made before any reveal).
-pub fn check_receipt_trace<S: StateRead + ?Sized>(
+/// nobody — what stops a lazy replica copying is its seal, made before any reveal). A
+/// result object is the answer itself, the same for every replica that agrees, so it is
+/// bound to the receipt by its output digest alone.
+pub fn check_receipt_data<S: StateRead + ?Sized>(
     s: &S,
     job: &Job,
     rc: &tb_job::Receipt,
 ) -> Result<(), TxError> {
+    let o = r::object(s, &rc.result_sha256)
+        .ok_or(invalid("the receipt's result object is not published"))?;
+    let res = o.result.ok_or(invalid(
+        "the receipt's result object is not a result object",
+    ))?;
+    if res.outputs as usize != job.spec.outputs.len() {
+        return Err(invalid(format!(
+            "the result holds {} outputs, the job declares {}",
+            res.outputs,
+            job.spec.outputs.len()
+        )));
+    }
+    if res.output_digest != rc.output_digest_sha256 {
+        return Err(invalid(
+            "the result's outputs do not give the receipt's output digest",
+        ));
+    }
     let o =
         r::object(s, &rc.trace_sha256).ok_or(invalid("the receipt's trace is not published"))?;
     let info = o
@@ -279,23 +321,32 @@ fn trace_leaves<S: StateRead + ?Sized>(s: &S, sha: &[u8; 32]) -> Option<Vec<[u8;
         .map(|t| t.leaves)
 }
 
-/// Pins the published data a job's receipts and disputes rely on.
+/// Pins the published data a job's receipts and disputes rely on: its receipts'
+/// traces and results, its blob and its model.
 pub fn pin_job(ov: &mut Overlay<'_>, p: &super::MarketParams, job: &Job, h: u64) {
     let until = h + pin_span(p);
-    let traces: Vec<[u8; 32]> = job.receipts.iter().map(|x| x.trace_sha256).collect();
-    for t in traces {
-        pin(ov, &t, until);
+    for x in &job.receipts {
+        pin(ov, &x.trace_sha256, until);
+        pin(ov, &x.result_sha256, until);
     }
     pin(ov, &job.spec.blob_sha256, until);
+    if let Some(m) = &job.spec.model_object {
+        pin(ov, &m.sha256, until);
+    }
+}
+
+/// The bytes of the model a job names: `Ok(None)` when its blob carries its program,
+/// `Err(())` when the model is not available.
+fn model_bytes<S: StateRead + ?Sized>(s: &S, job: &Job) -> Result<Option<Vec<u8>>, ()> {
+    match &job.spec.model_object {
+        None => Ok(None),
+        Some(m) => r::object_bytes(s, &m.sha256).map(Some).ok_or(()),
+    }
 }
 
 /// A replica's seal (redundant jobs): delivered inside its lease, which it closes.
-pub fn apply_seal(
-    ov: &mut Overlay<'_>,
-    params: &ChainParams,
-    h: u64,
-    sr: &SealReceipt,
-) -> Result<(), TxError> {
+pub fn apply_seal(ov: &mut Overlay<'_>, ctx: &TxCtx<'_>, sr: &SealReceipt) -> Result<(), TxError> {
+    let (params, h) = (ctx.params, ctx.height);
     let p = &params.market;
     let mut job = r::job(ov, &sr.task_id).ok_or(invalid("unknown task"))?;
     if job.spec.redundancy < 2 {
@@ -322,6 +373,8 @@ pub fn apply_seal(
         provider: sr.from,
         seal: sr.seal,
         lease_start: lease.start,
+        lease_start_ms: lease.start_ms,
+        sealed_ms: ctx.timestamp_ms,
         height: h,
     });
     if job.seals.len() as u32 >= job.spec.redundancy {
@@ -345,13 +398,18 @@ pub fn apply_seal(
 /// dispute was ruled: standing receipts that agree make it `Proven` (a challenge window
 /// starts); disagreeing ones open replica disputes; none requeues it (or fails it past
 /// its retry budget or deadline). A standing receipt whose trace is no longer available
-/// (its provider let it lapse) is its provider's withheld data.
+/// or whose result is no longer available (its provider let it lapse) is its
+/// provider's withheld data.
 pub fn evaluate(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, t: &Id, job: &mut Job) {
     let p = &params.market;
     let lapsed: Vec<Address> = job
         .receipts
         .iter()
-        .filter(|x| !x.refuted && r::object(ov, &x.trace_sha256).is_none())
+        .filter(|x| {
+            !x.refuted
+                && (r::object(ov, &x.trace_sha256).is_none()
+                    || r::object(ov, &x.result_sha256).is_none())
+        })
         .map(|x| x.provider)
         .collect();
     for a in lapsed {
@@ -426,6 +484,7 @@ pub fn evaluate(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, t: &Id, job:
             opened: h,
             deadline: h + evidence_deadline(p, owed),
             ruling: None,
+            ruled_at: 0,
         });
     }
     job.state = JobState::Disputed;
@@ -508,7 +567,7 @@ fn requeue_or_fail(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, t: &Id, j
         || job.spec.deadline <= h + lease
         || !r::room_for_another_round(job)
     {
-        fail(ov, t, job);
+        fail(ov, t, job, FailReason::Refuted, h);
         return;
     }
     job.state = JobState::Queued;
@@ -601,6 +660,7 @@ pub fn apply_challenge(
         opened: h,
         deadline: h + evidence_deadline(p, owed_bytes(ov, &job, c.bundle_bytes)),
         ruling: None,
+        ruled_at: 0,
     };
     let mut f = r::fund(ov);
     f.bonds = f
@@ -696,12 +756,16 @@ pub fn apply_report(
     }
     let blob = r::object_bytes(ov, &job.spec.blob_sha256)
         .ok_or(invalid("publish the job blob before reporting it"))?;
+    let model = model_bytes(ov, &job).map_err(|()| {
+        invalid("the job's model is not available (it is pinned while the job runs)")
+    })?;
     let matches = blob.len() as u64 == job.spec.blob_bytes
-        && tb_job::check_job_blob(&blob, &job.spec.shape(), job.spec.flops).is_ok();
+        && tb_job::check_job_blob(&blob, model.as_deref(), &job.spec.shape(), job.spec.flops)
+            .is_ok();
     if matches {
         return Err(invalid("the job blob matches its spec"));
     }
-    fail(ov, &m.task_id, &mut job);
+    fail(ov, &m.task_id, &mut job, FailReason::Malformed, h);
     ov.put(r::key(Kind::Job, &[&m.task_id.0]), &job);
     Ok(())
 }
@@ -716,17 +780,21 @@ enum Evidence {
     Ruled(Outcome),
 }
 
-/// Whether the job blob and at least one named bundle are available (record lookups
-/// only).
+/// Whether the job blob, its model (if it names one) and at least one named bundle are
+/// available (record lookups only).
 fn available(ov: &Overlay<'_>, job: &Job, d: &Dispute) -> bool {
     r::object(ov, &job.spec.blob_sha256).is_some()
+        && job
+            .spec
+            .model_object
+            .is_none_or(|m| r::object(ov, &m.sha256).is_some())
         && d.bundles.iter().any(|(_, b)| r::object(ov, b).is_some())
 }
 
-/// Blob checks done in this block's end-of-block step, by blob SHA-256 and declared
-/// shape.
+/// Blob checks done in this block's end-of-block step, by blob SHA-256, declared
+/// shape and declared model.
 type BlobChecks = std::collections::BTreeMap<
-    ([u8; 32], u32, Vec<u32>),
+    ([u8; 32], u32, Vec<u32>, Option<[u8; 32]>),
     Option<std::rc::Rc<(tb_job::Job, tb_job::Plan)>>,
 >;
 
@@ -750,6 +818,7 @@ fn examine(
         job.spec.blob_sha256,
         job.spec.n_ops,
         job.spec.outputs.clone(),
+        job.spec.model_object.map(|m| m.sha256),
     );
     let decoded = match checks.entry(key) {
         std::collections::btree_map::Entry::Occupied(e) => e.get().clone(),
@@ -757,7 +826,10 @@ fn examine(
             let Some(blob) = r::object_bytes(ov, &job.spec.blob_sha256) else {
                 return Evidence::Missing;
             };
-            let checked = tb_job::checked_job_plan(&blob, &job.spec.shape())
+            let Ok(model) = model_bytes(ov, job) else {
+                return Evidence::Missing;
+            };
+            let checked = tb_job::checked_job_plan(&blob, model.as_deref(), &job.spec.shape())
                 .ok()
                 .map(std::rc::Rc::new);
             e.insert(checked).clone()
@@ -930,6 +1002,7 @@ fn rule(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, mut d: Dispute, outc
     }
     ov.delete(deadline_key(&d));
     d.ruling = Some(outcome.clone());
+    d.ruled_at = h;
     ov.put(dispute_key(&d.task_id, d.index), &d);
     job.disputes_open = job.disputes_open.saturating_sub(1);
     let t = d.task_id;
@@ -945,10 +1018,11 @@ fn rule(ov: &mut Overlay<'_>, params: &ChainParams, h: u64, mut d: Dispute, outc
             }
             ov.delete(deadline_key(&other));
             other.ruling = Some(Outcome::VoidJob);
+            other.ruled_at = h;
             ov.put(dispute_key(&t, other.index), &other);
         }
         job.disputes_open = 0;
-        fail(ov, &t, &mut job);
+        fail(ov, &t, &mut job, FailReason::Void, h);
         ov.put(r::key(Kind::Job, &[&t.0]), &job);
         return;
     }

@@ -6,10 +6,11 @@ use super::matcher::{match_block, JobView, ProviderView};
 use super::params::{MarketParams, BPS};
 use super::pricing::{self, quote, PendingPayout, Quote};
 use super::records::{
-    self as r, Fund, Job, JobState, Kind, Lease, Provider, ReceiptRecord, SlashReason,
+    self as r, FailReason, Failure, Fund, Job, JobState, Kind, Lease, Provider, ReceiptRecord,
+    SlashReason,
 };
 use crate::block::BlockHeader;
-use crate::execute::TxError;
+use crate::execute::{TxCtx, TxError};
 use crate::params::ChainParams;
 use crate::state::{Account, Overlay, StateRead};
 use crate::tx::{
@@ -102,6 +103,12 @@ fn check_spec(p: &MarketParams, s: &JobSpec) -> Result<(), TxError> {
     s.shape()
         .check()
         .map_err(|e| invalid(format!("job shape: {e}")))?;
+    if let Some(m) = &s.model_object {
+        let max = tb_job::format::MODEL_BYTES_MAX as u64;
+        if m.bytes == 0 || m.bytes > max {
+            return Err(invalid(format!("a model is 1..={max} bytes")));
+        }
+    }
     let units = pricing::max_units_milli(p, s.flops, s.model).unwrap_or(u64::MAX);
     if units as u128 > p.gamma_cap_units as u128 * pricing::MILLI as u128 {
         return Err(invalid("the job can earn more units than an epoch pays"));
@@ -148,12 +155,12 @@ pub fn queue_key(p: &MarketParams, s: &JobSpec, submitted: u64, t: &Id) -> Vec<u
 /// (stake or escrow) from `acc`, the sender's account, which it writes back.
 pub fn apply_tx(
     ov: &mut Overlay<'_>,
-    params: &ChainParams,
-    height: u64,
+    ctx: &TxCtx<'_>,
     tx: &SignedTx,
     acc: Account,
 ) -> Result<(), TxError> {
     use crate::tx::TxPayload as T;
+    let (params, height) = (ctx.params, ctx.height);
     let p = &params.market;
     let from = tx.payload.from();
     match &tx.payload {
@@ -251,6 +258,28 @@ pub fn apply_tx(
             if r::job(ov, &t).is_some() {
                 return Err(invalid("task id already exists"));
             }
+            // A job that names a model runs it: the model must be on chain now, and
+            // stays pinned as long as the job's own data.
+            if let Some(m) = &spec.model_object {
+                match r::object(ov, &m.sha256) {
+                    Some(o) if o.total_bytes == m.bytes => {}
+                    Some(o) => {
+                        return Err(invalid(format!(
+                            "model {} is published with {} bytes, the spec says {}",
+                            tb_primitives::Digest(m.sha256).to_hex(),
+                            o.total_bytes,
+                            m.bytes
+                        )))
+                    }
+                    None => {
+                        return Err(invalid(format!(
+                            "model {} is not published (publish it first: `tb-cli model publish`)",
+                            tb_primitives::Digest(m.sha256).to_hex()
+                        )))
+                    }
+                }
+                super::dispute::pin(ov, &m.sha256, spec.deadline + super::dispute::pin_span(p));
+            }
             let escrow = spec.max_price * spec.redundancy as u64;
             let qk = queue_key(p, spec, height, &t);
             let job = Job {
@@ -271,6 +300,7 @@ pub fn apply_tx(
                 window_end: 0,
                 disputes: 0,
                 disputes_open: 0,
+                failure: None,
             };
             f.escrow = f
                 .escrow
@@ -282,9 +312,9 @@ pub fn apply_tx(
             ov.put(r::key(Kind::Job, &[&t.0]), &job);
             ov.put(r::key(Kind::Fund, &[]), &f);
         }
-        T::SubmitReceipt(sr) => apply_receipt(ov, params, height, sr)?,
+        T::SubmitReceipt(sr) => apply_receipt(ov, ctx, sr)?,
         T::PublishBlob(b) => super::dispute::apply_publish(ov, params, height, b)?,
-        T::SealReceipt(sr) => super::dispute::apply_seal(ov, params, height, sr)?,
+        T::SealReceipt(sr) => super::dispute::apply_seal(ov, ctx, sr)?,
         T::Challenge(c) => super::dispute::apply_challenge(ov, params, height, c)?,
         T::SupplyEvidence(e) => super::dispute::apply_supply(ov, params, height, e)?,
         T::ReportMalformed(m) => super::dispute::apply_report(ov, params, height, m)?,
@@ -296,12 +326,8 @@ pub fn apply_tx(
     Ok(())
 }
 
-fn apply_receipt(
-    ov: &mut Overlay<'_>,
-    params: &ChainParams,
-    h: u64,
-    sr: &SubmitReceipt,
-) -> Result<(), TxError> {
+fn apply_receipt(ov: &mut Overlay<'_>, ctx: &TxCtx<'_>, sr: &SubmitReceipt) -> Result<(), TxError> {
+    let (params, h) = (ctx.params, ctx.height);
     let p = &params.market;
     let rc = &sr.receipt.receipt;
     let checks = std::time::Instant::now();
@@ -320,9 +346,15 @@ fn apply_receipt(
     let receipt_hash: [u8; 32] = tb_primitives::sha256_digest(&sr.receipt.to_bytes()).0;
     // Where the answer was delivered: a redundant job's replica sealed it inside its
     // lease and reveals it now; otherwise it comes inside the live lease (`li`).
-    let (lease_start, delivered_at, li) = if job.spec.redundancy > 1 {
+    let (lease_start, lease_start_ms, delivered_at, delivered_ms, li) = if job.spec.redundancy > 1 {
         let seal = super::dispute::check_reveal(&job, sr)?;
-        (seal.lease_start, seal.height, None)
+        (
+            seal.lease_start,
+            seal.lease_start_ms,
+            seal.height,
+            seal.sealed_ms,
+            None,
+        )
     } else {
         let live = job
             .leases
@@ -353,10 +385,16 @@ fn apply_receipt(
             ov.put(r::key(Kind::Provider, &[&sr.from.0]), &pr);
             return Ok(());
         };
-        (job.leases[li].start, h, Some(li))
+        (
+            job.leases[li].start,
+            job.leases[li].start_ms,
+            h,
+            ctx.timestamp_ms,
+            Some(li),
+        )
     };
     // The last check; everything below writes.
-    super::dispute::check_receipt_trace(ov, &job, rc)?;
+    super::dispute::check_receipt_data(ov, &job, rc)?;
     crate::telemetry::record_receipt_check(checks.elapsed());
     if let Some(li) = li {
         let lease = job.leases.remove(li);
@@ -367,8 +405,21 @@ fn apply_receipt(
         pr.active_leases = pr.active_leases.saturating_sub(1);
     }
     pr.receipts += 1;
-    let payable = rc.proof_latency_ms <= p.proof_verification_budget_ms;
-    crate::governance::shadow_receipt(ov, h, p, sr.task_id, sr.from, rc.proof_latency_ms);
+    // The latency SLA, as the chain saw the delivery: lease height to delivery height.
+    // (The provider's own `proof_latency_ms` is telemetry; no rule reads it.)
+    let latency_blocks = delivered_at.saturating_sub(lease_start);
+    let payable = latency_blocks <= p.sla_window_blocks(job.spec.lane);
+    crate::governance::shadow_receipt(
+        ov,
+        p,
+        crate::governance::ShadowExample {
+            task_id: sr.task_id,
+            provider: sr.from,
+            lane: job.spec.lane,
+            latency_blocks,
+            height: h,
+        },
+    );
     if !payable {
         slash(
             ov,
@@ -376,7 +427,7 @@ fn apply_receipt(
             h,
             &sr.from,
             &mut pr,
-            SlashReason::ProofLatencyBudget,
+            SlashReason::LatencySla,
             Some(sr.task_id),
             Some(rc.output_digest_sha256),
         );
@@ -386,14 +437,19 @@ fn apply_receipt(
         receipt_hash,
         output_digest: rc.output_digest_sha256,
         trace_root: rc.trace_root,
-        latency_blocks: delivered_at.saturating_sub(lease_start),
+        latency_blocks,
+        latency_ms: delivered_ms.saturating_sub(lease_start_ms),
         height: h,
         payable,
         trace_sha256: rc.trace_sha256,
+        result_sha256: rc.result_sha256,
         refuted: false,
     });
-    // The trace stays available at least through a reveal, a window and a dispute.
-    super::dispute::pin(ov, &rc.trace_sha256, h + super::dispute::pin_span(p));
+    // The trace and the result stay available at least through a reveal, a window and
+    // a dispute.
+    let until = h + super::dispute::pin_span(p);
+    super::dispute::pin(ov, &rc.trace_sha256, until);
+    super::dispute::pin(ov, &rc.result_sha256, until);
     let expected = if job.spec.redundancy > 1 {
         job.seals.len()
     } else {
@@ -437,7 +493,7 @@ pub(super) fn slash(
     let bps = match reason {
         SlashReason::MissedLease => p.slash.missed_lease_bps,
         SlashReason::ReceiptOutsideLease => p.slash.receipt_outside_lease_bps,
-        SlashReason::ProofLatencyBudget => p.slash.proof_latency_bps,
+        SlashReason::LatencySla => p.slash.latency_sla_bps,
         SlashReason::Availability => p.slash.availability_bps,
         SlashReason::LostDispute => p.slash.lost_dispute_bps,
         SlashReason::WithheldData => p.slash.withheld_data_bps,
@@ -526,9 +582,9 @@ fn dequeue(ov: &mut Overlay<'_>, job: &mut Job) {
     }
 }
 
-/// Ends a job that cannot complete: its leases are released (not counted as missed),
-/// it leaves the queue, its escrow goes back.
-pub(super) fn fail(ov: &mut Overlay<'_>, t: &Id, job: &mut Job) {
+/// Ends a job that cannot complete, for `reason` at height `h`: its leases are released
+/// (not counted as missed), it leaves the queue, its escrow goes back.
+pub(super) fn fail(ov: &mut Overlay<'_>, t: &Id, job: &mut Job, reason: FailReason, h: u64) {
     for l in std::mem::take(&mut job.leases) {
         ov.delete(r::key(
             Kind::LeaseExpiry,
@@ -542,6 +598,7 @@ pub(super) fn fail(ov: &mut Overlay<'_>, t: &Id, job: &mut Job) {
     dequeue(ov, job);
     refund(ov, job);
     job.state = JobState::Failed;
+    job.failure = Some(Failure { reason, height: h });
 }
 
 pub(super) fn scan_until(ov: &Overlay<'_>, kind: Kind, h: u64) -> Vec<Vec<u8>> {
@@ -637,7 +694,7 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
         let exhausted = job.retries > p.retry_budget || !r::room_for_another_round(&job);
         if exhausted && !absent {
             ov.put(r::key(Kind::Provider, &[&who.0]), &pr);
-            fail(ov, &t, &mut job);
+            fail(ov, &t, &mut job, FailReason::LeasesLapsed, h);
         } else if exhausted {
             slash(
                 ov,
@@ -650,7 +707,7 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
                 None,
             );
             ov.put(r::key(Kind::Provider, &[&who.0]), &pr);
-            fail(ov, &t, &mut job);
+            fail(ov, &t, &mut job, FailReason::LeasesLapsed, h);
         } else {
             ov.put(r::key(Kind::Provider, &[&who.0]), &pr);
             job.state = JobState::Queued;
@@ -671,7 +728,14 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
         ov.delete(k);
         if let Some(mut job) = r::job(ov, &t) {
             if matches!(job.state, JobState::Queued | JobState::Leased) {
-                fail(ov, &t, &mut job);
+                // Still waiting for replicas (none, or not all, leased): the market did
+                // not serve it. Leased to every replica: they did not answer in time.
+                let reason = if job.state == JobState::Queued {
+                    FailReason::Unserved
+                } else {
+                    FailReason::Expired
+                };
+                fail(ov, &t, &mut job, reason, h);
                 ov.put(r::key(Kind::Job, &[&t.0]), &job);
             }
         }
@@ -843,6 +907,7 @@ fn run_matcher(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeader)
         job.leases.push(Lease {
             provider: g.provider,
             start: h,
+            start_ms: header.timestamp_ms,
             expiry,
             renewals: 0,
         });
@@ -896,7 +961,6 @@ fn end_epoch(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeader) {
                 None,
                 None,
             );
-            summary.slashes += 1;
         }
         pr.heartbeats_epoch = 0;
         pr.epoch_since = h + 1;
@@ -963,6 +1027,13 @@ fn end_epoch(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeader) {
     }
     summary.units_milli = s.units_milli;
     summary.carried = (items.len() - s.paid.len()) as u64;
+    // Every slash of the epoch, whatever its reason: the slash records written since the
+    // last epoch's end (the fund's running count), this block's availability slashes
+    // included.
+    let mut f = r::fund(ov);
+    summary.slashes = f.slashes - f.slashes_epoch_start;
+    f.slashes_epoch_start = f.slashes;
+    ov.put(r::key(Kind::Fund, &[]), &f);
     ov.put(r::key(Kind::Epoch, &[&be(epoch)]), &summary);
 }
 

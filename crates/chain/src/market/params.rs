@@ -47,8 +47,9 @@ pub struct SlashFractions {
     pub missed_lease_bps: u64,
     /// A receipt submitted outside the provider's lease.
     pub receipt_outside_lease_bps: u64,
-    /// A receipt reporting proof latency over `proof_verification_budget_ms`.
-    pub proof_latency_bps: u64,
+    /// A delivery later than the lane's SLA window (`latency_sla_bps`), as the chain
+    /// measured it.
+    pub latency_sla_bps: u64,
     /// Availability below `availability_floor_bps` over an epoch.
     pub availability_bps: u64,
     /// A lost dispute: the referee convicted its leaf.
@@ -113,8 +114,16 @@ pub struct MarketParams {
     pub jail_blocks: u64,
     /// Blocks between a receipt and the job counting as verified (chosen: 20).
     pub challenge_window_blocks: u64,
-    /// The largest proof latency a receipt may report, ms (DESIGN: 100).
+    /// The budget of a node's own receipt checks (the proof verification), ms (DESIGN:
+    /// 100). Telemetry only: nodes count checks over it; no rule reads it, and a
+    /// provider's own `proof_latency_ms` is never judged against it.
     pub proof_verification_budget_ms: u64,
+    /// The latency SLA: a delivery (receipt or seal) more than `lane_lease_blocks[lane] ×
+    /// latency_sla_bps / 10⁴` blocks after its lease started — as the chain sees it,
+    /// lease height to delivery height — is recorded, not paid, and slashed
+    /// `slash.latency_sla_bps` (chosen: 10 000, the lease term: a delivery inside a
+    /// heartbeat renewal is late).
+    pub latency_sla_bps: u64,
     /// Availability below this over an epoch is a chronic failure (chosen: 9000).
     pub availability_floor_bps: u64,
     /// Slash fractions per reason (chosen).
@@ -166,6 +175,17 @@ pub struct MarketParams {
 }
 
 impl MarketParams {
+    /// The latency SLA's window for `lane`, in blocks from the lease's start:
+    /// `⌊lane_lease_blocks[lane] × latency_sla_bps / 10⁴⌋` (a lane past the table: 0).
+    pub fn sla_window_blocks(&self, lane: u8) -> u64 {
+        let lease = self
+            .lane_lease_blocks
+            .get(lane as usize)
+            .copied()
+            .unwrap_or(0);
+        (lease as u128 * self.latency_sla_bps as u128 / BPS as u128) as u64
+    }
+
     /// Main-network defaults.
     pub fn mainnet() -> MarketParams {
         MarketParams {
@@ -212,11 +232,12 @@ impl MarketParams {
             jail_blocks: 1_000,
             challenge_window_blocks: 20,
             proof_verification_budget_ms: 100,
+            latency_sla_bps: 10_000,
             availability_floor_bps: 9_000,
             slash: SlashFractions {
                 missed_lease_bps: 500,
                 receipt_outside_lease_bps: 1_000,
-                proof_latency_bps: 200,
+                latency_sla_bps: 200,
                 availability_bps: 300,
                 lost_dispute_bps: 5_000,
                 withheld_data_bps: 1_000,
@@ -430,6 +451,13 @@ impl MarketParams {
             "1..=3600000",
         )?;
         check(
+            "latency_sla_bps",
+            self.latency_sla_bps,
+            1,
+            100_000,
+            "1..=100000",
+        )?;
+        check(
             "availability_floor_bps",
             self.availability_floor_bps,
             0,
@@ -443,7 +471,7 @@ impl MarketParams {
                 "slash.receipt_outside_lease_bps",
                 s.receipt_outside_lease_bps,
             ),
-            ("slash.proof_latency_bps", s.proof_latency_bps),
+            ("slash.latency_sla_bps", s.latency_sla_bps),
             ("slash.availability_bps", s.availability_bps),
             ("slash.lost_dispute_bps", s.lost_dispute_bps),
             ("slash.withheld_data_bps", s.withheld_data_bps),
@@ -638,7 +666,7 @@ governable! {
     "availability_floor_bps" => availability_floor_bps: u64,
     "slash.missed_lease_bps" => slash.missed_lease_bps: u64,
     "slash.receipt_outside_lease_bps" => slash.receipt_outside_lease_bps: u64,
-    "slash.proof_latency_bps" => slash.proof_latency_bps: u64,
+    "slash.latency_sla_bps" => slash.latency_sla_bps: u64,
     "slash.availability_bps" => slash.availability_bps: u64,
     "slash.lost_dispute_bps" => slash.lost_dispute_bps: u64,
     "max_leases_per_provider" => max_leases_per_provider: u32,
@@ -657,6 +685,7 @@ governable! {
     "challenge_reward_bps" => challenge_reward_bps: u64,
     "adjudications_per_block_max" => adjudications_per_block_max: u32,
     "evidence_bytes_per_block" => evidence_bytes_per_block: u64,
+    "latency_sla_bps" => latency_sla_bps: u64,
 }
 
 #[cfg(test)]
@@ -666,7 +695,7 @@ mod tests {
     #[test]
     fn every_governable_name_round_trips() {
         let base = MarketParams::mainnet();
-        assert_eq!(MarketParams::GOVERNABLE.len(), 43);
+        assert_eq!(MarketParams::GOVERNABLE.len(), 44);
         for (i, name) in MarketParams::GOVERNABLE.iter().enumerate() {
             assert!(name.len() <= crate::tx::PARAM_NAME_BYTES_MAX, "{name}");
             let v = base.get(name).expect("a governable name reads");

@@ -134,6 +134,8 @@ pub struct Lease {
     pub provider: Address,
     /// Height granted.
     pub start: u64,
+    /// Timestamp of the block that granted it, ms.
+    pub start_ms: u64,
     /// Height it expires at (renewed by heartbeats).
     pub expiry: u64,
     /// Renewals so far (at most `lease_renewals_max`).
@@ -151,14 +153,18 @@ pub struct ReceiptRecord {
     pub output_digest: [u8; 32],
     /// The receipt's trace root.
     pub trace_root: Id,
-    /// Lease-to-receipt delay, blocks.
+    /// Lease-to-delivery delay as the chain saw it, blocks (the SLA's measure).
     pub latency_blocks: u64,
+    /// The same delay in block timestamps, ms (telemetry).
+    pub latency_ms: u64,
     /// Height accepted.
     pub height: u64,
-    /// Whether it is paid (false when its SLA was violated).
+    /// Whether it is paid (false when its latency SLA was violated).
     pub payable: bool,
     /// SHA-256 of its published trace.
     pub trace_sha256: [u8; 32],
+    /// SHA-256 of its published result object.
+    pub result_sha256: [u8; 32],
     /// Convicted by the referee or undefended in a dispute: never paid.
     pub refuted: bool,
 }
@@ -172,6 +178,10 @@ pub struct SealRecord {
     pub seal: [u8; 32],
     /// The height its lease started (latency is measured to the seal).
     pub lease_start: u64,
+    /// The timestamp of the block its lease started in, ms.
+    pub lease_start_ms: u64,
+    /// The timestamp of the block it sealed in, ms.
+    pub sealed_ms: u64,
     /// Height sealed.
     pub height: u64,
 }
@@ -213,6 +223,69 @@ pub struct Job {
     pub disputes: u32,
     /// Disputes still open.
     pub disputes_open: u32,
+    /// Why and when it failed (`state == Failed`).
+    pub failure: Option<Failure>,
+}
+
+/// Why a job failed: every `Failed` job records one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum FailReason {
+    /// Its deadline passed while it waited in the queue for replicas (none, or not all
+    /// of them, leased): no provider set could (or would) serve it in time.
+    Unserved,
+    /// Its deadline passed with every replica leased but no answer proven in time.
+    Expired,
+    /// Its retry budget was spent on leases that lapsed without an answer.
+    LeasesLapsed,
+    /// Every answer was refuted (its providers slashed) and no round was left.
+    Refuted,
+    /// A leased provider reported its blob malformed, and every node agreed.
+    Malformed,
+    /// The referee found its blob not a valid job matching its spec during a dispute.
+    Void,
+}
+
+/// A job's failure record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Failure {
+    /// Why.
+    pub reason: FailReason,
+    /// The height it failed at.
+    pub height: u64,
+}
+
+impl FailReason {
+    /// The stable name RPC and `tb-cli` show (`unserved`, `expired`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            FailReason::Unserved => "unserved",
+            FailReason::Expired => "expired",
+            FailReason::LeasesLapsed => "leases_lapsed",
+            FailReason::Refuted => "refuted",
+            FailReason::Malformed => "malformed",
+            FailReason::Void => "void",
+        }
+    }
+
+    /// A sentence for a person.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FailReason::Unserved => {
+                "its deadline passed while it waited for providers to lease its replicas"
+            }
+            FailReason::Expired => {
+                "its deadline passed with every replica leased but no answer proven"
+            }
+            FailReason::LeasesLapsed => {
+                "its retry budget was spent on leases that lapsed without an answer"
+            }
+            FailReason::Refuted => "every answer was refuted and its providers slashed",
+            FailReason::Malformed => {
+                "a provider reported its blob malformed, and every node agreed"
+            }
+            FailReason::Void => "the referee found its blob not a valid job matching its spec",
+        }
+    }
 }
 
 /// A complete published object.
@@ -231,6 +304,18 @@ pub struct Object {
     /// When the object is a well-formed trace blob, what receipt checks need of it,
     /// computed once at publication so that they do not rehash the trace.
     pub trace: Option<TraceInfo>,
+    /// When the object is a well-formed result object (`BTRS`), its output count and
+    /// the output digest it gives, computed once at publication.
+    pub result: Option<ResultInfo>,
+}
+
+/// A published result object's output count and output digest.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ResultInfo {
+    /// Outputs.
+    pub outputs: u32,
+    /// The output digest they give (`tb_job::ResultObject::output_digest`).
+    pub output_digest: [u8; 32],
 }
 
 /// A published trace blob's header and Merkle root.
@@ -309,6 +394,8 @@ pub struct Dispute {
     pub deadline: u64,
     /// How it ended; `None` while open.
     pub ruling: Option<Outcome>,
+    /// The height it was ruled at (0 while open).
+    pub ruled_at: u64,
 }
 
 /// How a dispute ended (kept in its `Ruled` record for queries).
@@ -383,8 +470,10 @@ pub enum SlashReason {
     MissedLease,
     /// It submitted a receipt without a live lease.
     ReceiptOutsideLease,
-    /// `SlaOutcome::Violated { reason: "proof_latency_budget" }`.
-    ProofLatencyBudget,
+    /// `SlaOutcome::Violated { reason: "latency" }`: it delivered later than the lane's
+    /// SLA window (`latency_sla_bps` of the lane's lease term), as the chain measures it
+    /// (lease height to delivery height).
+    LatencySla,
     /// Its availability over an epoch was below the floor.
     Availability,
     /// The referee convicted its leaf in a dispute.
@@ -448,6 +537,9 @@ pub struct Fund {
     pub payouts: u64,
     /// Slash records written.
     pub slashes: u64,
+    /// `slashes` when the current epoch started (an epoch's summary counts the
+    /// difference).
+    pub slashes_epoch_start: u64,
     /// Σ challenge bonds held by open disputes.
     pub bonds: u64,
 }

@@ -15,6 +15,11 @@ pub struct Example {
     pub flops: u64,
     /// The honest trace leaves.
     pub honest: Vec<[u8; 32]>,
+    /// Result objects by the output digest they give: the honest run's, and those of
+    /// corrupted runs whose corruption reached an output.
+    pub results: std::cell::RefCell<std::collections::BTreeMap<[u8; 32], Vec<u8>>>,
+    /// The honest run's outputs.
+    pub outputs: tb_job::ResultObject,
 }
 
 impl Example {
@@ -23,14 +28,34 @@ impl Example {
         let blob = job.encode().expect("encodes");
         let plan = tb_job::validate(&job).expect("validates");
         let run = tb_job::replay(&job, blocktorch::cpu::default_fabric()).expect("runs");
+        let outputs = tb_job::ResultObject::of_run(&run);
+        let results = std::collections::BTreeMap::from([(
+            run.output_digest,
+            outputs.encode().expect("encodes"),
+        )]);
         Example {
             name,
             shape: tb_job::JobShape::of(&job).expect("marketable"),
             flops: plan.total.flops as u64,
             honest: run.op_digests,
+            results: std::cell::RefCell::new(results),
+            outputs,
             job,
             blob,
         }
+    }
+
+    /// The result object of a run with trace `leaves` (the honest run, or one
+    /// [`Example::corrupted`] made).
+    pub fn result_for(&self, leaves: &[[u8; 32]]) -> Vec<u8> {
+        self.try_result_for(leaves)
+            .expect("a result object for these leaves (honest, or made by `corrupted`)")
+    }
+
+    /// [`Example::result_for`], `None` for leaves no run gave (a guess).
+    pub fn try_result_for(&self, leaves: &[[u8; 32]]) -> Option<Vec<u8>> {
+        let d = self.shape.output_digest(leaves)?;
+        self.results.borrow().get(&d).cloned()
     }
 
     pub fn spec(&self, redundancy: u32, deadline: u64) -> tb_chain::tx::JobSpec {
@@ -47,6 +72,7 @@ impl Example {
             deadline,
             n_ops: self.shape.n_ops,
             outputs: self.shape.outputs.clone(),
+            model_object: None,
         }
     }
 
@@ -69,6 +95,10 @@ impl Example {
             artifact_hash: self.job.artifact_hash,
             trace_root: tb_job::trace_root(leaves),
             trace_sha256: tb_job::trace_sha256(t, key.address(), leaves),
+            // A guess has no result object: such a receipt can never be accepted.
+            result_sha256: self
+                .try_result_for(leaves)
+                .map_or([0; 32], |r| tb_primitives::sha256_digest(&r).0),
             n_ops: leaves.len() as u64,
             fabric: "cpu".into(),
             device_hash: [2; 32],
@@ -123,6 +153,26 @@ impl Example {
         }
         let mut leaves = self.honest.clone();
         leaves[op] = leaf;
+        // A corruption of an output op corrupts the result the liar publishes too.
+        let mut outputs = self.outputs.clone();
+        let mut changed = false;
+        for (i, o) in self.shape.outputs.iter().enumerate() {
+            if *o as usize == op {
+                outputs.outputs[i].data = flipped.clone();
+                changed = true;
+            }
+        }
+        if changed {
+            match outputs.encode() {
+                Ok(b) => {
+                    self.results
+                        .borrow_mut()
+                        .insert(self.shape.output_digest(&leaves).expect("leaves"), b);
+                }
+                // A flip to a non-canonical NaN cannot be published as a result.
+                Err(_) => return None,
+            }
+        }
         Some(leaves)
     }
 }
@@ -135,6 +185,33 @@ pub fn publish_trace(
     leaves: &[[u8; 32]],
 ) -> Vec<TxPayload> {
     publish(chain, who, &tb_job::trace_blob(t, who, leaves))
+}
+
+/// The payloads that publish provider `who`'s answer `leaves` of task `t` of `ex`: its
+/// trace and its result object.
+pub fn publish_answer(
+    chain: &Chain,
+    who: Address,
+    ex: &Example,
+    t: tb_primitives::Id,
+    leaves: &[[u8; 32]],
+) -> Vec<TxPayload> {
+    let mut p = publish_trace(chain, who, t, leaves);
+    p.extend(publish(chain, who, &ex.result_for(leaves)));
+    p
+}
+
+/// A one-output result object holding `seed` (u8 × 32), and the output digest it
+/// gives: the answer of the synthetic one-op jobs of the market tests.
+pub fn seeded_result(seed: [u8; 32]) -> (Vec<u8>, [u8; 32]) {
+    let r = tb_job::ResultObject {
+        outputs: vec![tb_job::ResultTensor {
+            name: "out".into(),
+            shape: vec![32],
+            data: blocktorch::HostData::U8(seed.to_vec()),
+        }],
+    };
+    (r.encode().expect("encodes"), r.output_digest())
 }
 
 /// `from`'s bonded challenge `c` of task `t` of example `ex` as payloads
