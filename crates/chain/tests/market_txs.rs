@@ -794,3 +794,156 @@ fn the_mempool_refuses_provider_transactions_from_non_providers() {
     );
     pool.admit(hb, &w.chain.state, 0).expect("admitted");
 }
+
+#[test]
+fn every_failed_job_records_why() {
+    use tb_chain::market::records::FailReason;
+    let reason = |w: &World, t: &Id| r::job(&w.chain.state, t).unwrap().failure.map(|f| f.reason);
+    // Leases that lapse past the retry budget.
+    let mut w = World::new(1);
+    let t = w.submit(1);
+    w.idle(6);
+    assert_eq!(reason(&w, &t), Some(FailReason::LeasesLapsed));
+    let f = r::job(&w.chain.state, &t).unwrap().failure.unwrap();
+    assert_eq!(
+        f.height,
+        w.chain.height() - 1,
+        "the block the lease lapsed in"
+    );
+    // More replicas than providers: it waits in the queue (one replica leased) and
+    // fails `unserved` at its deadline.
+    let mut w = World::with(1, |p| {
+        p.market.lane_lease_blocks = vec![50, 60, 70];
+        p.market.lease_renewals_max = 2;
+    });
+    let t = w.submit(3);
+    let deadline = r::job(&w.chain.state, &t).unwrap().spec.deadline;
+    w.idle(2);
+    assert_eq!(w.leased_to(&t).len(), 1);
+    assert_eq!(r::job(&w.chain.state, &t).unwrap().state, JobState::Queued);
+    while w.chain.height() <= deadline {
+        let hb = w.tx(0, |from| {
+            TxPayload::Heartbeat(Heartbeat {
+                from,
+                fee: 10,
+                fee_selector: 1,
+                nonce: 0,
+            })
+        });
+        w.step(vec![hb]);
+    }
+    assert_eq!(reason(&w, &t), Some(FailReason::Unserved));
+    // Every replica leased (and renewed by heartbeats) but no answer by the deadline.
+    let mut w = World::with(1, |p| {
+        p.market.lease_renewals_max = 1_000;
+        p.market.lane_lease_blocks = vec![90, 100, 200];
+    });
+    let t = w.submit(1);
+    let deadline = r::job(&w.chain.state, &t).unwrap().spec.deadline;
+    w.idle(1);
+    assert_eq!(r::job(&w.chain.state, &t).unwrap().state, JobState::Leased);
+    while w.chain.height() <= deadline {
+        let hb = w.tx(0, |from| {
+            TxPayload::Heartbeat(Heartbeat {
+                from,
+                fee: 10,
+                fee_selector: 1,
+                nonce: 0,
+            })
+        });
+        w.step(vec![hb]);
+    }
+    assert_eq!(reason(&w, &t), Some(FailReason::Expired));
+    assert!(FailReason::Expired
+        .describe()
+        .contains("every replica leased"));
+}
+
+#[test]
+fn an_epochs_summary_counts_every_slash_of_the_epoch() {
+    // A missed lease (not an availability slash) in epoch 1: its summary counts it, the
+    // next epoch's starts from zero.
+    let mut w = World::new(2);
+    let t = w.submit(1);
+    w.idle(1);
+    let who = w.leased_to(&t)[0];
+    w.idle(5);
+    assert_eq!(query::slashes(&w.chain.state, None).len(), 1);
+    let epoch_blocks = w.chain.params.market.epoch_blocks;
+    while w.chain.height() < 2 * epoch_blocks {
+        w.step(vec![]);
+    }
+    let e1 = query::epoch_summary(&w.chain.state, 1).unwrap();
+    assert_eq!(e1.slashes, 1, "{e1:?}");
+    let e2 = query::epoch_summary(&w.chain.state, 2).unwrap();
+    assert_eq!(e2.slashes, 0, "{e2:?}");
+    let _ = who;
+}
+
+#[test]
+fn the_estimate_names_who_could_serve_a_job_and_when() {
+    use tb_chain::market::matcher::Ineligible;
+    let mut w = World::new(2);
+    let h = w.chain.height();
+    let spec = JobSpec {
+        blob_sha256: [9; 32],
+        blob_bytes: 1_000,
+        flops: 4_000_000,
+        kernel_digest: KERNEL,
+        model: 0,
+        lane: 0,
+        region: None,
+        max_price: 1_000_000,
+        redundancy: 2,
+        deadline: h + 100,
+        n_ops: 1,
+        outputs: vec![0],
+        model_object: None,
+    };
+    let p = &w.chain.params.market.clone();
+    let e = query::estimate(&w.chain.state, p, &spec, h);
+    assert_eq!(
+        (e.capable.len(), e.eligible_now.len(), e.shortfall),
+        (2, 2, 0)
+    );
+    assert_eq!(e.expected_lease_height, Some(h + 2));
+    assert_eq!(e.escrow_micro, 2_000_000);
+    assert!(e.price_best_micro >= e.price_worst_micro && e.price_best_micro > 0);
+    // Three replicas: one short, never leased.
+    let three = JobSpec {
+        redundancy: 3,
+        ..spec.clone()
+    };
+    let e = query::estimate(&w.chain.state, p, &three, h);
+    assert_eq!(e.shortfall, 1);
+    assert_eq!(e.expected_lease_height, None);
+    // Another kernel digest: nobody could serve it, and each says why.
+    let other = JobSpec {
+        kernel_digest: [1; 32],
+        ..spec.clone()
+    };
+    let e = query::estimate(&w.chain.state, p, &other, h);
+    assert_eq!(e.shortfall, 2);
+    assert!(e
+        .ineligible
+        .iter()
+        .all(|(_, why)| *why == Ineligible::KernelDigest));
+    // A provider whose capacity is taken is still capable, not free now; the job
+    // waits for capacity.
+    let t = w.submit(2);
+    w.idle(1);
+    assert_eq!(w.leased_to(&t).len(), 2);
+    let t2 = w.submit(2);
+    w.idle(1);
+    assert_eq!(w.leased_to(&t2).len(), 2);
+    let h = w.chain.height();
+    let e = query::estimate(&w.chain.state, p, &spec, h);
+    assert_eq!(e.capable.len(), 2);
+    assert!(e.eligible_now.is_empty(), "{e:?}");
+    assert_eq!(e.shortfall, 0);
+    assert_eq!(e.expected_lease_height, None);
+    assert!(e
+        .ineligible
+        .iter()
+        .all(|(_, why)| *why == Ineligible::NoCapacity));
+}

@@ -15,7 +15,7 @@ use tb_chain::market::audit::{check_running_totals, supply};
 use tb_chain::market::dispute::disputes;
 use tb_chain::market::exec::task_id;
 use tb_chain::market::query;
-use tb_chain::market::records::{self as r, JobState, Outcome, Owed, SlashReason};
+use tb_chain::market::records::{self as r, FailReason, JobState, Outcome, Owed, SlashReason};
 use tb_chain::state::StateRead;
 use tb_chain::tx::{
     Challenge, ReportMalformed, SealReceipt, SubmitJob, SubmitReceipt, SupplyEvidence,
@@ -304,6 +304,11 @@ fn a_corrupting_provider_is_caught_and_slashed_in_every_trial() {
         assert!(job.receipts.is_empty() || job.receipts.iter().all(|x| x.refuted));
         assert_eq!(job.state, JobState::Failed, "trial {trial}");
         assert_eq!(job.escrow, 0);
+        assert_eq!(
+            job.failure.map(|f| f.reason),
+            Some(FailReason::Refuted),
+            "trial {trial}: the failure names why"
+        );
     }
 }
 
@@ -661,6 +666,7 @@ fn withheld_data_loses_a_silent_replica_and_an_undefended_dispute() {
     }
     let job = r::job(&net.chain.state, &t).unwrap();
     assert_eq!((job.state, job.escrow), (JobState::Failed, 0), "refunded");
+    assert_eq!(job.failure.map(|f| f.reason), Some(FailReason::Refuted));
 }
 
 #[test]
@@ -687,6 +693,7 @@ fn a_blob_that_is_not_its_spec_voids_the_job_without_slashing_anyone() {
     assert_eq!(net.industrial(&c), before - fees, "the bond came back");
     let job = r::job(&net.chain.state, &t).unwrap();
     assert_eq!((job.state, job.escrow), (JobState::Failed, 0));
+    assert_eq!(job.failure.map(|f| f.reason), Some(FailReason::Void));
 
     // (b) The spec declares another shape than its blob's: the leased provider reports
     //     it and walks away unslashed; a report of a matching job is refused.
@@ -711,6 +718,7 @@ fn a_blob_that_is_not_its_spec_voids_the_job_without_slashing_anyone() {
     assert_eq!(net.step(&txs), 1);
     let job = r::job(&net.chain.state, &t).unwrap();
     assert_eq!((job.state, job.escrow), (JobState::Failed, 0));
+    assert_eq!(job.failure.map(|f| f.reason), Some(FailReason::Malformed));
     net.idle(10);
     assert!(net.slashes_of(0).is_empty(), "no missed lease either");
     let good = net.submit(&ex, 1);
@@ -820,6 +828,10 @@ fn a_present_provider_that_cannot_deliver_is_not_slashed() {
         }
         let job = r::job(&net.chain.state, &t).unwrap();
         assert_eq!((job.state, job.escrow), (JobState::Failed, 0));
+        assert_eq!(
+            job.failure.map(|f| f.reason),
+            Some(FailReason::LeasesLapsed)
+        );
         if present {
             assert!(net.slashes_of(0).is_empty(), "present: not slashed");
         } else {
@@ -986,4 +998,209 @@ fn a_copied_challenge_shares_the_reward_instead_of_taking_it() {
         before[1] - fees[1] + reward / 2
     );
     assert_eq!(r::fund(&net.chain.state).bonds, 0);
+}
+
+// ---- models by reference and result objects ---------------------------------------
+
+impl Net {
+    /// The requester publishes `ex`'s model (a block of its own).
+    fn publish_model(&mut self, ex: &Example) {
+        let m = ex.model.clone().expect("a by-reference example");
+        let p = publish(&self.chain, self.requester.address(), &m);
+        let txs = self.chain.signed(&self.requester.clone(), p);
+        assert_eq!(self.step(&txs), txs.len());
+    }
+}
+
+#[test]
+fn a_job_naming_a_model_needs_it_on_chain_and_keeps_it_pinned() {
+    let ex = Example::by_reference("train-step");
+    let model = ex.model.clone().unwrap();
+    let model_sha = tb_primitives::sha256_digest(&model).0;
+    let mut net = Net::new(1);
+    // Before the model is published, the job is refused (the blob is published).
+    let h = net.chain.height() + 1;
+    let spec = ex.spec(1, h + 100);
+    let mut payloads = publish(&net.chain, net.requester.address(), &ex.blob);
+    payloads.push(TxPayload::SubmitJob(SubmitJob {
+        from: net.requester.address(),
+        spec: spec.clone(),
+        fee: 10,
+        fee_selector: 1,
+        nonce: 0,
+    }));
+    let txs = net.chain.signed(&net.requester.clone(), payloads);
+    assert_eq!(net.step(&txs), txs.len() - 1, "the SubmitJob is refused");
+    // A spec that declares another size of the (published) model is refused too.
+    net.publish_model(&ex);
+    let mut wrong = ex.spec(1, net.chain.height() + 100);
+    wrong.model_object.as_mut().unwrap().bytes += 1;
+    let txs = net.chain.signed(
+        &net.requester.clone(),
+        vec![TxPayload::SubmitJob(SubmitJob {
+            from: net.requester.address(),
+            spec: wrong,
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        })],
+    );
+    assert_eq!(net.step(&txs), 0);
+    // Published: accepted, and the model is pinned past the job's deadline.
+    let t = net.submit(&ex, 1);
+    let job = r::job(&net.chain.state, &t).unwrap();
+    let o = r::object(&net.chain.state, &model_sha).unwrap();
+    assert!(
+        o.expires >= job.spec.deadline + net.chain.params.market.reveal_blocks,
+        "model expires at {}, the job's deadline is {}",
+        o.expires,
+        job.spec.deadline
+    );
+    // It runs and is proven like its inline twin: the same trace, the same result.
+    assert_eq!(net.deliver(0, &ex, t, &ex.honest), 3);
+    let job = r::job(&net.chain.state, &t).unwrap();
+    assert_eq!(job.state, JobState::Proven);
+    let inline = Example::new("train-step");
+    assert_eq!(ex.honest, inline.honest);
+    assert_eq!(
+        job.receipts[0].output_digest,
+        inline.outputs.output_digest()
+    );
+}
+
+#[test]
+fn a_corrupted_answer_to_a_job_naming_its_model_is_ruled_by_the_referee() {
+    // The referee resolves the model from the chain: the dispute is ruled exactly as
+    // for an inline job.
+    let ex = Example::by_reference("mlp");
+    let mut net = Net::new(1);
+    net.publish_model(&ex);
+    let t = net.submit(&ex, 1);
+    let op = 5;
+    let theirs = (0..64).find_map(|b| ex.corrupted(op, b)).unwrap();
+    assert_eq!(net.deliver(0, &ex, t, &theirs), 3);
+    net.challenge(&ex, t, &theirs, op, false);
+    let d = disputes(&net.chain.state, &t);
+    assert_eq!(d[0].ruling, Some(Outcome::Referee(ex.honest[op])));
+    assert_eq!(net.slashes_of(0), vec![SlashReason::LostDispute]);
+    let job = r::job(&net.chain.state, &t).unwrap();
+    assert_eq!(job.failure.map(|f| f.reason), Some(FailReason::Refuted));
+}
+
+#[test]
+fn a_blob_naming_another_model_than_its_spec_is_void_on_report() {
+    let ex = Example::by_reference("mlp");
+    let other = Example::by_reference("train-step");
+    let mut net = Net::new(1);
+    net.publish_model(&ex);
+    net.publish_model(&other);
+    // The spec names train-step's model; the blob names mlp's.
+    let mut spec = ex.spec(1, net.chain.height() + 101);
+    spec.model_object = other.spec(1, 0).model_object;
+    let t = net.submit_spec(&ex.blob, spec);
+    let k = net.providers[0].clone();
+    let txs = net.chain.signed(
+        &k,
+        vec![TxPayload::ReportMalformed(ReportMalformed {
+            from: k.address(),
+            task_id: t,
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        })],
+    );
+    assert_eq!(net.step(&txs), 1, "the report is upheld");
+    let job = r::job(&net.chain.state, &t).unwrap();
+    assert_eq!(job.failure.map(|f| f.reason), Some(FailReason::Malformed));
+    assert!(net.slashes_of(0).is_empty());
+}
+
+#[test]
+fn a_receipt_whose_result_is_missing_or_does_not_give_its_digest_is_refused() {
+    let ex = Example::new("mlp");
+    let mut net = Net::new(1);
+    // The slow lane: a 24-block lease outlives the refused attempts below.
+    let mut spec = ex.spec(1, net.chain.height() + 101);
+    spec.lane = 2;
+    let t = net.submit_spec(&ex.blob, spec);
+    let k = net.providers[0].clone();
+    let submit = |net: &Net, receipt: tb_job::SignedReceipt| {
+        net.chain.signed(
+            &k,
+            vec![TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
+                from: k.address(),
+                task_id: t,
+                receipt,
+                fee: 10,
+                fee_selector: 1,
+                nonce: 0,
+            }))],
+        )
+    };
+    // The trace is published, the result is not.
+    let txs = net
+        .chain
+        .signed(&k, publish_trace(&net.chain, k.address(), t, &ex.honest));
+    assert_eq!(net.step(&txs), 1);
+    let receipt = ex.receipt(&k, &net.chain, t, &ex.honest);
+    assert_eq!(net.step(&submit(&net, receipt.clone())), 0, "no result");
+    // A receipt naming an object that is not a result (its own trace).
+    let mut r2 = receipt.receipt.clone();
+    r2.result_sha256 = r2.trace_sha256;
+    let r2 = r2.sign(&k, net.chain.params.chain_id).unwrap();
+    assert_eq!(net.step(&submit(&net, r2)), 0, "not a result object");
+    // A result object whose outputs give another digest.
+    let (other, _) = support::seeded_result([3; 32]);
+    let txs = net
+        .chain
+        .signed(&k, publish(&net.chain, k.address(), &other));
+    assert_eq!(net.step(&txs), 1);
+    let o = r::object(&net.chain.state, &tb_primitives::sha256_digest(&other).0).unwrap();
+    assert_eq!(
+        o.result.map(|x| x.outputs),
+        Some(1),
+        "a well-formed result object is recognised when it completes"
+    );
+    let mut r3 = receipt.receipt.clone();
+    r3.result_sha256 = tb_primitives::sha256_digest(&other).0;
+    let r3 = r3.sign(&k, net.chain.params.chain_id).unwrap();
+    assert_eq!(net.step(&submit(&net, r3)), 0, "another answer's result");
+    // The honest result: accepted, and pinned with the trace.
+    let res = ex.result_for(&ex.honest);
+    let txs = net.chain.signed(&k, publish(&net.chain, k.address(), &res));
+    assert_eq!(net.step(&txs), 1);
+    assert_eq!(net.step(&submit(&net, receipt)), 1);
+    let job = r::job(&net.chain.state, &t).unwrap();
+    assert_eq!(job.state, JobState::Proven);
+    let sha = tb_primitives::sha256_digest(&res).0;
+    assert_eq!(job.receipts[0].result_sha256, sha);
+    let o = r::object(&net.chain.state, &sha).unwrap();
+    assert_eq!(o.result.unwrap().output_digest, ex.outputs.output_digest());
+    assert!(o.expires > job.window_end + net.chain.params.market.evidence_deadline_blocks);
+}
+
+#[test]
+fn publishing_again_is_accepted_and_changes_nothing_but_the_fee() {
+    // A client that re-sends a chunk (after an interruption) or two replicas publishing
+    // the same result in one block: the repeat is accepted, so the sender's later
+    // transactions in the block are not dropped with it.
+    let ex = Example::new("mlp");
+    let mut net = Net::new(1);
+    let k = net.providers[0].clone();
+    let res = ex.result_for(&ex.honest);
+    let mut p = publish(&net.chain, k.address(), &res);
+    p.extend(publish(&net.chain, k.address(), &res));
+    p.push(TxPayload::Heartbeat(tb_chain::tx::Heartbeat {
+        from: k.address(),
+        fee: 10,
+        fee_selector: 1,
+        nonce: 0,
+    }));
+    let before = net.industrial(&k.address());
+    let txs = net.chain.signed(&k, p);
+    assert_eq!(net.step(&txs), 3, "publish, the repeat, and the heartbeat");
+    let fees: u64 = txs.iter().map(|t| t.payload.fee()).sum();
+    assert_eq!(net.industrial(&k.address()), before - fees);
+    let sha = tb_primitives::sha256_digest(&res).0;
+    assert!(r::object(&net.chain.state, &sha).is_some());
 }

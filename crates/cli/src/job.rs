@@ -61,7 +61,10 @@ publish the model once (`tb-cli model publish MODEL`), then submit any number of
 jobs.
 
 options:
-  --example NAME      mlp, transformer, matmul-chain or train-step; `list` lists them
+  --example NAME      mlp, transformer, matmul-chain or train-step; `list` lists them;
+                      `lookup:ROWSxDIM` is an embedding lookup of 8 tokens in a seeded
+                      f32 table of ROWS × DIM (a large model with a small job, for
+                      publishing models: lookup:25600x1024 is 100 MiB)
   -o, --out FILE      where to write the blob
   --model-out MODEL   write the model there and a blob that names it",
     flags: &[],
@@ -80,15 +83,31 @@ fn build(a: &crate::args::Args) -> Result<Outcome, CliError> {
             EXAMPLES.iter().map(|e| format!("{e}\n")).collect(),
         ));
     }
-    if !EXAMPLES.contains(&name) {
+    let lookup = name.strip_prefix("lookup:").map(|dims| {
+        dims.split_once('x')
+            .and_then(|(r, d)| Some((r.parse::<usize>().ok()?, d.parse::<usize>().ok()?)))
+            .filter(|(r, d)| *r >= 1 && *d >= 1 && r.saturating_mul(*d) <= (1 << 27))
+            .ok_or_else(|| {
+                CliError::usage(format!(
+                    "--example {name:?}: expected lookup:ROWSxDIM with ROWS × DIM ≤ 2^27"
+                ))
+            })
+    });
+    if lookup.is_none() && !EXAMPLES.contains(&name) {
         return Err(CliError::usage(format!(
             "no example {name:?}; the examples are {}",
             EXAMPLES.join(", ")
         )));
     }
     let out = a.required("--out")?;
-    let mut job =
-        build_example(name).map_err(|e| CliError::fail(format!("example {name}: {e}")))?;
+    let mut job = match lookup {
+        Some(dims) => {
+            let (rows, dim) = dims?;
+            tb_job::examples::lookup_job(rows, dim, 8, 21)
+        }
+        None => build_example(name),
+    }
+    .map_err(|e| CliError::fail(format!("example {name}: {e}")))?;
     let mut text = String::new();
     if let Some(model_out) = a.value("--model-out") {
         job = job.with_form(JobForm::ByReference);

@@ -40,6 +40,9 @@ pub const POLL_MS: u64 = 250;
 pub const STALL_SECS: u64 = 60;
 /// Seconds to wait, at the start, for the sender's pending transactions to land.
 pub const PENDING_WAIT_SECS: u64 = 300;
+/// Bytes a chunk transaction takes beyond its chunk (fields and signature), for the
+/// fee estimate.
+pub const CHUNK_TX_OVERHEAD_BYTES: u64 = 256;
 
 /// What a publication did.
 #[derive(Debug, Clone)]
@@ -249,6 +252,33 @@ pub fn publish(
     let have = on_chain(&st)?;
     out.skipped = have.len() as u32;
     let size_of = |i: u32| payloads[i as usize].bytes.len() as u64;
+    // The fees of the chunks still to send, against the paying token's balance: a
+    // publication that cannot finish is refused before it starts.
+    let floor = s.chain.fee_floor_per_byte;
+    let fees: u64 = (0..chunks)
+        .filter(|i| !have.contains(i))
+        .map(|i| {
+            let p = &payloads[i as usize];
+            p.fee
+                .max(floor.saturating_mul(size_of(i) + CHUNK_TX_OVERHEAD_BYTES))
+        })
+        .sum();
+    let token = if fee_selector == 0 {
+        "consumer"
+    } else {
+        "industrial"
+    };
+    let balance = s.account.u64_at(token)?;
+    if balance < fees {
+        return Err(CliError::fail(format!(
+            "publishing {what} ({}, {} of {chunks} chunks to send) costs about {} {token} in \
+             fees; {me} holds {}",
+            mib(bytes.len() as u64),
+            chunks - have.len() as u32,
+            crate::wallet::tokens(fees),
+            crate::wallet::tokens(balance)
+        )));
+    }
     let mut done_bytes: u64 = have.iter().map(|i| size_of(*i)).sum();
     let mut done_chunks = have.len() as u32;
     let mut todo: VecDeque<u32> = (0..chunks).filter(|i| !have.contains(i)).collect();
@@ -289,7 +319,12 @@ pub fn publish(
                 }
                 Err(e) => {
                     progress.finish();
-                    return Err(e);
+                    return Err(CliError::fail(format!(
+                        "{what}: {done_chunks} of {chunks} chunks on chain, {} in flight; {} \
+                         (re-run the command to resume)",
+                        in_flight.len(),
+                        e.message
+                    )));
                 }
             }
         }

@@ -398,11 +398,25 @@ impl<'a> Signer<'a> {
             if self.sent.is_empty() {
                 e
             } else {
+                // The last few ids (a publication sends hundreds).
+                let shown: Vec<&str> = self
+                    .sent
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .rev()
+                    .map(String::as_str)
+                    .collect();
                 CliError::fail(format!(
-                    "{} (after {} transaction(s) of this command were admitted: {})",
+                    "{} (after {} transaction(s) of this command were admitted{}: {})",
                     e.message,
                     self.sent.len(),
-                    self.sent.join(", ")
+                    if self.sent.len() > shown.len() {
+                        ", the last"
+                    } else {
+                        ""
+                    },
+                    shown.join(", ")
                 ))
             }
         })?;

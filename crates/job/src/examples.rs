@@ -95,6 +95,31 @@ fn transformer() -> blocktorch::Result<Parts> {
     transformer_parts(2, 32, 64, 4, 256)
 }
 
+/// An embedding lookup whose model is large and whose job is small: a seeded f32 table
+/// `[rows, dim]` (`rows × dim × 4` bytes of weights), `tokens` i32 token ids as the
+/// input, the rows they pick scaled by 0.5. Output `emb` [tokens, dim]. For publishing
+/// large models by reference (tests and benchmarks: about 100 MB at 25 600 × 1024).
+pub fn lookup_job(rows: usize, dim: usize, tokens: usize, seed: u64) -> Result<Job> {
+    let build = || -> blocktorch::Result<Parts> {
+        let d = InputTensorDescriptor::dense(DType::I32, &[tokens], Normalisation::None);
+        let b = ProgramBuilder::new(&d);
+        let ids = b.input(InputSlot::Main)?;
+        let table = weight(&b, "table", seed, &[rows, dim], 1.0)?;
+        let picked = b.exec(&Prim::Gather, &[&table, &ids])?;
+        let half = b.param("half", HostData::F32(vec![0.5]), &[])?;
+        let emb = c::binary(&b, BinaryOp::Mul, &picked, &half)?;
+        b.output("emb", &emb);
+        let mut r = SplitMix64::new(seed ^ 0x5eed);
+        let ids: Vec<i32> = (0..tokens)
+            .map(|_| (r.next_u64() % rows.max(1) as u64) as i32)
+            .collect();
+        Ok((d, b.finish(), HostData::I32(ids)))
+    };
+    let kernel = CpuFabric::reference().kernel_variant_digest();
+    let (d, p, input) = build().map_err(t_err)?;
+    Job::new(kernel, d, p, input)
+}
+
 /// The transformer example's block at other sizes (batch, tokens, model width, heads,
 /// MLP width), as a job for the CPU reference's kernels (benchmarks use larger ones).
 pub fn transformer_job(bsz: usize, t: usize, dm: usize, h: usize, dff: usize) -> Result<Job> {

@@ -582,6 +582,17 @@ fn dequeue(ov: &mut Overlay<'_>, job: &mut Job) {
     }
 }
 
+/// Why a job whose deadline has come fails: still waiting for replicas (none, or not
+/// all, leased) the market did not serve it; leased to every replica, they did not
+/// answer in time.
+fn deadline_reason(job: &Job) -> FailReason {
+    if job.state == JobState::Queued {
+        FailReason::Unserved
+    } else {
+        FailReason::Expired
+    }
+}
+
 /// Ends a job that cannot complete, for `reason` at height `h`: its leases are released
 /// (not counted as missed), it leaves the queue, its escrow goes back.
 pub(super) fn fail(ov: &mut Overlay<'_>, t: &Id, job: &mut Job, reason: FailReason, h: u64) {
@@ -683,6 +694,13 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
             ov.put(r::key(Kind::Job, &[&t.0]), &job);
             continue;
         }
+        // A lease cut short by the job's deadline ends the job for its deadline: it
+        // waited for replicas (queued) or had them all and no answer came in time.
+        let reason = if h >= job.spec.deadline {
+            deadline_reason(&job)
+        } else {
+            FailReason::LeasesLapsed
+        };
         job.leases.remove(li);
         pr.active_leases = pr.active_leases.saturating_sub(1);
         pr.missed_leases += 1;
@@ -694,7 +712,7 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
         let exhausted = job.retries > p.retry_budget || !r::room_for_another_round(&job);
         if exhausted && !absent {
             ov.put(r::key(Kind::Provider, &[&who.0]), &pr);
-            fail(ov, &t, &mut job, FailReason::LeasesLapsed, h);
+            fail(ov, &t, &mut job, reason, h);
         } else if exhausted {
             slash(
                 ov,
@@ -707,7 +725,7 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
                 None,
             );
             ov.put(r::key(Kind::Provider, &[&who.0]), &pr);
-            fail(ov, &t, &mut job, FailReason::LeasesLapsed, h);
+            fail(ov, &t, &mut job, reason, h);
         } else {
             ov.put(r::key(Kind::Provider, &[&who.0]), &pr);
             job.state = JobState::Queued;
@@ -728,13 +746,7 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
         ov.delete(k);
         if let Some(mut job) = r::job(ov, &t) {
             if matches!(job.state, JobState::Queued | JobState::Leased) {
-                // Still waiting for replicas (none, or not all, leased): the market did
-                // not serve it. Leased to every replica: they did not answer in time.
-                let reason = if job.state == JobState::Queued {
-                    FailReason::Unserved
-                } else {
-                    FailReason::Expired
-                };
+                let reason = deadline_reason(&job);
                 fail(ov, &t, &mut job, reason, h);
                 ov.put(r::key(Kind::Job, &[&t.0]), &job);
             }

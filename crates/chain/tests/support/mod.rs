@@ -20,11 +20,27 @@ pub struct Example {
     pub results: std::cell::RefCell<std::collections::BTreeMap<[u8; 32], Vec<u8>>>,
     /// The honest run's outputs.
     pub outputs: tb_job::ResultObject,
+    /// The model a version 1 blob names (`Example::by_reference`).
+    pub model: Option<Vec<u8>>,
 }
 
 impl Example {
     pub fn new(name: &'static str) -> Example {
-        let job = tb_job::examples::build_example(name).expect("example");
+        Example::of(
+            name,
+            tb_job::examples::build_example(name).expect("example"),
+        )
+    }
+
+    /// The example as a version 1 blob naming its model (published separately).
+    pub fn by_reference(name: &'static str) -> Example {
+        let job = tb_job::examples::build_example(name)
+            .expect("example")
+            .with_form(tb_job::JobForm::ByReference);
+        Example::of(name, job)
+    }
+
+    fn of(name: &'static str, job: tb_job::Job) -> Example {
         let blob = job.encode().expect("encodes");
         let plan = tb_job::validate(&job).expect("validates");
         let run = tb_job::replay(&job, blocktorch::cpu::default_fabric()).expect("runs");
@@ -40,6 +56,8 @@ impl Example {
             honest: run.op_digests,
             results: std::cell::RefCell::new(results),
             outputs,
+            model: (job.form == tb_job::JobForm::ByReference)
+                .then(|| job.model_bytes().expect("encodes")),
             job,
             blob,
         }
@@ -72,7 +90,10 @@ impl Example {
             deadline,
             n_ops: self.shape.n_ops,
             outputs: self.shape.outputs.clone(),
-            model_object: None,
+            model_object: self.model.as_ref().map(|m| tb_chain::tx::ModelSpec {
+                sha256: tb_primitives::sha256_digest(m).0,
+                bytes: m.len() as u64,
+            }),
         }
     }
 

@@ -196,9 +196,42 @@ impl Node {
     /// one replica); returns the SubmitJob transaction id.
     pub fn submit_example(&self, key: &SecretKey, name: &str) -> String {
         let job = tb_job::examples::build_example(name).unwrap();
+        self.submit_job(key, &job, 400)
+    }
+
+    /// Publishes the model of example `name` (in its own transactions, mined before the
+    /// job is submitted), then submits a job that names it; returns the SubmitJob id.
+    pub fn submit_by_reference(&self, key: &SecretKey, name: &str, deadline_blocks: u64) -> String {
+        let job = tb_job::examples::build_example(name)
+            .unwrap()
+            .with_form(tb_job::JobForm::ByReference);
+        let model = job.model_bytes().unwrap();
+        let market = tb_chain::ChainParams::devnet().market;
+        let p: Vec<TxPayload> =
+            tb_chain::market::dispute::publish_payloads(&market, key.address(), &model)
+                .into_iter()
+                .map(TxPayload::PublishBlob)
+                .collect();
+        self.send(key, p);
+        let sha = hex::encode(job.artifact_hash);
+        wait_for(60, "the model on chain", || {
+            (self.ok("compute.hasBlob", json!([sha]))["published"] == json!(true)).then_some(())
+        });
+        self.submit_job(key, &job, deadline_blocks)
+    }
+
+    /// Publishes `job`'s blob and submits it from `key` (max price 2 tokens, one
+    /// replica, deadline `deadline_blocks` from now); returns the SubmitJob id.
+    pub fn submit_job(&self, key: &SecretKey, job: &tb_job::Job, deadline_blocks: u64) -> String {
         let blob = job.encode().unwrap();
-        let spec =
-            JobSpec::for_job(&blob, &job, 2 * MICRO_PER_TOKEN, 1, self.height() + 400).unwrap();
+        let spec = JobSpec::for_job(
+            &blob,
+            job,
+            2 * MICRO_PER_TOKEN,
+            1,
+            self.height() + deadline_blocks,
+        )
+        .unwrap();
         let market = tb_chain::ChainParams::devnet().market;
         let mut p: Vec<TxPayload> =
             tb_chain::market::dispute::publish_payloads(&market, key.address(), &blob)
@@ -226,7 +259,12 @@ impl Node {
 
     /// Waits until the devnet's provider is registered with stake.
     pub fn wait_provider(&self) -> String {
-        let p = SecretKey::dev("devnet-provider").address().to_string();
+        self.wait_provider_of(&SecretKey::dev("devnet-provider"))
+    }
+
+    /// Waits until `key` is a registered provider with stake.
+    pub fn wait_provider_of(&self, key: &SecretKey) -> String {
+        let p = key.address().to_string();
         wait_for(90, "the provider's stake", || {
             let v = self.call("aicf.getProvider", json!([p])).ok()?;
             (v["stake"].as_u64()? > 0).then_some(())
