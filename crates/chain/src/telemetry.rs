@@ -28,6 +28,18 @@ pub struct LatencySnapshot {
 }
 
 impl LatencySnapshot {
+    /// Samples certainly at least `us` µs long: those in buckets whose lower bound
+    /// (`2^(i-1)` µs) reaches it (a lower bound on the count; never an over-statement).
+    pub fn count_at_least_us(&self, us: u64) -> u64 {
+        self.buckets
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(i, _)| (1u64 << (i - 1)) >= us)
+            .map(|(_, c)| c)
+            .sum()
+    }
+
     /// The upper bound (µs) of the bucket holding quantile `q` (0..=1); 0 when empty.
     pub fn quantile_upper_us(&self, q: f64) -> u64 {
         if self.count == 0 {

@@ -230,12 +230,15 @@ pub struct PublishBlob {
 }
 
 /// A replica's sealed answer to a redundant job (`SignedReceipt::seal`): delivered
-/// inside the lease, revealed once every replica has sealed.
+/// inside the lease, revealed once every replica has sealed. `result_bytes` declares
+/// the size of the result object the reveal will publish: the reveal deadline leaves
+/// time to publish the largest declared (at most `tb_job::result::RESULT_BYTES_MAX`).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct SealReceipt {
     pub from: Address,
     pub task_id: Id,
     pub seal: [u8; 32],
+    pub result_bytes: u64,
     pub fee: u64,
     pub fee_selector: u8,
     pub nonce: u64,

@@ -265,6 +265,7 @@ fn arb_market_payload() -> impl Strategy<Value = TxPayload> {
                     from,
                     task_id: tb_primitives::Id(t),
                     seal,
+                    result_bytes: fee / 3,
                     fee,
                     fee_selector: 1,
                     nonce: 0,

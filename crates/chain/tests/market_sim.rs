@@ -343,6 +343,7 @@ fn run_simulation(seed: u64) {
                                 from: me,
                                 task_id: *t,
                                 seal: receipt.seal(),
+                                result_bytes: 50,
                                 fee: 10,
                                 fee_selector: 1,
                                 nonce: next_nonce(&mut p.nonce),

@@ -173,6 +173,7 @@ impl World {
                 from,
                 task_id: t,
                 seal: signed.seal(),
+                result_bytes: 50,
                 fee: 10,
                 fee_selector: 1,
                 nonce: 0,
@@ -946,4 +947,68 @@ fn the_estimate_names_who_could_serve_a_job_and_when() {
         .ineligible
         .iter()
         .all(|(_, why)| *why == Ineligible::NoCapacity));
+}
+
+#[test]
+fn publishing_a_large_result_does_not_count_against_the_latency_sla() {
+    // The SLA window is one block (a quarter of the 4-block lease). A receipt two
+    // blocks after its lease, whose 5 MiB result took a block to publish, is within
+    // the window plus the whole blocks allowed for publishing (⌊5 MiB / 2 MiB⌋ = 2).
+    let mut w = World::with(2, |p| p.market.latency_sla_bps = 2_500);
+    let t = w.submit(1);
+    w.idle(1);
+    let who = w.leased_to(&t)[0];
+    let big = tb_job::ResultObject {
+        outputs: vec![tb_job::ResultTensor {
+            name: "out".into(),
+            shape: vec![5 << 20],
+            data: blocktorch::HostData::U8(vec![7; 5 << 20]),
+        }],
+    };
+    let bytes = big.encode().unwrap();
+    let d = big.output_digest();
+    let key = w.keys[who].clone();
+    let trace = tb_job::trace_blob(t, key.address(), &[d]);
+    let mut p = support::publish(&w.chain, key.address(), &bytes);
+    p.extend(support::publish(&w.chain, key.address(), &trace));
+    let txs: Vec<SignedTx> = p.into_iter().map(|x| w.tx(who, |_| x)).collect();
+    let n = txs.len();
+    assert_eq!(w.step(txs), n, "the result (6 chunks) and the trace");
+    let receipt = tb_job::Receipt {
+        task_id: t,
+        kernel_variant_digest: KERNEL,
+        benchmark_commit: String::new(),
+        tensor_profile_epoch: [0; 32],
+        proof_latency_ms: 1,
+        output_digest_sha256: d,
+        result_sha256: tb_primitives::sha256_digest(&bytes).0,
+        input_descriptor_hash: [0; 32],
+        artifact_hash: [0; 32],
+        trace_root: tb_job::trace_root(&[d]),
+        trace_sha256: tb_job::trace_sha256(t, key.address(), &[d]),
+        n_ops: 1,
+        fabric: "cpu".into(),
+        device_hash: [0; 32],
+        provider: key.address(),
+    }
+    .sign(&key, w.chain.params.chain_id)
+    .unwrap();
+    let tx = w.tx(who, |from| {
+        TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
+            from,
+            task_id: t,
+            receipt,
+            fee: 10,
+            fee_selector: 1,
+            nonce: 0,
+        }))
+    });
+    assert_eq!(w.step(vec![tx]), 1);
+    let job = r::job(&w.chain.state, &t).unwrap();
+    assert_eq!(job.receipts[0].latency_blocks, 2);
+    assert!(
+        job.receipts[0].payable,
+        "paid: the publication time is allowed"
+    );
+    assert!(query::slashes(&w.chain.state, None).is_empty());
 }

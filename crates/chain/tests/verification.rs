@@ -185,6 +185,7 @@ impl Net {
                 from: k.address(),
                 task_id: t,
                 seal: receipt.seal(),
+                result_bytes: ex.try_result_for(leaves).map_or(0, |r| r.len() as u64),
                 fee: 10,
                 fee_selector: 1,
                 nonce: 0,
@@ -1203,4 +1204,91 @@ fn publishing_again_is_accepted_and_changes_nothing_but_the_fee() {
     assert_eq!(net.industrial(&k.address()), before - fees);
     let sha = tb_primitives::sha256_digest(&res).0;
     assert!(r::object(&net.chain.state, &sha).is_some());
+}
+
+#[test]
+fn keeping_a_model_past_its_paid_retention_is_rent_in_the_jobs_fee() {
+    use tb_chain::market::pricing::model_rent_micro;
+    let ex = Example::by_reference("train-step");
+    let model = ex.model.clone().unwrap();
+    let sha = tb_primitives::sha256_digest(&model).0;
+    let mut net = Net::new(1);
+    net.publish_model(&ex);
+    let expires = r::object(&net.chain.state, &sha).unwrap().expires;
+    let p = net.chain.params.market.clone();
+    // Inside the paid retention: no rent.
+    assert_eq!(
+        model_rent_micro(&p, model.len() as u64, expires, expires),
+        0
+    );
+    // 50 blocks past it: the publication fee's share for 50 of its 1000 blocks.
+    let deadline = expires + 50;
+    let rent = model_rent_micro(&p, model.len() as u64, expires, deadline);
+    let fee = (model.len() as u64).div_ceil(1024) * p.blob_fee_per_kib_micro;
+    assert_eq!(rent, (fee * 50).div_ceil(p.blob_retention_blocks));
+    assert!(rent > 10);
+    let blob = net.chain.signed(
+        &net.requester.clone(),
+        publish(&net.chain, net.requester.address(), &ex.blob),
+    );
+    assert_eq!(net.step(&blob), 1);
+    let submit = |net: &Net, fee: u64| {
+        net.chain.signed(
+            &net.requester.clone(),
+            vec![TxPayload::SubmitJob(SubmitJob {
+                from: net.requester.address(),
+                spec: ex.spec(1, deadline),
+                fee,
+                fee_selector: 1,
+                nonce: 0,
+            })],
+        )
+    };
+    assert_eq!(net.step(&submit(&net, rent - 1)), 0, "a fee below the rent");
+    assert_eq!(net.step(&submit(&net, rent)), 1, "the rent paid in the fee");
+    assert_eq!(
+        r::object(&net.chain.state, &sha).unwrap().expires,
+        deadline,
+        "the model is kept until the job's deadline"
+    );
+}
+
+#[test]
+fn the_reveal_deadline_leaves_time_to_publish_the_declared_results() {
+    let ex = Example::new("train-step");
+    let mut net = Net::new(2);
+    let t = net.submit(&ex, 2);
+    let leased = net.leased(&t);
+    let seal = |net: &Net, i: usize, result_bytes: u64| {
+        let k = net.providers[i].clone();
+        let receipt = ex.receipt(&k, &net.chain, t, &ex.honest);
+        net.chain.signed(
+            &k,
+            vec![TxPayload::SealReceipt(SealReceipt {
+                from: k.address(),
+                task_id: t,
+                seal: receipt.seal(),
+                result_bytes,
+                fee: 10,
+                fee_selector: 1,
+                nonce: 0,
+            })],
+        )
+    };
+    // A declared result above the largest result object is refused.
+    let too_big = tb_job::result::RESULT_BYTES_MAX as u64 + 1;
+    assert_eq!(net.step(&seal(&net, leased[0], too_big)), 0);
+    let mut txs = seal(&net, leased[0], 10 << 20);
+    txs.extend(seal(&net, leased[1], 1_000));
+    assert_eq!(net.step(&txs), 2);
+    let job = r::job(&net.chain.state, &t).unwrap();
+    assert_eq!(job.state, JobState::Revealing);
+    let p = &net.chain.params.market;
+    let traces = 2 * 32 * ex.honest.len() as u64;
+    let publish = (traces + (10 << 20)).div_ceil(p.evidence_bytes_per_block);
+    assert_eq!(
+        job.reveal_deadline,
+        net.chain.height() + p.reveal_blocks + publish,
+        "reveal_blocks plus the blocks to publish the traces and the largest result"
+    );
 }

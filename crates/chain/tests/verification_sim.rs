@@ -130,6 +130,7 @@ fn provider_step(w: &World, a: &Actor, idx: usize, jobs: &[(Id, Job)]) -> Vec<Tx
                     from: me,
                     task_id: *t,
                     seal: receipt.seal(),
+                    result_bytes: ex.try_result_for(&leaves).map_or(0, |r| r.len() as u64),
                     fee: 10,
                     fee_selector: 1,
                     nonce: 0,

@@ -61,7 +61,7 @@ const SUBMIT: Spec = Spec {
     command: "compute submit",
     usage: "\
 usage: tb-cli compute submit FILE --key K --max-price TOKENS [--redundancy N]
-                             [--deadline-blocks N] [--by-reference] [--model MODEL]
+                             [--deadline-blocks N] [--lane L] [--by-reference] [--model MODEL]
                              [--force] [--dry-run]
                              [--wait [--provisional] [--timeout-secs S]
                                      [-o OUT [--format safetensors|npy|json]]] [--json]
@@ -81,7 +81,8 @@ this and every later job of the model pay for their input only.
 The blob and the model are published in PublishBlob chunks at the pace blocks take
 them, resuming an interrupted publication (progress on stderr); the blob also goes to
 the node's blob store. Then the job is submitted: its spec is the blob's SHA-256, size,
-FLOP cost, shape and model, any kernel digest, model class 0, lane 0, any region.
+FLOP cost, shape and model, any kernel digest, model class 0, lane L (default 0), any
+region.
 MAX-PRICE × REDUNDANCY industrial tokens are escrowed; fees are paid in industrial
 tokens. Prints the SubmitJob transaction id, which `compute status` and the other
 commands accept until the task id is known.
@@ -91,6 +92,8 @@ options:
   --max-price TOKENS    most paid per replica
   --redundancy N        replicas (default 1)
   --deadline-blocks N   blocks from now by which it must be proven (default 200)
+  --lane L              the lane (its lease length: 0 fast, 1 domain, 2 macro; a job
+                        whose result takes long to publish needs a longer one)
   --by-reference        submit a version 0 blob as its model and a blob naming it
   --model MODEL         the model file a version 1 blob names, published if needed
   --force               submit even when too few providers could ever serve it
@@ -116,6 +119,7 @@ options:
         ("--max-price", None),
         ("--redundancy", None),
         ("--deadline-blocks", None),
+        ("--lane", None),
         ("--timeout-secs", None),
         ("--keys-dir", None),
         ("--model", None),
@@ -177,8 +181,8 @@ const REPLAY: Spec = Spec {
     usage: "\
 usage: tb-cli compute replay TASK [--fabric cpu|cuda] [--threads N] [--json]
 
-Fetches the job's blob and every receipt's published trace from the node, replays the
-job here (any fabric gives the CPU reference's bits) and reports, per receipt, whether
+Fetches the job's blob (and the model a job by reference names) and every receipt's
+published trace from the node, replays the job here (any fabric gives the CPU reference's bits) and reports, per receipt, whether
 its trace is the replay's or the first op where it differs. To challenge a differing
 trace, fetch it and use `tb-cli job verify`.
 
@@ -395,6 +399,7 @@ fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     }
     let redundancy: u32 = positive(a, "--redundancy", 1)?;
     let deadline_blocks: u64 = positive(a, "--deadline-blocks", DEADLINE_BLOCKS_DEFAULT)?;
+    let lane: u8 = a.parsed::<u8>("--lane", "a lane number")?.unwrap_or(0);
     let timeout_s: u64 = positive(a, "--timeout-secs", WAIT_TIMEOUT_S_DEFAULT)?;
     let wait = a.flag("--wait");
     for only_wait in ["--timeout-secs", "--out", "--format"] {
@@ -436,7 +441,7 @@ fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     let est = client.get(
         "compute.estimate",
         json!([{"flops": flops, "max_price": max_price, "redundancy": redundancy,
-                "blob_bytes": blob.len()}]),
+                "blob_bytes": blob.len(), "lane": lane}]),
     )?;
     let shortfall = est.u64_at("shortfall")?;
     if a.flag("--dry-run") {
@@ -494,14 +499,26 @@ fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     let deadline = height
         .checked_add(deadline_blocks)
         .ok_or_else(|| CliError::usage("--deadline-blocks is too large"))?;
-    let spec = JobSpec::for_job(&blob, &job, max_price, redundancy, deadline)
+    let mut spec = JobSpec::for_job(&blob, &job, max_price, redundancy, deadline)
         .map_err(|e| CliError::fail(format!("{path}: {e}")))?;
+    spec.lane = lane;
+    // Keeping the model available until the deadline, past what its publication paid
+    // for, is rent the SubmitJob's fee pays (`market.md`).
+    let rent = match &spec.model_object {
+        Some(m) => {
+            let st = client.get("compute.hasBlob", json!([hex::encode(m.sha256)]))?;
+            let expires = st.u64_at("expires")?;
+            let market = crate::publish::market_params(&s.chain.raw)?;
+            tb_chain::market::pricing::model_rent_micro(&market, m.bytes, expires, deadline)
+        }
+        None => 0,
+    };
     let tx_id = s.send(
         "compute.submitJob",
         TxPayload::SubmitJob(SubmitJob {
             from: s.address(),
             spec,
-            fee: 0,
+            fee: rent,
             fee_selector: FEE_INDUSTRIAL,
             nonce: 0,
         }),
@@ -518,6 +535,7 @@ fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         "max_price": max_price,
         "redundancy": redundancy,
         "deadline": deadline,
+        "model_rent_micro": rent,
         "estimate": est,
         "transactions": s.sent.len(),
     });
@@ -548,6 +566,15 @@ fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
             ),
         ));
         rows.push(("deadline", format!("height {deadline}")));
+        if rent > 0 {
+            rows.push((
+                "model rent",
+                format!(
+                    "{} (keeps the model available until the deadline; in the fee)",
+                    tokens(rent)
+                ),
+            ));
+        }
         rows.push(("submitted", format!("SubmitJob {tx_id}")));
         let mut out = fields(&rows, "");
         if !wait {
@@ -1101,7 +1128,17 @@ fn replay(g: &Global, a: &Args) -> Result<Outcome, CliError> {
             "the job's blob {blob_sha} is neither on the node nor published"
         ))
     })?;
-    let job = Job::decode(&blob)
+    // A job by reference runs the model its record names, read from the node.
+    let model = match j.get("model_sha256").and_then(Value::as_str) {
+        Some(m) => Some(fetch_object(
+            &client,
+            m,
+            j.u64_at("model_bytes")?,
+            "the job's model",
+        )?),
+        None => None,
+    };
+    let job = Job::decode_resolved(&blob, model.as_deref())
         .map_err(|e| CliError::fail(format!("the job's blob is not a valid job: {e}")))?;
     validate(&job).map_err(|e| CliError::fail(format!("the job's blob does not validate: {e}")))?;
     let ours = replay_leaves(&job, fabric_name, threads)?;
@@ -1234,10 +1271,12 @@ fn stats(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         }
         let c = r.get("receipt_checks").cloned().unwrap_or(Value::Null);
         out += &format!(
-            "receipt checks: {} on this node, p50 ≤ {} µs, p99 ≤ {} µs\n",
+            "receipt checks: {} on this node, p50 ≤ {} µs, p99 ≤ {} µs, {} over the {} ms budget\n",
             c.text_at("count"),
             c.text_at("p50_us_upper"),
-            c.text_at("p99_us_upper")
+            c.text_at("p99_us_upper"),
+            c.text_at("over_budget"),
+            c.text_at("budget_ms")
         );
         out += &format!(
             "queued jobs {}, settlement queue {}\n",

@@ -24,8 +24,9 @@ use serde_json::{json, Value};
 use std::collections::{BTreeSet, VecDeque};
 use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
-use tb_chain::market::dispute::publish_payloads;
+use tb_chain::market::dispute::blob_fee_min;
 use tb_chain::market::MarketParams;
+use tb_chain::tx::PublishBlob;
 use tb_chain::{ChainParams, TxPayload};
 use tb_job::format::JOB_BLOB_BYTES_MAX;
 
@@ -79,6 +80,7 @@ pub fn market_params(chain: &Value) -> Result<MarketParams, CliError> {
     let mut p = ChainParams::devnet().market;
     p.blob_chunk_bytes = m.u64_at("blob_chunk_bytes")?;
     p.blob_fee_per_kib_micro = m.u64_at("blob_fee_per_kib_micro")?;
+    p.blob_retention_blocks = m.u64_at("blob_retention_blocks")?.max(1);
     if p.blob_chunk_bytes == 0 || p.blob_chunk_bytes > JOB_BLOB_BYTES_MAX as u64 {
         return Err(CliError::fail(format!(
             "the node reports a blob chunk size of {} bytes",
@@ -222,7 +224,24 @@ pub fn publish(
         return Ok(out);
     }
     settle_pending(s, quiet)?;
-    let payloads = publish_payloads(&market, s.address(), bytes);
+    // Chunk `i`'s transaction payload, made when it is sent (a 512 MiB object is not
+    // copied into payloads up front).
+    let from = s.address();
+    let payload = |i: u32| {
+        let start = i as usize * chunk as usize;
+        let end = (start + chunk as usize).min(bytes.len());
+        let c = &bytes[start..end];
+        PublishBlob {
+            from,
+            object: sha_bytes,
+            total_bytes: bytes.len() as u64,
+            index: i,
+            bytes: c.to_vec(),
+            fee: blob_fee_min(&market, c.len()),
+            fee_selector,
+            nonce: 0,
+        }
+    };
     let on_chain = |st: &Value| -> Result<BTreeSet<u32>, CliError> {
         let copy = &st["copy"];
         if copy.is_null() {
@@ -251,15 +270,17 @@ pub fn publish(
     }
     let have = on_chain(&st)?;
     out.skipped = have.len() as u32;
-    let size_of = |i: u32| payloads[i as usize].bytes.len() as u64;
+    let size_of = |i: u32| {
+        let start = i as u64 * chunk;
+        chunk.min(bytes.len() as u64 - start)
+    };
     // The fees of the chunks still to send, against the paying token's balance: a
     // publication that cannot finish is refused before it starts.
     let floor = s.chain.fee_floor_per_byte;
     let fees: u64 = (0..chunks)
         .filter(|i| !have.contains(i))
         .map(|i| {
-            let p = &payloads[i as usize];
-            p.fee
+            blob_fee_min(&market, size_of(i) as usize)
                 .max(floor.saturating_mul(size_of(i) + CHUNK_TX_OVERHEAD_BYTES))
         })
         .sum();
@@ -301,10 +322,8 @@ pub fn publish(
             {
                 break;
             }
-            let mut p = payloads[i as usize].clone();
-            p.fee_selector = fee_selector;
             let nonce = s.next_nonce();
-            match s.send("submit_tx", TxPayload::PublishBlob(p)) {
+            match s.send("submit_tx", TxPayload::PublishBlob(payload(i))) {
                 Ok(id) => {
                     in_flight.push_back((i, nonce, id));
                     todo.pop_front();

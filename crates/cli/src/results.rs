@@ -92,23 +92,50 @@ fn le_bytes(d: &HostData) -> Vec<u8> {
     d.to_le_bytes_canonical()
 }
 
+/// The names outputs are written under: the program's names (which the digests do not
+/// cover: they are the provider's word), made file- and key-safe and unique — an empty
+/// or repeated name becomes `output.I` (its index).
+pub fn unique_names(r: &ResultObject) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    r.outputs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let clean: String = o
+                .name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let name = if clean.is_empty() || seen.contains(&clean) {
+                format!("output.{i}")
+            } else {
+                clean
+            };
+            seen.insert(name.clone());
+            name
+        })
+        .collect()
+}
+
 /// The result as safetensors bytes: every output by name (in the safetensors order),
 /// and `output_digest_sha256` in the metadata. The same outputs give the same bytes.
 pub fn safetensors(r: &ResultObject, output_digest: &[u8; 32]) -> Result<Vec<u8>, CliError> {
     use safetensors::tensor::{Dtype, TensorView};
     let bytes: Vec<Vec<u8>> = r.outputs.iter().map(|o| le_bytes(&o.data)).collect();
+    let names = unique_names(r);
     let mut views = Vec::with_capacity(r.outputs.len());
-    for (o, b) in r.outputs.iter().zip(&bytes) {
+    for ((o, b), name) in r.outputs.iter().zip(&bytes).zip(names) {
         let dtype = match o.data.dtype() {
             DType::F32 => Dtype::F32,
             DType::U8 => Dtype::U8,
             DType::I32 => Dtype::I32,
             DType::U32 => Dtype::U32,
-        };
-        let name = if o.name.is_empty() {
-            "output".to_string()
-        } else {
-            o.name.clone()
         };
         let v = TensorView::new(dtype, o.shape.clone(), b)
             .map_err(|e| CliError::fail(format!("output {name:?}: {e}")))?;
@@ -225,23 +252,8 @@ pub fn write(
             }
             let stem = path.strip_suffix(".npy").unwrap_or(path);
             let mut written = Vec::new();
-            for (i, o) in r.outputs.iter().enumerate() {
-                let name: String = o
-                    .name
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect();
-                let p = if name.is_empty() {
-                    format!("{stem}.{i}.npy")
-                } else {
-                    format!("{stem}.{name}.npy")
-                };
+            for (o, name) in r.outputs.iter().zip(unique_names(r)) {
+                let p = format!("{stem}.{name}.npy");
                 put(&p, &npy(o))?;
                 written.push(p);
             }
@@ -390,6 +402,23 @@ mod tests {
         );
         assert!(verify(&bytes, &d, Some(2), "the result").is_err());
         assert!(verify(b"BTRS", &d, None, "the result").is_err());
+    }
+
+    #[test]
+    fn repeated_or_empty_names_are_written_apart() {
+        let r = ResultObject {
+            outputs: vec![
+                t("y", &[1], HostData::U8(vec![1])),
+                t("y", &[1], HostData::U8(vec![2])),
+                t("", &[1], HostData::U8(vec![3])),
+                t("a/b", &[1], HostData::U8(vec![4])),
+            ],
+        };
+        assert_eq!(unique_names(&r), ["y", "output.1", "output.2", "a_b"]);
+        let st = safetensors(&r, &r.output_digest()).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&st).unwrap();
+        assert_eq!(st.len(), 4);
+        assert_eq!(st.tensor("output.1").unwrap().data(), &[2]);
     }
 
     #[test]

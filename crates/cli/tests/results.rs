@@ -139,6 +139,9 @@ fn jobs_by_reference_give_results_equal_to_a_local_run() {
                 assert_eq!(read(&remote), read(&here), "{example}: {fmt}");
             }
         }
+        // A replay here reads the model from the node and agrees with the receipt.
+        let replay = node.expect(&["compute", "replay", &task], 0);
+        assert!(replay.contains("agrees"), "{replay}");
         // The SubmitJob id names the job as well as the task id; its record names the
         // model.
         let st = node.expect(&["--json", "compute", "status", &tx], 0);

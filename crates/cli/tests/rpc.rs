@@ -85,7 +85,8 @@ fn stats_show_the_job_timeline() {
            "proof_latency_ms_buckets":[{{"le":1,"count":0}},{{"le":10,"count":0}},
              {{"le":100,"count":1}},{{"le":1000,"count":0}},{{"le":"+Inf","count":0}}]}},
           {{"height":8,"receipts":[],"proof_latency_ms_buckets":[]}}],
-          "receipt_checks":{{"count":3,"p50_us_upper":128,"p99_us_upper":256}},
+          "receipt_checks":{{"count":3,"p50_us_upper":128,"p99_us_upper":256,
+                             "budget_ms":100,"over_budget":0}},
           "queued":2,"settlement_queue":1}}}}"#,
         t = "cd".repeat(32)
     );
@@ -99,7 +100,7 @@ fn stats_show_the_job_timeline() {
         "proof 42 ms",
         "≤100 1",
         "block 8: no receipts",
-        "receipt checks: 3 on this node, p50 ≤ 128 µs, p99 ≤ 256 µs",
+        "receipt checks: 3 on this node, p50 ≤ 128 µs, p99 ≤ 256 µs, 0 over the 100 ms budget",
         "queued jobs 2, settlement queue 1",
     ] {
         assert!(out.contains(want), "stats lack {want:?}:\n{out}");

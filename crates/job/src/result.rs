@@ -99,6 +99,18 @@ impl ResultObject {
             }
             let n = blocktorch::layout::check_shape(&o.shape)
                 .map_err(|e| bad(format!("output {:?}: {e}", o.name)))?;
+            // The decoder multiplies the dims out with overflow checks (a zero dim
+            // after huge ones does not save a shape): so must what is encoded.
+            if o.shape
+                .iter()
+                .try_fold(1u64, |n, d| n.checked_mul(*d as u64))
+                .is_none()
+            {
+                return Err(bad(format!(
+                    "output {:?}: the element count of its shape overflows",
+                    o.name
+                )));
+            }
             if o.shape.iter().any(|d| *d > u32::MAX as usize) || o.data.len() != n {
                 return Err(bad(format!(
                     "output {:?}: the data does not fill its shape",

@@ -661,6 +661,20 @@ pub fn checked_job_plan(
             ));
         }
     }
+    for o in &job.program.outputs {
+        let shape = plan.values[o.value as usize].layout.shape();
+        if shape
+            .iter()
+            .try_fold(1u64, |n, d| n.checked_mul(*d as u64))
+            .is_none()
+        {
+            return Err(format!(
+                "output {:?} has a shape whose element count overflows: a result object \
+                 cannot carry it",
+                o.name
+            ));
+        }
+    }
     let rb = result_bytes(&job, &plan);
     if rb > crate::result::RESULT_BYTES_MAX as u128 {
         return Err(format!(

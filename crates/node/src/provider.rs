@@ -386,10 +386,19 @@ impl Worker {
     /// Seals (redundant jobs) or reveals `answer`.
     fn send_answer(&self, t: Id, job: &r::Job, answer: Answer) -> Result<(), String> {
         if job.spec.redundancy > 1 {
+            // The reveal will publish the result object: its size sets the deadline.
+            let result_bytes = self
+                .node
+                .blobs
+                .get(&answer.receipt.receipt.result_sha256)
+                .map_err(|e| e.to_string())?
+                .ok_or("the answer's result object is not in the blob store")?
+                .len() as u64;
             self.submit(vec![TxPayload::SealReceipt(SealReceipt {
                 from: self.me,
                 task_id: t,
                 seal: answer.receipt.seal(),
+                result_bytes,
                 fee: 0,
                 fee_selector: FEE_SELECTOR,
                 nonce: 0,

@@ -356,6 +356,7 @@ fn chain_info(node: &Node, _: &[Value]) -> Res {
             "challenge_bond_micro": p.market.challenge_bond_micro,
             "blob_chunk_bytes": p.market.blob_chunk_bytes,
             "blob_fee_per_kib_micro": p.market.blob_fee_per_kib_micro,
+            "blob_retention_blocks": p.market.blob_retention_blocks,
             "flops_per_unit": p.market.flops_per_unit,
             "heartbeat_interval_blocks": p.market.heartbeat_interval_blocks,
         },
@@ -864,6 +865,12 @@ fn compute_stats(node: &Node, _: &[Value]) -> Res {
     }
     let lat = tb_chain::telemetry::proof_verification_latency();
     let f = query::fund(c.db.state());
+    // The proof verification budget bounds this node's own receipt checks (telemetry:
+    // no rule reads it).
+    let budget_ms = c
+        .effective_params(&node.params)
+        .market
+        .proof_verification_budget_ms;
     Ok(json!({
         "height": tip,
         "blocks": blocks,
@@ -871,6 +878,8 @@ fn compute_stats(node: &Node, _: &[Value]) -> Res {
             "count": lat.count,
             "p50_us_upper": lat.quantile_upper_us(0.5),
             "p99_us_upper": lat.quantile_upper_us(0.99),
+            "budget_ms": budget_ms,
+            "over_budget": lat.count_at_least_us(budget_ms.saturating_mul(1000)),
         },
         "queued": f.queued,
         "settlement_queue": f.settle_next.saturating_sub(f.settle_head),

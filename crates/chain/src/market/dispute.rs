@@ -357,6 +357,12 @@ pub fn apply_seal(ov: &mut Overlay<'_>, ctx: &TxCtx<'_>, sr: &SealReceipt) -> Re
     if job.seals.iter().any(|s| s.provider == sr.from) {
         return Err(invalid("already sealed"));
     }
+    if sr.result_bytes > tb_job::result::RESULT_BYTES_MAX as u64 {
+        return Err(invalid(format!(
+            "a result object is at most {} bytes",
+            tb_job::result::RESULT_BYTES_MAX
+        )));
+    }
     let li = job
         .leases
         .iter()
@@ -375,11 +381,15 @@ pub fn apply_seal(ov: &mut Overlay<'_>, ctx: &TxCtx<'_>, sr: &SealReceipt) -> Re
         lease_start: lease.start,
         lease_start_ms: lease.start_ms,
         sealed_ms: ctx.timestamp_ms,
+        result_bytes: sr.result_bytes,
         height: h,
     });
     if job.seals.len() as u32 >= job.spec.redundancy {
         job.state = JobState::Revealing;
-        job.reveal_deadline = h + p.reveal_blocks;
+        // Time to publish every trace and the largest declared result object.
+        let traces = 32 * job.spec.n_ops as u64 * job.seals.len() as u64;
+        let largest = job.seals.iter().map(|s| s.result_bytes).max().unwrap_or(0);
+        job.reveal_deadline = h + p.reveal_blocks + publish_blocks(p, traces + largest);
         ov.put(
             r::key(Kind::Reveal, &[&be(job.reveal_deadline), &sr.task_id.0]),
             &(),
@@ -504,6 +514,11 @@ fn owed_bytes<S: StateRead + ?Sized>(s: &S, job: &Job, bundle_bytes: u64) -> u64
         job.spec.blob_bytes
     };
     blob.saturating_add(bundle_bytes)
+}
+
+/// Blocks the chain allows for publishing `bytes`: `⌈bytes / evidence_bytes_per_block⌉`.
+pub fn publish_blocks(p: &super::MarketParams, bytes: u64) -> u64 {
+    bytes.div_ceil(p.evidence_bytes_per_block.max(1))
 }
 
 /// The evidence deadline, in blocks from now, for `owed` bytes:

@@ -259,10 +259,11 @@ pub fn apply_tx(
                 return Err(invalid("task id already exists"));
             }
             // A job that names a model runs it: the model must be on chain now, and
-            // stays pinned as long as the job's own data.
+            // stays available until the job's deadline. Keeping it past what its
+            // publication paid for is rent, paid by the job's fee.
             if let Some(m) = &spec.model_object {
-                match r::object(ov, &m.sha256) {
-                    Some(o) if o.total_bytes == m.bytes => {}
+                let o = match r::object(ov, &m.sha256) {
+                    Some(o) if o.total_bytes == m.bytes => o,
                     Some(o) => {
                         return Err(invalid(format!(
                             "model {} is published with {} bytes, the spec says {}",
@@ -277,8 +278,18 @@ pub fn apply_tx(
                             tb_primitives::Digest(m.sha256).to_hex()
                         )))
                     }
+                };
+                let rent = super::pricing::model_rent_micro(p, m.bytes, o.expires, spec.deadline);
+                if tx.payload.fee() < rent {
+                    return Err(invalid(format!(
+                        "keeping model {} available until the job's deadline (height {}, \
+                         {} blocks past its paid retention) costs {rent} micro-tokens of rent: \
+                         the SubmitJob's fee must be at least that",
+                        tb_primitives::Digest(m.sha256).to_hex(),
+                        spec.deadline,
+                        spec.deadline.saturating_sub(o.expires)
+                    )));
                 }
-                super::dispute::pin(ov, &m.sha256, spec.deadline + super::dispute::pin_span(p));
             }
             let escrow = spec.max_price * spec.redundancy as u64;
             let qk = queue_key(p, spec, height, &t);
@@ -307,6 +318,10 @@ pub fn apply_tx(
                 .checked_add(escrow)
                 .ok_or(TxError::BalanceOverflow)?;
             f.queued += 1;
+            // Every check passed: write.
+            if let Some(m) = &spec.model_object {
+                super::dispute::pin(ov, &m.sha256, spec.deadline);
+            }
             ov.put(qk, &());
             ov.put(r::key(Kind::Deadline, &[&be(spec.deadline), &t.0]), &());
             ov.put(r::key(Kind::Job, &[&t.0]), &job);
@@ -408,7 +423,20 @@ fn apply_receipt(ov: &mut Overlay<'_>, ctx: &TxCtx<'_>, sr: &SubmitReceipt) -> R
     // The latency SLA, as the chain saw the delivery: lease height to delivery height.
     // (The provider's own `proof_latency_ms` is telemetry; no rule reads it.)
     let latency_blocks = delivered_at.saturating_sub(lease_start);
-    let payable = latency_blocks <= p.sla_window_blocks(job.spec.lane);
+    // A receipt (k = 1) comes after its trace and result are published: the whole
+    // blocks the chain allows for publishing them (`evidence_bytes_per_block` each; a
+    // small answer fits in the receipt's own block) do not count against the SLA. (A
+    // replica's delivery is its seal, before anything is published.)
+    let allowance = if li.is_some() {
+        let published: u64 = [rc.trace_sha256, rc.result_sha256]
+            .iter()
+            .filter_map(|o| r::object(ov, o).map(|x| x.total_bytes))
+            .sum();
+        published / p.evidence_bytes_per_block.max(1)
+    } else {
+        0
+    };
+    let payable = latency_blocks <= p.sla_window_blocks(job.spec.lane) + allowance;
     crate::governance::shadow_receipt(
         ov,
         p,

@@ -181,3 +181,19 @@ pub fn settle_epoch(p: &MarketParams, queue: &[PendingPayout]) -> EpochSettlemen
         carried_from,
     }
 }
+
+/// The rent of keeping a published model of `bytes` available from its current expiry
+/// `expires` until `until`, micro-tokens: its publication fee
+/// (`⌈bytes / 1024⌉ · blob_fee_per_kib_micro`) bought `blob_retention_blocks`; each
+/// further block costs the same per block, rounded up. Zero when it is available that
+/// long already. (A job that names the model pays it in its fee; `market.md`.)
+pub fn model_rent_micro(p: &MarketParams, bytes: u64, expires: u64, until: u64) -> u64 {
+    let extension = until.saturating_sub(expires) as u128;
+    if extension == 0 {
+        return 0;
+    }
+    let fee = bytes.div_ceil(1024) as u128 * p.blob_fee_per_kib_micro as u128;
+    (fee * extension)
+        .div_ceil(p.blob_retention_blocks.max(1) as u128)
+        .min(u64::MAX as u128) as u64
+}

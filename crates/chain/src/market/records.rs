@@ -182,6 +182,8 @@ pub struct SealRecord {
     pub lease_start_ms: u64,
     /// The timestamp of the block it sealed in, ms.
     pub sealed_ms: u64,
+    /// The size of the result object it declared it will publish with its reveal.
+    pub result_bytes: u64,
     /// Height sealed.
     pub height: u64,
 }

@@ -15,6 +15,13 @@
 //!   in a line (each bootnoded only to the one before), the first mining; every node's
 //!   head is polled every millisecond and each block's first-seen time per node is
 //!   compared with the miner's: the propagation delay per hop count.
+//! - `tb-node-bench results [--jobs N] [--block-interval-ms M]`: models by reference on
+//!   a devnet: for the `mlp` and `transformer` examples, N jobs with distinct inputs
+//!   submitted inline (each blob carries the model) and N by reference (the model
+//!   published once, each blob carries its input): bytes published and fees paid per
+//!   job; then, for the jobs by reference, the blocks and seconds from submission to the
+//!   lease, to the verified result (the receipt accepted: `compute.getResult` readable),
+//!   to the final result (the challenge window closed) and to settlement.
 #![forbid(unsafe_code)]
 
 use serde_json::{json, Value};
@@ -44,7 +51,8 @@ fn main() {
             opt("--blocks", 40),
             opt("--block-interval-ms", 250),
         ),
-        _ => Err("usage: tb-node-bench rpc [--clients N] [--secs S] | settle [--jobs N] [--block-interval-ms M] | sync [--blocks N] [--txs T] | propagate [--nodes K] [--blocks B] [--block-interval-ms M]".into()),
+        Some("results") => results(opt("--jobs", 5) as usize, opt("--block-interval-ms", 1000)),
+        _ => Err("usage: tb-node-bench rpc [--clients N] [--secs S] | settle [--jobs N] [--block-interval-ms M] | sync [--blocks N] [--txs T] | propagate [--nodes K] [--blocks B] [--block-interval-ms M] | results [--jobs N] [--block-interval-ms M]".into()),
     };
     if let Err(e) = r {
         eprintln!("tb-node-bench: {e}");
@@ -673,6 +681,281 @@ fn settle(jobs: usize, interval_ms: u64) -> Result<(), String> {
             h1 - h,
             jobs as f64 * 60.0 / el
         );
+        Ok(())
+    })();
+    drop(node);
+    result
+}
+
+/// Signs `payloads` from `key`'s next nonce, sends them and waits until all are
+/// included; returns (fees paid, chunk bytes published, the last transaction's id).
+fn send_all(
+    c: &mut Client,
+    key: &SecretKey,
+    chain_id: u64,
+    payloads: Vec<TxPayload>,
+) -> Result<(u64, u64, String), String> {
+    let who = key.address().to_string();
+    let n0 = c.call("balance", json!([who]))?["next_nonce"]
+        .as_u64()
+        .ok_or("nonce")?;
+    let (mut fees, mut bytes, mut last) = (0u64, 0u64, String::new());
+    let n = payloads.len() as u64;
+    let wait_until = |c: &mut Client, nonce: u64| -> Result<(), String> {
+        let t0 = Instant::now();
+        while c.call("balance", json!([who]))?["nonce"].as_u64() < Some(nonce) {
+            if t0.elapsed() > Duration::from_secs(300) {
+                return Err("transactions not included after 300 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    };
+    // At most ~6 MiB unconfirmed (a block holds 8 MiB), as `tb-cli` paces.
+    let mut in_flight = 0u64;
+    for (i, mut p) in payloads.into_iter().enumerate() {
+        let nonce = n0 + i as u64;
+        *p.nonce_mut() = nonce;
+        let len = match &p {
+            TxPayload::PublishBlob(b) => b.bytes.len() as u64,
+            _ => 0,
+        };
+        if in_flight + len > 6 << 20 {
+            wait_until(c, nonce)?;
+            in_flight = 0;
+        }
+        bytes += len;
+        in_flight += len;
+        let tx = SignedTx::sign_paying_floor(p, key, chain_id, 1);
+        fees += tx.payload.fee();
+        let r = c.call(
+            "submit_tx",
+            json!([hex::encode(tb_primitives::encode(&tx))]),
+        )?;
+        last = r["id"].as_str().ok_or("id")?.to_string();
+    }
+    wait_until(c, n0 + n)?;
+    Ok((fees, bytes, last))
+}
+
+/// One job's heights (submitted, leased, receipt, final, settled) and seconds from
+/// submission (to the verified result, to final, to settled).
+type Timing = (u64, u64, u64, u64, u64, f64, f64, f64);
+
+/// The example `name` with its input changed by `k` (a distinct job of the same model);
+/// `lookup` is `tb_job::examples::lookup_job` with a 100 MiB table.
+fn variant(name: &str, k: u8) -> Result<tb_job::Job, String> {
+    let mut job = if name == "lookup" {
+        tb_job::examples::lookup_job(25_600, 1024, 8, 21)
+    } else {
+        tb_job::examples::build_example(name)
+    }
+    .map_err(|e| e.to_string())?;
+    match &mut job.input {
+        blocktorch::HostData::U8(v) => v[0] = v[0].wrapping_add(k),
+        blocktorch::HostData::F32(v) => v[0] += k as f32 * 0.001,
+        blocktorch::HostData::I32(v) => v[0] = v[0].wrapping_add(k as i32),
+        blocktorch::HostData::U32(v) => v[0] = v[0].wrapping_add(k as u32),
+    }
+    tb_job::Job::new(job.kernel_digest, job.descriptor, job.program, job.input)
+        .map_err(|e| e.to_string())
+}
+
+fn results(jobs: usize, interval_ms: u64) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let node = Child::devnet(
+        dir.path(),
+        &["--block-interval-ms", &interval_ms.to_string()],
+        &[],
+    )?;
+    let result = (|| -> Result<(), String> {
+        let mut c = Client::connect(node.rpc()?)?;
+        let alice = SecretKey::dev("devnet-alice");
+        let provider = SecretKey::dev("devnet-provider").address().to_string();
+        loop {
+            let b = c.call("balance", json!([alice.address().to_string()]))?;
+            let p = c.call("aicf.listProviders", json!([]))?;
+            let staked = p.as_array().is_some_and(|v| {
+                v.iter()
+                    .any(|x| x["address"] == provider.as_str() && x["stake"].as_u64() > Some(0))
+            });
+            if b["industrial"].as_u64() >= Some(100 * MICRO_PER_TOKEN) && staked {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let info = c.call("chain.info", json!([]))?;
+        let chain_id = info["chain_id"].as_u64().ok_or("chain id")?;
+        let market = tb_chain::ChainParams::devnet().market;
+        let height = |c: &mut Client| -> Result<u64, String> {
+            c.call("chain.head", json!([]))?["height"]
+                .as_u64()
+                .ok_or_else(|| "height".to_string())
+        };
+        let tok = |m: u64| m as f64 / MICRO_PER_TOKEN as f64;
+        for name in ["mlp", "transformer", "lookup"] {
+            // The 100 MiB model: one job each way, paid by the miner (the dev keys
+            // hold 200 tokens; 100 MiB of chunks costs about 105).
+            let (jobs, alice) = if name == "lookup" {
+                let miner = SecretKey::dev("devnet-miner");
+                while c.call("balance", json!([miner.address().to_string()]))?["industrial"]
+                    .as_u64()
+                    < Some(300 * MICRO_PER_TOKEN)
+                {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                (1, miner)
+            } else {
+                (jobs, alice.clone())
+            };
+            // Inline: every job's blob carries the model.
+            let (mut fee_inline, mut bytes_inline) = (0u64, 0u64);
+            for k in 0..jobs {
+                let job = variant(name, k as u8 + 1)?;
+                let blob = job.encode().map_err(|e| e.to_string())?;
+                let h = height(&mut c)?;
+                let spec =
+                    tb_chain::tx::JobSpec::for_job(&blob, &job, MICRO_PER_TOKEN, 1, h + 2_000)
+                        .map_err(|e| e.to_string())?;
+                let mut p: Vec<TxPayload> =
+                    tb_chain::market::dispute::publish_payloads(&market, alice.address(), &blob)
+                        .into_iter()
+                        .map(TxPayload::PublishBlob)
+                        .collect();
+                p.push(TxPayload::SubmitJob(tb_chain::tx::SubmitJob {
+                    from: alice.address(),
+                    spec,
+                    fee: 0,
+                    fee_selector: 1,
+                    nonce: 0,
+                }));
+                let (f, b, _) = send_all(&mut c, &alice, chain_id, p)?;
+                fee_inline += f;
+                bytes_inline += b;
+            }
+            // By reference: the model once, then each job's input.
+            let first = variant(name, 101)?.with_form(tb_job::JobForm::ByReference);
+            let model = first.model_bytes().map_err(|e| e.to_string())?;
+            let p: Vec<TxPayload> =
+                tb_chain::market::dispute::publish_payloads(&market, alice.address(), &model)
+                    .into_iter()
+                    .map(TxPayload::PublishBlob)
+                    .collect();
+            let (fee_model, bytes_model, _) = send_all(&mut c, &alice, chain_id, p)?;
+            let (mut fee_ref, mut bytes_ref) = (0u64, 0u64);
+            let mut timings = Vec::new();
+            for k in 0..jobs {
+                let job = variant(name, 101 + k as u8)?.with_form(tb_job::JobForm::ByReference);
+                let blob = job.encode().map_err(|e| e.to_string())?;
+                let h = height(&mut c)?;
+                // A deadline inside the model's paid retention: no rent.
+                let spec = tb_chain::tx::JobSpec::for_job(&blob, &job, MICRO_PER_TOKEN, 1, h + 400)
+                    .map_err(|e| e.to_string())?;
+                let mut p: Vec<TxPayload> =
+                    tb_chain::market::dispute::publish_payloads(&market, alice.address(), &blob)
+                        .into_iter()
+                        .map(TxPayload::PublishBlob)
+                        .collect();
+                p.push(TxPayload::SubmitJob(tb_chain::tx::SubmitJob {
+                    from: alice.address(),
+                    spec,
+                    fee: 0,
+                    fee_selector: 1,
+                    nonce: 0,
+                }));
+                let t0 = Instant::now();
+                let (f, b, tx) = send_all(&mut c, &alice, chain_id, p)?;
+                fee_ref += f;
+                bytes_ref += b;
+                // Follow it: lease, verified result, final, settled.
+                let (mut t_result, mut t_final) = (None, None);
+                let (mut lease_h, mut receipt_h, mut final_h) = (0, 0, 0);
+                let submitted = c.call("chain.getTx", json!([tx]))?["height"]
+                    .as_u64()
+                    .ok_or("submitted height")?;
+                loop {
+                    let j = c.call("compute.getJob", json!([tx]))?;
+                    if let Some(l) = j["leases"].get(0).or(j["receipts"].get(0)) {
+                        if lease_h == 0 {
+                            lease_h = l["start"].as_u64().unwrap_or(0);
+                        }
+                    }
+                    let r = c.call("compute.getResult", json!([tx]))?;
+                    let status = r["status"].as_str().unwrap_or("");
+                    if t_result.is_none() && matches!(status, "provisional" | "final") {
+                        // Readable and checked by the node against the receipt.
+                        t_result = Some(t0.elapsed().as_secs_f64());
+                        receipt_h = r["receipt_height"].as_u64().unwrap_or(0);
+                    }
+                    if t_final.is_none() && status == "final" {
+                        t_final = Some(t0.elapsed().as_secs_f64());
+                        final_h = height(&mut c)?;
+                    }
+                    if j["state"] == "Settled" {
+                        break;
+                    }
+                    if j["state"] == "Failed" {
+                        return Err(format!("{name} job {tx} failed: {}", j["failure"]));
+                    }
+                    if t0.elapsed() > Duration::from_secs(600) {
+                        return Err(format!("{name} job {tx} not settled after 600 s"));
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                if lease_h == 0 {
+                    // The lease closed with the receipt: its start is the receipt's
+                    // latency before it.
+                    let j = c.call("compute.getJob", json!([tx]))?;
+                    let rc = &j["receipts"][0];
+                    lease_h = rc["height"].as_u64().unwrap_or(0)
+                        - rc["latency_blocks"].as_u64().unwrap_or(0);
+                }
+                let settled_h = height(&mut c)?;
+                timings.push((
+                    submitted,
+                    lease_h,
+                    receipt_h,
+                    final_h,
+                    settled_h,
+                    t_result.unwrap_or(0.0),
+                    t_final.unwrap_or(0.0),
+                    t0.elapsed().as_secs_f64(),
+                ));
+            }
+            let n = jobs as f64;
+            println!(
+                "results {name}: {jobs} jobs inline: {:.0} bytes and {:.6} tokens of fees per job; \
+                 by reference: {:.0} bytes and {:.6} tokens per job, plus the model once \
+                 ({bytes_model} bytes, {:.6} tokens): per-job fee {:.0}x less, bytes {:.0}x less",
+                bytes_inline as f64 / n,
+                tok(fee_inline) / n,
+                bytes_ref as f64 / n,
+                tok(fee_ref) / n,
+                tok(fee_model),
+                fee_inline as f64 / fee_ref as f64,
+                bytes_inline as f64 / bytes_ref as f64
+            );
+            let med = |mut v: Vec<f64>| {
+                v.sort_by(|a, b| a.total_cmp(b));
+                v[v.len() / 2]
+            };
+            let d = |f: fn(&Timing) -> f64| {
+                med(timings.iter().map(f).collect())
+            };
+            println!(
+                "results {name} (medians of {jobs}, blocks every {interval_ms} ms): \
+                 inclusion→lease {:.0} blocks; lease→verified result {:.0} blocks; \
+                 lease→final {:.0} blocks; lease→settled {:.0} blocks; \
+                 submission→verified result {:.1} s, →final {:.1} s, →settled {:.1} s",
+                d(|t| (t.1 - t.0) as f64),
+                d(|t| (t.2 - t.1) as f64),
+                d(|t| (t.3 - t.1) as f64),
+                d(|t| (t.4 - t.1) as f64),
+                d(|t| t.5),
+                d(|t| t.6),
+                d(|t| t.7)
+            );
+        }
         Ok(())
     })();
     drop(node);
