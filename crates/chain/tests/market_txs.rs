@@ -93,6 +93,18 @@ impl World {
         n
     }
 
+    /// Provider `i`'s heartbeat.
+    fn heartbeat(&mut self, i: usize) -> SignedTx {
+        self.tx(i, |from| {
+            TxPayload::Heartbeat(Heartbeat {
+                from,
+                fee: 10,
+                fee_selector: 1,
+                nonce: 0,
+            })
+        })
+    }
+
     fn idle(&mut self, blocks: u64) {
         for _ in 0..blocks {
             self.step(vec![]);
@@ -102,21 +114,7 @@ impl World {
     fn submit(&mut self, redundancy: u32) -> Id {
         let req = self.keys.len() - 1;
         let h = self.chain.height() + 1;
-        let spec = JobSpec {
-            blob_sha256: [9; 32],
-            blob_bytes: 1_000,
-            flops: 4_000_000,
-            kernel_digest: KERNEL,
-            model: 0,
-            lane: 0,
-            region: None,
-            max_price: 1_000_000,
-            redundancy,
-            deadline: h + 100,
-            n_ops: 1,
-            outputs: vec![0],
-            model_object: None,
-        };
+        let spec = spec(redundancy, h + 100);
         let tx = self.tx(req, |from| {
             TxPayload::SubmitJob(SubmitJob {
                 from,
@@ -257,6 +255,25 @@ impl World {
                     .unwrap()
             })
             .collect()
+    }
+}
+
+/// The tests' job: one op, its output that op, 4 MFLOP, a 1-token max price.
+fn spec(redundancy: u32, deadline: u64) -> JobSpec {
+    JobSpec {
+        blob_sha256: [9; 32],
+        blob_bytes: 1_000,
+        flops: 4_000_000,
+        kernel_digest: KERNEL,
+        model: 0,
+        lane: 0,
+        region: None,
+        max_price: 1_000_000,
+        redundancy,
+        deadline,
+        n_ops: 1,
+        outputs: vec![0],
+        model_object: None,
     }
 }
 
@@ -823,14 +840,7 @@ fn every_failed_job_records_why() {
     assert_eq!(w.leased_to(&t).len(), 1);
     assert_eq!(r::job(&w.chain.state, &t).unwrap().state, JobState::Queued);
     while w.chain.height() <= deadline {
-        let hb = w.tx(0, |from| {
-            TxPayload::Heartbeat(Heartbeat {
-                from,
-                fee: 10,
-                fee_selector: 1,
-                nonce: 0,
-            })
-        });
+        let hb = w.heartbeat(0);
         w.step(vec![hb]);
     }
     assert_eq!(reason(&w, &t), Some(FailReason::Unserved));
@@ -844,14 +854,7 @@ fn every_failed_job_records_why() {
     w.idle(1);
     assert_eq!(r::job(&w.chain.state, &t).unwrap().state, JobState::Leased);
     while w.chain.height() <= deadline {
-        let hb = w.tx(0, |from| {
-            TxPayload::Heartbeat(Heartbeat {
-                from,
-                fee: 10,
-                fee_selector: 1,
-                nonce: 0,
-            })
-        });
+        let hb = w.heartbeat(0);
         w.step(vec![hb]);
     }
     assert_eq!(reason(&w, &t), Some(FailReason::Expired));
@@ -886,21 +889,7 @@ fn the_estimate_names_who_could_serve_a_job_and_when() {
     use tb_chain::market::matcher::Ineligible;
     let mut w = World::new(2);
     let h = w.chain.height();
-    let spec = JobSpec {
-        blob_sha256: [9; 32],
-        blob_bytes: 1_000,
-        flops: 4_000_000,
-        kernel_digest: KERNEL,
-        model: 0,
-        lane: 0,
-        region: None,
-        max_price: 1_000_000,
-        redundancy: 2,
-        deadline: h + 100,
-        n_ops: 1,
-        outputs: vec![0],
-        model_object: None,
-    };
+    let spec = spec(2, h + 100);
     let p = &w.chain.params.market.clone();
     let e = query::estimate(&w.chain.state, p, &spec, h);
     assert_eq!(

@@ -48,6 +48,18 @@ struct Net {
     requester: SecretKey,
 }
 
+/// `who`'s `SubmitReceipt` of `receipt` for task `t` (the nonce is the signer's to set).
+fn receipt_payload(who: Address, t: Id, receipt: tb_job::SignedReceipt) -> TxPayload {
+    TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
+        from: who,
+        task_id: t,
+        receipt,
+        fee: 10,
+        fee_selector: 1,
+        nonce: 0,
+    }))
+}
+
 impl Net {
     fn new(n: usize) -> Net {
         let providers: Vec<SecretKey> = (0..n)
@@ -139,14 +151,7 @@ impl Net {
         let k = self.providers[i].clone();
         let receipt = ex.receipt(&k, &self.chain, t, leaves);
         let mut payloads = publish_answer(&self.chain, k.address(), ex, t, leaves);
-        payloads.push(TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
-            from: k.address(),
-            task_id: t,
-            receipt,
-            fee: 10,
-            fee_selector: 1,
-            nonce: 0,
-        })));
+        payloads.push(receipt_payload(k.address(), t, receipt));
         let txs = self.chain.signed(&k, payloads);
         self.step(&txs)
     }
@@ -204,14 +209,7 @@ impl Net {
         receipt: tb_job::SignedReceipt,
     ) -> Vec<SignedTx> {
         let mut payloads = publish_answer(&self.chain, k.address(), ex, t, leaves);
-        payloads.push(TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
-            from: k.address(),
-            task_id: t,
-            receipt,
-            fee: 10,
-            fee_selector: 1,
-            nonce: 0,
-        })));
+        payloads.push(receipt_payload(k.address(), t, receipt));
         self.chain.signed(k, payloads)
     }
 
@@ -450,17 +448,8 @@ fn receipts_whose_trace_is_missing_or_inconsistent_are_refused() {
     let k = net.providers[0].clone();
     let receipt = ex.receipt(&k, &net.chain, t, &ex.honest);
     let submit = |net: &Net, receipt: tb_job::SignedReceipt| {
-        net.chain.signed(
-            &k,
-            vec![TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
-                from: k.address(),
-                task_id: t,
-                receipt,
-                fee: 10,
-                fee_selector: 1,
-                nonce: 0,
-            }))],
-        )
+        net.chain
+            .signed(&k, vec![receipt_payload(k.address(), t, receipt)])
     };
     let before = tb_chain::telemetry::proof_verification_latency().count;
     // No trace published.
@@ -1126,17 +1115,8 @@ fn a_receipt_whose_result_is_missing_or_does_not_give_its_digest_is_refused() {
     let t = net.submit_spec(&ex.blob, spec);
     let k = net.providers[0].clone();
     let submit = |net: &Net, receipt: tb_job::SignedReceipt| {
-        net.chain.signed(
-            &k,
-            vec![TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
-                from: k.address(),
-                task_id: t,
-                receipt,
-                fee: 10,
-                fee_selector: 1,
-                nonce: 0,
-            }))],
-        )
+        net.chain
+            .signed(&k, vec![receipt_payload(k.address(), t, receipt)])
     };
     // The trace is published, the result is not.
     let txs = net

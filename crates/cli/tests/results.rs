@@ -14,8 +14,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpListener;
+use std::io::{Read as _, Write as _};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
@@ -170,47 +169,6 @@ fn jobs_by_reference_give_results_equal_to_a_local_run() {
         assert_eq!(v["model"]["chunks_sent"], 0, "{out}");
         assert_eq!(v["blob"]["already_published"], true, "{out}");
     }
-}
-
-/// A JSON-RPC endpoint that answers each method with a canned result (any number of
-/// requests); returns its URL.
-fn fake_node(answers: Vec<(&'static str, Value)>) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in l.incoming() {
-            let Ok(stream) = stream else { return };
-            let mut r = BufReader::new(stream);
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; len];
-            let _ = r.read_exact(&mut body);
-            let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let method = req["method"].as_str().unwrap_or("");
-            let reply = match answers.iter().find(|(m, _)| *m == method) {
-                Some((_, v)) => json!({"jsonrpc": "2.0", "id": req["id"], "result": v}),
-                None => json!({"jsonrpc": "2.0", "id": req["id"],
-                               "error": {"code": -32601, "message": "no such method"}}),
-            }
-            .to_string();
-            let _ = r.get_mut().write_all(
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
-                    reply.len()
-                )
-                .as_bytes(),
-            );
-        }
-    });
-    url
 }
 
 #[test]

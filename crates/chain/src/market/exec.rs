@@ -874,17 +874,7 @@ fn run_matcher(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeader)
         a.copy_from_slice(&k[2..34]);
         let a = Address(a);
         if let Some(pr) = r::provider(ov, &a) {
-            views.push(ProviderView {
-                address: a,
-                stake: pr.stake,
-                jailed_until: pr.jailed_until,
-                last_heartbeat: pr.last_heartbeat,
-                active_leases: pr.active_leases,
-                max_leases: pr.caps.max_leases,
-                kernel_digests: pr.caps.kernel_digests.clone(),
-                models: pr.caps.models.clone(),
-                region: pr.caps.region,
-            });
+            views.push(ProviderView::of(a, &pr));
         }
     }
     // The queue's keys are already in priority order: decode jobs a chunk at a time and

@@ -31,6 +31,23 @@ pub struct ProviderView {
     pub region: u16,
 }
 
+impl ProviderView {
+    /// The view of the provider record `pr` of `address`.
+    pub fn of(address: Address, pr: &super::records::Provider) -> ProviderView {
+        ProviderView {
+            address,
+            stake: pr.stake,
+            jailed_until: pr.jailed_until,
+            last_heartbeat: pr.last_heartbeat,
+            active_leases: pr.active_leases,
+            max_leases: pr.caps.max_leases,
+            kernel_digests: pr.caps.kernel_digests.clone(),
+            models: pr.caps.models.clone(),
+            region: pr.caps.region,
+        }
+    }
+}
+
 /// A queued job as the matcher sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobView {

@@ -127,17 +127,7 @@ pub fn estimate<S: StateRead + ?Sized>(
     let mut ineligible = Vec::new();
     let mut free: u64 = 0;
     for (a, pr) in providers(s) {
-        let v = ProviderView {
-            address: a,
-            stake: pr.stake,
-            jailed_until: pr.jailed_until,
-            last_heartbeat: pr.last_heartbeat,
-            active_leases: pr.active_leases,
-            max_leases: pr.caps.max_leases,
-            kernel_digests: pr.caps.kernel_digests.clone(),
-            models: pr.caps.models.clone(),
-            region: pr.caps.region,
-        };
+        let v = ProviderView::of(a, &pr);
         match eligibility(p, &job, &v, next + 1) {
             Ok(()) => {
                 capable.push(a);

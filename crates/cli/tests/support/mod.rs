@@ -3,7 +3,7 @@
 //! ports, killed when dropped.
 #![allow(dead_code)]
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -99,6 +99,23 @@ pub fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// Reads one HTTP request (its headers, then `Content-Length` bytes); returns the body.
+fn read_body(r: &mut BufReader<std::net::TcpStream>) -> Vec<u8> {
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; len];
+    let _ = r.read_exact(&mut body);
+    body
+}
+
 /// A one-connection HTTP server that answers any request with `response` (status
 /// line, headers and body); returns its URL.
 pub fn fake_server(response: String) -> String {
@@ -107,18 +124,7 @@ pub fn fake_server(response: String) -> String {
     std::thread::spawn(move || {
         let Ok((stream, _)) = l.accept() else { return };
         let mut r = BufReader::new(stream);
-        let mut len = 0usize;
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                break;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0u8; len];
-        let _ = r.read_exact(&mut body);
+        read_body(&mut r);
         let _ = r.get_mut().write_all(response.as_bytes());
     });
     url
@@ -319,4 +325,34 @@ pub fn build_mlp(dir: &std::path::Path) -> PathBuf {
     let blob = dir.join("mlp.btj");
     ok(&["job", "build", "--example", "mlp", "-o", s(&blob)]);
     blob
+}
+
+/// A JSON-RPC endpoint that answers each method with a canned result (any number of
+/// requests); returns its URL.
+pub fn fake_node(answers: Vec<(&'static str, Value)>) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in l.incoming() {
+            let Ok(stream) = stream else { return };
+            let mut r = BufReader::new(stream);
+            let body = read_body(&mut r);
+            let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let method = req["method"].as_str().unwrap_or("");
+            let reply = match answers.iter().find(|(m, _)| *m == method) {
+                Some((_, v)) => json!({"jsonrpc": "2.0", "id": req["id"], "result": v}),
+                None => json!({"jsonrpc": "2.0", "id": req["id"],
+                               "error": {"code": -32601, "message": "no such method"}}),
+            }
+            .to_string();
+            let _ = r.get_mut().write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    url
 }

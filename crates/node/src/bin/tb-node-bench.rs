@@ -587,30 +587,45 @@ fn propagate(nodes: usize, blocks: u64, interval_ms: u64) -> Result<(), String> 
     Ok(())
 }
 
-fn settle(jobs: usize, interval_ms: u64) -> Result<(), String> {
+/// Waits until `key` holds 100 Industrial tokens and the devnet's provider has staked.
+fn wait_ready(c: &mut Client, key: &SecretKey) -> Result<(), String> {
+    let provider = SecretKey::dev("devnet-provider").address().to_string();
+    loop {
+        let b = c.call("balance", json!([key.address().to_string()]))?;
+        let p = c.call("aicf.listProviders", json!([]))?;
+        let staked = p.as_array().is_some_and(|v| {
+            v.iter()
+                .any(|x| x["address"] == provider.as_str() && x["stake"].as_u64() > Some(0))
+        });
+        if b["industrial"].as_u64() >= Some(100 * MICRO_PER_TOKEN) && staked {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A devnet (the real binary, blocks every `interval_ms`) once devnet-alice is funded
+/// and its provider staked: its directory, the process, a client, alice's key and
+/// `chain.info`.
+fn ready_devnet(
+    interval_ms: u64,
+) -> Result<(tempfile::TempDir, Child, Client, SecretKey, Value), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let node = Child::devnet(
         dir.path(),
         &["--block-interval-ms", &interval_ms.to_string()],
         &[],
     )?;
+    let mut c = Client::connect(node.rpc()?)?;
+    let alice = SecretKey::dev("devnet-alice");
+    wait_ready(&mut c, &alice)?;
+    let info = c.call("chain.info", json!([]))?;
+    Ok((dir, node, c, alice, info))
+}
+
+fn settle(jobs: usize, interval_ms: u64) -> Result<(), String> {
+    let (_dir, node, mut c, alice, info) = ready_devnet(interval_ms)?;
     let result = (|| -> Result<(), String> {
-        let mut c = Client::connect(node.rpc()?)?;
-        let alice = SecretKey::dev("devnet-alice");
-        let provider = SecretKey::dev("devnet-provider").address().to_string();
-        loop {
-            let b = c.call("balance", json!([alice.address().to_string()]))?;
-            let p = c.call("aicf.listProviders", json!([]))?;
-            let staked = p.as_array().is_some_and(|v| {
-                v.iter()
-                    .any(|x| x["address"] == provider.as_str() && x["stake"].as_u64() > Some(0))
-            });
-            if b["industrial"].as_u64() >= Some(100 * MICRO_PER_TOKEN) && staked {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let info = c.call("chain.info", json!([]))?;
         let chain_id = info["chain_id"].as_u64().ok_or("chain id")?;
         let job = tb_job::examples::build_example("mlp").map_err(|e| e.to_string())?;
         let blob = job.encode().map_err(|e| e.to_string())?;
@@ -762,29 +777,8 @@ fn variant(name: &str, k: u8) -> Result<tb_job::Job, String> {
 }
 
 fn results(jobs: usize, interval_ms: u64) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let node = Child::devnet(
-        dir.path(),
-        &["--block-interval-ms", &interval_ms.to_string()],
-        &[],
-    )?;
+    let (_dir, node, mut c, alice, info) = ready_devnet(interval_ms)?;
     let result = (|| -> Result<(), String> {
-        let mut c = Client::connect(node.rpc()?)?;
-        let alice = SecretKey::dev("devnet-alice");
-        let provider = SecretKey::dev("devnet-provider").address().to_string();
-        loop {
-            let b = c.call("balance", json!([alice.address().to_string()]))?;
-            let p = c.call("aicf.listProviders", json!([]))?;
-            let staked = p.as_array().is_some_and(|v| {
-                v.iter()
-                    .any(|x| x["address"] == provider.as_str() && x["stake"].as_u64() > Some(0))
-            });
-            if b["industrial"].as_u64() >= Some(100 * MICRO_PER_TOKEN) && staked {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let info = c.call("chain.info", json!([]))?;
         let chain_id = info["chain_id"].as_u64().ok_or("chain id")?;
         let market = tb_chain::ChainParams::devnet().market;
         let height = |c: &mut Client| -> Result<u64, String> {
@@ -939,9 +933,7 @@ fn results(jobs: usize, interval_ms: u64) -> Result<(), String> {
                 v.sort_by(|a, b| a.total_cmp(b));
                 v[v.len() / 2]
             };
-            let d = |f: fn(&Timing) -> f64| {
-                med(timings.iter().map(f).collect())
-            };
+            let d = |f: fn(&Timing) -> f64| med(timings.iter().map(f).collect());
             println!(
                 "results {name} (medians of {jobs}, blocks every {interval_ms} ms): \
                  inclusion→lease {:.0} blocks; lease→verified result {:.0} blocks; \
