@@ -161,8 +161,8 @@ pub struct JobSpec {
 impl JobSpec {
     /// The spec of `job` (decoded from `blob`) for any fabric, model class 0, lane 0, any
     /// region: everything derived from the blob (digest, size, FLOPs, shape, and the
-    /// model a version 1 blob names), the price, redundancy and deadline as given. `Err` when the job does not validate or has no
-    /// trace shape the chain accepts.
+    /// model a version 1 blob names), the price, redundancy and deadline as given. `Err`
+    /// when the job does not validate or has no trace shape the chain accepts.
     pub fn for_job(
         blob: &[u8],
         job: &tb_job::Job,

@@ -206,6 +206,11 @@ impl World {
     fn receipt(&mut self, i: usize, t: Id, out: [u8; 32], latency_ms: u64) -> SignedTx {
         self.publish_trace(i, t, out);
         let receipt = self.signed(i, t, out, latency_ms);
+        self.submit_receipt(i, t, receipt)
+    }
+
+    /// Provider `i`'s `SubmitReceipt` of `receipt` for `t`.
+    fn submit_receipt(&mut self, i: usize, t: Id, receipt: tb_job::SignedReceipt) -> SignedTx {
         self.tx(i, |from| {
             TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
                 from,
@@ -220,9 +225,22 @@ impl World {
 
     /// Provider `i`'s signed receipt of `t` answering `out` (the output digest of
     /// `support::seeded_result(out)`).
-    fn signed(&mut self, i: usize, t: Id, out: [u8; 32], latency_ms: u64) -> tb_job::SignedReceipt {
-        let key = self.keys[i].clone();
+    fn signed(&self, i: usize, t: Id, out: [u8; 32], latency_ms: u64) -> tb_job::SignedReceipt {
         let (result, d) = support::seeded_result(out);
+        self.signed_answer(i, t, d, &result, latency_ms)
+    }
+
+    /// Provider `i`'s signed receipt of `t` (a one-op job) whose output digest is `d`
+    /// and whose result object is `result`.
+    fn signed_answer(
+        &self,
+        i: usize,
+        t: Id,
+        d: [u8; 32],
+        result: &[u8],
+        latency_ms: u64,
+    ) -> tb_job::SignedReceipt {
+        let key = self.keys[i].clone();
         tb_job::Receipt {
             task_id: t,
             kernel_variant_digest: KERNEL,
@@ -230,7 +248,7 @@ impl World {
             tensor_profile_epoch: [0; 32],
             proof_latency_ms: latency_ms,
             output_digest_sha256: d,
-            result_sha256: tb_primitives::sha256_digest(&result).0,
+            result_sha256: tb_primitives::sha256_digest(result).0,
             input_descriptor_hash: [0; 32],
             artifact_hash: [0; 32],
             trace_root: tb_job::trace_root(&[d]),
@@ -963,35 +981,8 @@ fn publishing_a_large_result_does_not_count_against_the_latency_sla() {
     let txs: Vec<SignedTx> = p.into_iter().map(|x| w.tx(who, |_| x)).collect();
     let n = txs.len();
     assert_eq!(w.step(txs), n, "the result (6 chunks) and the trace");
-    let receipt = tb_job::Receipt {
-        task_id: t,
-        kernel_variant_digest: KERNEL,
-        benchmark_commit: String::new(),
-        tensor_profile_epoch: [0; 32],
-        proof_latency_ms: 1,
-        output_digest_sha256: d,
-        result_sha256: tb_primitives::sha256_digest(&bytes).0,
-        input_descriptor_hash: [0; 32],
-        artifact_hash: [0; 32],
-        trace_root: tb_job::trace_root(&[d]),
-        trace_sha256: tb_job::trace_sha256(t, key.address(), &[d]),
-        n_ops: 1,
-        fabric: "cpu".into(),
-        device_hash: [0; 32],
-        provider: key.address(),
-    }
-    .sign(&key, w.chain.params.chain_id)
-    .unwrap();
-    let tx = w.tx(who, |from| {
-        TxPayload::SubmitReceipt(Box::new(SubmitReceipt {
-            from,
-            task_id: t,
-            receipt,
-            fee: 10,
-            fee_selector: 1,
-            nonce: 0,
-        }))
-    });
+    let receipt = w.signed_answer(who, t, d, &bytes, 1);
+    let tx = w.submit_receipt(who, t, receipt);
     assert_eq!(w.step(vec![tx]), 1);
     let job = r::job(&w.chain.state, &t).unwrap();
     assert_eq!(job.receipts[0].latency_blocks, 2);

@@ -60,6 +60,25 @@ fn receipt_payload(who: Address, t: Id, receipt: tb_job::SignedReceipt) -> TxPay
     }))
 }
 
+/// `k`'s `SealReceipt` of `receipt` for task `t`, declaring a result object of
+/// `result_bytes`.
+fn seal_payload(
+    k: &SecretKey,
+    t: Id,
+    receipt: &tb_job::SignedReceipt,
+    result_bytes: u64,
+) -> TxPayload {
+    TxPayload::SealReceipt(SealReceipt {
+        from: k.address(),
+        task_id: t,
+        seal: receipt.seal(),
+        result_bytes,
+        fee: 10,
+        fee_selector: 1,
+        nonce: 0,
+    })
+}
+
 impl Net {
     fn new(n: usize) -> Net {
         let providers: Vec<SecretKey> = (0..n)
@@ -184,18 +203,10 @@ impl Net {
         leaves: &[[u8; 32]],
     ) -> (Vec<SignedTx>, tb_job::SignedReceipt) {
         let receipt = ex.receipt(k, &self.chain, t, leaves);
-        let txs = self.chain.signed(
-            k,
-            vec![TxPayload::SealReceipt(SealReceipt {
-                from: k.address(),
-                task_id: t,
-                seal: receipt.seal(),
-                result_bytes: ex.try_result_for(leaves).map_or(0, |r| r.len() as u64),
-                fee: 10,
-                fee_selector: 1,
-                nonce: 0,
-            })],
-        );
+        let result_bytes = ex.try_result_for(leaves).map_or(0, |r| r.len() as u64);
+        let txs = self
+            .chain
+            .signed(k, vec![seal_payload(k, t, &receipt, result_bytes)]);
         (txs, receipt)
     }
 
@@ -1242,18 +1253,8 @@ fn the_reveal_deadline_leaves_time_to_publish_the_declared_results() {
     let seal = |net: &Net, i: usize, result_bytes: u64| {
         let k = net.providers[i].clone();
         let receipt = ex.receipt(&k, &net.chain, t, &ex.honest);
-        net.chain.signed(
-            &k,
-            vec![TxPayload::SealReceipt(SealReceipt {
-                from: k.address(),
-                task_id: t,
-                seal: receipt.seal(),
-                result_bytes,
-                fee: 10,
-                fee_selector: 1,
-                nonce: 0,
-            })],
-        )
+        net.chain
+            .signed(&k, vec![seal_payload(&k, t, &receipt, result_bytes)])
     };
     // A declared result above the largest result object is refused.
     let too_big = tb_job::result::RESULT_BYTES_MAX as u64 + 1;

@@ -52,8 +52,7 @@ pub struct OutputTensor {
 pub struct ExecResult {
     /// The declared outputs.
     pub outputs: Vec<OutputTensor>,
-    /// The job's output digest: the output's digest when there is one output, else
-    /// [`combine_output_digests`] of all of them.
+    /// The job's output digest: [`job_output_digest`] of the outputs' digests.
     pub output_digest: [u8; 32],
     /// The digest of every op output, in program order (the trace leaves).
     pub op_digests: Vec<[u8; 32]>,
@@ -73,6 +72,16 @@ pub struct ExecResult {
     pub kernel_variant_digest: [u8; 32],
     /// Wall time of the run, microseconds.
     pub elapsed_us: u64,
+}
+
+/// The job's output digest (what a receipt's `output_digest_sha256` commits to) from
+/// its declared outputs' digests, in declaration order: the output's digest when there
+/// is one output, else [`combine_output_digests`] of all of them.
+pub fn job_output_digest(digests: &[[u8; 32]]) -> [u8; 32] {
+    match digests {
+        [one] => *one,
+        _ => combine_output_digests(digests),
+    }
 }
 
 /// The digest of several outputs: SHA-256 over `"BTOUT0"`, the count (u32 LE) and
@@ -330,11 +339,7 @@ pub fn execute_plan(
         });
     }
     let elapsed_us = start.elapsed().as_micros() as u64;
-    let output_digest = if outputs.len() == 1 {
-        outputs[0].digest
-    } else {
-        combine_output_digests(&outputs.iter().map(|o| o.digest).collect::<Vec<_>>())
-    };
+    let output_digest = job_output_digest(&outputs.iter().map(|o| o.digest).collect::<Vec<_>>());
     Ok(ExecResult {
         output_digest,
         trace_root: trace_root(&op_digests),

@@ -514,53 +514,49 @@ impl Job {
                 actual: needed as u64,
             });
         }
-        if let Some(sha) = model_sha {
+        let (program, artifact_hash, input_bytes) = match model_sha {
             // Version 1: the input follows the descriptor; the artifact is the model.
-            let input_bytes = r.take("input", input_len)?;
-            r.finish()?;
-            let model = model.ok_or_else(|| JobError::ModelMissing {
-                sha256: hex32(&sha),
-                bytes: artifact_len as u64,
-            })?;
-            if model.len() != artifact_len {
-                return Err(JobError::ModelMismatch {
-                    sha256: hex32(&sha),
-                    message: format!(
-                        "the blob names a model of {artifact_len} bytes, {} were supplied",
-                        model.len()
-                    ),
-                });
+            Some(sha) => {
+                let input_bytes = r.take("input", input_len)?;
+                r.finish()?;
+                let hex = |h: [u8; 32]| tb_primitives::Digest(h).to_hex();
+                let model = model.ok_or_else(|| JobError::ModelMissing {
+                    sha256: hex(sha),
+                    bytes: artifact_len as u64,
+                })?;
+                if model.len() != artifact_len {
+                    return Err(JobError::ModelMismatch {
+                        sha256: hex(sha),
+                        message: format!(
+                            "the blob names a model of {artifact_len} bytes, {} were supplied",
+                            model.len()
+                        ),
+                    });
+                }
+                let (program, artifact_hash) = decode_and_hash(model, 0);
+                let artifact_hash = artifact_hash?;
+                if artifact_hash != sha {
+                    return Err(JobError::ModelMismatch {
+                        sha256: hex(sha),
+                        message: format!("the supplied model's SHA-256 is {}", hex(artifact_hash)),
+                    });
+                }
+                let program = program.map_err(|e| JobError::InModel {
+                    source: Box::new(e),
+                })?;
+                (program, artifact_hash, input_bytes)
             }
-            let (program, artifact_hash) = decode_and_hash(model, 0);
-            let artifact_hash = artifact_hash?;
-            if artifact_hash != sha {
-                return Err(JobError::ModelMismatch {
-                    sha256: hex32(&sha),
-                    message: format!("the supplied model's SHA-256 is {}", hex32(&artifact_hash)),
-                });
+            None => {
+                let art_at = r.offset();
+                let artifact = r.take("artifact", artifact_len)?;
+                let (program, artifact_hash) = decode_and_hash(artifact, art_at);
+                let program = program?;
+                let artifact_hash = artifact_hash?;
+                let input_bytes = r.take("input", input_len)?;
+                r.finish()?;
+                (program, artifact_hash, input_bytes)
             }
-            let program = program.map_err(|e| JobError::InModel {
-                source: Box::new(e),
-            })?;
-            let input = crate::wire::host_from_le(descriptor.dtype, input_bytes);
-            return Ok(Job {
-                kernel_digest,
-                descriptor,
-                program,
-                input,
-                artifact_hash,
-                descriptor_hash,
-                artifact_bytes: artifact_len as u64,
-                form,
-            });
-        }
-        let art_at = r.offset();
-        let artifact = r.take("artifact", artifact_len)?;
-        let (program, artifact_hash) = decode_and_hash(artifact, art_at);
-        let program = program?;
-        let artifact_hash = artifact_hash?;
-        let input_bytes = r.take("input", input_len)?;
-        r.finish()?;
+        };
         let input = crate::wire::host_from_le(descriptor.dtype, input_bytes);
         Ok(Job {
             kernel_digest,
@@ -578,10 +574,6 @@ impl Job {
     pub fn task_id(blob: &[u8]) -> tb_primitives::Id {
         tb_primitives::blake3_id(b"TB/job/task/v0", blob)
     }
-}
-
-fn hex32(b: &[u8; 32]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Reads the magic and the version byte.

@@ -10,7 +10,7 @@
 //! chunks as they arrive, without holding the whole.
 
 use crate::error::{JobError, Result};
-use crate::exec::{combine_output_digests, ExecResult};
+use crate::exec::{job_output_digest, ExecResult};
 use crate::verify::SHAPE_OUTPUTS_MAX;
 use crate::wire::{Reader, Writer};
 use blocktorch::{DType, HostData, CANONICAL_NAN_BITS, RANK_MAX};
@@ -201,10 +201,10 @@ impl ResultObject {
             .collect()
     }
 
-    /// The job's output digest these outputs give: the output's digest for one output,
-    /// else `combine_output_digests` of all of them (what a receipt commits to).
+    /// The job's output digest these outputs give (`exec::job_output_digest`: what a
+    /// receipt commits to).
     pub fn output_digest(&self) -> [u8; 32] {
-        combined(&self.digests())
+        job_output_digest(&self.digests())
     }
 
     /// SHA-256 of the canonical bytes (the object's content address).
@@ -213,13 +213,24 @@ impl ResultObject {
     }
 }
 
-/// The receipt's output digest from the outputs' digests.
-fn combined(ds: &[[u8; 32]]) -> [u8; 32] {
-    if ds.len() == 1 {
-        ds[0]
-    } else {
-        combine_output_digests(ds)
-    }
+/// The encoded size of the result object of a run of `job` (validated as `plan`): the
+/// header, and per declared output its name (length byte and bytes), dtype tag, rank,
+/// dims and data, exactly what [`ResultObject::encode`] writes.
+pub fn encoded_bytes(job: &crate::Job, plan: &crate::program::Plan) -> u128 {
+    RESULT_HEADER_BYTES as u128
+        + job
+            .program
+            .outputs
+            .iter()
+            .map(|o| {
+                let v = &plan.values[o.value as usize];
+                let rank = v.layout.shape().len() as u128;
+                1 + o.name.len() as u128
+                    + 2
+                    + 4 * rank
+                    + v.layout.numel() as u128 * v.dtype.size_bytes() as u128
+            })
+            .sum::<u128>()
 }
 
 fn count_error(n: u64, offset: usize) -> JobError {
@@ -364,7 +375,7 @@ impl ResultScanner {
                 available: 0,
             });
         }
-        let output_digest = combined(&self.digests);
+        let output_digest = job_output_digest(&self.digests);
         Ok(ResultSummary {
             outputs: self.count,
             digests: self.digests,

@@ -189,20 +189,15 @@ impl JobShape {
         Ok(())
     }
 
-    /// The job's output digest implied by a trace: the output op's leaf for one output,
-    /// else `combine_output_digests` of the outputs' leaves. `None` if a leaf is
-    /// missing.
+    /// The job's output digest implied by a trace: `job_output_digest` of the output
+    /// ops' leaves. `None` if a leaf is missing.
     pub fn output_digest(&self, leaves: &[[u8; 32]]) -> Option<[u8; 32]> {
         let ds: Vec<[u8; 32]> = self
             .outputs
             .iter()
             .map(|o| leaves.get(*o as usize).copied())
             .collect::<Option<_>>()?;
-        Some(if ds.len() == 1 {
-            ds[0]
-        } else {
-            crate::exec::combine_output_digests(&ds)
-        })
+        Some(crate::exec::job_output_digest(&ds))
     }
 }
 
@@ -279,13 +274,8 @@ pub fn check_trace_parts(
     if *root != receipt.trace_root {
         return Err(TraceMismatch::Root);
     }
-    let digest = match output_leaves {
-        [one] if shape.outputs.len() == 1 => Some(*one),
-        _ if output_leaves.len() == shape.outputs.len() => {
-            Some(crate::exec::combine_output_digests(output_leaves))
-        }
-        _ => None,
-    };
+    let digest = (output_leaves.len() == shape.outputs.len())
+        .then(|| crate::exec::job_output_digest(output_leaves));
     if digest != Some(receipt.output_digest_sha256) {
         return Err(TraceMismatch::OutputDigest);
     }
@@ -675,7 +665,7 @@ pub fn checked_job_plan(
             ));
         }
     }
-    let rb = result_bytes(&job, &plan);
+    let rb = crate::result::encoded_bytes(&job, &plan);
     if rb > crate::result::RESULT_BYTES_MAX as u128 {
         return Err(format!(
             "its outputs take {rb} bytes, more than a result object holds ({})",
@@ -683,25 +673,6 @@ pub fn checked_job_plan(
         ));
     }
     Ok((job, plan))
-}
-
-/// The encoded size of the job's result object (`result::ResultObject`): its header,
-/// and per declared output its name, dtype, shape and data.
-pub fn result_bytes(job: &Job, plan: &crate::program::Plan) -> u128 {
-    crate::result::RESULT_HEADER_BYTES as u128
-        + job
-            .program
-            .outputs
-            .iter()
-            .map(|o| {
-                let v = &plan.values[o.value as usize];
-                let rank = v.layout.shape().len() as u128;
-                1 + o.name.len() as u128
-                    + 2
-                    + 4 * rank
-                    + v.layout.numel() as u128 * v.dtype.size_bytes() as u128
-            })
-            .sum::<u128>()
 }
 
 /// The encoded size of an evidence bundle for op `op` (an upper bound): the header,

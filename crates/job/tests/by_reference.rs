@@ -4,19 +4,14 @@
 //! defect of the header, the model and the pairing of the two is a typed error that
 //! names the field and its byte offset; property tests over random blobs and models.
 
-use blocktorch::{CpuFabric, DType, HostData, Prim};
+mod support;
+
+use blocktorch::{CpuFabric, HostData};
 use proptest::prelude::*;
 use sha2::{Digest as _, Sha256};
+use support::hex;
 use tb_job::format::{HEADER_BYTES_V1, JOB_VERSION_BY_REFERENCE, MODEL_BYTES_MAX};
-use tb_job::program::{Const, Output};
-use tb_job::{
-    examples, validate, ExecOptions, InputSlot, InputTensorDescriptor, Job, JobError, JobForm,
-    ModelRef, Node, Normalisation, Op, Program, ReplayMode,
-};
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use tb_job::{examples, validate, ExecOptions, Job, JobError, JobForm, ModelRef, ReplayMode};
 
 fn sha(b: &[u8]) -> [u8; 32] {
     Sha256::digest(b).into()
@@ -24,33 +19,7 @@ fn sha(b: &[u8]) -> [u8; 32] {
 
 /// The worked example of `job-format-v0.md` §12, by reference.
 fn worked_example() -> Job {
-    let d = InputTensorDescriptor::dense(DType::F32, &[2, 2], Normalisation::None);
-    let program = Program {
-        runtime: blocktorch::RUNTIME_VERSION.into(),
-        consts: vec![Const {
-            name: "w".into(),
-            shape: vec![2, 2],
-            data: HostData::F32(vec![1.0, 0.0, 0.0, 2.0]),
-        }],
-        ops: vec![
-            Op {
-                node: Node::Input(InputSlot::Main),
-                args: vec![],
-            },
-            Op {
-                node: Node::Prim(Prim::Matmul),
-                args: vec![1, 0],
-            },
-        ],
-        outputs: vec![Output {
-            name: "y".into(),
-            value: 2,
-        }],
-    };
-    let input = HostData::F32(vec![1.0, 2.0, 3.0, 4.0]);
-    Job::new([0xAB; 32], d, program, input)
-        .unwrap()
-        .with_form(JobForm::ByReference)
+    support::worked_example().with_form(JobForm::ByReference)
 }
 
 fn run(job: &Job) -> tb_job::ExecResult {

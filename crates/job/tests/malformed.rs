@@ -28,9 +28,12 @@
 //! 241 input bytes × 6   247 end
 //! ```
 
+mod support;
+
 use blocktorch::compose::View;
 use blocktorch::{CpuFabric, DType, Fabric, HostData, Prim, TensorError, UnaryOp};
 use sha2::{Digest as _, Sha256};
+use support::hex;
 use tb_job::format::{JOB_BLOB_BYTES_MAX, PROFILE_EPOCH_BYTES_MAX};
 use tb_job::program::{
     Const, Output, CONSTS_MAX, NAME_BYTES_MAX, OPS_MAX, OP_ARGS_MAX, OUTPUTS_MAX,
@@ -870,38 +873,10 @@ fn cost_bounds() {
     );
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// The worked example of `docs/spec/job-format-v0.md` §12: its bytes and test vectors.
 #[test]
 fn the_spec_worked_example() {
-    let d = InputTensorDescriptor::dense(DType::F32, &[2, 2], Normalisation::None);
-    let program = Program {
-        runtime: blocktorch::RUNTIME_VERSION.into(),
-        consts: vec![Const {
-            name: "w".into(),
-            shape: vec![2, 2],
-            data: HostData::F32(vec![1.0, 0.0, 0.0, 2.0]),
-        }],
-        ops: vec![
-            Op {
-                node: Node::Input(InputSlot::Main),
-                args: vec![],
-            },
-            Op {
-                node: Node::Prim(Prim::Matmul),
-                args: vec![1, 0],
-            },
-        ],
-        outputs: vec![Output {
-            name: "y".into(),
-            value: 2,
-        }],
-    };
-    let input = HostData::F32(vec![1.0, 2.0, 3.0, 4.0]);
-    let job = Job::new([0xAB; 32], d, program, input).unwrap();
+    let job = support::worked_example();
     let blob = job.encode().unwrap();
     let expected = [
         "42545241 00",

@@ -4,17 +4,16 @@
 //! offset; the streaming scanner the chain runs accepts exactly what the decoder
 //! accepts, whatever the pieces, with the same digests.
 
+mod support;
+
 use blocktorch::{CpuFabric, HostData};
 use proptest::prelude::*;
+use support::hex;
 use tb_job::result::{RESULT_BYTES_MAX, RESULT_OUTPUTS_MAX};
 use tb_job::{
     examples, scan_result, ExecOptions, JobError, ReplayMode, ResultObject, ResultScanner,
     ResultTensor,
 };
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn one(name: &str, shape: &[usize], data: HostData) -> ResultObject {
     ResultObject {

@@ -534,11 +534,7 @@ fn corrupt(run: &mut tb_job::ExecResult, job: &tb_job::Job, op: u32) {
     run.trace_root = tb_job::trace_root(&run.op_digests);
     let ds: Vec<[u8; 32]> = run.outputs.iter().map(|o| o.digest).collect();
     // The outputs' digests as the trace tells them.
-    run.output_digest = if ds.len() == 1 {
-        ds[0]
-    } else {
-        tb_job::exec::combine_output_digests(&ds)
-    };
+    run.output_digest = tb_job::exec::job_output_digest(&ds);
 }
 
 /// The `PublishBlob` payloads that publish `bytes` from `from` (fees in Consumer

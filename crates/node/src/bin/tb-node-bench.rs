@@ -787,6 +787,24 @@ fn results(jobs: usize, interval_ms: u64) -> Result<(), String> {
                 .ok_or_else(|| "height".to_string())
         };
         let tok = |m: u64| m as f64 / MICRO_PER_TOKEN as f64;
+        // `from`'s chunks publishing `bytes`, then (given a spec) its `SubmitJob`.
+        let payloads = |from: &SecretKey, bytes: &[u8], spec: Option<tb_chain::tx::JobSpec>| {
+            let mut p: Vec<TxPayload> =
+                tb_chain::market::dispute::publish_payloads(&market, from.address(), bytes)
+                    .into_iter()
+                    .map(TxPayload::PublishBlob)
+                    .collect();
+            if let Some(spec) = spec {
+                p.push(TxPayload::SubmitJob(tb_chain::tx::SubmitJob {
+                    from: from.address(),
+                    spec,
+                    fee: 0,
+                    fee_selector: 1,
+                    nonce: 0,
+                }));
+            }
+            p
+        };
         for name in ["mlp", "transformer", "lookup"] {
             // The 100 MiB model: one job each way, paid by the miner (the dev keys
             // hold 200 tokens; 100 MiB of chunks costs about 105).
@@ -811,31 +829,20 @@ fn results(jobs: usize, interval_ms: u64) -> Result<(), String> {
                 let spec =
                     tb_chain::tx::JobSpec::for_job(&blob, &job, MICRO_PER_TOKEN, 1, h + 2_000)
                         .map_err(|e| e.to_string())?;
-                let mut p: Vec<TxPayload> =
-                    tb_chain::market::dispute::publish_payloads(&market, alice.address(), &blob)
-                        .into_iter()
-                        .map(TxPayload::PublishBlob)
-                        .collect();
-                p.push(TxPayload::SubmitJob(tb_chain::tx::SubmitJob {
-                    from: alice.address(),
-                    spec,
-                    fee: 0,
-                    fee_selector: 1,
-                    nonce: 0,
-                }));
-                let (f, b, _) = send_all(&mut c, &alice, chain_id, p)?;
+                let (f, b, _) = send_all(
+                    &mut c,
+                    &alice,
+                    chain_id,
+                    payloads(&alice, &blob, Some(spec)),
+                )?;
                 fee_inline += f;
                 bytes_inline += b;
             }
             // By reference: the model once, then each job's input.
             let first = variant(name, 101)?.with_form(tb_job::JobForm::ByReference);
             let model = first.model_bytes().map_err(|e| e.to_string())?;
-            let p: Vec<TxPayload> =
-                tb_chain::market::dispute::publish_payloads(&market, alice.address(), &model)
-                    .into_iter()
-                    .map(TxPayload::PublishBlob)
-                    .collect();
-            let (fee_model, bytes_model, _) = send_all(&mut c, &alice, chain_id, p)?;
+            let (fee_model, bytes_model, _) =
+                send_all(&mut c, &alice, chain_id, payloads(&alice, &model, None))?;
             let (mut fee_ref, mut bytes_ref) = (0u64, 0u64);
             let mut timings = Vec::new();
             for k in 0..jobs {
@@ -845,20 +852,13 @@ fn results(jobs: usize, interval_ms: u64) -> Result<(), String> {
                 // A deadline inside the model's paid retention: no rent.
                 let spec = tb_chain::tx::JobSpec::for_job(&blob, &job, MICRO_PER_TOKEN, 1, h + 400)
                     .map_err(|e| e.to_string())?;
-                let mut p: Vec<TxPayload> =
-                    tb_chain::market::dispute::publish_payloads(&market, alice.address(), &blob)
-                        .into_iter()
-                        .map(TxPayload::PublishBlob)
-                        .collect();
-                p.push(TxPayload::SubmitJob(tb_chain::tx::SubmitJob {
-                    from: alice.address(),
-                    spec,
-                    fee: 0,
-                    fee_selector: 1,
-                    nonce: 0,
-                }));
                 let t0 = Instant::now();
-                let (f, b, tx) = send_all(&mut c, &alice, chain_id, p)?;
+                let (f, b, tx) = send_all(
+                    &mut c,
+                    &alice,
+                    chain_id,
+                    payloads(&alice, &blob, Some(spec)),
+                )?;
                 fee_ref += f;
                 bytes_ref += b;
                 // Follow it: lease, verified result, final, settled.
