@@ -207,3 +207,52 @@ pub fn bench_jobs(runs: usize) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A BERT-family sentence encoder (all-MiniLM-L6-v2) from `dir` (config.json,
+/// model.safetensors, tokenizer.json): the build from safetensors, then sentences per
+/// second at `batch` × 128 tokens with the executor (trace on) and with the bare ops
+/// (trace off), on the default CPU fabric (TB_BLOCKTORCH_THREADS sets its threads).
+pub fn bench_minilm(dir: &str, batch: usize, runs: usize) -> Result<(), String> {
+    use tb_models::bert::{Bert, BertShape, Pooling};
+    use tb_models::text::TextEncoder;
+    let dir = std::path::Path::new(dir);
+    let t = Instant::now();
+    let bert = Bert::open(dir).map_err(|e| e.to_string())?;
+    let program = bert
+        .build(BertShape { batch, seq: 128 }, Pooling::MeanNormalized)
+        .map_err(|e| e.to_string())?;
+    let build_ms = t.elapsed().as_secs_f64() * 1e3;
+    let enc =
+        TextEncoder::open(&dir.join("tokenizer.json"), Some(128)).map_err(|e| e.to_string())?;
+    // Full-length sequences: the cost does not depend on the padding.
+    let long = "the quick brown fox jumps over the lazy dog ".repeat(20);
+    let e = enc.encode(&vec![long; batch]).map_err(|e| e.to_string())?;
+    let (d, input) = e.job_input();
+    let fabric = blocktorch::cpu::default_fabric();
+    let job =
+        Job::new(fabric.kernel_variant_digest(), d, program, input).map_err(|e| e.to_string())?;
+    let last = (job.program.consts.len() + job.program.ops.len() - 1) as u32;
+    let (mut bare, mut full) = (Vec::new(), Vec::new());
+    for _ in 0..runs + 1 {
+        let t = Instant::now();
+        replay_values(&job, fabric, &[last]).map_err(|e| e.to_string())?;
+        bare.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        execute(&job, fabric, cross()).map_err(|e| e.to_string())?;
+        full.push(t.elapsed().as_secs_f64());
+    }
+    bare.remove(0);
+    full.remove(0);
+    let (b, f) = (median(bare), median(full));
+    println!(
+        "{{\"bench\":\"minilm\",\"fabric\":\"{}\",\"batch\":{batch},\"seq\":128,\"runs\":{runs},\"ops\":{},\"build_ms\":{build_ms:.0},\"bare_ms\":{:.1},\"executor_ms\":{:.1},\"sentences_per_s_trace_off\":{:.1},\"sentences_per_s_trace_on\":{:.1},\"trace_overhead_pct\":{:.1}}}",
+        fabric.device_description(),
+        job.program.ops.len(),
+        b * 1e3,
+        f * 1e3,
+        batch as f64 / b,
+        batch as f64 / f,
+        (f / b - 1.0) * 100.0
+    );
+    Ok(())
+}

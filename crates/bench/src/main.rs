@@ -8,6 +8,7 @@
 //!                                                execution, state root and the redb commit
 //! tb-bench job-decode [--mb M] [--runs R]        decode + validate of an M-MiB job blob
 //! tb-bench job-exec [--runs R]                   executor vs bare ops: transformer example, and at width 768
+//! tb-bench minilm --dir D [--batch B] [--runs R] MiniLM sentences/s at B × 128 tokens, trace on and off
 //! tb-bench referee [--runs R]                    the referee on one matmul, 256³..2048³
 //! tb-bench jobs [--runs R]                       example jobs on the CPU and (if present) CUDA
 //! tb-bench market [--jobs J] [--providers P]      the matcher and epoch settlement per block
@@ -278,6 +279,14 @@ fn main() {
                 job::bench_exec("transformer-768", runs)?;
             }
             "referee" => job::bench_referee(&[256, 512, 1024, 2048], runs)?,
+            "minilm" => {
+                let dir = args
+                    .iter()
+                    .position(|a| a == "--dir")
+                    .and_then(|i| args.get(i + 1))
+                    .ok_or("minilm needs --dir MODEL_DIR (config.json, model.safetensors, tokenizer.json)")?;
+                job::bench_minilm(dir, arg(&args, "--batch", 1)?.max(1), runs)?
+            }
             "jobs" => job::bench_jobs(runs)?,
             "verify" => {
                 verify::bench_receipt_checks(&[64, 1_024, 16_384, 65_536], arg(&args, "--samples", 2_000)?.max(10))?;

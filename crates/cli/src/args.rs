@@ -5,6 +5,10 @@
 use crate::CliError;
 use std::str::FromStr;
 
+/// Options that may be given more than once (`--text A --text B`); every other option
+/// given twice is a usage error.
+pub const REPEATABLE: &[&str] = &["--text", "--dim", "--zero-input"];
+
 /// What one command accepts.
 pub struct Spec {
     /// The command, for messages (`job run`).
@@ -93,7 +97,7 @@ impl Spec {
                     .cloned()
                     .ok_or_else(|| self.usage_err(format!("{long} needs a value")))?,
             };
-            if out.options.iter().any(|(n, _)| n == long) {
+            if !REPEATABLE.contains(long) && out.options.iter().any(|(n, _)| n == long) {
                 return Err(self.usage_err(format!("{long} is given twice")));
             }
             out.options.push((long, value));
@@ -127,6 +131,15 @@ impl Args {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a repeatable option, in order.
+    pub fn values(&self, name: &str) -> Vec<&str> {
+        self.options
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// The value of a required option.

@@ -129,6 +129,41 @@ options:
     positionals: &["FILE"],
 };
 
+const SUBMIT_TEXT: Spec = Spec {
+    command: "compute submit",
+    usage: "\
+usage: tb-cli compute submit --model MODEL --tokenizer T --text S [--text S]... [--seq-len L]
+                             --key K --max-price TOKENS [--redundancy N] [--deadline-blocks N]
+                             [--lane L] [--force] [--dry-run]
+                             [--wait [--provisional] [--timeout-secs S]
+                                     [-o OUT [--format safetensors|npy|json]]] [--json]
+
+Submits the job of texts for MODEL — a model file (from `model import`; published first
+if it is not on chain yet) or the SHA-256 of a published model (read back from the
+node) — tokenised with T (the model's tokenizer.json; padded and truncated to L, by
+default the tokenizer's own length) into the token ids and attention mask the model was
+imported for (one text per row of its batch). The job names the model (version 1), so
+it pays for its input only. Everything else is `compute submit FILE`'s (see its help,
+`tb-cli compute submit FILE --help`); with --wait, the verified embeddings.",
+    flags: &["--json", "--wait", "--force", "--dry-run", "--provisional"],
+    options: &[
+        ("--key", None),
+        ("--max-price", None),
+        ("--redundancy", None),
+        ("--deadline-blocks", None),
+        ("--lane", None),
+        ("--timeout-secs", None),
+        ("--keys-dir", None),
+        ("--model", None),
+        ("--tokenizer", None),
+        ("--text", None),
+        ("--seq-len", None),
+        ("--out", Some("-o")),
+        ("--format", None),
+    ],
+    positionals: &[],
+};
+
 const RESULT: Spec = Spec {
     command: "compute result",
     usage: "\
@@ -211,6 +246,9 @@ pub fn dispatch(g: &Global, args: &[String]) -> Result<Outcome, CliError> {
     let rest = args.get(1..).unwrap_or(&[]);
     match args.first().map(String::as_str) {
         None | Some("-h") | Some("--help") | Some("help") => Ok(Outcome::ok(format!("{USAGE}\n"))),
+        Some("submit") if crate::text::wants_text(rest) => {
+            crate::with_spec(g, &SUBMIT_TEXT, rest, submit)
+        }
         Some("submit") => crate::with_spec(g, &SUBMIT, rest, submit),
         Some("result") => crate::with_spec(g, &RESULT, rest, result),
         Some("status") => crate::with_spec(g, &STATUS, rest, status),
@@ -286,6 +324,15 @@ struct Submission {
 
 /// Reads FILE (and `--model`, or the model from the node), applying `--by-reference`.
 fn submission(client: &Client, a: &Args) -> Result<Submission, CliError> {
+    if !a.values("--text").is_empty() {
+        let model = crate::text::model_arg(a, Some(client))?;
+        let t = crate::text::text_job(a, model)?;
+        return Ok(Submission {
+            blob: t.blob,
+            job: t.job,
+            model: Some(t.model),
+        });
+    }
     let path = &a.positionals[0];
     let raw = crate::job::read_capped(path, JOB_BLOB_BYTES_MAX, "job blob")?;
     let model_file = a
@@ -388,7 +435,7 @@ fn estimate_text(e: &Value, redundancy: u32) -> String {
 }
 
 fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
-    let path = &a.positionals[0];
+    let path = a.positionals.first().map_or("the text job", String::as_str);
     let max_price = tokens_arg(a, "--max-price")?.ok_or_else(|| {
         CliError::usage(
             "`compute submit` needs --max-price TOKENS (try `tb-cli compute submit --help`)",

@@ -26,8 +26,12 @@ pub fn dispatch(args: &[String]) -> Result<Outcome, CliError> {
     let rest = args.get(1..).unwrap_or(&[]);
     match args.first().map(String::as_str) {
         None | Some("-h") | Some("--help") | Some("help") => Ok(Outcome::ok(format!("{USAGE}\n"))),
+        Some("build") if crate::text::wants_text(rest) => with_spec(&BUILD_TEXT, rest, build_text),
         Some("build") => with_spec(&BUILD, rest, build),
         Some("inspect") => with_spec(&crate::inspect::SPEC, rest, crate::inspect::inspect),
+        Some("run") if crate::text::wants_text(rest) => {
+            with_spec(&crate::run::TEXT_SPEC, rest, crate::run::run_text)
+        }
         Some("run") => with_spec(&crate::run::SPEC, rest, crate::run::run),
         Some("referee") => with_spec(&crate::referee::SPEC, rest, crate::referee::referee),
         Some("verify") => with_spec(&crate::verify::SPEC, rest, crate::verify::verify),
@@ -75,6 +79,56 @@ options:
     ],
     positionals: &[],
 };
+
+const BUILD_TEXT: Spec = Spec {
+    command: "job build",
+    usage: "\
+usage: tb-cli job build --model MODEL --tokenizer TOKENIZER --text S [--text S]...
+                        [--seq-len L] -o FILE
+
+Builds the job of texts for MODEL (a model file from `model import`): the texts are
+tokenised with TOKENIZER (tokenizer.json; padded and truncated to L, by default the
+tokenizer's own length) into token ids (the input) and the attention mask. FILE is a
+version 1 blob naming MODEL by SHA-256: `compute submit FILE --model MODEL` publishes
+the model once and submits the job.",
+    flags: &[],
+    options: &[
+        ("--model", None),
+        ("--tokenizer", None),
+        ("--text", None),
+        ("--seq-len", None),
+        ("--out", Some("-o")),
+    ],
+    positionals: &[],
+};
+
+fn build_text(a: &crate::args::Args) -> Result<Outcome, CliError> {
+    let out = a.required("--out")?;
+    let model = crate::text::model_arg(a, None)?;
+    let t = crate::text::text_job(a, model)?;
+    std::fs::write(out, &t.blob).map_err(|e| CliError::fail(format!("cannot write {out}: {e}")))?;
+    Ok(Outcome::ok(fields(
+        &[
+            ("job", format!("{out} ({} bytes, version 1)", t.blob.len())),
+            ("task id", Job::task_id(&t.blob).to_hex()),
+            ("model", hex::encode(t.job.artifact_hash)),
+            (
+                "texts",
+                format!("{} × {} tokens", t.encoded.shape.batch, t.encoded.shape.seq),
+            ),
+            (
+                "tokens",
+                t.encoded
+                    .lengths
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        ],
+        "",
+    )))
+}
 
 fn build(a: &crate::args::Args) -> Result<Outcome, CliError> {
     let name = a.required("--example")?;

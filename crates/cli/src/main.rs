@@ -30,6 +30,7 @@ mod referee;
 mod results;
 mod rpc_client;
 mod run;
+mod text;
 mod verify;
 mod wallet;
 
@@ -55,6 +56,8 @@ jobs (offline):
   tb-cli job run FILE [--model MODEL] [--fabric cpu|cuda] [--threads N] [--cross-fabric]
                       [--json] [--trace-out LEAVES] [--result-out OUT [--format F]]
                       [--receipt-key-seed HEX32 --chain-id N [--benchmark-commit S]]
+  tb-cli job run --model MODEL --tokenizer T --text S [--text S]... [--seq-len L]
+  tb-cli job build --model MODEL --tokenizer T --text S [--text S]... -o FILE
   tb-cli job referee FILE --op I [--trace LEAVES] [--json]
   tb-cli job verify FILE --trace LEAVES [--fabric cpu|cuda] [--bundle-out BUNDLE] [--json]
 
@@ -68,6 +71,7 @@ a node (JSON-RPC):
   tb-cli tx status TXID
   tb-cli handle register @NAME --key K | resolve @NAME
   tb-cli mine start|stop
+  tb-cli model import MODEL.onnx|DIR -o OUT [--dim NAME=N]... [--seq-len L] [--batch N]
   tb-cli model publish FILE --key K | info FILE
   tb-cli compute submit FILE --key K --max-price TOKENS [--redundancy N]
                         [--deadline-blocks N] [--by-reference] [--model MODEL]

@@ -20,6 +20,8 @@ const USAGE: &str = "\
 usage: tb-cli model COMMAND ...
 
 commands:
+  import SRC -o OUT      lower an ONNX model, or a safetensors BERT-family model
+                         directory, to a model file
   publish FILE --key K   publish a model once; jobs name it by its SHA-256
   info FILE              a model file's hash, size, constants and ops
 
@@ -70,8 +72,9 @@ pub fn dispatch(g: &Global, args: &[String]) -> Result<Outcome, CliError> {
         None | Some("-h") | Some("--help") | Some("help") => Ok(Outcome::ok(format!("{USAGE}\n"))),
         Some("publish") => crate::with_spec(g, &PUBLISH, rest, publish),
         Some("info") => crate::with_spec(g, &INFO, rest, info),
+        Some("import") => crate::with_spec(g, &crate::text::IMPORT, rest, crate::text::import),
         Some(other) => Err(CliError::usage(format!(
-            "unknown model command {other:?}: expected publish or info (try `tb-cli model --help`)"
+            "unknown model command {other:?}: expected import, publish or info (try `tb-cli model --help`)"
         ))),
     }
 }

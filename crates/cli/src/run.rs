@@ -151,11 +151,70 @@ pub fn open_fabric(name: &str, threads: Option<usize>) -> Result<Box<dyn Fabric>
     })
 }
 
+/// `job run` of texts: the job is built from `--model`, `--tokenizer` and `--text`s.
+pub const TEXT_SPEC: Spec = Spec {
+    command: "job run",
+    usage: "\
+usage: tb-cli job run --model MODEL --tokenizer TOKENIZER --text S [--text S]...
+                      [--seq-len L] [--fabric cpu|cuda] [--threads N] [--json]
+                      [--trace-out LEAVES] [--result-out OUT [--format F]]
+
+Tokenises the texts with TOKENIZER (a Hugging Face tokenizer.json: special tokens added,
+truncated and padded to L, by default the tokenizer's own fixed length), builds the job
+of MODEL (a model file from `model import`) whose input is the token ids and attention
+mask, runs it, and prints its digests and, per text, its embedding (or other output).
+The model takes as many texts as the batch it was imported for.
+
+options:
+  --model MODEL        the model file
+  --tokenizer T        the model's tokenizer.json
+  --text S             a text (repeatable; one per row of the batch)
+  --seq-len L          tokens per text
+  --fabric, --threads, --json, --trace-out, --result-out, --format: as for a job blob",
+    flags: &["--json"],
+    options: &[
+        ("--model", None),
+        ("--tokenizer", None),
+        ("--text", None),
+        ("--seq-len", None),
+        ("--fabric", None),
+        ("--threads", None),
+        ("--trace-out", None),
+        ("--result-out", None),
+        ("--format", None),
+    ],
+    positionals: &[],
+};
+
+/// `--NAME N` as a positive integer, if given.
+pub fn positive_opt(a: &Args, name: &str) -> Result<Option<usize>, CliError> {
+    match a.parsed::<usize>(name, "a positive integer")? {
+        Some(0) => Err(CliError::usage(format!("{name} must be at least 1"))),
+        v => Ok(v),
+    }
+}
+
+/// `tb-cli job run --text …`.
+pub fn run_text(a: &Args) -> Result<Outcome, CliError> {
+    let model = crate::text::model_arg(a, None)?;
+    let t = crate::text::text_job(a, model)?;
+    run_job(a, t.blob, t.job, Some(&t.texts))
+}
+
 pub fn run(a: &Args) -> Result<Outcome, CliError> {
     let path = &a.positionals[0];
+    let (blob, job) = read_job(path, a.value("--model"))?;
+    run_job(a, blob, job, None)
+}
+
+fn run_job(
+    a: &Args,
+    blob: Vec<u8>,
+    job: Job,
+    texts: Option<&[String]>,
+) -> Result<Outcome, CliError> {
     let (fabric_name, threads) = fabric_args(a)?;
     let receipt = receipt_request(a)?;
-    let (blob, job) = read_job(path, a.value("--model"))?;
     let fabric = open_fabric(fabric_name, threads)?;
     let opts = ExecOptions {
         replay: if a.flag("--cross-fabric") {
@@ -188,10 +247,20 @@ pub fn run(a: &Args) -> Result<Outcome, CliError> {
     let signed = receipt
         .map(|r| sign(&blob, &job, &result, &r))
         .transpose()?;
-    let out = if a.flag("--json") {
-        format!("{}\n", json(&blob, &job, &result, signed.as_ref()).render())
-    } else {
-        text(&job, &result, signed.as_ref())
+    let out = match (a.flag("--json"), texts) {
+        (true, None) => format!("{}\n", json(&blob, &job, &result, signed.as_ref()).render()),
+        (true, Some(t)) => {
+            let mut v: serde_json::Value =
+                serde_json::from_str(&json(&blob, &job, &result, None).render())
+                    .map_err(|e| CliError::fail(format!("internal: {e}")))?;
+            v["texts"] = serde_json::json!(t);
+            v["values"] = crate::text::outputs_json(t, &result.outputs);
+            format!("{v}\n")
+        }
+        (false, None) => text(&job, &result, signed.as_ref()),
+        (false, Some(t)) => {
+            text(&job, &result, None) + &crate::text::outputs_text(t, &result.outputs)
+        }
     };
     Ok(Outcome::ok(out))
 }
