@@ -239,7 +239,7 @@ fn exp_parts(h: f32, l: f32) -> (f32, i32) {
 /// to `+inf` from `x >= 88.72284` and underflow gradually through the subnormals
 /// (from `x <= -87.33655`) to `+0` (from `x <= -103.97208`). Maximum error
 /// 1.013 ulp (exhaustive sweep).
-#[inline]
+#[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let (s, n) = exp_parts(x, 0.0);
     scale2(1.0 + s, n)
@@ -251,7 +251,7 @@ pub fn exp(x: f32) -> f32 {
 /// `log(1) = +0` exactly; subnormal inputs are exact-scaled by `2^23` first.
 /// `x = 2^e * m` with `m` in `[sqrt(1/2), sqrt(2))`, `f = m - 1` (exact), and
 /// `log(x) = e*LN2_HI + (f + (f^2 * P(f) + e*LN2_LO))`. Maximum error 0.876 ulp.
-#[inline]
+#[inline(always)]
 pub fn log(x: f32) -> f32 {
     let bits = x.to_bits();
     let sub = bits < 0x0080_0000; // +0 or a positive subnormal
@@ -284,7 +284,7 @@ pub fn log(x: f32) -> f32 {
 /// `tanh(±0) = ±0`, saturates to exactly `±1` (from `|x| >= 9.010914`). For
 /// `|x| < 1`: `a + a * (z * P(z))`, `z = a^2`; otherwise `1 - 2 / (exp(2a) + 1)`.
 /// Maximum error 0.949 ulp.
-#[inline]
+#[inline(always)]
 pub fn tanh(x: f32) -> f32 {
     let a = fabs(x);
     let r = if a < TANH_SMALL {
@@ -303,7 +303,7 @@ pub fn tanh(x: f32) -> f32 {
 /// algebraically identical `e / (1 + e)` for `x < 0`, so results stay accurate
 /// down to the subnormals. `sigmoid(+inf) = 1`, `sigmoid(-inf) = +0`,
 /// `sigmoid(±0) = 0.5`. Maximum error 2.402 ulp.
-#[inline]
+#[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
     let e = exp(-fabs(x));
     let num = if x < 0.0 { e } else { 1.0 };
@@ -316,7 +316,7 @@ pub fn sigmoid(x: f32) -> f32 {
 /// `|x| >= 3.920115`). For `|x| < 0.875`: `a + a * P(a^2)`; otherwise
 /// `1 - exp(-a^2) * R(a - 1.75)` with `-a^2` carried as an exact double-`f32`
 /// pair and `a` clamped to `3.9375`. Maximum error 0.823 ulp.
-#[inline]
+#[inline(always)]
 pub fn erf(x: f32) -> f32 {
     let a = fabs(x);
     let r = if a < ERF_SMALL {
@@ -340,7 +340,7 @@ pub fn erf(x: f32) -> f32 {
 /// accuracy instead of cancelling in `1 + tanh`). `gelu_tanh(±0) = ±0`,
 /// `gelu_tanh(+inf) = +inf`, `gelu_tanh(-inf) = -0`. Maximum error 2.684 ulp
 /// against the same formula in `f64`, over all inputs.
-#[inline]
+#[inline(always)]
 pub fn gelu_tanh(x: f32) -> f32 {
     let xc = x.clamp(-GT_CLAMP, GT_CLAMP);
     // s = x^2 exactly as sh + sl.
@@ -379,7 +379,7 @@ pub fn gelu_tanh(x: f32) -> f32 {
 /// `x < 0`, so the negative tail never cancels. `gelu_erf(±0) = ±0`,
 /// `gelu_erf(+inf) = +inf`, `gelu_erf(-inf) = -0`. Maximum error 2.665 ulp
 /// against the same formula in `f64`, over all inputs.
-#[inline]
+#[inline(always)]
 pub fn gelu_erf(x: f32) -> f32 {
     let v = fabs(x);
     if v < GE_X1 {
@@ -408,20 +408,20 @@ pub fn gelu_erf(x: f32) -> f32 {
 }
 
 /// `sqrt(x)`: the IEEE-754 correctly rounded square root (0.5 ulp).
-#[inline]
+#[inline(always)]
 pub fn sqrt(x: f32) -> f32 {
     x.sqrt()
 }
 
 /// `1 / sqrt(x)` as two IEEE operations, `1.0 / x.sqrt()` (two roundings;
 /// measured maximum 1.490 ulp, at most 1.5).
-#[inline]
+#[inline(always)]
 pub fn rsqrt(x: f32) -> f32 {
     1.0 / x.sqrt()
 }
 
 /// `1 / x`: the IEEE-754 correctly rounded division (0.5 ulp).
-#[inline]
+#[inline(always)]
 pub fn recip(x: f32) -> f32 {
     1.0 / x
 }
