@@ -61,6 +61,24 @@ pub fn bench_decode(mb: usize, runs: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Median seconds of `job` run bare (the ops alone, `replay_values`) and by the
+/// executor (every op digested, the trace root), after one warm-up run of each.
+fn bare_and_full(job: &Job, fabric: &dyn Fabric, runs: usize) -> Result<(f64, f64), String> {
+    let last = (job.program.consts.len() + job.program.ops.len() - 1) as u32;
+    let (mut bare, mut full) = (Vec::new(), Vec::new());
+    for _ in 0..runs + 1 {
+        let t = Instant::now();
+        replay_values(job, fabric, &[last]).map_err(|e| e.to_string())?;
+        bare.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        execute(job, fabric, cross()).map_err(|e| e.to_string())?;
+        full.push(t.elapsed().as_secs_f64());
+    }
+    bare.remove(0);
+    full.remove(0);
+    Ok((median(bare), median(full)))
+}
+
 /// The executor on an example job against the same ops run bare (no digests, no trace).
 pub fn bench_exec(example: &str, runs: usize) -> Result<(), String> {
     let job = match example {
@@ -70,20 +88,7 @@ pub fn bench_exec(example: &str, runs: usize) -> Result<(), String> {
     }
     .map_err(|e| e.to_string())?;
     let fabric = blocktorch::cpu::default_fabric();
-    let last = (job.program.consts.len() + job.program.ops.len() - 1) as u32;
-    let mut bare = Vec::new();
-    let mut full = Vec::new();
-    for _ in 0..runs + 1 {
-        let t = Instant::now();
-        replay_values(&job, fabric, &[last]).map_err(|e| e.to_string())?;
-        bare.push(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        execute(&job, fabric, cross()).map_err(|e| e.to_string())?;
-        full.push(t.elapsed().as_secs_f64());
-    }
-    bare.remove(0);
-    full.remove(0);
-    let (b, f) = (median(bare), median(full));
+    let (b, f) = bare_and_full(&job, fabric, runs)?;
     println!(
         "{{\"bench\":\"job-exec\",\"example\":\"{example}\",\"fabric\":\"{}\",\"runs\":{runs},\"ops\":{},\"bare_ms\":{:.2},\"executor_ms\":{:.2},\"overhead_pct\":{:.1}}}",
         fabric.device_description(),
@@ -231,19 +236,7 @@ pub fn bench_minilm(dir: &str, batch: usize, runs: usize) -> Result<(), String> 
     let fabric = blocktorch::cpu::default_fabric();
     let job =
         Job::new(fabric.kernel_variant_digest(), d, program, input).map_err(|e| e.to_string())?;
-    let last = (job.program.consts.len() + job.program.ops.len() - 1) as u32;
-    let (mut bare, mut full) = (Vec::new(), Vec::new());
-    for _ in 0..runs + 1 {
-        let t = Instant::now();
-        replay_values(&job, fabric, &[last]).map_err(|e| e.to_string())?;
-        bare.push(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        execute(&job, fabric, cross()).map_err(|e| e.to_string())?;
-        full.push(t.elapsed().as_secs_f64());
-    }
-    bare.remove(0);
-    full.remove(0);
-    let (b, f) = (median(bare), median(full));
+    let (b, f) = bare_and_full(&job, fabric, runs)?;
     println!(
         "{{\"bench\":\"minilm\",\"fabric\":\"{}\",\"batch\":{batch},\"seq\":128,\"runs\":{runs},\"ops\":{},\"build_ms\":{build_ms:.0},\"bare_ms\":{:.1},\"executor_ms\":{:.1},\"sentences_per_s_trace_off\":{:.1},\"sentences_per_s_trace_on\":{:.1},\"trace_overhead_pct\":{:.1}}}",
         fabric.device_description(),

@@ -72,56 +72,28 @@ pub fn numel(shape: &[usize]) -> Result<usize> {
         .ok_or_else(|| bad("shape", format!("{shape:?} holds too many elements")))
 }
 
-/// NumPy broadcasting of two shapes.
+/// NumPy broadcasting of two shapes (the runtime's rule).
 pub fn broadcast(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
-    let rank = a.len().max(b.len());
-    let mut out = vec![0; rank];
-    for (i, o) in out.iter_mut().enumerate() {
-        let da = if i + a.len() >= rank {
-            a[i + a.len() - rank]
-        } else {
-            1
-        };
-        let db = if i + b.len() >= rank {
-            b[i + b.len() - rank]
-        } else {
-            1
-        };
-        *o = match (da, db) {
-            (x, y) if x == y => x,
-            (1, y) => y,
-            (x, 1) => x,
-            _ => return Err(bad(op, format!("shapes {a:?} and {b:?} do not broadcast"))),
-        };
-    }
-    Ok(out)
+    blocktorch::layout::broadcast_shapes(op, a, b)
+        .map_err(|_| bad(op, format!("shapes {a:?} and {b:?} do not broadcast")))
 }
 
 /// For each element of `out` (row-major), the flat index of the element of a tensor of
-/// shape `from` that broadcasting reads.
+/// shape `from` that broadcasting reads: a strided walk with stride 0 on the stretched
+/// and the leading dims.
 fn broadcast_index(from: &[usize], out: &[usize]) -> Vec<usize> {
-    let n: usize = out.iter().product();
     let strides = contiguous_strides(from);
     let lead = out.len() - from.len();
-    let mut idx = Vec::with_capacity(n);
-    let mut pos = vec![0usize; out.len()];
-    for _ in 0..n {
-        let mut flat = 0;
-        for (d, &p) in pos.iter().enumerate().skip(lead) {
-            if from[d - lead] != 1 {
-                flat += p * strides[d - lead];
+    let src: Vec<usize> = (0..out.len())
+        .map(|d| {
+            if d < lead || from[d - lead] == 1 {
+                0
+            } else {
+                strides[d - lead]
             }
-        }
-        idx.push(flat);
-        for d in (0..out.len()).rev() {
-            pos[d] += 1;
-            if pos[d] < out[d] {
-                break;
-            }
-            pos[d] = 0;
-        }
-    }
-    idx
+        })
+        .collect();
+    gather_strided(out, &src, 0)
 }
 
 impl HostTensor {
