@@ -16,6 +16,11 @@ fn env_path(k: &str) -> Option<PathBuf> {
     std::env::var_os(k).map(PathBuf::from)
 }
 
+/// The fastest CPU path with 2 threads.
+fn two_threads() -> CpuFabric {
+    CpuFabric::new(CpuConfig::new(CpuConfig::from_env().expect("cpu").simd, 2)).expect("fabric")
+}
+
 fn rows(v: &Value) -> Vec<Vec<f64>> {
     v.as_array()
         .expect("rows")
@@ -72,8 +77,7 @@ fn minilm_embeddings_match_independent_references_bit_identically_everywhere() {
     };
     let program = bert.build(shape, Pooling::MeanNormalized).expect("build");
     let reference_fabric = CpuFabric::reference();
-    let fast = CpuFabric::new(CpuConfig::new(CpuConfig::from_env().expect("cpu").simd, 2))
-        .expect("fabric");
+    let fast = two_threads();
     let opts = ExecOptions {
         replay: ReplayMode::CrossFabric,
         profile: false,
@@ -191,8 +195,7 @@ fn the_onnx_export_of_minilm_imports_and_agrees() {
     let mask = ints(e.mask.iter().map(|&x| x as i64).collect());
     let types = ints(vec![0; n * 128]);
     let (d, input) = m.job_input(&[ids, mask, types]).expect("bind");
-    let fabric = CpuFabric::new(CpuConfig::new(CpuConfig::from_env().expect("cpu").simd, 2))
-        .expect("fabric");
+    let fabric = two_threads();
     let opts = ExecOptions {
         replay: ReplayMode::CrossFabric,
         profile: false,

@@ -59,6 +59,9 @@ pub struct HostTensor {
     pub values: HostValues,
 }
 
+/// Pairs of integers read by a broadcast binary op, in output order.
+type IntPairs = Vec<(i64, i64)>;
+
 fn bad(op: &'static str, message: String) -> ModelError {
     ModelError::Fold { op, message }
 }
@@ -315,6 +318,22 @@ impl HostTensor {
         }
     }
 
+    /// The broadcast shape of two int (or bool) tensors and, for each of its elements
+    /// in row-major order, the pair of values broadcasting reads.
+    fn int_pairs(
+        op: &'static str,
+        a: &HostTensor,
+        b: &HostTensor,
+    ) -> Result<(Vec<usize>, IntPairs)> {
+        let (x, y) = (a.as_ints(op)?, b.as_ints(op)?);
+        let shape = broadcast(op, &a.shape, &b.shape)?;
+        numel(&shape)?;
+        let ia = broadcast_index(&a.shape, &shape);
+        let ib = broadcast_index(&b.shape, &shape);
+        let pairs = ia.iter().zip(&ib).map(|(&i, &j)| (x[i], y[j])).collect();
+        Ok((shape, pairs))
+    }
+
     /// An elementwise function of two int tensors, broadcast.
     pub fn zip_ints(
         op: &'static str,
@@ -322,23 +341,11 @@ impl HostTensor {
         b: &HostTensor,
         f: impl Fn(i64, i64) -> Option<i64>,
     ) -> Result<HostTensor> {
-        let (x, y) = (a.as_ints(op)?, b.as_ints(op)?);
-        let shape = broadcast(op, &a.shape, &b.shape)?;
-        numel(&shape)?;
-        let (ia, ib) = (
-            broadcast_index(&a.shape, &shape),
-            broadcast_index(&b.shape, &shape),
-        );
-        let v = ia
-            .iter()
-            .zip(&ib)
-            .map(|(&i, &j)| {
-                f(x[i], y[j]).ok_or_else(|| {
-                    bad(
-                        op,
-                        format!("{} and {} overflow or divide by zero", x[i], y[j]),
-                    )
-                })
+        let (shape, pairs) = HostTensor::int_pairs(op, a, b)?;
+        let v = pairs
+            .into_iter()
+            .map(|(p, q)| {
+                f(p, q).ok_or_else(|| bad(op, format!("{p} and {q} overflow or divide by zero")))
             })
             .collect::<Result<Vec<i64>>>()?;
         Ok(HostTensor {
@@ -354,16 +361,10 @@ impl HostTensor {
         b: &HostTensor,
         f: impl Fn(i64, i64) -> bool,
     ) -> Result<HostTensor> {
-        let (x, y) = (a.as_ints(op)?, b.as_ints(op)?);
-        let shape = broadcast(op, &a.shape, &b.shape)?;
-        numel(&shape)?;
-        let (ia, ib) = (
-            broadcast_index(&a.shape, &shape),
-            broadcast_index(&b.shape, &shape),
-        );
+        let (shape, pairs) = HostTensor::int_pairs(op, a, b)?;
         Ok(HostTensor {
             shape,
-            values: HostValues::Bool(ia.iter().zip(&ib).map(|(&i, &j)| f(x[i], y[j])).collect()),
+            values: HostValues::Bool(pairs.into_iter().map(|(p, q)| f(p, q)).collect()),
         })
     }
 

@@ -229,35 +229,38 @@ pub fn tensor_from_proto(t: &proto::TensorProto) -> Result<HostTensor> {
     HostTensor::new(shape, values).map_err(|e| err(e.to_string()))
 }
 
-/// Decodes a serialized `TensorProto` (the backend tests' `input_N.pb`).
-pub fn tensor_from_bytes(bytes: &[u8]) -> Result<HostTensor> {
+/// Decodes one protobuf message of at most `ONNX_BYTES_MAX` bytes; `what` names it in
+/// errors.
+fn decode_capped<M: Message + Default>(
+    bytes: &[u8],
+    what: &'static str,
+    size: &'static str,
+) -> Result<M> {
     if bytes.len() as u64 > ONNX_BYTES_MAX {
         return Err(ModelError::TooLarge {
-            what: "tensor file bytes",
+            what: size,
             got: bytes.len() as u64,
             max: ONNX_BYTES_MAX,
         });
     }
-    let t = proto::TensorProto::decode(bytes).map_err(|e| ModelError::Malformed {
-        what: "ONNX tensor",
+    M::decode(bytes).map_err(|e| ModelError::Malformed {
+        what,
         message: e.to_string(),
-    })?;
-    tensor_from_proto(&t)
+    })
+}
+
+/// Decodes a serialized `TensorProto` (the backend tests' `input_N.pb`).
+pub fn tensor_from_bytes(bytes: &[u8]) -> Result<HostTensor> {
+    tensor_from_proto(&decode_capped::<proto::TensorProto>(
+        bytes,
+        "ONNX tensor",
+        "tensor file bytes",
+    )?)
 }
 
 /// Decodes an ONNX file's bytes.
 pub fn decode_model(bytes: &[u8]) -> Result<proto::ModelProto> {
-    if bytes.len() as u64 > ONNX_BYTES_MAX {
-        return Err(ModelError::TooLarge {
-            what: "ONNX file bytes",
-            got: bytes.len() as u64,
-            max: ONNX_BYTES_MAX,
-        });
-    }
-    let model = proto::ModelProto::decode(bytes).map_err(|e| ModelError::Malformed {
-        what: "ONNX model",
-        message: e.to_string(),
-    })?;
+    let model: proto::ModelProto = decode_capped(bytes, "ONNX model", "ONNX file bytes")?;
     if model.graph.is_none() {
         return Err(ModelError::Malformed {
             what: "ONNX model",
