@@ -86,6 +86,11 @@ pub fn import(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     let src = a.positionals[0].as_str();
     let out = a.required("--out")?;
     let path = Path::new(src);
+    if !path.exists() {
+        return Err(CliError::fail(format!(
+            "{src}: no such file or directory (give an ONNX file or a model directory)"
+        )));
+    }
     let started = Instant::now();
     let is_onnx = path.is_file() && !src.ends_with(".safetensors");
     let (program, inputs, kind) = if is_onnx {
