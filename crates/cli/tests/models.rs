@@ -227,6 +227,12 @@ fn bad_models_fail_with_one_line() {
         1,
         "malformed ONNX model",
     );
+    let missing = dir.path().join("missing.onnx");
+    fails(
+        &["model", "import", s(&missing), "-o", s(&out)],
+        1,
+        "missing.onnx: no such file or directory",
+    );
 
     let mut m = tb_models::onnx::decode_model(ATTENTION).unwrap();
     let node = &mut m.graph.as_mut().unwrap().node[5];
