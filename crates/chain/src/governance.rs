@@ -292,7 +292,7 @@ pub struct ShadowReport {
 
 fn get<T: BorshDeserialize + BorshSerialize, S: StateRead + ?Sized>(s: &S, k: &[u8]) -> Option<T> {
     s.get_raw(k).map(|b| {
-        decode(b, GOVERNANCE_RECORD_BYTES_MAX).expect("the state holds valid governance records")
+        decode(&b, GOVERNANCE_RECORD_BYTES_MAX).expect("the state holds valid governance records")
     })
 }
 

@@ -11,12 +11,17 @@
 //! | `M` ‖ kind ‖ …         | the compute market (`crate::market::records`) |
 //! | `G` ‖ kind ‖ …         | governance: proposals, votes, the active market parameters, schedules, shadow reports (`crate::governance`) |
 //!
-//! The whole map is held in memory, ordered so index records can be scanned by
-//! prefix; `tb-store` keeps the durable copy and rebuilds the trie when it opens.
+//! A [`State`] is a view: committed entries and trie nodes come from a
+//! [`StateBackend`] (the store's redb tables behind a bounded cache, or nothing for a
+//! state held in memory), and the writes since the last commit are held here until
+//! the store writes them ([`State::commit_batch`], [`State::committed`]). The crate
+//! does no IO: the backend is supplied from outside.
 
-use crate::trie::{key_hash, value_hash, Trie};
+use crate::trie::{key_hash, value_hash, Child, InnerNode, NodePos, NodeSource, Trie};
 use borsh::{BorshDeserialize, BorshSerialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tb_primitives::{decode, encode, Address, Id};
 
 /// A balance-holding account.
@@ -60,7 +65,8 @@ pub fn totals_key() -> Vec<u8> {
     b"Tburned".to_vec()
 }
 
-/// Upper bound on a stored value's size (all values are small records).
+/// Upper bound on a stored value's size (all values are small records, but for the
+/// chunks of published objects, which are read through [`StateRead::get_raw`] alone).
 pub const STATE_VALUE_BYTES_MAX: usize = 1024;
 
 /// A list of writes: `None` deletes. Sorted by key, so it is canonical.
@@ -68,7 +74,9 @@ pub type Changes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 /// Read access shared by the state and overlays.
 pub trait StateRead {
-    fn get_raw(&self, key: &[u8]) -> Option<&[u8]>;
+    /// A value: borrowed when it is held in memory, owned when it was read from
+    /// the backend.
+    fn get_raw(&self, key: &[u8]) -> Option<Cow<'_, [u8]>>;
 
     /// Every entry whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)>;
@@ -79,85 +87,230 @@ pub trait StateRead {
 
     fn account(&self, a: &Address) -> Account {
         self.get_raw(&account_key(a))
-            .map(|b| decode(b, STATE_VALUE_BYTES_MAX).expect("state holds valid accounts"))
+            .map(|b| decode(&b, STATE_VALUE_BYTES_MAX).expect("state holds valid accounts"))
             .unwrap_or_default()
     }
 
     fn handle_owner(&self, handle: &str) -> Option<Address> {
         self.get_raw(&handle_key(handle))
-            .map(|b| decode(b, STATE_VALUE_BYTES_MAX).expect("state holds valid addresses"))
+            .map(|b| decode(&b, STATE_VALUE_BYTES_MAX).expect("state holds valid addresses"))
     }
 
     fn handle_of(&self, a: &Address) -> Option<String> {
         self.get_raw(&reverse_handle_key(a))
-            .map(|b| decode(b, STATE_VALUE_BYTES_MAX).expect("state holds valid handles"))
+            .map(|b| decode(&b, STATE_VALUE_BYTES_MAX).expect("state holds valid handles"))
     }
 
     fn totals(&self) -> Totals {
         self.get_raw(&totals_key())
-            .map(|b| decode(b, STATE_VALUE_BYTES_MAX).expect("state holds valid totals"))
+            .map(|b| decode(&b, STATE_VALUE_BYTES_MAX).expect("state holds valid totals"))
             .unwrap_or_default()
     }
 }
 
-/// The full ledger state.
+/// The smallest key greater than every key that starts with `prefix` (`None`: no
+/// such key, the prefix is all `0xFF`).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Committed state, supplied from outside the crate: the store's tables, or nothing.
+///
+/// Reads cannot fail here: a backend that meets an IO error or a damaged record
+/// answers as if the entry were absent and reports it through
+/// [`StateBackend::fault`]; the store checks the fault before it commits anything
+/// computed from such reads, so a failed read can refuse an import but never make a
+/// wrong block valid or a valid block invalid.
+pub trait StateBackend: NodeSource + Send + Sync {
+    /// A committed value.
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+    /// Committed entries with `lo ≤ key < hi` (`hi = None`: no upper bound), in key order.
+    fn range(&self, lo: &[u8], hi: Option<&[u8]>) -> Vec<(Vec<u8>, Vec<u8>)>;
+    /// The committed trie root.
+    fn root(&self) -> Option<Child>;
+    /// The first read that failed since the backend was opened, if any.
+    fn fault(&self) -> Option<String> {
+        None
+    }
+}
+
+/// The backend of a state held wholly in memory: it holds nothing.
+struct Nothing;
+
+impl NodeSource for Nothing {
+    fn node(&self, _: &NodePos) -> Option<InnerNode> {
+        None
+    }
+}
+
+impl StateBackend for Nothing {
+    fn get(&self, _: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+    fn range(&self, _: &[u8], _: Option<&[u8]>) -> Vec<(Vec<u8>, Vec<u8>)> {
+        Vec::new()
+    }
+    fn root(&self) -> Option<Child> {
+        None
+    }
+}
+
+/// What the store writes to make its backend hold the state: the entries and trie
+/// nodes written since the last commit (`None` deletes) and the new root.
 #[derive(Clone, Debug, Default)]
+pub struct Commit {
+    /// Sorted by key.
+    pub entries: Changes,
+    /// Sorted by position.
+    pub nodes: Vec<(NodePos, Option<InnerNode>)>,
+    pub root: Option<Child>,
+}
+
+/// The ledger state: committed entries in a backend, newer writes in memory, and the
+/// trie over both.
+///
+/// A clone shares the backend: it is a snapshot for as long as the store does not
+/// commit under it. [`State::new`] is a state held wholly in memory (tests, the dev
+/// chain, benchmarks), where nothing is ever committed.
+#[derive(Clone)]
 pub struct State {
-    /// Ordered, so that index records can be scanned by prefix.
-    kv: BTreeMap<Vec<u8>, Vec<u8>>,
+    backend: Arc<dyn StateBackend>,
+    /// Writes since the last commit; `None` deletes.
+    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The backend holds something (deletes are then kept as tombstones).
+    persistent: bool,
     trie: Trie,
 }
 
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("pending", &self.pending.len())
+            .field("persistent", &self.persistent)
+            .field("trie_working_set", &self.trie.working_set())
+            .finish()
+    }
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            backend: Arc::new(Nothing),
+            pending: BTreeMap::new(),
+            persistent: false,
+            trie: Trie::new(),
+        }
+    }
+}
+
+/// Merges newer writes (`None` deletes) over older entries, both in key order.
+fn merge<'a>(
+    base: Vec<(Vec<u8>, Vec<u8>)>,
+    over: impl Iterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut over = over.peekable();
+    if over.peek().is_none() {
+        return base;
+    }
+    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
+    for (k, v) in over {
+        match v {
+            Some(v) => {
+                merged.insert(k.clone(), v.clone());
+            }
+            None => {
+                merged.remove(k);
+            }
+        }
+    }
+    merged.into_iter().collect()
+}
+
 impl StateRead for State {
-    fn get_raw(&self, key: &[u8]) -> Option<&[u8]> {
-        self.kv.get(key).map(|v| v.as_slice())
+    fn get_raw(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
+        match self.pending.get(key) {
+            Some(v) => v.as_deref().map(Cow::Borrowed),
+            None if self.persistent => self.backend.get(key).map(Cow::Owned),
+            None => None,
+        }
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        self.kv
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        let end = prefix_end(prefix);
+        let base = if self.persistent {
+            self.backend.range(prefix, end.as_deref())
+        } else {
+            Vec::new()
+        };
+        merge(
+            base,
+            self.pending
+                .range(prefix.to_vec()..)
+                .take_while(|(k, _)| k.starts_with(prefix)),
+        )
     }
 
     fn scan_range(&self, lo: &[u8], hi: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         if lo >= hi {
             return vec![];
         }
-        self.kv
-            .range(lo.to_vec()..hi.to_vec())
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        let base = if self.persistent {
+            self.backend.range(lo, Some(hi))
+        } else {
+            Vec::new()
+        };
+        merge(base, self.pending.range(lo.to_vec()..hi.to_vec()))
     }
 }
 
 impl State {
+    /// An empty state held in memory.
     pub fn new() -> State {
         State::default()
     }
 
-    /// Rebuilds a state from stored entries.
+    /// The state committed in `backend`.
+    pub fn with_backend(backend: Arc<dyn StateBackend>) -> State {
+        let root = backend.root();
+        State {
+            backend,
+            pending: BTreeMap::new(),
+            persistent: true,
+            trie: Trie::with_root(root),
+        }
+    }
+
+    /// A state in memory holding `entries`.
     pub fn from_entries(entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> State {
         let mut s = State::new();
-        for (k, v) in entries {
-            s.trie.insert(key_hash(&k), value_hash(&v));
-            s.kv.insert(k, v);
-        }
+        let changes: Changes = entries.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        s.apply(&changes);
         s
     }
 
     /// Applies writes in order.
     pub fn apply(&mut self, changes: &Changes) {
+        let src: &dyn StateBackend = &*self.backend;
         for (k, v) in changes {
             match v {
                 Some(v) => {
-                    self.trie.insert(key_hash(k), value_hash(v));
-                    self.kv.insert(k.clone(), v.clone());
+                    self.trie.insert(src, key_hash(k), value_hash(v));
+                    self.pending.insert(k.clone(), Some(v.clone()));
                 }
                 None => {
-                    self.trie.remove(&key_hash(k));
-                    self.kv.remove(k);
+                    self.trie.remove(src, &key_hash(k));
+                    if self.persistent {
+                        self.pending.insert(k.clone(), None);
+                    } else {
+                        self.pending.remove(k);
+                    }
                 }
             }
         }
@@ -168,29 +321,73 @@ impl State {
         self.trie.root_hash()
     }
 
+    /// Why the state cannot be trusted, if a read from the backend failed or a trie
+    /// node it should hold was missing. The store refuses to commit from such a state.
+    pub fn fault(&self) -> Option<String> {
+        if let Some(f) = self.backend.fault() {
+            return Some(f);
+        }
+        self.trie.missing().map(|p| {
+            let hex: String = p.iter().map(|b| format!("{b:02x}")).collect();
+            format!("trie node {hex} is missing from the store")
+        })
+    }
+
+    /// Writes held in memory since the last commit.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// What the store must write to hold this state. Nothing is forgotten until
+    /// [`State::committed`], so a failed write loses nothing.
+    pub fn commit_batch(&mut self) -> Commit {
+        let (nodes, root) = self.trie.commit_nodes();
+        Commit {
+            entries: self
+                .pending
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            nodes,
+            root,
+        }
+    }
+
+    /// The backend now holds the last [`State::commit_batch`]: drop the copies held
+    /// here. Only for a state made by [`State::with_backend`].
+    pub fn committed(&mut self) {
+        debug_assert!(self.persistent, "a state in memory has nothing to commit to");
+        self.pending.clear();
+        self.trie.committed();
+    }
+
+    /// Every entry, in key order (walks the whole state).
+    pub fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let base = if self.persistent {
+            self.backend.range(&[], None)
+        } else {
+            Vec::new()
+        };
+        merge(base, self.pending.iter())
+    }
+
+    /// Number of entries (walks the whole state).
     pub fn len(&self) -> usize {
-        self.kv.len()
+        self.entries().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.kv.is_empty()
-    }
-
-    /// Every entry (unordered).
-    pub fn entries(&self) -> impl Iterator<Item = (&Vec<u8>, &Vec<u8>)> {
-        self.kv.iter()
+        self.trie.is_empty()
     }
 
     /// Sum of all account balances: `(consumer, industrial)`.
     pub fn balance_sums(&self) -> (u128, u128) {
         let mut c = 0u128;
         let mut i = 0u128;
-        for (k, v) in &self.kv {
-            if k.first() == Some(&b'A') {
-                let a: Account = decode(v, STATE_VALUE_BYTES_MAX).expect("valid account");
-                c += a.consumer as u128;
-                i += a.industrial as u128;
-            }
+        for (_, v) in self.scan_prefix(b"A") {
+            let a: Account = decode(&v, STATE_VALUE_BYTES_MAX).expect("valid account");
+            c += a.consumer as u128;
+            i += a.industrial as u128;
         }
         (c, i)
     }
@@ -203,51 +400,31 @@ pub struct Overlay<'a> {
 }
 
 impl StateRead for Overlay<'_> {
-    fn get_raw(&self, key: &[u8]) -> Option<&[u8]> {
+    fn get_raw(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
         match self.writes.get(key) {
-            Some(v) => v.as_deref(),
+            Some(v) => v.as_deref().map(Cow::Borrowed),
             None => self.base.get_raw(key),
         }
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         // The base's entries, overridden (or deleted) by the buffered writes.
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
-            self.base.scan_prefix(prefix).into_iter().collect();
-        for (k, v) in self
-            .writes
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-        {
-            match v {
-                Some(v) => {
-                    merged.insert(k.clone(), v.clone());
-                }
-                None => {
-                    merged.remove(k);
-                }
-            }
-        }
-        merged.into_iter().collect()
+        merge(
+            self.base.scan_prefix(prefix),
+            self.writes
+                .range(prefix.to_vec()..)
+                .take_while(|(k, _)| k.starts_with(prefix)),
+        )
     }
 
     fn scan_range(&self, lo: &[u8], hi: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         if lo >= hi {
             return vec![];
         }
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
-            self.base.scan_range(lo, hi).into_iter().collect();
-        for (k, v) in self.writes.range(lo.to_vec()..hi.to_vec()) {
-            match v {
-                Some(v) => {
-                    merged.insert(k.clone(), v.clone());
-                }
-                None => {
-                    merged.remove(k);
-                }
-            }
-        }
-        merged.into_iter().collect()
+        merge(
+            self.base.scan_range(lo, hi),
+            self.writes.range(lo.to_vec()..hi.to_vec()),
+        )
     }
 }
 

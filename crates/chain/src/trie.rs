@@ -1,5 +1,5 @@
 //! The authenticated state structure: a crit-bit (binary Patricia) Merkle trie
-//! over 256-bit key hashes.
+//! over 256-bit key hashes, whose inner nodes can live on disk.
 //!
 //! The root is a function of the set of `(key, value)` pairs only — the
 //! crit-bit trie of a set is unique — so any node that holds the same state
@@ -12,33 +12,147 @@
 //! * empty root = 32 zero bytes
 //!
 //! Bits are numbered from the most significant bit of byte 0. An inner node's
-//! left subtree holds the keys whose crit bit is 0. Updating `k` keys costs
-//! `O(k · depth)` hashes, with depth about `log2(n)` for `n` random key
-//! hashes: proportional to what a block changes, not to the state's size.
+//! left subtree holds the keys whose crit bit is 0.
+//!
+//! **Storage.** An inner node is named by its *position*, [`NodePos`]: the key
+//! prefix its leaves share (the key hash with every bit from the crit bit on set to
+//! zero) followed by the crit bit (u16 big-endian). Positions never move: inserting
+//! a key adds one node above an existing subtree, removing one deletes its parent,
+//! and no other node changes its name. A stored node holds its two children as
+//! [`Child`] references, each with the child's hash, so a node is rehashed from its
+//! own record without reading its siblings. Leaves are not stored apart: a parent's
+//! reference to a leaf carries the key hash and the leaf hash. Updating `k` keys
+//! reads and rewrites `O(k · depth)` nodes, with depth about `log2(n)` for `n`
+//! random key hashes: proportional to what a block changes, not to the state's size.
+//! Positions sort by prefix, so the nodes of one subtree are neighbours on disk.
+//!
+//! The trie reads committed nodes from a [`NodeSource`] (the store, or nothing for
+//! a state held in memory) and keeps the nodes it touched since the last commit in a
+//! working set; [`Trie::commit_nodes`] lists what changed and [`Trie::committed`]
+//! forgets the working set once the source holds it.
 
+use std::collections::HashMap;
 use tb_primitives::{blake3_id, Id};
 
-#[derive(Clone, Debug)]
-enum Node {
-    Leaf {
-        key: [u8; 32],
-        hash: Id,
-    },
-    Inner {
-        bit: u16,
-        child: [u32; 2],
-        hash: Id,
-        dirty: bool,
-    },
+/// Where an inner node lives: shared key prefix (32 bytes, bits from the crit bit on
+/// zero) ‖ crit bit (u16 big-endian).
+pub type NodePos = [u8; 34];
+
+/// Encoded size of a [`Child`].
+pub const CHILD_BYTES: usize = 67;
+/// Encoded size of an [`InnerNode`].
+pub const NODE_BYTES: usize = 2 * CHILD_BYTES;
+
+/// A reference from a parent (or the root) to a child, with the child's hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Child {
+    Leaf { key: [u8; 32], hash: Id },
+    Inner { pos: NodePos, hash: Id },
 }
 
-/// The trie. Holds key hashes and leaf hashes only; values live in `State`.
+impl Child {
+    pub fn hash(&self) -> Id {
+        match self {
+            Child::Leaf { hash, .. } | Child::Inner { hash, .. } => *hash,
+        }
+    }
+
+    /// `0 ‖ key hash ‖ 0x0000 ‖ leaf hash` or `1 ‖ position ‖ node hash`.
+    pub fn encode(&self) -> [u8; CHILD_BYTES] {
+        let mut b = [0u8; CHILD_BYTES];
+        match self {
+            Child::Leaf { key, hash } => {
+                b[1..33].copy_from_slice(key);
+                b[35..].copy_from_slice(&hash.0);
+            }
+            Child::Inner { pos, hash } => {
+                b[0] = 1;
+                b[1..35].copy_from_slice(pos);
+                b[35..].copy_from_slice(&hash.0);
+            }
+        }
+        b
+    }
+
+    /// `None` for anything but the exact encoding.
+    pub fn decode(b: &[u8]) -> Option<Child> {
+        if b.len() != CHILD_BYTES {
+            return None;
+        }
+        let hash = Id(b[35..].try_into().ok()?);
+        match b[0] {
+            0 if b[33..35] == [0, 0] => Some(Child::Leaf {
+                key: b[1..33].try_into().ok()?,
+                hash,
+            }),
+            1 => Some(Child::Inner {
+                pos: b[1..35].try_into().ok()?,
+                hash,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A stored inner node: its two children. Its crit bit is in its position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InnerNode {
+    pub children: [Child; 2],
+}
+
+impl InnerNode {
+    pub fn encode(&self) -> [u8; NODE_BYTES] {
+        let mut b = [0u8; NODE_BYTES];
+        b[..CHILD_BYTES].copy_from_slice(&self.children[0].encode());
+        b[CHILD_BYTES..].copy_from_slice(&self.children[1].encode());
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Option<InnerNode> {
+        if b.len() != NODE_BYTES {
+            return None;
+        }
+        Some(InnerNode {
+            children: [
+                Child::decode(&b[..CHILD_BYTES])?,
+                Child::decode(&b[CHILD_BYTES..])?,
+            ],
+        })
+    }
+}
+
+/// Committed inner nodes, read by position.
+pub trait NodeSource {
+    fn node(&self, pos: &NodePos) -> Option<InnerNode>;
+}
+
+/// A source that holds nothing: the trie of a state kept in memory.
+pub struct NoNodes;
+
+impl NodeSource for NoNodes {
+    fn node(&self, _: &NodePos) -> Option<InnerNode> {
+        None
+    }
+}
+
+/// A node the trie touched since the last commit.
+#[derive(Clone, Debug)]
+struct Slot {
+    /// `None`: deleted.
+    node: Option<InnerNode>,
+    /// Its children's hashes may be stale (rehash before use).
+    dirty: bool,
+    /// Differs from the source (write it at the next commit).
+    changed: bool,
+}
+
+/// The trie: the root reference and the nodes touched since the last commit.
 #[derive(Clone, Debug, Default)]
 pub struct Trie {
-    nodes: Vec<Node>,
-    free: Vec<u32>,
-    root: Option<u32>,
-    len: usize,
+    root: Option<Child>,
+    work: HashMap<NodePos, Slot>,
+    /// A node the source should hold but does not (the store is damaged).
+    missing: Option<NodePos>,
 }
 
 #[inline]
@@ -46,14 +160,29 @@ fn bit_of(key: &[u8; 32], bit: u16) -> usize {
     ((key[(bit / 8) as usize] >> (7 - (bit % 8))) & 1) as usize
 }
 
-fn first_diff_bit(a: &[u8; 32], b: &[u8; 32]) -> u16 {
-    for i in 0..32 {
+/// The first bit where two distinct keys differ.
+fn first_diff_bit(a: &[u8; 32], b: &[u8; 32]) -> Option<u16> {
+    (0..32).find_map(|i| {
         let x = a[i] ^ b[i];
-        if x != 0 {
-            return (i as u16) * 8 + x.leading_zeros() as u16;
-        }
+        (x != 0).then(|| (i as u16) * 8 + x.leading_zeros() as u16)
+    })
+}
+
+/// The position of the inner node at `bit` above `key`.
+pub fn node_pos(key: &[u8; 32], bit: u16) -> NodePos {
+    let mut p = [0u8; 34];
+    let whole = (bit / 8) as usize;
+    p[..whole].copy_from_slice(&key[..whole]);
+    if bit % 8 != 0 {
+        p[whole] = key[whole] & (0xFFu8 << (8 - bit % 8));
     }
-    unreachable!("called only for distinct keys")
+    p[32..].copy_from_slice(&bit.to_be_bytes());
+    p
+}
+
+/// The crit bit of the node at `pos`.
+pub fn pos_bit(pos: &NodePos) -> u16 {
+    u16::from_be_bytes([pos[32], pos[33]])
 }
 
 /// Hash of a state key.
@@ -66,14 +195,16 @@ pub fn value_hash(value: &[u8]) -> Id {
     blake3_id(b"TB/state-value/v1", value)
 }
 
-fn leaf_hash(key: &[u8; 32], vh: &Id) -> Id {
+/// A leaf's hash.
+pub fn leaf_hash(key: &[u8; 32], vh: &Id) -> Id {
     let mut b = [0u8; 64];
     b[..32].copy_from_slice(key);
     b[32..].copy_from_slice(&vh.0);
     blake3_id(b"TB/trie-leaf/v1", &b)
 }
 
-fn inner_hash(bit: u16, l: &Id, r: &Id) -> Id {
+/// An inner node's hash.
+pub fn inner_hash(bit: u16, l: &Id, r: &Id) -> Id {
     let mut b = [0u8; 66];
     b[..2].copy_from_slice(&bit.to_le_bytes());
     b[2..34].copy_from_slice(&l.0);
@@ -82,162 +213,221 @@ fn inner_hash(bit: u16, l: &Id, r: &Id) -> Id {
 }
 
 impl Trie {
+    /// An empty trie.
     pub fn new() -> Trie {
         Trie::default()
     }
 
-    /// Number of leaves.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn alloc(&mut self, n: Node) -> u32 {
-        if let Some(i) = self.free.pop() {
-            self.nodes[i as usize] = n;
-            i
-        } else {
-            self.nodes.push(n);
-            (self.nodes.len() - 1) as u32
+    /// The trie whose committed root is `root` (its nodes are in the source).
+    pub fn with_root(root: Option<Child>) -> Trie {
+        Trie {
+            root,
+            ..Trie::default()
         }
     }
 
-    fn set_child(&mut self, parent: Option<(u32, usize)>, to: u32) {
+    /// A node the source should have held and did not, if any operation met one:
+    /// the trie is then unusable (the store is damaged).
+    pub fn missing(&self) -> Option<NodePos> {
+        self.missing
+    }
+
+    /// No keys.
+    pub fn is_empty(&self) -> bool {
+        self.root.is_none()
+    }
+
+    /// Nodes touched since the last commit.
+    pub fn working_set(&self) -> usize {
+        self.work.len()
+    }
+
+    fn load(&mut self, src: &dyn NodeSource, pos: &NodePos) -> Option<InnerNode> {
+        if let Some(s) = self.work.get(pos) {
+            if s.node.is_none() {
+                self.missing = Some(*pos);
+            }
+            return s.node;
+        }
+        match src.node(pos) {
+            Some(n) => {
+                self.work.insert(
+                    *pos,
+                    Slot {
+                        node: Some(n),
+                        dirty: false,
+                        changed: false,
+                    },
+                );
+                Some(n)
+            }
+            None => {
+                self.missing = Some(*pos);
+                None
+            }
+        }
+    }
+
+    fn put(&mut self, pos: NodePos, node: Option<InnerNode>) {
+        self.work.insert(
+            pos,
+            Slot {
+                node,
+                dirty: node.is_some(),
+                changed: true,
+            },
+        );
+    }
+
+    /// Marks a loaded node on the path stale and changed.
+    fn touch(&mut self, pos: &NodePos) {
+        if let Some(s) = self.work.get_mut(pos) {
+            s.dirty = true;
+            s.changed = true;
+        }
+    }
+
+    /// Points `parent`'s child on `side` (or the root) at `to`.
+    fn set_child(&mut self, parent: Option<(NodePos, usize)>, to: Child) {
         match parent {
             None => self.root = Some(to),
             Some((p, side)) => {
-                if let Node::Inner { child, .. } = &mut self.nodes[p as usize] {
-                    child[side] = to;
+                if let Some(Slot {
+                    node: Some(n),
+                    dirty,
+                    changed,
+                }) = self.work.get_mut(&p)
+                {
+                    n.children[side] = to;
+                    *dirty = true;
+                    *changed = true;
                 }
             }
         }
     }
 
-    fn mark(&mut self, n: u32) {
-        if let Node::Inner { dirty, .. } = &mut self.nodes[n as usize] {
-            *dirty = true;
+    /// The walk from the root towards `key`: the inner nodes passed (position and the
+    /// side taken) and the leaf reached. `None` on an empty trie or a missing node.
+    fn walk(
+        &mut self,
+        src: &dyn NodeSource,
+        key: &[u8; 32],
+    ) -> Option<(Vec<(NodePos, usize)>, [u8; 32])> {
+        let mut cur = self.root?;
+        let mut path = Vec::with_capacity(40);
+        loop {
+            match cur {
+                Child::Leaf { key: near, .. } => return Some((path, near)),
+                Child::Inner { pos, .. } => {
+                    let n = self.load(src, &pos)?;
+                    let side = bit_of(key, pos_bit(&pos));
+                    path.push((pos, side));
+                    cur = n.children[side];
+                }
+            }
         }
     }
 
     /// Sets the value hash for `key` (a key hash), inserting it if new.
-    pub fn insert(&mut self, key: [u8; 32], vh: Id) {
-        let hash = leaf_hash(&key, &vh);
-        let Some(root) = self.root else {
-            let l = self.alloc(Node::Leaf { key, hash });
-            self.root = Some(l);
-            self.len = 1;
+    pub fn insert(&mut self, src: &dyn NodeSource, key: [u8; 32], vh: Id) {
+        let leaf = Child::Leaf {
+            key,
+            hash: leaf_hash(&key, &vh),
+        };
+        if self.root.is_none() {
+            self.root = Some(leaf);
+            return;
+        }
+        let Some((path, near)) = self.walk(src, &key) else {
+            return; // a missing node: recorded
+        };
+        let Some(crit) = first_diff_bit(&key, &near) else {
+            // The key is present: replace its leaf.
+            for (p, _) in &path {
+                self.touch(p);
+            }
+            self.set_child(path.last().copied(), leaf);
             return;
         };
-        // Closest existing leaf.
-        let mut n = root;
-        while let Node::Inner { bit, child, .. } = &self.nodes[n as usize] {
-            n = child[bit_of(&key, *bit)];
-        }
-        let Node::Leaf { key: near, .. } = self.nodes[n as usize] else {
-            unreachable!("the walk ends at a leaf")
+        // The new node goes above the first node on the path whose bit is past `crit`.
+        let j = path
+            .iter()
+            .position(|(p, _)| pos_bit(p) > crit)
+            .unwrap_or(path.len());
+        let parent = j.checked_sub(1).map(|i| path[i]);
+        let displaced = match parent {
+            None => self.root.expect("checked non-empty"),
+            Some((p, side)) => {
+                self.work.get(&p).and_then(|s| s.node).expect("loaded by the walk").children[side]
+            }
         };
-        let crit = if near == key {
-            None
+        for (p, _) in &path[..j] {
+            self.touch(p);
+        }
+        let pos = node_pos(&key, crit);
+        let children = if bit_of(&key, crit) == 0 {
+            [leaf, displaced]
         } else {
-            Some(first_diff_bit(&key, &near))
+            [displaced, leaf]
         };
-        // Walk again, marking the path, down to the slot.
-        let limit = crit.unwrap_or(u16::MAX);
-        let mut parent = None;
-        let mut n = root;
-        while let Node::Inner { bit, child, .. } = self.nodes[n as usize] {
-            if bit >= limit {
-                break;
-            }
-            self.mark(n);
-            let side = bit_of(&key, bit);
-            parent = Some((n, side));
-            n = child[side];
-        }
-        match crit {
-            None => self.nodes[n as usize] = Node::Leaf { key, hash },
-            Some(crit) => {
-                let leaf = self.alloc(Node::Leaf { key, hash });
-                let child = if bit_of(&key, crit) == 0 {
-                    [leaf, n]
-                } else {
-                    [n, leaf]
-                };
-                let inner = self.alloc(Node::Inner {
-                    bit: crit,
-                    child,
-                    hash: Id::ZERO,
-                    dirty: true,
-                });
-                self.set_child(parent, inner);
-                self.len += 1;
-            }
-        }
+        self.put(pos, Some(InnerNode { children }));
+        self.set_child(
+            parent,
+            Child::Inner {
+                pos,
+                hash: Id::ZERO,
+            },
+        );
     }
 
     /// Removes `key`; returns whether it was present.
-    pub fn remove(&mut self, key: &[u8; 32]) -> bool {
-        let Some(root) = self.root else { return false };
-        let mut grand: Option<(u32, usize)> = None;
-        let mut parent: Option<(u32, usize)> = None;
-        let mut n = root;
-        let mut path = Vec::new();
-        while let Node::Inner { bit, child, .. } = self.nodes[n as usize] {
-            let side = bit_of(key, bit);
-            grand = parent;
-            parent = Some((n, side));
-            path.push(n);
-            n = child[side];
+    pub fn remove(&mut self, src: &dyn NodeSource, key: &[u8; 32]) -> bool {
+        let Some((path, near)) = self.walk(src, key) else {
+            return false;
+        };
+        if &near != key {
+            return false;
         }
-        match &self.nodes[n as usize] {
-            Node::Leaf { key: k, .. } if k == key => {}
-            _ => return false,
+        let Some(&(p, side)) = path.last() else {
+            self.root = None;
+            return true;
+        };
+        let sibling = self
+            .work
+            .get(&p)
+            .and_then(|s| s.node)
+            .expect("loaded by the walk")
+            .children[1 - side];
+        for (q, _) in &path[..path.len() - 1] {
+            self.touch(q);
         }
-        for p in path {
-            self.mark(p);
-        }
-        self.free.push(n);
-        self.len -= 1;
-        match parent {
-            None => self.root = None,
-            Some((p, side)) => {
-                let Node::Inner { child, .. } = self.nodes[p as usize] else {
-                    unreachable!("parents are inner nodes")
-                };
-                let sibling = child[1 - side];
-                self.set_child(grand, sibling);
-                self.free.push(p);
-            }
-        }
+        self.put(p, None);
+        let grand = path.len().checked_sub(2).map(|i| path[i]);
+        self.set_child(grand, sibling);
         true
     }
 
-    fn rehash(&mut self, n: u32) -> Id {
-        match self.nodes[n as usize] {
-            Node::Leaf { hash, .. } => hash,
-            Node::Inner {
-                hash, dirty: false, ..
-            } => hash,
-            Node::Inner {
-                bit,
-                child,
+    /// `child` with its hash brought up to date (recomputing stale nodes below it).
+    fn rehash(&mut self, child: Child) -> Child {
+        let Child::Inner { pos, .. } = child else {
+            return child;
+        };
+        let node = match self.work.get(&pos) {
+            Some(Slot {
+                node: Some(n),
                 dirty: true,
                 ..
-            } => {
-                let l = self.rehash(child[0]);
-                let r = self.rehash(child[1]);
-                let h = inner_hash(bit, &l, &r);
-                self.nodes[n as usize] = Node::Inner {
-                    bit,
-                    child,
-                    hash: h,
-                    dirty: false,
-                };
-                h
-            }
+            }) => *n,
+            _ => return child,
+        };
+        let l = self.rehash(node.children[0]);
+        let r = self.rehash(node.children[1]);
+        let slot = self.work.get_mut(&pos).expect("present");
+        slot.node = Some(InnerNode { children: [l, r] });
+        slot.dirty = false;
+        Child::Inner {
+            pos,
+            hash: inner_hash(pos_bit(&pos), &l.hash(), &r.hash()),
         }
     }
 
@@ -245,8 +435,38 @@ impl Trie {
     pub fn root_hash(&mut self) -> Id {
         match self.root {
             None => Id::ZERO,
-            Some(r) => self.rehash(r),
+            Some(r) => {
+                let r = self.rehash(r);
+                self.root = Some(r);
+                r.hash()
+            }
         }
+    }
+
+    /// The root reference with its hash up to date.
+    pub fn root_child(&mut self) -> Option<Child> {
+        self.root_hash();
+        self.root
+    }
+
+    /// Every node that differs from the source (`None`: delete it), sorted by
+    /// position, and the root. The working set is kept until [`Trie::committed`].
+    pub fn commit_nodes(&mut self) -> (Vec<(NodePos, Option<InnerNode>)>, Option<Child>) {
+        let root = self.root_child();
+        let mut v: Vec<_> = self
+            .work
+            .iter()
+            .filter(|(_, s)| s.changed)
+            .map(|(p, s)| (*p, s.node))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        (v, root)
+    }
+
+    /// The source now holds what [`Trie::commit_nodes`] listed: forget the working set.
+    pub fn committed(&mut self) {
+        self.root_hash();
+        self.work.clear();
     }
 }
 
@@ -261,7 +481,7 @@ mod tests {
             if items.len() == 1 {
                 return leaf_hash(&items[0].0, &items[0].1);
             }
-            let crit = first_diff_bit(&items[0].0, &items[items.len() - 1].0);
+            let crit = first_diff_bit(&items[0].0, &items[items.len() - 1].0).expect("distinct");
             let split = items.partition_point(|(k, _)| bit_of(k, crit) == 0);
             inner_hash(crit, &go(&items[..split]), &go(&items[split..]))
         }
@@ -273,42 +493,118 @@ mod tests {
         }
     }
 
+    /// A node store in memory, written by commits.
+    #[derive(Default)]
+    struct Store(HashMap<NodePos, InnerNode>);
+
+    impl NodeSource for Store {
+        fn node(&self, pos: &NodePos) -> Option<InnerNode> {
+            self.0.get(pos).copied()
+        }
+    }
+
+    fn next(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *seed >> 11
+    }
+
     #[test]
     fn root_is_order_independent_and_matches_reference() {
         let mut model = BTreeMap::new();
         let mut t = Trie::new();
         let mut t2 = Trie::new();
         let mut seed = 1u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            seed
-        };
         for step in 0..3000 {
-            let k = key_hash(&(next() % 400).to_le_bytes());
-            if next() % 4 == 0 {
-                assert_eq!(t.remove(&k), model.remove(&k).is_some());
+            let k = key_hash(&(next(&mut seed) % 400).to_le_bytes());
+            if next(&mut seed) % 4 == 0 {
+                assert_eq!(t.remove(&NoNodes, &k), model.remove(&k).is_some());
             } else {
-                let v = value_hash(&next().to_le_bytes());
-                t.insert(k, v);
+                let v = value_hash(&next(&mut seed).to_le_bytes());
+                t.insert(&NoNodes, k, v);
                 model.insert(k, v);
             }
             if step % 97 == 0 {
                 assert_eq!(t.root_hash(), reference_root(&model));
-                assert_eq!(t.len(), model.len());
             }
         }
         // Same set inserted in a different order: same root.
         for (k, v) in model.iter().rev() {
-            t2.insert(*k, *v);
+            t2.insert(&NoNodes, *k, *v);
         }
         assert_eq!(t.root_hash(), t2.root_hash());
         // Remove everything: empty root.
         for k in model.keys() {
-            assert!(t.remove(k));
+            assert!(t.remove(&NoNodes, k));
         }
         assert_eq!(t.root_hash(), Id::ZERO);
-        assert!(t.is_empty());
+        assert!(t.root_child().is_none());
+    }
+
+    /// Committing every few steps to a node store and reading back through it gives
+    /// the same roots as the reference; the store ends up with exactly the live nodes.
+    #[test]
+    fn committed_nodes_read_back_give_the_same_roots() {
+        let mut model = BTreeMap::new();
+        let mut store = Store::default();
+        let mut t = Trie::new();
+        let mut seed = 7u64;
+        for step in 0..4000 {
+            let k = key_hash(&(next(&mut seed) % 600).to_le_bytes());
+            if next(&mut seed) % 3 == 0 {
+                assert_eq!(t.remove(&store, &k), model.remove(&k).is_some());
+            } else {
+                let v = value_hash(&next(&mut seed).to_le_bytes());
+                t.insert(&store, k, v);
+                model.insert(k, v);
+            }
+            if step % 13 == 0 {
+                let (nodes, root) = t.commit_nodes();
+                for (p, n) in nodes {
+                    match n {
+                        Some(n) => store.0.insert(p, n),
+                        None => store.0.remove(&p),
+                    };
+                }
+                t.committed();
+                assert_eq!(t.working_set(), 0);
+                assert!(t.missing().is_none());
+                assert_eq!(root.map_or(Id::ZERO, |c| c.hash()), reference_root(&model));
+                // A fresh trie over the store alone has the same root.
+                let mut fresh = Trie::with_root(root);
+                assert_eq!(fresh.root_hash(), reference_root(&model));
+                // n leaves, n − 1 inner nodes.
+                assert_eq!(store.0.len(), model.len().saturating_sub(1));
+            }
+        }
+    }
+
+    #[test]
+    fn encodings_round_trip_and_refuse_junk() {
+        let key = key_hash(b"k");
+        let c = [
+            Child::Leaf {
+                key,
+                hash: value_hash(b"v"),
+            },
+            Child::Inner {
+                pos: node_pos(&key, 13),
+                hash: value_hash(b"w"),
+            },
+        ];
+        let n = InnerNode { children: c };
+        assert_eq!(InnerNode::decode(&n.encode()), Some(n));
+        assert_eq!(pos_bit(&node_pos(&key, 13)), 13);
+        // Bits from the crit bit on are zero in a position.
+        let p = node_pos(&[0xFF; 32], 13);
+        assert_eq!(&p[..3], &[0xFF, 0xF8, 0]);
+        let mut bad = c[0].encode();
+        bad[0] = 2;
+        assert_eq!(Child::decode(&bad), None);
+        bad[0] = 0;
+        bad[33] = 1;
+        assert_eq!(Child::decode(&bad), None);
+        assert_eq!(InnerNode::decode(&[0u8; NODE_BYTES - 1]), None);
     }
 }

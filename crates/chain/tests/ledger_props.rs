@@ -480,13 +480,7 @@ impl Sim {
 
     fn check_invariants(&mut self) {
         // The root depends on the contents only, not on the order of writes.
-        let rebuilt = State::from_entries(
-            self.chain
-                .state
-                .entries()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        )
-        .root();
+        let rebuilt = State::from_entries(self.chain.state.entries()).root();
         assert_eq!(
             self.chain.state.root(),
             rebuilt,

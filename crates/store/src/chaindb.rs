@@ -1,9 +1,12 @@
 //! The chain database: block import, fork choice, reorgs and queries.
 
+use crate::backend::{CacheUsage, DiskState, StoreConfig};
+use crate::migrate::check_version;
 use crate::schema::*;
 use borsh::{BorshDeserialize, BorshSerialize};
 use redb::{Database, ReadableTable, Table};
 use std::path::Path;
+use std::sync::Arc;
 use tb_chain::block::{block_encoded_bytes_max, genesis_block};
 use tb_chain::consensus::TimedHeader;
 use tb_chain::forks::{find_fork, is_better, ForkNode};
@@ -153,26 +156,11 @@ fn ancestors<T: ReadableTable<&'static [u8], &'static [u8]>>(
     Ok(out)
 }
 
-fn write_changes(t: &mut Table<&[u8], &[u8]>, changes: &Changes) -> Result<(), StoreError> {
-    for (k, v) in changes {
-        match v {
-            Some(v) => {
-                t.insert(k.as_slice(), v.as_slice())?;
-            }
-            None => {
-                t.remove(k.as_slice())?;
-            }
-        }
-    }
-    Ok(())
-}
-
 struct Tables<'t> {
     meta: Table<'t, &'static str, &'static [u8]>,
     headers: Table<'t, &'static [u8], &'static [u8]>,
     bodies: Table<'t, &'static [u8], &'static [u8]>,
     canon: Table<'t, u64, &'static [u8]>,
-    state: Table<'t, &'static [u8], &'static [u8]>,
     undo: Table<'t, &'static [u8], &'static [u8]>,
     tx_index: Table<'t, &'static [u8], &'static [u8]>,
 }
@@ -184,7 +172,6 @@ impl<'t> Tables<'t> {
             headers: w.open_table(HEADERS)?,
             bodies: w.open_table(BODIES)?,
             canon: w.open_table(CANON)?,
-            state: w.open_table(STATE)?,
             undo: w.open_table(UNDO)?,
             tx_index: w.open_table(TX_INDEX)?,
         })
@@ -237,10 +224,12 @@ enum Step {
     Applied(Changes),
 }
 
-/// The chain database. Holds the best chain's state in memory; redb holds
-/// everything durably.
+/// The chain database. redb holds everything durably, the state included; the
+/// best chain's state is read through a bounded cache ([`StoreConfig`]), and only the
+/// writes of the import in progress are held in memory.
 pub struct ChainDb {
-    db: Database,
+    db: Arc<Database>,
+    disk: Arc<DiskState>,
     params: ChainParams,
     state: State,
     tip: HeaderEntry,
@@ -259,29 +248,83 @@ impl std::fmt::Debug for ChainDb {
 }
 
 impl ChainDb {
+    /// Opens (or creates) the store at `path` for the network `params`, with the
+    /// default cache.
+    pub fn open(path: impl AsRef<Path>, params: ChainParams) -> Result<ChainDb, StoreError> {
+        Self::open_with(path, params, StoreConfig::default())
+    }
+
     /// Opens (or creates) the store at `path` for the network `params`.
     ///
-    /// Refuses a newer schema and a different chain id, migrates older
-    /// schemas, rebuilds the state trie and checks its root against the tip.
-    pub fn open(path: impl AsRef<Path>, params: ChainParams) -> Result<ChainDb, StoreError> {
+    /// Refuses a newer schema and a different chain id, migrates older schemas,
+    /// and checks the stored trie root against the tip's state root: it reads no
+    /// state entry and rebuilds nothing, so opening costs the same at any state size.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        params: ChainParams,
+        config: StoreConfig,
+    ) -> Result<ChainDb, StoreError> {
         let db = Database::create(path.as_ref())?;
         match stored_version(&db)? {
-            None => Self::init(&db, &params)?,
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::SchemaTooNew {
-                    found: v,
-                    supported: SCHEMA_VERSION,
-                })
-            }
-            Some(v) if v < crate::schema::SCHEMA_VERSION_MIN => {
-                return Err(StoreError::Obsolete {
-                    found: v,
-                    min: crate::schema::SCHEMA_VERSION_MIN,
-                })
-            }
-            Some(SCHEMA_VERSION) => {}
-            Some(v) => return Err(StoreError::Corrupt(format!("unknown schema v{v}"))),
+            None => Self::init(&db, &params, &genesis_block(&params))?,
+            Some(v) => check_version(&db, v)?,
         }
+        Self::finish_open(db, params, config)
+    }
+
+    /// Creates a store whose genesis state holds `batches` of entries (written batch
+    /// by batch, so memory stays bounded by one batch and the cache), for devnets
+    /// with allocations at genesis and for benchmarks of large states. The genesis
+    /// header is `genesis_header(params)` with that state's root, so its id differs
+    /// from the plain genesis: such a chain syncs only with nodes made the same way.
+    /// Refuses a path that already holds a store.
+    pub fn create_with_genesis_state(
+        path: impl AsRef<Path>,
+        params: ChainParams,
+        config: StoreConfig,
+        batches: impl IntoIterator<Item = Vec<(Vec<u8>, Vec<u8>)>>,
+    ) -> Result<ChainDb, StoreError> {
+        if path.as_ref().exists() {
+            return Err(StoreError::Corrupt(format!(
+                "{} already exists: a genesis state is written to a new store only",
+                path.as_ref().display()
+            )));
+        }
+        let db = Arc::new(Database::create(path.as_ref())?);
+        {
+            let w = db.begin_write()?;
+            create_tables(&w)?;
+            w.commit()?;
+        }
+        let disk = Arc::new(DiskState::open(db.clone(), config)?);
+        let mut state = State::with_backend(disk.clone());
+        for batch in batches {
+            let changes: Changes = batch.into_iter().map(|(k, v)| (k, Some(v))).collect();
+            state.apply(&changes);
+            let c = state.commit_batch();
+            if let Some(f) = state.fault() {
+                return Err(StoreError::Corrupt(f));
+            }
+            let w = db.begin_write()?;
+            DiskState::write(&w, &c)?;
+            w.commit()?;
+            disk.refresh(&c)?;
+            state.committed();
+        }
+        let mut g = genesis_block(&params);
+        g.header.state_root = state.root();
+        drop((state, disk));
+        let db = Arc::into_inner(db)
+            .ok_or_else(|| StoreError::Corrupt("the store is still in use".into()))?;
+        Self::init(&db, &params, &g)?;
+        Self::finish_open(db, params, config)
+    }
+
+    fn finish_open(
+        db: Database,
+        params: ChainParams,
+        config: StoreConfig,
+    ) -> Result<ChainDb, StoreError> {
         let r = db.begin_read()?;
         let meta = r.open_table(META)?;
         let chain_id = meta
@@ -301,13 +344,10 @@ impl ChainDb {
         )?;
         let headers = r.open_table(HEADERS)?;
         let tip = need_entry(&headers, &tip_id)?;
-        let st = r.open_table(STATE)?;
-        let mut entries = Vec::new();
-        for e in st.iter()? {
-            let (k, v) = e?;
-            entries.push((k.value().to_vec(), v.value().to_vec()));
-        }
-        let mut state = State::from_entries(entries);
+        drop((meta, headers, r));
+        let db = Arc::new(db);
+        let disk = Arc::new(DiskState::open(db.clone(), config)?);
+        let mut state = State::with_backend(disk.clone());
         let root = state.root();
         if root != tip.header.state_root {
             return Err(StoreError::Corrupt(format!(
@@ -315,9 +355,9 @@ impl ChainDb {
                 tip.header.state_root, tip.header.height
             )));
         }
-        drop((meta, headers, st, r));
         Ok(ChainDb {
             db,
+            disk,
             params,
             state,
             tip,
@@ -327,8 +367,7 @@ impl ChainDb {
         })
     }
 
-    fn init(db: &Database, params: &ChainParams) -> Result<(), StoreError> {
-        let g = genesis_block(params);
+    fn init(db: &Database, params: &ChainParams, g: &Block) -> Result<(), StoreError> {
         let id = g.id();
         let w = db.begin_write()?;
         create_tables(&w)?;
@@ -378,6 +417,11 @@ impl ChainDb {
     /// The best chain's current state.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// What the state cache holds, and its hits and misses since opening.
+    pub fn cache_usage(&self) -> CacheUsage {
+        self.disk.cache_usage()
     }
 
     /// A stored header entry by id (any chain).
@@ -483,15 +527,30 @@ impl ChainDb {
         let w = self.db.begin_write()?;
         let mut steps: Vec<Step> = Vec::new();
         let result = self.import_in(&w, block, id, now_ms, &mut steps);
+        if let Some(f) = self.state.fault() {
+            // A read of the state failed: nothing computed from it is trusted,
+            // neither a new tip nor a verdict that the block is invalid.
+            drop(w);
+            self.poisoned = true;
+            return Err(StoreError::Corrupt(f).into());
+        }
         match result {
             Ok((outcome, new_tip)) => {
-                if let Err(e) = w.commit() {
+                let commit = self.state.commit_batch();
+                let written = DiskState::write(&w, &commit)
+                    .and_then(|()| w.commit().map_err(StoreError::from));
+                if let Err(e) = written {
                     // Memory goes back to the old tip; the store may be
                     // damaged, so refuse further imports until reopened.
                     self.poisoned = true;
                     self.rollback_memory(steps)?;
-                    return Err(StoreError::from(e).into());
+                    return Err(e.into());
                 }
+                if let Err(e) = self.disk.refresh(&commit) {
+                    self.poisoned = true;
+                    return Err(e.into());
+                }
+                self.state.committed();
                 if let Some(tip) = new_tip {
                     self.tip = tip;
                     self.tip_id = id;
@@ -638,7 +697,6 @@ impl ChainDb {
             };
             self.state.apply(&undo);
             steps.push(Step::Undone(Box::new(old.clone())));
-            write_changes(&mut t.state, &undo).map_err(s)?;
             t.undo.remove(uid.0.as_slice()).map_err(|e| s(e.into()))?;
             t.canon.remove(old.header.height).map_err(|e| s(e.into()))?;
             t.unindex_txs(&old).map_err(s)?;
@@ -655,7 +713,6 @@ impl ChainDb {
                 Err(error) => return Err(ImportFail::BadBody { bad: *aid, error }),
             };
             steps.push(Step::Applied(eff.undo.clone()));
-            write_changes(&mut t.state, &eff.changes).map_err(s)?;
             t.undo
                 .insert(aid.0.as_slice(), encode(&eff.undo).as_slice())
                 .map_err(|e| s(e.into()))?;

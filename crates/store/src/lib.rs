@@ -11,9 +11,12 @@
 //! of the three allowed to touch the disk; it speaks no JSON and opens no socket.
 #![forbid(unsafe_code)]
 
+mod backend;
 mod chaindb;
+mod migrate;
 mod schema;
 
+pub use backend::{CacheUsage, StoreConfig, CACHE_BYTES_DEFAULT, CACHE_BYTES_MIN};
 pub use chaindb::{
     ChainDb, HeaderEntry, ImportError, ImportOutcome, TxLocation, STATUS_HEADER_ONLY,
     STATUS_INVALID, STATUS_VALID,

@@ -11,7 +11,12 @@ use thiserror::Error;
 ///   (jobs naming a published model, result objects named by receipts, job failure
 ///   reasons, the chain-measured latency SLA), so blocks and state written by a v1 or
 ///   v2 build do not decode here: such a store is refused ([`StoreError::Obsolete`]).
-pub const SCHEMA_VERSION: u32 = 3;
+/// * v4 — the state on disk: the trie's inner nodes in `trie` (position → node) and
+///   its root reference in `meta` (`trie_root`), so opening reads no entry and
+///   rebuilds nothing; a published chunk's entry in `state` holds its value hash
+///   and its bytes live once in `chunks` (value hash → bytes), counted in
+///   `chunk_refs`. A v3 store is migrated when opened (`migrate_v3`).
+pub const SCHEMA_VERSION: u32 = 4;
 /// The oldest schema this build opens.
 pub const SCHEMA_VERSION_MIN: u32 = 3;
 
@@ -22,8 +27,14 @@ pub(crate) const HEADERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("
 pub(crate) const BODIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bodies");
 /// height → canonical block id
 pub(crate) const CANON: TableDefinition<u64, &[u8]> = TableDefinition::new("canon");
-/// state key → state value
+/// state key → state value (a published chunk's entry: its value hash)
 pub(crate) const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
+/// trie node position (34 bytes) → encoded inner node (134 bytes)
+pub(crate) const TRIE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("trie");
+/// value hash → a published chunk's entry value (its bytes, as the state commits to them)
+pub(crate) const CHUNKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("chunks");
+/// value hash → how many state entries name those bytes
+pub(crate) const CHUNK_REFS: TableDefinition<&[u8], u64> = TableDefinition::new("chunk_refs");
 /// canonical block id → encoded undo `Changes`
 pub(crate) const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
 /// tx id → encoded `TxLocation` (canonical chain only)
@@ -32,6 +43,7 @@ pub(crate) const TX_INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new(
 pub(crate) const KEY_SCHEMA: &str = "schema_version";
 pub(crate) const KEY_TIP: &str = "tip";
 pub(crate) const KEY_CHAIN_ID: &str = "chain_id";
+pub(crate) const KEY_TRIE_ROOT: &str = "trie_root";
 
 /// Storage failures. IO and corruption are reported, never panicked on.
 #[derive(Debug, Error)]
@@ -96,6 +108,9 @@ pub(crate) fn create_tables(w: &redb::WriteTransaction) -> Result<(), StoreError
     w.open_table(STATE)?;
     w.open_table(UNDO)?;
     w.open_table(TX_INDEX)?;
+    w.open_table(TRIE)?;
+    w.open_table(CHUNKS)?;
+    w.open_table(CHUNK_REFS)?;
     Ok(())
 }
 

@@ -114,9 +114,7 @@ fn main() {
             "trial {trial}: replay root"
         );
         let mut replayed: Vec<_> = state
-            .entries()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+            .entries();
         replayed.sort();
         assert_eq!(
             replayed,

@@ -64,6 +64,13 @@ pub fn key(kind: Kind, parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
+/// Whether a state key names a chunk of a published object (`Mb ‖ …`): the one
+/// kind of value that may be large. The store keeps these bytes apart from the other
+/// records, content-addressed by their value hash.
+pub fn is_chunk_key(k: &[u8]) -> bool {
+    k.len() >= 2 && k[0] == MARKET_PREFIX && k[1] == Kind::Chunk as u8
+}
+
 /// The prefix of every record of a kind.
 pub fn prefix(kind: Kind) -> Vec<u8> {
     key(kind, &[])
@@ -556,7 +563,7 @@ pub fn get<T: BorshDeserialize + borsh::BorshSerialize, S: StateRead + ?Sized>(
     k: &[u8],
 ) -> Option<T> {
     s.get_raw(k)
-        .map(|b| decode(b, MARKET_RECORD_BYTES_MAX).expect("the state holds valid market records"))
+        .map(|b| decode(&b, MARKET_RECORD_BYTES_MAX).expect("the state holds valid market records"))
 }
 
 /// The fund record.
@@ -598,7 +605,7 @@ pub fn chunk<S: StateRead + ?Sized>(
         Kind::Chunk,
         &[object, &poster.0, &index.to_be_bytes()],
     ))
-    .map(|b| decode(b, usize::MAX).expect("the state holds valid chunks"))
+    .map(|b| decode(&b, usize::MAX).expect("the state holds valid chunks"))
 }
 
 /// A complete object's record.
@@ -636,20 +643,29 @@ pub fn object_range<S: StateRead + ?Sized>(
     Some(out)
 }
 
-/// A chunk's bytes as stored (a borsh `Vec<u8>`: a u32 length, then the bytes),
-/// borrowed.
+/// A chunk's bytes as stored (a borsh `Vec<u8>`: a u32 length, then the bytes):
+/// borrowed from a state in memory, read from the store otherwise.
 fn chunk_raw<'a, S: StateRead + ?Sized>(
     s: &'a S,
     object: &[u8; 32],
     poster: &Address,
     index: u32,
-) -> Option<&'a [u8]> {
+) -> Option<std::borrow::Cow<'a, [u8]>> {
+    use std::borrow::Cow;
     let raw = s.get_raw(&key(
         Kind::Chunk,
         &[object, &poster.0, &index.to_be_bytes()],
     ))?;
     let n = u32::from_le_bytes(raw.get(..4)?.try_into().ok()?) as usize;
-    raw.get(4..4 + n)
+    raw.get(4..4 + n)?;
+    Some(match raw {
+        Cow::Borrowed(b) => Cow::Borrowed(&b[4..4 + n]),
+        Cow::Owned(mut v) => {
+            v.truncate(4 + n);
+            v.drain(..4);
+            Cow::Owned(v)
+        }
+    })
 }
 
 /// A complete object's bytes.

@@ -53,9 +53,7 @@ pub fn transfer(
 pub fn entries(db: &ChainDb) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut v: Vec<_> = db
         .state()
-        .entries()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+        .entries();
     v.sort();
     v
 }
