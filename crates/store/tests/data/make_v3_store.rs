@@ -53,7 +53,7 @@ fn main() {
         &a,
         TxPayload::RegisterHandle(RegisterHandle {
             from: a.address(),
-            handle: "v3-alice".into(),
+            handle: "@v3_alice".into(),
             fee: 1_000,
             fee_selector: 0,
             nonce: 0,
@@ -94,4 +94,8 @@ fn main() {
         db.tip().state_root,
         db.state().len()
     );
+    drop(db);
+    // Compacted so that the committed fixture is small.
+    let mut raw = redb::Database::open(&path).unwrap();
+    while raw.compact().unwrap() {}
 }
