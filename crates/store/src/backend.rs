@@ -133,10 +133,7 @@ impl DiskState {
         match snap.chunks.get(stub) {
             Ok(Some(g)) => Some(g.value().to_vec()),
             Ok(None) => {
-                self.latch(format!(
-                    "the bytes of chunk entry {} are missing",
-                    hex(key)
-                ));
+                self.latch(format!("the bytes of chunk entry {} are missing", hex(key)));
                 None
             }
             Err(e) => {
@@ -153,8 +150,8 @@ impl DiskState {
         let mut chunks = w.open_table(CHUNKS)?;
         let mut refs = w.open_table(CHUNK_REFS)?;
         let release = |refs: &mut redb::Table<&[u8], u64>,
-                           chunks: &mut redb::Table<&[u8], &[u8]>,
-                           stub: &[u8]|
+                       chunks: &mut redb::Table<&[u8], &[u8]>,
+                       stub: &[u8]|
          -> Result<(), StoreError> {
             let n = refs.get(stub)?.map_or(0, |g| g.value());
             if n <= 1 {
@@ -319,10 +316,7 @@ impl StateBackend for DiskState {
             Some(h) => Bound::Excluded(h),
             None => Bound::Unbounded,
         };
-        let iter = match snap
-            .state
-            .range::<&[u8]>((Bound::Included(lo), upper))
-        {
+        let iter = match snap.state.range::<&[u8]>((Bound::Included(lo), upper)) {
             Ok(i) => i,
             Err(e) => {
                 self.latch(format!("scanning the state: {e}"));
@@ -358,9 +352,6 @@ impl StateBackend for DiskState {
     }
 
     fn fault(&self) -> Option<String> {
-        self.fault
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

@@ -113,8 +113,7 @@ fn main() {
             db.tip().state_root,
             "trial {trial}: replay root"
         );
-        let mut replayed: Vec<_> = state
-            .entries();
+        let mut replayed: Vec<_> = state.entries();
         replayed.sort();
         assert_eq!(
             replayed,

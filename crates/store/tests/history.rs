@@ -2,7 +2,10 @@
 //! smallest allowed (so most reads miss and go to redb) and a node with the default
 //! cache import the same blocks, fork, reorg and reopen; at every step their tips and
 //! roots agree, and at the end a replay of the canonical chain in memory from the
-//! genesis entries gives exactly the stored state.
+//! genesis entries gives exactly the stored state. Published objects (sharing a
+//! chunk, sent whole or in part, in any order, their partial copies expiring) check
+//! the content-addressed chunk store: each distinct chunk value is stored once and
+//! counted once per state entry that names it, through every undo.
 //!
 //! `TB_HISTORY_SEED` picks another history; `TB_HISTORY_ROUNDS` a longer one.
 
@@ -11,6 +14,8 @@ mod common;
 use common::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use redb::{ReadableTable, TableDefinition};
+use std::collections::BTreeMap;
 use tb_chain::state::{account_key, Account};
 use tb_chain::{execute_block, ChainParams, State, StateRead};
 use tb_primitives::{encode, Address, SecretKey};
@@ -23,6 +28,24 @@ const SENDERS: usize = 12;
 
 fn sender(i: usize) -> SecretKey {
     SecretKey::dev(&format!("history-sender-{i}"))
+}
+
+/// Four objects of three chunks whose first chunk is the same.
+fn objects(p: &ChainParams) -> Vec<Vec<tb_chain::tx::PublishBlob>> {
+    (0..4u8)
+        .map(|k| {
+            let mut bytes: Vec<u8> = (0..1024).map(|i| (i % 251) as u8).collect();
+            bytes.extend((0..1500).map(|i| (i % 241) as u8 ^ k));
+            tb_chain::market::dispute::publish_payloads(&p.market, Address([0; 32]), &bytes)
+        })
+        .collect()
+}
+
+fn history_params() -> ChainParams {
+    let mut p = params();
+    p.market.blob_chunk_bytes = 1024;
+    p.market.blob_retention_blocks = 12;
+    p
 }
 
 fn random_address(rng: &mut ChaCha8Rng) -> Address {
@@ -57,7 +80,28 @@ fn genesis_entries(rng: &mut ChaCha8Rng) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<Addres
 fn block_on(db: &mut ChainDb, rng: &mut ChaCha8Rng, known: &mut Vec<Address>) -> tb_chain::Block {
     let n = rng.gen_range(0..=SENDERS);
     let mut txs = Vec::new();
+    let objs = objects(db.params());
     for s in 0..n {
+        if rng.gen_bool(0.25) {
+            // Some chunks of one object, in a random order.
+            let mut chunks = objs[rng.gen_range(0..objs.len())].clone();
+            chunks.retain(|_| rng.gen_bool(0.7));
+            for i in (1..chunks.len()).rev() {
+                chunks.swap(i, rng.gen_range(0..=i));
+            }
+            let k = sender(s);
+            let nonce = db.state().account(&k.address()).nonce;
+            for (j, mut c) in chunks.into_iter().enumerate() {
+                c.from = k.address();
+                c.nonce = nonce + j as u64;
+                txs.push(tb_chain::tx::SignedTx::sign(
+                    tb_chain::tx::TxPayload::PublishBlob(c),
+                    &k,
+                    db.params().chain_id,
+                ));
+            }
+            continue;
+        }
         let to = if rng.gen_bool(0.3) {
             let a = random_address(rng);
             known.push(a);
@@ -76,7 +120,7 @@ fn block_on(db: &mut ChainDb, rng: &mut ChaCha8Rng, known: &mut Vec<Address>) ->
     }
     let miner = sender(rng.gen_range(0..SENDERS)).address();
     let b = mine_on_tip(db, &txs, miner);
-    assert_eq!(b.txs.len(), n, "every transfer applies");
+    assert_eq!(b.txs.len(), txs.len(), "every transaction applies");
     b
 }
 
@@ -105,7 +149,7 @@ fn a_small_cache_and_a_large_one_agree_through_forks_reorgs_and_reopens_and_with
     let dir = tempfile::tempdir().unwrap();
     let (pa, pb) = (dir.path().join("a.redb"), dir.path().join("b.redb"));
     let batches = || genesis.chunks(4_096).map(|c| c.to_vec());
-    let p: ChainParams = params();
+    let p = history_params();
     let mut a = ChainDb::create_with_genesis_state(&pa, p.clone(), small(), batches()).unwrap();
     let mut b =
         ChainDb::create_with_genesis_state(&pb, p.clone(), StoreConfig::default(), batches())
@@ -118,9 +162,12 @@ fn a_small_cache_and_a_large_one_agree_through_forks_reorgs_and_reopens_and_with
             // then hears the other's branch and both end on B's.
             0..=2 => {
                 let d = rng.gen_range(1..=3);
-                let mine_a: Vec<_> = (0..d).map(|_| block_on(&mut a, &mut rng, &mut known)).collect();
-                let mine_b: Vec<_> =
-                    (0..=d).map(|_| block_on(&mut b, &mut rng, &mut known)).collect();
+                let mine_a: Vec<_> = (0..d)
+                    .map(|_| block_on(&mut a, &mut rng, &mut known))
+                    .collect();
+                let mine_b: Vec<_> = (0..=d)
+                    .map(|_| block_on(&mut b, &mut rng, &mut known))
+                    .collect();
                 for blk in &mine_a {
                     import(&mut b, blk);
                 }
@@ -142,16 +189,26 @@ fn a_small_cache_and_a_large_one_agree_through_forks_reorgs_and_reopens_and_with
             }
             _ => {
                 let blk = block_on(&mut a, &mut rng, &mut known);
-                assert!(matches!(import(&mut b, &blk), ImportOutcome::Extended { .. }));
+                assert!(matches!(
+                    import(&mut b, &blk),
+                    ImportOutcome::Extended { .. }
+                ));
             }
         }
         assert_eq!(a.tip_id(), b.tip_id(), "round {round}");
         for _ in 0..20 {
             let who = known[rng.gen_range(0..known.len())];
-            assert_eq!(a.state().account(&who), b.state().account(&who), "round {round}");
+            assert_eq!(
+                a.state().account(&who),
+                b.state().account(&who),
+                "round {round}"
+            );
         }
     }
-    assert!(reorgs > 0 && reopens > 0, "{reorgs} reorgs, {reopens} reopens");
+    assert!(
+        reorgs > 0 && reopens > 0,
+        "{reorgs} reorgs, {reopens} reopens"
+    );
 
     // Replay the canonical chain in memory from the genesis entries.
     let mut replay = State::from_entries(genesis.iter().cloned());
@@ -167,17 +224,68 @@ fn a_small_cache_and_a_large_one_agree_through_forks_reorgs_and_reopens_and_with
     }
     let usage = a.cache_usage();
     assert!(usage.misses > known.len() as u64 / 2, "{usage:?}");
-    assert!(usage.entries < known.len(), "nothing was evicted: {usage:?}");
+    assert!(
+        usage.entries < known.len(),
+        "nothing was evicted: {usage:?}"
+    );
     assert!(usage.bytes <= CACHE_BYTES_MIN, "{usage:?}");
     let mut stored = a.state().entries();
     stored.sort();
     let mut replayed = replay.entries();
     replayed.sort();
     assert_eq!(stored.len(), replayed.len());
-    assert!(stored == replayed, "the stored entries differ from the replay's");
+    assert!(
+        stored == replayed,
+        "the stored entries differ from the replay's"
+    );
+    let chunk_entries = stored
+        .iter()
+        .filter(|(k, _)| tb_chain::market::records::is_chunk_key(k))
+        .count();
+    assert!(chunk_entries > 0, "the history published nothing");
+    let height = a.tip().height;
+    drop(a);
+    check_chunk_refs(&pa);
     eprintln!(
-        "seed {seed:#x}: {rounds} rounds, height {}, {reorgs} reorgs, {reopens} reopens, {} entries, cache {usage:?}",
-        a.tip().height,
+        "seed {seed:#x}: {rounds} rounds, height {height}, {reorgs} reorgs, {reopens} reopens, {} entries ({chunk_entries} chunks), cache {usage:?}",
         stored.len()
     );
+}
+
+/// In the store's tables: every chunk entry in `state` names a value hash; each
+/// hash is counted in `chunk_refs` exactly as often as entries name it, and
+/// `chunks` holds exactly the counted hashes (nothing leaked, nothing dangling).
+fn check_chunk_refs(path: &std::path::Path) {
+    const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
+    const CHUNKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("chunks");
+    const REFS: TableDefinition<&[u8], u64> = TableDefinition::new("chunk_refs");
+    let db = redb::Database::open(path).unwrap();
+    let r = db.begin_read().unwrap();
+    let mut named: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    for e in r.open_table(STATE).unwrap().iter().unwrap() {
+        let (k, v) = e.unwrap();
+        if tb_chain::market::records::is_chunk_key(k.value()) {
+            assert_eq!(v.value().len(), 32);
+            *named.entry(v.value().to_vec()).or_default() += 1;
+        }
+    }
+    let counted: BTreeMap<Vec<u8>, u64> = r
+        .open_table(REFS)
+        .unwrap()
+        .iter()
+        .unwrap()
+        .map(|e| {
+            let (k, v) = e.unwrap();
+            (k.value().to_vec(), v.value())
+        })
+        .collect();
+    assert_eq!(named, counted);
+    let held: Vec<Vec<u8>> = r
+        .open_table(CHUNKS)
+        .unwrap()
+        .iter()
+        .unwrap()
+        .map(|e| e.unwrap().0.value().to_vec())
+        .collect();
+    assert_eq!(held, counted.keys().cloned().collect::<Vec<_>>());
 }

@@ -53,7 +53,12 @@ fn unpack(dir: &Path) -> PathBuf {
 fn schema_of(path: &Path) -> u32 {
     let db = redb::Database::open(path).unwrap();
     let r = db.begin_read().unwrap();
-    let v = r.open_table(META).unwrap().get("schema_version").unwrap().unwrap();
+    let v = r
+        .open_table(META)
+        .unwrap()
+        .get("schema_version")
+        .unwrap()
+        .unwrap();
     u32::from_le_bytes(v.value().try_into().unwrap())
 }
 

@@ -51,9 +51,7 @@ pub fn transfer(
 
 /// Sorted state entries, for comparing two states exactly.
 pub fn entries(db: &ChainDb) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut v: Vec<_> = db
-        .state()
-        .entries();
+    let mut v: Vec<_> = db.state().entries();
     v.sort();
     v
 }
