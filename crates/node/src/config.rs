@@ -23,6 +23,11 @@ pub const RPC_CONNECTIONS_MAX: u32 = 10_000;
 pub const BLOCK_INTERVAL_MS_MIN: u64 = 50;
 /// Longest block interval the miner may be configured to.
 pub const BLOCK_INTERVAL_MS_MAX: u64 = 600_000;
+/// Default bound on the state cache (entries and trie nodes read from the store),
+/// MiB: `tb_store::CACHE_BYTES_DEFAULT`.
+pub const STATE_CACHE_MB_DEFAULT: u64 = tb_store::CACHE_BYTES_DEFAULT / (1024 * 1024);
+/// Largest state cache, MiB (64 GiB).
+pub const STATE_CACHE_MB_MAX: u64 = 64 * 1024;
 /// Default peer-to-peer listen address of `run`.
 pub const P2P_LISTEN_DEFAULT: &str = "/ip4/0.0.0.0/tcp/7171";
 /// Listen addresses and bootnodes accepted (each).
@@ -101,6 +106,9 @@ pub struct NodeConfig {
     pub key_file: Option<PathBuf>,
     pub rpc_max_request_bytes: u32,
     pub rpc_max_connections: u32,
+    /// Bound on the memory the state cache holds, MiB (the state itself lives on
+    /// disk and may be far larger).
+    pub state_cache_mb: u64,
     pub miner: MinerConfig,
     pub provider: ProviderConfig,
     pub verifier: VerifierConfig,
@@ -204,6 +212,7 @@ impl Default for NodeConfig {
             key_file: None,
             rpc_max_request_bytes: RPC_REQUEST_BYTES_DEFAULT,
             rpc_max_connections: RPC_CONNECTIONS_DEFAULT,
+            state_cache_mb: STATE_CACHE_MB_DEFAULT,
             miner: MinerConfig::default(),
             provider: ProviderConfig::default(),
             verifier: VerifierConfig::default(),
@@ -246,6 +255,7 @@ impl Default for VerifierConfig {
 pub const RUN_USAGE: &str = "\
 usage: the-block run [--config FILE] [--data-dir DIR] [--network devnet|mainnet]
                      [--rpc-addr ADDR] [--metrics-addr ADDR] [--key-file FILE]
+                     [--state-cache-mb N]
                      [--mine] [--block-interval-ms N]
                      [--provider] [--fabric cpu|cuda] [--stake TOKENS]
                      [--verifier] [--verify-share-bps N]
@@ -254,7 +264,7 @@ usage: the-block run [--config FILE] [--data-dir DIR] [--network devnet|mainnet]
                      [--net-key-file FILE] [--no-p2p]
 
 Every flag has a TB_* environment variable (flag > variable > config file > default):
-  TB_CONFIG TB_DATA_DIR TB_NETWORK TB_RPC_ADDR TB_METRICS_ADDR TB_KEY_FILE
+  TB_CONFIG TB_DATA_DIR TB_NETWORK TB_RPC_ADDR TB_METRICS_ADDR TB_KEY_FILE TB_STATE_CACHE_MB
   TB_MINE TB_BLOCK_INTERVAL_MS TB_PROVIDER TB_FABRIC TB_STAKE TB_VERIFIER
   TB_VERIFY_SHARE_BPS TB_P2P_LISTEN TB_BOOTNODES TB_NET_KEY_PATH TB_NO_P2P
   (booleans: 1/0/true/false; lists: comma-separated). The peer-to-peer layer listens
@@ -327,6 +337,7 @@ const VALUED: &[(&str, &str)] = &[
     ("--rpc-addr", "TB_RPC_ADDR"),
     ("--metrics-addr", "TB_METRICS_ADDR"),
     ("--key-file", "TB_KEY_FILE"),
+    ("--state-cache-mb", "TB_STATE_CACHE_MB"),
     ("--block-interval-ms", "TB_BLOCK_INTERVAL_MS"),
     ("--fabric", "TB_FABRIC"),
     ("--stake", "TB_STAKE"),
@@ -408,6 +419,7 @@ fn set(c: &mut NodeConfig, flag: &str, v: &str) -> Result<(), String> {
             c.metrics_addr = Some(v.parse().map_err(|_| "expected HOST:PORT".to_string())?)
         }
         "--key-file" => c.key_file = Some(PathBuf::from(v)),
+        "--state-cache-mb" => c.state_cache_mb = num(v)?,
         "--block-interval-ms" => c.miner.block_interval_ms = num(v)?,
         "--fabric" => {
             c.provider.fabric = match v {
@@ -509,6 +521,13 @@ fn apply_flags(
 }
 
 impl NodeConfig {
+    /// The store's settings.
+    pub fn store(&self) -> tb_store::StoreConfig {
+        tb_store::StoreConfig {
+            cache_bytes: self.state_cache_mb * 1024 * 1024,
+        }
+    }
+
     /// The node's key, read from `key_file` when one is set.
     pub fn node_key(&self) -> Result<Option<tb_primitives::SecretKey>, ConfigError> {
         self.key_file.as_deref().map(read_key).transpose()
@@ -534,6 +553,12 @@ impl NodeConfig {
             return bad(
                 "rpc_max_connections",
                 format!("must be 1..={RPC_CONNECTIONS_MAX}"),
+            );
+        }
+        if !(1..=STATE_CACHE_MB_MAX).contains(&self.state_cache_mb) {
+            return bad(
+                "state_cache_mb",
+                format!("must be 1..={STATE_CACHE_MB_MAX}"),
             );
         }
         if self.verifier.share_bps > 10_000 {
@@ -667,6 +692,33 @@ mod tests {
             load(&args("--block-interval-ms 1"), &none),
             Err(ConfigError::Invalid { .. })
         ));
+        for bad in ["0", "65537"] {
+            assert!(matches!(
+                load(&args(&format!("--state-cache-mb {bad}")), &none),
+                Err(ConfigError::Invalid {
+                    field: "state_cache_mb",
+                    ..
+                })
+            ));
+        }
+    }
+
+    #[test]
+    fn state_cache_from_flag_variable_and_file() {
+        let none = |_: &str| None;
+        assert_eq!(
+            load(&[], &none).unwrap().store().cache_bytes,
+            tb_store::CACHE_BYTES_DEFAULT
+        );
+        let c = load(&args("--state-cache-mb 3"), &none).unwrap();
+        assert_eq!(c.store().cache_bytes, 3 << 20);
+        let env = |n: &str| (n == "TB_STATE_CACHE_MB").then(|| "7".to_string());
+        assert_eq!(load(&[], &env).unwrap().state_cache_mb, 7);
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("node.toml");
+        std::fs::write(&f, "state_cache_mb = 9\n").unwrap();
+        let c = load(&args(&format!("--config {}", f.display())), &none).unwrap();
+        assert_eq!(c.state_cache_mb, 9);
     }
 
     #[test]

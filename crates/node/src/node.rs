@@ -120,15 +120,25 @@ pub fn now_ms() -> u64 {
 }
 
 impl Node {
-    /// Opens the store and blob store under `data_dir`.
+    /// Opens the store and blob store under `data_dir`, with the default state cache.
     pub fn open(
         data_dir: &std::path::Path,
         params: ChainParams,
         key: Option<SecretKey>,
     ) -> Result<Arc<Node>, String> {
+        Self::open_with(data_dir, params, key, tb_store::StoreConfig::default())
+    }
+
+    /// Opens the store (with `store`'s cache bound) and blob store under `data_dir`.
+    pub fn open_with(
+        data_dir: &std::path::Path,
+        params: ChainParams,
+        key: Option<SecretKey>,
+        store: tb_store::StoreConfig,
+    ) -> Result<Arc<Node>, String> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| format!("data dir {}: {e}", data_dir.display()))?;
-        let db = ChainDb::open(data_dir.join("chain.redb"), params.clone())
+        let db = ChainDb::open_with(data_dir.join("chain.redb"), params.clone(), store)
             .map_err(|e| format!("chain store: {e}"))?;
         let blobs = BlobStore::open(data_dir.join("blobs")).map_err(|e| e.to_string())?;
         let effective = tb_chain::governance::effective_params(db.state(), &params);

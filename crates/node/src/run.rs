@@ -235,7 +235,7 @@ pub fn serve(
     extra: Option<fn(Arc<Node>)>,
 ) -> Result<(), String> {
     let params = cfg.network.params();
-    let node = Node::open(&cfg.data_dir, params, key)?;
+    let node = Node::open_with(&cfg.data_dir, params, key, cfg.store())?;
     let mempool_file = cfg.data_dir.join("mempool.bin");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
