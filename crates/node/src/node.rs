@@ -522,6 +522,12 @@ impl Node {
             self.net().map_or(0, |n| n.view().peers.len()) as f64,
         );
         m.set("mempool_bytes", &[], c.pool.bytes() as f64);
+        let cache = c.db.cache_usage();
+        m.set("state_cache_bytes", &[], cache.bytes as f64);
+        m.set("state_cache_items", &["entry"], cache.entries as f64);
+        m.set("state_cache_items", &["node"], cache.nodes as f64);
+        m.set_counter("state_cache_lookups_total", &["hit"], cache.hits);
+        m.set_counter("state_cache_lookups_total", &["miss"], cache.misses);
         let f = query::fund(s);
         m.set("fund_balance_micro", &["consumer"], f.consumer as f64);
         m.set("fund_balance_micro", &["industrial"], f.industrial as f64);
