@@ -12,6 +12,10 @@
 //! tb-bench referee [--runs R]                    the referee on one matmul, 256³..2048³
 //! tb-bench jobs [--runs R]                       example jobs on the CPU and (if present) CUDA
 //! tb-bench market [--jobs J] [--providers P]      the matcher and epoch settlement per block
+//! tb-bench state-create --dir D [--accounts N] [--published-mb M] [--txs T]
+//!                                                a store with N accounts and M MiB published
+//! tb-bench state-import --dir D [--txs T] [--runs R] [--cache-mb C] [--blocks W]
+//!                                                open, cold and warm import on that store
 //! tb-bench all                                   everything with defaults
 //! ```
 //! Every figure is the median of `--runs` runs (default 5), printed as one
@@ -20,6 +24,7 @@
 
 mod job;
 mod market;
+mod state;
 mod verify;
 
 use std::time::Instant;
@@ -45,6 +50,14 @@ fn arg(args: &[String], name: &str, default: usize) -> Result<usize, String> {
             .parse()
             .map_err(|_| format!("{name} needs a positive integer")),
     }
+}
+
+fn path_arg(args: &[String], name: &str) -> Result<std::path::PathBuf, String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(std::path::PathBuf::from)
+        .ok_or(format!("{name} needs a path"))
 }
 
 fn transfer(key: &SecretKey, to: Address, nonce: u64, chain_id: u64) -> SignedTx {
@@ -288,6 +301,32 @@ fn main() {
                 job::bench_minilm(dir, arg(&args, "--batch", 1)?.max(1), runs)?
             }
             "jobs" => job::bench_jobs(runs)?,
+            "state-create" => state::create(
+                &path_arg(&args, "--dir")?,
+                arg(&args, "--accounts", 1_000_000)?,
+                arg(&args, "--published-mb", 0)? as u64,
+                arg(&args, "--txs", 10_000)?.max(1),
+            )?,
+            "state-import" => state::import(
+                &path_arg(&args, "--dir")?,
+                arg(&args, "--txs", 10_000)?.max(1),
+                runs,
+                arg(&args, "--cache-mb", 256)?.max(1) as u64,
+                arg(&args, "--blocks", 8)?,
+            )?,
+            "state-build" => state::build_child(
+                &path_arg(&args, "--dir")?,
+                arg(&args, "--txs", 10_000)?.max(1),
+                arg(&args, "--cache-mb", 256)?.max(1) as u64,
+                &path_arg(&args, "--out")?,
+            )?,
+            "state-apply" => state::apply_child(
+                &path_arg(&args, "--dir")?,
+                arg(&args, "--txs", 10_000)?.max(1),
+                arg(&args, "--cache-mb", 256)?.max(1) as u64,
+                &path_arg(&args, "--block")?,
+                arg(&args, "--blocks", 8)?,
+            )?,
             "verify" => {
                 verify::bench_receipt_checks(&[64, 1_024, 16_384, 65_536], arg(&args, "--samples", 2_000)?.max(10))?;
                 for example in ["mlp", "transformer", "matmul-chain", "train-step", "transformer-768"] {
@@ -319,7 +358,7 @@ fn main() {
             }
             other => {
                 return Err(format!(
-                    "unknown benchmark {other:?}: use sig, mempool, import, job-decode, job-exec, referee, jobs, market, verify or all"
+                    "unknown benchmark {other:?}: use sig, mempool, import, state-create, state-import, job-decode, job-exec, referee, jobs, market, verify or all"
                 ))
             }
         }

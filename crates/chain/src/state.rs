@@ -338,6 +338,19 @@ impl State {
         self.pending.len()
     }
 
+    /// Approximate bytes of memory held since the last commit: pending writes and
+    /// the trie's working set (a store flushes when this passes its budget).
+    pub fn held_bytes(&self) -> u64 {
+        // Per item: the key and value, the map's bookkeeping; per trie node: its
+        // position, the node and the hash map's slot.
+        let entries: usize = self
+            .pending
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 64)
+            .sum();
+        (entries + self.trie.working_set() * 200) as u64
+    }
+
     /// What the store must write to hold this state. Nothing is forgotten until
     /// [`State::committed`], so a failed write loses nothing.
     pub fn commit_batch(&mut self) -> Commit {
@@ -356,7 +369,10 @@ impl State {
     /// The backend now holds the last [`State::commit_batch`]: drop the copies held
     /// here. Only for a state made by [`State::with_backend`].
     pub fn committed(&mut self) {
-        debug_assert!(self.persistent, "a state in memory has nothing to commit to");
+        debug_assert!(
+            self.persistent,
+            "a state in memory has nothing to commit to"
+        );
         self.pending.clear();
         self.trie.committed();
     }

@@ -38,6 +38,9 @@ use tb_primitives::{blake3_id, Id};
 /// zero) ‖ crit bit (u16 big-endian).
 pub type NodePos = [u8; 34];
 
+/// The inner nodes a walk passed: each position and the side taken (0 left, 1 right).
+type Path = Vec<(NodePos, usize)>;
+
 /// Encoded size of a [`Child`].
 pub const CHILD_BYTES: usize = 67;
 /// Encoded size of an [`InnerNode`].
@@ -173,7 +176,7 @@ pub fn node_pos(key: &[u8; 32], bit: u16) -> NodePos {
     let mut p = [0u8; 34];
     let whole = (bit / 8) as usize;
     p[..whole].copy_from_slice(&key[..whole]);
-    if bit % 8 != 0 {
+    if !bit.is_multiple_of(8) {
         p[whole] = key[whole] & (0xFFu8 << (8 - bit % 8));
     }
     p[32..].copy_from_slice(&bit.to_be_bytes());
@@ -312,7 +315,7 @@ impl Trie {
         &mut self,
         src: &dyn NodeSource,
         key: &[u8; 32],
-    ) -> Option<(Vec<(NodePos, usize)>, [u8; 32])> {
+    ) -> Option<(Path, [u8; 32])> {
         let mut cur = self.root?;
         let mut path = Vec::with_capacity(40);
         loop {
@@ -358,7 +361,11 @@ impl Trie {
         let displaced = match parent {
             None => self.root.expect("checked non-empty"),
             Some((p, side)) => {
-                self.work.get(&p).and_then(|s| s.node).expect("loaded by the walk").children[side]
+                self.work
+                    .get(&p)
+                    .and_then(|s| s.node)
+                    .expect("loaded by the walk")
+                    .children[side]
             }
         };
         for (p, _) in &path[..j] {
@@ -459,7 +466,7 @@ impl Trie {
             .filter(|(_, s)| s.changed)
             .map(|(p, s)| (*p, s.node))
             .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_by_key(|a| a.0);
         (v, root)
     }
 
@@ -518,7 +525,7 @@ mod tests {
         let mut seed = 1u64;
         for step in 0..3000 {
             let k = key_hash(&(next(&mut seed) % 400).to_le_bytes());
-            if next(&mut seed) % 4 == 0 {
+            if next(&mut seed).is_multiple_of(4) {
                 assert_eq!(t.remove(&NoNodes, &k), model.remove(&k).is_some());
             } else {
                 let v = value_hash(&next(&mut seed).to_le_bytes());
@@ -552,7 +559,7 @@ mod tests {
         let mut seed = 7u64;
         for step in 0..4000 {
             let k = key_hash(&(next(&mut seed) % 600).to_le_bytes());
-            if next(&mut seed) % 3 == 0 {
+            if next(&mut seed).is_multiple_of(3) {
                 assert_eq!(t.remove(&store, &k), model.remove(&k).is_some());
             } else {
                 let v = value_hash(&next(&mut seed).to_le_bytes());

@@ -354,10 +354,15 @@ pub fn serve(
     rt.block_on(handle.stopped());
     save_mempool(&node, &mempool_file);
     let _ = std::fs::remove_file(&info_path);
-    println!(
-        "the-block: stopped at height {}",
-        node.core().db.tip().height
-    );
+    let mut c = node.core();
+    // The state of the last blocks is written now, so the next start re-executes
+    // nothing.
+    if let Err(e) = c.db.flush() {
+        eprintln!(
+            "the-block: flushing the state: {e} (the next start re-executes the last blocks)"
+        );
+    }
+    println!("the-block: stopped at height {}", c.db.tip().height);
     Ok(())
 }
 

@@ -26,9 +26,45 @@ use tb_chain::trie::{value_hash, Child, InnerNode, NodePos, NodeSource};
 /// Tuning of the state on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreConfig {
-    /// Bytes of entries and trie nodes kept in memory over the tables (half for
-    /// each). Published chunks are never cached: they are read from disk.
+    /// Bytes of memory the state may hold: a quarter in redb's page cache, an
+    /// eighth each for decoded state entries and trie nodes, and half for the
+    /// state written by blocks since the last flush (see [`FLUSH_BLOCKS_MAX`]).
+    /// Published chunks are never held in the entry cache: they are read from disk
+    /// when asked for.
     pub cache_bytes: u64,
+}
+
+/// Most blocks whose state changes are held in memory before they are written to
+/// the state tables (their blocks and undo records are written at once): it bounds
+/// the blocks a restart after a crash re-executes.
+pub const FLUSH_BLOCKS_MAX: u32 = 64;
+
+impl StoreConfig {
+    fn budget(&self) -> u64 {
+        self.cache_bytes.max(CACHE_BYTES_MIN)
+    }
+
+    /// redb's page cache.
+    pub(crate) fn page_cache_bytes(&self) -> usize {
+        (self.budget() / 4) as usize
+    }
+
+    /// Each of the entry and node caches.
+    fn item_cache_bytes(&self) -> u64 {
+        self.budget() / 8
+    }
+
+    /// The state changes held in memory before a flush.
+    pub(crate) fn unflushed_bytes(&self) -> u64 {
+        self.budget() / 2
+    }
+
+    /// Opens or creates the redb file with this page cache.
+    pub(crate) fn create_db(&self, path: &std::path::Path) -> Result<redb::Database, StoreError> {
+        Ok(redb::Builder::new()
+            .set_cache_size(self.page_cache_bytes())
+            .create(path)?)
+    }
 }
 
 /// Default cache: 256 MiB.
@@ -105,12 +141,12 @@ pub(crate) struct DiskState {
 impl DiskState {
     pub(crate) fn open(db: Arc<Database>, config: StoreConfig) -> Result<DiskState, StoreError> {
         let snap = Snapshot::take(&db)?;
-        let half = config.cache_bytes.max(CACHE_BYTES_MIN) / 2;
+        let q = config.item_cache_bytes();
         Ok(DiskState {
             db,
             snap: RwLock::new(snap),
-            entries: Cache::with_weighter((half / 128) as usize, half, Bytes),
-            nodes: Cache::with_weighter((half / 230) as usize, half, Bytes),
+            entries: Cache::with_weighter((q / 128) as usize, q, Bytes),
+            nodes: Cache::with_weighter((q / 230) as usize, q, Bytes),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             fault: Mutex::new(None),

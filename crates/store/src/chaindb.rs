@@ -1,6 +1,6 @@
 //! The chain database: block import, fork choice, reorgs and queries.
 
-use crate::backend::{CacheUsage, DiskState, StoreConfig};
+use crate::backend::{CacheUsage, DiskState, StoreConfig, FLUSH_BLOCKS_MAX};
 use crate::migrate::check_version;
 use crate::schema::*;
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -224,14 +224,23 @@ enum Step {
     Applied(Changes),
 }
 
-/// The chain database. redb holds everything durably, the state included; the
-/// best chain's state is read through a bounded cache ([`StoreConfig`]), and only the
-/// writes of the import in progress are held in memory.
+/// The chain database. redb holds everything durably; the best chain's state is
+/// read through a bounded cache ([`StoreConfig`]). Each import commits its block,
+/// undo record and indexes at once; the state changes of the last few blocks are
+/// held in memory and flushed to the state tables together (at most
+/// [`FLUSH_BLOCKS_MAX`] blocks or half the cache budget, at every reorg, on
+/// [`ChainDb::flush`] and on drop), and re-executed from the stored blocks when a
+/// store is opened after a crash.
 pub struct ChainDb {
     db: Arc<Database>,
     disk: Arc<DiskState>,
     params: ChainParams,
+    config: StoreConfig,
     state: State,
+    /// Canonical blocks whose state changes are held in memory only.
+    unflushed: u32,
+    /// Blocks re-executed when the store was opened (their state was not flushed).
+    reexecuted: u32,
     tip: HeaderEntry,
     tip_id: Id,
     verify_threads: usize,
@@ -247,6 +256,13 @@ impl std::fmt::Debug for ChainDb {
     }
 }
 
+impl Drop for ChainDb {
+    fn drop(&mut self) {
+        // Best effort: what is not flushed is re-executed at the next open.
+        let _ = self.flush();
+    }
+}
+
 impl ChainDb {
     /// Opens (or creates) the store at `path` for the network `params`, with the
     /// default cache.
@@ -257,14 +273,16 @@ impl ChainDb {
     /// Opens (or creates) the store at `path` for the network `params`.
     ///
     /// Refuses a newer schema and a different chain id, migrates older schemas,
-    /// and checks the stored trie root against the tip's state root: it reads no
-    /// state entry and rebuilds nothing, so opening costs the same at any state size.
+    /// and checks the stored trie root against the state root of the block the state
+    /// tables are at: it reads no state entry and rebuilds nothing, so opening costs
+    /// the same at any state size. After a crash it re-executes the (at most
+    /// [`FLUSH_BLOCKS_MAX`]) canonical blocks whose state changes were not flushed.
     pub fn open_with(
         path: impl AsRef<Path>,
         params: ChainParams,
         config: StoreConfig,
     ) -> Result<ChainDb, StoreError> {
-        let db = Database::create(path.as_ref())?;
+        let db = config.create_db(path.as_ref())?;
         match stored_version(&db)? {
             None => Self::init(&db, &params, &genesis_block(&params))?,
             Some(v) => check_version(&db, v)?,
@@ -290,7 +308,7 @@ impl ChainDb {
                 path.as_ref().display()
             )));
         }
-        let db = Arc::new(Database::create(path.as_ref())?);
+        let db = Arc::new(config.create_db(path.as_ref())?);
         {
             let w = db.begin_write()?;
             create_tables(&w)?;
@@ -342,29 +360,92 @@ impl ChainDb {
                 .ok_or_else(|| StoreError::Corrupt("no tip".into()))?
                 .value(),
         )?;
+        let state_tip = match meta.get(KEY_STATE_TIP)? {
+            Some(g) => id_from(g.value())?,
+            None => return Err(StoreError::Corrupt("no state tip".into())),
+        };
         let headers = r.open_table(HEADERS)?;
         let tip = need_entry(&headers, &tip_id)?;
-        drop((meta, headers, r));
+        let at = need_entry(&headers, &state_tip)?;
+        let canon = r.open_table(CANON)?;
+        let on_best = canon
+            .get(at.header.height)?
+            .is_some_and(|g| g.value() == state_tip.0.as_slice());
+        if !on_best || at.header.height > tip.header.height {
+            return Err(StoreError::Corrupt(format!(
+                "the state tables are at {state_tip}, not on the best chain"
+            )));
+        }
+        drop((meta, headers, canon, r));
         let db = Arc::new(db);
         let disk = Arc::new(DiskState::open(db.clone(), config)?);
         let mut state = State::with_backend(disk.clone());
         let root = state.root();
-        if root != tip.header.state_root {
+        if root != at.header.state_root {
             return Err(StoreError::Corrupt(format!(
-                "state root {root} differs from tip {} at height {}",
-                tip.header.state_root, tip.header.height
+                "state root {root} differs from block {state_tip}'s {} at height {}",
+                at.header.state_root, at.header.height
             )));
         }
-        Ok(ChainDb {
+        let mut chain = ChainDb {
             db,
             disk,
             params,
+            config,
             state,
             tip,
             tip_id,
             verify_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             poisoned: false,
-        })
+            unflushed: 0,
+            reexecuted: 0,
+        };
+        // After a crash: re-execute the blocks whose state was not flushed.
+        for h in at.header.height + 1..=chain.tip.header.height {
+            let b = chain
+                .block_at(h)?
+                .ok_or_else(|| StoreError::Corrupt(format!("no canonical block at {h}")))?;
+            execute_block(&chain.params, &mut chain.state, &b, chain.verify_threads).map_err(
+                |e| StoreError::Corrupt(format!("re-executing block {h} after a restart: {e}")),
+            )?;
+            chain.unflushed += 1;
+            chain.reexecuted += 1;
+        }
+        chain.flush()?;
+        Ok(chain)
+    }
+
+    /// Writes the state changes held in memory to the state tables (one
+    /// transaction). Imports do this on their own; call it to bound what a crash
+    /// would re-execute, as a node does when it stops.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        if self.unflushed == 0 || self.poisoned {
+            return Ok(());
+        }
+        let c = self.state.commit_batch();
+        if let Some(f) = self.state.fault() {
+            return Err(StoreError::Corrupt(f));
+        }
+        let w = self.db.begin_write()?;
+        DiskState::write(&w, &c)?;
+        w.open_table(META)?
+            .insert(KEY_STATE_TIP, self.tip_id.0.as_slice())?;
+        w.commit()?;
+        self.disk.refresh(&c)?;
+        self.state.committed();
+        self.unflushed = 0;
+        Ok(())
+    }
+
+    /// Canonical blocks whose state changes are held in memory, not yet flushed.
+    pub fn unflushed_blocks(&self) -> u32 {
+        self.unflushed
+    }
+
+    /// Blocks re-executed when this store was opened: those whose state changes a
+    /// crash kept from being flushed.
+    pub fn reexecuted_at_open(&self) -> u32 {
+        self.reexecuted
     }
 
     fn init(db: &Database, params: &ChainParams, g: &Block) -> Result<(), StoreError> {
@@ -387,6 +468,7 @@ impl ChainDb {
             t.meta
                 .insert(KEY_CHAIN_ID, params.chain_id.to_le_bytes().as_slice())?;
             t.meta.insert(KEY_TIP, id.0.as_slice())?;
+            t.meta.insert(KEY_STATE_TIP, id.0.as_slice())?;
         }
         write_version(&w, SCHEMA_VERSION)?;
         w.commit()?;
@@ -536,9 +618,21 @@ impl ChainDb {
         }
         match result {
             Ok((outcome, new_tip)) => {
-                let commit = self.state.commit_batch();
-                let written = DiskState::write(&w, &commit)
-                    .and_then(|()| w.commit().map_err(StoreError::from));
+                // The state is flushed with this block when a reorg removed undo
+                // records (a restart re-executes canonical blocks only), when
+                // enough blocks wait, or when they hold enough memory.
+                let flush = new_tip.is_some()
+                    && (matches!(outcome, ImportOutcome::Reorged { .. })
+                        || self.unflushed + 1 >= FLUSH_BLOCKS_MAX
+                        || self.state.held_bytes() >= self.config.unflushed_bytes());
+                let commit = flush.then(|| self.state.commit_batch());
+                let written = (|| -> Result<(), StoreError> {
+                    if let Some(c) = &commit {
+                        DiskState::write(&w, c)?;
+                        w.open_table(META)?.insert(KEY_STATE_TIP, id.0.as_slice())?;
+                    }
+                    Ok(w.commit()?)
+                })();
                 if let Err(e) = written {
                     // Memory goes back to the old tip; the store may be
                     // damaged, so refuse further imports until reopened.
@@ -546,11 +640,16 @@ impl ChainDb {
                     self.rollback_memory(steps)?;
                     return Err(e.into());
                 }
-                if let Err(e) = self.disk.refresh(&commit) {
-                    self.poisoned = true;
-                    return Err(e.into());
+                if let Some(c) = &commit {
+                    if let Err(e) = self.disk.refresh(c) {
+                        self.poisoned = true;
+                        return Err(e.into());
+                    }
+                    self.state.committed();
+                    self.unflushed = 0;
+                } else if new_tip.is_some() {
+                    self.unflushed += 1;
                 }
-                self.state.committed();
                 if let Some(tip) = new_tip {
                     self.tip = tip;
                     self.tip_id = id;

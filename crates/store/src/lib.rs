@@ -16,7 +16,9 @@ mod chaindb;
 mod migrate;
 mod schema;
 
-pub use backend::{CacheUsage, StoreConfig, CACHE_BYTES_DEFAULT, CACHE_BYTES_MIN};
+pub use backend::{
+    CacheUsage, StoreConfig, CACHE_BYTES_DEFAULT, CACHE_BYTES_MIN, FLUSH_BLOCKS_MAX,
+};
 pub use chaindb::{
     ChainDb, HeaderEntry, ImportError, ImportOutcome, TxLocation, STATUS_HEADER_ONLY,
     STATUS_INVALID, STATUS_VALID,

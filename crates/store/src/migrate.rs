@@ -33,7 +33,7 @@ pub(crate) fn check_version(db: &Database, v: u32) -> Result<(), StoreError> {
 pub(crate) fn migrate_v3(db: &Database) -> Result<(), StoreError> {
     let w = db.begin_write()?;
     create_tables(&w)?;
-    let (entries, tip_root) = {
+    let (entries, tip_root, tip) = {
         let meta = w.open_table(META)?;
         let tip = meta
             .get(KEY_TIP)?
@@ -52,7 +52,7 @@ pub(crate) fn migrate_v3(db: &Database) -> Result<(), StoreError> {
             let (k, v) = e?;
             entries.push((k.value().to_vec(), v.value().to_vec()));
         }
-        (entries, e.header.state_root)
+        (entries, e.header.state_root, tip)
     };
     let mut s = State::from_entries(entries.iter().cloned());
     let root: Id = s.root();
@@ -81,6 +81,7 @@ pub(crate) fn migrate_v3(db: &Database) -> Result<(), StoreError> {
             root: all.root,
         },
     )?;
+    w.open_table(META)?.insert(KEY_STATE_TIP, tip.as_slice())?;
     write_version(&w, SCHEMA_VERSION)?;
     w.commit()?;
     Ok(())

@@ -15,7 +15,9 @@ use thiserror::Error;
 ///   its root reference in `meta` (`trie_root`), so opening reads no entry and
 ///   rebuilds nothing; a published chunk's entry in `state` holds its value hash
 ///   and its bytes live once in `chunks` (value hash → bytes), counted in
-///   `chunk_refs`. A v3 store is migrated when opened (`migrate_v3`).
+///   `chunk_refs`; `meta.state_tip` names the block the state tables are at (up to
+///   `FLUSH_BLOCKS_MAX` canonical blocks behind the tip, re-executed on open). A v3
+///   store is migrated when opened (`migrate_v3`).
 pub const SCHEMA_VERSION: u32 = 4;
 /// The oldest schema this build opens.
 pub const SCHEMA_VERSION_MIN: u32 = 3;
@@ -44,6 +46,9 @@ pub(crate) const KEY_SCHEMA: &str = "schema_version";
 pub(crate) const KEY_TIP: &str = "tip";
 pub(crate) const KEY_CHAIN_ID: &str = "chain_id";
 pub(crate) const KEY_TRIE_ROOT: &str = "trie_root";
+/// The block whose state the state tables hold (the tip, or an ancestor of it on
+/// the best chain whose descendants' state changes were not yet flushed).
+pub(crate) const KEY_STATE_TIP: &str = "state_tip";
 
 /// Storage failures. IO and corruption are reported, never panicked on.
 #[derive(Debug, Error)]

@@ -52,7 +52,9 @@ fn random_address(rng: &mut ChaCha8Rng) -> Address {
     Address(rng.gen())
 }
 
-fn genesis_entries(rng: &mut ChaCha8Rng) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<Address>) {
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn genesis_entries(rng: &mut ChaCha8Rng) -> (Entries, Vec<Address>) {
     let mut addrs = Vec::new();
     let mut e = Vec::new();
     for i in 0..SENDERS {
