@@ -244,6 +244,7 @@ pub fn apply_child(
     let cold_ms = t.elapsed().as_secs_f64() * 1e3;
     let mut total_ms = cold_ms;
     let (mut templates, mut imports, mut flushes) = (Vec::new(), Vec::new(), 0);
+    let mut held_mb = Vec::new();
     for _ in 0..warm {
         let t = Instant::now();
         let b = build(&mut db, txs)?;
@@ -253,6 +254,7 @@ pub fn apply_child(
         db.import_block(&b, b.header.timestamp_ms)
             .map_err(|e| e.to_string())?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
+        held_mb.push(db.state().held_bytes() as f64 / (1u64 << 20) as f64);
         if db.unflushed_blocks() <= before {
             flushes += 1;
         }
@@ -268,10 +270,11 @@ pub fn apply_child(
     let (rss_end, peak) = rss_mib();
     let c = db.cache_usage();
     println!(
-        "{{\"open_ms\":{open_ms:.1},\"rss_open_mb\":{:.1},\"import_cold_ms\":{cold_ms:.1},\"template_ms\":{:.1},\"import_warm_ms\":{:.1},\"flushes_in_imports\":{flushes},\"final_flush_ms\":{flush_ms:.1},\"per_block_ms\":{:.1},\"written_mb_per_block\":{:.1},\"rss_end_mb\":{rss_end:.0},\"peak_rss_mb\":{peak:.0},\"cache_mb\":{:.1},\"misses\":{},\"hits\":{}}}",
+        "{{\"open_ms\":{open_ms:.1},\"rss_open_mb\":{:.1},\"import_cold_ms\":{cold_ms:.1},\"template_ms\":{:.1},\"import_warm_ms\":{:.1},\"flushes_in_imports\":{flushes},\"held_mb_max\":{:.0},\"final_flush_ms\":{flush_ms:.1},\"per_block_ms\":{:.1},\"written_mb_per_block\":{:.1},\"rss_end_mb\":{rss_end:.0},\"peak_rss_mb\":{peak:.0},\"cache_mb\":{:.1},\"misses\":{},\"hits\":{}}}",
         rss_open - rss0,
         median(templates),
         median(imports),
+        held_mb.iter().cloned().fold(0.0, f64::max),
         total_ms / blocks,
         written_mb / blocks,
         c.bytes as f64 / (1u64 << 20) as f64,

@@ -36,3 +36,16 @@ pub fn decode_block(data: &[u8]) {
         let _ = block.id();
     }
 }
+
+/// Any bytes as a stored trie record (an inner node, or a root reference): accepted
+/// bytes are exactly the canonical encoding, and a decoded node rehashes.
+pub fn decode_trie_node(data: &[u8]) {
+    use crate::trie::{Child, InnerNode};
+    if let Some(n) = InnerNode::decode(data) {
+        assert_eq!(n.encode().as_slice(), data, "accepted a non-canonical node");
+        let _ = n.children.map(|c| c.hash());
+    }
+    if let Some(c) = Child::decode(data) {
+        assert_eq!(c.encode().as_slice(), data, "accepted a non-canonical child");
+    }
+}

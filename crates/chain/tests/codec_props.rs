@@ -39,7 +39,10 @@ fn config(cases: u32) -> ProptestConfig {
 }
 
 // The fuzz target bodies live in `tb_chain::fuzzing`; these tests run them on stable.
-use tb_chain::fuzzing::{decode_block as fuzz_decode_block, decode_tx as fuzz_decode_tx};
+use tb_chain::fuzzing::{
+    decode_block as fuzz_decode_block, decode_trie_node as fuzz_decode_trie_node,
+    decode_tx as fuzz_decode_tx,
+};
 
 // ---------------------------------------------------------------------------
 // Strategies.
@@ -588,6 +591,7 @@ fn decode_everything(bytes: &[u8]) {
     let params = ChainParams::mainnet();
     fuzz_decode_tx(bytes);
     fuzz_decode_block(bytes);
+    fuzz_decode_trie_node(bytes);
     check_canonical::<BlockHeader>(bytes, HEADER_BYTES_MAX);
     check_canonical::<TxPayload>(bytes, params.tx_bytes_max);
     check_canonical::<Account>(bytes, STATE_VALUE_BYTES_MAX);
@@ -923,4 +927,48 @@ fn non_canonical_spellings_are_refused() {
         SignedTx::decode(&bad, &params),
         Err(DecodeError::TrailingBytes(1))
     );
+}
+
+// ---------------------------------------------------------------------------
+// Stored trie records (the store's `trie` table and `meta.trie_root`).
+
+fn arb_child() -> impl Strategy<Value = tb_chain::trie::Child> {
+    use tb_chain::trie::Child;
+    prop_oneof![
+        (any::<[u8; 32]>(), arb_id()).prop_map(|(key, hash)| Child::Leaf { key, hash }),
+        (any::<[u8; 32]>(), any::<u16>(), arb_id()).prop_map(|(p, bit, hash)| {
+            let mut pos = [0u8; 34];
+            pos[..32].copy_from_slice(&p);
+            pos[32..].copy_from_slice(&bit.to_be_bytes());
+            Child::Inner { pos, hash }
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn trie_records_round_trip_and_a_flipped_byte_decodes_canonically_or_not_at_all(
+        l in arb_child(),
+        r in arb_child(),
+        at in any::<Index>(),
+        flip in 1u8..=255,
+    ) {
+        use tb_chain::trie::{Child, InnerNode};
+        let n = InnerNode { children: [l, r] };
+        let b = n.encode();
+        prop_assert_eq!(InnerNode::decode(&b), Some(n));
+        prop_assert_eq!(Child::decode(&l.encode()), Some(l));
+        let mut bad = b.to_vec();
+        let i = at.index(bad.len());
+        bad[i] ^= flip;
+        fuzz_decode_trie_node(&bad);
+        if let Some(m) = InnerNode::decode(&bad) {
+            let again = m.encode();
+            prop_assert_eq!(again.as_slice(), bad.as_slice());
+            prop_assert_ne!(m, n);
+        }
+        prop_assert_eq!(InnerNode::decode(&b[..b.len() - 1]), None);
+    }
 }
