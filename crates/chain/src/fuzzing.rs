@@ -46,6 +46,10 @@ pub fn decode_trie_node(data: &[u8]) {
         let _ = n.children.map(|c| c.hash());
     }
     if let Some(c) = Child::decode(data) {
-        assert_eq!(c.encode().as_slice(), data, "accepted a non-canonical child");
+        assert_eq!(
+            c.encode().as_slice(),
+            data,
+            "accepted a non-canonical child"
+        );
     }
 }

@@ -311,11 +311,7 @@ impl Trie {
 
     /// The walk from the root towards `key`: the inner nodes passed (position and the
     /// side taken) and the leaf reached. `None` on an empty trie or a missing node.
-    fn walk(
-        &mut self,
-        src: &dyn NodeSource,
-        key: &[u8; 32],
-    ) -> Option<(Path, [u8; 32])> {
+    fn walk(&mut self, src: &dyn NodeSource, key: &[u8; 32]) -> Option<(Path, [u8; 32])> {
         let mut cur = self.root?;
         let mut path = Vec::with_capacity(40);
         loop {
