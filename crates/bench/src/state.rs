@@ -324,30 +324,16 @@ pub fn import(
     let (t, c, wm) = (txs.to_string(), cache_mb.to_string(), warm.to_string());
     let mut rows = Vec::new();
     for run in 0..runs {
-        child(&[
-            "state-build",
-            "--dir",
-            &d,
-            "--txs",
-            &t,
-            "--cache-mb",
-            &c,
-            "--out",
-            &b,
-        ])?;
-        let line = child(&[
-            "state-apply",
-            "--dir",
-            &d,
-            "--txs",
-            &t,
-            "--cache-mb",
-            &c,
-            "--block",
-            &b,
-            "--blocks",
-            &wm,
-        ])?;
+        let common = ["--dir", &d, "--txs", &t, "--cache-mb", &c];
+        child(&[&["state-build"][..], &common, &["--out", &b]].concat())?;
+        let line = child(
+            &[
+                &["state-apply"][..],
+                &common,
+                &["--block", &b, "--blocks", &wm],
+            ]
+            .concat(),
+        )?;
         eprintln!("run {run}: {line}");
         rows.push(line);
     }
