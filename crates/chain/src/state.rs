@@ -237,20 +237,14 @@ impl StateRead for State {
     fn get_raw(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
         match self.pending.get(key) {
             Some(v) => v.as_deref().map(Cow::Borrowed),
-            None if self.persistent => self.backend.get(key).map(Cow::Owned),
-            None => None,
+            None => self.backend.get(key).map(Cow::Owned),
         }
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         let end = prefix_end(prefix);
-        let base = if self.persistent {
-            self.backend.range(prefix, end.as_deref())
-        } else {
-            Vec::new()
-        };
         merge(
-            base,
+            self.backend.range(prefix, end.as_deref()),
             self.pending
                 .range(prefix.to_vec()..)
                 .take_while(|(k, _)| k.starts_with(prefix)),
@@ -261,12 +255,10 @@ impl StateRead for State {
         if lo >= hi {
             return vec![];
         }
-        let base = if self.persistent {
-            self.backend.range(lo, Some(hi))
-        } else {
-            Vec::new()
-        };
-        merge(base, self.pending.range(lo.to_vec()..hi.to_vec()))
+        merge(
+            self.backend.range(lo, Some(hi)),
+            self.pending.range(lo.to_vec()..hi.to_vec()),
+        )
     }
 }
 
@@ -327,10 +319,9 @@ impl State {
         if let Some(f) = self.backend.fault() {
             return Some(f);
         }
-        self.trie.missing().map(|p| {
-            let hex: String = p.iter().map(|b| format!("{b:02x}")).collect();
-            format!("trie node {hex} is missing from the store")
-        })
+        self.trie
+            .missing()
+            .map(|p| format!("trie node {} is missing from the store", hex::encode(p)))
     }
 
     /// Writes held in memory since the last commit.
@@ -379,12 +370,7 @@ impl State {
 
     /// Every entry, in key order (walks the whole state).
     pub fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let base = if self.persistent {
-            self.backend.range(&[], None)
-        } else {
-            Vec::new()
-        };
-        merge(base, self.pending.iter())
+        merge(self.backend.range(&[], None), self.pending.iter())
     }
 
     /// Number of entries (walks the whole state).

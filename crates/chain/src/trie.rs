@@ -513,6 +513,26 @@ mod tests {
         *seed >> 11
     }
 
+    /// One random step on `t` and `model`: over `keys` distinct keys, a removal one
+    /// time in `remove_one_in`, an insertion (or overwrite) otherwise.
+    fn random_step(
+        t: &mut Trie,
+        src: &dyn NodeSource,
+        model: &mut BTreeMap<[u8; 32], Id>,
+        seed: &mut u64,
+        keys: u64,
+        remove_one_in: u64,
+    ) {
+        let k = key_hash(&(next(seed) % keys).to_le_bytes());
+        if next(seed).is_multiple_of(remove_one_in) {
+            assert_eq!(t.remove(src, &k), model.remove(&k).is_some());
+        } else {
+            let v = value_hash(&next(seed).to_le_bytes());
+            t.insert(src, k, v);
+            model.insert(k, v);
+        }
+    }
+
     #[test]
     fn root_is_order_independent_and_matches_reference() {
         let mut model = BTreeMap::new();
@@ -520,14 +540,7 @@ mod tests {
         let mut t2 = Trie::new();
         let mut seed = 1u64;
         for step in 0..3000 {
-            let k = key_hash(&(next(&mut seed) % 400).to_le_bytes());
-            if next(&mut seed).is_multiple_of(4) {
-                assert_eq!(t.remove(&NoNodes, &k), model.remove(&k).is_some());
-            } else {
-                let v = value_hash(&next(&mut seed).to_le_bytes());
-                t.insert(&NoNodes, k, v);
-                model.insert(k, v);
-            }
+            random_step(&mut t, &NoNodes, &mut model, &mut seed, 400, 4);
             if step % 97 == 0 {
                 assert_eq!(t.root_hash(), reference_root(&model));
             }
@@ -554,14 +567,7 @@ mod tests {
         let mut t = Trie::new();
         let mut seed = 7u64;
         for step in 0..4000 {
-            let k = key_hash(&(next(&mut seed) % 600).to_le_bytes());
-            if next(&mut seed).is_multiple_of(3) {
-                assert_eq!(t.remove(&store, &k), model.remove(&k).is_some());
-            } else {
-                let v = value_hash(&next(&mut seed).to_le_bytes());
-                t.insert(&store, k, v);
-                model.insert(k, v);
-            }
+            random_step(&mut t, &store, &mut model, &mut seed, 600, 3);
             if step % 13 == 0 {
                 let (nodes, root) = t.commit_nodes();
                 for (p, n) in nodes {

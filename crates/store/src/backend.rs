@@ -7,8 +7,9 @@
 //!   the same value hash, so where the bytes live does not touch the state root.
 //! * `trie`: inner nodes by position; `meta.trie_root` the root reference.
 //!
-//! Reads go through a read snapshot taken after every commit and a cache of entries
-//! and trie nodes bounded in bytes ([`StoreConfig::cache_bytes`]). A read that fails
+//! Reads go through a read snapshot, taken again after every flush (the only
+//! commits that change these tables), and a cache of entries and trie nodes bounded
+//! in bytes ([`StoreConfig::cache_bytes`]). A read that fails
 //! answers "absent" and is latched in [`DiskState::fault`], which the chain database
 //! checks before it commits anything computed from such a read.
 
@@ -169,7 +170,10 @@ impl DiskState {
         match snap.chunks.get(stub) {
             Ok(Some(g)) => Some(g.value().to_vec()),
             Ok(None) => {
-                self.latch(format!("the bytes of chunk entry {} are missing", hex(key)));
+                self.latch(format!(
+                    "the bytes of chunk entry {} are missing",
+                    hex::encode(key)
+                ));
                 None
             }
             Err(e) => {
@@ -289,10 +293,6 @@ pub struct CacheUsage {
     pub misses: u64,
 }
 
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 impl NodeSource for DiskState {
     fn node(&self, pos: &NodePos) -> Option<InnerNode> {
         if let Some(n) = self.nodes.get(pos) {
@@ -308,13 +308,13 @@ impl NodeSource for DiskState {
                     Some(n)
                 }
                 None => {
-                    self.latch(format!("trie node {} is malformed", hex(pos)));
+                    self.latch(format!("trie node {} is malformed", hex::encode(pos)));
                     None
                 }
             },
             Ok(None) => None,
             Err(e) => {
-                self.latch(format!("reading trie node {}: {e}", hex(pos)));
+                self.latch(format!("reading trie node {}: {e}", hex::encode(pos)));
                 None
             }
         }
@@ -335,7 +335,7 @@ impl StateBackend for DiskState {
         let v = match snap.state.get(key) {
             Ok(v) => v.map(|g| g.value().to_vec()),
             Err(e) => {
-                self.latch(format!("reading state entry {}: {e}", hex(key)));
+                self.latch(format!("reading state entry {}: {e}", hex::encode(key)));
                 return None;
             }
         };

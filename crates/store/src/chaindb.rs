@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tb_chain::block::{block_encoded_bytes_max, genesis_block};
 use tb_chain::consensus::TimedHeader;
 use tb_chain::forks::{find_fork, is_better, ForkNode};
-use tb_chain::state::Changes;
+use tb_chain::state::{Changes, Commit};
 use tb_chain::{
     build_block, execute_block, validate_header, Block, BlockError, BlockHeader, ChainParams,
     SignedTx, State,
@@ -422,16 +422,27 @@ impl ChainDb {
         if self.unflushed == 0 || self.poisoned {
             return Ok(());
         }
-        let c = self.state.commit_batch();
         if let Some(f) = self.state.fault() {
             return Err(StoreError::Corrupt(f));
         }
         let w = self.db.begin_write()?;
-        DiskState::write(&w, &c)?;
-        w.open_table(META)?
-            .insert(KEY_STATE_TIP, self.tip_id.0.as_slice())?;
+        let c = self.write_state(&w, self.tip_id)?;
         w.commit()?;
-        self.disk.refresh(&c)?;
+        self.state_written(&c)
+    }
+
+    /// Writes the state held in memory into `w` as the state of block `at`; nothing
+    /// is forgotten until [`ChainDb::state_written`].
+    fn write_state(&mut self, w: &redb::WriteTransaction, at: Id) -> Result<Commit, StoreError> {
+        let c = self.state.commit_batch();
+        DiskState::write(w, &c)?;
+        w.open_table(META)?.insert(KEY_STATE_TIP, at.0.as_slice())?;
+        Ok(c)
+    }
+
+    /// The transaction holding `c` committed: read through it, drop the copies.
+    fn state_written(&mut self, c: &Commit) -> Result<(), StoreError> {
+        self.disk.refresh(c)?;
         self.state.committed();
         self.unflushed = 0;
         Ok(())
@@ -625,28 +636,30 @@ impl ChainDb {
                     && (matches!(outcome, ImportOutcome::Reorged { .. })
                         || self.unflushed + 1 >= FLUSH_BLOCKS_MAX
                         || self.state.held_bytes() >= self.config.unflushed_bytes());
-                let commit = flush.then(|| self.state.commit_batch());
-                let written = (|| -> Result<(), StoreError> {
-                    if let Some(c) = &commit {
-                        DiskState::write(&w, c)?;
-                        w.open_table(META)?.insert(KEY_STATE_TIP, id.0.as_slice())?;
-                    }
-                    Ok(w.commit()?)
+                let written = (|| -> Result<Option<Commit>, StoreError> {
+                    let commit = if flush {
+                        Some(self.write_state(&w, id)?)
+                    } else {
+                        None
+                    };
+                    w.commit()?;
+                    Ok(commit)
                 })();
-                if let Err(e) = written {
-                    // Memory goes back to the old tip; the store may be
-                    // damaged, so refuse further imports until reopened.
-                    self.poisoned = true;
-                    self.rollback_memory(steps)?;
-                    return Err(e.into());
-                }
+                let commit = match written {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Memory goes back to the old tip; the store may be
+                        // damaged, so refuse further imports until reopened.
+                        self.poisoned = true;
+                        self.rollback_memory(steps)?;
+                        return Err(e.into());
+                    }
+                };
                 if let Some(c) = &commit {
-                    if let Err(e) = self.disk.refresh(c) {
+                    if let Err(e) = self.state_written(c) {
                         self.poisoned = true;
                         return Err(e.into());
                     }
-                    self.state.committed();
-                    self.unflushed = 0;
                 } else if new_tip.is_some() {
                     self.unflushed += 1;
                 }
