@@ -307,26 +307,19 @@ fn main() {
                 arg(&args, "--published-mb", 0)? as u64,
                 arg(&args, "--txs", 10_000)?.max(1),
             )?,
-            "state-import" => state::import(
-                &path_arg(&args, "--dir")?,
-                arg(&args, "--txs", 10_000)?.max(1),
-                runs,
-                arg(&args, "--cache-mb", 256)?.max(1) as u64,
-                arg(&args, "--blocks", 8)?,
-            )?,
-            "state-build" => state::build_child(
-                &path_arg(&args, "--dir")?,
-                arg(&args, "--txs", 10_000)?.max(1),
-                arg(&args, "--cache-mb", 256)?.max(1) as u64,
-                &path_arg(&args, "--out")?,
-            )?,
-            "state-apply" => state::apply_child(
-                &path_arg(&args, "--dir")?,
-                arg(&args, "--txs", 10_000)?.max(1),
-                arg(&args, "--cache-mb", 256)?.max(1) as u64,
-                &path_arg(&args, "--block")?,
-                arg(&args, "--blocks", 8)?,
-            )?,
+            "state-import" | "state-build" | "state-apply" => {
+                let t = state::Target {
+                    dir: path_arg(&args, "--dir")?,
+                    txs: arg(&args, "--txs", 10_000)?.max(1),
+                    cache_mb: arg(&args, "--cache-mb", 256)?.max(1) as u64,
+                };
+                let warm = arg(&args, "--blocks", 8)?;
+                match cmd {
+                    "state-import" => state::import(&t, runs, warm)?,
+                    "state-build" => state::build_child(&t, &path_arg(&args, "--out")?)?,
+                    _ => state::apply_child(&t, &path_arg(&args, "--block")?, warm)?,
+                }
+            }
             "verify" => {
                 verify::bench_receipt_checks(&[64, 1_024, 16_384, 65_536], arg(&args, "--samples", 2_000)?.max(10))?;
                 for example in ["mlp", "transformer", "matmul-chain", "train-step", "transformer-768"] {

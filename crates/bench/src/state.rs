@@ -171,9 +171,17 @@ pub fn create(
     let root = db.tip().state_root;
     drop(db);
     println!(
-        "{{\"bench\":\"state-create\",\"accounts\":{n_accounts},\"published_mb\":{published_mb},\"chunks\":{chunks_total},\"create_s\":{secs:.1},\"store_mb\":{:.0},\"peak_rss_mb\":{:.0},\"root\":\"{root}\"}}",
-        dir_bytes(dir) as f64 / (1u64 << 20) as f64,
-        rss_mib().1
+        "{}",
+        serde_json::json!({
+            "bench": "state-create",
+            "accounts": n_accounts,
+            "published_mb": published_mb,
+            "chunks": chunks_total,
+            "create_s": r1(secs),
+            "store_mb": (dir_bytes(dir) as f64 / (1u64 << 20) as f64).round(),
+            "peak_rss_mb": rss_mib().1.round(),
+            "root": root.to_hex(),
+        })
     );
     Ok(())
 }
@@ -205,17 +213,71 @@ fn build(db: &mut ChainDb, txs: usize) -> Result<Block, String> {
     Ok(b)
 }
 
-fn config(cache_mb: u64) -> StoreConfig {
-    StoreConfig {
-        cache_bytes: cache_mb << 20,
+/// The store a benchmark runs on, and the block size and cache it runs with.
+pub struct Target {
+    pub dir: PathBuf,
+    pub txs: usize,
+    pub cache_mb: u64,
+}
+
+impl Target {
+    fn open(&self) -> Result<ChainDb, String> {
+        let path = store_path(&self.dir);
+        if !path.exists() {
+            return Err(format!(
+                "no store at {}: make one with `tb-bench state-create --dir {}`",
+                path.display(),
+                self.dir.display()
+            ));
+        }
+        let config = StoreConfig {
+            cache_bytes: self.cache_mb << 20,
+        };
+        ChainDb::open_with(path, params(), config).map_err(|e| e.to_string())
+    }
+
+    /// A child process's command line: `cmd`, this target, then `extra`.
+    fn child(&self, cmd: &str, extra: &[&str]) -> Result<serde_json::Value, String> {
+        let mut args = vec![
+            cmd.to_string(),
+            "--dir".into(),
+            self.dir.display().to_string(),
+            "--txs".into(),
+            self.txs.to_string(),
+            "--cache-mb".into(),
+            self.cache_mb.to_string(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let out = Command::new(exe)
+            .args(&args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        match text.trim() {
+            "" => Ok(serde_json::Value::Null),
+            line => {
+                serde_json::from_str(line).map_err(|e| format!("{args:?} printed {line:?}: {e}"))
+            }
+        }
     }
 }
 
+/// Rounded to a tenth, for printing.
+fn r1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
 /// Child: builds the next block and writes it to `out`.
-pub fn build_child(dir: &Path, txs: usize, cache_mb: u64, out: &Path) -> Result<(), String> {
-    let mut db = ChainDb::open_with(store_path(dir), params(), config(cache_mb))
-        .map_err(|e| e.to_string())?;
-    let b = build(&mut db, txs)?;
+pub fn build_child(t: &Target, out: &Path) -> Result<(), String> {
+    let mut db = t.open()?;
+    let b = build(&mut db, t.txs)?;
     std::fs::write(out, encode(&b)).map_err(|e| e.to_string())
 }
 
@@ -223,140 +285,108 @@ pub fn build_child(dir: &Path, txs: usize, cache_mb: u64, out: &Path) -> Result<
 /// builds and imports `warm` more (a miner's path), then flushes the state; prints
 /// one JSON line. `per_block_ms` is everything (imports and the flush) over the
 /// blocks imported; `written_mb_per_block` likewise.
-pub fn apply_child(
-    dir: &Path,
-    txs: usize,
-    cache_mb: u64,
-    block: &Path,
-    warm: usize,
-) -> Result<(), String> {
+pub fn apply_child(t: &Target, block: &Path, warm: usize) -> Result<(), String> {
     let (rss0, _) = rss_mib();
-    let t = Instant::now();
-    let mut db = ChainDb::open_with(store_path(dir), params(), config(cache_mb))
-        .map_err(|e| e.to_string())?;
-    let open_ms = t.elapsed().as_secs_f64() * 1e3;
+    let clock = Instant::now();
+    let mut db = t.open()?;
+    let open_ms = clock.elapsed().as_secs_f64() * 1e3;
     let (rss_open, _) = rss_mib();
     let bytes = std::fs::read(block).map_err(|e| e.to_string())?;
     let b: Block = decode(&bytes, usize::MAX).map_err(|e| e.to_string())?;
-    let (t, w0) = (Instant::now(), written_bytes());
+    let (clock, w0) = (Instant::now(), written_bytes());
     db.import_block(&b, b.header.timestamp_ms)
         .map_err(|e| e.to_string())?;
-    let cold_ms = t.elapsed().as_secs_f64() * 1e3;
+    let cold_ms = clock.elapsed().as_secs_f64() * 1e3;
     let mut total_ms = cold_ms;
     let (mut templates, mut imports, mut flushes) = (Vec::new(), Vec::new(), 0);
-    let mut held_mb = Vec::new();
+    let mut held_mb: f64 = 0.0;
     for _ in 0..warm {
-        let t = Instant::now();
-        let b = build(&mut db, txs)?;
-        templates.push(t.elapsed().as_secs_f64() * 1e3);
+        let clock = Instant::now();
+        let b = build(&mut db, t.txs)?;
+        templates.push(clock.elapsed().as_secs_f64() * 1e3);
         let before = db.unflushed_blocks();
-        let t = Instant::now();
+        let clock = Instant::now();
         db.import_block(&b, b.header.timestamp_ms)
             .map_err(|e| e.to_string())?;
-        let ms = t.elapsed().as_secs_f64() * 1e3;
-        held_mb.push(db.state().held_bytes() as f64 / (1u64 << 20) as f64);
+        let ms = clock.elapsed().as_secs_f64() * 1e3;
+        held_mb = held_mb.max(db.state().held_bytes() as f64 / (1u64 << 20) as f64);
         if db.unflushed_blocks() <= before {
             flushes += 1;
         }
         imports.push(ms);
         total_ms += ms;
     }
-    let t = Instant::now();
+    let clock = Instant::now();
     db.flush().map_err(|e| e.to_string())?;
-    let flush_ms = t.elapsed().as_secs_f64() * 1e3;
+    let flush_ms = clock.elapsed().as_secs_f64() * 1e3;
     total_ms += flush_ms;
     let blocks = (warm + 1) as f64;
     let written_mb = (written_bytes() - w0) as f64 / (1u64 << 20) as f64;
     let (rss_end, peak) = rss_mib();
     let c = db.cache_usage();
+    let median_or_0 = |v: Vec<f64>| if v.is_empty() { 0.0 } else { median(v) };
     println!(
-        "{{\"open_ms\":{open_ms:.1},\"rss_open_mb\":{:.1},\"import_cold_ms\":{cold_ms:.1},\"template_ms\":{:.1},\"import_warm_ms\":{:.1},\"flushes_in_imports\":{flushes},\"held_mb_max\":{:.0},\"final_flush_ms\":{flush_ms:.1},\"per_block_ms\":{:.1},\"written_mb_per_block\":{:.1},\"rss_end_mb\":{rss_end:.0},\"peak_rss_mb\":{peak:.0},\"cache_mb\":{:.1},\"misses\":{},\"hits\":{}}}",
-        rss_open - rss0,
-        median(templates),
-        median(imports),
-        held_mb.iter().cloned().fold(0.0, f64::max),
-        total_ms / blocks,
-        written_mb / blocks,
-        c.bytes as f64 / (1u64 << 20) as f64,
-        c.misses,
-        c.hits
+        "{}",
+        serde_json::json!({
+            "open_ms": r1(open_ms),
+            "rss_open_mb": r1(rss_open - rss0),
+            "import_cold_ms": r1(cold_ms),
+            "template_ms": r1(median_or_0(templates)),
+            "import_warm_ms": r1(median_or_0(imports)),
+            "flushes_in_imports": flushes,
+            "held_mb_max": held_mb.round(),
+            "final_flush_ms": r1(flush_ms),
+            "per_block_ms": r1(total_ms / blocks),
+            "written_mb_per_block": r1(written_mb / blocks),
+            "rss_end_mb": rss_end.round(),
+            "peak_rss_mb": peak.round(),
+            "cache_mb": r1(c.bytes as f64 / (1u64 << 20) as f64),
+            "misses": c.misses,
+            "hits": c.hits,
+        })
     );
     Ok(())
 }
 
-fn child(args: &[&str]) -> Result<String, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new(exe)
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn field(json: &str, name: &str) -> Result<f64, String> {
-    let at = json
-        .find(&format!("\"{name}\":"))
-        .ok_or(format!("no {name} in {json}"))?;
-    let rest = &json[at + name.len() + 3..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    rest[..end]
-        .parse()
-        .map_err(|_| format!("bad {name} in {json}"))
-}
-
 /// Parent: `runs` rounds of build → cold import → `warm` imports → flush, medians.
-pub fn import(
-    dir: &Path,
-    txs: usize,
-    runs: usize,
-    cache_mb: u64,
-    warm: usize,
-) -> Result<(), String> {
-    let d = dir.display().to_string();
-    let block = dir.join("next-block.bin");
+pub fn import(t: &Target, runs: usize, warm: usize) -> Result<(), String> {
+    let block = t.dir.join("next-block.bin");
     let b = block.display().to_string();
-    let (t, c, wm) = (txs.to_string(), cache_mb.to_string(), warm.to_string());
+    let wm = warm.to_string();
     let mut rows = Vec::new();
     for run in 0..runs {
-        let common = ["--dir", &d, "--txs", &t, "--cache-mb", &c];
-        child(&[&["state-build"][..], &common, &["--out", &b]].concat())?;
-        let line = child(
-            &[
-                &["state-apply"][..],
-                &common,
-                &["--block", &b, "--blocks", &wm],
-            ]
-            .concat(),
-        )?;
-        eprintln!("run {run}: {line}");
-        rows.push(line);
+        t.child("state-build", &["--out", &b])?;
+        let row = t.child("state-apply", &["--block", &b, "--blocks", &wm])?;
+        eprintln!("run {run}: {row}");
+        rows.push(row);
     }
     let _ = std::fs::remove_file(&block);
     let med = |name: &str| -> Result<f64, String> {
-        Ok(median(
-            rows.iter()
-                .map(|r| field(r, name))
-                .collect::<Result<Vec<_>, _>>()?,
-        ))
+        let v = rows
+            .iter()
+            .map(|r| r[name].as_f64().ok_or(format!("no {name} in {r}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(median(v))
     };
     let per_block = med("per_block_ms")?;
     println!(
-        "{{\"bench\":\"state-import\",\"txs\":{txs},\"runs\":{runs},\"blocks_per_run\":{},\"cache_mb\":{cache_mb},\"open_ms\":{:.1},\"rss_after_open_mb\":{:.1},\"import_cold_ms\":{:.1},\"import_warm_ms\":{:.1},\"per_block_ms\":{per_block:.1},\"transfers_per_s\":{:.0},\"written_mb_per_block\":{:.1},\"peak_rss_mb\":{:.0},\"store_mb\":{:.0}}}",
-        warm + 1,
-        med("open_ms")?,
-        med("rss_open_mb")?,
-        med("import_cold_ms")?,
-        med("import_warm_ms")?,
-        txs as f64 / per_block * 1e3,
-        med("written_mb_per_block")?,
-        med("peak_rss_mb")?,
-        dir_bytes(dir) as f64 / (1u64 << 20) as f64
+        "{}",
+        serde_json::json!({
+            "bench": "state-import",
+            "txs": t.txs,
+            "runs": runs,
+            "blocks_per_run": warm + 1,
+            "cache_mb": t.cache_mb,
+            "open_ms": med("open_ms")?,
+            "rss_after_open_mb": med("rss_open_mb")?,
+            "import_cold_ms": med("import_cold_ms")?,
+            "import_warm_ms": med("import_warm_ms")?,
+            "per_block_ms": per_block,
+            "transfers_per_s": (t.txs as f64 / per_block * 1e3).round(),
+            "written_mb_per_block": med("written_mb_per_block")?,
+            "peak_rss_mb": med("peak_rss_mb")?,
+            "store_mb": (dir_bytes(&t.dir) as f64 / (1u64 << 20) as f64).round(),
+        })
     );
     Ok(())
 }
