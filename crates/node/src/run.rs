@@ -325,6 +325,12 @@ pub fn serve(
             c.db.tip_id(),
             cfg.data_dir.display()
         );
+        if c.db.reexecuted_at_open() > 0 {
+            println!(
+                "the-block: re-executed the last {} blocks, whose state a crash kept from being written",
+                c.db.reexecuted_at_open()
+            );
+        }
     }
     println!("the-block: JSON-RPC (HTTP and WebSocket) on {rpc_addr}");
     if let Some(a) = metrics_addr {
