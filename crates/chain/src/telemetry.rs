@@ -2,7 +2,9 @@
 //! consensus. `proof_verification_latency` is the time this node spent checking each
 //! receipt at submission (signature, lease or seal, trace shape, output leaf).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// Power-of-two microsecond buckets: bucket `i` counts durations below `2^i` µs
@@ -98,9 +100,42 @@ impl Default for LatencyHistogram {
 
 static RECEIPT_CHECKS: LatencyHistogram = LatencyHistogram::new();
 
+/// Most recent receipt checks kept one by one for [`receipt_checks_since`].
+pub const RECENT_CHECKS_MAX: usize = 4096;
+
+/// The last [`RECENT_CHECKS_MAX`] receipt checks (µs) and the sequence number of the
+/// next one.
+static RECENT: Mutex<(VecDeque<u64>, u64)> = Mutex::new((VecDeque::new(), 0));
+
 /// Records one receipt check.
 pub fn record_receipt_check(d: Duration) {
     RECEIPT_CHECKS.record(d);
+    let us = d.as_micros().min(u64::MAX as u128) as u64;
+    let mut r = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
+    if r.0.len() == RECENT_CHECKS_MAX {
+        r.0.pop_front();
+    }
+    r.0.push_back(us);
+    r.1 += 1;
+}
+
+/// The receipt checks recorded from sequence number `seq` on, one by one, and the
+/// sequence number to ask from next time; plus how many of them were no longer kept
+/// (more than [`RECENT_CHECKS_MAX`] checks since `seq`). For a consumer that records
+/// each sample into a histogram of its own (the node's metrics).
+pub fn receipt_checks_since(seq: u64) -> (Vec<Duration>, u64, u64) {
+    let r = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
+    let next = r.1;
+    let first_kept = next - r.0.len() as u64;
+    let from = seq.max(first_kept);
+    let lost = from - seq.min(from);
+    let skip = (from - first_kept) as usize;
+    let samples =
+        r.0.iter()
+            .skip(skip)
+            .map(|us| Duration::from_micros(*us))
+            .collect();
+    (samples, next, lost)
 }
 
 /// `proof_verification_latency`: every receipt check this process ran.
@@ -126,5 +161,21 @@ mod tests {
         assert_eq!(s.buckets[2], 1); // 3 µs
         assert_eq!(s.quantile_upper_us(0.5), 4);
         assert_eq!(s.quantile_upper_us(1.0), 8_192);
+    }
+
+    #[test]
+    fn recent_checks_are_read_once_in_order() {
+        let (_, start, _) = receipt_checks_since(u64::MAX);
+        let (none, seq, lost) = receipt_checks_since(start);
+        assert!(none.is_empty() || seq > start);
+        assert_eq!(lost, 0);
+        record_receipt_check(Duration::from_micros(7));
+        let (got, next, lost) = receipt_checks_since(seq);
+        assert_eq!(lost, 0);
+        assert!(got.contains(&Duration::from_micros(7)), "{got:?}");
+        assert!(next > seq);
+        // Asking from far behind reports what was no longer kept.
+        let (_, _, lost) = receipt_checks_since(0);
+        assert_eq!(lost, next.saturating_sub(RECENT_CHECKS_MAX as u64));
     }
 }

@@ -3,10 +3,12 @@
 #![forbid(unsafe_code)]
 
 pub mod blobs;
+pub mod build_info;
 pub mod compute_demo;
 pub mod config;
 pub mod demo;
 pub mod devnet_multi;
+pub mod http;
 pub mod json;
 pub mod metrics;
 pub mod miner;

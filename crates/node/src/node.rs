@@ -207,6 +207,11 @@ impl Node {
 
     /// Waits until the tip is above `seen` (returns the new height), the timeout
     /// passes, or the node stops.
+    /// The canonical tip's height as last published (without the chain's lock).
+    pub fn head_height(&self) -> u64 {
+        *self.head.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn wait_head(&self, seen: u64, timeout: Duration) -> u64 {
         let g = self.head.0.lock().unwrap_or_else(|p| p.into_inner());
         let (g, _) = self
@@ -515,7 +520,12 @@ impl Node {
                 m.set("block_time_seconds", &[], dt as f64 / 1000.0);
             }
         }
-        m.set("mempool_size", &[], c.pool.len() as f64);
+        m.set("mempool_transactions", &[], c.pool.len() as f64);
+        m.set_counter(
+            "mempool_evictions_total",
+            &[],
+            c.pool.counters().evictions_total,
+        );
         m.set(
             "p2p_peers",
             &[],
@@ -529,11 +539,12 @@ impl Node {
         m.set_counter("state_cache_lookups_total", &["hit"], cache.hits);
         m.set_counter("state_cache_lookups_total", &["miss"], cache.misses);
         let f = query::fund(s);
-        m.set("fund_balance_micro", &["consumer"], f.consumer as f64);
-        m.set("fund_balance_micro", &["industrial"], f.industrial as f64);
-        m.set("escrow_micro", &[], f.escrow as f64);
-        m.set("bonds_micro", &[], f.bonds as f64);
-        m.set("provider_stake_micro", &[], f.stakes as f64);
+        let tokens = |micro: u64| micro as f64 / tb_primitives::MICRO_PER_TOKEN as f64;
+        m.set("fund_balance_tokens", &["consumer"], tokens(f.consumer));
+        m.set("fund_balance_tokens", &["industrial"], tokens(f.industrial));
+        m.set("escrow_tokens", &[], tokens(f.escrow));
+        m.set("bonds_tokens", &[], tokens(f.bonds));
+        m.set("provider_stake_tokens", &[], tokens(f.stakes));
         m.set("slashes", &[], f.slashes as f64);
         m.set(
             "receipt_drain_depth",
@@ -568,15 +579,25 @@ impl Node {
         m.set("disputes_open", &[], disputes as f64);
         let providers = query::providers(s);
         m.set("providers", &[], providers.len() as f64);
-        m.set("sla_breach_count", &[], c.sla_breaches as f64);
-        let lat = tb_chain::telemetry::proof_verification_latency();
-        m.set_histogram(
-            "proof_verification_latency_seconds",
-            &[],
-            &cumulative_le(&lat, crate::metrics::BUCKETS_SECONDS),
-            lat.sum_us as f64 / 1e6,
-            lat.count,
-        );
+        let market = &c.effective_params(&self.params).market;
+        for (a, p) in providers.iter().take(crate::metrics::PROVIDER_SERIES_MAX) {
+            let a = a.to_string();
+            let avail = tb_chain::market::exec::availability_bps(market, p, tip.height);
+            m.set(
+                "provider_availability_ratio",
+                &[&a],
+                avail as f64 / 10_000.0,
+            );
+            let tried = p.receipts + p.missed_leases;
+            let success = if tried == 0 {
+                1.0
+            } else {
+                p.receipts as f64 / tried as f64
+            };
+            m.set("provider_success_ratio", &[&a], success);
+        }
+        m.set("sla_breaches", &[], c.sla_breaches as f64);
+        m.record_receipt_checks();
     }
 }
 
@@ -595,25 +616,6 @@ pub const ALL_STATES: [JobState; 8] = [
 /// Whether a job is finished.
 pub fn terminal(s: JobState) -> bool {
     matches!(s, JobState::Settled | JobState::Failed)
-}
-
-/// Cumulative counts of `lat` at or below each bound (seconds). The chain's histogram
-/// has power-of-two microsecond buckets; a sample is counted under a bound only when its
-/// whole bucket lies at or below it, so each count is a lower bound (never an
-/// over-statement of how fast checks were).
-pub fn cumulative_le(lat: &tb_chain::telemetry::LatencySnapshot, bounds: &[f64]) -> Vec<u64> {
-    bounds
-        .iter()
-        .map(|b| {
-            let bound_us = b * 1e6;
-            lat.buckets
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| ((1u64 << (*i).min(63)) as f64) <= bound_us)
-                .map(|(_, c)| *c)
-                .sum()
-        })
-        .collect()
 }
 
 /// The task ids in the market index `kind` (keys `height ‖ task id ‖ …`) at heights

@@ -34,8 +34,6 @@ use tb_chain::tx::{Heartbeat, ReportMalformed, SealReceipt, SubmitReceipt, Suppl
 use tb_chain::{StateRead, TxPayload};
 use tb_primitives::{Address, Id, SecretKey};
 
-/// The benchmark commit the node's receipts name.
-pub const BENCHMARK_COMMIT: &str = concat!("the-block ", env!("CARGO_PKG_VERSION"));
 /// The workers pay their fees in Consumer tokens (selector 0), so a provider's
 /// Industrial balance moves only with its stake, its payouts and its slashes.
 pub const FEE_SELECTOR: u8 = 0;
@@ -346,9 +344,14 @@ impl Worker {
             }
         };
         let t0 = Instant::now();
+        // A job whose descriptor names a profile epoch is run with the allocation
+        // profiler, and its receipt commits to the epoch (zeros otherwise). The
+        // profiler is process-wide: a verifier replaying at the same moment in this
+        // process shows in it.
+        let profile = !decoded.descriptor.profile_epoch.is_empty();
         let opts = tb_job::ExecOptions {
             replay: tb_job::ReplayMode::CrossFabric,
-            profile: false,
+            profile,
         };
         let run = tb_job::execute(&decoded, self.fabric.as_ref(), opts)
             .map_err(|e| format!("execution: {e}"))?;
@@ -361,6 +364,14 @@ impl Worker {
         self.node
             .metrics
             .inc("provider_jobs_executed_total", &[fabric]);
+        if profile {
+            let p = blocktorch::tensor_profile_counters();
+            self.node.metrics.set(
+                "orchard_alloc_free_delta",
+                &[],
+                p.allocs as f64 - p.frees as f64,
+            );
+        }
         let mut run = run;
         if let Some(op) = self.cfg.test_corrupt_op {
             corrupt(&mut run, &decoded, op);
@@ -370,8 +381,14 @@ impl Worker {
             .encode()
             .map_err(|e| format!("result object: {e}"))?;
         self.node.blobs.put(&result).map_err(|e| e.to_string())?;
-        let receipt = tb_job::Receipt::of_run_for(t, &decoded, &run, BENCHMARK_COMMIT, self.me)
-            .map_err(|e| e.to_string())?;
+        let receipt = tb_job::Receipt::of_run_for(
+            t,
+            &decoded,
+            &run,
+            &crate::build_info::benchmark_commit(),
+            self.me,
+        )
+        .map_err(|e| e.to_string())?;
         let signed = receipt
             .sign(&self.key, self.node.params.chain_id)
             .map_err(|e| e.to_string())?;

@@ -309,9 +309,11 @@ fn stop_mining(node: &Node, _: &[Value]) -> Res {
     Ok(json!({"mining": false}))
 }
 
+/// The metrics as the exposition text (what `GET /metrics` serves), for clients that
+/// reach only the RPC port.
 fn metrics(node: &Node, _: &[Value]) -> Res {
     node.refresh_metrics();
-    Ok(node.metrics.snapshot_json())
+    Ok(json!({"format": "prometheus-text-0.0.4", "text": node.metrics.render()}))
 }
 
 fn register_handle(node: &Node, a: &[Value]) -> Res {

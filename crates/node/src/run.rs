@@ -253,20 +253,21 @@ pub fn serve(
         cfg.rpc_max_connections,
     ))?;
     let mut threads = Vec::new();
-    let metrics_addr = match cfg.metrics_addr {
+    let (metrics_addr, metrics_task) = match cfg.metrics_addr {
         Some(a) => {
-            let l = std::net::TcpListener::bind(a).map_err(|e| format!("metrics on {a}: {e}"))?;
+            let l = {
+                let _guard = rt.enter();
+                crate::http::bind(a).map_err(|e| format!("metrics on {a}: {e}"))?
+            };
             let local = l.local_addr().map_err(|e| e.to_string())?;
-            let n = node.clone();
-            threads.push(crate::metrics::serve(
-                l,
-                node.metrics.clone(),
-                Arc::new(move || n.refresh_metrics()),
-                node.stop.clone(),
-            ));
-            Some(local)
+            let endpoints =
+                crate::http::Endpoints::new(node.clone(), !cfg.p2p.bootnodes.is_empty());
+            (
+                Some(local),
+                Some(rt.spawn(crate::http::serve(l, endpoints))),
+            )
         }
-        None => None,
+        None => (None, None),
     };
     if let Some(b) = keys.miner {
         node.mining.store(cfg.miner.enabled, Ordering::Relaxed);
@@ -350,6 +351,9 @@ pub fn serve(
         }
     });
     let _ = handle.stop();
+    if let Some(t) = &metrics_task {
+        t.abort();
+    }
     if let Some(n) = &net {
         n.shutdown();
     }

@@ -50,7 +50,7 @@ fn a_reorg_puts_the_undone_transactions_back_and_announces_the_new_heads() {
         a.core().pool.contains(&ids[0]),
         "the undone transfer is pending again"
     );
-    assert_eq!(a.metrics.value("chain_reorgs_total", &[]), Some(1.0));
+    assert_eq!(a.metrics.sample("tb_chain_reorgs_total"), Some(1.0));
     let mut heads = Vec::new();
     while let Ok(e) = events.try_recv() {
         if e.kind == "newHeads" {

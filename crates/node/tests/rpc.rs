@@ -1,7 +1,8 @@
 //! Bad requests get JSON-RPC errors (or HTTP refusals) with clear messages, and the node
 //! keeps serving: oversized bodies, wrong types, unknown methods, malformed JSON,
 //! garbage transactions, garbage on the socket and on the WebSocket; the metrics
-//! manifest is served with its stable hash; a bad config is refused at start.
+//! manifest is served with its stable hash; health and readiness; 1,000 concurrent
+//! scrapes; `promtool check metrics`; a bad config is refused at start.
 
 mod support;
 
@@ -164,30 +165,109 @@ fn bad_requests_get_errors_and_the_node_keeps_serving() {
 }
 
 #[test]
-fn metrics_and_the_wrappers_manifest_are_served() {
+fn metrics_health_readiness_and_the_wrappers_manifest_are_served() {
     let dir = tempfile::tempdir().unwrap();
     let node = rpc_node(dir.path());
     let text = node.metrics_text();
-    for name in the_block::metrics::CATALOGUE {
-        assert!(
-            text.contains(&format!("# TYPE {} ", name.name)),
-            "{} missing",
-            name.name
-        );
+    for d in the_block::metrics::CATALOGUE {
+        if d.labels.is_empty() {
+            assert!(
+                text.contains(&format!("# TYPE {} ", d.full)),
+                "{} missing",
+                d.full
+            );
+        }
     }
-    let (status, body) = http(node.metrics.unwrap(), "GET", "/wrappers", b"");
+    assert!(text.contains("tb_build_info{version=\""), "{text}");
+    assert!(text.contains("process_cpu_seconds_total"), "{text}");
+    let m = node.metrics.unwrap();
+    let (status, body) = http(m, "GET", "/wrappers", b"");
     assert_eq!(status, 200);
-    let m: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(m["hash"], the_block::metrics::manifest_hash().as_str());
+    let w: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(w["hash"], the_block::metrics::manifest_hash().as_str());
     assert_eq!(
-        m["metrics"].as_array().unwrap().len(),
+        w["metrics"].as_array().unwrap().len(),
         the_block::metrics::CATALOGUE.len()
     );
-    let (status, _) = http(node.metrics.unwrap(), "GET", "/nope", b"");
+    let (status, body) = http(m, "GET", "/health", b"");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["status"],
+        "ok"
+    );
+    let (status, body) = http(m, "GET", "/ready", b"");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["ready"], true);
+    let (status, _) = http(m, "GET", "/nope", b"");
     assert_eq!(status, 404);
-    // The JSON-RPC `metrics` method returns the same series as JSON.
+    let (status, _) = http(m, "POST", "/metrics", b"x");
+    assert_eq!(status, 405);
+    // The JSON-RPC `metrics` method returns the same exposition text.
     let j = node.ok("metrics", json!([]));
-    assert_eq!(j["block_height"], 0);
+    assert_eq!(j["format"], "prometheus-text-0.0.4");
+    assert!(
+        j["text"].as_str().unwrap().contains("tb_block_height 0"),
+        "{j}"
+    );
+}
+
+/// 1,000 scrapes at once are all answered 200 with the whole exposition.
+#[test]
+fn a_thousand_concurrent_scrapes_are_all_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = rpc_node(dir.path());
+    let addr = node.metrics.unwrap();
+    let threads: Vec<_> = (0..1000)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let (status, body) = http(addr, "GET", "/metrics", b"");
+                status == 200 && body.contains("tb_block_height")
+            })
+        })
+        .collect();
+    let ok = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(ok, 1000);
+}
+
+/// `promtool check metrics` (Debian package `prometheus`) on a live scrape: no lint
+/// problem. Prints SKIPPED without promtool.
+#[test]
+fn promtool_finds_no_problem_in_a_live_scrape() {
+    let Ok(v) = std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+    else {
+        println!("SKIPPED promtool_finds_no_problem_in_a_live_scrape: promtool is not installed (Debian package prometheus)");
+        return;
+    };
+    assert!(v.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let node = rpc_node(dir.path());
+    let text = node.metrics_text();
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

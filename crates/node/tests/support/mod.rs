@@ -148,10 +148,12 @@ impl Node {
     }
 
     /// A sample's value from `/metrics` (`name` with its labels, e.g. `jobs{state="Settled"}`).
+    /// The value of `series` (its name without the `tb_` prefix, labels as rendered).
     pub fn metric(&self, series: &str) -> f64 {
         let text = self.metrics_text();
+        let series = format!("tb_{series}");
         text.lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
+            .find_map(|l| l.strip_prefix(&series).and_then(|r| r.strip_prefix(' ')))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
     }
