@@ -48,7 +48,7 @@ pub const EXIT_PROVIDER_WRONG: u8 = 3;
 const USAGE: &str = "\
 tb-cli: BlockTorch jobs, keys, and a node's wallet and market over JSON-RPC
 
-usage: tb-cli [--rpc URL] [--json] [--keys-dir DIR] COMMAND ...
+usage: tb-cli [--rpc URL] [--json] [--keys-dir DIR] [--admin-token FILE] COMMAND ...
 
 jobs (offline):
   tb-cli job build --example NAME -o FILE [--model-out MODEL]
@@ -87,6 +87,9 @@ options before the command:
   --rpc URL       the node's JSON-RPC (default: TB_RPC, else http://127.0.0.1:3030)
   --json          print JSON instead of text (the node commands and `job` ones)
   --keys-dir DIR  the keys directory (default: TB_KEYS_DIR, else ~/.the-block/keys)
+  --admin-token FILE
+                  the node's admin token file, for `mine` (default: TB_ADMIN_TOKEN_FILE;
+                  the node writes it to <data dir>/admin.token)
 
 Run `tb-cli COMMAND --help` (or `tb-cli COMMAND SUBCOMMAND --help`) for options.
 Amounts are tokens with up to six decimals (1 token = 1000000 micro-tokens).
@@ -146,6 +149,8 @@ pub struct Global {
     pub json: bool,
     /// `--keys-dir DIR`.
     pub keys_dir: Option<String>,
+    /// `--admin-token FILE`.
+    pub admin_token: Option<String>,
 }
 
 impl Global {
@@ -168,6 +173,7 @@ impl Global {
                 "--json" => return Err(CliError::usage("--json takes no value")),
                 "--rpc" => &mut g.rpc,
                 "--keys-dir" => &mut g.keys_dir,
+                "--admin-token" => &mut g.admin_token,
                 _ => break,
             };
             if slot.is_some() {
@@ -202,7 +208,18 @@ impl Global {
                 .filter(|u| !u.is_empty())
                 .unwrap_or_else(|| rpc_client::RPC_URL_DEFAULT.to_string()),
         };
-        rpc_client::Client::new(&url)
+        let mut c = rpc_client::Client::new(&url)?;
+        let file = self.admin_token.clone().or_else(|| {
+            std::env::var("TB_ADMIN_TOKEN_FILE")
+                .ok()
+                .filter(|f| !f.is_empty())
+        });
+        if let Some(f) = file {
+            let t = std::fs::read_to_string(&f)
+                .map_err(|e| CliError::fail(format!("admin token {f}: {e}")))?;
+            c.set_admin_token(t.trim());
+        }
+        Ok(c)
     }
 }
 

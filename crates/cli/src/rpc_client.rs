@@ -55,6 +55,8 @@ pub struct Client {
     url: String,
     agent: ureq::Agent,
     next_id: std::cell::Cell<u64>,
+    /// `Authorization` header value for the node's admin methods.
+    auth: Option<String>,
 }
 
 /// Checks an RPC URL: `http://HOST[:PORT][/PATH]` (this build speaks plain HTTP only).
@@ -97,7 +99,14 @@ impl Client {
             url: url.to_string(),
             agent: ureq::Agent::new_with_config(config),
             next_id: std::cell::Cell::new(1),
+            auth: None,
         })
+    }
+
+    /// Sends `token` as `Authorization: Bearer` with every call (the node's admin
+    /// methods need it).
+    pub fn set_admin_token(&mut self, token: &str) {
+        self.auth = Some(format!("Bearer {token}"));
     }
 
     /// The endpoint's URL.
@@ -145,10 +154,14 @@ impl Client {
         let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         let body = body.to_string();
         let request_bytes = body.len();
-        let mut resp = self
+        let mut req = self
             .agent
             .post(&self.url)
-            .header("Content-Type", "application/json")
+            .header("Content-Type", "application/json");
+        if let Some(a) = &self.auth {
+            req = req.header("Authorization", a);
+        }
+        let mut resp = req
             .send(body)
             .map_err(|e| CallError::Cli(self.transport_error(method, e)))?;
         let status = resp.status().as_u16();

@@ -104,6 +104,9 @@ pub struct NodeConfig {
     /// The node's key: a file holding the 32-byte Ed25519 seed in hex. Needed by the
     /// miner (its beneficiary), the provider and the verifier.
     pub key_file: Option<PathBuf>,
+    /// The token the admin RPC methods need (`<data dir>/admin.token` when absent;
+    /// made at first start).
+    pub admin_token_file: Option<PathBuf>,
     pub rpc_max_request_bytes: u32,
     pub rpc_max_connections: u32,
     /// Bound on the memory the state cache holds, MiB (the state itself lives on
@@ -210,6 +213,7 @@ impl Default for NodeConfig {
             rpc_addr: RPC_ADDR_DEFAULT.parse().expect("a valid literal"),
             metrics_addr: None,
             key_file: None,
+            admin_token_file: None,
             rpc_max_request_bytes: RPC_REQUEST_BYTES_DEFAULT,
             rpc_max_connections: RPC_CONNECTIONS_DEFAULT,
             state_cache_mb: STATE_CACHE_MB_DEFAULT,
@@ -255,6 +259,7 @@ impl Default for VerifierConfig {
 pub const RUN_USAGE: &str = "\
 usage: the-block run [--config FILE] [--data-dir DIR] [--network devnet|mainnet]
                      [--rpc-addr ADDR] [--metrics-addr ADDR] [--key-file FILE]
+                     [--admin-token-file FILE]
                      [--state-cache-mb N]
                      [--mine] [--block-interval-ms N]
                      [--provider] [--fabric cpu|cuda] [--stake TOKENS]
@@ -265,6 +270,7 @@ usage: the-block run [--config FILE] [--data-dir DIR] [--network devnet|mainnet]
 
 Every flag has a TB_* environment variable (flag > variable > config file > default):
   TB_CONFIG TB_DATA_DIR TB_NETWORK TB_RPC_ADDR TB_METRICS_ADDR TB_KEY_FILE TB_STATE_CACHE_MB
+  TB_ADMIN_TOKEN_FILE
   TB_MINE TB_BLOCK_INTERVAL_MS TB_PROVIDER TB_FABRIC TB_STAKE TB_VERIFIER
   TB_VERIFY_SHARE_BPS TB_P2P_LISTEN TB_BOOTNODES TB_NET_KEY_PATH TB_NO_P2P
   (booleans: 1/0/true/false; lists: comma-separated). The peer-to-peer layer listens
@@ -337,6 +343,7 @@ const VALUED: &[(&str, &str)] = &[
     ("--rpc-addr", "TB_RPC_ADDR"),
     ("--metrics-addr", "TB_METRICS_ADDR"),
     ("--key-file", "TB_KEY_FILE"),
+    ("--admin-token-file", "TB_ADMIN_TOKEN_FILE"),
     ("--state-cache-mb", "TB_STATE_CACHE_MB"),
     ("--block-interval-ms", "TB_BLOCK_INTERVAL_MS"),
     ("--fabric", "TB_FABRIC"),
@@ -419,6 +426,7 @@ fn set(c: &mut NodeConfig, flag: &str, v: &str) -> Result<(), String> {
             c.metrics_addr = Some(v.parse().map_err(|_| "expected HOST:PORT".to_string())?)
         }
         "--key-file" => c.key_file = Some(PathBuf::from(v)),
+        "--admin-token-file" => c.admin_token_file = Some(PathBuf::from(v)),
         "--state-cache-mb" => c.state_cache_mb = num(v)?,
         "--block-interval-ms" => c.miner.block_interval_ms = num(v)?,
         "--fabric" => {

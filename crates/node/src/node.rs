@@ -102,6 +102,8 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     pub mining: AtomicBool,
     pub stop: Arc<AtomicBool>,
+    /// Notified when `admin.shutdown` asks the node to stop (as a signal would).
+    pub shutdown_requested: tokio::sync::Notify,
     /// The tip height, signalled on every new tip (workers wait on it).
     head: (Mutex<u64>, Condvar),
     /// The node's key (miner beneficiary, provider, verifier).
@@ -179,6 +181,7 @@ impl Node {
             metrics: Arc::new(Metrics::new()),
             mining: AtomicBool::new(false),
             stop: Arc::new(AtomicBool::new(false)),
+            shutdown_requested: tokio::sync::Notify::new(),
             head: (Mutex::new(height), Condvar::new()),
             key,
             genesis,

@@ -246,11 +246,17 @@ pub fn serve(
     // After the network: the saved transactions are gossiped again (kept for a retry
     // until a peer is subscribed).
     load_mempool(&node, &mempool_file);
+    let token_file = cfg
+        .admin_token_file
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("admin.token"));
+    let admin_token = crate::rpc::admin_token(&token_file)?;
     let (rpc_addr, handle) = rt.block_on(crate::rpc::start(
         node.clone(),
         cfg.rpc_addr,
         cfg.rpc_max_request_bytes,
         cfg.rpc_max_connections,
+        Some(admin_token),
     ))?;
     let mut threads = Vec::new();
     let (metrics_addr, metrics_task) = match cfg.metrics_addr {
@@ -306,6 +312,7 @@ pub fn serve(
     let info = json!({
         "rpc": rpc_addr.to_string(),
         "metrics": metrics_addr.map(|a| a.to_string()),
+        "admin_token_file": token_file.display().to_string(),
         "p2p": p2p,
         "chain_id": node.params.chain_id,
         "pid": std::process::id(),
@@ -342,7 +349,12 @@ pub fn serve(
             println!("the-block: p2p on {}", a.as_str().unwrap_or_default());
         }
     }
-    rt.block_on(wait_for_signal())?;
+    rt.block_on(async {
+        tokio::select! {
+            r = wait_for_signal() => r,
+            _ = node.shutdown_requested.notified() => Ok(()),
+        }
+    })?;
     println!("the-block: stopping (a second signal exits at once)");
     rt.spawn(async {
         if wait_for_signal().await.is_ok() {

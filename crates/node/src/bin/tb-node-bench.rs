@@ -67,6 +67,8 @@ type Request = Arc<dyn Fn(&mut Client, usize) -> Result<(), String> + Send + Syn
 struct Client {
     r: BufReader<TcpStream>,
     w: TcpStream,
+    /// `Authorization` header line for the admin methods, when given.
+    auth: String,
 }
 
 impl Client {
@@ -76,7 +78,14 @@ impl Client {
         Ok(Client {
             w: s.try_clone().map_err(|e| e.to_string())?,
             r: BufReader::new(s),
+            auth: String::new(),
         })
+    }
+
+    /// Sends the admin token with every call.
+    fn with_token(mut self, token: &str) -> Client {
+        self.auth = format!("Authorization: Bearer {token}\r\n");
+        self
     }
 
     fn call(&mut self, method: &str, params: Value) -> Result<Value, String> {
@@ -84,8 +93,9 @@ impl Client {
             json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
         write!(
             self.w,
-            "POST / HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
+            "POST / HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n{body}",
+            body.len(),
+            self.auth
         )
         .map_err(|e| e.to_string())?;
         let mut len = 0usize;
@@ -175,6 +185,7 @@ fn rpc(clients: usize, secs: u64) -> Result<(), String> {
         "127.0.0.1:0".parse().unwrap(),
         8 << 20,
         1024,
+        None,
     ))?;
     // Fund senders: rewards to the miner, then transfers to 150 senders.
     for _ in 0..30 {
@@ -348,6 +359,17 @@ impl Child {
             .ok_or("no rpc")?
             .parse()
             .map_err(|_| "bad rpc".to_string())
+    }
+
+    /// The child's admin token.
+    fn token(&self) -> Result<String, String> {
+        let p = self.info["admin_token_file"]
+            .as_str()
+            .ok_or("no admin token file")?;
+        Ok(std::fs::read_to_string(p)
+            .map_err(|e| format!("{p}: {e}"))?
+            .trim()
+            .to_string())
     }
 
     fn p2p(&self) -> Result<String, String> {
@@ -551,7 +573,7 @@ fn propagate(nodes: usize, blocks: u64, interval_ms: u64) -> Result<(), String> 
             Ok(())
         }));
     }
-    let mut m = Client::connect(children[0].rpc()?)?;
+    let mut m = Client::connect(children[0].rpc()?)?.with_token(&children[0].token()?);
     let h0 = height(&mut m)?.0;
     m.call("start_mining", json!([]))?;
     loop {

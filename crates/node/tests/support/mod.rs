@@ -18,6 +18,7 @@ pub struct Node {
     pub dir: PathBuf,
     pub rpc: SocketAddr,
     pub metrics: Option<SocketAddr>,
+    pub admin_token: Option<String>,
     pub log: PathBuf,
 }
 
@@ -85,6 +86,10 @@ impl Node {
             dir: dir.to_path_buf(),
             rpc: info["rpc"].as_str().unwrap().parse().unwrap(),
             metrics: info["metrics"].as_str().map(|s| s.parse().unwrap()),
+            admin_token: info["admin_token_file"]
+                .as_str()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .map(|t| t.trim().to_string()),
             log,
         }
     }
@@ -119,9 +124,24 @@ impl Node {
     }
 
     /// One JSON-RPC call; `Ok(result)` or `Err(error object)`.
+    /// One JSON-RPC call with the admin token (as the operator makes them).
     pub fn call(&self, method: &str, params: Value) -> Result<Value, Value> {
+        self.call_as(method, params, self.admin_token.as_deref())
+    }
+
+    /// One JSON-RPC call, with `token` as `Authorization: Bearer` when given.
+    pub fn call_as(
+        &self,
+        method: &str,
+        params: Value,
+        token: Option<&str>,
+    ) -> Result<Value, Value> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let (status, text) = http(self.rpc, "POST", "/", body.to_string().as_bytes());
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        let (status, text) =
+            http_with(self.rpc, "POST", "/", body.to_string().as_bytes(), &headers);
         assert_eq!(status, 200, "{method}: HTTP {status}: {text}");
         let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
         match v.get("error") {
@@ -291,10 +311,25 @@ impl Drop for Node {
 
 /// One HTTP/1.1 request; returns the status and the body.
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    http_with(addr, method, path, body, &[])
+}
+
+/// [`http`] with extra headers.
+pub fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).unwrap();

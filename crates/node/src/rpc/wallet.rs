@@ -1,0 +1,135 @@
+//! Accounts, transactions, handles, metrics, and the admin methods.
+
+use super::api::{AccountServer, AdminServer};
+use super::params::HexBytes;
+use super::{address_or_handle, admit, bad, decode_tx, err, require_admin, Rpc, ERR_UNAVAILABLE};
+use jsonrpsee::core::RpcResult;
+use jsonrpsee::Extensions;
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use tb_chain::market::records as r;
+use tb_chain::{StateRead, TxPayload};
+
+impl AccountServer for Rpc {
+    fn balance(&self, address: String) -> RpcResult<Value> {
+        let node = &self.node;
+        let addr = address_or_handle(node, &address)?;
+        let c = node.core();
+        let s = c.db.state();
+        let acc = s.account(&addr);
+        Ok(json!({
+            "address": addr.to_string(),
+            "handle": s.handle_of(&addr),
+            "nonce": acc.nonce,
+            "next_nonce": c.pool.next_nonce(&addr, s),
+            "consumer": acc.consumer,
+            "industrial": acc.industrial,
+            "stake": r::provider(s, &addr).map(|p| p.stake),
+            "height": c.db.tip().height,
+        }))
+    }
+
+    fn submit_tx(&self, tx: HexBytes) -> RpcResult<Value> {
+        let node = &self.node;
+        let tx = decode_tx(node, &tx.0)?;
+        admit(node, tx)
+    }
+
+    fn register_handle(
+        &self,
+        tx: Option<HexBytes>,
+        handle: Option<String>,
+        address: Option<String>,
+    ) -> RpcResult<Value> {
+        let node = &self.node;
+        let Some(tx) = tx else {
+            let what = if handle.is_some() || address.is_some() {
+                "the node holds no keys, so it cannot register a handle for an address: \
+                 sign a RegisterHandle transaction (tb-cli handle register) and pass its hex \
+                 as `tx`"
+            } else {
+                "missing parameter tx (a signed RegisterHandle transaction, hex)"
+            };
+            return Err(bad(what));
+        };
+        let tx = decode_tx(node, &tx.0)?;
+        if !matches!(tx.payload, TxPayload::RegisterHandle(_)) {
+            return Err(bad(
+                "register_handle takes a signed RegisterHandle transaction",
+            ));
+        }
+        admit(node, tx)
+    }
+
+    fn resolve_handle(&self, handle: String) -> RpcResult<Value> {
+        let node = &self.node;
+        // Handles are stored with their `@`; one given without it gets it.
+        let h = if handle.starts_with('@') {
+            handle
+        } else {
+            format!("@{handle}")
+        };
+        let c = node.core();
+        Ok(json!({"handle": h, "address": c.db.state().handle_owner(&h).map(|x| x.to_string())}))
+    }
+
+    fn metrics(&self) -> RpcResult<Value> {
+        let node = &self.node;
+        node.refresh_metrics();
+        Ok(json!({"format": "prometheus-text-0.0.4", "text": node.metrics.render()}))
+    }
+}
+
+impl AdminServer for Rpc {
+    fn start_mining(&self, ext: &Extensions, miner: Option<String>) -> RpcResult<Value> {
+        let node = &self.node;
+        require_admin(ext)?;
+        let Some(key) = &node.key else {
+            return Err(err(
+                ERR_UNAVAILABLE,
+                "this node has no key (--key-file): it cannot mine",
+            ));
+        };
+        if let Some(m) = miner {
+            let want = address_or_handle(node, &m)?;
+            if want != key.address() {
+                return Err(bad(format!(
+                    "this node mines to its own key {}; miner {m:?} is another address",
+                    key.address()
+                )));
+            }
+        }
+        node.mining.store(true, Ordering::Relaxed);
+        tracing::info!(target: "the_block::miner", "mining started over RPC");
+        Ok(json!({"mining": true}))
+    }
+
+    fn stop_mining(&self, ext: &Extensions) -> RpcResult<Value> {
+        let node = &self.node;
+        require_admin(ext)?;
+        node.mining.store(false, Ordering::Relaxed);
+        tracing::info!(target: "the_block::miner", "mining stopped over RPC");
+        Ok(json!({"mining": false}))
+    }
+
+    fn shutdown(&self, ext: &Extensions) -> RpcResult<Value> {
+        let node = &self.node;
+        require_admin(ext)?;
+        tracing::info!("shutdown asked over RPC");
+        node.shutdown_requested.notify_one();
+        Ok(json!({"stopping": true}))
+    }
+
+    fn add_peer(&self, ext: &Extensions, address: String) -> RpcResult<Value> {
+        let node = &self.node;
+        require_admin(ext)?;
+        let a: tb_net::Multiaddr = address
+            .parse()
+            .map_err(|e| bad(format!("address {address:?} is not a multiaddr: {e}")))?;
+        let n = node
+            .net()
+            .ok_or_else(|| err(ERR_UNAVAILABLE, "the peer-to-peer network is off"))?;
+        n.dial(a);
+        Ok(json!({"dialing": address}))
+    }
+}
