@@ -45,6 +45,31 @@ pub struct Behaviour {
     pub blob: rr::Behaviour<FrameCodec<BlobRequest, BlobResponse>>,
 }
 
+/// Refuses a TCP listen address whose port another socket holds. libp2p's TCP
+/// transport binds with `SO_REUSEPORT`, so a second node on the same port would start
+/// and share (or miss) the first's connections; a plain bind here fails instead.
+fn check_port_free(a: &Multiaddr) -> Result<(), NetError> {
+    use libp2p::multiaddr::Protocol as P;
+    let mut it = a.iter();
+    let ip: std::net::IpAddr = match it.next() {
+        Some(P::Ip4(ip)) => ip.into(),
+        Some(P::Ip6(ip)) => ip.into(),
+        _ => return Ok(()),
+    };
+    let Some(P::Tcp(port)) = it.next() else {
+        return Ok(());
+    };
+    if port == 0 {
+        return Ok(());
+    }
+    std::net::TcpListener::bind((ip, port))
+        .map(drop)
+        .map_err(|e| NetError::Listen {
+            addr: a.to_string(),
+            msg: format!("TCP port {port} is not free ({e}); is another node running there?"),
+        })
+}
+
 /// Builds the swarm: TCP + Noise + Yamux, and the protocols with their limits.
 pub fn build_swarm(
     key: Keypair,
@@ -372,6 +397,7 @@ pub(crate) async fn start(
     let peer_id = key.public().to_peer_id();
     let mut swarm = build_swarm(key, cfg.chain_id, cfg.block_bytes_max)?;
     for a in &cfg.listen {
+        check_port_free(a)?;
         swarm.listen_on(a.clone()).map_err(|e| NetError::Listen {
             addr: a.to_string(),
             msg: e.to_string(),

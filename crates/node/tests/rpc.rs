@@ -383,3 +383,38 @@ fn a_bad_config_is_refused_with_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--key-file"));
 }
+
+/// A port another node holds (peer-to-peer, RPC or metrics) is an error at start that
+/// names it, with exit status 1.
+#[test]
+fn an_occupied_port_is_refused_at_start_with_the_port_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    for args in [
+        vec![
+            "--p2p-listen".to_string(),
+            format!("/ip4/127.0.0.1/tcp/{port}"),
+        ],
+        vec!["--rpc-addr".to_string(), format!("127.0.0.1:{port}")],
+        vec!["--metrics-addr".to_string(), format!("127.0.0.1:{port}")],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_the-block"))
+            .arg("run")
+            .arg("--data-dir")
+            .arg(dir.path().join("d"))
+            .args([
+                "--rpc-addr",
+                "127.0.0.1:0",
+                "--p2p-listen",
+                "/ip4/127.0.0.1/tcp/0",
+            ])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(&port.to_string()), "{args:?}: {err}");
+    }
+    drop(held);
+}
