@@ -243,7 +243,7 @@ fn worker(
                     return;
                 }
             }
-            Err(_) => eprintln!("the-block: p2p: validating an item panicked; it was dropped"),
+            Err(_) => tracing::error!("validating a network item panicked; it was dropped"),
         }
     }
 }
@@ -473,7 +473,7 @@ pub(crate) async fn start(
 pub(crate) async fn watch(task: tokio::task::JoinHandle<()>) {
     if let Err(e) = task.await {
         if e.is_panic() {
-            eprintln!("the-block: p2p: the network task panicked; the node runs without peers");
+            tracing::error!("the network task panicked; the node runs without peers");
         }
     }
 }
@@ -503,7 +503,7 @@ impl Svc {
     fn penalise(&mut self, peer: PeerId, o: Offence, why: &str) {
         self.host.count("p2p_penalties_total", &[o.label()], 1);
         if self.scores.penalise(peer, o, Instant::now()) {
-            eprintln!("the-block: p2p: banning {peer} ({}: {why})", o.label());
+            tracing::warn!(%peer, offence = o.label(), why = %why, "banning a peer");
             self.host.count("p2p_peers_banned_total", &[], 1);
             let b = self.swarm.behaviour_mut();
             b.blocked.block_peer(peer);
@@ -617,7 +617,7 @@ impl Svc {
                 .build();
             if let Err(e) = self.swarm.dial(opts) {
                 if !matches!(e, libp2p::swarm::DialError::DialPeerConditionFalse(_)) {
-                    eprintln!("the-block: p2p: dial {a}: {e}");
+                    tracing::debug!(addr = %a, error = %e, "dial failed");
                 }
             }
         }
@@ -751,7 +751,7 @@ impl Svc {
             }
             Cmd::Dial(a) => {
                 if let Err(e) = self.swarm.dial(a.clone()) {
-                    eprintln!("the-block: p2p: dial {a}: {e}");
+                    tracing::debug!(addr = %a, error = %e, "dial failed");
                 }
             }
             Cmd::FetchBlob(sha, deadline, reply) => {

@@ -95,12 +95,8 @@ fn balances(node: &Node, who: &[(&str, &SecretKey)]) {
     }
 }
 
-pub fn run(args: &[String]) -> R<()> {
-    let keep = match args {
-        [] => None,
-        [flag, dir] if flag == "--keep" => Some(PathBuf::from(dir)),
-        _ => return Err("usage: the-block demo [--keep <dir>]".into()),
-    };
+/// The demo; its data in `keep` when given, else in a temporary directory.
+pub fn run(keep: Option<PathBuf>) -> R<()> {
     let tmp = tempfile::tempdir().map_err(s)?;
     let dir = keep.unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir).map_err(s)?;

@@ -4,12 +4,14 @@
 
 pub mod blobs;
 pub mod build_info;
+pub mod cli;
 pub mod compute_demo;
 pub mod config;
 pub mod demo;
 pub mod devnet_multi;
 pub mod http;
 pub mod json;
+pub mod logging;
 pub mod metrics;
 pub mod miner;
 pub mod node;

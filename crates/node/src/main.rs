@@ -1,39 +1,35 @@
-//! `the-block`: the node binary.
-//!
-//! - `run`: a node with its store, JSON-RPC (HTTP and WebSocket), Prometheus metrics and,
-//!   as configured, the miner, provider and verifier workers.
-//! - `devnet`: a single-node network on the devnet parameters with all three workers.
-//! - `demo`: the chain kernel end to end, then the compute loop, in a temporary
-//!   directory; exits 0.
+//! `the-block`: the node binary (`run`, `devnet`, `demo`, `completions`; see
+//! `the-block --help`).
 #![forbid(unsafe_code)]
 
+use clap::FromArgMatches;
+use the_block::cli::{Cli, Command};
 use the_block::{demo, run};
 
-const USAGE: &str = "\
-usage: the-block COMMAND [OPTIONS]
-
-  run      run a node (see `the-block run --help`)
-  devnet   a single-node devnet: mining, a CPU provider and a verifier
-           (see `the-block devnet --help`)
-  demo     run the chain kernel and the compute loop in a temporary directory; exits 0";
-
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (name, result) = match args.first().map(String::as_str) {
-        Some("demo") => ("demo", demo::run(&args[1..])),
-        Some("run") => ("run", run::run_cmd(&args[1..])),
-        Some("devnet") => ("devnet", run::devnet_cmd(&args[1..])),
-        Some("-h") | Some("--help") | None => {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        Some(other) => {
-            eprintln!("the-block: unknown command {other:?}\n{USAGE}");
-            std::process::exit(2);
+    let matches = Cli::command_full().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Err(e) = the_block::logging::init(cli.log_level.as_deref(), cli.log_format) {
+        eprintln!("the-block: {e}");
+        std::process::exit(2);
+    }
+    let json = cli.log_format == the_block::cli::LogFormat::Json;
+    let (name, result) = match cli.command {
+        Command::Run(a) => ("run", run::run_cmd(&a)),
+        Command::Devnet(a) => ("devnet", run::devnet_cmd(&a)),
+        Command::Demo(a) => ("demo", demo::run(a.keep)),
+        Command::Completions { shell } => {
+            the_block::cli::completions(shell);
+            return;
         }
     };
     if let Err(e) = result {
-        eprintln!("the-block {name}: {e}");
+        // One line on stderr: JSON like every other line when asked for, else text.
+        if json {
+            tracing::error!(command = name, "{e}");
+        } else {
+            eprintln!("the-block {name}: {e}");
+        }
         std::process::exit(1);
     }
 }

@@ -28,7 +28,7 @@ pub fn run(node: Arc<Node>, beneficiary: Address, interval: Duration) {
         }
         last = Instant::now();
         if let Err(e) = mine_one(&node, beneficiary) {
-            eprintln!("the-block: miner: {e}");
+            tracing::warn!(error = %e, "mining a block failed");
             std::thread::sleep(Duration::from_millis(500));
         }
     }

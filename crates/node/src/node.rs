@@ -138,13 +138,24 @@ impl Node {
         key: Option<SecretKey>,
         store: tb_store::StoreConfig,
     ) -> Result<Arc<Node>, String> {
+        Self::open_full(data_dir, params, key, store, MempoolConfig::default())
+    }
+
+    /// [`Node::open_with`] with the mempool's limits, fee floor and time to live.
+    pub fn open_full(
+        data_dir: &std::path::Path,
+        params: ChainParams,
+        key: Option<SecretKey>,
+        store: tb_store::StoreConfig,
+        mempool: MempoolConfig,
+    ) -> Result<Arc<Node>, String> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| format!("data dir {}: {e}", data_dir.display()))?;
         let db = ChainDb::open_with(data_dir.join("chain.redb"), params.clone(), store)
             .map_err(|e| format!("chain store: {e}"))?;
         let blobs = BlobStore::open(data_dir.join("blobs")).map_err(|e| e.to_string())?;
         let effective = tb_chain::governance::effective_params(db.state(), &params);
-        let pool = Mempool::new(MempoolConfig::default(), effective);
+        let pool = Mempool::new(mempool, effective);
         let mut tracked = BTreeMap::new();
         let mut finished = BTreeMap::new();
         for (t, j) in query::jobs(db.state(), None) {
@@ -266,17 +277,34 @@ impl Node {
 
     fn admit(&self, c: &mut Core, tx: SignedTx) -> Result<Id, AdmissionError> {
         let id = tx.id();
+        let (sender, nonce) = (tx.payload.from(), tx.payload.nonce());
         let Core { db, pool, .. } = c;
         match pool.admit(tx, db.state(), now_ms()) {
             Ok(_) => {
                 self.metrics.inc("tx_admitted_total", &[]);
+                tracing::debug!(op = "admit", %sender, nonce, id = %id, "transaction admitted");
                 Ok(id)
             }
             Err(e) => {
                 self.metrics.inc("tx_rejected_total", &[e.reason()]);
+                tracing::info!(
+                    op = "reject",
+                    %sender,
+                    nonce,
+                    reason = e.reason(),
+                    code = e.code(),
+                    "transaction refused: {e}"
+                );
                 Err(e)
             }
         }
+    }
+
+    /// Drops the mempool entries whose time to live ran out; how many.
+    pub fn purge_mempool(&self) -> usize {
+        let dropped = self.core().pool.purge_expired(now_ms());
+        self.metrics.inc_by("ttl_drop_total", &[], dropped as u64);
+        dropped
     }
 
     /// Signs `payloads` with `key` (consecutive nonces after the account's pending
@@ -319,13 +347,37 @@ impl Node {
 
     /// Imports a block; on a new tip, updates the mempool and publishes events.
     pub fn import(&self, block: &Block) -> Result<ImportOutcome, ImportError> {
+        let _span = tracing::info_span!(
+            "block_import",
+            height = block.header.height,
+            txs = block.txs.len()
+        )
+        .entered();
         let t0 = std::time::Instant::now();
         let mut c = self.core();
         let prev_height = c.db.tip().height;
         let prev_tip = c.db.tip_id();
-        let out = c.db.import_block(block, now_ms())?;
-        self.metrics
-            .observe("block_import_seconds", &[], t0.elapsed().as_secs_f64());
+        let out = match c.db.import_block(block, now_ms()) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "block refused");
+                return Err(e);
+            }
+        };
+        let secs = t0.elapsed().as_secs_f64();
+        self.metrics.observe("block_import_seconds", &[], secs);
+        let outcome = match &out {
+            ImportOutcome::Extended { .. } => "extended",
+            ImportOutcome::Reorged { .. } => "reorganised",
+            ImportOutcome::SideChain => "side_chain",
+            ImportOutcome::AlreadyKnown => "known",
+        };
+        tracing::info!(
+            id = %block.header.id(),
+            outcome,
+            ms = (secs * 1e3) as u64,
+            "block imported"
+        );
         self.metrics.inc("blocks_imported_total", &[]);
         let mut undone_txs = Vec::new();
         let from = match &out {

@@ -114,10 +114,10 @@ pub fn run(
         .saturating_mul(tb_primitives::MICRO_PER_TOKEN)
         < min_stake
     {
-        eprintln!(
-            "the-block: provider: stake_tokens {} is below the network's minimum stake of {} micro-tokens; \
-             it will register but take no leases",
-            w.cfg.stake_tokens, min_stake
+        tracing::warn!(
+            stake = %tb_primitives::Amount(w.cfg.stake_tokens * tb_primitives::MICRO_PER_TOKEN),
+            min_stake = %tb_primitives::Amount(min_stake),
+            "the provider's stake is below the network's minimum: it will register but take no leases"
         );
     }
     let mut seen = 0;
@@ -137,7 +137,7 @@ pub fn run(
             continue;
         }
         if let Err(e) = w.step(h) {
-            eprintln!("the-block: provider: {e}");
+            tracing::warn!(error = %e, "provider step failed");
         }
     }
     Ok(())
@@ -199,7 +199,7 @@ impl Worker {
         }
         *tried = Some(h);
         if let Err(e) = self.submit(p) {
-            eprintln!("the-block: provider registration: {e}");
+            tracing::warn!(error = %e, "provider registration refused");
         }
         ready
     }
@@ -287,7 +287,7 @@ impl Worker {
                 Ok(())
             };
             if let Err(e) = result {
-                eprintln!("the-block: provider: task {}: {e}", t.to_hex());
+                tracing::warn!(task = %t, error = %e, "provider task failed");
             }
         }
         // One heartbeat per aligned window of `heartbeat_interval_blocks` (the chain
@@ -330,10 +330,7 @@ impl Worker {
         {
             Ok(j) => j,
             Err(why) => {
-                eprintln!(
-                    "the-block: provider: task {} is malformed ({why}); reporting it",
-                    t.to_hex()
-                );
+                tracing::warn!(task = %t, why = %why, "job blob malformed; reporting it");
                 return self.submit(vec![TxPayload::ReportMalformed(ReportMalformed {
                     from: self.me,
                     task_id: t,

@@ -5,7 +5,8 @@
 //! import is one redb transaction, committed whole or not at all), then the mempool is
 //! saved to `<data dir>/mempool.bin` and re-admitted at the next start.
 
-use crate::config::{self, NodeConfig};
+use crate::cli::DevnetArgs;
+use crate::config::{self, NodeConfig, RunArgs};
 use crate::miner;
 use crate::node::Node;
 use serde_json::json;
@@ -36,31 +37,12 @@ pub const DEV_KEYS: [&str; 5] = [
     "devnet-bob",
 ];
 
-pub const DEVNET_USAGE: &str = "\
-usage: the-block devnet [--nodes N] [--data-dir DIR] [--rpc-addr ADDR]
-                        [--metrics-addr ADDR] [--block-interval-ms N] [--fabric cpu|cuda]
-                        [--verify-share-bps N] [--test-corrupt-op I]
-
-A single-node network on the devnet parameters: mining (rewards to devnet-miner, which
-prefunds the other dev keys with 200 tokens of each kind), a provider (key
-devnet-provider) and a verifier (key devnet-verifier). The dev keys' seeds are written
-to DIR/dev-keys/NAME.key for tb-cli --key. Defaults: data dir
-./tb-devnet, RPC 127.0.0.1:3030, metrics 127.0.0.1:9898, p2p /ip4/127.0.0.1/tcp/7171.
-Other `run` flags apply too.
-
---nodes N starts N such nodes as child processes on loopback, joined over the
-peer-to-peer network: node 0 mines and verifies, node N-1 runs the provider. Node I
-keeps its data in DIR/node-I and its log in DIR/node-I/node.log, serves RPC on the
-given port + I (metrics likewise) and bootnodes to the nodes before it; DIR/devnet.json
-lists them. A signal stops them all.";
-
-pub fn run_cmd(args: &[String]) -> Result<(), String> {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{}", config::RUN_USAGE);
+pub fn run_cmd(args: &RunArgs) -> Result<(), String> {
+    let cfg = config::load(args).map_err(|e| e.to_string())?;
+    if args.print_config {
+        print!("{}", config::to_toml(&cfg));
         return Ok(());
     }
-    let env = |n: &str| std::env::var(n).ok();
-    let cfg = config::load(args, &env).map_err(|e| e.to_string())?;
     let key = cfg.node_key().map_err(|e| e.to_string())?;
     let keys = Keys {
         miner: key.as_ref().map(|k| k.address()),
@@ -70,15 +52,9 @@ pub fn run_cmd(args: &[String]) -> Result<(), String> {
     serve(cfg, key, keys, None)
 }
 
-pub fn devnet_cmd(args: &[String]) -> Result<(), String> {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{DEVNET_USAGE}");
-        return Ok(());
-    }
-    let (nodes, args) = crate::devnet_multi::take_nodes(args)?;
-    if let Some(n) = nodes.filter(|n| *n > 1) {
-        return crate::devnet_multi::run(n, &args);
-    }
+/// The devnet's presets under the flags and variables: the devnet's data directory,
+/// metrics and loopback p2p addresses, and every role on.
+pub fn devnet_config(args: &RunArgs) -> Result<NodeConfig, String> {
     let mut base = NodeConfig {
         data_dir: PathBuf::from("tb-devnet"),
         metrics_addr: Some("127.0.0.1:9898".parse().expect("literal")),
@@ -88,9 +64,16 @@ pub fn devnet_cmd(args: &[String]) -> Result<(), String> {
     base.miner.enabled = true;
     base.provider.enabled = true;
     base.verifier.enabled = true;
-    let env = |n: &str| std::env::var(n).ok();
-    let mut cfg = config::load_over(&args, &env, base).map_err(|e| e.to_string())?;
+    let mut cfg = config::load_over(args, base).map_err(|e| e.to_string())?;
     cfg.network = config::Network::Devnet;
+    Ok(cfg)
+}
+
+pub fn devnet_cmd(args: &DevnetArgs) -> Result<(), String> {
+    let mut cfg = devnet_config(&args.run)?;
+    if let Some(n) = args.nodes.filter(|n| *n > 1) {
+        return crate::devnet_multi::run(n as usize, cfg);
+    }
     let dir = cfg.data_dir.join("dev-keys");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for name in DEV_KEYS {
@@ -104,10 +87,18 @@ pub fn devnet_cmd(args: &[String]) -> Result<(), String> {
         cfg.key_file = Some(dir.join("devnet-miner.key"));
     }
     cfg.check().map_err(|e| e.to_string())?;
+    if args.run.print_config {
+        print!("{}", config::to_toml(&cfg));
+        return Ok(());
+    }
     let node_key = cfg.node_key().map_err(|e| e.to_string())?;
-    println!("devnet keys (seeds in {}):", dir.display());
     for name in DEV_KEYS {
-        println!("  {name:16} {}", SecretKey::dev(name).address());
+        tracing::info!(
+            key = name,
+            address = %SecretKey::dev(name).address(),
+            seed_file = %dir.join(format!("{name}.key")).display(),
+            "devnet key"
+        );
     }
     let keys = Keys {
         miner: Some(SecretKey::dev(DEV_KEYS[0]).address()),
@@ -176,11 +167,12 @@ fn fund_dev_keys(node: Arc<Node>) {
             })
             .collect();
         match node.submit_signed(&miner, payloads) {
-            Ok(_) => println!(
-                "devnet: funding {} dev keys with {DEV_FUNDING_TOKENS} tokens each",
-                todo.len()
+            Ok(_) => tracing::info!(
+                keys = todo.len(),
+                tokens = DEV_FUNDING_TOKENS,
+                "devnet: funding the dev keys"
             ),
-            Err(e) => eprintln!("the-block: devnet funding: {e}"),
+            Err(e) => tracing::warn!(error = %e, code = e.code(), "devnet funding refused"),
         }
     }
 }
@@ -196,11 +188,16 @@ fn load_mempool(node: &Node, path: &Path) {
                 .into_iter()
                 .filter(|t| node.submit(t.clone()).is_ok())
                 .count();
-            println!("mempool: re-admitted {ok} of {n} saved transactions");
+            tracing::info!(
+                readmitted = ok,
+                saved = n,
+                "mempool: saved transactions re-admitted"
+            );
         }
-        Err(e) => eprintln!(
-            "the-block: saved mempool {} unreadable ({e}); ignored",
-            path.display()
+        Err(e) => tracing::warn!(
+            file = %path.display(),
+            error = %e,
+            "saved mempool unreadable; ignored"
         ),
     }
 }
@@ -213,17 +210,14 @@ fn save_mempool(node: &Node, path: &Path) {
     let tmp = path.with_extension("tmp");
     let bytes = tb_primitives::encode(&txs);
     if bytes.len() > MEMPOOL_FILE_BYTES_MAX {
-        eprintln!(
-            "the-block: mempool too large to save ({} bytes)",
-            bytes.len()
-        );
+        tracing::warn!(bytes = bytes.len(), "mempool too large to save");
         return;
     }
     if std::fs::write(&tmp, bytes)
         .and_then(|_| std::fs::rename(&tmp, path))
         .is_ok()
     {
-        println!("mempool: saved {} pending transactions", txs.len());
+        tracing::info!(transactions = txs.len(), "mempool saved");
     }
 }
 
@@ -235,7 +229,7 @@ pub fn serve(
     extra: Option<fn(Arc<Node>)>,
 ) -> Result<(), String> {
     let params = cfg.network.params();
-    let node = Node::open_with(&cfg.data_dir, params, key, cfg.store())?;
+    let node = Node::open_full(&cfg.data_dir, params, key, cfg.store(), cfg.mempool.pool())?;
     let mempool_file = cfg.data_dir.join("mempool.bin");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -287,7 +281,7 @@ pub fn serve(
         let dir = cfg.data_dir.clone();
         threads.push(std::thread::spawn(move || {
             if let Err(e) = crate::provider::run(n.clone(), k, pc, dir) {
-                eprintln!("the-block: provider stopped: {e}");
+                tracing::error!(target: "the_block::provider", error = %e, "provider stopped");
             }
         }));
     }
@@ -295,6 +289,11 @@ pub fn serve(
         let n = node.clone();
         let vc = cfg.verifier.clone();
         threads.push(std::thread::spawn(move || crate::verifier::run(n, k, vc)));
+    }
+    {
+        let n = node.clone();
+        let every = Duration::from_secs(cfg.mempool.purge_interval_secs);
+        threads.push(std::thread::spawn(move || purge_loop(n, every)));
     }
     if let Some(f) = extra {
         let n = node.clone();
@@ -326,27 +325,29 @@ pub fn serve(
         .map_err(|e| format!("{}: {e}", info_path.display()))?;
     {
         let c = node.core();
-        println!(
-            "the-block: chain {} at height {} ({}); data {}",
-            node.params.chain_id,
-            c.db.tip().height,
-            c.db.tip_id(),
-            cfg.data_dir.display()
+        tracing::info!(
+            chain_id = node.params.chain_id,
+            height = c.db.tip().height,
+            tip = %c.db.tip_id(),
+            data = %cfg.data_dir.display(),
+            version = crate::build_info::VERSION,
+            commit = crate::build_info::GIT_COMMIT,
+            "node started"
         );
         if c.db.reexecuted_at_open() > 0 {
-            println!(
-                "the-block: re-executed the last {} blocks, whose state a crash kept from being written",
-                c.db.reexecuted_at_open()
+            tracing::warn!(
+                blocks = c.db.reexecuted_at_open(),
+                "re-executed the last blocks, whose state a crash kept from being written"
             );
         }
     }
-    println!("the-block: JSON-RPC (HTTP and WebSocket) on {rpc_addr}");
+    tracing::info!(addr = %rpc_addr, "JSON-RPC (HTTP and WebSocket)");
     if let Some(a) = metrics_addr {
-        println!("the-block: metrics on http://{a}/metrics");
+        tracing::info!(url = %format!("http://{a}/metrics"), "metrics, /health, /ready");
     }
     if let Some(p) = &p2p {
         for a in p["listen"].as_array().into_iter().flatten() {
-            println!("the-block: p2p on {}", a.as_str().unwrap_or_default());
+            tracing::info!(addr = a.as_str().unwrap_or_default(), "p2p listening");
         }
     }
     rt.block_on(async {
@@ -355,10 +356,10 @@ pub fn serve(
             _ = node.shutdown_requested.notified() => Ok(()),
         }
     })?;
-    println!("the-block: stopping (a second signal exits at once)");
+    tracing::info!("stopping (a second signal exits at once)");
     rt.spawn(async {
         if wait_for_signal().await.is_ok() {
-            eprintln!("the-block: second signal: exiting without waiting for the workers");
+            tracing::warn!("second signal: exiting without waiting for the workers");
             std::process::exit(130);
         }
     });
@@ -380,12 +381,36 @@ pub fn serve(
     // The state of the last blocks is written now, so the next start re-executes
     // nothing.
     if let Err(e) = c.db.flush() {
-        eprintln!(
-            "the-block: flushing the state: {e} (the next start re-executes the last blocks)"
+        tracing::error!(
+            error = %e,
+            "flushing the state failed (the next start re-executes the last blocks)"
         );
     }
-    println!("the-block: stopped at height {}", c.db.tip().height);
+    tracing::info!(height = c.db.tip().height, "stopped");
     Ok(())
+}
+
+/// The mempool's purge loop: every `every`, drops the entries whose time to live ran
+/// out (blocks do it too; this keeps an idle node's pool honest).
+fn purge_loop(node: Arc<Node>, every: Duration) {
+    let mut next = std::time::Instant::now() + every;
+    while !node.stopping() {
+        std::thread::sleep(Duration::from_millis(200).min(every));
+        if std::time::Instant::now() < next {
+            continue;
+        }
+        next += every;
+        let dropped = node.purge_mempool();
+        if dropped > 0 {
+            tracing::info!(
+                op = "purge_loop",
+                reason = "ttl_drop_total",
+                code = 0,
+                dropped,
+                "mempool entries expired"
+            );
+        }
+    }
 }
 
 pub(crate) async fn wait_for_signal() -> Result<(), String> {

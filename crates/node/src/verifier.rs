@@ -63,7 +63,7 @@ pub fn run(node: Arc<Node>, key: SecretKey, cfg: VerifierConfig) {
                         break;
                     }
                     Ok(false) => {}
-                    Err(e) => eprintln!("the-block: verifier: task {}: {e}", t.to_hex()),
+                    Err(e) => tracing::warn!(task = %t, error = %e, "verifier check failed"),
                 }
             }
         }
@@ -117,10 +117,11 @@ fn check(
     node.submit_signed(key, p)
         .map_err(|e| format!("challenge refused: {e}"))?;
     node.metrics.inc("verifier_challenges_total", &[]);
-    eprintln!(
-        "the-block: verifier: task {} diverges at op {op}; challenged {}",
-        t.to_hex(),
-        rc.provider
+    tracing::warn!(
+        task = %t,
+        op,
+        provider = %rc.provider,
+        "receipt diverges from the replay; challenged"
     );
     Ok(true)
 }

@@ -36,5 +36,9 @@ fn unknown_command_is_a_usage_error() {
         .output()
         .expect("the binary starts");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown command"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unrecognized subcommand"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

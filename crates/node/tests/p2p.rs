@@ -350,6 +350,37 @@ fn devnet_nodes_starts_a_joined_local_network_and_stops_it_on_a_signal() {
         })
         .collect();
     assert!(at3.windows(2).all(|w| w[0] == w[1]), "{at3:?}");
+    // Each child's whole configuration is its node.toml, roles included.
+    let conf: toml::Table = std::fs::read_to_string(base.join("node-2/node.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(conf["provider"]["enabled"].as_bool(), Some(true));
+    assert_eq!(conf["miner"]["enabled"].as_bool(), Some(false));
+    // A child killed is reported and restarted, and serves again.
+    let pid = nodes[1]["node"]["pid"].as_u64().unwrap();
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    let again: Value = wait_for(120, "node 1 restarted", || {
+        let l: Value =
+            serde_json::from_str(&std::fs::read_to_string(base.join("devnet.json")).ok()?).ok()?;
+        (l["nodes"][1]["restarts"] == 1 && l["nodes"][1]["node"]["pid"].as_u64() != Some(pid))
+            .then_some(l)
+    });
+    let rpc1: std::net::SocketAddr = again["nodes"][1]["node"]["rpc"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    wait_for(60, "node 1 back at height 3", || {
+        (call(rpc1, "chain.head")["height"].as_u64() >= Some(3)).then_some(())
+    });
+    let parent_log = std::fs::read_to_string(d.path().join("parent.log")).unwrap();
+    assert!(
+        parent_log.contains("devnet node exited; restarting it"),
+        "{parent_log}"
+    );
     // One signal stops all three; the children's data directories stay.
     let _ = Command::new("kill")
         .args(["-TERM", &parent.id().to_string()])

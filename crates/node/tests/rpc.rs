@@ -403,12 +403,9 @@ fn an_occupied_port_is_refused_at_start_with_the_port_named() {
             .arg("run")
             .arg("--data-dir")
             .arg(dir.path().join("d"))
-            .args([
-                "--rpc-addr",
-                "127.0.0.1:0",
-                "--p2p-listen",
-                "/ip4/127.0.0.1/tcp/0",
-            ])
+            // The variables give free ports; the flag under test overrides one.
+            .env("TB_RPC_ADDR", "127.0.0.1:0")
+            .env("TB_P2P_LISTEN", "/ip4/127.0.0.1/tcp/0")
             .args(&args)
             .output()
             .unwrap();
