@@ -24,7 +24,11 @@ pub enum TxError {
     TxTooLarge { len: usize, max: usize },
     #[error("nonce {got} but the account expects {expected}")]
     BadNonce { expected: u64, got: u64 },
-    #[error("insufficient {token:?} balance: need {need}, have {have}")]
+    #[error(
+        "insufficient {token:?} balance: need {} tokens, have {}",
+        tb_primitives::Amount(*need),
+        tb_primitives::Amount(*have)
+    )]
     InsufficientBalance { token: Token, need: u64, have: u64 },
     #[error("a balance would overflow")]
     BalanceOverflow,

@@ -102,7 +102,11 @@ pub enum AdmissionError {
     TxTooLarge { len: usize, max: usize },
     #[error("handle {0:?} does not follow the handle syntax")]
     InvalidHandle(String),
-    #[error("fee {fee} is below the floor of {floor} for this transaction's size")]
+    #[error(
+        "fee {} is below the floor of {} tokens for this transaction's size",
+        tb_primitives::Amount(*fee),
+        tb_primitives::Amount(*floor)
+    )]
     FeeBelowFloor { fee: u64, floor: u64 },
     #[error("nonce {got} is already used: the account's nonce is {expected}")]
     NonceReused { expected: u64, got: u64 },
@@ -113,7 +117,9 @@ pub enum AdmissionError {
     #[error("transaction {0} is already pending")]
     DuplicateTx(Id),
     #[error(
-        "insufficient {token:?} balance: need {need} with the pending transactions, have {have}"
+        "insufficient {token:?} balance: need {} tokens with the pending transactions, have {}",
+        tb_primitives::Amount(*need),
+        tb_primitives::Amount(*have)
     )]
     InsufficientBalance { token: Token, need: u64, have: u64 },
     #[error("a balance would overflow")]

@@ -561,6 +561,13 @@ impl Svc {
             let gen = self.sync_gen;
             match self.queue_sync(Work::Locator { peer, gen, hint }) {
                 true => {
+                    tracing::info!(
+                        %peer,
+                        ours = %ours,
+                        theirs = %best.map(|(w, _)| w).unwrap_or(ours),
+                        height = self.local().height,
+                        "syncing from a heavier peer"
+                    );
                     self.sync = Some(SyncJob {
                         peer,
                         gen,
@@ -977,6 +984,7 @@ impl Svc {
                     backoff_until: None,
                 });
                 if new {
+                    tracing::info!(peer = %peer_id, addr = %endpoint.get_remote_address(), peers = self.peers.len(), "peer connected");
                     self.send_status(peer_id);
                     self.refresh_view();
                 }
@@ -987,6 +995,7 @@ impl Svc {
                 ..
             } => {
                 self.peers.remove(&peer_id);
+                tracing::info!(peer = %peer_id, peers = self.peers.len(), "peer disconnected");
                 if self.sync.as_ref().is_some_and(|s| s.peer == peer_id) {
                     self.sync = None;
                 }

@@ -238,7 +238,20 @@ pub fn run(keep: Option<PathBuf>) -> R<()> {
     );
     for blk in [&b6, &b7] {
         let o = a.db.import_block(blk, blk.header.timestamp_ms).map_err(s)?;
-        println!("    A imports B's block {}: {:?}", blk.header.height, o);
+        let what = match &o {
+            ImportOutcome::Extended { height } => format!("Extended to height {height}"),
+            ImportOutcome::Reorged {
+                ancestor,
+                undone,
+                applied,
+            } => format!(
+                "Reorged onto B's chain (common ancestor {}…, {undone} block undone, {applied} applied)",
+                &ancestor.to_hex()[..16]
+            ),
+            ImportOutcome::SideChain => "SideChain: stored, no more work than A's tip".into(),
+            ImportOutcome::AlreadyKnown => "already known".into(),
+        };
+        println!("    A imports B's block {}: {what}", blk.header.height);
         if let ImportOutcome::Reorged { .. } = o {
             // Transactions of the abandoned block go back to the pool.
             a.pool.reinsert(&a6.txs, a.db.state(), a.clock_ms);

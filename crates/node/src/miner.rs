@@ -74,6 +74,7 @@ pub fn mine_one(node: &Node, beneficiary: Address) -> Result<Option<u64>, String
     };
     block.header = header;
     let height = block.header.height;
+    let _span = tracing::info_span!("mined", height, txs = block.txs.len()).entered();
     node.import(&block).map_err(|e| e.to_string())?;
     node.metrics.inc("blocks_mined_total", &[]);
     if let Some(n) = node.net() {

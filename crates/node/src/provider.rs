@@ -340,6 +340,8 @@ impl Worker {
                 })]);
             }
         };
+        let fabric = self.cfg.fabric.name();
+        let _span = tracing::info_span!("provider_job", task = %t, fabric).entered();
         let t0 = Instant::now();
         // A job whose descriptor names a profile epoch is run with the allocation
         // profiler, and its receipt commits to the epoch (zeros otherwise). The
@@ -352,11 +354,15 @@ impl Worker {
         };
         let run = tb_job::execute(&decoded, self.fabric.as_ref(), opts)
             .map_err(|e| format!("execution: {e}"))?;
-        let fabric = self.cfg.fabric.name();
-        self.node.metrics.observe(
-            "provider_exec_seconds",
-            &[fabric],
-            t0.elapsed().as_secs_f64(),
+        let secs = t0.elapsed().as_secs_f64();
+        self.node
+            .metrics
+            .observe("provider_exec_seconds", &[fabric], secs);
+        tracing::info!(
+            ms = (secs * 1e3) as u64,
+            ops = run.n_ops,
+            output_digest = %hex::encode(run.output_digest),
+            "job executed"
         );
         self.node
             .metrics

@@ -87,11 +87,18 @@ fn check(
     let model = job_model(node, job)?;
     let decoded =
         tb_job::Job::decode_resolved(&blob, model.as_deref()).map_err(|e| e.to_string())?;
+    let _span =
+        tracing::info_span!("verifier_replay", task = %t, provider = %rc.provider).entered();
     let t0 = Instant::now();
     let replay =
         tb_job::replay(&decoded, blocktorch::cpu::default_fabric()).map_err(|e| e.to_string())?;
-    node.metrics
-        .observe("verifier_replay_seconds", &[], t0.elapsed().as_secs_f64());
+    let secs = t0.elapsed().as_secs_f64();
+    node.metrics.observe("verifier_replay_seconds", &[], secs);
+    tracing::debug!(
+        ms = (secs * 1e3) as u64,
+        ops = replay.op_digests.len(),
+        "receipt replayed"
+    );
     node.metrics.inc("verifier_replays_total", &[]);
     let Some(op) = tb_job::first_divergence(&replay.op_digests, &theirs) else {
         return Ok(false);
