@@ -1,6 +1,6 @@
-//! Names the build: `TB_GIT_COMMIT` is the commit the binary was built from (the
-//! environment's `TB_GIT_COMMIT` when set, else `git rev-parse`, else `unknown`), for
-//! `--version`, `tb_build_info` and the `benchmark_commit` of the node's receipts.
+// Names the build: `TB_GIT_COMMIT` is the commit the binary was built from (the
+// environment's `TB_GIT_COMMIT` when set, else `git rev-parse`, else `unknown`), for
+// `--version`, `tb_build_info` and the `benchmark_commit` of the node's receipts.
 
 use std::process::Command;
 

@@ -1,8 +1,10 @@
-//! A small command-line parser: each command declares its flags, its options (each
-//! with an optional short alias) and how many positional arguments it takes. Anything
-//! else is a usage error naming the command.
+//! Each command declares its flags, its options (each with an optional short alias) and
+//! its positional arguments as a [`Spec`]; clap parses the words against it
+//! ([`Spec::command`]), renders its help and refuses anything else with a usage error
+//! naming the command. The command code reads the result through [`Args`].
 
 use crate::CliError;
+use clap::{Arg, ArgAction};
 use std::str::FromStr;
 
 /// Options that may be given more than once (`--text A --text B`); every other option
@@ -13,7 +15,8 @@ pub const REPEATABLE: &[&str] = &["--text", "--dim", "--zero-input"];
 pub struct Spec {
     /// The command, for messages (`job run`).
     pub command: &'static str,
-    /// Its usage text (printed by `--help`).
+    /// Its usage text: the `usage:` lines, a blank line, then what it does (the help's
+    /// usage and its text after the options).
     pub usage: &'static str,
     /// Options without a value (`--json`).
     pub flags: &'static [&'static str],
@@ -33,12 +36,30 @@ pub struct Args {
     pub positionals: Vec<String>,
 }
 
-/// The result of parsing: the arguments, or a request for the command's help.
+/// The result of parsing: the arguments, or the command's help to print.
 pub enum Parsed {
     /// Run the command.
     Run(Args),
-    /// `-h` or `--help` was given.
-    Help,
+    /// `-h` or `--help` was given: the help text.
+    Help(String),
+}
+
+/// A clap error as one line: its message up to the first blank line, without the
+/// `error: ` prefix and without the usage and tips clap adds.
+pub fn clap_one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut out = Vec::new();
+    for l in text.lines() {
+        let l = l.trim();
+        if l.is_empty() {
+            if out.is_empty() {
+                continue;
+            }
+            break;
+        }
+        out.push(l.strip_prefix("error: ").unwrap_or(l).to_string());
+    }
+    out.join(" ")
 }
 
 impl Spec {
@@ -46,69 +67,94 @@ impl Spec {
         CliError::usage(format!("{what} (try `tb-cli {} --help`)", self.command))
     }
 
+    /// The command's last word (`run` of `job run`).
+    pub fn name(&self) -> &'static str {
+        self.command.rsplit(' ').next().unwrap_or(self.command)
+    }
+
+    /// The clap command of this spec.
+    pub fn command(&self) -> clap::Command {
+        let (usage, about) = self.usage.split_once("\n\n").unwrap_or((self.usage, ""));
+        let usage: Vec<&str> = usage
+            .lines()
+            .map(|l| l.strip_prefix("usage: ").unwrap_or(l))
+            .collect();
+        let mut c = clap::Command::new(self.name())
+            .override_usage(usage.join("\n"))
+            .disable_version_flag(true);
+        if let Some(first) = about.split("\n\n").next() {
+            c = c.about(first.replace('\n', " "));
+        }
+        if !about.is_empty() {
+            c = c.after_help(about.to_string());
+        }
+        for f in self.flags {
+            c = c.arg(
+                Arg::new(*f)
+                    .long(f.trim_start_matches('-'))
+                    .action(ArgAction::SetTrue),
+            );
+        }
+        for (long, short) in self.options {
+            let name = long.trim_start_matches('-');
+            let mut a = Arg::new(*long)
+                .long(name)
+                .value_name(name.to_uppercase().replace('-', "_"))
+                .num_args(1)
+                .allow_hyphen_values(true)
+                .action(if REPEATABLE.contains(long) {
+                    ArgAction::Append
+                } else {
+                    ArgAction::Set
+                });
+            if let Some(ch) = short.and_then(|s| s.trim_start_matches('-').chars().next()) {
+                a = a.short(ch);
+            }
+            c = c.arg(a);
+        }
+        for (i, p) in self.positionals.iter().enumerate() {
+            c = c.arg(
+                Arg::new(*p)
+                    .index(i + 1)
+                    .required(true)
+                    .value_name(*p)
+                    .allow_hyphen_values(i > 0),
+            );
+        }
+        c
+    }
+
     /// Parses `args` (the words after the command). Options may be written
     /// `--name VALUE` or `--name=VALUE`; `--` ends the options.
     pub fn parse(&self, args: &[String]) -> Result<Parsed, CliError> {
+        let words = std::iter::once(self.name().to_string()).chain(args.iter().cloned());
+        let m = match self.command().try_get_matches_from(words) {
+            Ok(m) => m,
+            Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+                return Ok(Parsed::Help(self.command().render_help().to_string()))
+            }
+            Err(e) => return Err(self.usage_err(clap_one_line(&e))),
+        };
         let mut out = Args {
             command: self.command,
             flags: Vec::new(),
             options: Vec::new(),
             positionals: Vec::new(),
         };
-        let mut it = args.iter();
-        let mut options_done = false;
-        while let Some(a) = it.next() {
-            if options_done || !a.starts_with('-') || a == "-" {
-                out.positionals.push(a.clone());
-                continue;
+        for f in self.flags {
+            if m.get_flag(f) {
+                out.flags.push(f);
             }
-            if a == "--" {
-                options_done = true;
-                continue;
-            }
-            if a == "-h" || a == "--help" {
-                return Ok(Parsed::Help);
-            }
-            let (name, inline) = match a.split_once('=') {
-                Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-                _ => (a.as_str(), None),
-            };
-            if let Some(flag) = self.flags.iter().find(|f| **f == name) {
-                if inline.is_some() {
-                    return Err(self.usage_err(format!("{flag} takes no value")));
-                }
-                if out.flags.contains(flag) {
-                    return Err(self.usage_err(format!("{flag} is given twice")));
-                }
-                out.flags.push(flag);
-                continue;
-            }
-            let Some((long, _)) = self
-                .options
-                .iter()
-                .find(|(long, short)| *long == name || *short == Some(name))
-            else {
-                return Err(self.usage_err(format!("unknown option {name} for `{}`", self.command)));
-            };
-            let value = match inline {
-                Some(v) => v,
-                None => it
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| self.usage_err(format!("{long} needs a value")))?,
-            };
-            if !REPEATABLE.contains(long) && out.options.iter().any(|(n, _)| n == long) {
-                return Err(self.usage_err(format!("{long} is given twice")));
-            }
-            out.options.push((long, value));
         }
-        if out.positionals.len() < self.positionals.len() {
-            let missing = self.positionals[out.positionals.len()];
-            return Err(self.usage_err(format!("`{}` needs {missing}", self.command)));
+        for (long, _) in self.options {
+            for v in m.get_many::<String>(long).into_iter().flatten() {
+                out.options.push((long, v.clone()));
+            }
         }
-        if out.positionals.len() > self.positionals.len() {
-            let extra = &out.positionals[self.positionals.len()];
-            return Err(self.usage_err(format!("unexpected argument {extra:?}")));
+        for p in self.positionals {
+            if let Some(v) = m.get_one::<String>(p) {
+                out.positionals.push(v.clone());
+            }
         }
         Ok(Parsed::Run(out))
     }
@@ -195,12 +241,12 @@ mod tests {
                 assert_eq!(e.code, crate::EXIT_USAGE, "{input}");
                 assert!(e.message.contains(fragment), "{input}: {}", e.message);
             }
-            (Ok(Parsed::Help), Err("help")) => {}
+            (Ok(Parsed::Help(h)), Err("help")) => assert!(h.contains("--out"), "{h}"),
             (got, want) => panic!(
                 "{input}: got {}, want {want:?}",
                 match got {
                     Ok(Parsed::Run(a)) => format!("{a:?}"),
-                    Ok(Parsed::Help) => "help".into(),
+                    Ok(Parsed::Help(_)) => "help".into(),
                     Err(e) => e.message,
                 }
             ),
@@ -217,12 +263,12 @@ mod tests {
         );
         check("-- -f", Ok((&[], &[], &["-f"])));
         check("f --help", Err("help"));
-        check("f --bogus", Err("unknown option --bogus"));
-        check("f --op", Err("--op needs a value"));
-        check("f --json --json", Err("given twice"));
-        check("f --json=1", Err("takes no value"));
-        check("f -o a --out b", Err("given twice"));
-        check("", Err("needs FILE"));
-        check("f g", Err("unexpected argument \"g\""));
+        check("f --bogus", Err("unexpected argument '--bogus'"));
+        check("f --op", Err("a value is required for '--op <OP>'"));
+        check("f --json --json", Err("cannot be used multiple times"));
+        check("f --json=1", Err("unexpected value '1' for '--json'"));
+        check("f -o a --out b", Err("cannot be used multiple times"));
+        check("", Err("required arguments were not provided: <FILE>"));
+        check("f g", Err("unexpected argument 'g'"));
     }
 }

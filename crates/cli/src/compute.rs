@@ -57,6 +57,17 @@ commands:
 
 TASK is a task id or the id of the SubmitJob transaction that created it.";
 
+/// Every command of `compute`, for the completion tree (the first spec of a path wins).
+pub(crate) const SPECS: &[&Spec] = &[
+    &SUBMIT,
+    &SUBMIT_TEXT,
+    &RESULT,
+    &STATUS,
+    &RECEIPTS,
+    &REPLAY,
+    &STATS,
+];
+
 const SUBMIT: Spec = Spec {
     command: "compute submit",
     usage: "\
@@ -667,10 +678,26 @@ fn publication_text(p: &crate::publish::Published) -> String {
     }
 }
 
+/// What a wait is waiting for, in words, given the job's result status and reply.
+fn waiting_for(status: &str, r: Option<&Value>) -> String {
+    let window_end = r.and_then(|r| r.get("window_end")).and_then(Value::as_u64);
+    match status {
+        "pending" => "waiting for providers to lease and run it".into(),
+        "provisional" => match window_end {
+            Some(w) => format!("final when its challenge window closes at height {w}"),
+            None => "final when its challenge window closes".into(),
+        },
+        "challenged" => "a challenge is open: every node's referee rules on one op".into(),
+        "disputed" => "replicas disagree: the referee decides".into(),
+        "final" => "verified".into(),
+        other => other.to_string(),
+    }
+}
+
 /// Polls `compute.getResult` until the job's result is final (or, with `provisional`,
 /// a receipt is accepted), the job fails, the timeout passes or the transaction
-/// disappears. Progress goes to stderr: one line updated in place on a terminal, else
-/// a line per change. Returns the last `compute.getResult`.
+/// disappears. Progress goes to stderr, saying what the wait is for: an indicatif
+/// spinner on a terminal, else a line per change. Returns the last `compute.getResult`.
 fn wait_for(
     client: &Client,
     tx_id: &str,
@@ -678,14 +705,23 @@ fn wait_for(
     provisional: bool,
     timeout: Duration,
 ) -> Result<Value, CliError> {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
     let t0 = Instant::now();
-    let tty = std::io::stderr().is_terminal();
-    let mut last = String::new();
-    let finish_line = |tty: bool| {
-        if tty {
-            eprintln!();
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        b.enable_steady_tick(Duration::from_millis(120));
+        b
+    });
+    let finish = || {
+        if let Some(b) = &bar {
+            b.finish();
         }
     };
+    let mut last = String::new();
     loop {
         let r = client.find("compute.getResult", json!([tx_id]))?;
         let height = client.get("chain.head", json!([]))?.u64_at("height")?;
@@ -697,7 +733,7 @@ fn wait_for(
             ),
             None => {
                 if client.find("chain.getTx", json!([tx_id]))?.is_none() {
-                    finish_line(tty && !last.is_empty());
+                    finish();
                     return Err(CliError::fail(format!(
                         "SubmitJob {tx_id} is neither pending nor included any more \
                          (dropped from the node's mempool?)"
@@ -710,13 +746,14 @@ fn wait_for(
                 )
             }
         };
-        let line =
-            format!("{who}  {state}  result {status}  redundancy {redundancy}  height {height}");
-        if tty {
-            eprint!("\r\x1b[2K{line}  ({} s)", t0.elapsed().as_secs());
-            let _ = std::io::stderr().flush();
-        } else if line_key(&line) != line_key(&last) {
-            eprintln!("{line}");
+        let line = format!(
+            "{who}  {state}  result {status}  redundancy {redundancy}  height {height}: {}",
+            waiting_for(&status, r.as_ref())
+        );
+        match &bar {
+            Some(b) => b.set_message(line.clone()),
+            None if line_key(&line) != line_key(&last) => eprintln!("{line}"),
+            None => {}
         }
         last = line;
         if let Some(r) = r {
@@ -724,18 +761,18 @@ fn wait_for(
                 "final" => true,
                 "provisional" | "challenged" | "disputed" => provisional,
                 "failed" => {
-                    finish_line(tty);
+                    finish();
                     return Err(failed(&r));
                 }
                 _ => false,
             };
             if done {
-                finish_line(tty);
+                finish();
                 return Ok(r);
             }
         }
         if t0.elapsed() >= timeout {
-            finish_line(tty);
+            finish();
             return Err(CliError::fail(format!(
                 "gave up after {} s: {who} is {state}, its result {status} (`tb-cli compute status {tx_id}`)",
                 timeout.as_secs()

@@ -47,10 +47,21 @@ fn with_spec(
     f: fn(&crate::args::Args) -> Result<Outcome, CliError>,
 ) -> Result<Outcome, CliError> {
     match spec.parse(args)? {
-        Parsed::Help => Ok(Outcome::ok(format!("{}\n", spec.usage))),
+        Parsed::Help(h) => Ok(Outcome::ok(h)),
         Parsed::Run(a) => f(&a),
     }
 }
+
+/// Every command of `job`, for the completion tree (the first spec of a path wins).
+pub(crate) const SPECS: &[&Spec] = &[
+    &BUILD,
+    &BUILD_TEXT,
+    &crate::inspect::SPEC,
+    &crate::run::SPEC,
+    &crate::run::TEXT_SPEC,
+    &crate::referee::SPEC,
+    &crate::verify::SPEC,
+];
 
 const BUILD: Spec = Spec {
     command: "job build",

@@ -20,6 +20,7 @@
 
 mod args;
 mod compute;
+mod explore;
 mod inspect;
 mod job;
 mod json;
@@ -46,10 +47,6 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_PROVIDER_WRONG: u8 = 3;
 
 const USAGE: &str = "\
-tb-cli: BlockTorch jobs, keys, and a node's wallet and market over JSON-RPC
-
-usage: tb-cli [--rpc URL] [--json] [--keys-dir DIR] [--admin-token FILE] COMMAND ...
-
 jobs (offline):
   tb-cli job build --example NAME -o FILE [--model-out MODEL]
   tb-cli job inspect FILE [--model MODEL] [--json]
@@ -81,15 +78,11 @@ a node (JSON-RPC):
   tb-cli compute stats
   tb-cli provider register|stake|unstake|status ...
   tb-cli governor status | intents | propose --key K ... | vote --key K ...
+  tb-cli chain info | block HEIGHT|ID | tx TXID
+  tb-cli jobs list [--state STATE] [--limit N]
+  tb-cli payouts EPOCH | slashes [--provider P] | providers
+  tb-cli net info
   tb-cli --version
-
-options before the command:
-  --rpc URL       the node's JSON-RPC (default: TB_RPC, else http://127.0.0.1:3030)
-  --json          print JSON instead of text (the node commands and `job` ones)
-  --keys-dir DIR  the keys directory (default: TB_KEYS_DIR, else ~/.the-block/keys)
-  --admin-token FILE
-                  the node's admin token file, for `mine` (default: TB_ADMIN_TOKEN_FILE;
-                  the node writes it to <data dir>/admin.token)
 
 Run `tb-cli COMMAND --help` (or `tb-cli COMMAND SUBCOMMAND --help`) for options.
 Amounts are tokens with up to six decimals (1 token = 1000000 micro-tokens).
@@ -153,45 +146,175 @@ pub struct Global {
     pub admin_token: Option<String>,
 }
 
-impl Global {
-    /// Splits the global options off the front of `args`; the rest starts with the
-    /// command.
-    fn parse(args: &[String]) -> Result<(Global, &[String]), CliError> {
-        let mut g = Global::default();
-        let mut i = 0;
-        while let Some(a) = args.get(i) {
-            let (name, inline) = match a.split_once('=') {
-                Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-                _ => (a.as_str(), None),
-            };
-            let slot = match name {
-                "--json" if inline.is_none() => {
-                    g.json = true;
-                    i += 1;
-                    continue;
-                }
-                "--json" => return Err(CliError::usage("--json takes no value")),
-                "--rpc" => &mut g.rpc,
-                "--keys-dir" => &mut g.keys_dir,
-                "--admin-token" => &mut g.admin_token,
-                _ => break,
-            };
-            if slot.is_some() {
-                return Err(CliError::usage(format!("{name} is given twice")));
-            }
-            let value = match inline {
-                Some(v) => v,
-                None => {
-                    i += 1;
-                    args.get(i)
-                        .cloned()
-                        .ok_or_else(|| CliError::usage(format!("{name} needs a value")))?
-                }
-            };
-            *slot = Some(value);
-            i += 1;
+/// The options before the command, declared for clap.
+fn global_args() -> [clap::Arg; 4] {
+    use clap::{Arg, ArgAction};
+    [
+        Arg::new("rpc")
+            .long("rpc")
+            .value_name("URL")
+            .help("The node's JSON-RPC [default: TB_RPC, else http://127.0.0.1:3030]"),
+        Arg::new("json")
+            .long("json")
+            .action(ArgAction::SetTrue)
+            .help("Print JSON instead of text"),
+        Arg::new("keys-dir")
+            .long("keys-dir")
+            .value_name("DIR")
+            .help("The keys directory [default: TB_KEYS_DIR, else ~/.the-block/keys]"),
+        Arg::new("admin-token")
+            .long("admin-token")
+            .value_name("FILE")
+            .help("The node's admin token file, for `mine` [default: TB_ADMIN_TOKEN_FILE]"),
+    ]
+}
+
+/// The version line and the long version: crate version, git commit (when the build
+/// knew it) and the BlockTorch runtime version stamp.
+fn long_version() -> String {
+    format!(
+        "{}\ncommit {}\nruntime {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("TB_GIT_COMMIT"),
+        blocktorch::RUNTIME_VERSION
+    )
+}
+
+/// The command groups and what they are for.
+const GROUPS: &[(&str, &str)] = &[
+    (
+        "job",
+        "BlockTorch jobs, offline: build, inspect, run, referee, verify",
+    ),
+    ("key", "Ed25519 keys in the keys directory"),
+    (
+        "compute",
+        "Submit jobs to a node and read their verified results",
+    ),
+    ("model", "Import, inspect and publish models"),
+    ("tx", "Send transfers and follow transactions"),
+    ("handle", "Register and resolve @handles"),
+    (
+        "provider",
+        "A compute provider's registration, stake and status",
+    ),
+    (
+        "governor",
+        "Governance: status, intents, proposals and votes",
+    ),
+    ("chain", "The node's chain: info, a block, a transaction"),
+    ("jobs", "The jobs on chain"),
+    ("net", "The node's peer-to-peer network"),
+];
+
+/// The whole command tree (global options, every command with its options, and
+/// `completions`), for `--help`, `--version` and completion scripts.
+pub fn tree() -> clap::Command {
+    let mut root = clap::Command::new("tb-cli")
+        .version(env!("CARGO_PKG_VERSION"))
+        .long_version(long_version())
+        .about("BlockTorch jobs, keys, and a node's wallet and market over JSON-RPC")
+        .override_usage("tb-cli [OPTIONS] COMMAND ...")
+        .after_help(USAGE)
+        .args(global_args())
+        .subcommand(
+            clap::Command::new("completions")
+                .about("Print a shell completion script")
+                .arg(
+                    clap::Arg::new("shell")
+                        .required(true)
+                        .value_parser(clap::value_parser!(clap_complete::Shell)),
+                ),
+        );
+    let groups: [&[&args::Spec]; 6] = [
+        job::SPECS,
+        wallet::SPECS,
+        compute::SPECS,
+        model::SPECS,
+        node_cmds::SPECS,
+        explore::SPECS,
+    ];
+    // `mine` is ["", "mine"]; `compute submit` is ["compute", "submit"].
+    let words = |spec: &args::Spec| {
+        let mut w: Vec<&str> = spec.command.split(' ').collect();
+        if w.len() == 1 {
+            w.insert(0, "");
         }
-        Ok((g, &args[i..]))
+        w
+    };
+    for spec in groups.into_iter().flatten() {
+        let w = words(spec);
+        let leaf = spec.command();
+        match w.as_slice() {
+            ["", _] if root.find_subcommand(spec.name()).is_none() => {
+                root = root.subcommand(leaf);
+            }
+            ["", _] => {}
+            [group, _] => {
+                let group = group.to_string();
+                if root.find_subcommand(&group).is_none() {
+                    let about = GROUPS
+                        .iter()
+                        .find(|(g, _)| *g == group)
+                        .map_or("", |(_, a)| *a);
+                    root = root.subcommand(
+                        clap::Command::new(group.clone())
+                            .about(about)
+                            .subcommand_required(true),
+                    );
+                }
+                root = root.mut_subcommand(&group, |g| {
+                    if g.find_subcommand(spec.name()).is_none() {
+                        g.subcommand(leaf)
+                    } else {
+                        g
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+    root
+}
+
+impl Global {
+    /// Splits the global options off the front of `args` (clap); the rest starts with
+    /// the command.
+    fn parse(args: &[String]) -> Result<(Global, &[String]), CliError> {
+        if matches!(
+            args.first().map(String::as_str),
+            Some("-h" | "--help" | "-V" | "--version")
+        ) {
+            return Ok((Global::default(), args));
+        }
+        let cmd = clap::Command::new("tb-cli")
+            .no_binary_name(true)
+            .disable_help_flag(true)
+            .disable_version_flag(true)
+            .allow_external_subcommands(true)
+            .args(global_args());
+        let m = cmd.try_get_matches_from(args).map_err(|e| {
+            CliError::usage(format!("{} (try `tb-cli --help`)", args::clap_one_line(&e)))
+        })?;
+        // The command and its words are the tail of `args`.
+        let rest = match m.subcommand() {
+            Some((_, sub)) => {
+                let n = sub
+                    .get_many::<std::ffi::OsString>("")
+                    .into_iter()
+                    .flatten()
+                    .count();
+                &args[args.len() - n - 1..]
+            }
+            None => &args[args.len()..],
+        };
+        let g = Global {
+            rpc: m.get_one::<String>("rpc").cloned(),
+            json: m.get_flag("json"),
+            keys_dir: m.get_one::<String>("keys-dir").cloned(),
+            admin_token: m.get_one::<String>("admin-token").cloned(),
+        };
+        Ok((g, rest))
     }
 
     /// Whether JSON output was asked for, before the command or after it.
@@ -231,7 +354,7 @@ pub fn with_spec(
     f: fn(&Global, &args::Args) -> Result<Outcome, CliError>,
 ) -> Result<Outcome, CliError> {
     match spec.parse(args)? {
-        args::Parsed::Help => Ok(Outcome::ok(format!("{}\n", spec.usage))),
+        args::Parsed::Help(h) => Ok(Outcome::ok(h)),
         args::Parsed::Run(a) => f(g, &a),
     }
 }
@@ -239,12 +362,25 @@ pub fn with_spec(
 fn dispatch(all: &[String]) -> Result<Outcome, CliError> {
     let (g, args) = Global::parse(all)?;
     match args.first().map(String::as_str) {
-        None | Some("-h") | Some("--help") | Some("help") => Ok(Outcome::ok(format!("{USAGE}\n"))),
-        Some("-V") | Some("--version") => Ok(Outcome::ok(format!(
-            "tb-cli {} (runtime {})\n",
-            env!("CARGO_PKG_VERSION"),
-            blocktorch::RUNTIME_VERSION
-        ))),
+        None | Some("-h") | Some("--help") | Some("help") => {
+            Ok(Outcome::ok(tree().render_long_help().to_string()))
+        }
+        Some("-V") => Ok(Outcome::ok(tree().render_version().to_string())),
+        Some("--version") => Ok(Outcome::ok(tree().render_long_version().to_string())),
+        Some("completions") => {
+            let shell: clap_complete::Shell = args
+                .get(1)
+                .ok_or_else(|| {
+                    CliError::usage(
+                        "completions needs a shell: bash, zsh, fish, elvish or powershell",
+                    )
+                })?
+                .parse()
+                .map_err(|e| CliError::usage(format!("completions: {e}")))?;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut tree(), "tb-cli", &mut out);
+            Ok(Outcome::ok(String::from_utf8_lossy(&out).into_owned()))
+        }
         Some("job") => {
             let mut rest = args[1..].to_vec();
             if g.json && !rest.is_empty() {
@@ -258,6 +394,9 @@ fn dispatch(all: &[String]) -> Result<Outcome, CliError> {
         Some("model") => model::dispatch(&g, &args[1..]),
         Some(cmd @ ("balance" | "tx" | "handle" | "mine" | "provider" | "governor")) => {
             node_cmds::dispatch(&g, cmd, &args[1..])
+        }
+        Some(cmd @ ("chain" | "jobs" | "net" | "payouts" | "slashes" | "providers")) => {
+            explore::dispatch(&g, cmd, &args[1..])
         }
         Some(other) => Err(CliError::usage(format!(
             "unknown command {other:?} (try `tb-cli --help`)"

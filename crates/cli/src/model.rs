@@ -29,6 +29,9 @@ A model is a BlockTorch program with its weights (the artifact, `BTPG`…): `tb-
 build --model-out` writes one. Jobs that name it (version 1 blobs) carry only their
 input, so each job's publication fee follows its input, not the model.";
 
+/// Every command of `model`, for the completion tree.
+pub(crate) const SPECS: &[&Spec] = &[&PUBLISH, &INFO, &crate::text::IMPORT];
+
 const PUBLISH: Spec = Spec {
     command: "model publish",
     usage: "\

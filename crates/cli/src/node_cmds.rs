@@ -126,6 +126,24 @@ fn signer<'c>(
 
 // ---- balance ----------------------------------------------------------------------
 
+/// Every node command, for the completion tree.
+pub(crate) const SPECS: &[&Spec] = &[
+    &BALANCE,
+    &TX_SEND,
+    &TX_STATUS,
+    &HANDLE_REGISTER,
+    &HANDLE_RESOLVE,
+    &MINE,
+    &PROVIDER_REGISTER,
+    &PROVIDER_STAKE,
+    &PROVIDER_UNSTAKE,
+    &PROVIDER_STATUS,
+    &GOVERNOR_STATUS,
+    &GOVERNOR_INTENTS,
+    &GOVERNOR_PROPOSE,
+    &GOVERNOR_VOTE,
+];
+
 const BALANCE: Spec = Spec {
     command: "balance",
     usage: "\

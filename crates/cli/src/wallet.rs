@@ -39,6 +39,9 @@ mode 0600): --keys-dir DIR (before or after the command), else TB_KEYS_DIR, else
 $HOME/.the-block/keys. An existing key is never overwritten. Wherever a command takes
 `--key K`, K is a key name in the keys directory or the path of a key file.";
 
+/// Every command of `key`, for the completion tree.
+pub(crate) const SPECS: &[&Spec] = &[&GENERATE, &IMPORT, &SHOW, &LIST];
+
 const GENERATE: Spec = Spec {
     command: "key generate",
     usage: "\

@@ -574,25 +574,49 @@ fn run_signs_a_verifiable_receipt() {
 
 #[test]
 fn usage_errors_exit_2_and_help_exits_0() {
-    assert!(ok(&[]).contains("usage:"));
-    assert!(ok(&["--version"]).starts_with("tb-cli "));
-    for cmd in ["build", "inspect", "run", "referee"] {
+    let help = ok(&[]);
+    assert!(
+        help.contains("Usage: tb-cli") && help.contains("compute"),
+        "{help}"
+    );
+    let v = ok(&["--version"]);
+    assert!(
+        v.starts_with("tb-cli ") && v.contains("commit ") && v.contains("runtime "),
+        "{v}"
+    );
+    for cmd in ["build", "inspect", "run", "referee", "verify"] {
+        let h = ok(&["job", cmd, "--help"]);
+        assert!(h.contains("Usage: tb-cli job "), "{cmd}: {h}");
+        assert!(h.contains("-h, --help"), "{cmd}: {h}");
+    }
+    // Completion scripts cover the whole tree.
+    for shell in ["bash", "zsh", "fish"] {
+        let c = ok(&["completions", shell]);
         assert!(
-            ok(&["job", cmd, "--help"]).starts_with("usage: tb-cli job "),
-            "{cmd}"
+            c.contains("tb-cli") && c.contains("submit") && c.contains("max-price"),
+            "{shell}"
         );
     }
+    fails(&["completions", "tcsh"], 2, "completions");
     assert!(ok(&["job"]).contains("commands:"));
     fails(&["frob"], 2, "unknown command");
     fails(&["job", "mine"], 2, "unknown job command");
-    fails(&["job", "run"], 2, "needs FILE");
-    fails(&["job", "inspect", "a", "b"], 2, "unexpected argument");
+    fails(
+        &["job", "run"],
+        2,
+        "required arguments were not provided: <FILE>",
+    );
+    fails(&["job", "inspect", "a", "b"], 2, "unexpected argument 'b'");
     fails(
         &["job", "inspect", "a", "--fast"],
         2,
-        "unknown option --fast",
+        "unexpected argument '--fast'",
     );
-    fails(&["job", "run", "a", "--trace-out"], 2, "needs a value");
+    fails(
+        &["job", "run", "a", "--trace-out"],
+        2,
+        "a value is required for '--trace-out",
+    );
 }
 
 #[test]

@@ -113,14 +113,20 @@ fn malformed_command_lines_exit_2() {
     let dead = format!("http://127.0.0.1:{}", closed_port());
     for (args, fragment) in [
         (vec!["frob"], "unknown command"),
-        (vec!["--rpc"], "--rpc needs a value"),
-        (vec!["--json=1", "mine", "start"], "takes no value"),
+        (vec!["--rpc"], "a value is required for '--rpc <URL>'"),
+        (
+            vec!["--json=1", "mine", "start"],
+            "unexpected value '1' for '--json'",
+        ),
         (
             vec!["--rpc", "a", "--rpc", "b", "mine", "start"],
-            "given twice",
+            "cannot be used multiple times",
         ),
-        (vec!["balance"], "needs ADDRESS"),
-        (vec!["balance", &addr, "extra"], "unexpected argument"),
+        (vec!["balance"], "required arguments were not provided"),
+        (
+            vec!["balance", &addr, "extra"],
+            "unexpected argument 'extra'",
+        ),
         (vec!["tx", "fly"], "unknown tx command"),
         (
             vec!["tx", "send", "--to", &addr, "--amount", "1"],
@@ -313,7 +319,8 @@ fn malformed_command_lines_exit_2() {
         vec!["governor", "propose", "--help"],
         vec!["provider", "--help"],
     ] {
-        assert!(ok(&cmd).starts_with("usage: tb-cli"), "{cmd:?}");
+        let h = ok(&cmd);
+        assert!(h.to_lowercase().contains("usage: tb-cli"), "{cmd:?}: {h}");
     }
 }
 
@@ -535,6 +542,34 @@ fn devnet_end_to_end_submit_wait_receipts_replay() {
     assert!(p.contains("stake") && p.contains("cpu"), "{p}");
     let out = node.expect(&["governor", "status"], 0);
     assert!(out.contains("voting"), "{out}");
+
+    // The read-only views.
+    let info = node.expect(&["chain", "info"], 0);
+    assert!(info.contains("chain id") && info.contains("1337"), "{info}");
+    assert!(
+        info.contains("min stake") && info.contains("tokens per byte"),
+        "{info}"
+    );
+    let b1 = node.expect(&["chain", "block", "1"], 0);
+    assert!(b1.contains("height") && b1.contains("beneficiary"), "{b1}");
+    let tx = node.expect(&["chain", "tx", &tx_id], 0);
+    assert!(tx.contains("included") && tx.contains(&task), "{tx}");
+    let jobs = node.expect(&["jobs", "list"], 0);
+    assert!(jobs.contains(&task), "{jobs}");
+    let jobs: Value =
+        serde_json::from_str(&node.expect(&["--json", "jobs", "list", "--limit", "1"], 0)).unwrap();
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1, "{jobs}");
+    let providers = node.expect(&["providers"], 0);
+    assert!(
+        providers.contains("cpu") && providers.contains("stake"),
+        "{providers}"
+    );
+    let slashes = node.expect(&["slashes"], 0);
+    assert!(slashes.contains("no slashes"), "{slashes}");
+    let payouts = node.expect(&["payouts", "0"], 0);
+    assert!(payouts.contains("epoch"), "{payouts}");
+    let net = node.expect(&["net", "info"], 0);
+    assert!(net.contains("peer id"), "{net}");
 }
 
 /// A provider that reports a wrong digest for op 5, and no verifier to challenge it:
