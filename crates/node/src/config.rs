@@ -108,7 +108,7 @@ pub struct NodeConfig {
     pub network: Network,
     /// JSON-RPC over HTTP and WebSocket (one port).
     pub rpc_addr: SocketAddr,
-    /// Prometheus `/metrics` and `/wrappers`; off when absent.
+    /// Prometheus `/metrics`, `/wrappers`, `/health` and `/ready`; off when absent.
     pub metrics_addr: Option<SocketAddr>,
     /// The node's key: a file holding the 32-byte Ed25519 seed in hex. Needed by the
     /// miner (its beneficiary), the provider and the verifier.

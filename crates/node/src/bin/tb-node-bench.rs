@@ -3,6 +3,9 @@
 //! - `tb-node-bench rpc [--clients N] [--secs S]`: JSON-RPC throughput of `balance` and
 //!   `submit_tx` on an in-process node (the real jsonrpsee server on a loopback port),
 //!   driven by N keep-alive HTTP clients; requests per second and latency p50/p99.
+//! - `tb-node-bench scrape [--conns N] [--rounds R]`: `/metrics` under N concurrent
+//!   scrapes (one connection each, all started together), R rounds, on an in-process
+//!   node's metrics server: answers served, latency p50/p99/max.
 //! - `tb-node-bench settle [--jobs N] [--block-interval-ms M]`: jobs settled per minute
 //!   end to end on a devnet (the real `the-block devnet` binary beside this one): N
 //!   example jobs submitted at once, timed from the first submission to the last
@@ -44,6 +47,7 @@ fn main() {
     };
     let r = match args.first().map(String::as_str) {
         Some("rpc") => rpc(opt("--clients", 8) as usize, opt("--secs", 5)),
+        Some("scrape") => scrape(opt("--conns", 1000) as usize, opt("--rounds", 5) as usize),
         Some("settle") => settle(opt("--jobs", 20) as usize, opt("--block-interval-ms", 200)),
         Some("sync") => sync(opt("--blocks", 2_000), opt("--txs", 20) as usize),
         Some("propagate") => propagate(
@@ -52,7 +56,7 @@ fn main() {
             opt("--block-interval-ms", 250),
         ),
         Some("results") => results(opt("--jobs", 5) as usize, opt("--block-interval-ms", 1000)),
-        _ => Err("usage: tb-node-bench rpc [--clients N] [--secs S] | settle [--jobs N] [--block-interval-ms M] | sync [--blocks N] [--txs T] | propagate [--nodes K] [--blocks B] [--block-interval-ms M] | results [--jobs N] [--block-interval-ms M]".into()),
+        _ => Err("usage: tb-node-bench rpc [--clients N] [--secs S] | scrape [--conns N] [--rounds R] | settle [--jobs N] [--block-interval-ms M] | sync [--blocks N] [--txs T] | propagate [--nodes K] [--blocks B] [--block-interval-ms M] | results [--jobs N] [--block-interval-ms M]".into()),
     };
     if let Err(e) = r {
         eprintln!("tb-node-bench: {e}");
@@ -165,6 +169,63 @@ fn drive(
         all.extend(h.join().map_err(|_| "a client panicked")??);
     }
     Ok((t0.elapsed(), all))
+}
+
+/// `scrape`: N concurrent `/metrics` scrapes per round.
+fn scrape(conns: usize, rounds: usize) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let node = Node::open(dir.path(), tb_chain::ChainParams::devnet(), None)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let listener = {
+        let _g = rt.enter();
+        the_block::http::bind("127.0.0.1:0".parse().unwrap()).map_err(|e| e.to_string())?
+    };
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    rt.spawn(the_block::http::serve(
+        listener,
+        the_block::http::Endpoints::new(node, false),
+    ));
+    let mut lat = Vec::new();
+    let mut served = 0usize;
+    for _ in 0..rounds {
+        let start = Arc::new(std::sync::Barrier::new(conns));
+        let threads: Vec<_> = (0..conns)
+            .map(|_| {
+                let start = start.clone();
+                std::thread::spawn(move || -> Option<Duration> {
+                    start.wait();
+                    let t0 = Instant::now();
+                    let mut s = TcpStream::connect(addr).ok()?;
+                    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+                        .ok()?;
+                    let mut body = Vec::new();
+                    s.read_to_end(&mut body).ok()?;
+                    (body.starts_with(b"HTTP/1.1 200") && body.ends_with(b"\n"))
+                        .then(|| t0.elapsed())
+                })
+            })
+            .collect();
+        for t in threads {
+            if let Some(d) = t.join().map_err(|_| "scraper panicked")? {
+                served += 1;
+                lat.push(d);
+            }
+        }
+    }
+    lat.sort();
+    let q = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)));
+    println!(
+        "scrape: {served} of {} served ({conns} at once x {rounds} rounds); latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        conns * rounds,
+        q(0.5).map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        q(0.99).map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        lat.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+    );
+    Ok(())
 }
 
 fn rpc(clients: usize, secs: u64) -> Result<(), String> {
