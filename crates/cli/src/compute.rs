@@ -435,8 +435,8 @@ fn estimate_text(e: &Value, redundancy: u32) -> String {
                 "price",
                 format!(
                     "{}–{} industrial per replica (by delivery latency and availability)",
-                    amount(e, "price_worst_micro"),
-                    amount(e, "price_best_micro")
+                    e.tokens_at("price_worst_micro"),
+                    e.tokens_at("price_best_micro")
                 ),
             ),
             ("expected lease", lease),
@@ -959,10 +959,6 @@ fn short(s: &str) -> String {
     }
 }
 
-fn amount(v: &Value, k: &str) -> String {
-    v.get(k).and_then(Value::as_u64).map_or("-".into(), tokens)
-}
-
 fn receipt_rows(receipts: &[Value]) -> String {
     let mut out = String::new();
     for (i, r) in receipts.iter().enumerate() {
@@ -1019,11 +1015,11 @@ fn status_text(j: &Value) -> String {
                 "max price",
                 format!(
                     "{} industrial × redundancy {}",
-                    amount(j, "max_price"),
+                    j.tokens_at("max_price"),
                     j.text_at("redundancy")
                 ),
             ),
-            ("escrow", amount(j, "escrow")),
+            ("escrow", j.tokens_at("escrow")),
             (
                 "heights",
                 format!(

@@ -71,14 +71,7 @@ fn chain_info(g: &Global, a: &Args) -> Result<Outcome, CliError> {
                 ("state root", r.text_at("state_root")),
                 (
                     "fee floor",
-                    format!(
-                        "{} tokens per byte",
-                        tokens(
-                            r.get("fee_floor_per_byte")
-                                .and_then(Value::as_u64)
-                                .unwrap_or(0)
-                        )
-                    ),
+                    format!("{} tokens per byte", r.tokens_at("fee_floor_per_byte")),
                 ),
                 (
                     "block time",
@@ -90,22 +83,8 @@ fn chain_info(g: &Global, a: &Args) -> Result<Outcome, CliError> {
                     "challenge window",
                     format!("{} blocks", m.text_at("challenge_window_blocks")),
                 ),
-                (
-                    "min stake",
-                    tokens(
-                        m.get("min_stake_micro")
-                            .and_then(Value::as_u64)
-                            .unwrap_or(0),
-                    ),
-                ),
-                (
-                    "challenge bond",
-                    tokens(
-                        m.get("challenge_bond_micro")
-                            .and_then(Value::as_u64)
-                            .unwrap_or(0),
-                    ),
-                ),
+                ("min stake", m.tokens_at("min_stake_micro")),
+                ("challenge bond", m.tokens_at("challenge_bond_micro")),
             ],
             "",
         )
@@ -157,9 +136,7 @@ fn chain_block(g: &Global, a: &Args) -> Result<Outcome, CliError> {
                     t.text_at("id"),
                     t.text_at("kind"),
                     t.text_at("from"),
-                    t.get("fee")
-                        .and_then(Value::as_u64)
-                        .map_or("-".into(), tokens),
+                    t.tokens_at("fee"),
                 ]
             })
             .collect();
@@ -291,20 +268,13 @@ fn payouts(g: &Global, a: &Args) -> Result<Outcome, CliError> {
                     ("epoch", epoch.to_string()),
                     ("receipts paid", s.text_at("paid")),
                     ("units (milli)", s.text_at("units_milli")),
-                    (
-                        "price per unit",
-                        s.get("price_micro")
-                            .and_then(Value::as_u64)
-                            .map_or("-".into(), tokens),
-                    ),
+                    ("price per unit", s.tokens_at("price_micro")),
                     ("carried", s.text_at("carried")),
                     ("slashes", s.text_at("slashes")),
                 ],
                 "",
             ),
         };
-        let amount =
-            |p: &Value, k: &str| p.get(k).and_then(Value::as_u64).map_or("-".into(), tokens);
         let rows: Vec<Vec<String>> = r
             .arr_at("payouts")
             .iter()
@@ -312,9 +282,9 @@ fn payouts(g: &Global, a: &Args) -> Result<Outcome, CliError> {
                 vec![
                     p.text_at("task_id"),
                     p.text_at("provider"),
-                    amount(p, "provider_micro"),
-                    amount(p, "miner_micro"),
-                    amount(p, "fund_micro"),
+                    p.tokens_at("provider_micro"),
+                    p.tokens_at("miner_micro"),
+                    p.tokens_at("fund_micro"),
                 ]
             })
             .collect();
@@ -359,9 +329,7 @@ fn slashes(g: &Global, a: &Args) -> Result<Outcome, CliError> {
                 s.text_at("height"),
                 s.text_at("provider"),
                 s.text_at("reason"),
-                s.get("amount")
-                    .and_then(Value::as_u64)
-                    .map_or("-".into(), tokens),
+                s.tokens_at("amount"),
                 s.text_at("task_id"),
             ]
         }));
@@ -389,8 +357,6 @@ fn providers(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         if list.is_empty() {
             return "no providers\n".to_string();
         }
-        let amount =
-            |p: &Value, k: &str| p.get(k).and_then(Value::as_u64).map_or("-".into(), tokens);
         let mut all = vec![[
             "address", "stake", "fabrics", "leases", "receipts", "missed", "slashed",
         ]
@@ -399,12 +365,12 @@ fn providers(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         all.extend(list.iter().map(|p| {
             vec![
                 p.text_at("address"),
-                amount(p, "stake"),
+                p.tokens_at("stake"),
                 p.text_at("fabrics"),
                 p.text_at("active_leases"),
                 p.text_at("receipts"),
                 p.text_at("missed_leases"),
-                amount(p, "slashed"),
+                p.tokens_at("slashed"),
             ]
         }));
         table(&all, &[false, true, false, true, true, true, true], "")
@@ -433,7 +399,7 @@ fn net_info(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         let listen: Vec<String> = r
             .arr_at("listen")
             .iter()
-            .map(|x| x.text_at_self())
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), String::from))
             .collect();
         let mut out = fields(
             &[
@@ -464,18 +430,4 @@ fn net_info(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         out
     };
     Ok(emit(g, a, &r, text))
-}
-
-/// A JSON value as text: a string as is, anything else as JSON.
-trait SelfText {
-    fn text_at_self(&self) -> String;
-}
-
-impl SelfText for Value {
-    fn text_at_self(&self) -> String {
-        match self {
-            Value::String(s) => s.clone(),
-            v => v.to_string(),
-        }
-    }
 }

@@ -253,6 +253,8 @@ pub trait Reply {
     /// Field `key` rendered for a person: a string as is, `null` as `-`, other values
     /// as JSON.
     fn text_at(&self, key: &str) -> String;
+    /// Field `key`, micro-tokens, as tokens with six decimals (`-` when absent).
+    fn tokens_at(&self, key: &str) -> String;
 }
 
 fn shape_error(key: &str, want: &str) -> CliError {
@@ -290,6 +292,12 @@ impl Reply for Value {
             Some(Value::String(s)) => s.clone(),
             Some(v) => v.to_string(),
         }
+    }
+
+    fn tokens_at(&self, key: &str) -> String {
+        self.get(key)
+            .and_then(Value::as_u64)
+            .map_or("-".into(), crate::wallet::tokens)
     }
 }
 

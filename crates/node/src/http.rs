@@ -21,7 +21,6 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -69,7 +68,7 @@ impl Endpoints {
     /// `Ok` when ready, else the reasons.
     pub fn readiness(&self) -> Result<(), Vec<String>> {
         let mut why = Vec::new();
-        if self.node.stopping() || self.node.stop.load(Ordering::Relaxed) {
+        if self.node.stopping() {
             why.push("the node is stopping".to_string());
         }
         if self.expect_peers {

@@ -17,6 +17,22 @@ fn the_block() -> Command {
     c
 }
 
+/// `the-block run --print-config ARGS` with `envs`: the effective configuration.
+fn print_config(args: &[&str], envs: &[(&str, &str)]) -> toml::Table {
+    let out = the_block()
+        .args(["run", "--print-config"])
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).parse().unwrap()
+}
+
 #[test]
 fn version_names_the_build_and_completions_are_printed() {
     let out = the_block().arg("--version").output().unwrap();
@@ -58,20 +74,11 @@ fn a_flag_beats_its_variable_which_beats_the_file() {
         "rpc_addr = \"127.0.0.1:4000\"\nstate_cache_mb = 9\n[miner]\nblock_interval_ms = 300\n[mempool]\nttl_secs = 60\n",
     )
     .unwrap();
-    let cfg = |envs: &[(&str, &str)], args: &[&str]| -> toml::Table {
-        let out = the_block()
-            .args(["run", "--print-config", "--config"])
-            .arg(&f)
-            .args(args)
-            .envs(envs.iter().copied())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).parse().unwrap()
+    let fp = f.display().to_string();
+    let cfg = |envs: &[(&str, &str)], args: &[&str]| {
+        let mut all = vec!["--config", fp.as_str()];
+        all.extend_from_slice(args);
+        print_config(&all, envs)
     };
     let c = cfg(&[], &[]);
     assert_eq!(c["rpc_addr"].as_str(), Some("127.0.0.1:4000"));
@@ -113,27 +120,8 @@ fn json_log_lines_parse_with_the_documented_fields() {
         &[],
     );
     // A refused transaction logs its op, reason and code.
-    let k = tb_primitives::SecretKey::dev("nobody");
-    let tx = tb_chain::SignedTx::sign(
-        tb_chain::TxPayload::Transfer(tb_chain::Transfer {
-            from: k.address(),
-            to: k.address(),
-            amount_consumer: 5,
-            amount_industrial: 0,
-            fee: 10_000,
-            fee_selector: 0,
-            nonce: 3,
-            memo: vec![],
-        }),
-        &k,
-        1337,
-    );
-    let e = node
-        .call(
-            "submit_tx",
-            json!([hex::encode(tb_primitives::encode(&tx))]),
-        )
-        .unwrap_err();
+    let (k, tx_hex) = support::unfunded_transfer_hex(3);
+    let e = node.call("submit_tx", json!([tx_hex])).unwrap_err();
     let code = e["data"]["code"].as_u64().unwrap();
     let lines: Vec<Value> = support::wait_for(10, "the refusal's log line", || {
         let text = node.log_text();
@@ -160,19 +148,7 @@ fn json_log_lines_parse_with_the_documented_fields() {
 #[test]
 fn the_example_config_is_valid() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../etc/node.example.toml");
-    let print = |args: &[&str]| -> toml::Table {
-        let out = the_block()
-            .args(["run", "--print-config"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).parse().unwrap()
-    };
+    let print = |args: &[&str]| print_config(args, &[]);
     let mut from_example = print(&["--config", example]);
     let defaults = print(&[]);
     assert_eq!(

@@ -75,38 +75,12 @@ fn bad_requests_get_errors_and_the_node_keeps_serving() {
         e["message"].as_str().unwrap().starts_with("transaction:"),
         "{e}"
     );
-    let k = tb_primitives::SecretKey::dev("nobody");
-    let tx = tb_chain::SignedTx::sign(
-        tb_chain::TxPayload::Transfer(tb_chain::Transfer {
-            from: k.address(),
-            to: k.address(),
-            amount_consumer: 5,
-            amount_industrial: 0,
-            fee: 10_000,
-            fee_selector: 0,
-            nonce: 0,
-            memo: vec![],
-        }),
-        &k,
-        1337,
-    );
-    let e = node
-        .call(
-            "submit_tx",
-            json!([hex::encode(tb_primitives::encode(&tx))]),
-        )
-        .unwrap_err();
+    let (_, tx_hex) = support::unfunded_transfer_hex(0);
+    let e = node.call("submit_tx", json!([tx_hex])).unwrap_err();
     assert_eq!(code(&e), -32010);
     assert!(e["data"]["reason"].is_string(), "{e}");
     assert_eq!(
-        code(
-            &node
-                .call(
-                    "compute.submitJob",
-                    json!([hex::encode(tb_primitives::encode(&tx))])
-                )
-                .unwrap_err()
-        ),
+        code(&node.call("compute.submitJob", json!([tx_hex])).unwrap_err()),
         -32602,
         "compute.submitJob takes only SubmitJob"
     );

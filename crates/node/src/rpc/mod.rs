@@ -137,16 +137,21 @@ where
     }
 }
 
+/// A handle as stored: with its `@` (added when given without).
+fn with_at(handle: &str) -> String {
+    if handle.starts_with('@') {
+        handle.to_string()
+    } else {
+        format!("@{handle}")
+    }
+}
+
 /// An address given as `tb1…` text, or a registered `@handle` (the `@` optional).
 fn address_or_handle(node: &Node, given: &str) -> Result<Address, ErrorObjectOwned> {
     if let Ok(a) = given.parse::<Address>() {
         return Ok(a);
     }
-    let h = if given.starts_with('@') {
-        given.to_string()
-    } else {
-        format!("@{given}")
-    };
+    let h = with_at(given);
     node.core().db.state().handle_owner(&h).ok_or_else(|| {
         bad(format!(
             "{given:?} is neither an address nor a registered handle"

@@ -2,7 +2,9 @@
 
 use super::api::{AccountServer, AdminServer};
 use super::params::HexBytes;
-use super::{address_or_handle, admit, bad, decode_tx, err, require_admin, Rpc, ERR_UNAVAILABLE};
+use super::{
+    address_or_handle, admit, bad, decode_tx, err, require_admin, with_at, Rpc, ERR_UNAVAILABLE,
+};
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::Extensions;
 use serde_json::{json, Value};
@@ -63,12 +65,7 @@ impl AccountServer for Rpc {
 
     fn resolve_handle(&self, handle: String) -> RpcResult<Value> {
         let node = &self.node;
-        // Handles are stored with their `@`; one given without it gets it.
-        let h = if handle.starts_with('@') {
-            handle
-        } else {
-            format!("@{handle}")
-        };
+        let h = with_at(&handle);
         let c = node.core();
         Ok(json!({"handle": h, "address": c.db.state().handle_owner(&h).map(|x| x.to_string())}))
     }

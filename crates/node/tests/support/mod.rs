@@ -22,6 +22,27 @@ pub struct Node {
     pub log: PathBuf,
 }
 
+/// A signed transfer, as hex, from a key that holds nothing (`SecretKey::dev("nobody")`,
+/// on the devnet's chain id): well formed, refused by the mempool for its balance.
+pub fn unfunded_transfer_hex(nonce: u64) -> (SecretKey, String) {
+    let k = SecretKey::dev("nobody");
+    let tx = tb_chain::SignedTx::sign(
+        TxPayload::Transfer(tb_chain::Transfer {
+            from: k.address(),
+            to: k.address(),
+            amount_consumer: 5,
+            amount_industrial: 0,
+            fee: 10_000,
+            fee_selector: 0,
+            nonce,
+            memo: vec![],
+        }),
+        &k,
+        1337,
+    );
+    (k, hex::encode(tb_primitives::encode(&tx)))
+}
+
 /// Polls `f` every 100 ms until it returns `Some`, or panics after `secs` with `what`.
 pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let t0 = Instant::now();
