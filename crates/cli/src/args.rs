@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 /// Options that may be given more than once (`--text A --text B`); every other option
 /// given twice is a usage error.
-pub const REPEATABLE: &[&str] = &["--text", "--dim", "--zero-input"];
+pub const REPEATABLE: &[&str] = &["--text", "--dim", "--zero-input", "--event"];
 
 /// What one command accepts.
 pub struct Spec {

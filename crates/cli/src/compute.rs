@@ -19,7 +19,9 @@
 use crate::args::{Args, Spec};
 use crate::job::{fields, table};
 use crate::node_cmds::{emit, hex_id, FEE_INDUSTRIAL};
-use crate::rpc_client::{Client, Reply as _};
+use crate::rpc_client::{
+    hid, ChainClient, Client, ComputeClient, EstimateJob, HexBytes, HexId, Reply as _,
+};
 use crate::verify::{divergence, replay_leaves};
 use crate::wallet::{load_key, tokens, tokens_arg, Signer};
 use crate::{CliError, Global, Outcome, EXIT_PROVIDER_WRONG};
@@ -299,11 +301,15 @@ pub fn fetch_object(
             "the node reports {what} of {size} bytes, above the {JOB_BLOB_BYTES_MAX}-byte limit"
         )));
     }
+    let sha_id = hid(sha)?;
     let mut out = Vec::with_capacity(size as usize);
     while (out.len() as u64) < size {
         let at = out.len() as u64;
         let len = FETCH_RANGE_BYTES.min(size - at);
-        let Some(r) = client.find("compute.getBlob", json!([sha, at, len]))? else {
+        let Some(r) = client.find("compute.getBlob", |c| {
+            ComputeClient::get_blob(c, sha_id, Some(at), Some(len))
+        })?
+        else {
             return Err(CliError::fail(format!(
                 "{what} ({sha}) is neither on the node nor published"
             )));
@@ -486,7 +492,7 @@ fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         .map_err(|why| CliError::fail(format!("{path}: the chain would void this job: {why}")))?;
     let key = load_key(g, a, key_arg)?;
     let mut s = Signer::new(&client, key)?;
-    let industrial = s.account.u64_at("industrial")?;
+    let industrial = s.account.industrial;
     if industrial < escrow {
         return Err(CliError::fail(format!(
             "{} holds {} industrial tokens; the job escrows {} (max price × redundancy) plus fees",
@@ -496,11 +502,17 @@ fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         )));
     }
     let flops = plan.total.flops.min(u64::MAX as u128) as u64;
-    let est = client.get(
-        "compute.estimate",
-        json!([{"flops": flops, "max_price": max_price, "redundancy": redundancy,
-                "blob_bytes": blob.len(), "lane": lane}]),
-    )?;
+    let ask = EstimateJob {
+        flops,
+        max_price,
+        redundancy,
+        model: 0,
+        lane,
+        region: None,
+        kernel_digest: None,
+        blob_bytes: blob.len() as u64,
+    };
+    let est = client.get("compute.estimate", |c| ComputeClient::estimate(c, ask))?;
     let shortfall = est.u64_at("shortfall")?;
     if a.flag("--dry-run") {
         let mut v = est.clone();
@@ -533,15 +545,18 @@ fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         None => None,
     };
     let sha = hex::encode(tb_primitives::sha256_digest(&blob).0);
-    let has = client.get("compute.hasBlob", json!([sha]))?;
-    if has["stored"] != true && blob.len() <= UPLOAD_BYTES_MAX {
+    let sha_id = hid(&sha)?;
+    let has = client.get("compute.hasBlob", |c| ComputeClient::has_blob(c, sha_id))?;
+    if !has.stored && blob.len() <= UPLOAD_BYTES_MAX {
         // The node's blob store takes a small blob in one request (its providers read
         // it there first); the chain takes any blob in published chunks.
-        let r = client.get("compute.uploadBlob", json!([hex::encode(&blob)]))?;
-        if r.str_at("sha256")? != sha {
+        let r = client.get("compute.uploadBlob", |c| {
+            ComputeClient::upload_blob(c, HexBytes(blob.clone()))
+        })?;
+        if r.sha256 != sha_id {
             return Err(CliError::fail(format!(
                 "the node stored the blob as {}, not {sha}",
-                r.text_at("sha256")
+                r.sha256.0.to_hex()
             )));
         }
     }
@@ -553,7 +568,7 @@ fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         false,
     )?;
     // The deadline counts from now: publishing a large model takes blocks.
-    let height = client.get("chain.head", json!([]))?.u64_at("height")?;
+    let height = client.get("chain.head", ChainClient::head)?.height;
     let deadline = height
         .checked_add(deadline_blocks)
         .ok_or_else(|| CliError::usage("--deadline-blocks is too large"))?;
@@ -564,15 +579,21 @@ fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     // for, is rent the SubmitJob's fee pays (`market.md`).
     let rent = match &spec.model_object {
         Some(m) => {
-            let st = client.get("compute.hasBlob", json!([hex::encode(m.sha256)]))?;
-            let expires = st.u64_at("expires")?;
+            let st = client.get("compute.hasBlob", |c| {
+                ComputeClient::has_blob(c, HexId(tb_primitives::Id(m.sha256)))
+            })?;
+            let expires = st.expires.ok_or_else(|| {
+                CliError::fail(
+                    "the model is no longer published on chain (its publication expired)",
+                )
+            })?;
             let market = crate::publish::market_params(&s.chain.raw)?;
             tb_chain::market::pricing::model_rent_micro(&market, m.bytes, expires, deadline)
         }
         None => 0,
     };
     let tx_id = s.send(
-        "compute.submitJob",
+        crate::wallet::Via::SubmitJob,
         TxPayload::SubmitJob(SubmitJob {
             from: s.address(),
             spec,
@@ -721,10 +742,11 @@ fn wait_for(
             b.finish();
         }
     };
+    let tx = hid(tx_id)?;
     let mut last = String::new();
     loop {
-        let r = client.find("compute.getResult", json!([tx_id]))?;
-        let height = client.get("chain.head", json!([]))?.u64_at("height")?;
+        let r = client.find("compute.getResult", |c| ComputeClient::get_result(c, tx))?;
+        let height = client.get("chain.head", ChainClient::head)?.height;
         let (who, state, status) = match &r {
             Some(r) => (
                 format!("task {}", short(r.str_at("task_id")?)),
@@ -732,7 +754,10 @@ fn wait_for(
                 r.str_at("status")?.to_string(),
             ),
             None => {
-                if client.find("chain.getTx", json!([tx_id]))?.is_none() {
+                if client
+                    .find("chain.getTx", |c| ChainClient::get_tx(c, tx))?
+                    .is_none()
+                {
                     finish();
                     return Err(CliError::fail(format!(
                         "SubmitJob {tx_id} is neither pending nor included any more \
@@ -925,7 +950,8 @@ fn result(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         return Err(CliError::usage("--format applies to -o/--out"));
     }
     let client = g.client()?;
-    let r = client.find("compute.getResult", json!([id]))?.ok_or_else(|| {
+    let task = hid(&id)?;
+    let r = client.find("compute.getResult", |c| ComputeClient::get_result(c, task))?.ok_or_else(|| {
         CliError::fail(format!(
             "no job {id}: neither a task id nor an included SubmitJob transaction (a pending one is not a job yet)"
         ))
@@ -942,7 +968,8 @@ fn line_key(line: &str) -> &str {
 /// The job for `TASK` (a task id or a SubmitJob transaction id).
 fn get_job(client: &Client, task: &str) -> Result<Value, CliError> {
     let id = hex_id(task, "TASK")?;
-    client.find("compute.getJob", json!([id]))?.ok_or_else(|| {
+    let task = hid(&id)?;
+    client.find("compute.getJob", |c| ComputeClient::get_job(c, task))?.ok_or_else(|| {
         CliError::fail(format!(
             "no job {id}: neither a task id nor an included SubmitJob transaction (a pending one is not a job yet)"
         ))
@@ -1119,9 +1146,12 @@ fn status(g: &Global, a: &Args) -> Result<Outcome, CliError> {
 
 fn receipts(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     let id = hex_id(&a.positionals[0], "TASK")?;
+    let task = hid(&id)?;
     let client = g.client()?;
     let r = client
-        .find("compute.getReceipt", json!([id]))?
+        .find("compute.getReceipt", |c| {
+            ComputeClient::get_receipt(c, task)
+        })?
         .ok_or_else(|| {
             CliError::fail(format!(
                 "no job {id}: neither a task id nor an included SubmitJob transaction"
@@ -1141,7 +1171,11 @@ fn receipts(g: &Global, a: &Args) -> Result<Outcome, CliError> {
 
 /// A blob from the node, checked against its SHA-256.
 fn fetch_blob(client: &Client, sha: &str, what: &str) -> Result<Option<Vec<u8>>, CliError> {
-    let Some(r) = client.find("compute.getBlob", json!([sha]))? else {
+    let sha_id = hid(sha)?;
+    let Some(r) = client.find("compute.getBlob", |c| {
+        ComputeClient::get_blob(c, sha_id, None, None)
+    })?
+    else {
         return Ok(None);
     };
     let bytes = hex::decode(r.str_at("hex")?)
@@ -1302,7 +1336,7 @@ fn replay(g: &Global, a: &Args) -> Result<Outcome, CliError> {
 }
 
 fn stats(g: &Global, a: &Args) -> Result<Outcome, CliError> {
-    let r = g.client()?.get("compute.stats", json!([]))?;
+    let r = g.client()?.get("compute.stats", ComputeClient::stats)?;
     let text = || {
         let blocks = r.arr_at("blocks");
         let mut out = format!(

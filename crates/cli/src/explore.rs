@@ -5,10 +5,12 @@
 use crate::args::{Args, Spec};
 use crate::job::{fields, table};
 use crate::node_cmds::{emit, hex_id};
-use crate::rpc_client::Reply as _;
+use crate::rpc_client::{
+    hid, AicfClient, BlockRef, ChainClient, ComputeClient, NetClient, Reply as _,
+};
 use crate::wallet::tokens;
 use crate::{CliError, Global, Outcome};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Runs `tb-cli CMD ARGS...` for the commands of this module.
 pub fn dispatch(g: &Global, cmd: &str, args: &[String]) -> Result<Outcome, CliError> {
@@ -58,7 +60,7 @@ floor, whether it mines, and the market parameters in force at the tip.",
 };
 
 fn chain_info(g: &Global, a: &Args) -> Result<Outcome, CliError> {
-    let r = g.client()?.get("chain.info", json!([]))?;
+    let r = g.client()?.get("chain.info", ChainClient::info)?;
     let m = r.field("market")?;
     let text = || {
         fields(
@@ -105,11 +107,14 @@ Prints a block by height or id: its header and one line per transaction.",
 
 fn chain_block(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     let given = &a.positionals[0];
-    let param = match given.parse::<u64>() {
-        Ok(h) => json!(h),
-        Err(_) => json!(hex_id(given, "block id")?),
+    let block = match given.parse::<u64>() {
+        Ok(h) => BlockRef::Height(h),
+        Err(_) => BlockRef::Id(hid(&hex_id(given, "block id")?)?.0),
     };
-    let Some(b) = g.client()?.find("chain.getBlock", json!([param]))? else {
+    let Some(b) = g
+        .client()?
+        .find("chain.getBlock", |c| ChainClient::get_block(c, block))?
+    else {
         return Err(CliError::fail(format!(
             "no block {given} on the node's chain"
         )));
@@ -162,7 +167,11 @@ the transaction).",
 
 fn chain_tx(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     let id = hex_id(&a.positionals[0], "TXID")?;
-    let Some(r) = g.client()?.find("chain.getTx", json!([id]))? else {
+    let tx = hid(&id)?;
+    let Some(r) = g
+        .client()?
+        .find("chain.getTx", |c| ChainClient::get_tx(c, tx))?
+    else {
         return Err(CliError::fail(format!(
             "transaction {id} is neither pending on the node nor included"
         )));
@@ -206,10 +215,10 @@ Revealing).",
 
 fn jobs_list(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     let limit: Option<u64> = a.parsed("--limit", "a number")?;
-    let r = g.client()?.get(
-        "compute.listJobs",
-        json!({"state": a.value("--state"), "limit": limit}),
-    )?;
+    let state = a.value("--state").map(str::to_string);
+    let r = g.client()?.get("compute.listJobs", |c| {
+        ComputeClient::list_jobs(c, state, limit)
+    })?;
     let text = || {
         let rows: Vec<Vec<String>> = r
             .arr_at("jobs")
@@ -258,7 +267,9 @@ fn payouts(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     let epoch: u64 = a.positionals[0]
         .parse()
         .map_err(|_| CliError::usage(format!("EPOCH {:?}: expected a number", a.positionals[0])))?;
-    let r = g.client()?.get("aicf.payouts", json!({"epoch": epoch}))?;
+    let r = g
+        .client()?
+        .get("aicf.payouts", |c| AicfClient::payouts(c, epoch))?;
     let text = || {
         let s = r.get("summary").filter(|s| !s.is_null());
         let mut out = match s {
@@ -313,9 +324,10 @@ height; only one provider's with --provider.",
 };
 
 fn slashes(g: &Global, a: &Args) -> Result<Outcome, CliError> {
+    let provider = a.value("--provider").map(str::to_string);
     let r = g
         .client()?
-        .get("aicf.slashes", json!({"provider": a.value("--provider")}))?;
+        .get("aicf.slashes", |c| AicfClient::slashes(c, provider))?;
     let text = || {
         let list = r.as_array().map_or(&[][..], Vec::as_slice);
         if list.is_empty() {
@@ -351,7 +363,9 @@ accepted, leases missed and stake slashed.",
 };
 
 fn providers(g: &Global, a: &Args) -> Result<Outcome, CliError> {
-    let r = g.client()?.get("aicf.listProviders", json!([]))?;
+    let r = g
+        .client()?
+        .get("aicf.listProviders", AicfClient::list_providers)?;
     let text = || {
         let list = r.as_array().map_or(&[][..], Vec::as_slice);
         if list.is_empty() {
@@ -391,7 +405,7 @@ height, penalty points, agent), the banned peers and whom it syncs from.",
 };
 
 fn net_info(g: &Global, a: &Args) -> Result<Outcome, CliError> {
-    let r = g.client()?.get("net.info", json!([]))?;
+    let r = g.client()?.get("net.info", NetClient::info)?;
     let text = || {
         if r.get("enabled") == Some(&Value::Bool(false)) {
             return "the node runs without the peer-to-peer network\n".to_string();

@@ -20,6 +20,7 @@
 
 mod args;
 mod compute;
+mod events;
 mod explore;
 mod inspect;
 mod job;
@@ -82,6 +83,7 @@ a node (JSON-RPC):
   tb-cli jobs list [--state STATE] [--limit N]
   tb-cli payouts EPOCH | slashes [--provider P] | providers
   tb-cli net info
+  tb-cli events [--event NAME]... [--count N] [--for SECS]   (WebSocket)
   tb-cli --version
 
 Run `tb-cli COMMAND --help` (or `tb-cli COMMAND SUBCOMMAND --help`) for options.
@@ -150,10 +152,9 @@ pub struct Global {
 fn global_args() -> [clap::Arg; 4] {
     use clap::{Arg, ArgAction};
     [
-        Arg::new("rpc")
-            .long("rpc")
-            .value_name("URL")
-            .help("The node's JSON-RPC [default: TB_RPC, else http://127.0.0.1:3030]"),
+        Arg::new("rpc").long("rpc").value_name("URL").help(
+            "The node's JSON-RPC, http:// or ws:// [default: TB_RPC, else http://127.0.0.1:3030]",
+        ),
         Arg::new("json")
             .long("json")
             .action(ArgAction::SetTrue)
@@ -226,13 +227,14 @@ pub fn tree() -> clap::Command {
                         .value_parser(clap::value_parser!(clap_complete::Shell)),
                 ),
         );
-    let groups: [&[&args::Spec]; 6] = [
+    let groups: [&[&args::Spec]; 7] = [
         job::SPECS,
         wallet::SPECS,
         compute::SPECS,
         model::SPECS,
         node_cmds::SPECS,
         explore::SPECS,
+        events::SPECS,
     ];
     // `mine` is ["", "mine"]; `compute submit` is ["compute", "submit"].
     let words = |spec: &args::Spec| {
@@ -395,6 +397,7 @@ fn dispatch(all: &[String]) -> Result<Outcome, CliError> {
         Some(cmd @ ("balance" | "tx" | "handle" | "mine" | "provider" | "governor")) => {
             node_cmds::dispatch(&g, cmd, &args[1..])
         }
+        Some("events") => events::dispatch(&g, &args[1..]),
         Some(cmd @ ("chain" | "jobs" | "net" | "payouts" | "slashes" | "providers")) => {
             explore::dispatch(&g, cmd, &args[1..])
         }

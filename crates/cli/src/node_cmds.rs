@@ -5,7 +5,10 @@
 
 use crate::args::{Args, Spec};
 use crate::job::{fields, table};
-use crate::rpc_client::Reply as _;
+use crate::rpc_client::{
+    hid, AccountClient, AdminClient, AicfClient, ChainClient, GovernorClient, Reply as _,
+};
+use crate::wallet::Via;
 use crate::wallet::{load_key, resolve_account, tokens, tokens_arg, Signer};
 use crate::{CliError, Global, Outcome};
 use serde_json::{json, Value};
@@ -70,6 +73,11 @@ pub fn dispatch(g: &Global, cmd: &str, args: &[String]) -> Result<Outcome, CliEr
 }
 
 /// One JSON object per line, or the text.
+/// A typed reply as the JSON `--json` prints.
+pub fn to_json(v: &impl serde::Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
 pub fn emit(g: &Global, a: &Args, v: &Value, text: impl FnOnce() -> String) -> Outcome {
     if g.json(a) {
         Outcome::ok(format!("{v}\n"))
@@ -159,31 +167,21 @@ and its nonces (the last included, and the next a new transaction takes).",
 fn balance(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     let client = g.client()?;
     let addr = resolve_account(g, a, &client, &a.positionals[0])?;
-    let b = client.get("balance", json!([addr.to_string()]))?;
-    let consumer = b.u64_at("consumer")?;
-    let industrial = b.u64_at("industrial")?;
+    let b = client.get("balance", |c| AccountClient::balance(c, addr.to_string()))?;
     let text = || {
         fields(
             &[
-                ("address", b.text_at("address")),
-                ("handle", b.text_at("handle")),
-                ("consumer", tokens(consumer)),
-                ("industrial", tokens(industrial)),
-                (
-                    "stake",
-                    b.get("stake")
-                        .and_then(Value::as_u64)
-                        .map_or("-".into(), tokens),
-                ),
-                (
-                    "nonce",
-                    format!("{} (next {})", b.text_at("nonce"), b.text_at("next_nonce")),
-                ),
+                ("address", b.address.clone()),
+                ("handle", b.handle.clone().unwrap_or_else(|| "-".into())),
+                ("consumer", tokens(b.consumer)),
+                ("industrial", tokens(b.industrial)),
+                ("stake", b.stake.map_or("-".into(), tokens)),
+                ("nonce", format!("{} (next {})", b.nonce, b.next_nonce)),
             ],
             "",
         )
     };
-    Ok(emit(g, a, &b, text))
+    Ok(emit(g, a, &to_json(&b), text))
 }
 
 // ---- tx -----------------------------------------------------------------------------
@@ -249,7 +247,7 @@ fn tx_send(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         nonce: 0,
         memo,
     });
-    let id = s.send("submit_tx", p)?;
+    let id = s.send(Via::SubmitTx, p)?;
     let token = if selector == FEE_CONSUMER {
         "consumer"
     } else {
@@ -287,8 +285,9 @@ height, index); a SubmitJob's task id once included.",
 
 fn tx_status(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     let id = hex_id(&a.positionals[0], "TXID")?;
+    let tx = hid(&id)?;
     let client = g.client()?;
-    let Some(r) = client.find("chain.getTx", json!([id]))? else {
+    let Some(r) = client.find("chain.getTx", |c| ChainClient::get_tx(c, tx))? else {
         return Err(CliError::fail(format!(
             "transaction {id} is neither pending on the node nor included"
         )));
@@ -369,7 +368,7 @@ fn handle_register(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         fee_selector: selector,
         nonce: 0,
     });
-    let id = s.send("register_handle", p)?;
+    let id = s.send(Via::RegisterHandle, p)?;
     Ok(sent(
         g,
         a,
@@ -413,19 +412,21 @@ Starts or stops the node's miner (a node started with a key).",
 };
 
 fn mine(g: &Global, a: &Args) -> Result<Outcome, CliError> {
-    let method = match a.positionals[0].as_str() {
-        "start" => "start_mining",
-        "stop" => "stop_mining",
+    let client = g.client()?;
+    let r = match a.positionals[0].as_str() {
+        "start" => client.get("start_mining", |c| AdminClient::start_mining(c, None))?,
+        "stop" => client.get("stop_mining", AdminClient::stop_mining)?,
         other => {
             return Err(CliError::usage(format!(
                 "mine {other:?}: expected start or stop"
             )))
         }
     };
-    let r = g.client()?.get(method, json!([]))?;
-    let on = r.get("mining").and_then(Value::as_bool).unwrap_or(false);
-    Ok(emit(g, a, &r, || {
-        format!("the node is {}\n", if on { "mining" } else { "not mining" })
+    Ok(emit(g, a, &to_json(&r), || {
+        format!(
+            "the node is {}\n",
+            if r.mining { "mining" } else { "not mining" }
+        )
     }))
 }
 
@@ -487,7 +488,7 @@ fn provider_register(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         fee_selector: FEE_INDUSTRIAL,
         nonce: 0,
     });
-    let id = s.send("submit_tx", p)?;
+    let id = s.send(Via::SubmitTx, p)?;
     Ok(sent(
         g,
         a,
@@ -551,7 +552,7 @@ fn provider_stake(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     } else {
         ("Stake", TxPayload::Stake(change))
     };
-    let id = s.send("submit_tx", p)?;
+    let id = s.send(Via::SubmitTx, p)?;
     Ok(sent(
         g,
         a,
@@ -581,7 +582,10 @@ heartbeats, jail, balances and slashes.",
 fn provider_status(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     let client = g.client()?;
     let addr = resolve_account(g, a, &client, &a.positionals[0])?;
-    let Some(p) = client.find("aicf.getProvider", json!([addr.to_string()]))? else {
+    let Some(p) = client.find("aicf.getProvider", |c| {
+        AicfClient::get_provider(c, addr.to_string())
+    })?
+    else {
         return Err(CliError::fail(format!(
             "{addr} is not a registered provider"
         )));
@@ -696,12 +700,12 @@ Prints the open proposals: in voting, scheduled and shadowing.",
 
 fn governor_status(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     let intents = a.command_name() == GOVERNOR_INTENTS.command;
-    let method = if intents {
-        "governor.intents"
+    let client = g.client()?;
+    let r = if intents {
+        client.get("governor.intents", GovernorClient::intents)?
     } else {
-        "governor.status"
+        client.get("governor.status", GovernorClient::status)?
     };
-    let r = g.client()?.get(method, json!([]))?;
     let text = || {
         let mut out = String::new();
         if !intents {
@@ -953,7 +957,7 @@ fn governor_propose(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         fee_selector: FEE_INDUSTRIAL,
         nonce: 0,
     });
-    let id = s.send("submit_tx", p)?;
+    let id = s.send(Via::SubmitTx, p)?;
     Ok(sent(
         g,
         a,
@@ -999,7 +1003,7 @@ fn governor_vote(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         fee_selector: FEE_INDUSTRIAL,
         nonce: 0,
     });
-    let id = s.send("submit_tx", p)?;
+    let id = s.send(Via::SubmitTx, p)?;
     let verdict = if approve { "approve" } else { "reject" };
     Ok(sent(
         g,

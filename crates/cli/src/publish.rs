@@ -16,8 +16,9 @@
 //!    [`STALL_SECS`]) are found again from the chain and re-sent with fresh nonces;
 //! 5. progress goes to stderr: a bar on a terminal, else a line per tenth.
 
-use crate::rpc_client::{Client, Reply as _};
+use crate::rpc_client::{hid, AccountClient, ChainClient, Client, ComputeClient, Reply as _};
 use crate::wallet::Signer;
+use crate::wallet::Via;
 use crate::CliError;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
@@ -91,7 +92,11 @@ pub fn market_params(chain: &Value) -> Result<MarketParams, CliError> {
 }
 
 fn status(client: &Client, sha: &str, poster: &str) -> Result<Value, CliError> {
-    client.get("compute.blobStatus", json!([sha, poster]))
+    let sha = hid(sha)?;
+    let poster = Some(poster.to_string());
+    client.get("compute.blobStatus", |c| {
+        ComputeClient::blob_status(c, sha, poster)
+    })
 }
 
 fn mib(b: u64) -> String {
@@ -165,8 +170,10 @@ fn settle_pending(s: &mut Signer<'_>, quiet: bool) -> Result<(), CliError> {
     let t0 = Instant::now();
     let mut said = false;
     loop {
-        let acc = s.client.get("balance", json!([s.address().to_string()]))?;
-        let (nonce, next) = (acc.u64_at("nonce")?, acc.u64_at("next_nonce")?);
+        let acc = s.client.get("balance", |c| {
+            AccountClient::balance(c, s.address().to_string())
+        })?;
+        let (nonce, next) = (acc.nonce, acc.next_nonce);
         if next <= nonce {
             s.refresh_nonce()?;
             return Ok(());
@@ -289,7 +296,11 @@ pub fn publish(
     } else {
         "industrial"
     };
-    let balance = s.account.u64_at(token)?;
+    let balance = if token == "consumer" {
+        s.account.consumer
+    } else {
+        s.account.industrial
+    };
     if balance < fees {
         return Err(CliError::fail(format!(
             "publishing {what} ({}, {} of {chunks} chunks to send) costs about {} {token} in \
@@ -323,7 +334,7 @@ pub fn publish(
                 break;
             }
             let nonce = s.next_nonce();
-            match s.send("submit_tx", TxPayload::PublishBlob(payload(i))) {
+            match s.send(Via::SubmitTx, TxPayload::PublishBlob(payload(i))) {
                 Ok(id) => {
                     in_flight.push_back((i, nonce, id));
                     todo.pop_front();
@@ -348,8 +359,8 @@ pub fn publish(
             }
         }
         std::thread::sleep(Duration::from_millis(POLL_MS));
-        let acc = client.get("balance", json!([me]))?;
-        let confirmed = acc.u64_at("nonce")?;
+        let acc = client.get("balance", |c| AccountClient::balance(c, me.clone()))?;
+        let confirmed = acc.nonce;
         while in_flight.front().is_some_and(|(_, n, _)| *n < confirmed) {
             let (i, _, _) = in_flight.pop_front().expect("checked");
             done_bytes += size_of(i);
@@ -362,7 +373,11 @@ pub fn publish(
             // the chain holds and send the rest with fresh nonces.
             let mut dropped = false;
             for (_, _, id) in &in_flight {
-                if client.find("chain.getTx", json!([id]))?.is_none() {
+                let tx = hid(id)?;
+                if client
+                    .find("chain.getTx", |c| ChainClient::get_tx(c, tx))?
+                    .is_none()
+                {
                     dropped = true;
                     break;
                 }

@@ -280,8 +280,11 @@ pub fn model_arg(
             "--model {m}: a SHA-256 needs a node to read the model from; give the model file"
         ))),
         (true, Some(c)) => {
+            let sha = crate::rpc_client::hid(m)?;
             let head = c
-                .find("compute.getBlob", json!([m.to_lowercase(), 0, 1]))?
+                .find("compute.getBlob", |c| {
+                    crate::rpc_client::ComputeClient::get_blob(c, sha, Some(0), Some(1))
+                })?
                 .ok_or_else(|| {
                     CliError::fail(format!("model {m} is neither on the node nor published"))
                 })?;

@@ -8,13 +8,14 @@
 
 use crate::args::{Args, Spec};
 use crate::job::fields;
-use crate::rpc_client::{Client, Reply as _};
+use crate::rpc_client::{AccountClient, ChainClient, Client, ComputeClient, HexBytes, Reply as _};
 use crate::{CliError, Global, Outcome};
 use serde_json::{json, Value};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use tb_chain::{SignedTx, TxPayload};
 use tb_primitives::{Address, SecretKey, MICRO_PER_TOKEN};
+use tb_rpc_api::results::Account;
 
 /// Largest key file read (a key file is 65 bytes).
 pub const KEY_FILE_BYTES_MAX: u64 = 1024;
@@ -273,8 +274,10 @@ pub fn resolve_handle(client: &Client, h: &str) -> Result<Address, CliError> {
             "{h:?} is not a handle: @ then 3 to 31 of a-z 0-9 _, starting with a letter"
         )));
     }
-    let r = client.get("resolve_handle", json!([h]))?;
-    match r.get("address").and_then(Value::as_str) {
+    let r = client.get("resolve_handle", |c| {
+        AccountClient::resolve_handle(c, h.to_string())
+    })?;
+    match r.address.as_deref() {
         Some(a) => a
             .parse()
             .map_err(|e| CliError::fail(format!("the node resolved {h} to a bad address: {e}"))),
@@ -317,13 +320,35 @@ pub struct ChainInfo {
 impl ChainInfo {
     /// Asks the node.
     pub fn fetch(client: &Client) -> Result<ChainInfo, CliError> {
-        let raw = client.get("chain.info", json!([]))?;
+        let raw = client.get("chain.info", ChainClient::info)?;
         Ok(ChainInfo {
             chain_id: raw.u64_at("chain_id")?,
             fee_floor_per_byte: raw.u64_at("fee_floor_per_byte")?,
             height: raw.u64_at("height")?,
             raw,
         })
+    }
+}
+
+/// The node's methods that admit a signed transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// `submit_tx`: any transaction.
+    SubmitTx,
+    /// `compute.submitJob`: a `SubmitJob`, checked against the market first.
+    SubmitJob,
+    /// `register_handle`: a `RegisterHandle`.
+    RegisterHandle,
+}
+
+impl Via {
+    /// The JSON-RPC method's name.
+    pub fn method(self) -> &'static str {
+        match self {
+            Via::SubmitTx => "submit_tx",
+            Via::SubmitJob => "compute.submitJob",
+            Via::RegisterHandle => "register_handle",
+        }
     }
 }
 
@@ -335,7 +360,7 @@ pub struct Signer<'a> {
     pub key: SecretKey,
     pub chain: ChainInfo,
     /// The account as `balance` showed it when the signer was made.
-    pub account: Value,
+    pub account: Account,
     nonce: u64,
     /// Transactions the node admitted so far.
     pub sent: Vec<String>,
@@ -345,8 +370,10 @@ impl<'a> Signer<'a> {
     /// A signer for `key` on `client`'s node.
     pub fn new(client: &'a Client, key: SecretKey) -> Result<Signer<'a>, CliError> {
         let chain = ChainInfo::fetch(client)?;
-        let account = client.get("balance", json!([key.address().to_string()]))?;
-        let nonce = account.u64_at("next_nonce")?;
+        let account = client.get("balance", |c| {
+            AccountClient::balance(c, key.address().to_string())
+        })?;
+        let nonce = account.next_nonce;
         Ok(Signer {
             client,
             key,
@@ -370,10 +397,11 @@ impl<'a> Signer<'a> {
     /// Takes the account's pending next nonce from the node again (after transactions
     /// of this signer were dropped, or others of the account were sent elsewhere).
     pub fn refresh_nonce(&mut self) -> Result<u64, CliError> {
+        let address = self.key.address().to_string();
         let account = self
             .client
-            .get("balance", json!([self.key.address().to_string()]))?;
-        self.nonce = account.u64_at("next_nonce")?;
+            .get("balance", |c| AccountClient::balance(c, address))?;
+        self.nonce = account.next_nonce;
         self.account = account;
         Ok(self.nonce)
     }
@@ -391,13 +419,22 @@ impl<'a> Signer<'a> {
         )
     }
 
-    /// Signs `p` and sends it with `method` (`submit_tx`, `compute.submitJob`, ...);
-    /// returns the transaction id.
-    pub fn send(&mut self, method: &str, p: TxPayload) -> Result<String, CliError> {
+    /// Signs `p` and sends it `via` one of the node's admitting methods; returns the
+    /// transaction id.
+    pub fn send(&mut self, via: Via, p: TxPayload) -> Result<String, CliError> {
         let tx = self.sign(p);
         let id = tx.id().to_hex();
-        let hex = hex::encode(tb_primitives::encode(&tx));
-        let r = self.client.get(method, json!([hex])).map_err(|e| {
+        let bytes = HexBytes(tb_primitives::encode(&tx));
+        let sent = self.client.get(via.method(), |c| async move {
+            match via {
+                Via::SubmitTx => AccountClient::submit_tx(c, bytes).await,
+                Via::SubmitJob => ComputeClient::submit_job(c, bytes).await,
+                Via::RegisterHandle => {
+                    AccountClient::register_handle(c, Some(bytes), None, None).await
+                }
+            }
+        });
+        let r = sent.map_err(|e| {
             if self.sent.is_empty() {
                 e
             } else {
@@ -423,7 +460,7 @@ impl<'a> Signer<'a> {
                 ))
             }
         })?;
-        let got = r.str_at("id")?;
+        let got = r.id.0.to_hex();
         if got != id {
             return Err(CliError::fail(format!(
                 "the node admitted the transaction as {got}, not {id}"

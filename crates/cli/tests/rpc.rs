@@ -34,7 +34,8 @@ fn a_missing_or_wrong_node_is_one_clear_line_and_exit_1() {
     );
     assert!(line.contains(&other), "{line}");
     for (bad, fragment) in [
-        ("https://127.0.0.1:3030", "plain HTTP only"),
+        ("https://127.0.0.1:3030", "plain HTTP and WebSocket only"),
+        ("wss://127.0.0.1:3030", "plain HTTP and WebSocket only"),
         ("127.0.0.1:3030", "expected http://HOST:PORT"),
         ("http://", "expected http://HOST:PORT"),
         ("", "expected http://HOST:PORT"),
@@ -45,40 +46,66 @@ fn a_missing_or_wrong_node_is_one_clear_line_and_exit_1() {
     let url = fake_server(http("404 Not Found", "nothing here"));
     fails(&["--rpc", &url, "compute", "stats"], 1, "HTTP status 404");
     let url = fake_server(http("200 OK", "<html>"));
-    fails(&["--rpc", &url, "compute", "stats"], 1, "not JSON");
+    fails(&["--rpc", &url, "compute", "stats"], 1, "not JSON-RPC");
     // A node's JSON-RPC error: its message and code.
     let url = fake_server(http(
         "200 OK",
-        r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32012,"message":"this node has no key"}}"#,
+        r#"{"jsonrpc":"2.0","id":ID,"error":{"code":-32012,"message":"this node has no key"}}"#,
     ));
     let line = fails(&["--rpc", &url, "mine", "start"], 1, "this node has no key");
     assert!(
         line.contains("-32012") && line.contains("start_mining"),
         "{line}"
     );
-    // An error with string data (jsonrpsee's refusal of a large request).
+    // An error with string data.
     let url = fake_server(http(
-        "413 Payload Too Large",
-        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32007,"message":"Request is too big","data":"Exceeded max limit of 8388608"}}"#,
+        "200 OK",
+        r#"{"jsonrpc":"2.0","id":ID,"error":{"code":-32007,"message":"Request is too big","data":"Exceeded max limit of 8388608"}}"#,
     ));
     fails(
         &["--rpc", &url, "mine", "stop"],
         1,
         "Request is too big [Exceeded max limit of 8388608] (JSON-RPC error -32007)",
     );
+    // jsonrpsee's refusal of a large request (HTTP 413).
+    let url = fake_server(http(
+        "413 Payload Too Large",
+        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32007,"message":"Request is too big"}}"#,
+    ));
+    fails(
+        &["--rpc", &url, "mine", "stop"],
+        1,
+        "larger than the node accepts (HTTP 413",
+    );
     // A reply to another request.
-    let url = fake_server(http("200 OK", r#"{"jsonrpc":"2.0","id":99,"result":{}}"#));
+    let url = fake_server(http(
+        "200 OK",
+        r#"{"jsonrpc":"2.0","id":99,"result":{"mining":false}}"#,
+    ));
     fails(&["--rpc", &url, "mine", "stop"], 1, "another request id");
-    // A reply of the wrong shape is a failure, not a panic.
-    let url = fake_server(http("200 OK", r#"{"jsonrpc":"2.0","id":1,"result":[1,2]}"#));
-    fails(&["--rpc", &url, "balance", &addr], 1, "no integer field");
+    // A reply of the wrong shape is a failure, not a panic: a typed result...
+    let url = fake_server(http(
+        "200 OK",
+        r#"{"jsonrpc":"2.0","id":ID,"result":[1,2]}"#,
+    ));
+    fails(
+        &["--rpc", &url, "balance", &addr],
+        1,
+        "not what this tb-cli expects",
+    );
+    // ...and a field of a JSON view.
+    let url = fake_server(http(
+        "200 OK",
+        r#"{"jsonrpc":"2.0","id":ID,"result":[1,2]}"#,
+    ));
+    fails(&["--rpc", &url, "chain", "info"], 1, "no such field");
 }
 
 #[test]
 fn stats_show_the_job_timeline() {
     let kernel = "ab".repeat(32);
     let body = format!(
-        r#"{{"jsonrpc":"2.0","id":1,"result":{{"height":9,"blocks":[
+        r#"{{"jsonrpc":"2.0","id":ID,"result":{{"height":9,"blocks":[
           {{"height":9,"receipts":[{{"task_id":"{t}","provider":"tb1xyz","fabric":"cpu",
             "kernel_digest":"{kernel}","benchmark_commit":"the-block 0.1.0",
             "proof_latency_ms":42,"output_digest":"{t}"}}],
@@ -432,6 +459,18 @@ fn devnet_end_to_end_submit_wait_receipts_replay() {
     let text = node.expect(&["balance", &alice_s], 0);
     assert!(text.contains("industrial"), "{text}");
 
+    // Someone follows the job's events over WebSocket (the generated subscription
+    // client) while it runs: its receipt, then its completion.
+    let events = std::process::Command::new(env!("CARGO_BIN_EXE_tb-cli"))
+        .args(["--rpc", &node.rpc, "--json", "events"])
+        .args(["--event", "receiptAccepted", "--event", "jobCompleted"])
+        .args(["--count", "2", "--for", "300"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
     let work = TempDir::new().unwrap();
     let blob = build_mlp(work.path());
     let out = node.expect(
@@ -467,6 +506,23 @@ fn devnet_end_to_end_submit_wait_receipts_replay() {
     );
     let task = lines[1]["task_id"].as_str().unwrap().to_string();
     assert_ne!(task, tx_id);
+
+    let events = events.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&events.stdout);
+    assert!(
+        events.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&events.stderr)
+    );
+    let seen: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let names: Vec<&str> = seen.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(names, ["receiptAccepted", "jobCompleted"], "{text}");
+    for e in &seen {
+        assert_eq!(e["data"]["task_id"], task.as_str(), "{text}");
+    }
 
     // The SubmitJob id and the task id name the same job (verified once its window
     // closed; settled at the epoch's end).
@@ -570,6 +626,46 @@ fn devnet_end_to_end_submit_wait_receipts_replay() {
     assert!(payouts.contains("epoch"), "{payouts}");
     let net = node.expect(&["net", "info"], 0);
     assert!(net.contains("peer id"), "{net}");
+
+    // Every call also goes over one WebSocket (ws://, the same port), admin methods
+    // with the token in the upgrade request.
+    let ws = node.rpc.replacen("http://", "ws://", 1);
+    let over_http = node.expect(&["--json", "chain", "info"], 0);
+    let over_ws = ok(&["--rpc", &ws, "--json", "chain", "info"]);
+    let (h, w): (Value, Value) = (
+        serde_json::from_str(&over_http).unwrap(),
+        serde_json::from_str(&over_ws).unwrap(),
+    );
+    assert_eq!(
+        (&h["chain_id"], &h["genesis"]),
+        (&w["chain_id"], &w["genesis"])
+    );
+    let line = fails(&["--rpc", &ws, "mine", "stop"], 1, "admin token");
+    assert!(
+        line.contains("-32013") && line.contains("stop_mining"),
+        "{line}"
+    );
+    let token = node.dir.path().join("data").join("admin.token");
+    let out = ok(&["--rpc", &ws, "--admin-token", s(&token), "mine", "stop"]);
+    assert!(out.contains("not mining"), "{out}");
+    let out = ok(&["--rpc", &ws, "--admin-token", s(&token), "mine", "start"]);
+    assert!(out.contains("is mining"), "{out}");
+    // An event name the node does not have is a usage error; --for ends a quiet stream.
+    fails(
+        &["--rpc", &ws, "events", "--event", "nope"],
+        2,
+        "expected one of newHeads",
+    );
+    let quiet = ok(&[
+        "--rpc",
+        &ws,
+        "events",
+        "--event",
+        "challengeRuled",
+        "--for",
+        "1",
+    ]);
+    assert_eq!(quiet, "");
 }
 
 /// A provider that reports a wrong digest for op 5, and no verifier to challenge it:

@@ -14,21 +14,27 @@ pub fn hex32(b: &[u8; 32]) -> String {
 }
 
 pub fn header(h: &BlockHeader, txs: usize) -> Value {
-    json!({
-        "id": h.id().to_hex(),
-        "height": h.height,
-        "parent": h.parent.to_hex(),
-        "timestamp_ms": h.timestamp_ms,
-        "difficulty": h.difficulty,
-        "nonce": h.nonce,
-        "tx_root": h.tx_root.to_hex(),
-        "state_root": h.state_root.to_hex(),
-        "receipts_root": h.receipts_root.to_hex(),
-        "coinbase_consumer": h.coinbase_consumer,
-        "coinbase_industrial": h.coinbase_industrial,
-        "beneficiary": h.beneficiary.to_string(),
-        "txs": txs,
-    })
+    serde_json::to_value(head(h, txs)).expect("a header serialises")
+}
+
+/// A header as the typed `chain.head` result.
+pub fn head(h: &BlockHeader, txs: usize) -> tb_rpc_api::results::Header {
+    use tb_rpc_api::params::HexId;
+    tb_rpc_api::results::Header {
+        id: HexId(h.id()),
+        height: h.height,
+        parent: HexId(h.parent),
+        timestamp_ms: h.timestamp_ms,
+        difficulty: h.difficulty,
+        nonce: h.nonce,
+        tx_root: HexId(h.tx_root),
+        state_root: HexId(h.state_root),
+        receipts_root: HexId(h.receipts_root),
+        coinbase_consumer: h.coinbase_consumer,
+        coinbase_industrial: h.coinbase_industrial,
+        beneficiary: h.beneficiary.to_string(),
+        txs: txs as u64,
+    }
 }
 
 /// The transaction kind's name.

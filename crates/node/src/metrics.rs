@@ -81,6 +81,7 @@ pub const CATALOGUE: &[Desc] = &[
     desc!(Gauge, "fund_balance_tokens", &["token"], "Balance of the AI Compute Fund in tokens, by token (consumer, industrial)."),
     desc!(Gauge, "jobs", &["state"], "Compute jobs on chain, by job state."),
     desc!(Gauge, "leases_active", &[], "Job leases currently open."),
+    desc!(Histogram, "market_match_latency_seconds", &["lane"], "Chain time from the block that included a job's submission to the block of its first lease, in seconds, by lane (0 fast, 1 domain, 2 macro)."),
     desc!(Gauge, "mempool_bytes", &[], "Encoded size in bytes of the transactions pending in the mempool."),
     desc!(Counter, "mempool_evictions_total", &[], "Mempool entries evicted to make room for a better-paying transaction."),
     desc!(Gauge, "mempool_transactions", &[], "Transactions pending in the mempool."),
@@ -367,7 +368,7 @@ mod tests {
 
     #[test]
     fn catalogue_is_sorted_unique_and_valid() {
-        assert_eq!(CATALOGUE.len(), 55);
+        assert_eq!(CATALOGUE.len(), 56);
         for pair in CATALOGUE.windows(2) {
             assert!(
                 pair[0].name < pair[1].name,
@@ -520,7 +521,7 @@ mod tests {
         assert_eq!(m["hash"], manifest_hash());
         assert_eq!(
             manifest_hash(),
-            "2156bcd0d640b1cf7379f0359d294d384d4f56b5a7ce6c6f294f178789e74c49"
+            "42340f167c7e2849b1e67d2edef99e637e72488e643f3389821597966f038b6b"
         );
     }
 }

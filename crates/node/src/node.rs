@@ -43,6 +43,8 @@ pub struct Event {
 #[derive(Clone, Copy, Debug)]
 struct Tracked {
     state: JobState,
+    /// Whether its first lease was seen (and its match latency recorded).
+    matched: bool,
     leases: usize,
     receipts: usize,
     disputes: u32,
@@ -53,6 +55,7 @@ impl Tracked {
     fn new() -> Tracked {
         Tracked {
             state: JobState::Queued,
+            matched: false,
             leases: 0,
             receipts: 0,
             disputes: 0,
@@ -63,6 +66,7 @@ impl Tracked {
     fn of(j: &r::Job) -> Tracked {
         Tracked {
             state: j.state,
+            matched: !j.leases.is_empty(),
             leases: j.leases.len(),
             receipts: j.receipts.len(),
             disputes: j.disputes,
@@ -479,6 +483,23 @@ impl Node {
                 done.push(*t);
                 continue;
             };
+            let leased_now = j.leases.iter().any(|l| l.start == h);
+            if leased_now && !seen.matched {
+                // Chain time from the submission's block to the first lease's.
+                if let Ok(Some(sub)) = db.block_at(j.submitted) {
+                    let ms = b
+                        .header
+                        .timestamp_ms
+                        .saturating_sub(sub.header.timestamp_ms);
+                    let lane = j.spec.lane.to_string();
+                    self.metrics.observe(
+                        "market_match_latency_seconds",
+                        &[&lane],
+                        ms as f64 / 1000.0,
+                    );
+                }
+            }
+            let matched = seen.matched || leased_now;
             for l in j.leases.iter().filter(|l| l.start == h) {
                 self.publish(
                     "jobAssigned",
@@ -528,6 +549,7 @@ impl Node {
                     .or_default() += 1;
             }
             *seen = Tracked::of(&j);
+            seen.matched |= matched;
         }
         for t in done {
             c.tracked.remove(&t);

@@ -5,7 +5,7 @@
 
 mod support;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use support::{wait_for, Node, Ws};
 use tb_primitives::SecretKey;
 
@@ -90,6 +90,23 @@ fn devnet_settles_a_job_and_pays_the_provider_its_payout() {
     );
     assert!(node.metric("verifier_replays_total") >= 1.0);
     assert_eq!(node.metric("verifier_challenges_total"), 0.0);
+    // The job was matched once, on lane 0: the chain time from its submission's block
+    // to its lease's.
+    assert_eq!(
+        node.metric("market_match_latency_seconds_count{lane=\"0\"}"),
+        1.0
+    );
+    let ts = |h: &Value| {
+        node.ok("chain.getBlock", json!([h]))["timestamp_ms"]
+            .as_u64()
+            .unwrap()
+    };
+    let want = (ts(&a["height"]) - ts(&job["submitted"])) as f64 / 1000.0;
+    let got = node.metric("market_match_latency_seconds_sum{lane=\"0\"}");
+    assert!(
+        (got - want).abs() < 1e-9,
+        "match latency {got} s, blocks say {want} s"
+    );
     assert!(node.metric("block_height") >= h1 as f64);
 
     // compute.stats shows the receipt's block with its kernel digest and latency bucket.

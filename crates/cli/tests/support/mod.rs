@@ -116,25 +116,31 @@ fn read_body(r: &mut BufReader<std::net::TcpStream>) -> Vec<u8> {
     body
 }
 
-/// A one-connection HTTP server that answers any request with `response` (status
-/// line, headers and body); returns its URL.
-pub fn fake_server(response: String) -> String {
+/// A one-connection HTTP server that answers any request with `response` (status and
+/// body); `"id":ID` in the body becomes the request's id. Returns its URL.
+pub fn fake_server(response: (String, String)) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     std::thread::spawn(move || {
         let Ok((stream, _)) = l.accept() else { return };
         let mut r = BufReader::new(stream);
-        read_body(&mut r);
-        let _ = r.get_mut().write_all(response.as_bytes());
+        let req: Value = serde_json::from_slice(&read_body(&mut r)).unwrap_or(Value::Null);
+        let (status, body) = response;
+        let body = body.replace("\"id\":ID", &format!("\"id\":{}", req["id"]));
+        let _ = r.get_mut().write_all(
+            format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
     });
     url
 }
 
-pub fn http(status: &str, body: &str) -> String {
-    format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
+/// A status line's text and a body for [`fake_server`].
+pub fn http(status: &str, body: &str) -> (String, String) {
+    (status.to_string(), body.to_string())
 }
 
 /// The node's binary beside this one; built (same profile and target directory) when

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use tb_chain::market::exec::task_id;
 use tb_chain::TxPayload;
+use tb_rpc_api::results::Header;
 
 impl ChainServer for Rpc {
     fn info(&self) -> RpcResult<Value> {
@@ -39,7 +40,7 @@ impl ChainServer for Rpc {
         }))
     }
 
-    fn head(&self) -> RpcResult<Value> {
+    fn head(&self) -> RpcResult<Header> {
         let node = &self.node;
         let c = node.core();
         let h = c.db.tip().clone();
@@ -48,7 +49,7 @@ impl ChainServer for Rpc {
                 .ok()
                 .flatten()
                 .map_or(0, |b| b.txs.len());
-        Ok(json::header(&h, n))
+        Ok(json::head(&h, n))
     }
 
     fn get_block(&self, block: BlockRef) -> RpcResult<Value> {

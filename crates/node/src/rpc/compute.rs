@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 use tb_chain::market::query;
 use tb_chain::market::records as r;
 use tb_chain::{StateRead, TxPayload};
+use tb_primitives::Id;
+use tb_rpc_api::results::{BlobPresence, BlobStored, TxAccepted};
 
 /// A blob by SHA-256: the node's store first, then the chain's published objects
 /// (copied into the store).
@@ -147,10 +149,13 @@ fn list_jobs(node: &Node, state: Option<String>, limit: Option<u64>) -> RpcResul
 }
 
 impl ComputeServer for Rpc {
-    fn upload_blob(&self, blob: HexBytes) -> RpcResult<Value> {
+    fn upload_blob(&self, blob: HexBytes) -> RpcResult<BlobStored> {
         let node = &self.node;
         let sha = node.blobs.put(&blob.0).map_err(unavailable)?;
-        Ok(json!({"sha256": json::hex32(&sha), "bytes": blob.0.len()}))
+        Ok(BlobStored {
+            sha256: HexId(Id(sha)),
+            bytes: blob.0.len() as u64,
+        })
     }
 
     fn get_blob(
@@ -181,17 +186,16 @@ impl ComputeServer for Rpc {
         Ok(json!({"sha256": json::hex32(&sha), "bytes": b.len(), "hex": hex::encode(&b)}))
     }
 
-    fn has_blob(&self, sha256: HexId) -> RpcResult<Value> {
+    fn has_blob(&self, sha256: HexId) -> RpcResult<BlobPresence> {
         let node = &self.node;
         let sha = sha256.0 .0;
-        let stored = node.blobs.contains(&sha);
         let published = r::object(node.core().db.state(), &sha);
-        Ok(json!({
-            "sha256": json::hex32(&sha),
-            "stored": stored,
-            "published": published.is_some(),
-            "expires": published.map(|o| o.expires),
-        }))
+        Ok(BlobPresence {
+            sha256,
+            stored: node.blobs.contains(&sha),
+            published: published.is_some(),
+            expires: published.map(|o| o.expires),
+        })
     }
 
     /// Whether an object is available on chain (and until when), stored here, and which
@@ -268,7 +272,7 @@ impl ComputeServer for Rpc {
         }))
     }
 
-    fn submit_job(&self, tx: HexBytes) -> RpcResult<Value> {
+    fn submit_job(&self, tx: HexBytes) -> RpcResult<TxAccepted> {
         let node = &self.node;
         let tx = decode_tx(node, &tx.0)?;
         if !matches!(tx.payload, TxPayload::SubmitJob(_)) {

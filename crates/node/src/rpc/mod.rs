@@ -1,6 +1,6 @@
 //! JSON-RPC 2.0 over HTTP and WebSocket (one port, jsonrpsee). The interface is the
-//! traits of [`api`], one per namespace; parameters by position or by name
-//! ([`params`]). Every method, its parameters, results, codes and limits are in
+//! traits of [`api`] (crate `tb-rpc-api`, shared with tb-cli's generated client), one
+//! per namespace; parameters by position or by name ([`params`]). Every method, its parameters, results, codes and limits are in
 //! `docs/spec/rpc.md` (a test checks the document against [`method_names`]). A malformed
 //! request gets a JSON-RPC error naming what is wrong (-32700 parse, -32600 invalid
 //! request, -32601 unknown method, -32602 bad params with the reason in `data`, and the
@@ -11,37 +11,30 @@
 //! content of the node's admin token file (`<data dir>/admin.token`, made at first
 //! start, mode 0600, as reth's authenticated port does with its JWT secret).
 
-pub mod api;
 mod chain;
 mod compute;
 mod events;
-pub mod params;
 mod wallet;
+
+pub use tb_rpc_api::{api, params};
+pub use tb_rpc_api::{
+    ADMIN_METHODS, ERR_NOT_FOUND, ERR_PARAMS, ERR_TX_REJECTED, ERR_UNAUTHORIZED, ERR_UNAVAILABLE,
+};
 
 use crate::node::Node;
 use jsonrpsee::core::middleware::{Batch, Notification, RpcServiceBuilder, RpcServiceT};
 use jsonrpsee::server::{RpcModule, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::Extensions;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use tb_chain::market::records as r;
 use tb_chain::{SignedTx, StateRead};
 use tb_primitives::{Address, Id};
+use tb_rpc_api::results::TxAccepted;
 
-/// Invalid parameters (JSON-RPC's own code).
-pub const ERR_PARAMS: i32 = -32602;
-/// The mempool refused the transaction; `data` has its `code` and `reason`
-/// (`docs/spec/errors.md`).
-pub const ERR_TX_REJECTED: i32 = -32010;
-/// What was asked for does not exist.
-pub const ERR_NOT_FOUND: i32 = -32011;
-/// The node cannot do it (no miner, a store error).
-pub const ERR_UNAVAILABLE: i32 = -32012;
-/// An admin method without the admin token.
-pub const ERR_UNAUTHORIZED: i32 = -32013;
 /// Most items a list method returns.
 pub const LIST_MAX: usize = 1000;
 /// Largest blob `compute.getBlob` returns (hex doubles it on the wire).
@@ -50,13 +43,6 @@ pub const RPC_BLOB_BYTES_MAX: usize = 16 * 1024 * 1024;
 pub const RPC_RESPONSE_BYTES_MAX: u32 = 2 * RPC_BLOB_BYTES_MAX as u32 + 64 * 1024;
 /// Most subscriptions one connection may hold.
 pub const SUBSCRIPTIONS_PER_CONNECTION_MAX: u32 = 64;
-/// The methods that need the admin token.
-pub const ADMIN_METHODS: &[&str] = &[
-    "start_mining",
-    "stop_mining",
-    "admin.shutdown",
-    "admin.addPeer",
-];
 /// Length of a generated admin token, hex digits.
 pub const ADMIN_TOKEN_HEX_LEN: usize = 64;
 
@@ -164,9 +150,11 @@ fn decode_tx(node: &Node, bytes: &[u8]) -> Result<SignedTx, ErrorObjectOwned> {
     SignedTx::decode(bytes, &params).map_err(|e| bad(format!("transaction: {e}")))
 }
 
-fn admit(node: &Node, tx: SignedTx) -> Result<Value, ErrorObjectOwned> {
+fn admit(node: &Node, tx: SignedTx) -> Result<TxAccepted, ErrorObjectOwned> {
     match node.submit(tx) {
-        Ok(id) => Ok(json!({"id": id.to_hex()})),
+        Ok(id) => Ok(TxAccepted {
+            id: params::HexId(id),
+        }),
         Err(e) => Err(ErrorObjectOwned::owned(
             ERR_TX_REJECTED,
             format!("transaction rejected: {e}"),

@@ -7,31 +7,33 @@ use super::{
 };
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::Extensions;
-use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use tb_chain::market::records as r;
 use tb_chain::{StateRead, TxPayload};
+use tb_rpc_api::results::{
+    Account, Dialing, HandleOwner, MetricsText, Mining, Stopping, TxAccepted,
+};
 
 impl AccountServer for Rpc {
-    fn balance(&self, address: String) -> RpcResult<Value> {
+    fn balance(&self, address: String) -> RpcResult<Account> {
         let node = &self.node;
         let addr = address_or_handle(node, &address)?;
         let c = node.core();
         let s = c.db.state();
         let acc = s.account(&addr);
-        Ok(json!({
-            "address": addr.to_string(),
-            "handle": s.handle_of(&addr),
-            "nonce": acc.nonce,
-            "next_nonce": c.pool.next_nonce(&addr, s),
-            "consumer": acc.consumer,
-            "industrial": acc.industrial,
-            "stake": r::provider(s, &addr).map(|p| p.stake),
-            "height": c.db.tip().height,
-        }))
+        Ok(Account {
+            address: addr.to_string(),
+            handle: s.handle_of(&addr),
+            nonce: acc.nonce,
+            next_nonce: c.pool.next_nonce(&addr, s),
+            consumer: acc.consumer,
+            industrial: acc.industrial,
+            stake: r::provider(s, &addr).map(|p| p.stake),
+            height: c.db.tip().height,
+        })
     }
 
-    fn submit_tx(&self, tx: HexBytes) -> RpcResult<Value> {
+    fn submit_tx(&self, tx: HexBytes) -> RpcResult<TxAccepted> {
         let node = &self.node;
         let tx = decode_tx(node, &tx.0)?;
         admit(node, tx)
@@ -42,7 +44,7 @@ impl AccountServer for Rpc {
         tx: Option<HexBytes>,
         handle: Option<String>,
         address: Option<String>,
-    ) -> RpcResult<Value> {
+    ) -> RpcResult<TxAccepted> {
         let node = &self.node;
         let Some(tx) = tx else {
             let what = if handle.is_some() || address.is_some() {
@@ -63,22 +65,26 @@ impl AccountServer for Rpc {
         admit(node, tx)
     }
 
-    fn resolve_handle(&self, handle: String) -> RpcResult<Value> {
+    fn resolve_handle(&self, handle: String) -> RpcResult<HandleOwner> {
         let node = &self.node;
         let h = with_at(&handle);
         let c = node.core();
-        Ok(json!({"handle": h, "address": c.db.state().handle_owner(&h).map(|x| x.to_string())}))
+        let address = c.db.state().handle_owner(&h).map(|x| x.to_string());
+        Ok(HandleOwner { handle: h, address })
     }
 
-    fn metrics(&self) -> RpcResult<Value> {
+    fn metrics(&self) -> RpcResult<MetricsText> {
         let node = &self.node;
         node.refresh_metrics();
-        Ok(json!({"format": "prometheus-text-0.0.4", "text": node.metrics.render()}))
+        Ok(MetricsText {
+            format: "prometheus-text-0.0.4".into(),
+            text: node.metrics.render(),
+        })
     }
 }
 
 impl AdminServer for Rpc {
-    fn start_mining(&self, ext: &Extensions, miner: Option<String>) -> RpcResult<Value> {
+    fn start_mining(&self, ext: &Extensions, miner: Option<String>) -> RpcResult<Mining> {
         let node = &self.node;
         require_admin(ext)?;
         let Some(key) = &node.key else {
@@ -98,26 +104,26 @@ impl AdminServer for Rpc {
         }
         node.mining.store(true, Ordering::Relaxed);
         tracing::info!(target: "the_block::miner", "mining started over RPC");
-        Ok(json!({"mining": true}))
+        Ok(Mining { mining: true })
     }
 
-    fn stop_mining(&self, ext: &Extensions) -> RpcResult<Value> {
+    fn stop_mining(&self, ext: &Extensions) -> RpcResult<Mining> {
         let node = &self.node;
         require_admin(ext)?;
         node.mining.store(false, Ordering::Relaxed);
         tracing::info!(target: "the_block::miner", "mining stopped over RPC");
-        Ok(json!({"mining": false}))
+        Ok(Mining { mining: false })
     }
 
-    fn shutdown(&self, ext: &Extensions) -> RpcResult<Value> {
+    fn shutdown(&self, ext: &Extensions) -> RpcResult<Stopping> {
         let node = &self.node;
         require_admin(ext)?;
         tracing::info!("shutdown asked over RPC");
         node.shutdown_requested.notify_one();
-        Ok(json!({"stopping": true}))
+        Ok(Stopping { stopping: true })
     }
 
-    fn add_peer(&self, ext: &Extensions, address: String) -> RpcResult<Value> {
+    fn add_peer(&self, ext: &Extensions, address: String) -> RpcResult<Dialing> {
         let node = &self.node;
         require_admin(ext)?;
         let a: tb_net::Multiaddr = address
@@ -127,6 +133,6 @@ impl AdminServer for Rpc {
             .net()
             .ok_or_else(|| err(ERR_UNAVAILABLE, "the peer-to-peer network is off"))?;
         n.dial(a);
-        Ok(json!({"dialing": address}))
+        Ok(Dialing { dialing: address })
     }
 }

@@ -1,9 +1,10 @@
 //! The typed parameters of the JSON-RPC methods. Each deserialises from the JSON the
 //! method documents (`docs/spec/rpc.md`) and refuses anything else with a message naming
-//! what was expected; jsonrpsee answers that with -32602 and the message in `data`.
+//! what was expected; jsonrpsee answers that with -32602 and the message in `data`. Each
+//! serialises (for the client) to the canonical form: lowercase hex without `0x`.
 
 use serde::de::{self, Deserializer};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use tb_primitives::Id;
 
 fn hex_digits(s: &str) -> &str {
@@ -23,6 +24,18 @@ impl<'de> Deserialize<'de> for HexId {
     }
 }
 
+impl Serialize for HexId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_hex())
+    }
+}
+
+impl From<Id> for HexId {
+    fn from(id: Id) -> HexId {
+        HexId(id)
+    }
+}
+
 /// Bytes as hex (`0x` allowed): a signed transaction, a blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HexBytes(pub Vec<u8>);
@@ -33,6 +46,12 @@ impl<'de> Deserialize<'de> for HexBytes {
         hex::decode(hex_digits(&s))
             .map(HexBytes)
             .map_err(|e| de::Error::custom(format!("not hex: {e}")))
+    }
+}
+
+impl Serialize for HexBytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(&self.0))
     }
 }
 
@@ -59,8 +78,17 @@ impl<'de> Deserialize<'de> for BlockRef {
     }
 }
 
+impl Serialize for BlockRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            BlockRef::Height(h) => s.serialize_u64(*h),
+            BlockRef::Id(id) => s.serialize_str(&id.to_hex()),
+        }
+    }
+}
+
 /// `compute.estimate`'s job: what submitting it would meet.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EstimateJob {
     /// Declared FLOPs.
@@ -124,5 +152,56 @@ mod tests {
         assert!(e.to_string().contains("unknown field"), "{e}");
         let e = serde_json::from_value::<EstimateJob>(json!({"flops": 5})).unwrap_err();
         assert!(e.to_string().contains("max_price"), "{e}");
+    }
+
+    /// What the client sends, the server reads back as the same value.
+    #[test]
+    fn parameters_round_trip() {
+        let id = Id::from_hex(&"cd".repeat(32)).unwrap();
+        assert_eq!(
+            serde_json::to_value(HexId(id)).unwrap(),
+            json!("cd".repeat(32))
+        );
+        assert_eq!(
+            serde_json::from_value::<HexId>(serde_json::to_value(HexId(id)).unwrap()).unwrap(),
+            HexId(id)
+        );
+        let b = HexBytes(vec![0, 1, 254, 255]);
+        assert_eq!(serde_json::to_value(&b).unwrap(), json!("0001feff"));
+        assert_eq!(
+            serde_json::from_value::<HexBytes>(serde_json::to_value(&b).unwrap()).unwrap(),
+            b
+        );
+        for r in [
+            BlockRef::Height(0),
+            BlockRef::Height(u64::MAX),
+            BlockRef::Id(id),
+        ] {
+            let v = serde_json::to_value(r).unwrap();
+            assert_eq!(serde_json::from_value::<BlockRef>(v).unwrap(), r);
+        }
+        let j = EstimateJob {
+            flops: 9,
+            max_price: 3,
+            redundancy: 2,
+            model: 1,
+            lane: 1,
+            region: Some(4),
+            kernel_digest: Some(HexId(id)),
+            blob_bytes: 100,
+        };
+        let v = serde_json::to_value(&j).unwrap();
+        let k: EstimateJob = serde_json::from_value(v).unwrap();
+        assert_eq!(
+            (
+                k.flops,
+                k.max_price,
+                k.redundancy,
+                k.region,
+                k.kernel_digest,
+                k.blob_bytes
+            ),
+            (9, 3, 2, Some(4), Some(HexId(id)), 100)
+        );
     }
 }

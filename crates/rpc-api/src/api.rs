@@ -1,23 +1,29 @@
-//! The JSON-RPC interface, one jsonrpsee trait per namespace. Parameters are taken by
+//! The JSON-RPC interface, one jsonrpsee trait per namespace (server and client). Parameters are taken by
 //! position (`"params": [...]`) or by name (`"params": {...}`, the argument names below,
 //! snake_case or lowerCamelCase); trailing `Option` parameters may be left out. Results
-//! are documented in `docs/spec/rpc.md`, which a test checks against these methods.
+//! are the types of [`crate::results`] where clients act on them, JSON objects
+//! elsewhere; all are documented in `docs/spec/rpc.md`, which a test checks against
+//! these methods.
 
-use super::params::{BlockRef, EstimateJob, HexBytes, HexId};
+use crate::params::{BlockRef, EstimateJob, HexBytes, HexId};
+use crate::results::{
+    Account, BlobPresence, BlobStored, Dialing, HandleOwner, Header, MetricsText, Mining, Stopping,
+    TxAccepted,
+};
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 use serde_json::Value;
 
 /// Accounts, transactions and handles (no namespace: the seeds' names).
-#[rpc(server)]
+#[rpc(server, client)]
 pub trait Account {
     /// An account by address or @handle.
     #[method(name = "balance", blocking)]
-    fn balance(&self, address: String) -> RpcResult<Value>;
+    fn balance(&self, address: String) -> RpcResult<Account>;
 
     /// Admits a signed transaction (hex of its canonical encoding).
     #[method(name = "submit_tx", blocking)]
-    fn submit_tx(&self, tx: HexBytes) -> RpcResult<Value>;
+    fn submit_tx(&self, tx: HexBytes) -> RpcResult<TxAccepted>;
 
     /// Admits a signed `RegisterHandle` transaction. The seeds' unsigned form
     /// (`{"handle", "address"}`) is refused with a message: the node holds no keys.
@@ -27,43 +33,43 @@ pub trait Account {
         tx: Option<HexBytes>,
         handle: Option<String>,
         address: Option<String>,
-    ) -> RpcResult<Value>;
+    ) -> RpcResult<TxAccepted>;
 
     /// The owner of a handle (with or without `@`).
     #[method(name = "resolve_handle", blocking)]
-    fn resolve_handle(&self, handle: String) -> RpcResult<Value>;
+    fn resolve_handle(&self, handle: String) -> RpcResult<HandleOwner>;
 
     /// The Prometheus exposition text.
     #[method(name = "metrics", blocking)]
-    fn metrics(&self) -> RpcResult<Value>;
+    fn metrics(&self) -> RpcResult<MetricsText>;
 }
 
 /// Operator methods: refused (-32013) without the admin token (`docs/spec/rpc.md`).
-#[rpc(server)]
+#[rpc(server, client)]
 pub trait Admin {
     /// Starts the miner; `miner`, when given, must be the node's own address.
     #[method(name = "start_mining", blocking, with_extensions)]
-    fn start_mining(&self, miner: Option<String>) -> RpcResult<Value>;
+    fn start_mining(&self, miner: Option<String>) -> RpcResult<Mining>;
 
     #[method(name = "stop_mining", blocking, with_extensions)]
-    fn stop_mining(&self) -> RpcResult<Value>;
+    fn stop_mining(&self) -> RpcResult<Mining>;
 
     /// Stops the node as a signal would.
     #[method(name = "admin.shutdown", with_extensions)]
-    fn shutdown(&self) -> RpcResult<Value>;
+    fn shutdown(&self) -> RpcResult<Stopping>;
 
     /// Dials a peer (a multiaddr, `/ip4/…/tcp/…/p2p/…`).
     #[method(name = "admin.addPeer", blocking, with_extensions)]
-    fn add_peer(&self, address: String) -> RpcResult<Value>;
+    fn add_peer(&self, address: String) -> RpcResult<Dialing>;
 }
 
-#[rpc(server, namespace = "chain", namespace_separator = ".")]
+#[rpc(server, client, namespace = "chain", namespace_separator = ".")]
 pub trait Chain {
     #[method(name = "info", blocking)]
     fn info(&self) -> RpcResult<Value>;
 
     #[method(name = "head", blocking)]
-    fn head(&self) -> RpcResult<Value>;
+    fn head(&self) -> RpcResult<Header>;
 
     #[method(name = "getBlock", blocking)]
     fn get_block(&self, block: BlockRef) -> RpcResult<Value>;
@@ -72,17 +78,17 @@ pub trait Chain {
     fn get_tx(&self, id: HexId) -> RpcResult<Value>;
 }
 
-#[rpc(server, namespace = "compute", namespace_separator = ".")]
+#[rpc(server, client, namespace = "compute", namespace_separator = ".")]
 pub trait Compute {
     #[method(name = "uploadBlob", blocking)]
-    fn upload_blob(&self, blob: HexBytes) -> RpcResult<Value>;
+    fn upload_blob(&self, blob: HexBytes) -> RpcResult<BlobStored>;
 
     #[method(name = "getBlob", blocking)]
     fn get_blob(&self, sha256: HexId, offset: Option<u64>, length: Option<u64>)
         -> RpcResult<Value>;
 
     #[method(name = "hasBlob", blocking)]
-    fn has_blob(&self, sha256: HexId) -> RpcResult<Value>;
+    fn has_blob(&self, sha256: HexId) -> RpcResult<BlobPresence>;
 
     #[method(name = "blobStatus", blocking)]
     fn blob_status(&self, sha256: HexId, poster: Option<String>) -> RpcResult<Value>;
@@ -91,7 +97,7 @@ pub trait Compute {
     fn estimate(&self, job: EstimateJob) -> RpcResult<Value>;
 
     #[method(name = "submitJob", blocking)]
-    fn submit_job(&self, tx: HexBytes) -> RpcResult<Value>;
+    fn submit_job(&self, tx: HexBytes) -> RpcResult<TxAccepted>;
 
     #[method(name = "getResult", blocking)]
     fn get_result(&self, task: HexId) -> RpcResult<Value>;
@@ -110,7 +116,7 @@ pub trait Compute {
 }
 
 /// The AI Compute Fund and its providers.
-#[rpc(server, namespace = "aicf", namespace_separator = ".")]
+#[rpc(server, client, namespace = "aicf", namespace_separator = ".")]
 pub trait Aicf {
     #[method(name = "listProviders", blocking)]
     fn list_providers(&self) -> RpcResult<Value>;
@@ -134,7 +140,7 @@ pub trait Aicf {
     fn slashes(&self, provider: Option<String>) -> RpcResult<Value>;
 }
 
-#[rpc(server, namespace = "governor", namespace_separator = ".")]
+#[rpc(server, client, namespace = "governor", namespace_separator = ".")]
 pub trait Governor {
     #[method(name = "status", blocking)]
     fn status(&self) -> RpcResult<Value>;
@@ -143,7 +149,7 @@ pub trait Governor {
     fn intents(&self) -> RpcResult<Value>;
 }
 
-#[rpc(server, namespace = "net", namespace_separator = ".")]
+#[rpc(server, client, namespace = "net", namespace_separator = ".")]
 pub trait Net {
     #[method(name = "info", blocking)]
     fn info(&self) -> RpcResult<Value>;
@@ -151,9 +157,9 @@ pub trait Net {
 
 /// Event subscriptions over WebSocket: `subscribe_X` answers a subscription id, then
 /// each event arrives as an `X` notification; `unsubscribe_X` ends it.
-#[rpc(server)]
+#[rpc(server, client)]
 pub trait Events {
-    #[subscription(name = "subscribe_newHeads" => "newHeads", unsubscribe = "unsubscribe_newHeads", item = Value)]
+    #[subscription(name = "subscribe_newHeads" => "newHeads", unsubscribe = "unsubscribe_newHeads", item = Header)]
     async fn new_heads(&self) -> SubscriptionResult;
 
     #[subscription(name = "subscribe_jobAssigned" => "jobAssigned", unsubscribe = "unsubscribe_jobAssigned", item = Value)]
