@@ -113,27 +113,11 @@ impl Chain {
 /// A provider's registration (CPU fabric, model class 0, any kernel, `max_leases`) and
 /// stake of `stake` micro-tokens, as payloads (nonces 0: `Chain::signed` sets them).
 pub fn provider_payloads(from: Address, max_leases: u32, stake: u64) -> Vec<TxPayload> {
+    use crate::builders as b;
+    use crate::tx::FeeSelector::Industrial;
     vec![
-        TxPayload::RegisterProvider(crate::tx::RegisterProvider {
-            from,
-            caps: crate::tx::ProviderCaps {
-                fabrics: vec!["cpu".into()],
-                kernel_digests: vec![],
-                models: vec![0],
-                region: 0,
-                max_leases,
-            },
-            fee: 10,
-            fee_selector: 1,
-            nonce: 0,
-        }),
-        TxPayload::Stake(crate::tx::StakeChange {
-            from,
-            amount: stake,
-            fee: 10,
-            fee_selector: 1,
-            nonce: 0,
-        }),
+        b::register_provider(from, b::cpu_caps(max_leases), Industrial),
+        b::stake(from, stake, Industrial),
     ]
 }
 

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod block;
+pub mod builders;
 pub mod consensus;
 pub mod devchain;
 pub mod execute;

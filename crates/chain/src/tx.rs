@@ -9,12 +9,17 @@ use tb_primitives::{blake3_id, decode, encode, Address, DecodeError, Domain, Id,
 /// odd micro-unit, if any, is paid in consumer tokens).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FeeSelector {
-    Consumer,
-    Industrial,
-    Split,
+    Consumer = 0,
+    Industrial = 1,
+    Split = 2,
 }
 
 impl FeeSelector {
+    /// The byte a transaction carries (`fee_selector`).
+    pub const fn as_u8(self) -> u8 {
+        self as u8
+    }
+
     pub fn from_u8(v: u8) -> Option<FeeSelector> {
         match v {
             0 => Some(FeeSelector::Consumer),

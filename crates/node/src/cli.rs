@@ -5,6 +5,9 @@ use crate::config::RunArgs;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// Most nodes a local devnet starts (`devnet --nodes`).
+pub const DEVNET_NODES_MAX: usize = 16;
+
 /// The Block's node: a blockchain whose ledger pays for verified, deterministic tensor
 /// compute.
 #[derive(Parser, Debug)]
@@ -59,7 +62,7 @@ pub struct DevnetArgs {
     /// keeps its data, config and log in DIR/node-I, serves RPC on the given port + I
     /// (metrics likewise) and bootnodes to the nodes before it; DIR/devnet.json lists
     /// them. A child that dies is restarted (at most 3 times) and reported.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=crate::devnet_multi::DEVNET_NODES_MAX as i64))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=DEVNET_NODES_MAX as i64))]
     pub nodes: Option<u16>,
     #[command(flatten)]
     pub run: RunArgs,

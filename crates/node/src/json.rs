@@ -112,7 +112,7 @@ pub fn job_state(s: JobState) -> &'static str {
 
 /// Parses a job state name (case-insensitive).
 pub fn parse_job_state(s: &str) -> Option<JobState> {
-    crate::node::ALL_STATES
+    JobState::ALL
         .into_iter()
         .find(|st| job_state(*st).eq_ignore_ascii_case(s))
 }

@@ -4,7 +4,7 @@
 
 use clap::FromArgMatches;
 use the_block::cli::{Cli, Command};
-use the_block::{demo, run};
+use the_block::cmd::{demo, devnet, run};
 
 fn main() {
     let matches = Cli::command_full().get_matches();
@@ -16,7 +16,7 @@ fn main() {
     let json = cli.log_format == the_block::cli::LogFormat::Json;
     let (name, result) = match cli.command {
         Command::Run(a) => ("run", run::run_cmd(&a)),
-        Command::Devnet(a) => ("devnet", run::devnet_cmd(&a)),
+        Command::Devnet(a) => ("devnet", devnet::devnet_cmd(&a)),
         Command::Demo(a) => ("demo", demo::run(a.keep)),
         Command::Completions { shell } => {
             the_block::cli::completions(shell);

@@ -8,7 +8,7 @@
 //! `newHeads`, `jobAssigned`, `receiptAccepted`, `challengeOpened`, `challengeRuled`,
 //! `jobCompleted`, `jobFailed`, `providerSlashed`, `epochSettled`.
 
-use crate::blobs::BlobStore;
+use crate::blobs::store::BlobStore;
 use crate::metrics::Metrics;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -163,7 +163,7 @@ impl Node {
         let mut tracked = BTreeMap::new();
         let mut finished = BTreeMap::new();
         for (t, j) in query::jobs(db.state(), None) {
-            if terminal(j.state) {
+            if j.state.is_terminal() {
                 *finished.entry(crate::json::job_state(j.state)).or_default() += 1;
             } else {
                 tracked.insert(t, Tracked::of(&j));
@@ -528,7 +528,7 @@ impl Node {
                     }
                 }
             }
-            if j.state != seen.state && terminal(j.state) {
+            if j.state != seen.state && j.state.is_terminal() {
                 self.publish(
                     "jobCompleted",
                     json!({"task_id": t.to_hex(), "state": crate::json::job_state(j.state),
@@ -634,7 +634,7 @@ impl Node {
             u8::from(self.mining.load(Ordering::Relaxed)) as f64,
         );
         let mut by_state: BTreeMap<&'static str, u64> = BTreeMap::new();
-        for st in ALL_STATES {
+        for st in JobState::ALL {
             by_state.insert(crate::json::job_state(st), 0);
         }
         let mut leases = 0usize;
@@ -676,37 +676,4 @@ impl Node {
         m.set("sla_breaches", &[], c.sla_breaches as f64);
         m.record_receipt_checks();
     }
-}
-
-/// Every job state, for gauges that show zeros.
-pub const ALL_STATES: [JobState; 8] = [
-    JobState::Queued,
-    JobState::Leased,
-    JobState::Proven,
-    JobState::Verified,
-    JobState::Settled,
-    JobState::Failed,
-    JobState::Disputed,
-    JobState::Revealing,
-];
-
-/// Whether a job is finished.
-pub fn terminal(s: JobState) -> bool {
-    matches!(s, JobState::Settled | JobState::Failed)
-}
-
-/// The task ids in the market index `kind` (keys `height ‖ task id ‖ …`) at heights
-/// `from` and above, in key order, each once, with the bytes after the task id (a lease
-/// expiry's provider). Bounded by what is live, not by every job ever: the workers'
-/// view of their leases, reveals, disputes and challenge windows.
-pub fn live_index<S: StateRead + ?Sized>(s: &S, kind: r::Kind, from: u64) -> Vec<(Id, Vec<u8>)> {
-    let lo = r::key(kind, &[&from.to_be_bytes()]);
-    let hi = vec![r::MARKET_PREFIX, kind as u8 + 1];
-    s.scan_range(&lo, &hi)
-        .into_iter()
-        .filter_map(|(k, _)| {
-            let t: [u8; 32] = k.get(10..42)?.try_into().ok()?;
-            Some((Id(t), k[42..].to_vec()))
-        })
-        .collect()
 }

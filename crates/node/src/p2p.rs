@@ -13,9 +13,6 @@ use tb_net::{BlockVerdict, Host, Status, TxVerdict};
 use tb_primitives::Id;
 use tb_store::{ImportError, ImportOutcome};
 
-/// How long a worker waits for a blob from peers.
-pub const BLOB_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// The node as the network sees it.
 pub struct NodeHost(pub Arc<Node>);
 
@@ -126,29 +123,6 @@ impl Host for NodeHost {
 
     fn count(&self, metric: &'static str, labels: &[&'static str], n: u64) {
         self.0.metrics.inc_by(metric, labels, n);
-    }
-}
-
-/// A blob from the blob store, the chain's published objects, or (when the network
-/// runs) the connected peers, checked against its SHA-256 and stored. For worker
-/// threads: a network fetch blocks up to [`BLOB_FETCH_TIMEOUT`].
-pub fn fetch_blob(node: &Node, sha: &[u8; 32]) -> Result<Option<Vec<u8>>, String> {
-    if let Some(b) = crate::rpc::fetch_blob(node, sha)? {
-        return Ok(Some(b));
-    }
-    let Some(net) = node.net() else {
-        return Ok(None);
-    };
-    match net.fetch_blob(*sha, BLOB_FETCH_TIMEOUT) {
-        Ok(b) => {
-            node.blobs.put(&b).map_err(|e| e.to_string())?;
-            Ok(Some(b))
-        }
-        Err(tb_net::FetchError::NotFound) => Ok(None),
-        Err(e) => Err(format!(
-            "fetching blob {} from peers: {e}",
-            hex::encode(sha)
-        )),
     }
 }
 

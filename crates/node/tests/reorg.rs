@@ -4,8 +4,8 @@
 
 use tb_chain::{Transfer, TxPayload};
 use tb_primitives::SecretKey;
-use the_block::miner::mine_one;
 use the_block::node::Node;
+use the_block::workers::miner::mine_one;
 
 #[test]
 fn a_reorg_puts_the_undone_transactions_back_and_announces_the_new_heads() {

@@ -14,6 +14,25 @@ fn id_from(k: &[u8]) -> [u8; 32] {
     a
 }
 
+/// The task ids in the height-ordered market index `kind` (keys `height ‖ task id ‖
+/// rest`: lease expiries, reveals, dispute deadlines, challenge windows) at heights
+/// `from` and above, in key order, each with the bytes after its task id (a lease
+/// expiry's provider). Bounded by what is live, not by every job ever: the workers'
+/// view of their leases, reveals, disputes and challenge windows.
+pub fn live_index<S: StateRead + ?Sized>(s: &S, kind: Kind, from: u64) -> Vec<(Id, Vec<u8>)> {
+    /// Prefix and kind, then the height.
+    const TASK_AT: usize = 2 + 8;
+    let lo = r::key(kind, &[&from.to_be_bytes()]);
+    let hi = vec![r::MARKET_PREFIX, kind as u8 + 1];
+    s.scan_range(&lo, &hi)
+        .into_iter()
+        .filter_map(|(k, _)| {
+            let t: [u8; 32] = k.get(TASK_AT..TASK_AT + 32)?.try_into().ok()?;
+            Some((Id(t), k[TASK_AT + 32..].to_vec()))
+        })
+        .collect()
+}
+
 /// Every registered provider.
 pub fn providers<S: StateRead + ?Sized>(s: &S) -> Vec<(Address, Provider)> {
     s.scan_prefix(&r::prefix(Kind::Provider))

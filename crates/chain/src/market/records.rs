@@ -134,6 +134,25 @@ pub enum JobState {
     Revealing,
 }
 
+impl JobState {
+    /// Every state, in declaration order.
+    pub const ALL: [JobState; 8] = [
+        JobState::Queued,
+        JobState::Leased,
+        JobState::Proven,
+        JobState::Verified,
+        JobState::Settled,
+        JobState::Failed,
+        JobState::Disputed,
+        JobState::Revealing,
+    ];
+
+    /// Whether a job in this state is finished (nothing more happens to it).
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Settled | JobState::Failed)
+    }
+}
+
 /// A lease of one replica.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Lease {

@@ -250,7 +250,7 @@ fn rpc(clients: usize, secs: u64) -> Result<(), String> {
     ))?;
     // Fund senders: rewards to the miner, then transfers to 150 senders.
     for _ in 0..30 {
-        the_block::miner::mine_one(&node, miner.address())?;
+        the_block::workers::miner::mine_one(&node, miner.address())?;
     }
     let senders: Vec<SecretKey> = (0..150)
         .map(|i| SecretKey::dev(&format!("bench-sender-{i}")))
@@ -272,7 +272,7 @@ fn rpc(clients: usize, secs: u64) -> Result<(), String> {
             })
             .collect();
         node.submit_signed(&miner, p).map_err(|e| e.to_string())?;
-        the_block::miner::mine_one(&node, miner.address())?;
+        the_block::workers::miner::mine_one(&node, miner.address())?;
     }
     let per = 60usize;
     let chain_id = node.params.chain_id;

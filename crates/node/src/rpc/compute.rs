@@ -17,19 +17,6 @@ use tb_chain::{StateRead, TxPayload};
 use tb_primitives::Id;
 use tb_rpc_api::results::{BlobPresence, BlobStored, TxAccepted};
 
-/// A blob by SHA-256: the node's store first, then the chain's published objects
-/// (copied into the store).
-pub fn fetch_blob(node: &Node, sha: &[u8; 32]) -> Result<Option<Vec<u8>>, String> {
-    if let Some(b) = node.blobs.get(sha).map_err(|e| e.to_string())? {
-        return Ok(Some(b));
-    }
-    let b = r::object_bytes(node.core().db.state(), sha);
-    if let Some(b) = &b {
-        node.blobs.put(b).map_err(|e| e.to_string())?;
-    }
-    Ok(b)
-}
-
 /// Largest result whose bytes `compute.getResult` returns inline (larger ones are read
 /// with `compute.getBlob` ranges).
 pub const RESULT_INLINE_BYTES_MAX: usize = 4 * 1024 * 1024;
@@ -59,7 +46,7 @@ pub const STATS_BLOCKS: u64 = 5;
 
 /// A result object's bytes: the blob store, the chain, or a peer.
 fn fetch_result(node: &Node, sha: &[u8; 32]) -> Result<Vec<u8>, ErrorObjectOwned> {
-    crate::p2p::fetch_blob(node, sha)
+    crate::blobs::fetch(node, sha)
         .map_err(|e| err(ERR_UNAVAILABLE, e))?
         .ok_or_else(|| {
             err(
@@ -177,7 +164,7 @@ impl ComputeServer for Rpc {
                 return Err(too_big(o.total_bytes));
             }
         }
-        let b = fetch_blob(node, &sha)
+        let b = crate::blobs::local(node, &sha)
             .map_err(unavailable)?
             .ok_or_else(|| err(ERR_NOT_FOUND, "no such blob here or on chain"))?;
         if b.len() > RPC_BLOB_BYTES_MAX {

@@ -46,7 +46,7 @@ pub const SUBSCRIPTIONS_PER_CONNECTION_MAX: u32 = 64;
 /// Length of a generated admin token, hex digits.
 pub const ADMIN_TOKEN_HEX_LEN: usize = 64;
 
-pub use compute::{fetch_blob, result_status, RESULT_INLINE_BYTES_MAX};
+pub use compute::{result_status, RESULT_INLINE_BYTES_MAX};
 pub use compute::{STATS_BLOCKS, STATS_LATENCY_BUCKETS_MS};
 
 fn err(code: i32, msg: impl Into<String>) -> ErrorObjectOwned {

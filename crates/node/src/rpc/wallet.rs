@@ -103,7 +103,7 @@ impl AdminServer for Rpc {
             }
         }
         node.mining.store(true, Ordering::Relaxed);
-        tracing::info!(target: "the_block::miner", "mining started over RPC");
+        tracing::info!(target: "the_block::workers::miner", "mining started over RPC");
         Ok(Mining { mining: true })
     }
 
@@ -111,7 +111,7 @@ impl AdminServer for Rpc {
         let node = &self.node;
         require_admin(ext)?;
         node.mining.store(false, Ordering::Relaxed);
-        tracing::info!(target: "the_block::miner", "mining stopped over RPC");
+        tracing::info!(target: "the_block::workers::miner", "mining stopped over RPC");
         Ok(Mining { mining: false })
     }
 

@@ -1,3 +1,6 @@
+//! The `devnet` command: one node with every role and the dev keys (`devnet_cmd`), or
+//! with `--nodes N` several as child processes.
+//!
 //! `the-block devnet --nodes N`: N devnet nodes as child processes on loopback, joined
 //! over the peer-to-peer network. Node 0 mines (and funds the dev keys) and verifies;
 //! the last node runs the provider; nodes in between only relay and serve. Each node
@@ -9,18 +12,156 @@
 //! the same configuration, at most [`DEVNET_RESTARTS_MAX`] times; a signal to this
 //! process stops them all (SIGTERM to each, then waits).
 
-use crate::config::{self, NodeConfig};
+use super::run::{serve, Keys};
+use crate::cli::DevnetArgs;
+use crate::config::{self, NodeConfig, RunArgs};
+use crate::node::Node;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tb_chain::{StateRead, TxPayload};
+use tb_primitives::SecretKey;
 
-/// Most nodes a local devnet starts.
-pub const DEVNET_NODES_MAX: usize = 16;
 /// Restarts of one child before it is left down.
 pub const DEVNET_RESTARTS_MAX: u32 = 3;
 /// How often the children are checked.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The devnet's named dev keys (the first is the miner's; it funds the others).
+pub const DEV_KEYS: [&str; 5] = [
+    "devnet-miner",
+    "devnet-provider",
+    "devnet-verifier",
+    "devnet-alice",
+    "devnet-bob",
+];
+
+/// The devnet's presets under the flags and variables: the devnet's data directory,
+/// metrics and loopback p2p addresses, and every role on.
+pub fn devnet_config(args: &RunArgs) -> Result<NodeConfig, String> {
+    let mut base = NodeConfig {
+        data_dir: PathBuf::from("tb-devnet"),
+        metrics_addr: Some("127.0.0.1:9898".parse().expect("literal")),
+        ..NodeConfig::default()
+    };
+    base.p2p.listen = vec!["/ip4/127.0.0.1/tcp/7171".into()];
+    base.miner.enabled = true;
+    base.provider.enabled = true;
+    base.verifier.enabled = true;
+    let mut cfg = config::load_over(args, base).map_err(|e| e.to_string())?;
+    cfg.network = config::Network::Devnet;
+    Ok(cfg)
+}
+
+pub fn devnet_cmd(args: &DevnetArgs) -> Result<(), String> {
+    let mut cfg = devnet_config(&args.run)?;
+    if let Some(n) = args.nodes.filter(|n| *n > 1) {
+        return run(n as usize, cfg);
+    }
+    let dir = cfg.data_dir.join("dev-keys");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for name in DEV_KEYS {
+        let p = dir.join(format!("{name}.key"));
+        if !p.exists() {
+            config::write_key(&p, &SecretKey::dev(name))
+                .map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+    }
+    if cfg.key_file.is_none() {
+        cfg.key_file = Some(dir.join("devnet-miner.key"));
+    }
+    cfg.check().map_err(|e| e.to_string())?;
+    if args.run.print_config {
+        print!("{}", config::to_toml(&cfg));
+        return Ok(());
+    }
+    let node_key = cfg.node_key().map_err(|e| e.to_string())?;
+    for name in DEV_KEYS {
+        tracing::info!(
+            key = name,
+            address = %SecretKey::dev(name).address(),
+            seed_file = %dir.join(format!("{name}.key")).display(),
+            "devnet key"
+        );
+    }
+    let keys = Keys {
+        miner: Some(SecretKey::dev(DEV_KEYS[0]).address()),
+        provider: cfg
+            .provider
+            .enabled
+            .then(|| SecretKey::dev("devnet-provider")),
+        verifier: cfg
+            .verifier
+            .enabled
+            .then(|| SecretKey::dev("devnet-verifier")),
+    };
+    // Only the mining node funds the dev keys (its transfers reach the others by gossip).
+    let extra: Option<fn(Arc<Node>)> = cfg.miner.enabled.then_some(fund_dev_keys);
+    serve(cfg, node_key, keys, extra)
+}
+
+/// Tokens of each kind the devnet's miner transfers to each other dev key.
+pub const DEV_FUNDING_TOKENS: u64 = 200;
+
+/// The devnet's prefunding: once the miner key (the block rewards' beneficiary) holds
+/// enough, it sends `DEV_FUNDING_TOKENS` of both tokens to every other dev key that has
+/// nothing yet (so a restarted devnet does not pay twice).
+fn fund_dev_keys(node: Arc<Node>) {
+    let miner = SecretKey::dev(DEV_KEYS[0]);
+    let amount = DEV_FUNDING_TOKENS * tb_primitives::MICRO_PER_TOKEN;
+    let mut seen = 0;
+    let mut sent_at: Option<u64> = None;
+    while !node.stopping() {
+        let h = node.wait_head(seen, Duration::from_millis(500));
+        if h == seen {
+            continue;
+        }
+        seen = h;
+        let (todo, have) = {
+            let c = node.core();
+            let s = c.db.state();
+            let todo: Vec<_> = DEV_KEYS[1..]
+                .iter()
+                .map(|n| SecretKey::dev(n).address())
+                .filter(|a| s.account(a) == tb_chain::Account::default())
+                .collect();
+            (todo, s.account(&miner.address()))
+        };
+        if todo.is_empty() {
+            return;
+        }
+        let need = amount * todo.len() as u64 + tb_primitives::MICRO_PER_TOKEN;
+        if sent_at.is_some_and(|t| h < t + 10) || have.consumer < need || have.industrial < need {
+            continue;
+        }
+        sent_at = Some(h);
+        let payloads = todo
+            .iter()
+            .map(|to| {
+                TxPayload::Transfer(tb_chain::Transfer {
+                    from: miner.address(),
+                    to: *to,
+                    amount_consumer: amount,
+                    amount_industrial: amount,
+                    fee: 0,
+                    fee_selector: 0,
+                    nonce: 0,
+                    memo: b"devnet prefunding".to_vec(),
+                })
+            })
+            .collect();
+        match node.submit_signed(&miner, payloads) {
+            Ok(_) => tracing::info!(
+                keys = todo.len(),
+                tokens = DEV_FUNDING_TOKENS,
+                "devnet: funding the dev keys"
+            ),
+            Err(e) => tracing::warn!(error = %e, code = e.code(), "devnet funding refused"),
+        }
+    }
+}
 
 /// `addr` with its port shifted by `i` (port 0 stays 0).
 fn shifted(a: std::net::SocketAddr, i: usize) -> Result<std::net::SocketAddr, String> {
@@ -257,7 +398,7 @@ pub fn run(n: usize, base: NodeConfig) -> Result<(), String> {
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
     let r = rt.block_on(async {
-        let signal = crate::run::wait_for_signal();
+        let signal = super::run::wait_for_signal();
         tokio::pin!(signal);
         loop {
             tokio::select! {

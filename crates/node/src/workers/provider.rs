@@ -19,24 +19,24 @@
 //! sealed (a re-run would measure a different latency, and its receipt would not match
 //! the seal).
 
+use super::{publish_payloads, FEES, FEE_SELECTOR};
+use crate::blobs::{fetch as fetch_blob, job_model};
 use crate::config::{FabricKind, ProviderConfig};
-use crate::node::{live_index, Node};
-use crate::p2p::fetch_blob;
+use crate::node::Node;
 use blocktorch::fabric::Fabric;
 use borsh::{BorshDeserialize, BorshSerialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tb_chain::builders;
 use tb_chain::market::dispute::disputes;
+use tb_chain::market::query::live_index;
 use tb_chain::market::records::{self as r, JobState, Owed};
 use tb_chain::tx::{Heartbeat, ReportMalformed, SealReceipt, SubmitReceipt, SupplyEvidence};
 use tb_chain::{StateRead, TxPayload};
 use tb_primitives::{Address, Id, SecretKey};
 
-/// The workers pay their fees in Consumer tokens (selector 0), so a provider's
-/// Industrial balance moves only with its stake, its payouts and its slashes.
-pub const FEE_SELECTOR: u8 = 0;
 /// Blocks before an unconfirmed registration or stake is sent again.
 pub const RETRY_BLOCKS: u64 = 10;
 /// Balance kept back from a stake for fees.
@@ -173,17 +173,12 @@ impl Worker {
         if staked >= want || tried.is_some_and(|t| h < t + RETRY_BLOCKS) {
             return ready;
         }
-        let mut p = tb_chain::devchain::provider_payloads(self.me, self.cfg.max_leases, want);
-        if let TxPayload::RegisterProvider(rp) = &mut p[0] {
-            rp.caps.fabrics = vec![self.cfg.fabric.name().to_string()];
-        }
-        for x in p.iter_mut() {
-            match x {
-                TxPayload::RegisterProvider(rp) => rp.fee_selector = FEE_SELECTOR,
-                TxPayload::Stake(st) => st.fee_selector = FEE_SELECTOR,
-                _ => {}
-            }
-        }
+        let mut caps = builders::cpu_caps(self.cfg.max_leases);
+        caps.fabrics = vec![self.cfg.fabric.name().to_string()];
+        let mut p = vec![
+            builders::register_provider(self.me, caps, FEES),
+            builders::stake(self.me, want, FEES),
+        ];
         if provider.is_some() {
             p.remove(0);
         }
@@ -503,22 +498,6 @@ impl Worker {
     }
 }
 
-/// The bytes of the model a job names (`None` when its blob carries its program):
-/// the blob store, else the chain's published object, else a peer; kept in the blob
-/// store, so each model is fetched once.
-pub fn job_model(node: &Node, job: &r::Job) -> Result<Option<Vec<u8>>, String> {
-    let Some(m) = &job.spec.model_object else {
-        return Ok(None);
-    };
-    let bytes = fetch_blob(node, &m.sha256)?.ok_or_else(|| {
-        format!(
-            "the job's model {} is neither here, nor published, nor at a peer",
-            hex::encode(m.sha256)
-        )
-    })?;
-    Ok(Some(bytes))
-}
-
 /// The test-only cheat (`--test-corrupt-op I`): op `op`'s output is reported wrong. When
 /// the op is a declared output, its data has one bit flipped, so the result object, the
 /// leaf and the output digest tell the same lie; otherwise only the leaf is wrong.
@@ -555,22 +534,4 @@ fn corrupt(run: &mut tb_job::ExecResult, job: &tb_job::Job, op: u32) {
     let ds: Vec<[u8; 32]> = run.outputs.iter().map(|o| o.digest).collect();
     // The outputs' digests as the trace tells them.
     run.output_digest = tb_job::exec::job_output_digest(&ds);
-}
-
-/// The `PublishBlob` payloads that publish `bytes` from `from` (fees in Consumer
-/// tokens), unless the chain already has the object.
-pub fn publish_payloads(node: &Node, from: Address, bytes: &[u8]) -> Vec<TxPayload> {
-    let c = node.core();
-    let id = tb_primitives::sha256_digest(bytes).0;
-    if r::object(c.db.state(), &id).is_some() {
-        return vec![];
-    }
-    let p = c.effective_params(&node.params);
-    tb_chain::market::dispute::publish_payloads(&p.market, from, bytes)
-        .into_iter()
-        .map(|mut b| {
-            b.fee_selector = FEE_SELECTOR;
-            TxPayload::PublishBlob(b)
-        })
-        .collect()
 }

@@ -323,7 +323,7 @@ pub fn run(keep: Option<PathBuf>) -> R<()> {
     println!(
         "\n5. The compute loop on a fresh devnet: Publish → Submit → Execute → Receipt → Result → Verify → Settle/Slash."
     );
-    crate::compute_demo::run()?;
+    super::compute_demo::run()?;
     println!(
         "\nDemo finished: node A at {} blocks, {} state entries; the compute loop verified.",
         a.db.tip().height,

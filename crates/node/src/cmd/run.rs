@@ -1,20 +1,19 @@
-//! The `run` and `devnet` commands: open the node, start the JSON-RPC server, the
+//! The `run` command (and the service `devnet` starts too): open the node, start the JSON-RPC server, the
 //! metrics server and the workers, write `<data dir>/node.json` (the bound addresses,
 //! for scripts and tests that ask for port 0), and on SIGINT or SIGTERM stop everything
 //! in order: servers, then workers (the miner finishes or abandons its block; a block
 //! import is one redb transaction, committed whole or not at all), then the mempool is
 //! saved to `<data dir>/mempool.bin` and re-admitted at the next start.
 
-use crate::cli::DevnetArgs;
 use crate::config::{self, NodeConfig, RunArgs};
-use crate::miner;
 use crate::node::Node;
+use crate::workers::miner;
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tb_chain::{SignedTx, StateRead, TxPayload};
+use tb_chain::SignedTx;
 use tb_primitives::SecretKey;
 
 /// Largest saved mempool file read back.
@@ -27,15 +26,6 @@ pub struct Keys {
     pub provider: Option<SecretKey>,
     pub verifier: Option<SecretKey>,
 }
-
-/// The devnet's named dev keys (the first is the miner's; it funds the others).
-pub const DEV_KEYS: [&str; 5] = [
-    "devnet-miner",
-    "devnet-provider",
-    "devnet-verifier",
-    "devnet-alice",
-    "devnet-bob",
-];
 
 pub fn run_cmd(args: &RunArgs) -> Result<(), String> {
     let cfg = config::load(args).map_err(|e| e.to_string())?;
@@ -50,131 +40,6 @@ pub fn run_cmd(args: &RunArgs) -> Result<(), String> {
         verifier: key.clone().filter(|_| cfg.verifier.enabled),
     };
     serve(cfg, key, keys, None)
-}
-
-/// The devnet's presets under the flags and variables: the devnet's data directory,
-/// metrics and loopback p2p addresses, and every role on.
-pub fn devnet_config(args: &RunArgs) -> Result<NodeConfig, String> {
-    let mut base = NodeConfig {
-        data_dir: PathBuf::from("tb-devnet"),
-        metrics_addr: Some("127.0.0.1:9898".parse().expect("literal")),
-        ..NodeConfig::default()
-    };
-    base.p2p.listen = vec!["/ip4/127.0.0.1/tcp/7171".into()];
-    base.miner.enabled = true;
-    base.provider.enabled = true;
-    base.verifier.enabled = true;
-    let mut cfg = config::load_over(args, base).map_err(|e| e.to_string())?;
-    cfg.network = config::Network::Devnet;
-    Ok(cfg)
-}
-
-pub fn devnet_cmd(args: &DevnetArgs) -> Result<(), String> {
-    let mut cfg = devnet_config(&args.run)?;
-    if let Some(n) = args.nodes.filter(|n| *n > 1) {
-        return crate::devnet_multi::run(n as usize, cfg);
-    }
-    let dir = cfg.data_dir.join("dev-keys");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for name in DEV_KEYS {
-        let p = dir.join(format!("{name}.key"));
-        if !p.exists() {
-            config::write_key(&p, &SecretKey::dev(name))
-                .map_err(|e| format!("{}: {e}", p.display()))?;
-        }
-    }
-    if cfg.key_file.is_none() {
-        cfg.key_file = Some(dir.join("devnet-miner.key"));
-    }
-    cfg.check().map_err(|e| e.to_string())?;
-    if args.run.print_config {
-        print!("{}", config::to_toml(&cfg));
-        return Ok(());
-    }
-    let node_key = cfg.node_key().map_err(|e| e.to_string())?;
-    for name in DEV_KEYS {
-        tracing::info!(
-            key = name,
-            address = %SecretKey::dev(name).address(),
-            seed_file = %dir.join(format!("{name}.key")).display(),
-            "devnet key"
-        );
-    }
-    let keys = Keys {
-        miner: Some(SecretKey::dev(DEV_KEYS[0]).address()),
-        provider: cfg
-            .provider
-            .enabled
-            .then(|| SecretKey::dev("devnet-provider")),
-        verifier: cfg
-            .verifier
-            .enabled
-            .then(|| SecretKey::dev("devnet-verifier")),
-    };
-    // Only the mining node funds the dev keys (its transfers reach the others by gossip).
-    let extra: Option<fn(Arc<Node>)> = cfg.miner.enabled.then_some(fund_dev_keys);
-    serve(cfg, node_key, keys, extra)
-}
-
-/// Tokens of each kind the devnet's miner transfers to each other dev key.
-pub const DEV_FUNDING_TOKENS: u64 = 200;
-
-/// The devnet's prefunding: once the miner key (the block rewards' beneficiary) holds
-/// enough, it sends `DEV_FUNDING_TOKENS` of both tokens to every other dev key that has
-/// nothing yet (so a restarted devnet does not pay twice).
-fn fund_dev_keys(node: Arc<Node>) {
-    let miner = SecretKey::dev(DEV_KEYS[0]);
-    let amount = DEV_FUNDING_TOKENS * tb_primitives::MICRO_PER_TOKEN;
-    let mut seen = 0;
-    let mut sent_at: Option<u64> = None;
-    while !node.stopping() {
-        let h = node.wait_head(seen, Duration::from_millis(500));
-        if h == seen {
-            continue;
-        }
-        seen = h;
-        let (todo, have) = {
-            let c = node.core();
-            let s = c.db.state();
-            let todo: Vec<_> = DEV_KEYS[1..]
-                .iter()
-                .map(|n| SecretKey::dev(n).address())
-                .filter(|a| s.account(a) == tb_chain::Account::default())
-                .collect();
-            (todo, s.account(&miner.address()))
-        };
-        if todo.is_empty() {
-            return;
-        }
-        let need = amount * todo.len() as u64 + tb_primitives::MICRO_PER_TOKEN;
-        if sent_at.is_some_and(|t| h < t + 10) || have.consumer < need || have.industrial < need {
-            continue;
-        }
-        sent_at = Some(h);
-        let payloads = todo
-            .iter()
-            .map(|to| {
-                TxPayload::Transfer(tb_chain::Transfer {
-                    from: miner.address(),
-                    to: *to,
-                    amount_consumer: amount,
-                    amount_industrial: amount,
-                    fee: 0,
-                    fee_selector: 0,
-                    nonce: 0,
-                    memo: b"devnet prefunding".to_vec(),
-                })
-            })
-            .collect();
-        match node.submit_signed(&miner, payloads) {
-            Ok(_) => tracing::info!(
-                keys = todo.len(),
-                tokens = DEV_FUNDING_TOKENS,
-                "devnet: funding the dev keys"
-            ),
-            Err(e) => tracing::warn!(error = %e, code = e.code(), "devnet funding refused"),
-        }
-    }
 }
 
 fn load_mempool(node: &Node, path: &Path) {
@@ -280,15 +145,17 @@ pub fn serve(
         let pc = cfg.provider.clone();
         let dir = cfg.data_dir.clone();
         threads.push(std::thread::spawn(move || {
-            if let Err(e) = crate::provider::run(n.clone(), k, pc, dir) {
-                tracing::error!(target: "the_block::provider", error = %e, "provider stopped");
+            if let Err(e) = crate::workers::provider::run(n.clone(), k, pc, dir) {
+                tracing::error!(target: "the_block::workers::provider", error = %e, "provider stopped");
             }
         }));
     }
     if let Some(k) = keys.verifier {
         let n = node.clone();
         let vc = cfg.verifier.clone();
-        threads.push(std::thread::spawn(move || crate::verifier::run(n, k, vc)));
+        threads.push(std::thread::spawn(move || {
+            crate::workers::verifier::run(n, k, vc)
+        }));
     }
     {
         let n = node.clone();

@@ -7,13 +7,14 @@
 //! publishes the job blob (if the chain no longer has it) and the evidence bundle, and
 //! submits the bonded `Challenge`.
 
+use super::{publish_payloads, FEE_SELECTOR};
+use crate::blobs::{fetch as fetch_blob, job_model};
 use crate::config::VerifierConfig;
-use crate::node::{live_index, Node};
-use crate::p2p::fetch_blob;
-use crate::provider::{job_model, publish_payloads, FEE_SELECTOR};
+use crate::node::Node;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tb_chain::market::query::live_index;
 use tb_chain::market::records::{self as r, JobState};
 use tb_chain::TxPayload;
 use tb_primitives::{Address, Id, SecretKey};

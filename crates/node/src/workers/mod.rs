@@ -1,0 +1,35 @@
+//! The node's workers: threads beside the RPC server that act on the chain with the
+//! node's key. [`miner`] builds and mines blocks; [`provider`] registers, stakes,
+//! leases jobs, executes them on its fabric and posts receipts; [`verifier`] replays a
+//! share of receipts and challenges a wrong one at its first wrong op. Here: what they
+//! share (how they pay fees, how they publish bytes). Blobs come from
+//! [`crate::blobs`]; transactions are built with [`tb_chain::builders`].
+
+pub mod miner;
+pub mod provider;
+pub mod verifier;
+
+use crate::node::Node;
+use tb_chain::builders;
+use tb_chain::market::records as r;
+use tb_chain::tx::FeeSelector;
+use tb_chain::TxPayload;
+use tb_primitives::Address;
+
+/// The workers pay their fees in Consumer tokens, so a provider's Industrial balance
+/// moves only with its stake, its payouts and its slashes.
+pub const FEES: FeeSelector = FeeSelector::Consumer;
+/// [`FEES`] as the byte a transaction carries.
+pub const FEE_SELECTOR: u8 = FEES.as_u8();
+
+/// The `PublishBlob` payloads that publish `bytes` from `from` (fees in Consumer
+/// tokens), unless the chain already has the object.
+pub fn publish_payloads(node: &Node, from: Address, bytes: &[u8]) -> Vec<TxPayload> {
+    let c = node.core();
+    let id = tb_primitives::sha256_digest(bytes).0;
+    if r::object(c.db.state(), &id).is_some() {
+        return vec![];
+    }
+    let p = c.effective_params(&node.params);
+    builders::publish_blob(&p.market, from, bytes, FEES)
+}
