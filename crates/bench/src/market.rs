@@ -97,7 +97,7 @@ pub fn bench_market_block(
     runs: usize,
 ) -> Result<(), String> {
     use tb_chain::block::genesis_header;
-    use tb_chain::market::exec::queue_key;
+    use tb_chain::market::keys::queue_key;
     use tb_chain::market::records::{self as r, Fund, Job, JobState, Kind, Provider};
     use tb_chain::tx::{JobSpec, ProviderCaps};
     use tb_primitives::encode;

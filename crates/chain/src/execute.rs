@@ -3,83 +3,14 @@
 
 use crate::block::{empty_receipts_root, tx_root, Block, BlockHeader, BLOCK_VERSION};
 use crate::consensus::{block_reward, median_time_ms, next_difficulty, pow_ok, TimedHeader};
+pub use crate::context::TxCtx;
+pub use crate::error::{BlockError, TxError};
 use crate::params::ChainParams;
 use crate::state::{
     handle_key, reverse_handle_key, totals_key, Changes, Overlay, State, StateRead,
 };
 use crate::tx::{handle_is_valid, FeeSelector, SignedTx, TxPayload};
 use tb_primitives::{encode, signing_bytes, verify_strict_parallel, Address, Domain, Id, Token};
-use thiserror::Error;
-
-/// Why a transaction cannot be applied.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum TxError {
-    #[error("signature does not verify")]
-    BadSignature,
-    #[error("fee selector {0} is not 0, 1 or 2")]
-    InvalidSelector(u8),
-    #[error("memo is {len} bytes, above the limit of {max}")]
-    MemoTooLarge { len: usize, max: usize },
-    #[error("transaction is {len} bytes, above the limit of {max}")]
-    TxTooLarge { len: usize, max: usize },
-    #[error("nonce {got} but the account expects {expected}")]
-    BadNonce { expected: u64, got: u64 },
-    #[error(
-        "insufficient {token:?} balance: need {} tokens, have {}",
-        tb_primitives::Amount(*need),
-        tb_primitives::Amount(*have)
-    )]
-    InsufficientBalance { token: Token, need: u64, have: u64 },
-    #[error("a balance would overflow")]
-    BalanceOverflow,
-    #[error("handle {0:?} does not follow the handle syntax")]
-    InvalidHandle(String),
-    #[error("handle {0:?} is already registered")]
-    HandleTaken(String),
-    #[error("the sender already holds a handle")]
-    AddressHasHandle,
-    #[error("market: {0}")]
-    Market(String),
-}
-
-/// Why a block is invalid. Every variant names what was wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum BlockError {
-    #[error("header version {0} is not supported (expected {BLOCK_VERSION})")]
-    BadVersion(u32),
-    #[error("height {got} does not follow parent height {parent}")]
-    BadHeight { parent: u64, got: u64 },
-    #[error("parent {0} is unknown")]
-    UnknownParent(Id),
-    #[error("timestamp {got} ms is not after the median of past blocks ({median} ms)")]
-    TimestampTooOld { median: u64, got: u64 },
-    #[error("timestamp {got} ms is more than the allowed drift ahead of local time {now} ms")]
-    TimestampInFuture { now: u64, got: u64 },
-    #[error("difficulty {got} but the retarget requires {expected}")]
-    BadDifficulty { expected: u64, got: u64 },
-    #[error("header hash does not meet its difficulty")]
-    InsufficientWork,
-    #[error("{token:?} coinbase {got} but the emission schedule gives {expected}")]
-    BadCoinbase {
-        token: Token,
-        expected: u64,
-        got: u64,
-    },
-    #[error("{got} transactions, above the limit of {max}")]
-    TooManyTxs { got: usize, max: usize },
-    #[error("transactions take {got} bytes, above the limit of {max}")]
-    TooLarge { got: usize, max: usize },
-    #[error("transaction root does not match the transactions")]
-    BadTxRoot,
-    #[error("receipts root does not match the receipts")]
-    BadReceiptsRoot,
-    #[error("state root {got} after execution differs from the header's {expected}")]
-    BadStateRoot { expected: Id, got: Id },
-    #[error("transaction {index} is invalid: {error}")]
-    Tx { index: usize, error: TxError },
-    #[error("the beneficiary's balance would overflow")]
-    CoinbaseOverflow,
-}
 
 /// Checks that need no state: selector, memo, size and handle syntax.
 pub fn check_stateless(tx: &SignedTx, params: &ChainParams) -> Result<(), TxError> {
@@ -122,15 +53,6 @@ pub fn check_stateless(tx: &SignedTx, params: &ChainParams) -> Result<(), TxErro
 pub struct Fees {
     pub consumer: u64,
     pub industrial: u64,
-}
-
-/// Where a transaction is applied: the parameters, the height and the timestamp of
-/// the block (its header's; the chain reads no clock).
-#[derive(Clone, Copy, Debug)]
-pub struct TxCtx<'a> {
-    pub params: &'a ChainParams,
-    pub height: u64,
-    pub timestamp_ms: u64,
 }
 
 /// Applies one transaction to the overlay. On error the overlay is unchanged.

@@ -12,7 +12,9 @@
 pub mod block;
 pub mod builders;
 pub mod consensus;
+pub mod context;
 pub mod devchain;
+pub mod error;
 pub mod execute;
 pub mod forks;
 pub mod fuzzing;

@@ -138,79 +138,56 @@ pub enum AdmissionError {
     InvalidMarketTx(String),
 }
 
-/// Every `(code, reason)`, in code order: code `c` is at index `c - 1`.
-pub const REJECTION_REASONS: [(u16, &str); 18] = [
-    (1, "bad_signature"),
-    (2, "invalid_selector"),
-    (3, "memo_too_large"),
-    (4, "tx_too_large"),
-    (5, "invalid_handle"),
-    (6, "fee_below_floor"),
-    (7, "nonce_reused"),
-    (8, "nonce_gap"),
-    (9, "duplicate_nonce"),
-    (10, "duplicate_tx"),
-    (11, "insufficient_balance"),
-    (12, "balance_overflow"),
-    (13, "handle_taken"),
-    (14, "address_has_handle"),
-    (15, "sender_full"),
-    (16, "pool_full"),
-    (17, "expired"),
-    (18, "invalid_market_tx"),
-];
+/// The one table of admission refusals: each variant's stable numeric code (from 1,
+/// in order) and its snake_case reason (the metric's `reason` label, the RPC's `data`),
+/// from which [`AdmissionError::code`], [`AdmissionError::reason`] and
+/// [`REJECTION_REASONS`] are all generated.
+macro_rules! rejections {
+    ($($code:literal $reason:literal => $variant:ident,)*) => {
+        /// Every `(code, reason)`, in code order: code `c` is at index `c - 1`.
+        pub const REJECTION_REASONS: [(u16, &str); [$($code),*].len()] =
+            [$(($code, $reason)),*];
+
+        impl AdmissionError {
+            /// The stable numeric code, from 1.
+            pub fn code(&self) -> u16 {
+                match self {
+                    $(AdmissionError::$variant { .. } => $code,)*
+                }
+            }
+
+            /// The stable snake_case label (the metric's `reason`).
+            pub fn reason(&self) -> &'static str {
+                match self {
+                    $(AdmissionError::$variant { .. } => $reason,)*
+                }
+            }
+        }
+    };
+}
+
+rejections! {
+     1 "bad_signature" => BadSignature,
+     2 "invalid_selector" => InvalidSelector,
+     3 "memo_too_large" => MemoTooLarge,
+     4 "tx_too_large" => TxTooLarge,
+     5 "invalid_handle" => InvalidHandle,
+     6 "fee_below_floor" => FeeBelowFloor,
+     7 "nonce_reused" => NonceReused,
+     8 "nonce_gap" => NonceGap,
+     9 "duplicate_nonce" => DuplicateNonce,
+    10 "duplicate_tx" => DuplicateTx,
+    11 "insufficient_balance" => InsufficientBalance,
+    12 "balance_overflow" => BalanceOverflow,
+    13 "handle_taken" => HandleTaken,
+    14 "address_has_handle" => AddressHasHandle,
+    15 "sender_full" => SenderFull,
+    16 "pool_full" => PoolFull,
+    17 "expired" => Expired,
+    18 "invalid_market_tx" => InvalidMarketTx,
+}
 
 const REASON_COUNT: usize = REJECTION_REASONS.len();
-
-impl AdmissionError {
-    /// The stable numeric code, from 1.
-    pub fn code(&self) -> u16 {
-        match self {
-            AdmissionError::BadSignature => 1,
-            AdmissionError::InvalidSelector(_) => 2,
-            AdmissionError::MemoTooLarge { .. } => 3,
-            AdmissionError::TxTooLarge { .. } => 4,
-            AdmissionError::InvalidHandle(_) => 5,
-            AdmissionError::FeeBelowFloor { .. } => 6,
-            AdmissionError::NonceReused { .. } => 7,
-            AdmissionError::NonceGap { .. } => 8,
-            AdmissionError::DuplicateNonce { .. } => 9,
-            AdmissionError::DuplicateTx(_) => 10,
-            AdmissionError::InsufficientBalance { .. } => 11,
-            AdmissionError::BalanceOverflow => 12,
-            AdmissionError::HandleTaken(_) => 13,
-            AdmissionError::AddressHasHandle => 14,
-            AdmissionError::SenderFull { .. } => 15,
-            AdmissionError::PoolFull => 16,
-            AdmissionError::Expired { .. } => 17,
-            AdmissionError::InvalidMarketTx(_) => 18,
-        }
-    }
-
-    /// The stable snake_case label (the metric's `reason`).
-    pub fn reason(&self) -> &'static str {
-        match self {
-            AdmissionError::BadSignature => "bad_signature",
-            AdmissionError::InvalidSelector(_) => "invalid_selector",
-            AdmissionError::MemoTooLarge { .. } => "memo_too_large",
-            AdmissionError::TxTooLarge { .. } => "tx_too_large",
-            AdmissionError::InvalidHandle(_) => "invalid_handle",
-            AdmissionError::FeeBelowFloor { .. } => "fee_below_floor",
-            AdmissionError::NonceReused { .. } => "nonce_reused",
-            AdmissionError::NonceGap { .. } => "nonce_gap",
-            AdmissionError::DuplicateNonce { .. } => "duplicate_nonce",
-            AdmissionError::DuplicateTx(_) => "duplicate_tx",
-            AdmissionError::InsufficientBalance { .. } => "insufficient_balance",
-            AdmissionError::BalanceOverflow => "balance_overflow",
-            AdmissionError::HandleTaken(_) => "handle_taken",
-            AdmissionError::AddressHasHandle => "address_has_handle",
-            AdmissionError::SenderFull { .. } => "sender_full",
-            AdmissionError::PoolFull => "pool_full",
-            AdmissionError::Expired { .. } => "expired",
-            AdmissionError::InvalidMarketTx(_) => "invalid_market_tx",
-        }
-    }
-}
 
 impl From<TxError> for AdmissionError {
     fn from(e: TxError) -> AdmissionError {

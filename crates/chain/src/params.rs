@@ -49,9 +49,9 @@ pub struct ChainParams {
     pub emission_industrial: EmissionParams,
     /// The compute market and the AI Compute Fund: the genesis values. Governance
     /// may change the governable ones on chain (`governance::effective_params`).
-    pub market: crate::market::MarketParams,
+    pub market: crate::market::params::MarketParams,
     /// The rules of market-parameter governance (not governable themselves).
-    pub governance: crate::governance::GovernanceParams,
+    pub governance: crate::governance::params::GovernanceParams,
 }
 
 /// Room for a `PublishBlob`'s other fields and signature above its chunk.
@@ -94,8 +94,8 @@ impl ChainParams {
             fee_burn_bps: 1_000,
             emission_consumer: emission.clone(),
             emission_industrial: emission,
-            market: crate::market::MarketParams::mainnet(),
-            governance: crate::governance::GovernanceParams::mainnet(),
+            market: crate::market::params::MarketParams::mainnet(),
+            governance: crate::governance::params::GovernanceParams::mainnet(),
         }
     }
 
@@ -110,8 +110,8 @@ impl ChainParams {
         p.emission_industrial.initial_reward_micro = 50 * MICRO_PER_TOKEN;
         p.emission_consumer.epoch_blocks = 10_000;
         p.emission_industrial.epoch_blocks = 10_000;
-        p.market = crate::market::MarketParams::devnet();
-        p.governance = crate::governance::GovernanceParams::devnet();
+        p.market = crate::market::params::MarketParams::devnet();
+        p.governance = crate::governance::params::GovernanceParams::devnet();
         p
     }
 

@@ -107,6 +107,22 @@ pub const RECENT_CHECKS_MAX: usize = 4096;
 /// next one.
 static RECENT: Mutex<(VecDeque<u64>, u64)> = Mutex::new((VecDeque::new(), 0));
 
+/// A running receipt check's timer: the only clock the crate reads, and only for this
+/// telemetry ([`ReceiptCheck::done`] records it; nothing reads it back into a rule).
+pub struct ReceiptCheck(std::time::Instant);
+
+impl ReceiptCheck {
+    /// Starts timing a receipt check.
+    pub fn start() -> ReceiptCheck {
+        ReceiptCheck(std::time::Instant::now())
+    }
+
+    /// Records the check's duration.
+    pub fn done(self) {
+        record_receipt_check(self.0.elapsed());
+    }
+}
+
 /// Records one receipt check.
 pub fn record_receipt_check(d: Duration) {
     RECEIPT_CHECKS.record(d);

@@ -308,8 +308,7 @@ pub struct SubmitReceipt {
 
 /// Most parameter changes in one proposal.
 pub const PROPOSAL_CHANGES_MAX: usize = 8;
-/// Longest governed parameter name, bytes.
-pub const PARAM_NAME_BYTES_MAX: usize = 48;
+pub use crate::market::params::PARAM_NAME_BYTES_MAX;
 
 /// One market parameter set to a value (a name of `MarketParams::GOVERNABLE`).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]

@@ -4,13 +4,15 @@
 //! bonded challenges, replica disputes, the one-op referee in block execution, and the
 //! data-availability deadlines.
 
-use super::exec::{be, credit, fail, id_at, queue_key, scan_until, slash};
+use super::keys::{be, id_at, queue_key, scan_until};
+use super::ledger::{credit, fail, slash};
 use super::params::BPS;
 use super::records::{
     self as r, Dispute, FailReason, Job, JobState, Kind, Object, Outcome, Owed, Partial,
     ReceiptRecord, SealRecord, Side, SlashReason,
 };
-use crate::execute::{TxCtx, TxError};
+use crate::context::TxCtx;
+use crate::error::TxError;
 use crate::params::ChainParams;
 use crate::state::{Overlay, StateRead};
 use crate::tx::{Challenge, PublishBlob, SealReceipt, SupplyEvidence};

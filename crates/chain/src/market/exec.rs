@@ -2,15 +2,18 @@
 //! (unbonding releases, lease expiries, deadlines, challenge windows, the matcher and,
 //! at an epoch's end, availability checks and settlement).
 
+use super::keys::{be, id_at, scan_until};
+use super::keys::{fee_per_unit, queue_key};
+use super::ledger::{credit, dequeue, fail, refund, slash};
 use super::matcher::{match_block, JobView, ProviderView};
 use super::params::{MarketParams, BPS};
 use super::pricing::{self, quote, PendingPayout, Quote};
 use super::records::{
-    self as r, FailReason, Failure, Fund, Job, JobState, Kind, Lease, Provider, ReceiptRecord,
-    SlashReason,
+    self as r, FailReason, Fund, Job, JobState, Kind, Lease, Provider, ReceiptRecord, SlashReason,
 };
 use crate::block::BlockHeader;
-use crate::execute::{TxCtx, TxError};
+use crate::context::TxCtx;
+use crate::error::TxError;
 use crate::params::ChainParams;
 use crate::state::{Account, Overlay, StateRead};
 use crate::tx::{
@@ -19,10 +22,6 @@ use crate::tx::{
     PROVIDER_MODELS_MAX,
 };
 use tb_primitives::{blake3_id, encode, Address, Id};
-
-pub(super) fn be(v: u64) -> [u8; 8] {
-    v.to_be_bytes()
-}
 
 fn invalid(msg: impl Into<String>) -> TxError {
     TxError::Market(msg.into())
@@ -126,29 +125,6 @@ pub fn task_id(chain_id: u64, height: u64, tx: &SignedTx) -> Id {
     b.extend_from_slice(&tx.payload.from().0);
     b.extend_from_slice(&encode(&tx.payload));
     blake3_id(b"TB/market/task/v1", &b)
-}
-
-/// Fee per milli-unit of best-case work, scaled by 10⁶: the queue's price signal.
-pub fn fee_per_unit(p: &MarketParams, s: &JobSpec) -> u64 {
-    let units = pricing::max_units_milli(p, s.flops, s.model)
-        .unwrap_or(1)
-        .max(1);
-    (s.max_price as u128 * 1_000_000 / units as u128).min(u64::MAX as u128) as u64
-}
-
-/// A queued job's key: lane, then fee per unit descending, age, size, task id, so a
-/// prefix scan walks the queue in priority order.
-pub fn queue_key(p: &MarketParams, s: &JobSpec, submitted: u64, t: &Id) -> Vec<u8> {
-    r::key(
-        Kind::Queue,
-        &[
-            &[s.lane],
-            &be(u64::MAX - fee_per_unit(p, s)),
-            &be(submitted),
-            &be(s.blob_bytes),
-            &t.0,
-        ],
-    )
 }
 
 /// Applies a market transaction after the common checks took its fee and its spend
@@ -345,7 +321,7 @@ fn apply_receipt(ov: &mut Overlay<'_>, ctx: &TxCtx<'_>, sr: &SubmitReceipt) -> R
     let (params, h) = (ctx.params, ctx.height);
     let p = &params.market;
     let rc = &sr.receipt.receipt;
-    let checks = std::time::Instant::now();
+    let checks = crate::telemetry::ReceiptCheck::start();
     if rc.provider != sr.from {
         return Err(invalid("the receipt is not the sender's"));
     }
@@ -410,7 +386,7 @@ fn apply_receipt(ov: &mut Overlay<'_>, ctx: &TxCtx<'_>, sr: &SubmitReceipt) -> R
     };
     // The last check; everything below writes.
     super::dispute::check_receipt_data(ov, &job, rc)?;
-    crate::telemetry::record_receipt_check(checks.elapsed());
+    checks.done();
     if let Some(li) = li {
         let lease = job.leases.remove(li);
         ov.delete(r::key(
@@ -504,112 +480,6 @@ fn apply_receipt(ov: &mut Overlay<'_>, ctx: &TxCtx<'_>, sr: &SubmitReceipt) -> R
     Ok(())
 }
 
-/// Slashes `pr` (the record of `who`): `bps` of its stake goes to the fund, it is
-/// jailed, and a `ComputeSlashReceipt` is written. The caller writes `pr` back.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn slash(
-    ov: &mut Overlay<'_>,
-    params: &ChainParams,
-    h: u64,
-    who: &Address,
-    pr: &mut Provider,
-    reason: SlashReason,
-    task_id: Option<Id>,
-    output_digest: Option<[u8; 32]>,
-) -> u64 {
-    let p = &params.market;
-    let bps = match reason {
-        SlashReason::MissedLease => p.slash.missed_lease_bps,
-        SlashReason::ReceiptOutsideLease => p.slash.receipt_outside_lease_bps,
-        SlashReason::LatencySla => p.slash.latency_sla_bps,
-        SlashReason::Availability => p.slash.availability_bps,
-        SlashReason::LostDispute => p.slash.lost_dispute_bps,
-        SlashReason::WithheldData => p.slash.withheld_data_bps,
-    };
-    // The fraction is of everything bonded, stake and unbonding alike, taken from the
-    // stake first: unstaking does not escape a slash.
-    let bonded = pr.stake as u128 + pr.unbonding as u128;
-    let amount = (bonded * bps as u128 / BPS as u128) as u64;
-    let from_stake = amount.min(pr.stake);
-    let from_unbonding = amount - from_stake;
-    pr.stake -= from_stake;
-    pr.slashed += amount;
-    pr.jailed_until = pr.jailed_until.max(h + p.jail_blocks);
-    if from_unbonding > 0 {
-        take_unbonding(ov, who, pr, from_unbonding);
-    }
-    let mut f = r::fund(ov);
-    f.stakes -= from_stake;
-    f.unbonding -= from_unbonding;
-    f.industrial += amount;
-    let seq = f.slashes;
-    f.slashes += 1;
-    ov.put(r::key(Kind::Fund, &[]), &f);
-    ov.put(
-        r::key(Kind::Slash, &[&be(h), &be(seq)]),
-        &r::SlashRecord {
-            provider: *who,
-            reason,
-            task_id,
-            output_digest,
-            amount,
-            height: h,
-        },
-    );
-    amount
-}
-
-/// Takes `amount` from `who`'s pending unbonding releases, the latest first.
-fn take_unbonding(ov: &mut Overlay<'_>, who: &Address, pr: &mut Provider, mut amount: u64) {
-    let mut entries: Vec<(Vec<u8>, u64)> = ov
-        .scan_prefix(&r::prefix(Kind::Unbonding))
-        .into_iter()
-        .filter(|(k, _)| k.len() == 42 && k[10..42] == who.0)
-        .filter_map(|(k, _)| r::get::<u64, _>(ov, &k).map(|v| (k, v)))
-        .collect();
-    entries.reverse();
-    for (k, v) in entries {
-        if amount == 0 {
-            break;
-        }
-        let take = amount.min(v);
-        amount -= take;
-        pr.unbonding -= take;
-        if take == v {
-            ov.delete(k);
-            pr.unbonding_entries = pr.unbonding_entries.saturating_sub(1);
-        } else {
-            ov.put(k, &(v - take));
-        }
-    }
-}
-
-pub(super) fn credit(ov: &mut Overlay<'_>, a: &Address, industrial: u64) {
-    let mut acc = ov.account(a);
-    acc.industrial = acc.industrial.saturating_add(industrial);
-    ov.set_account(a, &acc);
-}
-
-/// Refunds what is left of a job's escrow to its requester.
-fn refund(ov: &mut Overlay<'_>, job: &mut Job) {
-    if job.escrow > 0 {
-        credit(ov, &job.requester, job.escrow);
-        let mut f = r::fund(ov);
-        f.escrow -= job.escrow;
-        ov.put(r::key(Kind::Fund, &[]), &f);
-        job.escrow = 0;
-    }
-}
-
-fn dequeue(ov: &mut Overlay<'_>, job: &mut Job) {
-    if !job.queue_key.is_empty() {
-        ov.delete(std::mem::take(&mut job.queue_key));
-        let mut f = r::fund(ov);
-        f.queued -= 1;
-        ov.put(r::key(Kind::Fund, &[]), &f);
-    }
-}
-
 /// Why a job whose deadline has come fails: still waiting for replicas (none, or not
 /// all, leased) the market did not serve it; leased to every replica, they did not
 /// answer in time.
@@ -619,45 +489,6 @@ fn deadline_reason(job: &Job) -> FailReason {
     } else {
         FailReason::Expired
     }
-}
-
-/// Ends a job that cannot complete, for `reason` at height `h`: its leases are released
-/// (not counted as missed), it leaves the queue, its escrow goes back.
-pub(super) fn fail(ov: &mut Overlay<'_>, t: &Id, job: &mut Job, reason: FailReason, h: u64) {
-    for l in std::mem::take(&mut job.leases) {
-        ov.delete(r::key(
-            Kind::LeaseExpiry,
-            &[&be(l.expiry), &t.0, &l.provider.0],
-        ));
-        if let Some(mut pr) = r::provider(ov, &l.provider) {
-            pr.active_leases = pr.active_leases.saturating_sub(1);
-            ov.put(r::key(Kind::Provider, &[&l.provider.0]), &pr);
-        }
-    }
-    dequeue(ov, job);
-    refund(ov, job);
-    job.state = JobState::Failed;
-    job.failure = Some(Failure { reason, height: h });
-}
-
-pub(super) fn scan_until(ov: &Overlay<'_>, kind: Kind, h: u64) -> Vec<Vec<u8>> {
-    // Keys are `M ‖ kind ‖ height (BE) ‖ …`: everything below `M ‖ kind ‖ h + 1`.
-    let lo = r::prefix(kind);
-    let hi = match h.checked_add(1) {
-        Some(next) => r::key(kind, &[&be(next)]),
-        None => vec![r::MARKET_PREFIX, kind as u8 + 1],
-    };
-    ov.scan_range(&lo, &hi)
-        .into_iter()
-        .map(|(k, _)| k)
-        .filter(|k| k.len() >= 10)
-        .collect()
-}
-
-pub(super) fn id_at(k: &[u8], at: usize) -> Id {
-    let mut a = [0u8; 32];
-    a.copy_from_slice(&k[at..at + 32]);
-    Id(a)
 }
 
 /// Availability of a provider over the epoch so far, in basis points: heartbeat

@@ -1,16 +1,20 @@
-//! The compute market and the AI Compute Fund: the pure rules.
+//! The compute market and the AI Compute Fund: the pure rules (`docs/spec/market.md`).
 //!
-//! This first slice holds the parts every later step builds on, each a plain function
-//! of its inputs: the parameter set ([`params::MarketParams`], range-checked), the
-//! pricing and epoch-settlement arithmetic ([`pricing`]: units, QoS multipliers,
-//! price, the 80/15/5 split, the per-epoch cap with FIFO carry-over) and the matcher
-//! ([`matcher`]: eligibility, queue order, the seeded shuffle, lease quotas). Wiring
-//! them into transactions, state records and block execution is the next slice
-//! (`docs/spec/market.md`, "Status").
+//! The parameter set ([`params::MarketParams`], range-checked); the pricing and
+//! epoch-settlement arithmetic ([`pricing`]: units, QoS multipliers, price, the 80/15/5
+//! split, the per-epoch cap with FIFO carry-over); the matcher ([`matcher`]:
+//! eligibility, queue order, the seeded shuffle, lease quotas); the state records and
+//! their keys ([`records`], [`keys`]); block execution ([`exec`]: market transactions
+//! and the end-of-block step) and verification ([`dispute`]); every token move outside
+//! a transfer ([`ledger`]), audited by [`audit`]; read-only queries for the node
+//! ([`query`]). Files depend one way: `exec` → `dispute` → `ledger` → `keys` →
+//! `records`.
 
 pub mod audit;
 pub mod dispute;
 pub mod exec;
+pub mod keys;
+pub mod ledger;
 pub mod matcher;
 pub mod params;
 pub mod pricing;

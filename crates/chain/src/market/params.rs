@@ -5,6 +5,9 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use thiserror::Error;
 
+/// Longest governed parameter name, bytes (a `Propose` names parameters by it).
+pub const PARAM_NAME_BYTES_MAX: usize = 48;
+
 /// Basis points in one whole.
 pub const BPS: u64 = 10_000;
 
@@ -697,7 +700,7 @@ mod tests {
         let base = MarketParams::mainnet();
         assert_eq!(MarketParams::GOVERNABLE.len(), 44);
         for (i, name) in MarketParams::GOVERNABLE.iter().enumerate() {
-            assert!(name.len() <= crate::tx::PARAM_NAME_BYTES_MAX, "{name}");
+            assert!(name.len() <= PARAM_NAME_BYTES_MAX, "{name}");
             let v = base.get(name).expect("a governable name reads");
             let mut p = base.clone();
             let new = v + 1 + i as u64;

@@ -134,7 +134,7 @@ pub fn estimate<S: StateRead + ?Sized>(
         model: spec.model,
         lane: spec.lane,
         region: spec.region,
-        fee_per_unit: super::exec::fee_per_unit(p, spec),
+        fee_per_unit: super::keys::fee_per_unit(p, spec),
         submitted_height: next,
         size: spec.blob_bytes,
         replicas_needed: spec.redundancy,
@@ -169,7 +169,7 @@ pub fn estimate<S: StateRead + ?Sized>(
         }
     }
     // The queue ahead: its lane's queued jobs whose key sorts before this job's.
-    let mine = super::exec::queue_key(p, spec, next, &job.task_id);
+    let mine = super::keys::queue_key(p, spec, next, &job.task_id);
     let lane_prefix = r::key(Kind::Queue, &[&[spec.lane]]);
     let mut queue_ahead = 0u64;
     let mut replicas_ahead = 0u64;
