@@ -5,6 +5,7 @@ mod support;
 
 use proptest::prelude::*;
 use support::{sign, Chain};
+use tb_chain::error::GovernanceRefusal;
 use tb_chain::governance::{
     self as gov, effective_params, ProposalStatus, Rejection, ShadowReport,
 };
@@ -603,11 +604,12 @@ fn votes_only_in_the_period_from_staked_providers_and_replaceable() {
     let id = w
         .propose_ok(0, &[(BUDGET, 50)], ProposalMode::Shadow)
         .unwrap();
-    // A non-provider's vote: refused by the block and by the mempool (code 18).
+    // A non-provider's vote: refused by the block and by the mempool (code 19,
+    // not_a_provider).
     let tx = w.vote(stranger, id, true);
     let mut pool = Mempool::new(MempoolConfig::default(), w.chain.params.clone());
     let e = pool.admit(tx.clone(), &w.chain.state, 0).unwrap_err();
-    assert_eq!(e.code(), 18, "{e}");
+    assert_eq!(e.code(), 19, "{e}");
     // In the same block, a vote on a proposal that does not exist.
     let unknown = w.vote(1, id + 1, true);
     assert_eq!(w.step(vec![tx, unknown]), 0);
@@ -661,7 +663,8 @@ fn stateless(w: &World, changes: &[(&str, u64)], mode: ProposalMode) -> Result<(
 #[test]
 fn bad_proposals_are_refused() {
     let mut w = World::new(&[50, 50]);
-    // Unknown name, vector parameter, no changes: stateless refusals (mempool 18).
+    // Unknown name, vector parameter, no changes: stateless refusals (mempool 34,
+    // invalid_proposal).
     for (changes, want) in [
         (vec![("no_such_param", 1)], "not a governable"),
         (vec![("lane_lease_blocks", 1)], "not a governable"),
@@ -669,12 +672,14 @@ fn bad_proposals_are_refused() {
         (vec![(BUDGET, 1), (BUDGET, 2)], "twice"),
     ] {
         match stateless(&w, &changes, ProposalMode::Shadow) {
-            Err(TxError::Market(m)) => assert!(m.contains(want), "{m}"),
+            Err(TxError::Governance(GovernanceRefusal::Proposal, m)) => {
+                assert!(m.contains(want), "{m}")
+            }
             other => panic!("{changes:?}: {other:?}"),
         }
         let tx = w.propose(0, &changes, ProposalMode::Shadow);
         let mut pool = Mempool::new(MempoolConfig::default(), w.chain.params.clone());
-        assert_eq!(pool.admit(tx, &w.chain.state, 0).unwrap_err().code(), 18);
+        assert_eq!(pool.admit(tx, &w.chain.state, 0).unwrap_err().code(), 34);
     }
     // A value that makes the parameter set invalid: the split would be 11 000 bps.
     assert!(stateless(&w, &[("provider_bps", 9_000)], ProposalMode::Shadow).is_ok());

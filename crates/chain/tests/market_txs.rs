@@ -649,7 +649,7 @@ fn bad_market_transactions_are_refused() {
             })
         });
         match tb_chain::execute::check_stateless(&tx, &params) {
-            Err(tb_chain::TxError::Market(m)) => {
+            Err(tb_chain::TxError::Market(tb_chain::error::MarketRefusal::Fields, m)) => {
                 assert!(m.contains(want), "{m} should mention {want}")
             }
             other => panic!("expected a market error about {want}, got {other:?}"),
@@ -813,7 +813,7 @@ fn the_mempool_refuses_provider_transactions_from_non_providers() {
         &w.chain,
     );
     match pool.admit(hb, &w.chain.state, 0) {
-        Err(e) => assert_eq!(e.code(), 18, "{e}"),
+        Err(e) => assert_eq!(e.code(), 19, "{e}"),
         Ok(_) => panic!("a heartbeat from a non-provider was admitted"),
     }
     // A registered provider's heartbeat is admitted.

@@ -208,8 +208,10 @@ fn get<T: BorshDeserialize + BorshSerialize, S: StateRead + ?Sized>(s: &S, k: &[
     })
 }
 
-fn invalid(msg: impl Into<String>) -> TxError {
-    TxError::Market(format!("governance: {}", msg.into()))
+use crate::error::GovernanceRefusal as K;
+
+fn refuse(k: K, msg: impl Into<String>) -> TxError {
+    TxError::governance(k, msg)
 }
 
 /// A proposal record.
@@ -310,36 +312,38 @@ pub fn check_body(body: &ProposalBody) -> Result<(), TxError> {
     let n = body.changes.len();
     match body.mode {
         ProposalMode::Rollback { .. } if n != 0 => {
-            return Err(invalid("a rollback carries no changes"))
+            return Err(refuse(K::Proposal, "a rollback carries no changes"))
         }
         ProposalMode::Rollback { .. } => {}
         ProposalMode::Shadow | ProposalMode::Apply { .. } => {
             if n == 0 || n > PROPOSAL_CHANGES_MAX {
-                return Err(invalid(format!(
-                    "a proposal makes 1..={PROPOSAL_CHANGES_MAX} changes"
-                )));
+                return Err(refuse(
+                    K::Proposal,
+                    format!("a proposal makes 1..={PROPOSAL_CHANGES_MAX} changes"),
+                ));
             }
         }
     }
     let mut scratch = MarketParams::mainnet();
     for (i, c) in body.changes.iter().enumerate() {
         if c.name.len() > PARAM_NAME_BYTES_MAX {
-            return Err(invalid(format!(
-                "parameter names are at most {PARAM_NAME_BYTES_MAX} bytes"
-            )));
+            return Err(refuse(
+                K::Proposal,
+                format!("parameter names are at most {PARAM_NAME_BYTES_MAX} bytes"),
+            ));
         }
         if !MarketParams::GOVERNABLE.contains(&c.name.as_str()) {
-            return Err(invalid(format!(
-                "{:?} is not a governable parameter",
-                c.name
-            )));
+            return Err(refuse(
+                K::Proposal,
+                format!("{:?} is not a governable parameter", c.name),
+            ));
         }
         if body.changes[..i].iter().any(|d| d.name == c.name) {
-            return Err(invalid(format!("{} is changed twice", c.name)));
+            return Err(refuse(K::Proposal, format!("{} is changed twice", c.name)));
         }
         scratch
             .set(&c.name, c.value)
-            .map_err(|e| invalid(e.to_string()))?;
+            .map_err(|e| refuse(K::Proposal, e.to_string()))?;
     }
     Ok(())
 }
@@ -376,7 +380,10 @@ fn open_count<S: StateRead + ?Sized>(s: &S) -> usize {
 fn staked_provider<S: StateRead + ?Sized>(s: &S, a: &Address, what: &str) -> Result<(), TxError> {
     match mr::provider(s, a) {
         Some(p) if p.stake > 0 => Ok(()),
-        _ => Err(invalid(format!("only a staked provider may {what}"))),
+        _ => Err(refuse(
+            K::NotEligible,
+            format!("only a staked provider may {what}"),
+        )),
     }
 }
 
@@ -397,30 +404,37 @@ pub fn apply_tx(
             staked_provider(ov, &from, "propose")?;
             if mr::provider(ov, &from).map(|x| x.stake).unwrap_or(0) < params.market.min_stake_micro
             {
-                return Err(invalid(format!(
-                    "a proposer stakes at least min_stake_micro ({})",
-                    params.market.min_stake_micro
-                )));
+                return Err(refuse(
+                    K::NotEligible,
+                    format!(
+                        "a proposer stakes at least min_stake_micro ({})",
+                        params.market.min_stake_micro
+                    ),
+                ));
             }
             if open_proposers(ov).contains(&from) {
-                return Err(invalid(
+                return Err(refuse(
+                    K::Slots,
                     "the sender already has a proposal in its voting period",
                 ));
             }
             if open_count(ov) >= g.proposals_open_max as usize {
-                return Err(invalid(format!(
-                    "{} proposals are open already",
-                    g.proposals_open_max
-                )));
+                return Err(refuse(
+                    K::Slots,
+                    format!("{} proposals are open already", g.proposals_open_max),
+                ));
             }
             let voting_end = height + g.voting_blocks;
             let check_activation = |at: u64| {
                 let lo = voting_end + g.activation_delay_blocks_min;
                 let hi = voting_end + g.activation_delay_blocks_max;
                 if at < lo || at > hi {
-                    return Err(invalid(format!(
-                        "activate_at {at} is outside {lo}..={hi} (voting ends at {voting_end})"
-                    )));
+                    return Err(refuse(
+                        K::Proposal,
+                        format!(
+                            "activate_at {at} is outside {lo}..={hi} (voting ends at {voting_end})"
+                        ),
+                    ));
                 }
                 Ok(())
             };
@@ -432,26 +446,32 @@ pub fn apply_tx(
                     activate_at,
                 } => {
                     check_activation(*activate_at)?;
-                    let t = proposal(ov, *target)
-                        .ok_or_else(|| invalid(format!("no proposal {target}")))?;
+                    let t = proposal(ov, *target).ok_or_else(|| {
+                        refuse(K::UnknownProposal, format!("no proposal {target}"))
+                    })?;
                     if matches!(t.body.mode, ProposalMode::Shadow) {
-                        return Err(invalid(format!(
-                            "proposal {target} is a shadow proposal: nothing to roll back"
-                        )));
+                        return Err(refuse(
+                            K::ProposalState,
+                            format!("proposal {target} is a shadow proposal: nothing to roll back"),
+                        ));
                     }
                     if !matches!(
                         t.status,
                         ProposalStatus::Scheduled { .. } | ProposalStatus::Active { .. }
                     ) {
-                        return Err(invalid(format!(
-                            "proposal {target} is neither scheduled nor active ({:?})",
-                            t.status
-                        )));
+                        return Err(refuse(
+                            K::ProposalState,
+                            format!(
+                                "proposal {target} is neither scheduled nor active ({:?})",
+                                t.status
+                            ),
+                        ));
                     }
                 }
             }
             if !p.body.changes.is_empty() {
-                with_changes(&params.market, &p.body.changes).map_err(invalid)?;
+                with_changes(&params.market, &p.body.changes)
+                    .map_err(|e| refuse(K::Proposal, e))?;
             }
             let id: u64 = get(ov, &key(Kind::Counter, &[])).unwrap_or(0);
             let rec = Proposal {
@@ -470,17 +490,21 @@ pub fn apply_tx(
         }
         TxPayload::Vote(v) => {
             let p = proposal(ov, v.proposal)
-                .ok_or_else(|| invalid(format!("no proposal {}", v.proposal)))?;
+                .ok_or_else(|| refuse(K::UnknownProposal, format!("no proposal {}", v.proposal)))?;
             if p.status != ProposalStatus::Voting || height > p.voting_end {
-                return Err(invalid(format!(
-                    "proposal {} is not in its voting period (heights {}..={})",
-                    p.id, p.created, p.voting_end
-                )));
+                return Err(refuse(
+                    K::ProposalState,
+                    format!(
+                        "proposal {} is not in its voting period (heights {}..={})",
+                        p.id, p.created, p.voting_end
+                    ),
+                ));
             }
             staked_provider(ov, &from, "vote")?;
             let pr = mr::provider(ov, &from).expect("checked: a staked provider");
             if pr.registered_at >= p.created {
-                return Err(invalid(
+                return Err(refuse(
+                    K::NotEligible,
                     "only providers registered before the proposal was made may vote on it",
                 ));
             }
@@ -501,7 +525,9 @@ pub fn apply_tx(
         | TxPayload::SealReceipt(_)
         | TxPayload::Challenge(_)
         | TxPayload::SupplyEvidence(_)
-        | TxPayload::ReportMalformed(_) => return Err(invalid("not a governance transaction")),
+        | TxPayload::ReportMalformed(_) => {
+            return Err(refuse(K::Proposal, "not a governance transaction"))
+        }
     }
     ov.set_account(&from, &acc);
     Ok(())
@@ -911,7 +937,7 @@ mod tests {
             ),
         ] {
             match check_body(&b) {
-                Err(TxError::Market(m)) => assert!(m.contains(want), "{m} vs {want}"),
+                Err(TxError::Governance(_, m)) => assert!(m.contains(want), "{m} vs {want}"),
                 other => panic!("{b:?}: {other:?}"),
             }
         }

@@ -19,8 +19,10 @@ use crate::tx::{Challenge, PublishBlob, SealReceipt, SupplyEvidence};
 use sha2::{Digest as _, Sha256};
 use tb_primitives::{Address, Id};
 
-fn invalid(msg: impl Into<String>) -> TxError {
-    TxError::Market(msg.into())
+use crate::error::MarketRefusal as K;
+
+fn refuse(k: K, msg: impl Into<String>) -> TxError {
+    TxError::market(k, msg)
 }
 
 const NO_POSTER: Address = Address([0; 32]);
@@ -38,20 +40,23 @@ pub fn check_publish(p: &super::MarketParams, b: &PublishBlob) -> Result<(), TxE
     // must not make the blob of a job already in flight unpublishable.
     let max = tb_job::format::JOB_BLOB_BYTES_MAX as u64;
     if b.total_bytes == 0 || b.total_bytes > max {
-        return Err(invalid(format!("an object is 1..={max} bytes")));
+        return Err(refuse(K::Fields, format!("an object is 1..={max} bytes")));
     }
     if b.bytes.is_empty() || b.bytes.len() as u64 > p.blob_chunk_bytes {
-        return Err(invalid(format!(
-            "a chunk is 1..={} bytes",
-            p.blob_chunk_bytes
-        )));
+        return Err(refuse(
+            K::Fields,
+            format!("a chunk is 1..={} bytes", p.blob_chunk_bytes),
+        ));
     }
     if b.fee < blob_fee_min(p, b.bytes.len()) {
-        return Err(invalid(format!(
-            "a chunk of {} bytes pays at least {} in fees",
-            b.bytes.len(),
-            blob_fee_min(p, b.bytes.len())
-        )));
+        return Err(refuse(
+            K::Fields,
+            format!(
+                "a chunk of {} bytes pays at least {} in fees",
+                b.bytes.len(),
+                blob_fee_min(p, b.bytes.len())
+            ),
+        ));
     }
     Ok(())
 }
@@ -119,25 +124,27 @@ pub fn apply_publish(
         }
     };
     if part.total_bytes != b.total_bytes {
-        return Err(invalid(format!(
-            "this copy of the object was declared {} bytes",
-            part.total_bytes
-        )));
+        return Err(refuse(
+            K::Chunk,
+            format!(
+                "this copy of the object was declared {} bytes",
+                part.total_bytes
+            ),
+        ));
     }
     if b.index >= part.chunks {
-        return Err(invalid(format!(
-            "chunk {} of an object of {} chunks",
-            b.index, part.chunks
-        )));
+        return Err(refuse(
+            K::Chunk,
+            format!("chunk {} of an object of {} chunks", b.index, part.chunks),
+        ));
     }
     let start = b.index as u64 * part.chunk_bytes;
     let want = part.chunk_bytes.min(part.total_bytes - start);
     if b.bytes.len() as u64 != want {
-        return Err(invalid(format!(
-            "chunk {} is {want} bytes, not {}",
-            b.index,
-            b.bytes.len()
-        )));
+        return Err(refuse(
+            K::Chunk,
+            format!("chunk {} is {want} bytes, not {}", b.index, b.bytes.len()),
+        ));
     }
     let ck = chunk_key(&b.object, &b.from, b.index);
     if ov.get_raw(&ck).is_some() {
@@ -277,30 +284,41 @@ pub fn check_receipt_data<S: StateRead + ?Sized>(
     job: &Job,
     rc: &tb_job::Receipt,
 ) -> Result<(), TxError> {
-    let o = r::object(s, &rc.result_sha256)
-        .ok_or(invalid("the receipt's result object is not published"))?;
-    let res = o.result.ok_or(invalid(
+    let o = r::object(s, &rc.result_sha256).ok_or(refuse(
+        K::Unpublished,
+        "the receipt's result object is not published",
+    ))?;
+    let res = o.result.ok_or(refuse(
+        K::TraceMismatch,
         "the receipt's result object is not a result object",
     ))?;
     if res.outputs as usize != job.spec.outputs.len() {
-        return Err(invalid(format!(
-            "the result holds {} outputs, the job declares {}",
-            res.outputs,
-            job.spec.outputs.len()
-        )));
+        return Err(refuse(
+            K::TraceMismatch,
+            format!(
+                "the result holds {} outputs, the job declares {}",
+                res.outputs,
+                job.spec.outputs.len()
+            ),
+        ));
     }
     if res.output_digest != rc.output_digest_sha256 {
-        return Err(invalid(
+        return Err(refuse(
+            K::TraceMismatch,
             "the result's outputs do not give the receipt's output digest",
         ));
     }
-    let o =
-        r::object(s, &rc.trace_sha256).ok_or(invalid("the receipt's trace is not published"))?;
-    let info = o
-        .trace
-        .ok_or(invalid("the receipt's trace is not a trace blob"))?;
+    let o = r::object(s, &rc.trace_sha256).ok_or(refuse(
+        K::Unpublished,
+        "the receipt's trace is not published",
+    ))?;
+    let info = o.trace.ok_or(refuse(
+        K::TraceMismatch,
+        "the receipt's trace is not a trace blob",
+    ))?;
     if info.task_id != rc.task_id || info.provider != rc.provider {
-        return Err(invalid(
+        return Err(refuse(
+            K::TraceMismatch,
             "the trace is not the receipt's provider's trace of this job",
         ));
     }
@@ -308,12 +326,14 @@ pub fn check_receipt_data<S: StateRead + ?Sized>(
     let mut outputs = Vec::with_capacity(shape.outputs.len());
     for op in &shape.outputs {
         let at = tb_job::verify::TRACE_HEADER_BYTES as u64 + *op as u64 * 32;
-        let leaf = r::object_range(s, &rc.trace_sha256, at, 32)
-            .ok_or(invalid(format!("trace: the output op {op} has no leaf")))?;
+        let leaf = r::object_range(s, &rc.trace_sha256, at, 32).ok_or(refuse(
+            K::TraceMismatch,
+            format!("trace: the output op {op} has no leaf"),
+        ))?;
         outputs.push(<[u8; 32]>::try_from(leaf.as_slice()).expect("32 bytes"));
     }
     tb_job::check_trace_parts(rc, &shape, info.leaves as u64, &info.root, &outputs)
-        .map_err(|e| invalid(format!("trace: {e}")))
+        .map_err(|e| refuse(K::TraceMismatch, format!("trace: {e}")))
 }
 
 /// A published trace's leaves, if it is available.
@@ -350,27 +370,35 @@ fn model_bytes<S: StateRead + ?Sized>(s: &S, job: &Job) -> Result<Option<Vec<u8>
 pub fn apply_seal(ov: &mut Overlay<'_>, ctx: &TxCtx<'_>, sr: &SealReceipt) -> Result<(), TxError> {
     let (params, h) = (ctx.params, ctx.height);
     let p = &params.market;
-    let mut job = r::job(ov, &sr.task_id).ok_or(invalid("unknown task"))?;
+    let mut job = r::job(ov, &sr.task_id).ok_or(refuse(K::UnknownTask, "unknown task"))?;
     if job.spec.redundancy < 2 {
-        return Err(invalid(
+        return Err(refuse(
+            K::Stage,
             "a job without redundancy takes its receipt directly",
         ));
     }
     if job.seals.iter().any(|s| s.provider == sr.from) {
-        return Err(invalid("already sealed"));
+        return Err(refuse(K::Duplicate, "already sealed"));
     }
     if sr.result_bytes > tb_job::result::RESULT_BYTES_MAX as u64 {
-        return Err(invalid(format!(
-            "a result object is at most {} bytes",
-            tb_job::result::RESULT_BYTES_MAX
-        )));
+        return Err(refuse(
+            K::Fields,
+            format!(
+                "a result object is at most {} bytes",
+                tb_job::result::RESULT_BYTES_MAX
+            ),
+        ));
     }
     let li = job
         .leases
         .iter()
         .position(|l| l.provider == sr.from && l.expiry >= h)
-        .ok_or(invalid("the sender holds no live lease of this job"))?;
-    let mut pr = r::provider(ov, &sr.from).ok_or(invalid("not a registered provider"))?;
+        .ok_or(refuse(
+            K::NoLease,
+            "the sender holds no live lease of this job",
+        ))?;
+    let mut pr =
+        r::provider(ov, &sr.from).ok_or(refuse(K::NotProvider, "not a registered provider"))?;
     let lease = job.leases.remove(li);
     ov.delete(r::key(
         Kind::LeaseExpiry,
@@ -607,56 +635,61 @@ pub fn apply_challenge(
     c: &Challenge,
 ) -> Result<(), TxError> {
     let p = &params.market;
-    let mut job = r::job(ov, &c.task_id).ok_or(invalid("unknown task"))?;
+    let mut job = r::job(ov, &c.task_id).ok_or(refuse(K::UnknownTask, "unknown task"))?;
     if job.state != JobState::Proven || h > job.window_end {
-        return Err(invalid("the job is not in its challenge window"));
+        return Err(refuse(K::Stage, "the job is not in its challenge window"));
     }
     let open_now: Vec<Dispute> = disputes(ov, &c.task_id)
         .into_iter()
         .filter(|d| d.ruling.is_none())
         .collect();
     if open_now.len() as u32 >= r::CHALLENGES_PER_JOB_MAX {
-        return Err(invalid(format!(
-            "{} challenges of this job are open",
-            r::CHALLENGES_PER_JOB_MAX
-        )));
+        return Err(refuse(
+            K::Challenge,
+            format!(
+                "{} challenges of this job are open",
+                r::CHALLENGES_PER_JOB_MAX
+            ),
+        ));
     }
     if open_now
         .iter()
         .any(|d| d.challenger.is_some_and(|(a, _)| a == c.from))
     {
-        return Err(invalid(
+        return Err(refuse(
+            K::Duplicate,
             "the sender already has an open challenge of this job",
         ));
     }
     if c.bond < p.challenge_bond_micro {
-        return Err(invalid(format!(
-            "the bond is at least {}",
-            p.challenge_bond_micro
-        )));
+        return Err(refuse(
+            K::Challenge,
+            format!("the bond is at least {}", p.challenge_bond_micro),
+        ));
     }
     if c.bundle_bytes == 0 || c.bundle_bytes > tb_job::verify::BUNDLE_BYTES_MAX as u64 {
-        return Err(invalid(format!(
-            "a bundle is 1..={} bytes",
-            tb_job::verify::BUNDLE_BYTES_MAX
-        )));
+        return Err(refuse(
+            K::Fields,
+            format!("a bundle is 1..={} bytes", tb_job::verify::BUNDLE_BYTES_MAX),
+        ));
     }
     if c.op >= job.spec.n_ops {
-        return Err(invalid(format!(
-            "op {} is past the job's {} ops",
-            c.op, job.spec.n_ops
-        )));
+        return Err(refuse(
+            K::Challenge,
+            format!("op {} is past the job's {} ops", c.op, job.spec.n_ops),
+        ));
     }
     let standing: Vec<&ReceiptRecord> = job.receipts.iter().filter(|x| !x.refuted).collect();
     let Some(first) = standing.first() else {
-        return Err(invalid("the job has no standing receipt"));
+        return Err(refuse(K::Challenge, "the job has no standing receipt"));
     };
     let root = first.trace_root;
     if c.proof.index != c.op as u64
         || c.proof.leaf_count != job.spec.n_ops as u64
         || !tb_job::verify_trace_proof(&root, &c.leaf, &c.proof)
     {
-        return Err(invalid(
+        return Err(refuse(
+            K::Challenge,
             "the leaf's proof does not verify under the trace root",
         ));
     }
@@ -701,12 +734,13 @@ pub fn apply_supply(
     e: &SupplyEvidence,
 ) -> Result<(), TxError> {
     let k = dispute_key(&e.task_id, e.dispute);
-    let mut d: Dispute = r::get(ov, &k).ok_or(invalid("no such dispute"))?;
+    let mut d: Dispute = r::get(ov, &k).ok_or(refuse(K::Dispute, "no such dispute"))?;
     if d.ruling.is_some() {
-        return Err(invalid("the dispute is ruled"));
+        return Err(refuse(K::Dispute, "the dispute is ruled"));
     }
     if d.owed != Owed::Parties {
-        return Err(invalid(
+        return Err(refuse(
+            K::Dispute,
             "a challenge's evidence is the one its challenger named",
         ));
     }
@@ -715,30 +749,35 @@ pub fn apply_supply(
             .as_ref()
             .is_some_and(|o| o.providers.contains(&e.from));
     if !party {
-        return Err(invalid("only a party to the dispute names its evidence"));
+        return Err(refuse(
+            K::Dispute,
+            "only a party to the dispute names its evidence",
+        ));
     }
     if d.named_by.contains(&e.from) {
-        return Err(invalid(
+        return Err(refuse(
+            K::Duplicate,
             "the sender already named its bundle for this dispute",
         ));
     }
     if d.bundles.iter().any(|(_, b)| *b == e.bundle) {
-        return Err(invalid(
+        return Err(refuse(
+            K::Duplicate,
             "this bundle is already named for this dispute (it will be examined)",
         ));
     }
     if e.bundle_bytes == 0 || e.bundle_bytes > tb_job::verify::BUNDLE_BYTES_MAX as u64 {
-        return Err(invalid(format!(
-            "a bundle is 1..={} bytes",
-            tb_job::verify::BUNDLE_BYTES_MAX
-        )));
+        return Err(refuse(
+            K::Fields,
+            format!("a bundle is 1..={} bytes", tb_job::verify::BUNDLE_BYTES_MAX),
+        ));
     }
     let p = &params.market;
     d.bundles.push((e.from, e.bundle));
     d.named_by.push(e.from);
     // A bundle still to be published extends the deadline by what it takes to publish.
     if r::object(ov, &e.bundle).is_none() {
-        let job = r::job(ov, &e.task_id).ok_or(invalid("unknown task"))?;
+        let job = r::job(ov, &e.task_id).ok_or(refuse(K::UnknownTask, "unknown task"))?;
         let deadline = h + evidence_deadline(p, owed_bytes(ov, &job, e.bundle_bytes));
         if deadline > d.deadline {
             ov.delete(deadline_key(&d));
@@ -763,24 +802,32 @@ pub fn apply_report(
     h: u64,
     m: &crate::tx::ReportMalformed,
 ) -> Result<(), TxError> {
-    let mut job = r::job(ov, &m.task_id).ok_or(invalid("unknown task"))?;
+    let mut job = r::job(ov, &m.task_id).ok_or(refuse(K::UnknownTask, "unknown task"))?;
     if !job
         .leases
         .iter()
         .any(|l| l.provider == m.from && l.expiry >= h)
     {
-        return Err(invalid("the sender holds no live lease of this job"));
+        return Err(refuse(
+            K::NoLease,
+            "the sender holds no live lease of this job",
+        ));
     }
-    let blob = r::object_bytes(ov, &job.spec.blob_sha256)
-        .ok_or(invalid("publish the job blob before reporting it"))?;
+    let blob = r::object_bytes(ov, &job.spec.blob_sha256).ok_or(refuse(
+        K::Unpublished,
+        "publish the job blob before reporting it",
+    ))?;
     let model = model_bytes(ov, &job).map_err(|()| {
-        invalid("the job's model is not available (it is pinned while the job runs)")
+        refuse(
+            K::Unpublished,
+            "the job's model is not available (it is pinned while the job runs)",
+        )
     })?;
     let matches = blob.len() as u64 == job.spec.blob_bytes
         && tb_job::check_job_blob(&blob, model.as_deref(), &job.spec.shape(), job.spec.flops)
             .is_ok();
     if matches {
-        return Err(invalid("the job blob matches its spec"));
+        return Err(refuse(K::Report, "the job blob matches its spec"));
     }
     fail(ov, &m.task_id, &mut job, FailReason::Malformed, h);
     ov.put(r::key(Kind::Job, &[&m.task_id.0]), &job);
@@ -1210,18 +1257,21 @@ pub fn disputes<S: StateRead + ?Sized>(s: &S, t: &Id) -> Vec<Dispute> {
 /// receipt is the one it sealed. Returns the seal.
 pub fn check_reveal(job: &Job, sr: &crate::tx::SubmitReceipt) -> Result<SealRecord, TxError> {
     if job.state != JobState::Revealing {
-        return Err(invalid("the job's replicas have not all sealed"));
+        return Err(refuse(K::Stage, "the job's replicas have not all sealed"));
     }
     let s = job
         .seals
         .iter()
         .find(|s| s.provider == sr.from)
-        .ok_or(invalid("the sender sealed no answer to this job"))?;
+        .ok_or(refuse(K::Stage, "the sender sealed no answer to this job"))?;
     if job.receipts.iter().any(|x| x.provider == sr.from) {
-        return Err(invalid("already revealed"));
+        return Err(refuse(K::Duplicate, "already revealed"));
     }
     if sr.receipt.seal() != s.seal {
-        return Err(invalid("the receipt is not the one the sender sealed"));
+        return Err(refuse(
+            K::Receipt,
+            "the receipt is not the one the sender sealed",
+        ));
     }
     Ok(s.clone())
 }

@@ -23,8 +23,10 @@ use crate::tx::{
 };
 use tb_primitives::{blake3_id, encode, Address, Id};
 
-fn invalid(msg: impl Into<String>) -> TxError {
-    TxError::Market(msg.into())
+use crate::error::MarketRefusal as K;
+
+fn refuse(k: K, msg: impl Into<String>) -> TxError {
+    TxError::market(k, msg)
 }
 
 /// Stateless checks of a market transaction's fields.
@@ -40,77 +42,93 @@ pub fn check_stateless(p: &MarketParams, tx: &crate::tx::TxPayload) -> Result<()
 
 fn check_caps(p: &MarketParams, c: &ProviderCaps) -> Result<(), TxError> {
     if c.fabrics.is_empty() || c.fabrics.len() > PROVIDER_FABRICS_MAX {
-        return Err(invalid(format!(
-            "a provider declares 1..={PROVIDER_FABRICS_MAX} fabrics"
-        )));
+        return Err(refuse(
+            K::Fields,
+            format!("a provider declares 1..={PROVIDER_FABRICS_MAX} fabrics"),
+        ));
     }
     if c.fabrics
         .iter()
         .any(|f| f.is_empty() || f.len() > FABRIC_NAME_BYTES_MAX)
     {
-        return Err(invalid(format!(
-            "fabric names are 1..={FABRIC_NAME_BYTES_MAX} bytes"
-        )));
+        return Err(refuse(
+            K::Fields,
+            format!("fabric names are 1..={FABRIC_NAME_BYTES_MAX} bytes"),
+        ));
     }
     if c.kernel_digests.len() > PROVIDER_DIGESTS_MAX {
-        return Err(invalid(format!(
-            "at most {PROVIDER_DIGESTS_MAX} kernel digests"
-        )));
+        return Err(refuse(
+            K::Fields,
+            format!("at most {PROVIDER_DIGESTS_MAX} kernel digests"),
+        ));
     }
     if c.models.is_empty() || c.models.len() > PROVIDER_MODELS_MAX {
-        return Err(invalid(format!(
-            "a provider accepts 1..={PROVIDER_MODELS_MAX} model classes"
-        )));
+        return Err(refuse(
+            K::Fields,
+            format!("a provider accepts 1..={PROVIDER_MODELS_MAX} model classes"),
+        ));
     }
     if c.models
         .iter()
         .any(|m| *m as usize >= p.model_weights_bps.len())
     {
-        return Err(invalid("an unknown model class"));
+        return Err(refuse(K::Fields, "an unknown model class"));
     }
     if c.max_leases == 0 {
-        return Err(invalid("max_leases must be at least 1"));
+        return Err(refuse(K::Fields, "max_leases must be at least 1"));
     }
     Ok(())
 }
 
 fn check_spec(p: &MarketParams, s: &JobSpec) -> Result<(), TxError> {
     if s.lane as usize >= p.lanes() {
-        return Err(invalid(format!("lane {} of {}", s.lane, p.lanes())));
+        return Err(refuse(
+            K::Fields,
+            format!("lane {} of {}", s.lane, p.lanes()),
+        ));
     }
     if s.model as usize >= p.model_weights_bps.len() {
-        return Err(invalid(format!("unknown model class {}", s.model)));
+        return Err(refuse(
+            K::Fields,
+            format!("unknown model class {}", s.model),
+        ));
     }
     if s.redundancy == 0 || s.redundancy > p.redundancy_max {
-        return Err(invalid(format!(
-            "redundancy must be 1..={}",
-            p.redundancy_max
-        )));
+        return Err(refuse(
+            K::Fields,
+            format!("redundancy must be 1..={}", p.redundancy_max),
+        ));
     }
     if s.flops == 0 || s.flops > p.job_flops_max {
-        return Err(invalid(format!("flops must be 1..={}", p.job_flops_max)));
+        return Err(refuse(
+            K::Fields,
+            format!("flops must be 1..={}", p.job_flops_max),
+        ));
     }
     if s.blob_bytes == 0 || s.blob_bytes > p.job_blob_bytes_max {
-        return Err(invalid(format!(
-            "blob size must be 1..={}",
-            p.job_blob_bytes_max
-        )));
+        return Err(refuse(
+            K::Fields,
+            format!("blob size must be 1..={}", p.job_blob_bytes_max),
+        ));
     }
     if s.max_price == 0 {
-        return Err(invalid("max_price must be positive"));
+        return Err(refuse(K::Fields, "max_price must be positive"));
     }
     s.shape()
         .check()
-        .map_err(|e| invalid(format!("job shape: {e}")))?;
+        .map_err(|e| refuse(K::Fields, format!("job shape: {e}")))?;
     if let Some(m) = &s.model_object {
         let max = tb_job::format::MODEL_BYTES_MAX as u64;
         if m.bytes == 0 || m.bytes > max {
-            return Err(invalid(format!("a model is 1..={max} bytes")));
+            return Err(refuse(K::Fields, format!("a model is 1..={max} bytes")));
         }
     }
     let units = pricing::max_units_milli(p, s.flops, s.model).unwrap_or(u64::MAX);
     if units as u128 > p.gamma_cap_units as u128 * pricing::MILLI as u128 {
-        return Err(invalid("the job can earn more units than an epoch pays"));
+        return Err(refuse(
+            K::Fields,
+            "the job can earn more units than an epoch pays",
+        ));
     }
     Ok(())
 }
@@ -157,9 +175,9 @@ pub fn apply_tx(
         }
         T::Stake(StakeChange { amount, .. }) => {
             let mut pr = r::provider(ov, &from)
-                .ok_or(TxError::Market("not a registered provider".into()))?;
+                .ok_or(refuse(K::NotProvider, "not a registered provider"))?;
             if *amount == 0 {
-                return Err(invalid("a stake change moves a positive amount"));
+                return Err(refuse(K::Fields, "a stake change moves a positive amount"));
             }
             pr.stake = pr
                 .stake
@@ -175,18 +193,18 @@ pub fn apply_tx(
         }
         T::Unstake(StakeChange { amount, .. }) => {
             let mut pr = r::provider(ov, &from)
-                .ok_or(TxError::Market("not a registered provider".into()))?;
+                .ok_or(refuse(K::NotProvider, "not a registered provider"))?;
             if *amount == 0 || *amount > pr.stake {
-                return Err(invalid(format!(
-                    "unstake {amount} of a stake of {}",
-                    pr.stake
-                )));
+                return Err(refuse(
+                    K::Stake,
+                    format!("unstake {amount} of a stake of {}", pr.stake),
+                ));
             }
             if pr.active_leases > 0 {
-                return Err(invalid("a provider holding leases cannot unstake"));
+                return Err(refuse(K::Stake, "a provider holding leases cannot unstake"));
             }
             if pr.unbonding_entries >= r::UNBONDING_ENTRIES_MAX {
-                return Err(invalid("too many unbonding entries pending"));
+                return Err(refuse(K::Stake, "too many unbonding entries pending"));
             }
             let release = height + p.unbonding_blocks.max(1);
             let k = r::key(Kind::Unbonding, &[&be(release), &from.0]);
@@ -205,7 +223,7 @@ pub fn apply_tx(
         }
         T::Heartbeat(Heartbeat { .. }) => {
             let mut pr = r::provider(ov, &from)
-                .ok_or(TxError::Market("not a registered provider".into()))?;
+                .ok_or(refuse(K::NotProvider, "not a registered provider"))?;
             // One heartbeat per interval counts: a burst cannot stand in for a window.
             let interval = p.heartbeat_interval_blocks;
             if pr.heartbeats_epoch == 0 || pr.last_heartbeat / interval != height / interval {
@@ -218,21 +236,24 @@ pub fn apply_tx(
             check_spec(p, spec)?;
             let lease = p.lane_lease_blocks[spec.lane as usize];
             if spec.deadline <= height + lease {
-                return Err(invalid("the deadline leaves no room for a lease"));
+                return Err(refuse(K::Job, "the deadline leaves no room for a lease"));
             }
             if spec.deadline - height > p.deadline_blocks_max {
-                return Err(invalid(format!(
-                    "the deadline is more than {} blocks away",
-                    p.deadline_blocks_max
-                )));
+                return Err(refuse(
+                    K::Job,
+                    format!(
+                        "the deadline is more than {} blocks away",
+                        p.deadline_blocks_max
+                    ),
+                ));
             }
             let mut f = r::fund(ov);
             if f.queued >= p.queue_max as u64 {
-                return Err(invalid("the job queue is full"));
+                return Err(refuse(K::Job, "the job queue is full"));
             }
             let t = task_id(params.chain_id, height, tx);
             if r::job(ov, &t).is_some() {
-                return Err(invalid("task id already exists"));
+                return Err(refuse(K::Job, "task id already exists"));
             }
             // A job that names a model runs it: the model must be on chain now, and
             // stays available until the job's deadline. Keeping it past what its
@@ -241,30 +262,39 @@ pub fn apply_tx(
                 let o = match r::object(ov, &m.sha256) {
                     Some(o) if o.total_bytes == m.bytes => o,
                     Some(o) => {
-                        return Err(invalid(format!(
-                            "model {} is published with {} bytes, the spec says {}",
-                            tb_primitives::Digest(m.sha256).to_hex(),
-                            o.total_bytes,
-                            m.bytes
-                        )))
+                        return Err(refuse(
+                            K::Model,
+                            format!(
+                                "model {} is published with {} bytes, the spec says {}",
+                                tb_primitives::Digest(m.sha256).to_hex(),
+                                o.total_bytes,
+                                m.bytes
+                            ),
+                        ))
                     }
                     None => {
-                        return Err(invalid(format!(
+                        return Err(refuse(
+                            K::Model,
+                            format!(
                             "model {} is not published (publish it first: `tb-cli model publish`)",
                             tb_primitives::Digest(m.sha256).to_hex()
-                        )))
+                        ),
+                        ))
                     }
                 };
                 let rent = super::pricing::model_rent_micro(p, m.bytes, o.expires, spec.deadline);
                 if tx.payload.fee() < rent {
-                    return Err(invalid(format!(
-                        "keeping model {} available until the job's deadline (height {}, \
+                    return Err(refuse(
+                        K::Model,
+                        format!(
+                            "keeping model {} available until the job's deadline (height {}, \
                          {} blocks past its paid retention) costs {rent} micro-tokens of rent: \
                          the SubmitJob's fee must be at least that",
-                        tb_primitives::Digest(m.sha256).to_hex(),
-                        spec.deadline,
-                        spec.deadline.saturating_sub(o.expires)
-                    )));
+                            tb_primitives::Digest(m.sha256).to_hex(),
+                            spec.deadline,
+                            spec.deadline.saturating_sub(o.expires)
+                        ),
+                    ));
                 }
             }
             let escrow = spec.max_price * spec.redundancy as u64;
@@ -310,7 +340,7 @@ pub fn apply_tx(
         T::SupplyEvidence(e) => super::dispute::apply_supply(ov, params, height, e)?,
         T::ReportMalformed(m) => super::dispute::apply_report(ov, params, height, m)?,
         T::Transfer(_) | T::RegisterHandle(_) | T::Propose(_) | T::Vote(_) => {
-            return Err(invalid("not a market transaction"))
+            return Err(refuse(K::Fields, "not a market transaction"))
         }
     }
     ov.set_account(&from, &acc);
@@ -323,17 +353,17 @@ fn apply_receipt(ov: &mut Overlay<'_>, ctx: &TxCtx<'_>, sr: &SubmitReceipt) -> R
     let rc = &sr.receipt.receipt;
     let checks = crate::telemetry::ReceiptCheck::start();
     if rc.provider != sr.from {
-        return Err(invalid("the receipt is not the sender's"));
+        return Err(refuse(K::Receipt, "the receipt is not the sender's"));
     }
     if rc.task_id != sr.task_id {
-        return Err(invalid("the receipt is for another task"));
+        return Err(refuse(K::Receipt, "the receipt is for another task"));
     }
     sr.receipt
         .verify(params.chain_id)
-        .map_err(|e| invalid(format!("receipt signature: {e}")))?;
-    let mut job = r::job(ov, &sr.task_id).ok_or(TxError::Market("unknown task".into()))?;
+        .map_err(|e| refuse(K::Receipt, format!("receipt signature: {e}")))?;
+    let mut job = r::job(ov, &sr.task_id).ok_or(refuse(K::UnknownTask, "unknown task"))?;
     let mut pr =
-        r::provider(ov, &sr.from).ok_or(TxError::Market("not a registered provider".into()))?;
+        r::provider(ov, &sr.from).ok_or(refuse(K::NotProvider, "not a registered provider"))?;
     let receipt_hash: [u8; 32] = tb_primitives::sha256_digest(&sr.receipt.to_bytes()).0;
     // Where the answer was delivered: a redundant job's replica sealed it inside its
     // lease and reveals it now; otherwise it comes inside the live lease (`li`).
@@ -356,10 +386,10 @@ fn apply_receipt(ov: &mut Overlay<'_>, ctx: &TxCtx<'_>, sr: &SubmitReceipt) -> R
                 // The job ended (settled, failed, verified, disputed): a late answer is
                 // refused, not punished; a replica whose lease `fail` released is
                 // honest.
-                return Err(invalid("the job no longer takes receipts"));
+                return Err(refuse(K::Stage, "the job no longer takes receipts"));
             }
             if !job.tried.contains(&sr.from) || job.receipts.iter().any(|x| x.provider == sr.from) {
-                return Err(invalid("the sender holds no lease of this job"));
+                return Err(refuse(K::NoLease, "the sender holds no lease of this job"));
             }
             // Its own lease lapsed while the job still runs: accepted as evidence of
             // the fault, slashed, not paid.
