@@ -23,6 +23,7 @@ use tb_chain::tx::{
     RegisterProvider, StakeChange, SubmitJob, Vote,
 };
 use tb_chain::{Block, BlockHeader, ChainParams, RegisterHandle, SignedTx, Transfer, TxPayload};
+use tb_primitives::mutation::{arb_mutation, mutate};
 use tb_primitives::{
     decode, encode, merkle_proof, merkle_root, merkle_verify, Address, DecodeError, Id,
     MerkleProof, SecretKey, Signature,
@@ -495,66 +496,6 @@ fn arb_merkle_proof() -> impl Strategy<Value = MerkleProof> {
             merkle_proof(b"TB/test/v1", &leaves, i.index(leaves.len())).expect("index is in range")
         }),
     ]
-}
-
-/// One edit of a byte string.
-#[derive(Clone, Debug)]
-enum Mutation {
-    Flip { at: Index, mask: u8 },
-    Set { at: Index, byte: u8 },
-    Insert { at: Index, bytes: Vec<u8> },
-    Remove { at: Index, len: usize },
-    Truncate { at: Index },
-    Append { bytes: Vec<u8> },
-}
-
-fn arb_mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        (any::<Index>(), 1..=255u8).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
-        (
-            any::<Index>(),
-            prop_oneof![Just(0u8), Just(1), Just(2), Just(0xff), any::<u8>()]
-        )
-            .prop_map(|(at, byte)| Mutation::Set { at, byte }),
-        (any::<Index>(), vec(any::<u8>(), 1..8))
-            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
-        (any::<Index>(), 1..16usize).prop_map(|(at, len)| Mutation::Remove { at, len }),
-        any::<Index>().prop_map(|at| Mutation::Truncate { at }),
-        vec(any::<u8>(), 1..8).prop_map(|bytes| Mutation::Append { bytes }),
-    ]
-}
-
-fn mutate(bytes: &mut Vec<u8>, m: &Mutation) {
-    match m {
-        Mutation::Flip { at, mask } => {
-            if !bytes.is_empty() {
-                let i = at.index(bytes.len());
-                bytes[i] ^= mask;
-            }
-        }
-        Mutation::Set { at, byte } => {
-            if !bytes.is_empty() {
-                let i = at.index(bytes.len());
-                bytes[i] = *byte;
-            }
-        }
-        Mutation::Insert { at, bytes: ins } => {
-            let i = at.index(bytes.len() + 1);
-            bytes.splice(i..i, ins.iter().copied());
-        }
-        Mutation::Remove { at, len } => {
-            if !bytes.is_empty() {
-                let i = at.index(bytes.len());
-                let end = (i + len).min(bytes.len());
-                bytes.drain(i..end);
-            }
-        }
-        Mutation::Truncate { at } => {
-            let n = at.index(bytes.len() + 1);
-            bytes.truncate(n);
-        }
-        Mutation::Append { bytes: extra } => bytes.extend_from_slice(extra),
-    }
 }
 
 // ---------------------------------------------------------------------------

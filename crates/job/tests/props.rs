@@ -23,6 +23,7 @@ use tb_job::{
     execute, validate, ExecOptions, InputSlot, InputTensorDescriptor, Job, Normalisation,
     ProgramBuilder, SideTensor, Val,
 };
+use tb_primitives::mutation::{arb_mutation, mutate};
 
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
@@ -134,115 +135,6 @@ fn the_seeds_decode_validate_and_run() {
 
 // ---------------------------------------------------------------------------
 // Mutations.
-
-/// One edit of a byte string.
-#[derive(Clone, Debug)]
-enum Mutation {
-    Flip {
-        at: Index,
-        mask: u8,
-    },
-    Set {
-        at: Index,
-        byte: u8,
-    },
-    /// Overwrites four bytes with a little-endian u32 (lengths, counts, dims).
-    SetU32 {
-        at: Index,
-        value: u32,
-    },
-    Insert {
-        at: Index,
-        bytes: Vec<u8>,
-    },
-    Remove {
-        at: Index,
-        len: usize,
-    },
-    Truncate {
-        at: Index,
-    },
-    Append {
-        bytes: Vec<u8>,
-    },
-}
-
-fn arb_mutation() -> impl Strategy<Value = Mutation> {
-    let interesting = prop_oneof![
-        Just(0u32),
-        Just(1),
-        Just(2),
-        Just(8),
-        Just(9),
-        Just(64),
-        Just(65),
-        Just(4097),
-        Just(46_340),
-        Just(1 << 31),
-        Just(u32::MAX),
-        any::<u32>(),
-    ];
-    prop_oneof![
-        (any::<Index>(), 1..=255u8).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
-        (
-            any::<Index>(),
-            prop_oneof![
-                Just(0u8),
-                Just(1),
-                Just(2),
-                Just(9),
-                Just(0xff),
-                any::<u8>()
-            ]
-        )
-            .prop_map(|(at, byte)| Mutation::Set { at, byte }),
-        (any::<Index>(), interesting).prop_map(|(at, value)| Mutation::SetU32 { at, value }),
-        (any::<Index>(), vec(any::<u8>(), 1..8))
-            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
-        (any::<Index>(), 1..16usize).prop_map(|(at, len)| Mutation::Remove { at, len }),
-        any::<Index>().prop_map(|at| Mutation::Truncate { at }),
-        vec(any::<u8>(), 1..8).prop_map(|bytes| Mutation::Append { bytes }),
-    ]
-}
-
-fn mutate(bytes: &mut Vec<u8>, m: &Mutation) {
-    match m {
-        Mutation::Flip { at, mask } => {
-            if !bytes.is_empty() {
-                let i = at.index(bytes.len());
-                bytes[i] ^= mask;
-            }
-        }
-        Mutation::Set { at, byte } => {
-            if !bytes.is_empty() {
-                let i = at.index(bytes.len());
-                bytes[i] = *byte;
-            }
-        }
-        Mutation::SetU32 { at, value } => {
-            if bytes.len() >= 4 {
-                let i = at.index(bytes.len() - 3);
-                bytes[i..i + 4].copy_from_slice(&value.to_le_bytes());
-            }
-        }
-        Mutation::Insert { at, bytes: ins } => {
-            let i = at.index(bytes.len() + 1);
-            bytes.splice(i..i, ins.iter().copied());
-        }
-        Mutation::Remove { at, len } => {
-            if !bytes.is_empty() {
-                let i = at.index(bytes.len());
-                let end = (i + len).min(bytes.len());
-                bytes.drain(i..end);
-            }
-        }
-        Mutation::Truncate { at } => {
-            let n = at.index(bytes.len() + 1);
-            bytes.truncate(n);
-        }
-        Mutation::Append { bytes: extra } => bytes.extend_from_slice(extra),
-    }
-}
 
 proptest! {
     #![proptest_config(config(256))]

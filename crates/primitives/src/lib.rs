@@ -14,6 +14,8 @@ pub mod codec;
 pub mod hash;
 pub mod keys;
 pub mod merkle;
+#[cfg(feature = "proptest")]
+pub mod mutation;
 
 pub use amount::{Amount, Token, MICRO_PER_TOKEN};
 pub use codec::{decode, encode, Canonical, DecodeError};

@@ -539,6 +539,29 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
     let p = &params.market;
     let h = header.height;
     // 1. Unbonding releases.
+    release_unbonding(ov, h);
+    // 2. Lease expiries: renewed if the provider heartbeated within the lease, missed
+    //    otherwise (requeue with backoff, or fail and slash past the retry budget).
+    expire_leases(ov, params, h);
+    // 3. Deadlines.
+    fail_past_deadlines(ov, h);
+    // 4. Verification: reveal deadlines, disputes (adjudicated or past their evidence
+    //    deadline), object pruning.
+    super::dispute::end_block(ov, params, h);
+    // 5. Challenge windows that end with no dispute open: the job is verified; its
+    //    payable, unrefuted receipts join the FIFO settlement queue.
+    close_challenge_windows(ov, p, h);
+    // 6. The matcher.
+    run_matcher(ov, params, header);
+    // 7. Epoch end.
+    if h > 0 && h.is_multiple_of(p.epoch_blocks) {
+        end_epoch(ov, params, header);
+    }
+}
+
+/// Step 1 of [`end_block`]: unbonding entries that mature at `h` go back to their
+/// providers' balances.
+fn release_unbonding(ov: &mut Overlay<'_>, h: u64) {
     for k in scan_until(ov, Kind::Unbonding, h) {
         let amount: u64 = r::get(ov, &k).unwrap_or(0);
         let mut who = [0u8; 32];
@@ -555,8 +578,13 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
         credit(ov, &who, amount);
         ov.delete(k);
     }
-    // 2. Lease expiries: renewed if the provider heartbeated within the lease, missed
-    //    otherwise (requeue with backoff, or fail and slash past the retry budget).
+}
+
+/// Step 2 of [`end_block`]: leases expiring at `h` are renewed if the provider
+/// heartbeated within the lease, missed otherwise (the job requeued with backoff, or
+/// failed and the absent provider slashed past the retry budget).
+fn expire_leases(ov: &mut Overlay<'_>, params: &ChainParams, h: u64) {
+    let p = &params.market;
     for k in scan_until(ov, Kind::LeaseExpiry, h) {
         let t = id_at(&k, 10);
         let mut who = [0u8; 32];
@@ -629,7 +657,10 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
         }
         ov.put(r::key(Kind::Job, &[&t.0]), &job);
     }
-    // 3. Deadlines.
+}
+
+/// Step 3 of [`end_block`]: jobs still queued or leased after their deadline fail.
+fn fail_past_deadlines(ov: &mut Overlay<'_>, h: u64) {
     for k in scan_until(ov, Kind::Deadline, h.saturating_sub(1)) {
         let t = id_at(&k, 10);
         ov.delete(k);
@@ -641,11 +672,11 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
             }
         }
     }
-    // 4. Verification: reveal deadlines, disputes (adjudicated or past their evidence
-    //    deadline), object pruning.
-    super::dispute::end_block(ov, params, h);
-    // 5. Challenge windows that end with no dispute open: the job is verified; its
-    //    payable, unrefuted receipts join the FIFO settlement queue.
+}
+
+/// Step 5 of [`end_block`]: a job whose challenge window ends at `h` with no dispute
+/// open is verified; its payable, unrefuted receipts join the FIFO settlement queue.
+fn close_challenge_windows(ov: &mut Overlay<'_>, p: &MarketParams, h: u64) {
     for k in scan_until(ov, Kind::Challenge, h) {
         let t = id_at(&k, 10);
         ov.delete(k);
@@ -683,12 +714,6 @@ pub fn end_block(ov: &mut Overlay<'_>, params: &ChainParams, header: &BlockHeade
             job.state = JobState::Settled;
         }
         ov.put(r::key(Kind::Job, &[&t.0]), &job);
-    }
-    // 6. The matcher.
-    run_matcher(ov, params, header);
-    // 7. Epoch end.
-    if h > 0 && h.is_multiple_of(p.epoch_blocks) {
-        end_epoch(ov, params, header);
     }
 }
 

@@ -177,6 +177,20 @@ pub struct MarketParams {
     pub evidence_bytes_per_block: u64,
 }
 
+/// `Err` naming `name` unless `lo <= value <= hi` (`range` says the range in words).
+fn check(
+    name: &'static str,
+    value: u64,
+    lo: u64,
+    hi: u64,
+    range: &'static str,
+) -> Result<(), ParamError> {
+    if value < lo || value > hi {
+        return Err(ParamError { name, value, range });
+    }
+    Ok(())
+}
+
 impl MarketParams {
     /// The latency SLA's window for `lane`, in blocks from the lease's start:
     /// `⌊lane_lease_blocks[lane] × latency_sla_bps / 10⁴⌋` (a lane past the table: 0).
@@ -280,20 +294,18 @@ impl MarketParams {
         }
     }
 
-    /// Checks every parameter against its range.
+    /// Checks every parameter against its range; `Err` names the first outside.
     pub fn validate(&self) -> Result<(), ParamError> {
-        fn check(
-            name: &'static str,
-            value: u64,
-            lo: u64,
-            hi: u64,
-            range: &'static str,
-        ) -> Result<(), ParamError> {
-            if value < lo || value > hi {
-                return Err(ParamError { name, value, range });
-            }
-            Ok(())
-        }
+        self.validate_economics()?;
+        self.validate_multipliers()?;
+        self.validate_leases()?;
+        self.validate_slashes()?;
+        self.validate_capacity()?;
+        Ok(())
+    }
+
+    /// The reward split, the epoch and the pricing units.
+    fn validate_economics(&self) -> Result<(), ParamError> {
         check("block_mint_bps", self.block_mint_bps, 0, BPS, "0..=10000")?;
         check("fee_share_bps", self.fee_share_bps, 0, BPS, "0..=10000")?;
         check("provider_bps", self.provider_bps, 0, BPS, "0..=10000")?;
@@ -327,6 +339,11 @@ impl MarketParams {
         for w in &self.model_weights_bps {
             check("model_weights_bps", *w, 1, 100 * BPS, "1..=1000000")?;
         }
+        Ok(())
+    }
+
+    /// The latency and availability multiplier tables.
+    fn validate_multipliers(&self) -> Result<(), ParamError> {
         check(
             "latency_buckets (count)",
             self.latency_buckets.len() as u64,
@@ -391,6 +408,11 @@ impl MarketParams {
             10 * BPS,
             "0..=100000",
         )?;
+        Ok(())
+    }
+
+    /// Lanes, heartbeats, leases, retries, stake, unbonding, jail and the SLA.
+    fn validate_leases(&self) -> Result<(), ParamError> {
         check(
             "lane_lease_blocks (count)",
             self.lane_lease_blocks.len() as u64,
@@ -467,6 +489,11 @@ impl MarketParams {
             BPS,
             "0..=10000",
         )?;
+        Ok(())
+    }
+
+    /// The slash fractions.
+    fn validate_slashes(&self) -> Result<(), ParamError> {
         let s = &self.slash;
         for (name, v) in [
             ("slash.missed_lease_bps", s.missed_lease_bps),
@@ -481,6 +508,11 @@ impl MarketParams {
         ] {
             check(name, v, 0, BPS, "0..=10000")?;
         }
+        Ok(())
+    }
+
+    /// Per-job, per-block and per-object limits; objects, bonds, challenges.
+    fn validate_capacity(&self) -> Result<(), ParamError> {
         check(
             "max_leases_per_provider",
             self.max_leases_per_provider as u64,
