@@ -52,7 +52,7 @@ pub fn publish_blob(
     bytes: &[u8],
     fees: FeeSelector,
 ) -> Vec<TxPayload> {
-    crate::market::dispute::publish_payloads(market, from, bytes)
+    crate::market::objects::publish_payloads(market, from, bytes)
         .into_iter()
         .map(|mut b| {
             b.fee_selector = fees.as_u8();

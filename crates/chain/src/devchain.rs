@@ -128,7 +128,7 @@ pub fn publish(chain: &Chain, from: Address, bytes: &[u8]) -> Vec<TxPayload> {
     if crate::market::records::object(&chain.state, &id).is_some() {
         return vec![];
     }
-    crate::market::dispute::publish_payloads(&chain.params.market, from, bytes)
+    crate::market::objects::publish_payloads(&chain.params.market, from, bytes)
         .into_iter()
         .map(TxPayload::PublishBlob)
         .collect()

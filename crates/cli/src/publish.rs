@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use std::collections::{BTreeSet, VecDeque};
 use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
-use tb_chain::market::dispute::blob_fee_min;
+use tb_chain::market::objects::blob_fee_min;
 use tb_chain::market::MarketParams;
 use tb_chain::tx::PublishBlob;
 use tb_chain::{ChainParams, TxPayload};

@@ -1,5 +1,5 @@
 //! Bodies of the fuzz target `decode_p2p` (fuzz/), run on stable by the property test
-//! in `wire.rs` too: any bytes through every decoder of the wire protocols — a
+//! below too: any bytes through every decoder of the wire protocols — a
 //! length-prefixed frame of each request and response type, and a gossiped
 //! transaction or block — never panic, and whatever decodes re-encodes to the same
 //! bytes.
@@ -33,5 +33,23 @@ pub fn decode_p2p(data: &[u8]) {
     }
     if let Ok(b) = decode_block(data, tb_chain::block::block_encoded_bytes_max(&params)) {
         assert_eq!(tb_primitives::encode(&b), data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The fuzz target's body on arbitrary bytes, framed and bare: never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut framed = (body.len() as u32).to_le_bytes().to_vec();
+            framed.extend_from_slice(&body);
+            super::decode_p2p(&framed);
+            super::decode_p2p(&body);
+        }
     }
 }

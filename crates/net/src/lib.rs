@@ -18,17 +18,20 @@
 //! thread or a blocking task, never on the swarm's task.
 #![forbid(unsafe_code)]
 
+mod cmd;
 pub mod fuzzing;
 pub mod peers;
 mod service;
+mod swarm;
 pub mod wire;
+mod worker;
 
 use libp2p::identity::Keypair;
 pub use libp2p::{self, Multiaddr, PeerId};
-pub use service::{build_swarm, Behaviour, BehaviourEvent};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+pub use swarm::{build_swarm, Behaviour, BehaviourEvent};
 use tb_chain::{Block, SignedTx};
 pub use wire::Status;
 
@@ -238,7 +241,7 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 #[derive(Clone)]
 pub struct NetHandle {
     pub peer_id: PeerId,
-    cmd: tokio::sync::mpsc::UnboundedSender<service::Cmd>,
+    cmd: tokio::sync::mpsc::UnboundedSender<cmd::Cmd>,
     view: Arc<Mutex<NetView>>,
     local: Arc<Mutex<Status>>,
 }
@@ -249,12 +252,12 @@ impl NetHandle {
         let topic = wire::Topic::of_tx(tx);
         let _ = self
             .cmd
-            .send(service::Cmd::Publish(topic, tb_primitives::encode(tx)));
+            .send(cmd::Cmd::Publish(topic, tb_primitives::encode(tx)));
     }
 
     /// Gossips a block the node mined.
     pub fn publish_block(&self, block: &Block) {
-        let _ = self.cmd.send(service::Cmd::Publish(
+        let _ = self.cmd.send(cmd::Cmd::Publish(
             wire::Topic::Block,
             tb_primitives::encode(block),
         ));
@@ -263,7 +266,7 @@ impl NetHandle {
     /// Tells the network the node's new best chain (after every import).
     pub fn set_status(&self, s: Status) {
         *self.local.lock().unwrap_or_else(|p| p.into_inner()) = s;
-        let _ = self.cmd.send(service::Cmd::TipChanged);
+        let _ = self.cmd.send(cmd::Cmd::TipChanged);
     }
 
     /// Fetches a blob by SHA-256 from the connected peers, one after another, checking
@@ -272,7 +275,7 @@ impl NetHandle {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let deadline = std::time::Instant::now() + timeout;
         self.cmd
-            .send(service::Cmd::FetchBlob(sha256, deadline, tx))
+            .send(cmd::Cmd::FetchBlob(sha256, deadline, tx))
             .map_err(|_| FetchError::Stopped)?;
         match rx.recv_timeout(timeout) {
             Ok(r) => r,
@@ -283,7 +286,7 @@ impl NetHandle {
 
     /// Dials an address (a peer added at run time).
     pub fn dial(&self, addr: Multiaddr) {
-        let _ = self.cmd.send(service::Cmd::Dial(addr));
+        let _ = self.cmd.send(cmd::Cmd::Dial(addr));
     }
 
     /// What the network shows now.
@@ -293,7 +296,7 @@ impl NetHandle {
 
     /// Stops the swarm (connections close).
     pub fn shutdown(&self) {
-        let _ = self.cmd.send(service::Cmd::Stop);
+        let _ = self.cmd.send(cmd::Cmd::Stop);
     }
 }
 

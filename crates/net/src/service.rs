@@ -6,25 +6,25 @@
 use crate::limits::*;
 use crate::peers::{Offence, Scores};
 use crate::wire::*;
-use crate::{BlockVerdict, FetchError, Host, NetConfig, NetError, NetHandle, NetView, PeerInfo};
-use crate::{Status, TxVerdict};
+use crate::Status;
+use crate::{FetchError, Host, NetConfig, NetError, NetHandle, NetView, PeerInfo};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId, TopicHash};
 use libp2p::identity::Keypair;
-use libp2p::request_response::{self as rr, ProtocolSupport};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{
-    allow_block_list, connection_limits, identify, noise, tcp, yamux, Multiaddr, PeerId, Swarm,
-};
+use libp2p::request_response::{self as rr};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identify, Multiaddr, PeerId, Swarm};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tb_chain::{Block, SignedTx};
 use tb_primitives::Id;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
+use crate::cmd::{Cmd, Fetch, Verdict};
+use crate::swarm::{build_swarm, check_port_free, Behaviour, BehaviourEvent};
+use crate::worker::{worker, Work};
 /// How often peers' statuses are refreshed.
 const STATUS_INTERVAL: Duration = Duration::from_secs(2);
 /// How often disconnected bootnodes are redialled.
@@ -33,306 +33,6 @@ const REDIAL_INTERVAL: Duration = Duration::from_secs(3);
 const SYNC_STALL: Duration = Duration::from_secs(REQUEST_TIMEOUT_SECS + 10);
 /// A peer whose sync step failed or brought nothing is not synced from for this long.
 const SYNC_BACKOFF: Duration = Duration::from_secs(5);
-
-/// The protocols a node speaks.
-#[derive(NetworkBehaviour)]
-pub struct Behaviour {
-    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
-    pub limits: connection_limits::Behaviour,
-    pub identify: identify::Behaviour,
-    pub gossip: gossipsub::Behaviour,
-    pub sync: rr::Behaviour<FrameCodec<SyncRequest, SyncResponse>>,
-    pub blob: rr::Behaviour<FrameCodec<BlobRequest, BlobResponse>>,
-}
-
-/// Refuses a TCP listen address whose port another socket holds. libp2p's TCP
-/// transport binds with `SO_REUSEPORT`, so a second node on the same port would start
-/// and share (or miss) the first's connections; a plain bind here fails instead.
-fn check_port_free(a: &Multiaddr) -> Result<(), NetError> {
-    use libp2p::multiaddr::Protocol as P;
-    let mut it = a.iter();
-    let ip: std::net::IpAddr = match it.next() {
-        Some(P::Ip4(ip)) => ip.into(),
-        Some(P::Ip6(ip)) => ip.into(),
-        _ => return Ok(()),
-    };
-    let Some(P::Tcp(port)) = it.next() else {
-        return Ok(());
-    };
-    if port == 0 {
-        return Ok(());
-    }
-    std::net::TcpListener::bind((ip, port))
-        .map(drop)
-        .map_err(|e| NetError::Listen {
-            addr: a.to_string(),
-            msg: format!("TCP port {port} is not free ({e}); is another node running there?"),
-        })
-}
-
-/// Builds the swarm: TCP + Noise + Yamux, and the protocols with their limits.
-pub fn build_swarm(
-    key: Keypair,
-    chain_id: u64,
-    block_bytes_max: usize,
-) -> Result<Swarm<Behaviour>, NetError> {
-    let setup = |e: String| NetError::Setup(e);
-    let gcfg = gossipsub::ConfigBuilder::default()
-        .heartbeat_interval(Duration::from_millis(700))
-        .validation_mode(gossipsub::ValidationMode::Strict)
-        .validate_messages()
-        .max_transmit_size(block_bytes_max + (64 << 10))
-        .duplicate_cache_time(Duration::from_secs(120))
-        .message_id_fn(|m: &gossipsub::Message| {
-            let mut d = m.topic.as_str().as_bytes().to_vec();
-            d.extend_from_slice(&m.data);
-            MessageId::from(tb_primitives::blake3_id(b"tb-gossip-id", &d).0.to_vec())
-        })
-        .build()
-        .map_err(|e| setup(e.to_string()))?;
-    let mut gossip =
-        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gcfg)
-            .map_err(|e| setup(e.to_string()))?;
-    for t in Topic::ALL {
-        gossip
-            .subscribe(&IdentTopic::new(t.name(chain_id)))
-            .map_err(|e| setup(e.to_string()))?;
-    }
-    let rr_cfg = rr::Config::default()
-        .with_request_timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS))
-        .with_max_concurrent_streams(64);
-    let sync_max = SYNC_RESPONSE_SOFT_BYTES + block_bytes_max + 1024;
-    let behaviour = Behaviour {
-        blocked: Default::default(),
-        limits: connection_limits::Behaviour::new(
-            connection_limits::ConnectionLimits::default()
-                .with_max_established(Some(PEERS_MAX))
-                .with_max_established_incoming(Some(PEERS_INCOMING_MAX))
-                .with_max_established_per_peer(Some(2))
-                .with_max_pending_incoming(Some(32)),
-        ),
-        identify: identify::Behaviour::new(
-            identify::Config::new(identify_version(chain_id), key.public())
-                .with_agent_version(format!("the-block/{}", env!("CARGO_PKG_VERSION"))),
-        ),
-        gossip,
-        sync: rr::Behaviour::with_codec(
-            FrameCodec::new(SYNC_REQUEST_BYTES_MAX, sync_max),
-            [(sync_protocol(chain_id), ProtocolSupport::Full)],
-            rr_cfg.clone(),
-        ),
-        blob: rr::Behaviour::with_codec(
-            FrameCodec::new(BLOB_REQUEST_BYTES_MAX, BLOB_RESPONSE_BYTES_MAX),
-            [(blob_protocol(chain_id), ProtocolSupport::Full)],
-            rr_cfg,
-        ),
-    };
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| setup(e.to_string()))?
-        .with_behaviour(move |_| behaviour)
-        .map_err(|e| setup(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
-        .build();
-    Ok(swarm)
-}
-
-/// Messages to the swarm task.
-pub(crate) enum Cmd {
-    Publish(Topic, Vec<u8>),
-    TipChanged,
-    FetchBlob([u8; 32], Instant, SyncSender<Result<Vec<u8>, FetchError>>),
-    /// A completed fetch's digest was checked (on a blocking task).
-    FetchChecked(Box<Fetch>, bool),
-    Dial(Multiaddr),
-    Stop,
-    Validated {
-        id: MessageId,
-        source: PeerId,
-        topic: Topic,
-        verdict: Verdict,
-    },
-    SyncImported {
-        peer: PeerId,
-        /// The sync job this batch belonged to.
-        gen: u64,
-        fault: Option<Offence>,
-        /// The node could not decide on a block (its store, or a timestamp ahead of
-        /// its clock): the rest of the batch was not tried.
-        stopped: bool,
-    },
-    /// A gossip or sync item left the validation queue (its bytes are free again).
-    Dequeued(usize),
-    Locator {
-        peer: PeerId,
-        gen: u64,
-        locator: Vec<Id>,
-    },
-    RespondSync(rr::ResponseChannel<SyncResponse>, SyncResponse),
-    RespondBlob(rr::ResponseChannel<BlobResponse>, BlobResponse),
-}
-
-/// The worker's verdict on a gossip message.
-pub(crate) enum Verdict {
-    Accept,
-    Ignore,
-    Reject(Offence),
-    /// A block whose parent is unknown: ignored, and the sender's chain is synced.
-    Orphan,
-}
-
-enum Work {
-    Tx {
-        id: MessageId,
-        source: PeerId,
-        topic: Topic,
-        tx: SignedTx,
-    },
-    Block {
-        id: MessageId,
-        source: PeerId,
-        block: Block,
-    },
-    SyncBlocks {
-        peer: PeerId,
-        gen: u64,
-        blocks: Vec<Block>,
-    },
-    Locator {
-        peer: PeerId,
-        gen: u64,
-        /// The last block the peer sent in this sync, put first in the locator so a
-        /// long side chain is followed to its end.
-        hint: Option<Id>,
-    },
-    /// Nothing: wakes the worker for sync work queued while it waited on gossip.
-    Wake,
-}
-
-/// The validation worker: sync work first (it is what brings the node to the best
-/// chain), then gossip.
-fn worker(
-    host: Arc<dyn Host>,
-    sync_rx: std::sync::mpsc::Receiver<(Work, usize)>,
-    gossip_rx: std::sync::mpsc::Receiver<(Work, usize)>,
-    out: UnboundedSender<Cmd>,
-) {
-    loop {
-        let next = match sync_rx.try_recv() {
-            Ok(w) => w,
-            Err(_) => match gossip_rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(w) => w,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-            },
-        };
-        let (w, bytes) = next;
-        if matches!(w, Work::Wake) {
-            continue;
-        }
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&*host, w)));
-        let _ = out.send(Cmd::Dequeued(bytes));
-        match r {
-            Ok(cmd) => {
-                if out.send(cmd).is_err() {
-                    return;
-                }
-            }
-            Err(_) => tracing::error!("validating a network item panicked; it was dropped"),
-        }
-    }
-}
-
-fn handle(host: &dyn Host, w: Work) -> Cmd {
-    match w {
-        // The worker skips it before calling here; nothing to do either way.
-        Work::Wake => Cmd::Dequeued(0),
-        Work::Tx {
-            id,
-            source,
-            topic,
-            tx,
-        } => {
-            let verdict = match host.admit_tx(tx) {
-                TxVerdict::Admitted => Verdict::Accept,
-                TxVerdict::Ignored(_) => Verdict::Ignore,
-                TxVerdict::Invalid(_) => Verdict::Reject(Offence::InvalidTx),
-            };
-            Cmd::Validated {
-                id,
-                source,
-                topic,
-                verdict,
-            }
-        }
-        Work::Block { id, source, block } => {
-            let verdict = match host.import_block(&block) {
-                BlockVerdict::Imported => Verdict::Accept,
-                BlockVerdict::Known | BlockVerdict::Unavailable(_) => Verdict::Ignore,
-                BlockVerdict::UnknownParent => Verdict::Orphan,
-                BlockVerdict::Invalid(_) => Verdict::Reject(Offence::InvalidBlock),
-                BlockVerdict::InvalidExecution(_) => Verdict::Reject(Offence::InvalidExecution),
-            };
-            Cmd::Validated {
-                id,
-                source,
-                topic: Topic::Block,
-                verdict,
-            }
-        }
-        Work::SyncBlocks { peer, gen, blocks } => {
-            let mut imported = 0;
-            let mut fault = None;
-            let mut stopped = false;
-            for b in &blocks {
-                match host.import_block(b) {
-                    BlockVerdict::Imported => imported += 1,
-                    BlockVerdict::Known => {}
-                    BlockVerdict::UnknownParent => {
-                        fault = Some(Offence::BadResponse);
-                        break;
-                    }
-                    BlockVerdict::Invalid(_) => {
-                        fault = Some(Offence::InvalidBlock);
-                        break;
-                    }
-                    BlockVerdict::InvalidExecution(_) => {
-                        fault = Some(Offence::InvalidExecution);
-                        break;
-                    }
-                    BlockVerdict::Unavailable(_) => {
-                        stopped = true;
-                        break;
-                    }
-                }
-            }
-            host.count("p2p_sync_blocks_total", &[], imported as u64);
-            Cmd::SyncImported {
-                peer,
-                gen,
-                fault,
-                stopped,
-            }
-        }
-        Work::Locator { peer, gen, hint } => {
-            // A hint on the best chain is no better than the node's own tip.
-            let hint = hint.filter(|h| !host.is_canonical(h));
-            let mut locator: Vec<Id> = hint.into_iter().collect();
-            locator.extend(host.locator());
-            // Over the limit only with a hint: drop from the sparse end, keeping
-            // genesis last.
-            while locator.len() > LOCATOR_LEN_MAX {
-                locator.remove(locator.len() - 2);
-            }
-            Cmd::Locator { peer, gen, locator }
-        }
-    }
-}
 
 struct Peer {
     addr: Option<Multiaddr>,
@@ -352,16 +52,6 @@ struct SyncJob {
     gen: u64,
     since: Instant,
     req: Option<rr::OutboundRequestId>,
-}
-
-pub(crate) struct Fetch {
-    sha: [u8; 32],
-    deadline: Instant,
-    reply: SyncSender<Result<Vec<u8>, FetchError>>,
-    candidates: Vec<PeerId>,
-    peer: PeerId,
-    buf: Vec<u8>,
-    total: Option<u64>,
 }
 
 struct Svc {

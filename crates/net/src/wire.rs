@@ -342,8 +342,6 @@ mod tests {
             let _ = block_on(read_frame::<_, SyncRequest>(&mut &body[..], 4096));
             let _ = decode_tx(&body, 4096);
             let _ = decode_block(&body, 4096);
-            crate::fuzzing::decode_p2p(&framed);
-            crate::fuzzing::decode_p2p(&body);
         }
 
         /// Every request and response that is written reads back equal.

@@ -36,7 +36,7 @@ fn objects(p: &ChainParams) -> Vec<Vec<tb_chain::tx::PublishBlob>> {
         .map(|k| {
             let mut bytes: Vec<u8> = (0..1024).map(|i| (i % 251) as u8).collect();
             bytes.extend((0..1500).map(|i| (i % 241) as u8 ^ k));
-            tb_chain::market::dispute::publish_payloads(&p.market, Address([0; 32]), &bytes)
+            tb_chain::market::objects::publish_payloads(&p.market, Address([0; 32]), &bytes)
         })
         .collect()
 }

@@ -9,7 +9,7 @@ mod common;
 use flate2::read::GzDecoder;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::{Path, PathBuf};
-use tb_chain::market::dispute::publish_payloads;
+use tb_chain::market::objects::publish_payloads;
 use tb_chain::market::records;
 use tb_chain::state::{account_key, handle_key};
 use tb_chain::{ChainParams, StateRead};

@@ -35,7 +35,7 @@ pub fn check_stateless(p: &MarketParams, tx: &crate::tx::TxPayload) -> Result<()
     match tx {
         T::RegisterProvider(rp) => check_caps(p, &rp.caps),
         T::SubmitJob(j) => check_spec(p, &j.spec),
-        T::PublishBlob(b) => super::dispute::check_publish(p, b),
+        T::PublishBlob(b) => super::objects::check_publish(p, b),
         _ => Ok(()),
     }
 }
@@ -326,7 +326,7 @@ pub fn apply_tx(
             f.queued += 1;
             // Every check passed: write.
             if let Some(m) = &spec.model_object {
-                super::dispute::pin(ov, &m.sha256, spec.deadline);
+                super::objects::pin(ov, &m.sha256, spec.deadline);
             }
             ov.put(qk, &());
             ov.put(r::key(Kind::Deadline, &[&be(spec.deadline), &t.0]), &());
@@ -334,7 +334,7 @@ pub fn apply_tx(
             ov.put(r::key(Kind::Fund, &[]), &f);
         }
         T::SubmitReceipt(sr) => apply_receipt(ov, ctx, sr)?,
-        T::PublishBlob(b) => super::dispute::apply_publish(ov, params, height, b)?,
+        T::PublishBlob(b) => super::objects::apply_publish(ov, params, height, b)?,
         T::SealReceipt(sr) => super::dispute::apply_seal(ov, ctx, sr)?,
         T::Challenge(c) => super::dispute::apply_challenge(ov, params, height, c)?,
         T::SupplyEvidence(e) => super::dispute::apply_supply(ov, params, height, e)?,
@@ -481,9 +481,9 @@ fn apply_receipt(ov: &mut Overlay<'_>, ctx: &TxCtx<'_>, sr: &SubmitReceipt) -> R
     });
     // The trace and the result stay available at least through a reveal, a window and
     // a dispute.
-    let until = h + super::dispute::pin_span(p);
-    super::dispute::pin(ov, &rc.trace_sha256, until);
-    super::dispute::pin(ov, &rc.result_sha256, until);
+    let until = h + super::objects::pin_span(p);
+    super::objects::pin(ov, &rc.trace_sha256, until);
+    super::objects::pin(ov, &rc.result_sha256, until);
     let expected = if job.spec.redundancy > 1 {
         job.seals.len()
     } else {

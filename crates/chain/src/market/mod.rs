@@ -5,10 +5,11 @@
 //! split, the per-epoch cap with FIFO carry-over); the matcher ([`matcher`]:
 //! eligibility, queue order, the seeded shuffle, lease quotas); the state records and
 //! their keys ([`records`], [`keys`]); block execution ([`exec`]: market transactions
-//! and the end-of-block step) and verification ([`dispute`]); every token move outside
+//! and the end-of-block step), published objects ([`objects`]) and verification
+//! ([`dispute`]); every token move outside
 //! a transfer ([`ledger`]), audited by [`audit`]; read-only queries for the node
-//! ([`query`]). Files depend one way: `exec` → `dispute` → `ledger` → `keys` →
-//! `records`.
+//! ([`query`]). Files depend one way: `exec` → `dispute` → `objects`, `ledger` →
+//! `keys` → `records`.
 
 pub mod audit;
 pub mod dispute;
@@ -16,6 +17,7 @@ pub mod exec;
 pub mod keys;
 pub mod ledger;
 pub mod matcher;
+pub mod objects;
 pub mod params;
 pub mod pricing;
 pub mod query;

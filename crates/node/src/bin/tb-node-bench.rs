@@ -717,7 +717,7 @@ fn settle(jobs: usize, interval_ms: u64) -> Result<(), String> {
             .ok_or("height")?;
         let spec = tb_chain::tx::JobSpec::for_job(&blob, &job, MICRO_PER_TOKEN, 1, h + 2_000)
             .map_err(|e| e.to_string())?;
-        let mut payloads: Vec<TxPayload> = tb_chain::market::dispute::publish_payloads(
+        let mut payloads: Vec<TxPayload> = tb_chain::market::objects::publish_payloads(
             &tb_chain::ChainParams::devnet().market,
             alice.address(),
             &blob,
@@ -873,7 +873,7 @@ fn results(jobs: usize, interval_ms: u64) -> Result<(), String> {
         // `from`'s chunks publishing `bytes`, then (given a spec) its `SubmitJob`.
         let payloads = |from: &SecretKey, bytes: &[u8], spec: Option<tb_chain::tx::JobSpec>| {
             let mut p: Vec<TxPayload> =
-                tb_chain::market::dispute::publish_payloads(&market, from.address(), bytes)
+                tb_chain::market::objects::publish_payloads(&market, from.address(), bytes)
                     .into_iter()
                     .map(TxPayload::PublishBlob)
                     .collect();

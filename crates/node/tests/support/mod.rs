@@ -251,7 +251,7 @@ impl Node {
         let model = job.model_bytes().unwrap();
         let market = tb_chain::ChainParams::devnet().market;
         let p: Vec<TxPayload> =
-            tb_chain::market::dispute::publish_payloads(&market, key.address(), &model)
+            tb_chain::market::objects::publish_payloads(&market, key.address(), &model)
                 .into_iter()
                 .map(TxPayload::PublishBlob)
                 .collect();
@@ -277,7 +277,7 @@ impl Node {
         .unwrap();
         let market = tb_chain::ChainParams::devnet().market;
         let mut p: Vec<TxPayload> =
-            tb_chain::market::dispute::publish_payloads(&market, key.address(), &blob)
+            tb_chain::market::objects::publish_payloads(&market, key.address(), &blob)
                 .into_iter()
                 .map(TxPayload::PublishBlob)
                 .collect();

@@ -5,7 +5,7 @@
 //! (`tests/migrate.rs`) checks the same facts after opening it with this build.
 //! (Not compiled here: it is written against the v3 API.)
 
-use tb_chain::market::dispute::publish_payloads;
+use tb_chain::market::objects::publish_payloads;
 use tb_chain::tx::{PublishBlob, RegisterHandle, SignedTx, Transfer, TxPayload};
 use tb_chain::{mine, ChainParams, StateRead};
 use tb_primitives::{Address, SecretKey};
