@@ -2,7 +2,8 @@
 
 use crate::error::{JobError, Result};
 use crate::format::{Job, Normalisation};
-use crate::program::{node_name, validate, InputSlot, Node, Plan};
+use crate::program::{node_name, InputSlot, Node, Plan};
+use crate::validate::validate;
 use blocktorch::compose::apply_view;
 use blocktorch::{output_digest_sha256, DType, Fabric, FabricTensor, HostData, Layout};
 use sha2::{Digest as _, Sha256};

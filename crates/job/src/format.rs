@@ -437,7 +437,7 @@ impl Job {
     }
 
     /// Decodes a version 0 blob: every field checked, nothing trailing. Does not validate
-    /// the program against the descriptor; see [`crate::program::validate`]. A version 1
+    /// the program against the descriptor; see [`crate::validate::validate`]. A version 1
     /// blob needs its model: [`Job::decode_resolved`] (here it is
     /// [`JobError::ModelMissing`]).
     pub fn decode(blob: &[u8]) -> Result<Job> {

@@ -3,7 +3,7 @@
 
 use crate::exec::{execute, trace_root, ExecOptions, ReplayMode};
 use crate::format::Job;
-use crate::program::validate;
+use crate::validate::validate;
 use blocktorch::CpuFabric;
 
 /// Jobs above these bounds are validated but not run.
@@ -77,13 +77,13 @@ pub fn decode_evidence(data: &[u8]) {
             "accepted bundle bytes must be canonical"
         );
     }
-    if let Ok(t) = crate::verify::decode_trace(data) {
+    if let Ok(t) = crate::trace::decode_trace(data) {
         assert_eq!(
-            crate::verify::TRACE_HEADER_BYTES + 32 * t.leaves.len(),
+            crate::trace::TRACE_HEADER_BYTES + 32 * t.leaves.len(),
             data.len()
         );
         assert_eq!(
-            crate::verify::trace_blob(t.task_id, t.provider, &t.leaves),
+            crate::trace::trace_blob(t.task_id, t.provider, &t.leaves),
             data
         );
     }

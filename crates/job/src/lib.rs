@@ -31,6 +31,8 @@ pub mod program;
 pub mod receipt;
 pub mod referee;
 pub mod result;
+pub mod trace;
+pub mod validate;
 pub mod verify;
 mod wire;
 
@@ -40,10 +42,11 @@ pub use exec::{
     execute, trace_proof, trace_root, verify_trace_proof, ExecOptions, ExecResult, ReplayMode,
 };
 pub use format::{InputTensorDescriptor, Job, JobForm, ModelRef, Normalisation, SideTensor};
-pub use program::{validate, Cost, InputSlot, Node, Op, Plan, Program};
+pub use program::{Cost, InputSlot, Node, Op, Plan, Program};
 pub use receipt::{Receipt, SignedReceipt};
 pub use referee::{evidence_for, referee, replay_values, Evidence};
 pub use result::{scan_result, ResultObject, ResultScanner, ResultSummary, ResultTensor};
+pub use validate::validate;
 pub use verify::{
     adjudicate, adjudicate_decoded, build_challenge, check_blob_for_disputes, check_job_blob,
     check_trace, check_trace_parts, checked_job_plan, compare, decode_trace, first_divergence,

@@ -101,7 +101,7 @@ impl Receipt {
             input_descriptor_hash: job.descriptor_hash,
             artifact_hash: job.artifact_hash,
             trace_root: run.trace_root,
-            trace_sha256: crate::verify::trace_sha256(task_id, provider, &run.op_digests),
+            trace_sha256: crate::trace::trace_sha256(task_id, provider, &run.op_digests),
             result_sha256: crate::result::ResultObject::sha256(&result),
             n_ops: run.n_ops as u64,
             fabric: run.fabric.clone(),

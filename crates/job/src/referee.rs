@@ -4,7 +4,7 @@
 use crate::error::{JobError, Result};
 use crate::exec::{run_node, tensor_digest, trace_proof, verify_trace_proof};
 use crate::format::Job;
-use crate::program::validate;
+use crate::validate::validate;
 use blocktorch::{output_digest_sha256, Fabric, FabricTensor, HostData};
 use tb_primitives::{Id, MerkleProof};
 

@@ -11,7 +11,6 @@
 
 use crate::error::{JobError, Result};
 use crate::exec::{job_output_digest, ExecResult};
-use crate::verify::SHAPE_OUTPUTS_MAX;
 use crate::wire::{Reader, Writer};
 use blocktorch::{DType, HostData, CANONICAL_NAN_BITS, RANK_MAX};
 use sha2::{Digest as _, Sha256};
@@ -23,7 +22,7 @@ pub const RESULT_VERSION: u8 = 0;
 /// Largest result object: one published object.
 pub const RESULT_BYTES_MAX: usize = crate::format::JOB_BLOB_BYTES_MAX;
 /// Most outputs in a result (the chain records at most this many per job).
-pub const RESULT_OUTPUTS_MAX: usize = SHAPE_OUTPUTS_MAX;
+pub const RESULT_OUTPUTS_MAX: usize = 16;
 /// Longest output name (the program's limit).
 pub const RESULT_NAME_BYTES_MAX: usize = crate::program::NAME_BYTES_MAX;
 /// Bytes before the first output: magic, version, count.
