@@ -33,38 +33,28 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 
+mod driver;
+mod kernels;
+mod tile;
+mod walk;
+
+use driver::{keep_freed_memory, trim_pool};
+pub use driver::{nvrtc_available, probe, CUDA_POOL_KEEP_BYTES};
+use kernels::unary_code;
+pub use kernels::{
+    compile_kernels, cuda_kernel_variant_digest, program_source, KERNEL_FILES, NVRTC_OPTIONS,
+};
+pub use tile::{choose_tile, MatmulTile, MATMUL_TILE_ENV};
+use walk::{to_u32, Walk, DST_VIEW};
+
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
-
-/// The CUDA C sources, in the order they are concatenated into one NVRTC program.
-pub const KERNEL_FILES: [(&str, &str); 5] = [
-    ("kernels/math.cuh", include_str!("../kernels/math.cuh")),
-    (
-        "kernels/elementwise.cu",
-        include_str!("../kernels/elementwise.cu"),
-    ),
-    ("kernels/reduce.cu", include_str!("../kernels/reduce.cu")),
-    ("kernels/index.cu", include_str!("../kernels/index.cu")),
-    ("kernels/matmul.cu", include_str!("../kernels/matmul.cu")),
-];
-
-/// NVRTC options besides the architecture: no fma contraction, no flush-to-zero, IEEE
-/// division and square root. Part of the kernel variant digest.
-pub const NVRTC_OPTIONS: [&str; 4] = [
-    "--fmad=false",
-    "--ftz=false",
-    "--prec-div=true",
-    "--prec-sqrt=true",
-];
 
 /// Threads per block of the elementwise, reduction and index kernels.
 const BLOCK_THREADS: u32 = 256;
 /// Blocks per multiprocessor an elementwise grid is capped at (the kernels loop).
 const BLOCKS_PER_SM: u32 = 32;
-/// Environment variable forcing one matmul tile (`auto` or a [`MatmulTile::name`]).
-pub const MATMUL_TILE_ENV: &str = "TB_CUDA_MATMUL_TILE";
-
 fn fabric_err(message: impl Into<String>) -> TensorError {
     TensorError::Fabric {
         fabric: "cuda".into(),
@@ -74,91 +64,6 @@ fn fabric_err(message: impl Into<String>) -> TensorError {
 
 fn driver_err(what: &str, e: impl fmt::Display) -> TensorError {
     fabric_err(format!("{what}: {e}"))
-}
-
-/// Whether this machine can run the CUDA fabric; `Err` says why not (no driver library,
-/// no NVRTC library, no device). Never panics.
-pub fn probe() -> std::result::Result<(), String> {
-    #[allow(unsafe_code)]
-    // SAFETY: `is_culib_present` only tries `dlopen` on the candidate library names and
-    // drops the handles; it calls no function of the library.
-    let (driver, nvrtc) = unsafe {
-        (
-            cudarc::driver::sys::is_culib_present(),
-            cudarc::nvrtc::sys::is_culib_present(),
-        )
-    };
-    if !driver {
-        return Err("the CUDA driver library (libcuda.so) is not installed".into());
-    }
-    if !nvrtc {
-        return Err("the NVRTC library (libnvrtc.so) is not installed".into());
-    }
-    match CudaContext::device_count() {
-        Ok(n) if n > 0 => Ok(()),
-        Ok(_) => Err("the CUDA driver reports no device".into()),
-        Err(e) => Err(format!("the CUDA driver could not count devices: {e}")),
-    }
-}
-
-/// A matmul tile configuration: `bm × bn` outputs per block, k walked in tiles of `bk`.
-/// Tiles change only speed, never results (every output is the same sequential fma
-/// chain whatever the tile). These three are what survived a sweep of eight on an
-/// H100 (BENCHMARKS.md): the others were never the fastest by more than a few percent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MatmulTile {
-    /// 128 × 256 outputs per block, k tiles of 16, 256 threads of 8 × 16 outputs.
-    T128x256x16,
-    /// 128 × 128 outputs per block, k tiles of 32, 256 threads of 8 × 8 outputs.
-    T128x128x32,
-    /// 64 × 64 outputs per block, k tiles of 8, 64 threads of 8 × 8 outputs (problems
-    /// of only a few hundred large tiles, short k).
-    T64x64x8,
-}
-
-impl MatmulTile {
-    /// Every tile.
-    pub const ALL: [MatmulTile; 3] = [
-        MatmulTile::T128x256x16,
-        MatmulTile::T128x128x32,
-        MatmulTile::T64x64x8,
-    ];
-    /// `(bm, bn, bk, threads)`.
-    fn dims(self) -> (u32, u32, u32, u32) {
-        match self {
-            MatmulTile::T128x256x16 => (128, 256, 16, 256),
-            MatmulTile::T128x128x32 => (128, 128, 32, 256),
-            MatmulTile::T64x64x8 => (64, 64, 8, 64),
-        }
-    }
-    /// Dynamic shared memory of one block: two buffers of the k-major A tile (rows
-    /// padded by 4) and of the B tile.
-    fn shared_bytes(self) -> u32 {
-        let (bm, bn, bk, _) = self.dims();
-        4 * (2 * bk * (bm + 4) + 2 * bk * bn)
-    }
-    /// Device throughput (TFLOP/s) of this tile on 8192³ with the device full, measured
-    /// on an H100 (`tb-cuda-bench matmul`, BENCHMARKS.md). Only the tile choice uses
-    /// it; results never depend on it.
-    fn speed(self) -> f64 {
-        match self {
-            MatmulTile::T128x256x16 => 44.7,
-            MatmulTile::T128x128x32 => 41.7,
-            MatmulTile::T64x64x8 => 36.8,
-        }
-    }
-    /// The name used by [`MATMUL_TILE_ENV`] and the benchmarks.
-    pub fn name(self) -> &'static str {
-        match self {
-            MatmulTile::T128x256x16 => "128x256x16",
-            MatmulTile::T128x128x32 => "128x128x32",
-            MatmulTile::T64x64x8 => "64x64x8",
-        }
-    }
-    /// Parses [`MatmulTile::name`].
-    pub fn parse(s: &str) -> Option<MatmulTile> {
-        MatmulTile::ALL.into_iter().find(|t| t.name() == s)
-    }
 }
 
 /// How a CUDA fabric runs (default: device 0, the tile chosen per problem).
@@ -189,85 +94,6 @@ impl CudaConfig {
             ordinal: 0,
             matmul_tile,
         })
-    }
-}
-
-/// The walk a kernel takes over a row-major shape (mirrors `struct Walk` in
-/// `kernels/elementwise.cu`): view `v` reads element `i` at
-/// `off[v] + Σ coord[d] · stride[v][d]`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-struct Walk {
-    n: u32,
-    rank: u32,
-    contig: u32,
-    pad: u32,
-    shape: [u32; RANK_MAX],
-    off: [u32; 4],
-    stride: [[u32; RANK_MAX]; 4],
-}
-
-#[allow(unsafe_code)]
-// SAFETY: `Walk` is `#[repr(C)]` with only `u32` fields and arrays (no padding), the
-// same layout as the CUDA `struct Walk`; it is passed by value as a kernel parameter.
-unsafe impl DeviceRepr for Walk {}
-
-/// The destination view of a copy kernel.
-const DST_VIEW: usize = 3;
-
-fn to_u32(v: usize, what: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| fabric_err(format!("{what} {v} exceeds the 32-bit index range")))
-}
-
-impl Walk {
-    fn new(shape: &[usize]) -> Result<Walk> {
-        if shape.len() > RANK_MAX {
-            return Err(TensorError::RankTooLarge {
-                rank: shape.len(),
-                max: RANK_MAX,
-            });
-        }
-        let mut w = Walk {
-            n: to_u32(shape.iter().product(), "element count")?,
-            rank: shape.len() as u32,
-            ..Walk::default()
-        };
-        for (d, s) in shape.iter().enumerate() {
-            w.shape[d] = to_u32(*s, "dimension")?;
-        }
-        Ok(w)
-    }
-
-    /// Sets view `v` from strides (one per dim of the walk) and an offset.
-    fn view_parts(mut self, v: usize, strides: &[usize], offset: usize) -> Result<Walk> {
-        self.off[v] = to_u32(offset, "offset")?;
-        let mut expect = 1usize;
-        let mut contiguous = true;
-        for d in (0..self.rank as usize).rev() {
-            let size = self.shape[d] as usize;
-            // A dim of size 1 contributes nothing; its stride may be anything.
-            let s = if size <= 1 { 0 } else { strides[d] };
-            self.stride[v][d] = to_u32(s, "stride")?;
-            if size > 1 && s != expect {
-                contiguous = false;
-            }
-            expect = expect.saturating_mul(size);
-        }
-        if contiguous {
-            self.contig |= 1 << v;
-        }
-        Ok(self)
-    }
-
-    /// Sets view `v` from a layout of the walk's shape.
-    fn view(self, v: usize, layout: &Layout) -> Result<Walk> {
-        self.view_parts(v, layout.strides(), layout.offset())
-    }
-
-    /// View `v` is the contiguous output itself.
-    fn contiguous_view(mut self, v: usize) -> Walk {
-        self.contig |= 1 << v;
-        self
     }
 }
 
@@ -374,177 +200,6 @@ impl fmt::Debug for CudaFabric {
             .field("device", &self.device)
             .field("description", &self.description)
             .finish()
-    }
-}
-
-/// The whole NVRTC program: the kernel files concatenated in order.
-pub fn program_source() -> String {
-    let mut src = String::new();
-    for (name, text) in KERNEL_FILES {
-        src.push_str(&format!("// ---- {name} ----\n"));
-        src.push_str(text);
-        src.push('\n');
-    }
-    src
-}
-
-/// The kernel variant digest of the CUDA fabric: its CUDA sources, its host code, the
-/// NVRTC options and the shared BlockTorch semantics sources (everything the CPU
-/// fabric's digest covers except the CPU kernels), with the runtime version stamp.
-pub fn cuda_kernel_variant_digest() -> [u8; 32] {
-    let options = NVRTC_OPTIONS.join(" ");
-    let mut sources: Vec<(&str, &str)> = KERNEL_FILES.to_vec();
-    sources.push(("blocktorch-cuda/lib.rs", include_str!("lib.rs")));
-    sources.push(("nvrtc-options", &options));
-    sources.extend(
-        SHARED_SOURCES
-            .iter()
-            .filter(|(name, _)| !name.starts_with("cpu/"))
-            .copied(),
-    );
-    kernel_variant_digest(&sources, RUNTIME_VERSION)
-}
-
-/// Whether the NVRTC library can be loaded (all [`compile_kernels`] needs; no GPU).
-pub fn nvrtc_available() -> bool {
-    #[allow(unsafe_code)]
-    // SAFETY: `is_culib_present` only tries `dlopen` on the candidate library names and
-    // drops the handles; it calls no function of the library.
-    unsafe {
-        cudarc::nvrtc::sys::is_culib_present()
-    }
-}
-
-/// Compiles the kernels with NVRTC for compute capability `major.minor` (needs only the
-/// NVRTC library, no device). Errors carry NVRTC's log.
-pub fn compile_kernels(major: i32, minor: i32) -> Result<cudarc::nvrtc::Ptx> {
-    if !nvrtc_available() {
-        return Err(fabric_err(
-            "the NVRTC library (libnvrtc.so) is not installed",
-        ));
-    }
-    let mut options: Vec<String> = NVRTC_OPTIONS.iter().map(|s| s.to_string()).collect();
-    options.push(format!("--gpu-architecture=compute_{major}{minor}"));
-    let opts = CompileOptions {
-        options,
-        name: Some("blocktorch.cu".into()),
-        ..CompileOptions::default()
-    };
-    compile_ptx_with_opts(program_source(), opts).map_err(|e| driver_err("NVRTC compilation", e))
-}
-
-/// The tile with the least modelled time for an `m × k · k × n` product over `batch`
-/// entries on a device of `sms` multiprocessors, where `occupancy[i]` blocks of tile
-/// `MatmulTile::ALL[i]` fit on one. Blocks spread evenly, so the busiest
-/// multiprocessor runs `ceil(blocks / sms)` of them at the tile's measured speed (this
-/// captures wave quantisation, which makes the small tile win on problems of a few
-/// hundred large tiles); a short k cannot hide the pipeline's fill and drain, modelled
-/// as `PIPELINE_K / occupancy` extra k steps. The choice never changes results.
-pub fn choose_tile(
-    sms: u32,
-    occupancy: &[u32],
-    m: usize,
-    n: usize,
-    k: usize,
-    batch: usize,
-) -> MatmulTile {
-    /// k steps of latency one resident block exposes per tile (fitted on the H100).
-    const PIPELINE_K: f64 = 128.0;
-    let mut best = (f64::INFINITY, MatmulTile::T64x64x8);
-    for (i, t) in MatmulTile::ALL.iter().enumerate() {
-        let occ = occupancy.get(i).copied().unwrap_or(1).max(1) as f64;
-        let (bm, bn, _, _) = t.dims();
-        let blocks = m
-            .div_ceil(bm as usize)
-            .saturating_mul(n.div_ceil(bn as usize))
-            .saturating_mul(batch);
-        let per_sm = blocks.div_ceil(sms.max(1) as usize) as f64;
-        let kf = k.max(1) as f64;
-        let cost = per_sm * (bm * bn) as f64 / t.speed() * (kf + PIPELINE_K / occ) / kf;
-        if cost < best.0 {
-            best = (cost, *t);
-        }
-    }
-    best.1
-}
-
-fn unary_code(op: UnaryOp) -> (i32, f32) {
-    match op {
-        UnaryOp::Neg => (0, 0.0),
-        UnaryOp::Abs => (1, 0.0),
-        UnaryOp::Exp => (2, 0.0),
-        UnaryOp::Log => (3, 0.0),
-        UnaryOp::Sqrt => (4, 0.0),
-        UnaryOp::Rsqrt => (5, 0.0),
-        UnaryOp::Recip => (6, 0.0),
-        UnaryOp::Tanh => (7, 0.0),
-        UnaryOp::Sigmoid => (8, 0.0),
-        UnaryOp::Relu => (9, 0.0),
-        UnaryOp::GeluTanh => (10, 0.0),
-        UnaryOp::GeluErf => (11, 0.0),
-        UnaryOp::Erf => (12, 0.0),
-        UnaryOp::Sign => (13, 0.0),
-        UnaryOp::PowScalar(p) => (14, p),
-    }
-}
-
-/// Freed device memory the pool keeps for reuse, at most (8 GiB); beyond it, freed
-/// memory goes back to the driver at the next synchronisation.
-pub const CUDA_POOL_KEEP_BYTES: u64 = 8 << 30;
-
-/// Makes the device's default memory pool (behind the stream-ordered allocator) keep
-/// up to [`CUDA_POOL_KEEP_BYTES`] of freed memory instead of returning it to the driver
-/// at every synchronisation (its release threshold is 0 by default), as a caching
-/// allocator does: a program that allocates each op's output then maps pages once, not
-/// once per op. Dropping the fabric trims the pool back.
-fn keep_freed_memory(ctx: &Arc<CudaContext>) -> Result<()> {
-    use cudarc::driver::sys;
-    if !ctx.has_async_alloc() {
-        return Ok(());
-    }
-    ctx.bind_to_thread()
-        .map_err(|e| driver_err("bind context", e))?;
-    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
-    let mut threshold: u64 = CUDA_POOL_KEEP_BYTES;
-    #[allow(unsafe_code)]
-    // SAFETY: the context is current on this thread; `pool` receives the device's
-    // default pool handle, then the attribute call reads one u64 through the pointer
-    // to `threshold`, which outlives the call.
-    let r = unsafe {
-        let r = sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device());
-        if r != sys::cudaError_enum::CUDA_SUCCESS {
-            r
-        } else {
-            sys::cuMemPoolSetAttribute(
-                pool,
-                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
-                (&mut threshold as *mut u64).cast(),
-            )
-        }
-    };
-    if r != sys::cudaError_enum::CUDA_SUCCESS {
-        return Err(fabric_err(format!("memory pool release threshold: {r:?}")));
-    }
-    Ok(())
-}
-
-/// Returns the default pool's unused memory to the driver.
-fn trim_pool(ctx: &Arc<CudaContext>) {
-    use cudarc::driver::sys;
-    if !ctx.has_async_alloc() || ctx.bind_to_thread().is_err() {
-        return;
-    }
-    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
-    #[allow(unsafe_code)]
-    // SAFETY: the context is current on this thread; `pool` receives the default pool
-    // handle, which `cuMemPoolTrimTo` then takes by value. Errors are ignored: trimming
-    // only returns memory early.
-    unsafe {
-        if sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device())
-            == sys::cudaError_enum::CUDA_SUCCESS
-        {
-            let _ = sys::cuMemPoolTrimTo(pool, 0);
-        }
     }
 }
 
@@ -712,14 +367,7 @@ impl CudaFabric {
     }
 
     fn launch(&self, args: &mut LaunchArgs<'_>, cfg: LaunchConfig, what: &str) -> Result<()> {
-        #[allow(unsafe_code)]
-        // SAFETY: every launch in this crate passes exactly the parameters its kernel
-        // declares, in order and with matching types (`Walk` by value, i32/u32/f32
-        // scalars, device pointers of live buffers); every index a kernel forms was
-        // bounds-checked on the host (layouts are checked against their buffer by
-        // `FabricTensor::new`, gather/index_add indices before launch).
-        let r = unsafe { args.launch(cfg) };
-        r.map(|_| ()).map_err(|e| driver_err(what, e))
+        driver::launch(args, cfg).map_err(|e| driver_err(what, e))
     }
 
     /// `t` in logical order, contiguous, in a fresh buffer (`t` itself when it already
