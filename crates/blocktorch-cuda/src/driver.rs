@@ -33,9 +33,7 @@ pub fn probe() -> std::result::Result<(), String> {
 pub fn nvrtc_available() -> bool {
     // SAFETY: `is_culib_present` only tries `dlopen` on the candidate library names and
     // drops the handles; it calls no function of the library.
-    unsafe {
-        cudarc::nvrtc::sys::is_culib_present()
-    }
+    unsafe { cudarc::nvrtc::sys::is_culib_present() }
 }
 
 /// Freed device memory the pool keeps for reuse, at most (8 GiB); beyond it, freed
