@@ -407,6 +407,27 @@ impl Cursor {
         let mut consumer = self.consumer - need_c;
         let mut industrial = self.industrial - need_i;
         let mut has_handle = self.has_handle;
+        let not_provider = || {
+            AdmissionError::Market(
+                MarketRefusal::NotProvider,
+                "not a registered provider".into(),
+            )
+        };
+        let known_task = |t: &Id| match crate::market::records::job(state, t) {
+            Some(_) => Ok(()),
+            None => Err(AdmissionError::Market(
+                MarketRefusal::UnknownTask,
+                "unknown task".into(),
+            )),
+        };
+        // A provider's transaction about a task.
+        let provider_on = |is_provider: bool, t: &Id| {
+            if is_provider {
+                known_task(t)
+            } else {
+                Err(not_provider())
+            }
+        };
         match p {
             TxPayload::Transfer(t) if t.to == p.from() => {
                 // A self-transfer gives its amounts back; never above the old balance.
@@ -441,69 +462,13 @@ impl Cursor {
             | TxPayload::Vote(_)
                 if !self.is_provider =>
             {
-                return Err(AdmissionError::Market(
-                    MarketRefusal::NotProvider,
-                    "not a registered provider".into(),
-                ));
+                return Err(not_provider());
             }
-            TxPayload::SubmitReceipt(r) => {
-                if !self.is_provider {
-                    return Err(AdmissionError::Market(
-                        MarketRefusal::NotProvider,
-                        "not a registered provider".into(),
-                    ));
-                }
-                if crate::market::records::job(state, &r.task_id).is_none() {
-                    return Err(AdmissionError::Market(
-                        MarketRefusal::UnknownTask,
-                        "unknown task".into(),
-                    ));
-                }
-            }
-            TxPayload::SealReceipt(r) => {
-                if !self.is_provider {
-                    return Err(AdmissionError::Market(
-                        MarketRefusal::NotProvider,
-                        "not a registered provider".into(),
-                    ));
-                }
-                if crate::market::records::job(state, &r.task_id).is_none() {
-                    return Err(AdmissionError::Market(
-                        MarketRefusal::UnknownTask,
-                        "unknown task".into(),
-                    ));
-                }
-            }
-            TxPayload::Challenge(c) => {
-                if crate::market::records::job(state, &c.task_id).is_none() {
-                    return Err(AdmissionError::Market(
-                        MarketRefusal::UnknownTask,
-                        "unknown task".into(),
-                    ));
-                }
-            }
-            TxPayload::SupplyEvidence(e) => {
-                if crate::market::records::job(state, &e.task_id).is_none() {
-                    return Err(AdmissionError::Market(
-                        MarketRefusal::UnknownTask,
-                        "unknown task".into(),
-                    ));
-                }
-            }
-            TxPayload::ReportMalformed(m) => {
-                if !self.is_provider {
-                    return Err(AdmissionError::Market(
-                        MarketRefusal::NotProvider,
-                        "not a registered provider".into(),
-                    ));
-                }
-                if crate::market::records::job(state, &m.task_id).is_none() {
-                    return Err(AdmissionError::Market(
-                        MarketRefusal::UnknownTask,
-                        "unknown task".into(),
-                    ));
-                }
-            }
+            TxPayload::SubmitReceipt(r) => provider_on(self.is_provider, &r.task_id)?,
+            TxPayload::SealReceipt(r) => provider_on(self.is_provider, &r.task_id)?,
+            TxPayload::ReportMalformed(m) => provider_on(self.is_provider, &m.task_id)?,
+            TxPayload::Challenge(c) => known_task(&c.task_id)?,
+            TxPayload::SupplyEvidence(e) => known_task(&e.task_id)?,
             TxPayload::Stake(_)
             | TxPayload::Unstake(_)
             | TxPayload::Heartbeat(_)

@@ -3,11 +3,15 @@
 //! ports, killed when dropped.
 #![allow(dead_code)]
 
+#[path = "../../../node/tests/support/process.rs"]
+mod process;
+pub use process::Node;
+
 use serde_json::{json, Value};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tb_primitives::SecretKey;
 use tempfile::TempDir;
@@ -182,67 +186,42 @@ pub fn node_binary() -> PathBuf {
     bin
 }
 
-/// A running devnet, killed when dropped (also when the test fails).
+/// A running devnet (the node's own test harness, `process::Node`), killed when
+/// dropped (also when the test fails).
 pub struct Devnet {
-    pub child: Child,
+    pub node: Node,
     pub dir: TempDir,
     pub rpc: String,
-}
-
-impl Drop for Devnet {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Devnet {
     /// Starts `the-block devnet` with 200 ms blocks, on free ports, plus `extra` flags.
     pub fn start(extra: &[&str]) -> Devnet {
         let dir = TempDir::new().unwrap();
-        let data = dir.path().join("data");
-        let log = std::fs::File::create(dir.path().join("node.log")).unwrap();
-        let child = Command::new(node_binary())
-            .args(["devnet", "--data-dir"])
-            .arg(&data)
-            .args([
-                "--rpc-addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-                "--block-interval-ms",
-                "200",
-                "--p2p-listen",
-                "/ip4/127.0.0.1/tcp/0",
-            ])
-            .args(extra)
-            .env_remove("TB_BLOCKTORCH_THREADS")
-            .env_remove("TB_BLOCKTORCH_SIMD")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("the-block starts");
-        let mut node = Devnet {
-            child,
-            dir,
-            rpc: String::new(),
-        };
-        let info = data.join("node.json");
-        node.rpc = node.wait_for("node.json", Duration::from_secs(60), |n| {
-            let v: Value = serde_json::from_str(&std::fs::read_to_string(&info).ok()?).ok()?;
-            n.check_alive();
-            Some(format!("http://{}", v["rpc"].as_str()?))
-        });
-        node
+        let mut args = vec![
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--block-interval-ms",
+            "200",
+        ];
+        args.extend_from_slice(extra);
+        let node = Node::start_bin(
+            &node_binary(),
+            "devnet",
+            &dir.path().join("data"),
+            &args,
+            &[],
+        );
+        let rpc = format!("http://{}", node.rpc);
+        Devnet { node, dir, rpc }
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+        self.node.log_text()
     }
 
     pub fn check_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
+        if let Ok(Some(status)) = self.node.child.try_wait() {
             panic!("the devnet exited ({status}):\n{}", self.log());
         }
     }

@@ -1,26 +1,19 @@
-//! Drives the real `the-block` binary: starts it in a temporary directory on port 0,
-//! reads the bound addresses from `node.json`, talks JSON-RPC over plain HTTP and
+//! Drives the real `the-block` binary: starts it in a temporary directory on port 0
+//! (`process.rs`, shared with tb-cli's tests), talks JSON-RPC over plain HTTP and
 //! WebSocket, scrapes `/metrics`, and kills it (SIGKILL) when dropped.
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 use tb_chain::tx::{JobSpec, SubmitJob};
 use tb_chain::{SignedTx, TxPayload};
 use tb_primitives::{SecretKey, MICRO_PER_TOKEN};
 
-pub struct Node {
-    pub child: Child,
-    pub dir: PathBuf,
-    pub rpc: SocketAddr,
-    pub metrics: Option<SocketAddr>,
-    pub admin_token: Option<String>,
-    pub log: PathBuf,
-}
+mod process;
+pub use process::{wait_for, Node};
 
 /// A signed transfer, as hex, from a key that holds nothing (`SecretKey::dev("nobody")`,
 /// on the devnet's chain id): well formed, refused by the mempool for its balance.
@@ -43,88 +36,21 @@ pub fn unfunded_transfer_hex(nonce: u64) -> (SecretKey, String) {
     (k, hex::encode(tb_primitives::encode(&tx)))
 }
 
-/// Polls `f` every 100 ms until it returns `Some`, or panics after `secs` with `what`.
-pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let t0 = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(secs),
-            "timed out after {secs} s waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 impl Node {
     /// Starts `the-block COMMAND --data-dir DIR --rpc-addr 127.0.0.1:0 ARGS` with `envs`.
     pub fn start(command: &str, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Node {
-        let _ = std::fs::remove_file(dir.join("node.json"));
-        std::fs::create_dir_all(dir).unwrap();
-        let log = dir.join(format!("node-{}.log", Instant::now().elapsed().as_nanos()));
-        let out = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_the-block"));
-        cmd.arg(command)
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--rpc-addr", "127.0.0.1:0"])
-            .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
-        for k in [
-            "TB_MINE",
-            "TB_PROVIDER",
-            "TB_VERIFIER",
-            "TB_CONFIG",
-            "TB_RPC_ADDR",
-            "TB_P2P_LISTEN",
-            "TB_BOOTNODES",
-            "TB_NET_KEY_PATH",
-            "TB_NO_P2P",
-        ] {
-            cmd.env_remove(k);
-        }
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("the-block starts");
-        let info: Value = wait_for(60, "node.json", || {
-            if let Ok(Some(st)) = child.try_wait() {
-                panic!(
-                    "the-block exited early ({st}):\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            let s = std::fs::read_to_string(dir.join("node.json")).ok()?;
-            serde_json::from_str(&s).ok()
-        });
-        Node {
-            child,
-            dir: dir.to_path_buf(),
-            rpc: info["rpc"].as_str().unwrap().parse().unwrap(),
-            metrics: info["metrics"].as_str().map(|s| s.parse().unwrap()),
-            admin_token: info["admin_token_file"]
-                .as_str()
-                .and_then(|p| std::fs::read_to_string(p).ok())
-                .map(|t| t.trim().to_string()),
-            log,
-        }
+        Node::start_bin(
+            Path::new(env!("CARGO_BIN_EXE_the-block")),
+            command,
+            dir,
+            args,
+            envs,
+        )
     }
 
     /// Starts a devnet with blocks every 150 ms and metrics.
     pub fn devnet(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Node {
-        let mut a = vec![
-            "--block-interval-ms",
-            "150",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ];
-        a.extend_from_slice(args);
-        Node::start("devnet", dir, &a, envs)
+        Node::devnet_bin(Path::new(env!("CARGO_BIN_EXE_the-block")), dir, args, envs)
     }
 
     /// The node's first peer-to-peer listen address, with `/p2p/<peer id>`.
@@ -133,15 +59,6 @@ impl Node {
             .as_str()
             .expect("the network is on")
             .to_string()
-    }
-
-    /// The node's `node.json`.
-    pub fn node_json(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(self.dir.join("node.json")).unwrap()).unwrap()
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// One JSON-RPC call; `Ok(result)` or `Err(error object)`.
@@ -197,19 +114,6 @@ impl Node {
             .find_map(|l| l.strip_prefix(&series).and_then(|r| r.strip_prefix(' ')))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
-    }
-
-    pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        wait_for(30, "a clean exit", || self.child.try_wait().ok().flatten())
     }
 
     /// Signs `payloads` with `key` from its next nonce and submits them.
@@ -321,12 +225,6 @@ impl Node {
             let j = self.call("compute.getJob", json!([tx])).ok()?;
             states.contains(&j["state"].as_str()?).then_some(j)
         })
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill9();
     }
 }
 
