@@ -86,3 +86,65 @@ fn the_chain_reads_no_clock_and_does_no_io_outside_its_telemetry() {
         }
     }
 }
+
+/// `unsafe` only where ARCHITECTURE.md says (SIMD, the OpenBLAS and GPU FFI), each
+/// block with a `// SAFETY:` comment above it; every crate root forbids or denies it.
+#[test]
+fn unsafe_code_is_only_where_the_architecture_says() {
+    let r = root();
+    let allowed = [
+        "crates/blocktorch/src/cpu/gemm.rs",
+        "crates/blocktorch/src/cpu/kernels.rs",
+        "crates/blocktorch-bench/src/openblas.rs",
+        "crates/blocktorch-cuda/src/driver.rs",
+        "crates/blocktorch-cuda/src/bin/tb-cuda-bench.rs",
+    ];
+    let mut files = Vec::new();
+    for c in std::fs::read_dir(r.join("crates")).unwrap() {
+        let src = c.unwrap().path().join("src");
+        if src.is_dir() {
+            rust_files(&src, &mut files);
+            let root_file = ["lib.rs", "main.rs"]
+                .iter()
+                .map(|f| src.join(f))
+                .find(|p| p.exists())
+                .unwrap();
+            let text = std::fs::read_to_string(&root_file).unwrap();
+            assert!(
+                text.contains("#![forbid(unsafe_code)]") || text.contains("#![deny(unsafe_code)]"),
+                "{} neither forbids nor denies unsafe code",
+                root_file.display()
+            );
+        }
+    }
+    for f in files {
+        let rel = f
+            .strip_prefix(&r)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(&f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let code = l.split("//").next().unwrap_or("");
+            let is_unsafe = ["unsafe {", "unsafe fn", "unsafe impl", "unsafe extern"]
+                .iter()
+                .any(|u| code.contains(u));
+            // A function-pointer type (`type F = unsafe extern "C" fn(..)`) is no block.
+            if !is_unsafe || code.trim_start().starts_with("type ") {
+                continue;
+            }
+            assert!(
+                allowed.contains(&rel.as_str()),
+                "{rel}:{}: unsafe outside the files ARCHITECTURE.md names",
+                i + 1
+            );
+            let above = lines[..i].iter().rev().take(12);
+            assert!(
+                above.into_iter().any(|a| a.contains("SAFETY:")) || code.contains("unsafe fn"),
+                "{rel}:{}: an unsafe block without a // SAFETY: comment above it",
+                i + 1
+            );
+        }
+    }
+}
