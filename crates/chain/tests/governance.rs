@@ -29,6 +29,14 @@ const BUDGET: &str = "proof_verification_budget_ms";
 /// The latency SLA the shadow-report test governs.
 const SLA: &str = "latency_sla_bps";
 
+/// A provider's capabilities in these tests.
+fn caps() -> ProviderCaps {
+    ProviderCaps {
+        kernel_digests: vec![KERNEL],
+        ..tb_chain::builders::cpu_caps(2)
+    }
+}
+
 fn params() -> ChainParams {
     let mut p = support::small_market_params();
     p.market.heartbeat_timeout_blocks = 10_000;
@@ -51,44 +59,10 @@ struct World {
 impl World {
     /// Providers 0..n staked `stakes[i]` tokens, then one funded non-provider (index n).
     fn new(stakes: &[u64]) -> World {
-        let n = stakes.len();
-        let keys: Vec<SecretKey> = (0..=n).map(|i| SecretKey::dev(&format!("g{i}"))).collect();
-        let funded: Vec<_> = keys
-            .iter()
-            .map(|k| (k.address(), 10_000 * MICRO_PER_TOKEN))
-            .collect();
-        let mut w = World {
-            chain: Chain::new(params(), &funded),
-            keys,
-        };
-        let mut txs = Vec::new();
-        for (i, s) in stakes.iter().enumerate() {
-            txs.push(w.tx_n(i, 0, |from, nonce| {
-                TxPayload::RegisterProvider(RegisterProvider {
-                    from,
-                    caps: ProviderCaps {
-                        fabrics: vec!["cpu".into()],
-                        kernel_digests: vec![KERNEL],
-                        models: vec![0],
-                        region: 0,
-                        max_leases: 2,
-                    },
-                    fee: 10,
-                    fee_selector: 1,
-                    nonce,
-                })
-            }));
-            txs.push(w.tx_n(i, 1, |from, nonce| {
-                TxPayload::Stake(StakeChange {
-                    from,
-                    amount: s * MICRO_PER_TOKEN,
-                    fee: 10,
-                    fee_selector: 1,
-                    nonce,
-                })
-            }));
-        }
-        assert_eq!(w.step(txs), 2 * n);
+        let micro: Vec<u64> = stakes.iter().map(|s| s * MICRO_PER_TOKEN).collect();
+        let (chain, keys) = support::providers_world(params(), "g", caps(), &micro);
+        let w = World { chain, keys };
+        w.check_supply();
         w
     }
 
@@ -114,13 +88,18 @@ impl World {
     /// conservation after every block.
     fn step(&mut self, txs: Vec<SignedTx>) -> usize {
         let n = self.chain.step(&txs).len();
+        self.check_supply();
+        n
+    }
+
+    /// Conservation and the fund's running totals.
+    fn check_supply(&self) {
         assert_eq!(
             supply(&self.chain.state).total(),
             self.chain.minted,
             "conservation"
         );
         check_running_totals(&self.chain.state).unwrap();
-        n
     }
 
     fn idle_until(&mut self, h: u64) {

@@ -38,36 +38,18 @@ impl World {
     fn with(n: usize, f: impl FnOnce(&mut ChainParams)) -> World {
         let mut params = params();
         f(&mut params);
-        let keys: Vec<SecretKey> = (0..=n).map(|i| SecretKey::dev(&format!("w{i}"))).collect();
-        let funded: Vec<_> = keys
-            .iter()
-            .map(|k| (k.address(), 10_000 * MICRO_PER_TOKEN))
-            .collect();
+        let caps = ProviderCaps {
+            kernel_digests: vec![KERNEL],
+            ..tb_chain::builders::cpu_caps(2)
+        };
+        let stakes = vec![50 * MICRO_PER_TOKEN; n];
+        let (chain, keys) = support::providers_world(params, "w", caps, &stakes);
         let mut w = World {
-            chain: Chain::new(params, &funded),
+            chain,
             keys,
             nonces: vec![0; n + 1],
         };
-        let mut txs = Vec::new();
-        for i in 0..n {
-            txs.push(w.tx(i, |from| {
-                TxPayload::RegisterProvider(RegisterProvider {
-                    from,
-                    caps: ProviderCaps {
-                        fabrics: vec!["cpu".into()],
-                        kernel_digests: vec![KERNEL],
-                        models: vec![0],
-                        region: 0,
-                        max_leases: 2,
-                    },
-                    fee: 10,
-                    fee_selector: 1,
-                    nonce: 0,
-                })
-            }));
-            txs.push(w.tx(i, |from| stake(from, 50 * MICRO_PER_TOKEN)));
-        }
-        assert_eq!(w.step(txs), 2 * n);
+        w.sync();
         w
     }
 
@@ -81,6 +63,12 @@ impl World {
     /// Builds and executes a block; returns how many of `txs` it included.
     fn step(&mut self, txs: Vec<SignedTx>) -> usize {
         let n = self.chain.step(&txs).len();
+        self.sync();
+        n
+    }
+
+    /// Nonces from the chain; conservation and the fund's running totals checked.
+    fn sync(&mut self) {
         for (i, k) in self.keys.iter().enumerate() {
             self.nonces[i] = self.chain.state.account(&k.address()).nonce;
         }
@@ -90,7 +78,6 @@ impl World {
             "conservation"
         );
         check_running_totals(&self.chain.state).unwrap();
-        n
     }
 
     /// Provider `i`'s heartbeat.

@@ -6,6 +6,46 @@ pub use tb_chain::devchain::{publish, sign, with_nonce, Chain};
 use tb_chain::TxPayload;
 use tb_primitives::{Address, SecretKey};
 
+/// Providers on a fresh chain under `params`: keys `{prefix}0..={prefix}n` (n =
+/// `stakes.len()`) hold 10,000 tokens of each kind; keys 0..n register with `caps` and
+/// bond `stakes[i]` micro-tokens, built with `tb_chain::builders` (fees in Industrial
+/// tokens) and included in one block; key n is no provider. Every test world that
+/// needs staked providers starts here.
+pub fn providers_world(
+    params: tb_chain::ChainParams,
+    prefix: &str,
+    caps: tb_chain::tx::ProviderCaps,
+    stakes: &[u64],
+) -> (Chain, Vec<SecretKey>) {
+    use tb_chain::builders::{register_provider, stake};
+    use tb_chain::tx::FeeSelector::Industrial;
+    let keys: Vec<SecretKey> = (0..=stakes.len())
+        .map(|i| SecretKey::dev(&format!("{prefix}{i}")))
+        .collect();
+    let funded: Vec<_> = keys
+        .iter()
+        .map(|k| (k.address(), 10_000 * tb_primitives::MICRO_PER_TOKEN))
+        .collect();
+    let mut chain = Chain::new(params, &funded);
+    let mut txs = Vec::new();
+    for (k, s) in keys.iter().zip(stakes) {
+        let a = k.address();
+        txs.extend(chain.signed(
+            k,
+            vec![
+                register_provider(a, caps.clone(), Industrial),
+                stake(a, *s, Industrial),
+            ],
+        ));
+    }
+    assert_eq!(
+        chain.step(&txs).len(),
+        txs.len(),
+        "every provider registered"
+    );
+    (chain, keys)
+}
+
 /// An example job with its honest run, as a test's requester and providers see it.
 pub struct Example {
     pub name: &'static str,
