@@ -67,6 +67,10 @@ macro_rules! refusals {
             /// Every kind, in code order.
             pub const ALL: [$name; [$($code),*].len()] = [$($name::$variant),*];
 
+            /// Every kind's `(code, reason)`, in code order.
+            pub const REASONS: [(u16, &'static str); [$($code),*].len()] =
+                [$(($code, $reason)),*];
+
             /// The stable admission code.
             pub const fn code(self) -> u16 {
                 match self {

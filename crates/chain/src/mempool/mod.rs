@@ -196,29 +196,27 @@ rejections! {
 
 /// Every `(code, reason)`, in code order: code `c` is at index `c - 1` (the mempool's
 /// own, then the market's, then governance's).
-pub const REJECTION_REASONS: [(u16, &str); REASON_COUNT] = {
-    let mut out = [(0u16, ""); REASON_COUNT];
-    let mut i = 0;
-    while i < OWN_REASONS.len() {
-        out[i] = OWN_REASONS[i];
-        i += 1;
-    }
-    let mut j = 0;
-    while j < MarketRefusal::ALL.len() {
-        let k = MarketRefusal::ALL[j];
-        out[i] = (k.code(), k.reason());
-        i += 1;
-        j += 1;
-    }
-    let mut j = 0;
-    while j < GovernanceRefusal::ALL.len() {
-        let k = GovernanceRefusal::ALL[j];
-        out[i] = (k.code(), k.reason());
-        i += 1;
-        j += 1;
+pub const REJECTION_REASONS: [(u16, &str); REASON_COUNT] = concat([
+    &OWN_REASONS,
+    &MarketRefusal::REASONS,
+    &GovernanceRefusal::REASONS,
+]);
+
+/// `parts` one after the other (`N` their total length).
+const fn concat<const N: usize>(parts: [&[(u16, &'static str)]; 3]) -> [(u16, &'static str); N] {
+    let mut out = [(0u16, ""); N];
+    let (mut i, mut p) = (0, 0);
+    while p < parts.len() {
+        let mut j = 0;
+        while j < parts[p].len() {
+            out[i] = parts[p][j];
+            i += 1;
+            j += 1;
+        }
+        p += 1;
     }
     out
-};
+}
 
 const REASON_COUNT: usize =
     OWN_REASONS.len() + MarketRefusal::ALL.len() + GovernanceRefusal::ALL.len();
