@@ -169,11 +169,16 @@ pub fn ws_url(url: &str) -> String {
     }
 }
 
-/// The first I/O error in `e`'s chain of causes.
+/// The first I/O error in `e`'s chain of causes (the WebSocket handshake's socket
+/// error names none as its source: it is looked at too).
 fn io_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
+    use jsonrpsee_client_transport::ws::WsHandshakeError;
     let mut cur = Some(e);
     while let Some(c) = cur {
         if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        if let Some(WsHandshakeError::Io(io)) = c.downcast_ref::<WsHandshakeError>() {
             return Some(io);
         }
         cur = c.source();

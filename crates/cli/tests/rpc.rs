@@ -17,6 +17,13 @@ fn a_missing_or_wrong_node_is_one_clear_line_and_exit_1() {
     let url = format!("http://127.0.0.1:{}", closed_port());
     let line = fails(&["--rpc", &url, "balance", &addr], 1, "connection refused");
     assert!(line.contains(&url), "{line}");
+    // The same over WebSocket.
+    let ws = url.replacen("http://", "ws://", 1);
+    let line = fails(&["--rpc", &ws, "chain", "info"], 1, "connection refused");
+    assert!(
+        line.contains(&ws) && line.contains("is `the-block` running"),
+        "{line}"
+    );
     // TB_RPC is the default for --rpc, and --rpc beats it.
     let line = fails_env(
         &["mine", "start"],
