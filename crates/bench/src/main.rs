@@ -29,6 +29,7 @@ mod verify;
 
 use std::time::Instant;
 use tb_chain::mempool::{Mempool, MempoolConfig};
+use tb_chain::tx::FeeSelector;
 use tb_chain::tx::{SignedTx, Transfer, TxPayload};
 use tb_chain::{mine, ChainParams, State, StateRead};
 use tb_primitives::{
@@ -68,7 +69,7 @@ fn transfer(key: &SecretKey, to: Address, nonce: u64, chain_id: u64) -> SignedTx
             amount_consumer: 1_000,
             amount_industrial: 0,
             fee: 1_000,
-            fee_selector: 0,
+            fee_selector: FeeSelector::Consumer.into(),
             nonce,
             memo: Vec::new(),
         }),

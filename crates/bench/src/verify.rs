@@ -13,6 +13,7 @@ use tb_chain::market::exec::task_id;
 use tb_chain::market::objects::publish_payloads;
 use tb_chain::market::records as r;
 use tb_chain::state::Overlay;
+use tb_chain::tx::FeeSelector;
 use tb_chain::tx::{JobSpec, SubmitJob, SubmitReceipt};
 use tb_chain::{ChainParams, TxPayload};
 use tb_primitives::{Id, SecretKey, MICRO_PER_TOKEN};
@@ -79,7 +80,7 @@ pub fn bench_receipt_checks(sizes: &[u32], samples: usize) -> Result<(), String>
                 from: req.address(),
                 spec,
                 fee: 10,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: 0,
             })],
         );
@@ -126,7 +127,7 @@ pub fn bench_receipt_checks(sizes: &[u32], samples: usize) -> Result<(), String>
                 task_id: t,
                 receipt,
                 fee: 10,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: 0,
             }))],
         );

@@ -159,7 +159,7 @@ pub fn challenge_payloads(
         c,
         &bundle,
         chain.params.market.challenge_bond_micro,
-        1,
+        crate::tx::FeeSelector::Industrial,
     );
     tx.fee = 10;
     out.push(TxPayload::Challenge(Box::new(tx)));

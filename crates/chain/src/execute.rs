@@ -9,14 +9,13 @@ use crate::params::ChainParams;
 use crate::state::{
     handle_key, reverse_handle_key, totals_key, Changes, Overlay, State, StateRead,
 };
-use crate::tx::{handle_is_valid, FeeSelector, SignedTx, TxPayload};
+use crate::tx::{handle_is_valid, SignedTx, TxPayload};
 use tb_primitives::{encode, signing_bytes, verify_strict_parallel, Address, Domain, Id, Token};
 
 /// Checks that need no state: selector, memo, size and handle syntax.
 pub fn check_stateless(tx: &SignedTx, params: &ChainParams) -> Result<(), TxError> {
-    let sel = tx.payload.fee_selector();
-    if FeeSelector::from_u8(sel).is_none() {
-        return Err(TxError::InvalidSelector(sel));
+    if tx.payload.selector().is_none() {
+        return Err(TxError::InvalidSelector(tx.payload.fee_selector()));
     }
     match &tx.payload {
         TxPayload::Transfer(t) => {
@@ -72,8 +71,9 @@ pub fn apply_tx(
             got: p.nonce(),
         });
     }
-    let sel =
-        FeeSelector::from_u8(p.fee_selector()).ok_or(TxError::InvalidSelector(p.fee_selector()))?;
+    let sel = p
+        .selector()
+        .ok_or(TxError::InvalidSelector(p.fee_selector()))?;
     let (need_c, need_i) = p.spend().ok_or(TxError::BalanceOverflow)?;
     if acc.consumer < need_c {
         return Err(TxError::InsufficientBalance {

@@ -20,6 +20,7 @@ impl FeeSelector {
         self as u8
     }
 
+    /// The selector a transaction's byte names, if any.
     pub fn from_u8(v: u8) -> Option<FeeSelector> {
         match v {
             0 => Some(FeeSelector::Consumer),
@@ -28,6 +29,13 @@ impl FeeSelector {
             _ => None,
         }
     }
+
+    /// Every selector, in byte order.
+    pub const ALL: [FeeSelector; 3] = [
+        FeeSelector::Consumer,
+        FeeSelector::Industrial,
+        FeeSelector::Split,
+    ];
 
     /// `(consumer part, industrial part)` of `fee`.
     pub fn split(self, fee: u64) -> (u64, u64) {
@@ -39,6 +47,13 @@ impl FeeSelector {
     }
 }
 
+/// The byte written into a transaction (`fee_selector: FeeSelector::Consumer.into()`).
+impl From<FeeSelector> for u8 {
+    fn from(s: FeeSelector) -> u8 {
+        s.as_u8()
+    }
+}
+
 /// The seeds' transfer payload.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Transfer {
@@ -47,7 +62,10 @@ pub struct Transfer {
     pub amount_consumer: u64,
     pub amount_industrial: u64,
     pub fee: u64,
-    /// Kept as a raw byte so an unknown selector is a typed admission error.
+    /// A [`FeeSelector`]'s byte. Every transaction kind keeps the raw byte (the wire
+    /// form) so that an unknown selector decodes and is refused at admission with its
+    /// own code (`invalid_selector`, 2) rather than as a malformed transaction; code
+    /// reads it through [`TxPayload::selector`].
     pub fee_selector: u8,
     pub nonce: u64,
     pub memo: Vec<u8>,
@@ -451,16 +469,21 @@ impl TxPayload {
         common!(self, fee)
     }
 
+    /// The raw selector byte (see [`Transfer::fee_selector`]).
     pub fn fee_selector(&self) -> u8 {
         common!(self, fee_selector)
+    }
+
+    /// The fee selector, or `None` for a byte that names none.
+    pub fn selector(&self) -> Option<FeeSelector> {
+        FeeSelector::from_u8(self.fee_selector())
     }
 
     /// `(consumer, industrial)` the sender must hold for this transaction:
     /// amounts plus the fee split by its selector. `None` on an unknown
     /// selector or an overflow.
     pub fn spend(&self) -> Option<(u64, u64)> {
-        let sel = FeeSelector::from_u8(self.fee_selector())?;
-        let (fc, fi) = sel.split(self.fee());
+        let (fc, fi) = self.selector()?.split(self.fee());
         let (ac, ai) = match self {
             TxPayload::Transfer(t) => (t.amount_consumer, t.amount_industrial),
             TxPayload::Stake(s) => (0, s.amount),

@@ -18,6 +18,7 @@ use proptest::sample::Index;
 use std::fmt::Debug;
 use tb_chain::block::{block_encoded_bytes_max, tx_root, HEADER_BYTES_MAX};
 use tb_chain::state::{Account, Totals, STATE_VALUE_BYTES_MAX};
+use tb_chain::tx::FeeSelector;
 use tb_chain::tx::{
     Heartbeat, JobSpec, ParamChange, ProposalBody, ProposalMode, Propose, ProviderCaps,
     RegisterProvider, StakeChange, SubmitJob, Vote,
@@ -233,7 +234,7 @@ fn arb_market_payload() -> impl Strategy<Value = TxPayload> {
                             max_leases,
                         },
                         fee,
-                        fee_selector: 1,
+                        fee_selector: FeeSelector::Industrial.into(),
                         nonce: 0,
                     })
                 }
@@ -254,7 +255,7 @@ fn arb_market_payload() -> impl Strategy<Value = TxPayload> {
                     index,
                     bytes,
                     fee,
-                    fee_selector: 1,
+                    fee_selector: FeeSelector::Industrial.into(),
                     nonce: 0,
                 })
             }),
@@ -271,7 +272,7 @@ fn arb_market_payload() -> impl Strategy<Value = TxPayload> {
                     seal,
                     result_bytes: fee / 3,
                     fee,
-                    fee_selector: 1,
+                    fee_selector: FeeSelector::Industrial.into(),
                     nonce: 0,
                 })
             }),
@@ -297,7 +298,7 @@ fn arb_market_payload() -> impl Strategy<Value = TxPayload> {
                     bundle_bytes: op as u64,
                     bond,
                     fee: 1,
-                    fee_selector: 1,
+                    fee_selector: FeeSelector::Industrial.into(),
                     nonce: 0,
                 }))
             }),
@@ -306,7 +307,7 @@ fn arb_market_payload() -> impl Strategy<Value = TxPayload> {
                 from,
                 task_id: tb_primitives::Id(t),
                 fee: 1,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: 0,
             })
         }),
@@ -318,7 +319,7 @@ fn arb_market_payload() -> impl Strategy<Value = TxPayload> {
                 bundle: t,
                 bundle_bytes: dispute as u64,
                 fee: 1,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: 0,
             })
         }),
@@ -757,7 +758,7 @@ fn tx_decode_refuses_over_the_decode_limit_and_stateless_checks_over_tx_bytes_ma
                 amount_consumer: 1,
                 amount_industrial: 0,
                 fee: 0,
-                fee_selector: 0,
+                fee_selector: FeeSelector::Consumer.into(),
                 nonce: 0,
                 memo: vec![7; memo],
             }),
@@ -806,7 +807,7 @@ fn huge_length_prefixes_fail_cleanly() {
             amount_consumer: 0,
             amount_industrial: 0,
             fee: 0,
-            fee_selector: 0,
+            fee_selector: FeeSelector::Consumer.into(),
             nonce: 0,
             memo: Vec::new(),
         }),
@@ -834,7 +835,7 @@ fn non_canonical_spellings_are_refused() {
             from: key.address(),
             handle: "@alice".to_string(),
             fee: 1,
-            fee_selector: 0,
+            fee_selector: FeeSelector::Consumer.into(),
             nonce: 0,
         }),
         &key,

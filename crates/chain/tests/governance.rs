@@ -16,6 +16,7 @@ use tb_chain::market::records::{self as r, SlashReason};
 use tb_chain::market::MarketParams;
 use tb_chain::mempool::{Mempool, MempoolConfig};
 use tb_chain::state::StateRead;
+use tb_chain::tx::FeeSelector;
 use tb_chain::tx::{
     JobSpec, ParamChange, ProposalBody, ProposalMode, Propose, ProviderCaps, RegisterProvider,
     StakeChange, SubmitJob, SubmitReceipt, Vote,
@@ -131,7 +132,7 @@ impl World {
                 from,
                 body: ProposalBody { changes, mode },
                 fee: 1_000,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce,
             })
         })
@@ -157,7 +158,7 @@ impl World {
                 proposal,
                 approve,
                 fee: 1_000,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce,
             })
         })
@@ -222,7 +223,7 @@ impl World {
                             model_object: None,
                         },
                         fee: 10,
-                        fee_selector: 1,
+                        fee_selector: FeeSelector::Industrial.into(),
                         nonce,
                     })
                 })
@@ -280,7 +281,7 @@ impl World {
                     index: 0,
                     bytes: blob.clone(),
                     fee: 1_000,
-                    fee_selector: 1,
+                    fee_selector: FeeSelector::Industrial.into(),
                     nonce,
                 })
             })
@@ -294,7 +295,7 @@ impl World {
                 task_id: t,
                 receipt,
                 fee: 10,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce,
             }))
         });
@@ -547,7 +548,7 @@ fn weights_are_stakes_at_tally_time() {
             from,
             amount: 100 * MICRO_PER_TOKEN,
             fee: 10,
-            fee_selector: 1,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce,
         })
     });
@@ -624,7 +625,7 @@ fn votes_only_in_the_period_from_staked_providers_and_replaceable() {
             from,
             amount: 50 * MICRO_PER_TOKEN,
             fee: 10,
-            fee_selector: 1,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce,
         })
     });
@@ -949,7 +950,7 @@ fn blocks_follow_an_applied_limit_and_the_mempool_once_told() {
                     model_object: None,
                 },
                 fee: 1_000,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce,
             })
         })
@@ -990,7 +991,7 @@ fn providers_registered_after_a_proposal_cannot_vote_on_it() {
                 max_leases: 2,
             },
             fee: 10,
-            fee_selector: 1,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce,
         })
     });
@@ -999,7 +1000,7 @@ fn providers_registered_after_a_proposal_cannot_vote_on_it() {
             from,
             amount: 5_000 * MICRO_PER_TOKEN,
             fee: 10,
-            fee_selector: 1,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce,
         })
     });

@@ -28,6 +28,7 @@ use tb_chain::consensus::TimedHeader;
 use tb_chain::execute::Fees;
 use tb_chain::state::Account;
 use tb_chain::tx::handle_is_valid;
+use tb_chain::tx::FeeSelector;
 use tb_chain::{
     build_block, execute_block, genesis_header, mine, validate_header, Block, BlockError,
     BlockHeader, ChainParams, RegisterHandle, SignedTx, State, StateRead, Transfer, TxError,
@@ -138,7 +139,7 @@ fn transfer(key: &SecretKey, to: Address, amount_consumer: u64, nonce: u64) -> T
         amount_consumer,
         amount_industrial: 0,
         fee: 10,
-        fee_selector: 0,
+        fee_selector: FeeSelector::Consumer.into(),
         nonce,
         memo: Vec::new(),
     }

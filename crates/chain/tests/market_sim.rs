@@ -14,14 +14,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use support::{sign, Chain};
+use tb_chain::builders::{register_provider, stake};
 use tb_chain::market::audit::{check_running_totals, supply};
 use tb_chain::market::records::{
     self as r, EpochSummary, Job, JobState, Kind, PayoutRecord, SlashReason, SlashRecord,
 };
 use tb_chain::state::{State, StateRead};
+use tb_chain::tx::FeeSelector;
 use tb_chain::tx::{
-    Heartbeat, JobSpec, ProviderCaps, PublishBlob, RegisterProvider, SealReceipt, StakeChange,
-    SubmitJob, SubmitReceipt,
+    Heartbeat, JobSpec, ProviderCaps, PublishBlob, SealReceipt, SubmitJob, SubmitReceipt,
 };
 use tb_chain::{ChainParams, SignedTx, TxPayload};
 use tb_primitives::{Address, Id, SecretKey, MICRO_PER_TOKEN};
@@ -132,7 +133,7 @@ fn publish_trace(
                 index: 0,
                 bytes: blob,
                 fee: 1_000,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: next_nonce(&mut p.nonce),
             }),
             &p.key,
@@ -223,28 +224,14 @@ fn run_simulation(seed: u64) {
             region: 0,
             max_leases: 4,
         };
-        txs.push(sign(
-            TxPayload::RegisterProvider(RegisterProvider {
-                from: p.key.address(),
-                caps,
-                fee: 10,
-                fee_selector: 1,
-                nonce: next_nonce(&mut p.nonce),
-            }),
-            &p.key,
-            &chain,
-        ));
-        txs.push(sign(
-            TxPayload::Stake(StakeChange {
-                from: p.key.address(),
-                amount: 100 * MICRO_PER_TOKEN,
-                fee: 10,
-                fee_selector: 1,
-                nonce: next_nonce(&mut p.nonce),
-            }),
-            &p.key,
-            &chain,
-        ));
+        let a = p.key.address();
+        for mut tx in [
+            register_provider(a, caps, FeeSelector::Industrial),
+            stake(a, 100 * MICRO_PER_TOKEN, FeeSelector::Industrial),
+        ] {
+            *tx.nonce_mut() = next_nonce(&mut p.nonce);
+            txs.push(sign(tx, &p.key, &chain));
+        }
     }
     assert_eq!(
         chain.step(&txs).len(),
@@ -285,7 +272,7 @@ fn run_simulation(seed: u64) {
                         from: k.address(),
                         spec,
                         fee: 10,
-                        fee_selector: 1,
+                        fee_selector: FeeSelector::Industrial.into(),
                         nonce: next_nonce(n),
                     }),
                     k,
@@ -309,7 +296,7 @@ fn run_simulation(seed: u64) {
                     TxPayload::Heartbeat(Heartbeat {
                         from: me,
                         fee: 10,
-                        fee_selector: 1,
+                        fee_selector: FeeSelector::Industrial.into(),
                         nonce: next_nonce(&mut p.nonce),
                     }),
                     &p.key,
@@ -345,7 +332,7 @@ fn run_simulation(seed: u64) {
                                 seal: receipt.seal(),
                                 result_bytes: 50,
                                 fee: 10,
-                                fee_selector: 1,
+                                fee_selector: FeeSelector::Industrial.into(),
                                 nonce: next_nonce(&mut p.nonce),
                             })
                         } else {
@@ -354,7 +341,7 @@ fn run_simulation(seed: u64) {
                                 task_id: *t,
                                 receipt,
                                 fee: 10,
-                                fee_selector: 1,
+                                fee_selector: FeeSelector::Industrial.into(),
                                 nonce: next_nonce(&mut p.nonce),
                             }))
                         };
@@ -380,7 +367,7 @@ fn run_simulation(seed: u64) {
                             task_id: *t,
                             receipt,
                             fee: 10,
-                            fee_selector: 1,
+                            fee_selector: FeeSelector::Industrial.into(),
                             nonce: next_nonce(&mut p.nonce),
                         })),
                         &p.key,
@@ -411,7 +398,7 @@ fn run_simulation(seed: u64) {
                             task_id: t,
                             receipt,
                             fee: 10,
-                            fee_selector: 1,
+                            fee_selector: FeeSelector::Industrial.into(),
                             nonce: next_nonce(&mut p.nonce),
                         })),
                         &p.key,

@@ -9,6 +9,7 @@ use tb_chain::market::exec::task_id;
 use tb_chain::market::query;
 use tb_chain::market::records::{self as r, JobState, SlashReason};
 use tb_chain::state::StateRead;
+use tb_chain::tx::FeeSelector;
 use tb_chain::tx::{
     Heartbeat, JobSpec, ProviderCaps, PublishBlob, RegisterProvider, SealReceipt, StakeChange,
     SubmitJob, SubmitReceipt,
@@ -86,7 +87,7 @@ impl World {
             TxPayload::Heartbeat(Heartbeat {
                 from,
                 fee: 10,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: 0,
             })
         })
@@ -107,7 +108,7 @@ impl World {
                 from,
                 spec,
                 fee: 10,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: 0,
             })
         });
@@ -135,7 +136,7 @@ impl World {
                     index: 0,
                     bytes: blob.clone(),
                     fee: 1_000,
-                    fee_selector: 1,
+                    fee_selector: FeeSelector::Industrial.into(),
                     nonce: 0,
                 })
             }));
@@ -160,7 +161,7 @@ impl World {
                 seal: signed.seal(),
                 result_bytes: 50,
                 fee: 10,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: 0,
             })
         });
@@ -183,7 +184,7 @@ impl World {
                 task_id: t,
                 receipt,
                 fee: 10,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: 0,
             }))
         })
@@ -204,7 +205,7 @@ impl World {
                 task_id: t,
                 receipt,
                 fee: 10,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: 0,
             }))
         })
@@ -287,7 +288,7 @@ fn stake(from: tb_primitives::Address, amount: u64) -> TxPayload {
         from,
         amount,
         fee: 10,
-        fee_selector: 1,
+        fee_selector: FeeSelector::Industrial.into(),
         nonce: 0,
     })
 }
@@ -382,7 +383,7 @@ fn stake_unstake_and_unbonding_release() {
             from,
             amount: 20 * MICRO_PER_TOKEN,
             fee: 10,
-            fee_selector: 1,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce: 0,
         })
     });
@@ -398,7 +399,7 @@ fn stake_unstake_and_unbonding_release() {
             from,
             amount: 31 * MICRO_PER_TOKEN,
             fee: 10,
-            fee_selector: 1,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce: 0,
         })
     });
@@ -505,7 +506,7 @@ fn each_slash_reason() {
             from: key.address(),
             caps,
             fee: 10,
-            fee_selector: 1,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce: 0,
         }),
         &key,
@@ -532,7 +533,7 @@ fn each_slash_reason() {
             TxPayload::Heartbeat(Heartbeat {
                 from,
                 fee: 10,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: 0,
             })
         });
@@ -631,7 +632,7 @@ fn bad_market_transactions_are_refused() {
                 from,
                 spec,
                 fee: 10,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: 0,
             })
         });
@@ -706,7 +707,7 @@ fn unstaking_neither_escapes_slashing_nor_abandons_leases() {
             from,
             amount: 40 * MICRO_PER_TOKEN,
             fee: 10,
-            fee_selector: 1,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce: 0,
         })
     });
@@ -720,7 +721,7 @@ fn unstaking_neither_escapes_slashing_nor_abandons_leases() {
             from,
             amount: MICRO_PER_TOKEN,
             fee: 10,
-            fee_selector: 1,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce: 0,
         })
     });
@@ -768,7 +769,7 @@ fn deadlines_must_fit_a_lease_and_stay_bounded() {
                 from,
                 spec,
                 fee: 10,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: 0,
             })
         });
@@ -793,7 +794,7 @@ fn the_mempool_refuses_provider_transactions_from_non_providers() {
         TxPayload::Heartbeat(Heartbeat {
             from: stranger.address(),
             fee: 1_000_000,
-            fee_selector: 0,
+            fee_selector: FeeSelector::Consumer.into(),
             nonce: w.nonces[1],
         }),
         &stranger,
@@ -809,7 +810,7 @@ fn the_mempool_refuses_provider_transactions_from_non_providers() {
         TxPayload::Heartbeat(Heartbeat {
             from: k.address(),
             fee: 1_000_000,
-            fee_selector: 0,
+            fee_selector: FeeSelector::Consumer.into(),
             nonce: w.nonces[0],
         }),
         &k,

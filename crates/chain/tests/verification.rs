@@ -17,6 +17,7 @@ use tb_chain::market::exec::task_id;
 use tb_chain::market::query;
 use tb_chain::market::records::{self as r, FailReason, JobState, Outcome, Owed, SlashReason};
 use tb_chain::state::StateRead;
+use tb_chain::tx::FeeSelector;
 use tb_chain::tx::{
     Challenge, ReportMalformed, SealReceipt, SubmitJob, SubmitReceipt, SupplyEvidence,
 };
@@ -55,7 +56,7 @@ fn receipt_payload(who: Address, t: Id, receipt: tb_job::SignedReceipt) -> TxPay
         task_id: t,
         receipt,
         fee: 10,
-        fee_selector: 1,
+        fee_selector: FeeSelector::Industrial.into(),
         nonce: 0,
     }))
 }
@@ -74,7 +75,7 @@ fn seal_payload(
         seal: receipt.seal(),
         result_bytes,
         fee: 10,
-        fee_selector: 1,
+        fee_selector: FeeSelector::Industrial.into(),
         nonce: 0,
     })
 }
@@ -141,7 +142,7 @@ impl Net {
             from: self.requester.address(),
             spec,
             fee: 10,
-            fee_selector: 1,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce: 0,
         }));
         let txs = self.chain.signed(&self.requester.clone(), payloads);
@@ -421,7 +422,7 @@ fn challenges_are_refused_outside_the_window_with_bad_proofs_or_small_bonds() {
         bundle_bytes: 1_000,
         bond: net.chain.params.market.challenge_bond_micro,
         fee: 10,
-        fee_selector: 1,
+        fee_selector: FeeSelector::Industrial.into(),
         nonce: 0,
     };
     let try_one = |net: &mut Net, c: Challenge| {
@@ -560,7 +561,7 @@ fn disagreeing_replicas_are_settled_by_the_referee() {
         bundle: tb_primitives::sha256_digest(&bundle).0,
         bundle_bytes: bundle.len() as u64,
         fee: 10,
-        fee_selector: 1,
+        fee_selector: FeeSelector::Industrial.into(),
         nonce: 0,
     }));
     // The bundle is available once its publication applies, so it can be named in the
@@ -617,7 +618,7 @@ fn withheld_data_loses_a_silent_replica_and_an_undefended_dispute() {
             task_id: t,
             receipt: copy,
             fee: 10,
-            fee_selector: 1,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce: 0,
         }))],
     );
@@ -710,7 +711,7 @@ fn a_blob_that_is_not_its_spec_voids_the_job_without_slashing_anyone() {
                 from: k.address(),
                 task_id: t,
                 fee: 10,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: 0,
             })],
         )
@@ -815,7 +816,7 @@ fn a_present_provider_that_cannot_deliver_is_not_slashed() {
                     vec![TxPayload::Heartbeat(tb_chain::tx::Heartbeat {
                         from: k.address(),
                         fee: 10,
-                        fee_selector: 1,
+                        fee_selector: FeeSelector::Industrial.into(),
                         nonce: 0,
                     })],
                 )
@@ -916,7 +917,7 @@ fn a_party_names_one_bundle_ever() {
             bundle: tb_primitives::sha256_digest(bytes).0,
             bundle_bytes: bytes.len() as u64,
             fee: 10,
-            fee_selector: 1,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce: 0,
         }));
         net.chain.signed(k, p)
@@ -1027,7 +1028,7 @@ fn a_job_naming_a_model_needs_it_on_chain_and_keeps_it_pinned() {
         from: net.requester.address(),
         spec: spec.clone(),
         fee: 10,
-        fee_selector: 1,
+        fee_selector: FeeSelector::Industrial.into(),
         nonce: 0,
     }));
     let txs = net.chain.signed(&net.requester.clone(), payloads);
@@ -1042,7 +1043,7 @@ fn a_job_naming_a_model_needs_it_on_chain_and_keeps_it_pinned() {
             from: net.requester.address(),
             spec: wrong,
             fee: 10,
-            fee_selector: 1,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce: 0,
         })],
     );
@@ -1106,7 +1107,7 @@ fn a_blob_naming_another_model_than_its_spec_is_void_on_report() {
             from: k.address(),
             task_id: t,
             fee: 10,
-            fee_selector: 1,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce: 0,
         })],
     );
@@ -1185,7 +1186,7 @@ fn publishing_again_is_accepted_and_changes_nothing_but_the_fee() {
     p.push(TxPayload::Heartbeat(tb_chain::tx::Heartbeat {
         from: k.address(),
         fee: 10,
-        fee_selector: 1,
+        fee_selector: FeeSelector::Industrial.into(),
         nonce: 0,
     }));
     let before = net.industrial(&k.address());
@@ -1230,7 +1231,7 @@ fn keeping_a_model_past_its_paid_retention_is_rent_in_the_jobs_fee() {
                 from: net.requester.address(),
                 spec: ex.spec(1, deadline),
                 fee,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: 0,
             })],
         )

@@ -24,6 +24,7 @@ use tb_chain::market::records::{
     self as r, Job, JobState, Kind, Outcome, SlashReason, SlashRecord,
 };
 use tb_chain::state::StateRead;
+use tb_chain::tx::FeeSelector;
 use tb_chain::tx::{SealReceipt, SubmitJob, SubmitReceipt, SupplyEvidence};
 use tb_chain::{ChainParams, SignedTx, TxPayload};
 use tb_primitives::{Address, Id, SecretKey, MICRO_PER_TOKEN};
@@ -101,7 +102,7 @@ fn reveal_payload(a: &Actor, t: Id, receipt: tb_job::SignedReceipt) -> TxPayload
         task_id: t,
         receipt,
         fee: 10,
-        fee_selector: 1,
+        fee_selector: FeeSelector::Industrial.into(),
         nonce: 0,
     }))
 }
@@ -132,7 +133,7 @@ fn provider_step(w: &World, a: &Actor, idx: usize, jobs: &[(Id, Job)]) -> Vec<Tx
                     seal: receipt.seal(),
                     result_bytes: ex.try_result_for(&leaves).map_or(0, |r| r.len() as u64),
                     fee: 10,
-                    fee_selector: 1,
+                    fee_selector: FeeSelector::Industrial.into(),
                     nonce: 0,
                 }));
             } else {
@@ -189,7 +190,7 @@ fn provider_step(w: &World, a: &Actor, idx: usize, jobs: &[(Id, Job)]) -> Vec<Tx
                         bundle: tb_primitives::sha256_digest(&bundle).0,
                         bundle_bytes: bundle.len() as u64,
                         fee: 10,
-                        fee_selector: 1,
+                        fee_selector: FeeSelector::Industrial.into(),
                         nonce: 0,
                     }));
                 }
@@ -284,7 +285,7 @@ fn run(seed: u64) {
                 from: requester.address(),
                 spec: w.examples[e].spec(k, h + 80),
                 fee: 10,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: 0,
             }));
             let signed = w.chain.signed(&requester, payloads);

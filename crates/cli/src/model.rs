@@ -8,10 +8,11 @@
 
 use crate::args::{Args, Spec};
 use crate::job::{fields, read_capped};
-use crate::node_cmds::{emit, FEE_CONSUMER, FEE_INDUSTRIAL};
+use crate::node_cmds::emit;
 use crate::wallet::{load_key, Signer};
 use crate::{CliError, Global, Outcome};
 use serde_json::json;
+use tb_chain::tx::FeeSelector;
 use tb_job::format::{JOB_MAGIC, MODEL_BYTES_MAX};
 use tb_job::program::ARTIFACT_MAGIC;
 use tb_job::{Job, JobForm, Program};
@@ -111,10 +112,10 @@ pub fn read_model(path: &str) -> Result<(Vec<u8>, Program), CliError> {
     Ok((model, program))
 }
 
-fn fee_token(a: &Args) -> Result<u8, CliError> {
+fn fee_token(a: &Args) -> Result<FeeSelector, CliError> {
     match a.value("--fee-token") {
-        None | Some("industrial") => Ok(FEE_INDUSTRIAL),
-        Some("consumer") => Ok(FEE_CONSUMER),
+        None | Some("industrial") => Ok(FeeSelector::Industrial),
+        Some("consumer") => Ok(FeeSelector::Consumer),
         Some(other) => Err(CliError::usage(format!(
             "--fee-token {other:?}: expected industrial or consumer"
         ))),

@@ -14,6 +14,7 @@ use crate::{CliError, Global, Outcome};
 use serde_json::{json, Value};
 use tb_chain::governance::{check_body, GovernanceParams};
 use tb_chain::market::MarketParams;
+use tb_chain::tx::FeeSelector;
 use tb_chain::tx::{
     ParamChange, ProposalBody, ProposalMode, Propose, ProviderCaps, RegisterHandle,
     RegisterProvider, StakeChange, Transfer, Vote, PROPOSAL_CHANGES_MAX,
@@ -21,9 +22,9 @@ use tb_chain::tx::{
 use tb_chain::{ChainParams, TxPayload};
 
 /// `fee_selector`: the fee paid in consumer tokens (`tb_chain::tx::FeeSelector`).
-pub const FEE_CONSUMER: u8 = 0;
+
 /// `fee_selector`: the fee paid in industrial tokens.
-pub const FEE_INDUSTRIAL: u8 = 1;
+
 /// Default `--max-leases` of `provider register` (the node's provider default).
 pub const MAX_LEASES_DEFAULT: u32 = 4;
 
@@ -112,11 +113,11 @@ fn sent(
     })
 }
 
-fn fee_selector(a: &Args, name: &str, default: u8) -> Result<u8, CliError> {
+fn fee_selector(a: &Args, name: &str, default: FeeSelector) -> Result<FeeSelector, CliError> {
     match a.value(name) {
         None => Ok(default),
-        Some("consumer") => Ok(FEE_CONSUMER),
-        Some("industrial") => Ok(FEE_INDUSTRIAL),
+        Some("consumer") => Ok(FeeSelector::Consumer),
+        Some("industrial") => Ok(FeeSelector::Industrial),
         Some(other) => Err(CliError::usage(format!(
             "{name} {other:?}: expected consumer or industrial"
         ))),
@@ -219,7 +220,7 @@ fn tx_send(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     if amount == 0 {
         return Err(CliError::usage("--amount must be more than 0"));
     }
-    let selector = fee_selector(a, "--token", FEE_CONSUMER)?;
+    let selector = fee_selector(a, "--token", FeeSelector::Consumer)?;
     let memo = a.value("--memo").unwrap_or("").as_bytes().to_vec();
     let memo_max = ChainParams::mainnet().memo_bytes_max;
     if memo.len() > memo_max {
@@ -232,7 +233,7 @@ fn tx_send(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     let client = g.client()?;
     let to = resolve_account(g, a, &client, to_arg)?;
     let mut s = signer(g, a, &client)?;
-    let (amount_consumer, amount_industrial) = if selector == FEE_CONSUMER {
+    let (amount_consumer, amount_industrial) = if selector == FeeSelector::Consumer {
         (amount, 0)
     } else {
         (0, amount)
@@ -243,12 +244,12 @@ fn tx_send(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         amount_consumer,
         amount_industrial,
         fee: 0,
-        fee_selector: selector,
+        fee_selector: selector.into(),
         nonce: 0,
         memo,
     });
     let id = s.send(Via::SubmitTx, p)?;
-    let token = if selector == FEE_CONSUMER {
+    let token = if selector == FeeSelector::Consumer {
         "consumer"
     } else {
         "industrial"
@@ -358,14 +359,14 @@ fn handle_register(g: &Global, a: &Args) -> Result<Outcome, CliError> {
             "{h:?} is not a handle: @ then 3 to 31 of a-z 0-9 _, starting with a letter"
         )));
     }
-    let selector = fee_selector(a, "--fee-token", FEE_CONSUMER)?;
+    let selector = fee_selector(a, "--fee-token", FeeSelector::Consumer)?;
     let client = g.client()?;
     let mut s = signer(g, a, &client)?;
     let p = TxPayload::RegisterHandle(RegisterHandle {
         from: s.address(),
         handle: h.clone(),
         fee: 0,
-        fee_selector: selector,
+        fee_selector: selector.into(),
         nonce: 0,
     });
     let id = s.send(Via::RegisterHandle, p)?;
@@ -485,7 +486,7 @@ fn provider_register(g: &Global, a: &Args) -> Result<Outcome, CliError> {
             max_leases,
         },
         fee: 0,
-        fee_selector: FEE_INDUSTRIAL,
+        fee_selector: FeeSelector::Industrial.into(),
         nonce: 0,
     });
     let id = s.send(Via::SubmitTx, p)?;
@@ -544,7 +545,7 @@ fn provider_stake(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         from: s.address(),
         amount,
         fee: 0,
-        fee_selector: FEE_INDUSTRIAL,
+        fee_selector: FeeSelector::Industrial.into(),
         nonce: 0,
     };
     let (kind, p) = if unstake {
@@ -954,7 +955,7 @@ fn governor_propose(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         from: s.address(),
         body,
         fee: 0,
-        fee_selector: FEE_INDUSTRIAL,
+        fee_selector: FeeSelector::Industrial.into(),
         nonce: 0,
     });
     let id = s.send(Via::SubmitTx, p)?;
@@ -1000,7 +1001,7 @@ fn governor_vote(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         proposal,
         approve,
         fee: 0,
-        fee_selector: FEE_INDUSTRIAL,
+        fee_selector: FeeSelector::Industrial.into(),
         nonce: 0,
     });
     let id = s.send(Via::SubmitTx, p)?;

@@ -27,6 +27,7 @@ use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 use tb_chain::market::objects::blob_fee_min;
 use tb_chain::market::MarketParams;
+use tb_chain::tx::FeeSelector;
 use tb_chain::tx::PublishBlob;
 use tb_chain::{ChainParams, TxPayload};
 use tb_job::format::JOB_BLOB_BYTES_MAX;
@@ -200,12 +201,12 @@ fn settle_pending(s: &mut Signer<'_>, quiet: bool) -> Result<(), CliError> {
 
 /// Publishes `bytes` from the signer's account, resuming from the chunks of its copy
 /// already on chain; returns when the object is available. `what` names it in progress
-/// lines; `fee_selector` is the token that pays the chunk fees.
+/// lines; `paying` is the token that pays the chunk fees.
 pub fn publish(
     s: &mut Signer<'_>,
     bytes: &[u8],
     what: &str,
-    fee_selector: u8,
+    paying: FeeSelector,
     quiet: bool,
 ) -> Result<Published, CliError> {
     let client = s.client;
@@ -245,7 +246,7 @@ pub fn publish(
             index: i,
             bytes: c.to_vec(),
             fee: blob_fee_min(&market, c.len()),
-            fee_selector,
+            fee_selector: paying.into(),
             nonce: 0,
         }
     };
@@ -291,7 +292,7 @@ pub fn publish(
                 .max(floor.saturating_mul(size_of(i) + CHUNK_TX_OVERHEAD_BYTES))
         })
         .sum();
-    let token = if fee_selector == 0 {
+    let token = if paying == FeeSelector::Consumer {
         "consumer"
     } else {
         "industrial"

@@ -7,6 +7,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::{wait_for, Node, Ws};
+use tb_chain::tx::FeeSelector;
 use tb_primitives::SecretKey;
 
 #[test]
@@ -206,7 +207,7 @@ fn sigterm_stops_cleanly_and_keeps_the_mempool() {
             amount_consumer: 1,
             amount_industrial: 0,
             fee: 0,
-            fee_selector: 0,
+            fee_selector: FeeSelector::Consumer.into(),
             nonce: 0,
             memo: vec![],
         })],

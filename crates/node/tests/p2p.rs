@@ -7,6 +7,7 @@ mod support;
 use serde_json::{json, Value};
 use std::process::Command;
 use support::{wait_for, Node};
+use tb_chain::tx::FeeSelector;
 use tb_chain::tx::{JobSpec, SubmitJob};
 use tb_chain::TxPayload;
 use tb_primitives::{SecretKey, MICRO_PER_TOKEN};
@@ -119,7 +120,7 @@ fn three_nodes_converge_and_a_job_uploaded_at_a_is_run_on_c_and_settles_everywhe
                 from: alice.address(),
                 spec,
                 fee: 0,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: 0,
             })],
         )

@@ -2,6 +2,7 @@
 //! the mempool (those the new branch did not include), and subscribers get the new
 //! branch's heads in order.
 
+use tb_chain::tx::FeeSelector;
 use tb_chain::{Transfer, TxPayload};
 use tb_primitives::SecretKey;
 use the_block::node::Node;
@@ -28,7 +29,7 @@ fn a_reorg_puts_the_undone_transactions_back_and_announces_the_new_heads() {
                 amount_consumer: 1_000,
                 amount_industrial: 0,
                 fee: 0,
-                fee_selector: 0,
+                fee_selector: FeeSelector::Consumer.into(),
                 nonce: 0,
                 memo: vec![],
             })],

@@ -980,7 +980,7 @@ pub fn challenge_tx(
     c: &tb_job::Challenge,
     bundle: &[u8],
     bond: u64,
-    fee_selector: u8,
+    fees: crate::tx::FeeSelector,
 ) -> crate::tx::Challenge {
     crate::tx::Challenge {
         from,
@@ -992,7 +992,7 @@ pub fn challenge_tx(
         bundle_bytes: bundle.len() as u64,
         bond,
         fee: 0,
-        fee_selector,
+        fee_selector: fees.into(),
         nonce: 0,
     }
 }

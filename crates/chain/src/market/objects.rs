@@ -10,6 +10,7 @@ use crate::error::MarketRefusal as K;
 use crate::error::TxError;
 use crate::params::ChainParams;
 use crate::state::{Overlay, StateRead};
+use crate::tx::FeeSelector;
 use crate::tx::PublishBlob;
 use sha2::{Digest as _, Sha256};
 use tb_primitives::Address;
@@ -68,7 +69,7 @@ pub fn publish_payloads(p: &super::MarketParams, from: Address, bytes: &[u8]) ->
             index: i as u32,
             bytes: c.to_vec(),
             fee: blob_fee_min(p, c.len()),
-            fee_selector: 1,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce: 0,
         })
         .collect()

@@ -4,6 +4,7 @@
 use super::*;
 use crate::execute::{apply_tx, Fees};
 use crate::state::{account_key, handle_key, reverse_handle_key, Account, Overlay, State};
+use crate::tx::FeeSelector;
 use crate::tx::{RegisterHandle, Transfer};
 use proptest::prelude::*;
 use tb_primitives::{encode, SecretKey};
@@ -94,7 +95,7 @@ fn transfer_with(from: &str, nonce: u64, fee: u64, edit: impl FnOnce(&mut Transf
         amount_consumer: 100,
         amount_industrial: 0,
         fee,
-        fee_selector: 0,
+        fee_selector: FeeSelector::Consumer.into(),
         nonce,
         memo: Vec::new(),
     };
@@ -111,7 +112,7 @@ fn register(from: &str, handle: &str, nonce: u64) -> SignedTx {
         from: addr(from),
         handle: handle.to_string(),
         fee: 1_000,
-        fee_selector: 0,
+        fee_selector: FeeSelector::Consumer.into(),
         nonce,
     });
     SignedTx::sign(p, &key(from), params().chain_id)
@@ -404,7 +405,7 @@ fn balance_counts_pending_spends() {
         t.amount_consumer = 0;
         t.amount_industrial = 400;
         t.fee = 200;
-        t.fee_selector = 1;
+        t.fee_selector = FeeSelector::Industrial.into();
     });
     let err = refuse(&mut p, &state, ind, "insufficient_balance");
     assert!(matches!(

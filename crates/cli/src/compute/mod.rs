@@ -18,7 +18,7 @@
 
 use crate::args::{Args, Spec};
 use crate::job::{fields, table};
-use crate::node_cmds::{emit, hex_id, FEE_INDUSTRIAL};
+use crate::node_cmds::{emit, hex_id};
 use crate::rpc_client::{
     hid, ChainClient, Client, ComputeClient, EstimateJob, HexBytes, HexId, Reply as _,
 };

@@ -2,6 +2,7 @@
 //! `SubmitJob`, and `--wait` following it to its verified result.
 
 use super::*;
+use tb_chain::tx::FeeSelector;
 
 /// The job `compute submit` sends: the blob (version 1 when it names a model), the
 /// decoded job, and the model's bytes when it names one.
@@ -210,7 +211,7 @@ pub(super) fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
                 &mut s,
                 m,
                 &format!("model {}…", short_hex(&sha)),
-                FEE_INDUSTRIAL,
+                FeeSelector::Industrial,
                 false,
             )?)
         }
@@ -236,7 +237,7 @@ pub(super) fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         &mut s,
         &blob,
         &format!("job blob {}…", &sha[..12]),
-        FEE_INDUSTRIAL,
+        FeeSelector::Industrial,
         false,
     )?;
     // The deadline counts from now: publishing a large model takes blocks.
@@ -270,7 +271,7 @@ pub(super) fn submit(g: &Global, a: &Args) -> Result<Outcome, CliError> {
             from: s.address(),
             spec,
             fee: rent,
-            fee_selector: FEE_INDUSTRIAL,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce: 0,
         }),
     )?;

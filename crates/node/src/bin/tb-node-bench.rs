@@ -32,6 +32,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tb_chain::tx::FeeSelector;
 use tb_chain::{SignedTx, StateRead, TxPayload};
 use tb_primitives::{SecretKey, MICRO_PER_TOKEN};
 use the_block::node::Node;
@@ -265,7 +266,7 @@ fn rpc(clients: usize, secs: u64) -> Result<(), String> {
                     amount_consumer: 5 * MICRO_PER_TOKEN,
                     amount_industrial: 0,
                     fee: 0,
-                    fee_selector: 0,
+                    fee_selector: FeeSelector::Consumer.into(),
                     nonce: 0,
                     memo: vec![],
                 })
@@ -286,7 +287,7 @@ fn rpc(clients: usize, secs: u64) -> Result<(), String> {
                     amount_consumer: 1,
                     amount_industrial: 0,
                     fee: 0,
-                    fee_selector: 0,
+                    fee_selector: FeeSelector::Consumer.into(),
                     nonce: n as u64,
                     memo: vec![],
                 });
@@ -478,7 +479,7 @@ fn sync(blocks: u64, txs: usize) -> Result<(), String> {
                         amount_consumer: 1,
                         amount_industrial: 0,
                         fee: 0,
-                        fee_selector: 0,
+                        fee_selector: FeeSelector::Consumer.into(),
                         nonce,
                         memo: vec![b'm'; 64],
                     });
@@ -730,7 +731,7 @@ fn settle(jobs: usize, interval_ms: u64) -> Result<(), String> {
                 from: alice.address(),
                 spec: spec.clone(),
                 fee: 0,
-                fee_selector: 1,
+                fee_selector: FeeSelector::Industrial.into(),
                 nonce: 0,
             }));
         }
@@ -882,7 +883,7 @@ fn results(jobs: usize, interval_ms: u64) -> Result<(), String> {
                     from: from.address(),
                     spec,
                     fee: 0,
-                    fee_selector: 1,
+                    fee_selector: FeeSelector::Industrial.into(),
                     nonce: 0,
                 }));
             }

@@ -14,6 +14,7 @@ use tb_chain::market::audit::{check_running_totals, supply};
 use tb_chain::market::exec::task_id;
 use tb_chain::market::query;
 use tb_chain::market::records::{self as r, JobState, Outcome};
+use tb_chain::tx::FeeSelector;
 use tb_chain::tx::{JobSpec, SubmitJob, SubmitReceipt};
 use tb_chain::{ChainParams, SignedTx, StateRead, TxPayload};
 use tb_primitives::{Address, Amount, Id, SecretKey, MICRO_PER_TOKEN};
@@ -97,7 +98,7 @@ pub fn run() -> R<()> {
             from: requester.address(),
             spec: spec.clone(),
             fee: 10,
-            fee_selector: 1,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce: 0,
         }));
     }
@@ -348,7 +349,7 @@ fn answer(
         task_id: t,
         receipt: signed,
         fee: 10,
-        fee_selector: 1,
+        fee_selector: FeeSelector::Industrial.into(),
         nonce: 0,
     })));
     Ok(chain.signed(key, p))

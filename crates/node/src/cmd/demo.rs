@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use tb_chain::mempool::{Mempool, MempoolConfig};
+use tb_chain::tx::FeeSelector;
 use tb_chain::tx::{RegisterHandle, SignedTx, Transfer, TxPayload};
 use tb_chain::{mine, Block, ChainParams, StateRead};
 use tb_primitives::{Address, Amount, SecretKey};
@@ -192,7 +193,7 @@ pub fn run(keep: Option<PathBuf>) -> R<()> {
             from: bob.address(),
             handle: "@bob".into(),
             fee: 1_000,
-            fee_selector: 0,
+            fee_selector: FeeSelector::Consumer.into(),
             nonce: 0,
         }),
         &bob,

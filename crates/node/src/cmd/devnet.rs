@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tb_chain::tx::FeeSelector;
 use tb_chain::{StateRead, TxPayload};
 use tb_primitives::SecretKey;
 
@@ -146,7 +147,7 @@ fn fund_dev_keys(node: Arc<Node>) {
                     amount_consumer: amount,
                     amount_industrial: amount,
                     fee: 0,
-                    fee_selector: 0,
+                    fee_selector: FeeSelector::Consumer.into(),
                     nonce: 0,
                     memo: b"devnet prefunding".to_vec(),
                 })

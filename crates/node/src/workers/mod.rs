@@ -20,7 +20,6 @@ use tb_primitives::Address;
 /// moves only with its stake, its payouts and its slashes.
 pub const FEES: FeeSelector = FeeSelector::Consumer;
 /// [`FEES`] as the byte a transaction carries.
-pub const FEE_SELECTOR: u8 = FEES.as_u8();
 
 /// The `PublishBlob` payloads that publish `bytes` from `from` (fees in Consumer
 /// tokens), unless the chain already has the object.

@@ -19,7 +19,7 @@
 //! sealed (a re-run would measure a different latency, and its receipt would not match
 //! the seal).
 
-use super::{publish_payloads, FEES, FEE_SELECTOR};
+use super::{publish_payloads, FEES};
 use crate::blobs::{fetch as fetch_blob, job_model};
 use crate::config::{FabricKind, ProviderConfig};
 use crate::node::Node;
@@ -302,7 +302,7 @@ impl Worker {
             self.submit(vec![TxPayload::Heartbeat(Heartbeat {
                 from: self.me,
                 fee: 0,
-                fee_selector: FEE_SELECTOR,
+                fee_selector: FEES.into(),
                 nonce: 0,
             })])?;
             self.node.metrics.inc("provider_heartbeats_total", &[]);
@@ -330,7 +330,7 @@ impl Worker {
                     from: self.me,
                     task_id: t,
                     fee: 0,
-                    fee_selector: FEE_SELECTOR,
+                    fee_selector: FEES.into(),
                     nonce: 0,
                 })]);
             }
@@ -415,7 +415,7 @@ impl Worker {
                 seal: answer.receipt.seal(),
                 result_bytes,
                 fee: 0,
-                fee_selector: FEE_SELECTOR,
+                fee_selector: FEES.into(),
                 nonce: 0,
             })])
         } else {
@@ -440,7 +440,7 @@ impl Worker {
             task_id: t,
             receipt: a.receipt,
             fee: 0,
-            fee_selector: FEE_SELECTOR,
+            fee_selector: FEES.into(),
             nonce: 0,
         })));
         self.submit(p)?;
@@ -489,7 +489,7 @@ impl Worker {
                 bundle: tb_primitives::sha256_digest(&bundle).0,
                 bundle_bytes: bundle.len() as u64,
                 fee: 0,
-                fee_selector: FEE_SELECTOR,
+                fee_selector: FEES.into(),
                 nonce: 0,
             }));
             self.submit(p)?;

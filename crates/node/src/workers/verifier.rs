@@ -7,7 +7,7 @@
 //! publishes the job blob (if the chain no longer has it) and the evidence bundle, and
 //! submits the bonded `Challenge`.
 
-use super::{publish_payloads, FEE_SELECTOR};
+use super::{publish_payloads, FEES};
 use crate::blobs::{fetch as fetch_blob, job_model};
 use crate::config::VerifierConfig;
 use crate::node::Node;
@@ -120,7 +120,7 @@ fn check(
         .market
         .challenge_bond_micro;
     p.push(TxPayload::Challenge(Box::new(
-        tb_chain::market::dispute::challenge_tx(me, t, &c, &bundle, bond, FEE_SELECTOR),
+        tb_chain::market::dispute::challenge_tx(me, t, &c, &bundle, bond, FEES),
     )));
     node.submit_signed(key, p)
         .map_err(|e| format!("challenge refused: {e}"))?;

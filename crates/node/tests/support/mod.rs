@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
+use tb_chain::tx::FeeSelector;
 use tb_chain::tx::{JobSpec, SubmitJob};
 use tb_chain::{SignedTx, TxPayload};
 use tb_primitives::{SecretKey, MICRO_PER_TOKEN};
@@ -26,7 +27,7 @@ pub fn unfunded_transfer_hex(nonce: u64) -> (SecretKey, String) {
             amount_consumer: 5,
             amount_industrial: 0,
             fee: 10_000,
-            fee_selector: 0,
+            fee_selector: FeeSelector::Consumer.into(),
             nonce,
             memo: vec![],
         }),
@@ -189,7 +190,7 @@ impl Node {
             from: key.address(),
             spec,
             fee: 0,
-            fee_selector: 1,
+            fee_selector: FeeSelector::Industrial.into(),
             nonce: 0,
         }));
         self.send(key, p).pop().unwrap()

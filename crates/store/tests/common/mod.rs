@@ -1,6 +1,7 @@
 //! Helpers shared by the store's integration tests.
 #![allow(dead_code)]
 
+use tb_chain::tx::FeeSelector;
 use tb_chain::tx::{SignedTx, Transfer, TxPayload};
 use tb_chain::{mine, Block, ChainParams, StateRead};
 use tb_primitives::{Address, SecretKey};
@@ -40,7 +41,7 @@ pub fn transfer(
             amount_consumer: c,
             amount_industrial: i,
             fee: 10,
-            fee_selector: (nonce % 3) as u8,
+            fee_selector: FeeSelector::ALL[(nonce % 3) as usize].into(),
             nonce,
             memo: b"test".to_vec(),
         }),

@@ -5,6 +5,7 @@
 //! (`tests/migrate.rs`) checks the same facts after opening it with this build.
 //! (Not compiled here: it is written against the v3 API.)
 
+use tb_chain::tx::FeeSelector;
 use tb_chain::market::objects::publish_payloads;
 use tb_chain::tx::{PublishBlob, RegisterHandle, SignedTx, Transfer, TxPayload};
 use tb_chain::{mine, ChainParams, StateRead};
@@ -55,7 +56,7 @@ fn main() {
             from: a.address(),
             handle: "@v3_alice".into(),
             fee: 1_000,
-            fee_selector: 0,
+            fee_selector: FeeSelector::Consumer.into(),
             nonce: 0,
         }),
         0,
@@ -69,7 +70,7 @@ fn main() {
             amount_consumer: 12_345,
             amount_industrial: 678,
             fee: 1_000,
-            fee_selector: 0,
+            fee_selector: FeeSelector::Consumer.into(),
             nonce: 0,
             memo: b"v3".to_vec(),
         }),
