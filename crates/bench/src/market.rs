@@ -98,7 +98,7 @@ pub fn bench_market_block(
 ) -> Result<(), String> {
     use tb_chain::block::genesis_header;
     use tb_chain::market::keys::queue_key;
-    use tb_chain::market::records::{self as r, Fund, Job, JobState, Kind, Provider};
+    use tb_chain::market::records::{self as r, Fund, Job, Kind, Provider};
     use tb_chain::tx::{JobSpec, ProviderCaps};
     use tb_primitives::encode;
     let mut params = tb_chain::ChainParams::devnet();
@@ -142,26 +142,8 @@ pub fn bench_market_block(
         };
         let qk = queue_key(m, &spec, (i / 10) as u64, &t);
         let escrow = spec.max_price * spec.redundancy as u64;
-        let job = Job {
-            requester: Address([1; 32]),
-            spec,
-            escrow,
-            state: JobState::Queued,
-            submitted: (i / 10) as u64,
-            retries: 0,
-            eligible_from: 0,
-            leases: vec![],
-            tried: vec![],
-            receipts: vec![],
-            queue_key: qk.clone(),
-            payouts_pending: 0,
-            seals: vec![],
-            reveal_deadline: 0,
-            window_end: 0,
-            disputes: 0,
-            disputes_open: 0,
-            failure: None,
-        };
+        let mut job = Job::queued(Address([1; 32]), spec, escrow, (i / 10) as u64, qk.clone());
+        job.eligible_from = 0;
         entries.push((qk, encode(&())));
         entries.push((r::key(Kind::Job, &[&t.0]), encode(&job)));
     }

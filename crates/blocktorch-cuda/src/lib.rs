@@ -764,14 +764,7 @@ impl Fabric for CudaFabric {
     }
 
     fn upload(&self, data: &HostData, shape: &[usize]) -> Result<FabricTensor> {
-        let layout = Layout::contiguous(shape)?;
-        if layout.numel() != data.len() {
-            return Err(TensorError::LengthMismatch {
-                shape: shape.to_vec(),
-                expected: layout.numel(),
-                got: data.len(),
-            });
-        }
+        let layout = data.layout_as(shape)?;
         let s = &self.stream;
         let e = |e| driver_err("upload", e);
         let len = data.len();

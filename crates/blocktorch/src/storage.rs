@@ -78,6 +78,21 @@ pub enum HostData {
 }
 
 impl HostData {
+    /// The contiguous row-major layout of these elements as `shape`: refused with
+    /// `LengthMismatch` unless the shape holds exactly as many elements (and with the
+    /// shape limits' errors).
+    pub fn layout_as(&self, shape: &[usize]) -> crate::Result<crate::Layout> {
+        let layout = crate::Layout::contiguous(shape)?;
+        if layout.numel() != self.len() {
+            return Err(crate::TensorError::LengthMismatch {
+                shape: shape.to_vec(),
+                expected: layout.numel(),
+                got: self.len(),
+            });
+        }
+        Ok(layout)
+    }
+
     /// The dtype of the elements.
     pub fn dtype(&self) -> DType {
         match self {

@@ -469,6 +469,27 @@ impl TxPayload {
         common!(self, fee)
     }
 
+    /// The kind's name (`Transfer`, `SubmitJob`, …), as RPC views and tools print it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TxPayload::Transfer(_) => "Transfer",
+            TxPayload::RegisterHandle(_) => "RegisterHandle",
+            TxPayload::RegisterProvider(_) => "RegisterProvider",
+            TxPayload::Stake(_) => "Stake",
+            TxPayload::Unstake(_) => "Unstake",
+            TxPayload::Heartbeat(_) => "Heartbeat",
+            TxPayload::SubmitJob(_) => "SubmitJob",
+            TxPayload::SubmitReceipt(_) => "SubmitReceipt",
+            TxPayload::PublishBlob(_) => "PublishBlob",
+            TxPayload::SealReceipt(_) => "SealReceipt",
+            TxPayload::Challenge(_) => "Challenge",
+            TxPayload::SupplyEvidence(_) => "SupplyEvidence",
+            TxPayload::ReportMalformed(_) => "ReportMalformed",
+            TxPayload::Propose(_) => "Propose",
+            TxPayload::Vote(_) => "Vote",
+        }
+    }
+
     /// The raw selector byte (see [`Transfer::fee_selector`]).
     pub fn fee_selector(&self) -> u8 {
         common!(self, fee_selector)

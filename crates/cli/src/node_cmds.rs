@@ -21,10 +21,6 @@ use tb_chain::tx::{
 };
 use tb_chain::{ChainParams, TxPayload};
 
-/// `fee_selector`: the fee paid in consumer tokens (`tb_chain::tx::FeeSelector`).
-
-/// `fee_selector`: the fee paid in industrial tokens.
-
 /// Default `--max-leases` of `provider register` (the node's provider default).
 pub const MAX_LEASES_DEFAULT: u32 = 4;
 
@@ -90,27 +86,30 @@ pub fn emit(g: &Global, a: &Args, v: &Value, text: impl FnOnce() -> String) -> O
 /// One field of what a transaction command prints: its text, and its JSON value.
 type Field<'a> = (&'a str, String, Value);
 
-/// What a transaction command prints: the id, the kind, the sender, and `extra`.
-fn sent(
+/// Sends `p` through `s` `via` a node method and prints what a transaction command
+/// prints: the id, the kind, the sender, and `extra`.
+fn send(
     g: &Global,
     a: &Args,
-    s: &Signer<'_>,
-    kind: &str,
-    id: &str,
+    s: &mut Signer<'_>,
+    via: Via,
+    p: TxPayload,
     extra: Vec<Field<'_>>,
-) -> Outcome {
+) -> Result<Outcome, CliError> {
+    let kind = p.kind();
+    let id = s.send(via, p)?;
     let from = s.address().to_string();
     let mut v = json!({"tx_id": id, "kind": kind, "from": from});
     for (k, _, x) in &extra {
         v[*k] = x.clone();
     }
-    emit(g, a, &v, || {
+    Ok(emit(g, a, &v, || {
         let mut rows = vec![("sent", format!("{kind} {id}")), ("from", from.clone())];
         rows.extend(extra.iter().map(|(k, x, _)| (*k, x.clone())));
         let mut out = fields(&rows, "");
         out += "admitted to the node's mempool; `tb-cli tx status ID` shows when it is included\n";
         out
-    })
+    }))
 }
 
 fn fee_selector(a: &Args, name: &str, default: FeeSelector) -> Result<FeeSelector, CliError> {
@@ -248,18 +247,17 @@ fn tx_send(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         nonce: 0,
         memo,
     });
-    let id = s.send(Via::SubmitTx, p)?;
     let token = if selector == FeeSelector::Consumer {
         "consumer"
     } else {
         "industrial"
     };
-    Ok(sent(
+    send(
         g,
         a,
-        &s,
-        "Transfer",
-        &id,
+        &mut s,
+        Via::SubmitTx,
+        p,
         vec![
             ("to", to.to_string(), json!(to.to_string())),
             (
@@ -269,7 +267,7 @@ fn tx_send(g: &Global, a: &Args) -> Result<Outcome, CliError> {
             ),
             ("token", token.into(), json!(token)),
         ],
-    ))
+    )
 }
 
 const TX_STATUS: Spec = Spec {
@@ -369,15 +367,14 @@ fn handle_register(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         fee_selector: selector.into(),
         nonce: 0,
     });
-    let id = s.send(Via::RegisterHandle, p)?;
-    Ok(sent(
+    send(
         g,
         a,
-        &s,
-        "RegisterHandle",
-        &id,
+        &mut s,
+        Via::RegisterHandle,
+        p,
         vec![("handle", h.clone(), json!(h))],
-    ))
+    )
 }
 
 const HANDLE_RESOLVE: Spec = Spec {
@@ -489,18 +486,17 @@ fn provider_register(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         fee_selector: FeeSelector::Industrial.into(),
         nonce: 0,
     });
-    let id = s.send(Via::SubmitTx, p)?;
-    Ok(sent(
+    send(
         g,
         a,
-        &s,
-        "RegisterProvider",
-        &id,
+        &mut s,
+        Via::SubmitTx,
+        p,
         vec![
             ("fabric", fabric.into(), json!(fabric)),
             ("max_leases", max_leases.to_string(), json!(max_leases)),
         ],
-    ))
+    )
 }
 
 const PROVIDER_STAKE: Spec = Spec {
@@ -548,24 +544,23 @@ fn provider_stake(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         fee_selector: FeeSelector::Industrial.into(),
         nonce: 0,
     };
-    let (kind, p) = if unstake {
-        ("Unstake", TxPayload::Unstake(change))
+    let p = if unstake {
+        TxPayload::Unstake(change)
     } else {
-        ("Stake", TxPayload::Stake(change))
+        TxPayload::Stake(change)
     };
-    let id = s.send(Via::SubmitTx, p)?;
-    Ok(sent(
+    send(
         g,
         a,
-        &s,
-        kind,
-        &id,
+        &mut s,
+        Via::SubmitTx,
+        p,
         vec![(
             "amount",
             format!("{} industrial", tokens(amount)),
             json!(amount),
         )],
-    ))
+    )
 }
 
 const PROVIDER_STATUS: Spec = Spec {
@@ -958,15 +953,14 @@ fn governor_propose(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         fee_selector: FeeSelector::Industrial.into(),
         nonce: 0,
     });
-    let id = s.send(Via::SubmitTx, p)?;
-    Ok(sent(
+    send(
         g,
         a,
-        &s,
-        "Propose",
-        &id,
+        &mut s,
+        Via::SubmitTx,
+        p,
         vec![("proposal", summary.clone(), json!(summary))],
-    ))
+    )
 }
 
 const GOVERNOR_VOTE: Spec = Spec {
@@ -1004,19 +998,18 @@ fn governor_vote(g: &Global, a: &Args) -> Result<Outcome, CliError> {
         fee_selector: FeeSelector::Industrial.into(),
         nonce: 0,
     });
-    let id = s.send(Via::SubmitTx, p)?;
     let verdict = if approve { "approve" } else { "reject" };
-    Ok(sent(
+    send(
         g,
         a,
-        &s,
-        "Vote",
-        &id,
+        &mut s,
+        Via::SubmitTx,
+        p,
         vec![
             ("proposal", proposal.to_string(), json!(proposal)),
             ("vote", verdict.into(), json!(verdict)),
         ],
-    ))
+    )
 }
 
 #[cfg(test)]

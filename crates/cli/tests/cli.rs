@@ -1,33 +1,13 @@
 //! End-to-end tests of the `tb-cli` binary: every command through the process
 //! boundary, its stdout, its one-line stderr and its exit status.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use support::{fails, tb};
 use tb_job::examples::{build_example, EXAMPLES};
 use tb_job::{validate, Job, SignedReceipt};
 use tempfile::TempDir;
-
-/// What one run of the binary gave.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn tb(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_tb-cli"))
-        .args(args)
-        .env_remove("TB_BLOCKTORCH_THREADS")
-        .env_remove("TB_BLOCKTORCH_SIMD")
-        .output()
-        .expect("the binary starts");
-    Run {
-        // A signal (no code) counts as a failure with a distinct value.
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 /// Runs and expects success; returns stdout.
 fn ok(args: &[&str]) -> String {
@@ -39,36 +19,6 @@ fn ok(args: &[&str]) -> String {
         r.stderr
     );
     r.stdout
-}
-
-/// Runs and expects failure with `code` and exactly one `tb-cli: ` line on stderr
-/// containing `fragment`; returns that line.
-fn fails(args: &[&str], code: i32, fragment: &str) -> String {
-    let r = tb(args);
-    assert_eq!(
-        r.code, code,
-        "{args:?}: stdout {:?} stderr {:?}",
-        r.stdout, r.stderr
-    );
-    assert!(
-        !r.stderr.contains("panicked"),
-        "{args:?} panicked: {}",
-        r.stderr
-    );
-    let lines: Vec<&str> = r.stderr.lines().collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "{args:?}: stderr is not one line: {:?}",
-        r.stderr
-    );
-    assert!(lines[0].starts_with("tb-cli: "), "{args:?}: {}", lines[0]);
-    assert!(
-        lines[0].contains(fragment),
-        "{args:?}: {:?} lacks {fragment:?}",
-        lines[0]
-    );
-    lines[0].to_string()
 }
 
 /// The string value of `key` in a flat part of one-line JSON.

@@ -51,14 +51,7 @@ impl ProgramBuilder {
 
     /// A named constant (a weight).
     pub fn param(&self, name: &str, data: HostData, shape: &[usize]) -> Result<Val> {
-        let layout = Layout::contiguous(shape)?;
-        if layout.numel() != data.len() {
-            return Err(TensorError::LengthMismatch {
-                shape: shape.to_vec(),
-                expected: layout.numel(),
-                got: data.len(),
-            });
-        }
+        let layout = data.layout_as(shape)?;
         let mut inner = self.inner.borrow_mut();
         let id = inner.consts.len() as u32;
         let dtype = data.dtype();

@@ -208,3 +208,17 @@ pub enum JobError {
 
 /// Result alias.
 pub type Result<T> = std::result::Result<T, JobError>;
+
+/// `Ok` when `value` is at most `max`, else [`JobError::TooLarge`] for `field` at `offset`
+/// (every decoder's limit check).
+pub(crate) fn at_most(field: &'static str, offset: usize, value: u64, max: u64) -> Result<()> {
+    if value > max {
+        return Err(JobError::TooLarge {
+            field,
+            offset,
+            value,
+            max,
+        });
+    }
+    Ok(())
+}

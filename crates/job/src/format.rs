@@ -187,28 +187,19 @@ impl InputTensorDescriptor {
             let at = r.offset();
             let p = r.u32("descriptor padding token")?;
             // The program reads it as an i32 scalar.
-            if p > i32::MAX as u32 {
-                return Err(JobError::TooLarge {
-                    field: "descriptor padding token",
-                    offset: at,
-                    value: p as u64,
-                    max: i32::MAX as u64,
-                });
-            }
+            crate::error::at_most("descriptor padding token", at, p as u64, i32::MAX as u64)?;
             Some(p)
         } else {
             None
         };
         let at = r.offset();
         let nb = r.u8("descriptor bias count")? as usize;
-        if nb > BIAS_ARRAYS_MAX {
-            return Err(JobError::TooLarge {
-                field: "descriptor bias count",
-                offset: at,
-                value: nb as u64,
-                max: BIAS_ARRAYS_MAX as u64,
-            });
-        }
+        crate::error::at_most(
+            "descriptor bias count",
+            at,
+            nb as u64,
+            BIAS_ARRAYS_MAX as u64,
+        )?;
         let mut bias = Vec::with_capacity(nb);
         for _ in 0..nb {
             let (shape, n) = r.shape("descriptor bias shape")?;
@@ -467,14 +458,7 @@ impl Job {
     /// version 0 blob ignores `model`. Errors inside the model are
     /// [`JobError::InModel`], with offsets from the model's first byte.
     pub fn decode_resolved(blob: &[u8], model: Option<&[u8]>) -> Result<Job> {
-        if blob.len() > JOB_BLOB_BYTES_MAX {
-            return Err(JobError::TooLarge {
-                field: "blob",
-                offset: 0,
-                value: blob.len() as u64,
-                max: JOB_BLOB_BYTES_MAX as u64,
-            });
-        }
+        crate::error::at_most("blob", 0, blob.len() as u64, JOB_BLOB_BYTES_MAX as u64)?;
         let mut r = Reader::new(blob, 0);
         let form = read_magic_version(&mut r)?;
         let kernel_digest = r.array32("kernel digest")?;
@@ -601,14 +585,7 @@ fn read_magic_version(r: &mut Reader<'_>) -> Result<JobForm> {
 }
 
 fn check_model_length(bytes: u64, offset: usize) -> Result<()> {
-    if bytes > MODEL_BYTES_MAX as u64 {
-        return Err(JobError::TooLarge {
-            field: "model length",
-            offset,
-            value: bytes,
-            max: MODEL_BYTES_MAX as u64,
-        });
-    }
+    crate::error::at_most("model length", offset, bytes, MODEL_BYTES_MAX as u64)?;
     Ok(())
 }
 

@@ -231,14 +231,7 @@ impl Program {
             let node = decode_node(&mut r)?;
             let at = r.offset();
             let na = r.u8("op argument count")? as usize;
-            if na > OP_ARGS_MAX {
-                return Err(JobError::TooLarge {
-                    field: "op argument count",
-                    offset: at,
-                    value: na as u64,
-                    max: OP_ARGS_MAX as u64,
-                });
-            }
+            crate::error::at_most("op argument count", at, na as u64, OP_ARGS_MAX as u64)?;
             let mut args = Vec::with_capacity(na);
             for _ in 0..na {
                 args.push(r.u32("op argument")?);
@@ -265,14 +258,7 @@ impl Program {
 fn count(r: &mut Reader<'_>, field: &'static str, max: usize) -> Result<usize> {
     let at = r.offset();
     let n = r.u32(field)? as usize;
-    if n > max {
-        return Err(JobError::TooLarge {
-            field,
-            offset: at,
-            value: n as u64,
-            max: max as u64,
-        });
-    }
+    crate::error::at_most(field, at, n as u64, max as u64)?;
     Ok(n)
 }
 
@@ -494,14 +480,12 @@ fn decode_node(r: &mut Reader<'_>) -> Result<Node> {
         OP_PERMUTE => {
             let at = r.offset();
             let n = r.u8("permutation rank")? as usize;
-            if n > blocktorch::RANK_MAX {
-                return Err(JobError::TooLarge {
-                    field: "permutation rank",
-                    offset: at,
-                    value: n as u64,
-                    max: blocktorch::RANK_MAX as u64,
-                });
-            }
+            crate::error::at_most(
+                "permutation rank",
+                at,
+                n as u64,
+                blocktorch::RANK_MAX as u64,
+            )?;
             let mut p = Vec::with_capacity(n);
             for _ in 0..n {
                 p.push(r.u8("permutation axis")? as usize);

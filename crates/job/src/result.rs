@@ -137,14 +137,7 @@ impl ResultObject {
     /// Decodes canonical bytes: every defect is a typed error naming the field and the
     /// byte offset; nothing may follow the last output.
     pub fn decode(b: &[u8]) -> Result<ResultObject> {
-        if b.len() > RESULT_BYTES_MAX {
-            return Err(JobError::TooLarge {
-                field: "result",
-                offset: 0,
-                value: b.len() as u64,
-                max: RESULT_BYTES_MAX as u64,
-            });
-        }
+        crate::error::at_most("result", 0, b.len() as u64, RESULT_BYTES_MAX as u64)?;
         let mut r = Reader::new(b, 0);
         let magic: [u8; 4] = r.take("magic", 4)?.try_into().expect("4 bytes");
         if magic != RESULT_MAGIC {
@@ -440,14 +433,12 @@ impl ResultScanner {
             }
             Field::NameLen => {
                 let n = self.buf[0] as usize;
-                if n > RESULT_NAME_BYTES_MAX {
-                    return Err(JobError::TooLarge {
-                        field: "output name",
-                        offset: field_at,
-                        value: n as u64,
-                        max: RESULT_NAME_BYTES_MAX as u64,
-                    });
-                }
+                crate::error::at_most(
+                    "output name",
+                    field_at,
+                    n as u64,
+                    RESULT_NAME_BYTES_MAX as u64,
+                )?;
                 if n == 0 {
                     self.start(Field::Dtype, 1);
                 } else {
@@ -477,14 +468,7 @@ impl ResultScanner {
             }
             Field::Rank => {
                 let rank = self.buf[0] as usize;
-                if rank > RANK_MAX {
-                    return Err(JobError::TooLarge {
-                        field: "output shape",
-                        offset: field_at,
-                        value: rank as u64,
-                        max: RANK_MAX as u64,
-                    });
-                }
+                crate::error::at_most("output shape", field_at, rank as u64, RANK_MAX as u64)?;
                 self.hash.update([rank as u8]);
                 self.rank = rank;
                 if rank == 0 {
@@ -505,14 +489,12 @@ impl ResultScanner {
                         offset: shape_at,
                     })?;
                 }
-                if n > blocktorch::ELEMENTS_MAX as u64 {
-                    return Err(JobError::TooLarge {
-                        field: "output shape",
-                        offset: shape_at,
-                        value: n,
-                        max: blocktorch::ELEMENTS_MAX as u64,
-                    });
-                }
+                crate::error::at_most(
+                    "output shape",
+                    shape_at,
+                    n,
+                    blocktorch::ELEMENTS_MAX as u64,
+                )?;
                 self.hash.update(&self.buf);
                 self.elements = n;
                 self.begin_data(shape_at)?;
@@ -592,14 +574,7 @@ fn check_f32(c: &[u8], at: usize) -> Result<()> {
 
 /// Scans a whole result object ([`ResultScanner`] over one piece).
 pub fn scan_result(bytes: &[u8]) -> Result<ResultSummary> {
-    if bytes.len() > RESULT_BYTES_MAX {
-        return Err(JobError::TooLarge {
-            field: "result",
-            offset: 0,
-            value: bytes.len() as u64,
-            max: RESULT_BYTES_MAX as u64,
-        });
-    }
+    crate::error::at_most("result", 0, bytes.len() as u64, RESULT_BYTES_MAX as u64)?;
     let mut s = ResultScanner::new();
     s.feed(bytes);
     s.finish()

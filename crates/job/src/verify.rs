@@ -337,14 +337,7 @@ impl EvidenceBundle {
     /// Decodes canonical bytes; every defect is a typed error naming the field and
     /// offset. Inputs must be in strictly increasing value order.
     pub fn decode(b: &[u8]) -> Result<EvidenceBundle> {
-        if b.len() > BUNDLE_BYTES_MAX {
-            return Err(JobError::TooLarge {
-                field: "bundle",
-                offset: 0,
-                value: b.len() as u64,
-                max: BUNDLE_BYTES_MAX as u64,
-            });
-        }
+        crate::error::at_most("bundle", 0, b.len() as u64, BUNDLE_BYTES_MAX as u64)?;
         let mut r = Reader::new(b, 0);
         let at = r.offset();
         let magic: [u8; 4] = r.take("magic", 4)?.try_into().expect("4 bytes");
@@ -369,14 +362,7 @@ impl EvidenceBundle {
         let op = r.u32("op")?;
         let at = r.offset();
         let n = r.u8("inputs")? as usize;
-        if n > OP_ARGS_MAX {
-            return Err(JobError::TooLarge {
-                field: "inputs",
-                offset: at,
-                value: n as u64,
-                max: OP_ARGS_MAX as u64,
-            });
-        }
+        crate::error::at_most("inputs", at, n as u64, OP_ARGS_MAX as u64)?;
         let mut inputs: Vec<Evidence> = Vec::with_capacity(n);
         for _ in 0..n {
             let at = r.offset();
@@ -396,14 +382,7 @@ impl EvidenceBundle {
                 u64::from_le_bytes(r.take("proof.leaf_count", 8)?.try_into().expect("8"));
             let at = r.offset();
             let ns = r.u8("proof.siblings")? as usize;
-            if ns > PROOF_SIBLINGS_MAX {
-                return Err(JobError::TooLarge {
-                    field: "proof.siblings",
-                    offset: at,
-                    value: ns as u64,
-                    max: PROOF_SIBLINGS_MAX as u64,
-                });
-            }
+            crate::error::at_most("proof.siblings", at, ns as u64, PROOF_SIBLINGS_MAX as u64)?;
             let siblings = (0..ns)
                 .map(|_| r.array32("proof.sibling").map(Id))
                 .collect::<Result<Vec<Id>>>()?;

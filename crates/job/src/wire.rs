@@ -83,14 +83,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn string(&mut self, field: &'static str, max: usize) -> Result<String> {
         let at = self.offset();
         let n = self.u8(field)? as usize;
-        if n > max {
-            return Err(JobError::TooLarge {
-                field,
-                offset: at,
-                value: n as u64,
-                max: max as u64,
-            });
-        }
+        crate::error::at_most(field, at, n as u64, max as u64)?;
         let b = self.take(field, n)?;
         String::from_utf8(b.to_vec()).map_err(|_| JobError::Invalid {
             field,
@@ -115,14 +108,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn shape(&mut self, field: &'static str) -> Result<(Vec<usize>, usize)> {
         let at = self.offset();
         let rank = self.u8(field)? as usize;
-        if rank > RANK_MAX {
-            return Err(JobError::TooLarge {
-                field,
-                offset: at,
-                value: rank as u64,
-                max: RANK_MAX as u64,
-            });
-        }
+        crate::error::at_most(field, at, rank as u64, RANK_MAX as u64)?;
         let mut shape = Vec::with_capacity(rank);
         let mut n: usize = 1;
         for _ in 0..rank {
@@ -132,14 +118,7 @@ impl<'a> Reader<'a> {
                 .ok_or(JobError::Overflow { field, offset: at })?;
             shape.push(d);
         }
-        if n > blocktorch::ELEMENTS_MAX {
-            return Err(JobError::TooLarge {
-                field,
-                offset: at,
-                value: n as u64,
-                max: blocktorch::ELEMENTS_MAX as u64,
-            });
-        }
+        crate::error::at_most(field, at, n as u64, blocktorch::ELEMENTS_MAX as u64)?;
         Ok((shape, n))
     }
 

@@ -37,32 +37,11 @@ pub fn head(h: &BlockHeader, txs: usize) -> tb_rpc_api::results::Header {
     }
 }
 
-/// The transaction kind's name.
-pub fn tx_kind(p: &TxPayload) -> &'static str {
-    match p {
-        TxPayload::Transfer(_) => "Transfer",
-        TxPayload::RegisterHandle(_) => "RegisterHandle",
-        TxPayload::RegisterProvider(_) => "RegisterProvider",
-        TxPayload::Stake(_) => "Stake",
-        TxPayload::Unstake(_) => "Unstake",
-        TxPayload::Heartbeat(_) => "Heartbeat",
-        TxPayload::SubmitJob(_) => "SubmitJob",
-        TxPayload::SubmitReceipt(_) => "SubmitReceipt",
-        TxPayload::PublishBlob(_) => "PublishBlob",
-        TxPayload::SealReceipt(_) => "SealReceipt",
-        TxPayload::Challenge(_) => "Challenge",
-        TxPayload::SupplyEvidence(_) => "SupplyEvidence",
-        TxPayload::ReportMalformed(_) => "ReportMalformed",
-        TxPayload::Propose(_) => "Propose",
-        TxPayload::Vote(_) => "Vote",
-    }
-}
-
 pub fn tx(t: &SignedTx) -> Value {
     let p = &t.payload;
     let mut v = json!({
         "id": t.id().to_hex(),
-        "kind": tx_kind(p),
+        "kind": p.kind(),
         "from": p.from().to_string(),
         "nonce": p.nonce(),
         "fee": p.fee(),

@@ -299,26 +299,7 @@ pub fn apply_tx(
             }
             let escrow = spec.max_price * spec.redundancy as u64;
             let qk = queue_key(p, spec, height, &t);
-            let job = Job {
-                requester: from,
-                spec: spec.clone(),
-                escrow,
-                state: JobState::Queued,
-                submitted: height,
-                retries: 0,
-                eligible_from: height + 1,
-                leases: vec![],
-                tried: vec![],
-                receipts: vec![],
-                queue_key: qk.clone(),
-                payouts_pending: 0,
-                seals: vec![],
-                reveal_deadline: 0,
-                window_end: 0,
-                disputes: 0,
-                disputes_open: 0,
-                failure: None,
-            };
+            let job = Job::queued(from, spec.clone(), escrow, height, qk.clone());
             f.escrow = f
                 .escrow
                 .checked_add(escrow)

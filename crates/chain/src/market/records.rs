@@ -255,6 +255,39 @@ pub struct Job {
     pub failure: Option<Failure>,
 }
 
+impl Job {
+    /// A job as `SubmitJob` queues it at `height`: eligible for a lease from the next
+    /// block, under `queue_key`, nothing leased, sealed or paid yet.
+    pub fn queued(
+        requester: Address,
+        spec: crate::tx::JobSpec,
+        escrow: u64,
+        height: u64,
+        queue_key: Vec<u8>,
+    ) -> Job {
+        Job {
+            requester,
+            spec,
+            escrow,
+            state: JobState::Queued,
+            submitted: height,
+            retries: 0,
+            eligible_from: height + 1,
+            leases: vec![],
+            tried: vec![],
+            receipts: vec![],
+            queue_key,
+            payouts_pending: 0,
+            seals: vec![],
+            reveal_deadline: 0,
+            window_end: 0,
+            disputes: 0,
+            disputes_open: 0,
+            failure: None,
+        }
+    }
+}
+
 /// Why a job failed: every `Failed` job records one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum FailReason {

@@ -63,6 +63,11 @@ pub fn fails_env(args: &[&str], env: &[(&str, &str)], code: i32, fragment: &str)
         "{args:?}: stdout {:?} stderr {:?}",
         r.stdout, r.stderr
     );
+    assert!(
+        !r.stderr.contains("panicked"),
+        "{args:?} panicked: {}",
+        r.stderr
+    );
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert_eq!(
         lines.len(),

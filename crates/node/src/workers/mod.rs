@@ -19,8 +19,6 @@ use tb_primitives::Address;
 /// The workers pay their fees in Consumer tokens, so a provider's Industrial balance
 /// moves only with its stake, its payouts and its slashes.
 pub const FEES: FeeSelector = FeeSelector::Consumer;
-/// [`FEES`] as the byte a transaction carries.
-
 /// The `PublishBlob` payloads that publish `bytes` from `from` (fees in Consumer
 /// tokens), unless the chain already has the object.
 pub fn publish_payloads(node: &Node, from: Address, bytes: &[u8]) -> Vec<TxPayload> {
