@@ -178,6 +178,35 @@ impl FromStr for Address {
     }
 }
 
+/// The longest PEM document [`SecretKey::from_pkcs8_pem`] reads (an Ed25519 key's is
+/// about 120 bytes; v2 with its public key about 170).
+pub const PEM_BYTES_MAX: usize = 4096;
+
+/// Why a key document was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum KeyFormatError {
+    #[error("the PEM document is {len} bytes, above the limit of {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("not a PKCS#8 Ed25519 private key: {0}")]
+    Pkcs8(String),
+}
+
+/// The body of the `read_key_text` fuzz target and its property test: any text through
+/// [`SecretKey::from_pkcs8_pem`], [`SecretKey::from_seed_hex`] and `Address`'s parser
+/// never panics, and a key that reads writes back to a document that reads as itself.
+pub fn fuzz_key_text(text: &str) {
+    if let Ok(k) = SecretKey::from_pkcs8_pem(text) {
+        let again = SecretKey::from_pkcs8_pem(&k.to_pkcs8_pem()).expect("our PEM reads back");
+        assert_eq!(again.seed(), k.seed());
+    }
+    if let Ok(k) = SecretKey::from_seed_hex(text) {
+        assert_eq!(hex::encode(k.seed()), text.to_ascii_lowercase());
+    }
+    if let Ok(a) = text.parse::<Address>() {
+        assert_eq!(a.to_text(), text);
+    }
+}
+
 /// An Ed25519 signing key.
 #[derive(Clone)]
 pub struct SecretKey(SigningKey);
@@ -214,6 +243,35 @@ impl SecretKey {
 
     pub fn seed(&self) -> [u8; 32] {
         self.0.to_bytes()
+    }
+
+    /// The key as a PKCS#8 v1 PEM document (`-----BEGIN PRIVATE KEY-----`, RFC 8410):
+    /// what `openssl genpkey -algorithm ed25519` writes and reads.
+    pub fn to_pkcs8_pem(&self) -> String {
+        use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePrivateKey, KeypairBytes};
+        // v1 (no public key): the form OpenSSL 3.0 reads; v2 it refuses.
+        KeypairBytes {
+            secret_key: self.0.to_bytes(),
+            public_key: None,
+        }
+        .to_pkcs8_pem(LineEnding::LF)
+        .expect("an Ed25519 key always encodes as PKCS#8")
+        .to_string()
+    }
+
+    /// A key from a PKCS#8 PEM document holding an Ed25519 private key (v1, or v2 with
+    /// the public key, which must then match); anything else is refused.
+    pub fn from_pkcs8_pem(pem: &str) -> Result<SecretKey, KeyFormatError> {
+        use ed25519_dalek::pkcs8::DecodePrivateKey;
+        if pem.len() > PEM_BYTES_MAX {
+            return Err(KeyFormatError::TooLarge {
+                len: pem.len(),
+                max: PEM_BYTES_MAX,
+            });
+        }
+        SigningKey::from_pkcs8_pem(pem)
+            .map(SecretKey)
+            .map_err(|e| KeyFormatError::Pkcs8(e.to_string()))
     }
 
     pub fn address(&self) -> Address {
@@ -387,5 +445,66 @@ mod tests {
         let a = Address(id);
         let sig = Signature([0u8; 64]);
         assert!(a.verify(Domain::Transaction, 1, b"", &sig).is_err());
+    }
+
+    #[test]
+    fn pkcs8_pem_round_trips_and_refuses_what_is_not_an_ed25519_key() {
+        let k = SecretKey::dev("pem");
+        let pem = k.to_pkcs8_pem();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{pem}");
+        assert_eq!(SecretKey::from_pkcs8_pem(&pem).unwrap().seed(), k.seed());
+        // RFC 8410's example key (section 10.3): its seed is the document's last 32 bytes.
+        let rfc = "-----BEGIN PRIVATE KEY-----\n\
+                   MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
+                   -----END PRIVATE KEY-----\n";
+        let seed = hex::decode("d4ee72dbf913584ad5b6d8f1f769f8ad3afe7c28cbf1d4fbe097a88f44755842")
+            .unwrap();
+        assert_eq!(
+            SecretKey::from_pkcs8_pem(rfc).unwrap().seed().to_vec(),
+            seed
+        );
+        for bad in [
+            "",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n",
+        ] {
+            assert!(matches!(
+                SecretKey::from_pkcs8_pem(bad),
+                Err(KeyFormatError::Pkcs8(_))
+            ));
+        }
+        let big = "x".repeat(PEM_BYTES_MAX + 1);
+        assert_eq!(
+            SecretKey::from_pkcs8_pem(&big).err(),
+            Some(KeyFormatError::TooLarge {
+                len: PEM_BYTES_MAX + 1,
+                max: PEM_BYTES_MAX
+            })
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_seed_round_trips_through_pem(seed in proptest::prelude::any::<[u8; 32]>()) {
+            let k = SecretKey::from_seed(seed);
+            proptest::prop_assert_eq!(SecretKey::from_pkcs8_pem(&k.to_pkcs8_pem()).unwrap().seed(), seed);
+        }
+
+        #[test]
+        fn any_text_is_a_typed_refusal_or_a_key(text in "(-----BEGIN PRIVATE KEY-----\n)?[A-Za-z0-9+/=\n-]{0,200}(-----END PRIVATE KEY-----\n)?") {
+            fuzz_key_text(&text);
+        }
+
+        #[test]
+        fn mutated_documents_never_panic(
+            seed in proptest::prelude::any::<[u8; 32]>(),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            byte in 0x20u8..0x7f,
+        ) {
+            let mut pem = SecretKey::from_seed(seed).to_pkcs8_pem().into_bytes();
+            let i = at.index(pem.len());
+            pem[i] = byte;
+            fuzz_key_text(&String::from_utf8(pem).unwrap());
+        }
     }
 }

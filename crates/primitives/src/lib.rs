@@ -21,7 +21,7 @@ pub use amount::{Amount, Token, MICRO_PER_TOKEN};
 pub use codec::{decode, encode, Canonical, DecodeError};
 pub use hash::{blake3_id, sha256_digest, Digest, Id};
 pub use keys::{
-    signing_bytes, verify_batch, verify_strict_parallel, Address, AddressParseError, Domain,
-    PublicKeyError, SecretKey, Signature, SignatureError,
+    fuzz_key_text, signing_bytes, verify_batch, verify_strict_parallel, Address, AddressParseError,
+    Domain, KeyFormatError, PublicKeyError, SecretKey, Signature, SignatureError, PEM_BYTES_MAX,
 };
 pub use merkle::{merkle_proof, merkle_root, merkle_verify, MerkleProof};
