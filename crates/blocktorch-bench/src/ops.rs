@@ -9,6 +9,12 @@ use blocktorch::rng::uniform_f32;
 use blocktorch::{BinaryOp, CpuConfig, CpuFabric, HostData, UnaryOp};
 use std::time::Instant;
 
+/// Causal self-attention at the default scale.
+const CAUSAL: AttentionOptions = AttentionOptions {
+    scale: None,
+    causal: true,
+};
+
 struct Opts {
     threads: usize,
     runs: usize,
@@ -198,19 +204,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 "attention causal 12 heads x 128 x 64",
                 12 * 128,
                 Box::new(move || {
-                    c::attention(
-                        &FabricBackend(fr),
-                        &q,
-                        &k,
-                        &v,
-                        None,
-                        None,
-                        &AttentionOptions {
-                            scale: None,
-                            causal: true,
-                        },
-                    )
-                    .expect("attention")
+                    c::attention(&FabricBackend(fr), &q, &k, &v, None, None, &CAUSAL)
+                        .expect("attention")
                 }),
             ),
         ]

@@ -14,6 +14,12 @@ use crate::ops::{BinaryOp, UnaryOp};
 use crate::rng::uniform_f32;
 use crate::storage::HostData;
 
+/// Causal self-attention at the default scale.
+const CAUSAL: AttentionOptions = AttentionOptions {
+    scale: None,
+    causal: true,
+};
+
 fn input(f: &dyn Fabric, seed: u64, shape: &[usize], lo: f32, hi: f32) -> Result<FabricTensor> {
     f.upload(
         &HostData::F32(uniform_f32(seed, shape.iter().product(), lo, hi)),
@@ -176,18 +182,7 @@ pub const CASES: [Case; 14] = [
                 input(f, 12, &[2, 4, 23, 16], -1.0, 1.0)?,
                 input(f, 13, &[2, 4, 23, 16], -1.0, 1.0)?,
             );
-            c::attention(
-                &b,
-                &q,
-                &k,
-                &v,
-                None,
-                None,
-                &AttentionOptions {
-                    scale: None,
-                    causal: true,
-                },
-            )
+            c::attention(&b, &q, &k, &v, None, None, &CAUSAL)
         },
         "925003365ff50c558d4664cdc1f17fa61949b744822977cebf993a2d19f3e0f2",
     ),

@@ -161,19 +161,28 @@ fn settle_block(
     // The AI Compute Fund's treasury shares of the issuance and the fees.
     let (fund_c, fund_i) =
         crate::market::exec::treasury_shares(params, header, (fees.consumer, fees.industrial));
+    // The beneficiary's balance of one token: + coinbase + fees − burn − the fund's share.
+    let credit = |have: u64, coinbase: u64, fees: u64, burn: u64, fund: u64| {
+        have.checked_add(coinbase)
+            .and_then(|v| v.checked_add(fees - burn))
+            .and_then(|v| v.checked_sub(fund))
+            .ok_or(BlockError::CoinbaseOverflow)
+    };
     let mut b = ov.account(&header.beneficiary);
-    b.consumer = b
-        .consumer
-        .checked_add(header.coinbase_consumer)
-        .and_then(|v| v.checked_add(fees.consumer - burn_c))
-        .and_then(|v| v.checked_sub(fund_c))
-        .ok_or(BlockError::CoinbaseOverflow)?;
-    b.industrial = b
-        .industrial
-        .checked_add(header.coinbase_industrial)
-        .and_then(|v| v.checked_add(fees.industrial - burn_i))
-        .and_then(|v| v.checked_sub(fund_i))
-        .ok_or(BlockError::CoinbaseOverflow)?;
+    b.consumer = credit(
+        b.consumer,
+        header.coinbase_consumer,
+        fees.consumer,
+        burn_c,
+        fund_c,
+    )?;
+    b.industrial = credit(
+        b.industrial,
+        header.coinbase_industrial,
+        fees.industrial,
+        burn_i,
+        fund_i,
+    )?;
     ov.set_account(&header.beneficiary, &b);
     crate::market::exec::pay_treasury(ov, (fund_c, fund_i));
     if burn_c > 0 || burn_i > 0 {

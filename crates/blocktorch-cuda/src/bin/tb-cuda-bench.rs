@@ -19,6 +19,12 @@ use cudarc::driver::CudaSlice;
 use std::process::ExitCode;
 use std::time::Instant;
 
+/// Causal self-attention at the default scale.
+const CAUSAL: AttentionOptions = AttentionOptions {
+    scale: None,
+    causal: true,
+};
+
 fn usage() -> ExitCode {
     eprintln!(
         "usage: tb-cuda-bench matmul [--runs N] [--sizes A,B,..] [--no-verify] | e2e [--runs N]"
@@ -298,18 +304,7 @@ fn block<B: Backend>(be: &B, x: &B::T, w: &[B::T], h: usize) -> blocktorch::Resu
         compose::contiguous(be, &compose::transpose(be, &p, 1, 2)?) // [b, h, t, dh]
     };
     let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-    let att = compose::attention(
-        be,
-        &q,
-        &k,
-        &v,
-        None,
-        None,
-        &AttentionOptions {
-            scale: None,
-            causal: true,
-        },
-    )?;
+    let att = compose::attention(be, &q, &k, &v, None, None, &CAUSAL)?;
     let att = compose::contiguous(be, &compose::transpose(be, &att, 1, 2)?)?;
     let att = compose::reshape(be, &att, &[bsz, t, d])?;
     let proj = be.exec(&Prim::Matmul, &[&att, &w[3]])?;
