@@ -38,6 +38,13 @@ def test_chain_views(devnet: Devnet) -> None:
     assert c.net_info().enabled
     assert c.fund_balance().stakes >= 0
     assert c.governor_status().differs_from_genesis is False
+    assert set(c.governor_intents()) >= {"voting", "scheduled", "shadowing"}
+    assert c.list_jobs(limit=5).total >= 0
+    assert {"height", "blocks", "receipt_checks", "queued"} <= set(c.stats())
+    assert c.payouts(0).epoch == 0
+    assert c.slashes() == []
+    e = c.estimate(flops=1_000_000, max_price=1_000_000)
+    assert e.escrow_micro == 1_000_000
 
 
 def test_a_transfer_signed_here_is_included(devnet: Devnet) -> None:
@@ -115,6 +122,14 @@ def test_a_numpy_job_round_trips_through_the_market(devnet: Devnet) -> None:
     assert res.output_digest == local.output_digest
     assert list(res.outputs) == ["y"]
     assert np.array_equal(res.outputs["y"], local.outputs["y"])
+
+    # Every view of the job agrees.
+    view = devnet.client.get_job(res.task_id)
+    assert view is not None and view.model_sha256 == job.model_sha256
+    assert view.task_id == res.task_id and view.requester == str(w.address)
+    assert any(j.task_id == res.task_id for j in devnet.client.list_jobs().jobs)
+    providers = devnet.client.providers()
+    assert any(p.address == res.provider for p in providers)
 
     # The provider's trace agrees with a replay here, op by op.
     checks = tb.replay(devnet.client, res.task_id)
