@@ -4,6 +4,10 @@
 //! and the honest provider keeps its stake; parties that withhold owed data lose;
 //! disagreeing replicas are settled by the referee. Conservation is checked after every
 //! block.
+//!
+//! Longer than the house's 1,200 lines on purpose: every scenario drives the one `Net`
+//! below (providers, a challenger, a requester on one chain) and reads top to bottom
+//! against it; the randomised trials are `verification_sim.rs`.
 
 mod support;
 
