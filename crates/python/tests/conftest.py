@@ -19,9 +19,14 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def binary(name: str) -> Path:
-    """A workspace binary: ``$TB_BIN_DIR/NAME``, else ``target/debug/NAME``. Missing, the
-    test fails with the command that builds it (CI builds both before pytest)."""
-    d = Path(os.environ.get("TB_BIN_DIR", REPO / "target" / "debug"))
+    """A workspace binary: ``$TB_BIN_DIR/NAME``, else the dev profile's in the target
+    directory (``$CARGO_TARGET_DIR``, default ``target/``). Missing, the test fails with
+    the command that builds it (CI builds both before pytest)."""
+    if os.environ.get("TB_BIN_DIR"):
+        d = Path(os.environ["TB_BIN_DIR"])
+    else:
+        target = Path(os.environ.get("CARGO_TARGET_DIR", "target"))
+        d = (target if target.is_absolute() else REPO / target) / "debug"
     p = d / name
     if not p.is_file():
         pytest.fail(f"{p} is missing: build it with `cargo build -p the-block -p tb-cli`")
