@@ -57,6 +57,22 @@ def test_a_transfer_signed_here_is_included(devnet: Devnet) -> None:
     assert st.tx["kind"] == "Transfer"
 
 
+def test_a_handle_registered_here_resolves(devnet: Devnet) -> None:
+    w = devnet.funded("devnet-bob")
+    assert devnet.client.resolve_handle("@pybob") is None
+    tx_id = w.send(tb.TxPayload.register_handle(from_=w.address, handle="@pybob"), via="register_handle")
+    w.wait_included(tx_id, timeout=60)
+    assert devnet.client.resolve_handle("@pybob") == w.address
+    assert devnet.client.balance("@pybob").address == str(w.address)
+    alice = devnet.funded()
+    with pytest.raises(tb.errors.ErrHandleTaken) as e:
+        alice.send(
+            tb.TxPayload.register_handle(from_=alice.address, handle="@pybob"),
+            via="register_handle",
+        )
+    assert e.value.code == tb.ERR_HANDLE_TAKEN
+
+
 def test_refusals_raise_their_classes(devnet: Devnet) -> None:
     w = devnet.funded()
     c = devnet.client
@@ -128,6 +144,9 @@ def test_a_numpy_job_round_trips_through_the_market(devnet: Devnet) -> None:
     assert view is not None and view.model_sha256 == job.model_sha256
     assert view.task_id == res.task_id and view.requester == str(w.address)
     assert any(j.task_id == res.task_id for j in devnet.client.list_jobs().jobs)
+    assert devnet.client.aicf_list_jobs().total == devnet.client.list_jobs().total
+    fund_view = devnet.client.aicf_get_job(res.task_id)
+    assert fund_view is not None and fund_view.task_id == res.task_id
     providers = devnet.client.providers()
     assert any(p.address == res.provider for p in providers)
 

@@ -311,6 +311,15 @@ class Client:
         v = self._find("aicf.getProvider", str(address))
         return Provider.from_json(v) if v is not None else None
 
+    def aicf_list_jobs(self, state: Optional[str] = None, limit: Optional[int] = None) -> JobList:
+        """``aicf.listJobs``: the same list as :meth:`list_jobs`, under the fund's name."""
+        return JobList.from_json(self.call("aicf.listJobs", state, limit))
+
+    def aicf_get_job(self, task: str) -> Optional[JobView]:
+        """``aicf.getJob``: as :meth:`get_job`."""
+        v = self._find("aicf.getJob", _hex_id(task, "task id"))
+        return JobView.from_json(v) if v is not None else None
+
     def fund_balance(self) -> FundBalance:
         return FundBalance.from_json(self.call("aicf.getBalance"))
 
