@@ -193,9 +193,17 @@ fn generate_keypair() -> (PySecretKey, PyAddress) {
     (PySecretKey(k), PyAddress(a))
 }
 
+/// Whether `address` is a valid Ed25519 public key (a sender a signature can verify
+/// for), checked without a node.
+#[pyfunction]
+fn is_valid_address(address: AddressArg) -> bool {
+    address.0.verifying_key().is_ok()
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySecretKey>()?;
     m.add_class::<PyAddress>()?;
     m.add_function(wrap_pyfunction!(generate_keypair, m)?)?;
+    m.add_function(wrap_pyfunction!(is_valid_address, m)?)?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use pyo3::types::{PyBytes, PyDict};
 use tb_chain::market::params::MarketParams;
 use tb_chain::tx::{PublishBlob, RegisterHandle, StakeChange, SubmitJob, Transfer};
 use tb_chain::{ChainParams, SignedTx, TxPayload};
-use tb_primitives::{decode, encode, Address};
+use tb_primitives::{decode, encode};
 
 /// The devnet's chain id: the default of `sign_tx` and `verify_signed_tx`.
 const DEVNET_CHAIN_ID: u64 = 1337;
@@ -437,14 +437,6 @@ fn rejection_reasons() -> Vec<(u16, &'static str)> {
     tb_chain::mempool::REJECTION_REASONS.to_vec()
 }
 
-/// A transaction's sender check without a node: whether `address` is a valid
-/// Ed25519 public key.
-#[pyfunction]
-fn is_valid_address(address: AddressArg) -> bool {
-    let a: Address = address.0;
-    a.verifying_key().is_ok()
-}
-
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTxPayload>()?;
     m.add_class::<PySignedTx>()?;
@@ -455,7 +447,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(blob_fee_min, m)?)?;
     m.add_function(wrap_pyfunction!(model_rent_micro, m)?)?;
     m.add_function(wrap_pyfunction!(rejection_reasons, m)?)?;
-    m.add_function(wrap_pyfunction!(is_valid_address, m)?)?;
     m.add("DEVNET_CHAIN_ID", DEVNET_CHAIN_ID)?;
     Ok(())
 }

@@ -19,6 +19,7 @@ def test_generate_keypair_gives_a_key_and_its_address() -> None:
     assert str(addr).startswith("tb1") and len(str(addr)) == 75
     assert tb.Address(str(addr)) == addr
     assert tb.Address(addr.hex()) == addr
+    assert tb.is_valid_address(addr) and tb.is_valid_address(str(addr))
     other, _ = tb.generate_keypair()
     assert other != sk and other.address != addr
 

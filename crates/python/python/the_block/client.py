@@ -493,7 +493,8 @@ class Wallet:
         m = self.chain.market
         chunk = m.blob_chunk_bytes
         chunks = (len(data) + chunk - 1) // chunk
-        todo = [i for i in range(chunks) if i not in set(st.received())]
+        have = set(st.received())
+        todo = [i for i in range(chunks) if i not in have]
         t0 = time.monotonic()
         in_flight: List[int] = []  # nonces
         while todo or in_flight:
