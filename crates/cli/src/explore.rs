@@ -217,7 +217,7 @@ fn jobs_list(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     let limit: Option<u64> = a.parsed("--limit", "a number")?;
     let state = a.value("--state").map(str::to_string);
     let r = g.client()?.get("compute.listJobs", |c| {
-        ComputeClient::list_jobs(c, state, limit)
+        ComputeClient::list_jobs(c, state, limit, None)
     })?;
     let text = || {
         let rows: Vec<Vec<String>> = r

@@ -37,6 +37,17 @@ pub enum Offence {
 }
 
 impl Offence {
+    /// Every offence.
+    pub const ALL: [Offence; 7] = [
+        Offence::Malformed,
+        Offence::InvalidTx,
+        Offence::InvalidBlock,
+        Offence::InvalidExecution,
+        Offence::BadRequest,
+        Offence::BadResponse,
+        Offence::WrongNetwork,
+    ];
+
     pub fn points(self) -> u32 {
         match self {
             Offence::Malformed => 25,

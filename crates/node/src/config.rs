@@ -118,6 +118,8 @@ pub struct NodeConfig {
     pub admin_token_file: Option<PathBuf>,
     pub rpc_max_request_bytes: u32,
     pub rpc_max_connections: u32,
+    /// Serve the block explorer on the RPC port, under `/explorer/`.
+    pub explorer: bool,
     /// Bound on the memory the state cache holds, MiB (the state itself lives on
     /// disk and may be far larger).
     pub state_cache_mb: u64,
@@ -272,6 +274,7 @@ impl Default for NodeConfig {
             admin_token_file: None,
             rpc_max_request_bytes: RPC_REQUEST_BYTES_DEFAULT,
             rpc_max_connections: RPC_CONNECTIONS_DEFAULT,
+            explorer: true,
             state_cache_mb: STATE_CACHE_MB_DEFAULT,
             mempool: MempoolSettings::default(),
             miner: MinerConfig::default(),
@@ -344,6 +347,9 @@ pub struct RunArgs {
     /// Memory bound of the state cache, MiB (1..=65536) [default: 256]
     #[arg(long, env = "TB_STATE_CACHE_MB", value_name = "MIB")]
     pub state_cache_mb: Option<u64>,
+    /// Serve the block explorer at http://RPC_ADDR/explorer/ [default: true]
+    #[arg(long, env = "TB_EXPLORER", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new(), value_name = "BOOL")]
+    pub explorer: Option<bool>,
     /// Role: mine blocks (needs --key-file)
     #[arg(long, env = "TB_MINE", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new(), value_name = "BOOL")]
     pub mine: Option<bool>,
@@ -430,6 +436,7 @@ impl RunArgs {
             c.admin_token_file.clone_from(&self.admin_token_file);
         }
         put(&mut c.state_cache_mb, &self.state_cache_mb);
+        put(&mut c.explorer, &self.explorer);
         put(&mut c.miner.enabled, &self.mine);
         put(&mut c.miner.block_interval_ms, &self.block_interval_ms);
         put(&mut c.provider.enabled, &self.provider);

@@ -7,6 +7,7 @@ pub mod build_info;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod explorer;
 pub mod http;
 pub mod json;
 pub mod logging;

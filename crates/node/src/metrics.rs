@@ -70,11 +70,15 @@ pub const CATALOGUE: &[Desc] = &[
     desc!(Gauge, "block_height", &[], "Height of the block at the chain tip."),
     desc!(Histogram, "block_import_seconds", &[], "Time taken to validate and import one block, in seconds."),
     desc!(Gauge, "block_time_seconds", &[], "Interval between the timestamps of the last two blocks, in seconds."),
+    desc!(Gauge, "block_time_target_seconds", &[], "The block time the difficulty adjustment aims at, in seconds (as governed at the tip)."),
+    desc!(Gauge, "block_timestamp_seconds", &[], "Timestamp of the block at the chain tip, in seconds since the Unix epoch."),
     desc!(Counter, "blocks_imported_total", &[], "Blocks this node imported into its store (mined here or received)."),
     desc!(Counter, "blocks_mined_total", &[], "Blocks this node mined."),
     desc!(Gauge, "bonds_tokens", &[], "Tokens held in open challenge bonds."),
     desc!(Gauge, "build_info", &["version", "commit", "runtime", "kernel_digest"], "Always 1; the labels name the build (crate version, git commit, BlockTorch runtime version stamp, CPU kernel variant digest)."),
     desc!(Counter, "chain_reorgs_total", &[], "Reorganisations that switched this node's chain tip to another fork."),
+    desc!(Gauge, "disk_available_bytes", &[], "Bytes available to the node on the file system of its data directory."),
+    desc!(Gauge, "disk_size_bytes", &[], "Size in bytes of the file system of the node's data directory."),
     desc!(Gauge, "disputes_open", &[], "Disputes currently open (bonded challenges and replica disputes)."),
     desc!(Gauge, "escrow_tokens", &[], "Tokens held in job escrow."),
     desc!(Counter, "events_published_total", &["kind"], "Events published to subscribers, by event kind."),
@@ -129,6 +133,23 @@ pub const CATALOGUE: &[Desc] = &[
 pub const BUCKETS_SECONDS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0, 60.0,
+];
+
+/// The fabrics a provider runs on (`provider_*{fabric}`).
+pub const FABRICS: [&str; 2] = ["cpu", "cuda"];
+
+/// The kinds of event the node publishes (`events_published_total{kind}`, the
+/// WebSocket subscriptions).
+pub const EVENT_KINDS: [&str; 9] = [
+    "newHeads",
+    "jobAssigned",
+    "receiptAccepted",
+    "challengeOpened",
+    "challengeRuled",
+    "jobCompleted",
+    "jobFailed",
+    "providerSlashed",
+    "epochSettled",
 ];
 
 /// Most providers with their own `provider_*_ratio` series.
@@ -233,7 +254,68 @@ impl Metrics {
             ],
             1.0,
         );
+        m.zero_known_series();
         m
+    }
+
+    /// Creates at zero every labelled series whose label values are known in
+    /// advance, so that a dashboard or an alert sees 0 for what has not happened yet
+    /// rather than no data (Prometheus's advice). Series labelled by provider come
+    /// with the providers; `rpc_requests_total`'s come with the server
+    /// ([`Metrics::zero_series`]).
+    fn zero_known_series(&self) {
+        use tb_net::{peers::Offence, wire::Topic};
+        let one = |name: &str, values: &[&str]| {
+            for v in values {
+                self.zero_series(name, &[v]);
+            }
+        };
+        one(
+            "p2p_blob_fetches_total",
+            &["ok", "not_found", "too_large", "timeout"],
+        );
+        one("p2p_queue_full_total", &["sync", "publish"]);
+        one("p2p_requests_served_total", &["sync", "blob"]);
+        one("provider_exec_seconds", &FABRICS);
+        one("provider_jobs_executed_total", &FABRICS);
+        one("market_match_latency_seconds", &["0", "1", "2"]);
+        one("events_published_total", &EVENT_KINDS);
+        for o in Offence::ALL {
+            self.zero_series("p2p_penalties_total", &[o.label()]);
+        }
+        for t in Topic::ALL {
+            self.zero_series("p2p_published_total", &[t.label()]);
+            for r in [
+                "accept",
+                "ignore",
+                "orphan",
+                "reject",
+                "malformed",
+                "dropped",
+            ] {
+                self.zero_series("p2p_gossip_messages_total", &[t.label(), r]);
+            }
+        }
+        for (_, reason) in tb_chain::mempool::REJECTION_REASONS {
+            self.zero_series("tx_rejected_total", &[reason]);
+        }
+    }
+
+    /// Creates the counter or histogram `name{labels}` at zero (registering makes the
+    /// series; nothing is added).
+    pub fn zero_series(&self, name: &str, labels: &[&str]) {
+        let Some(kind) = lookup(name).map(|d| d.kind) else {
+            debug_assert!(false, "{name}: not in the catalogue");
+            return;
+        };
+        if let Some(d) = resolve(name, labels, kind) {
+            let k = key(d, labels);
+            match kind {
+                Kind::Counter => drop(self.recorder.register_counter(&k, &META)),
+                Kind::Histogram => drop(self.recorder.register_histogram(&k, &META)),
+                Kind::Gauge => debug_assert!(false, "{name}: a gauge is set, not zeroed"),
+            }
+        }
     }
 
     /// Sets the gauge `name` with label values `labels` to `value`.
@@ -368,7 +450,7 @@ mod tests {
 
     #[test]
     fn catalogue_is_sorted_unique_and_valid() {
-        assert_eq!(CATALOGUE.len(), 56);
+        assert_eq!(CATALOGUE.len(), 60);
         for pair in CATALOGUE.windows(2) {
             assert!(
                 pair[0].name < pair[1].name,
@@ -521,7 +603,7 @@ mod tests {
         assert_eq!(m["hash"], manifest_hash());
         assert_eq!(
             manifest_hash(),
-            "42340f167c7e2849b1e67d2edef99e637e72488e643f3389821597966f038b6b"
+            "9c9ae0aaf5fb7f1adf59f4bfed5809bc2eecf6cc1d60cf32247b5d219aae69ff"
         );
     }
 }

@@ -116,6 +116,8 @@ pub struct Node {
     pub genesis: Id,
     /// The peer-to-peer network, once started.
     net: OnceLock<tb_net::NetHandle>,
+    /// Where the store and the blob store live (the disk gauges read its file system).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -198,6 +200,7 @@ impl Node {
             stop: Arc::new(AtomicBool::new(false)),
             shutdown_requested: tokio::sync::Notify::new(),
             head: (Mutex::new(height), Condvar::new()),
+            data_dir: data_dir.to_path_buf(),
             key,
             genesis,
             net: OnceLock::new(),
@@ -591,6 +594,30 @@ impl Node {
         let tip = c.db.tip();
         m.set("block_height", &[], tip.height as f64);
         m.set("block_difficulty", &[], tip.difficulty as f64);
+        m.set(
+            "block_timestamp_seconds",
+            &[],
+            tip.timestamp_ms as f64 / 1000.0,
+        );
+        m.set(
+            "block_time_target_seconds",
+            &[],
+            c.effective_params(&self.params).block_time_target_ms as f64 / 1000.0,
+        );
+        // The file system of the data directory (statvfs): what an operator must
+        // watch before the store fills it.
+        if let Ok(fs) = rustix::fs::statvfs(&self.data_dir) {
+            m.set(
+                "disk_available_bytes",
+                &[],
+                fs.f_bavail as f64 * fs.f_frsize as f64,
+            );
+            m.set(
+                "disk_size_bytes",
+                &[],
+                fs.f_blocks as f64 * fs.f_frsize as f64,
+            );
+        }
         if tip.height > 0 {
             if let Ok(Some(e)) = c.db.header_entry(&tip.parent) {
                 let dt = tip.timestamp_ms.saturating_sub(e.header.timestamp_ms);

@@ -106,7 +106,12 @@ pub trait Compute {
     fn get_job(&self, task: HexId) -> RpcResult<Value>;
 
     #[method(name = "listJobs", blocking)]
-    fn list_jobs(&self, state: Option<String>, limit: Option<u64>) -> RpcResult<Value>;
+    fn list_jobs(
+        &self,
+        state: Option<String>,
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> RpcResult<Value>;
 
     #[method(name = "getReceipt", blocking)]
     fn get_receipt(&self, task: HexId) -> RpcResult<Value>;
@@ -125,7 +130,12 @@ pub trait Aicf {
     fn get_provider(&self, address: String) -> RpcResult<Value>;
 
     #[method(name = "listJobs", blocking)]
-    fn list_jobs(&self, state: Option<String>, limit: Option<u64>) -> RpcResult<Value>;
+    fn list_jobs(
+        &self,
+        state: Option<String>,
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> RpcResult<Value>;
 
     #[method(name = "getJob", blocking)]
     fn get_job(&self, task: HexId) -> RpcResult<Value>;

@@ -248,6 +248,7 @@ fn rpc(clients: usize, secs: u64) -> Result<(), String> {
         8 << 20,
         1024,
         None,
+        true,
     ))?;
     // Fund senders: rewards to the miner, then transfers to 150 senders.
     for _ in 0..30 {

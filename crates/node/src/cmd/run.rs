@@ -116,6 +116,7 @@ pub fn serve(
         cfg.rpc_max_request_bytes,
         cfg.rpc_max_connections,
         Some(admin_token),
+        cfg.explorer,
     ))?;
     let mut threads = Vec::new();
     let (metrics_addr, metrics_task) = match cfg.metrics_addr {
@@ -178,6 +179,7 @@ pub fn serve(
     let info = json!({
         "rpc": rpc_addr.to_string(),
         "metrics": metrics_addr.map(|a| a.to_string()),
+        "explorer": cfg.explorer.then(|| format!("http://{rpc_addr}{}/", crate::explorer::PATH)),
         "admin_token_file": token_file.display().to_string(),
         "p2p": p2p,
         "chain_id": node.params.chain_id,

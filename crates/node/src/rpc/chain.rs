@@ -26,6 +26,7 @@ impl ChainServer for Rpc {
             "fee_floor_per_byte": c.pool.config().fee_floor_per_byte,
             "block_time_target_ms": p.block_time_target_ms,
             "mining": node.mining.load(Ordering::Relaxed),
+            "mempool": {"transactions": c.pool.len(), "bytes": c.pool.bytes()},
             "market": {
                 "epoch_blocks": p.market.epoch_blocks,
                 "challenge_window_blocks": p.market.challenge_window_blocks,

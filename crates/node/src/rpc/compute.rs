@@ -111,7 +111,15 @@ fn get_job(node: &Node, task: HexId) -> RpcResult<Value> {
     Ok(v)
 }
 
-fn list_jobs(node: &Node, state: Option<String>, limit: Option<u64>) -> RpcResult<Value> {
+/// Settled epochs a provider's `earned_micro` sums (`aicf.getProvider`), the newest.
+pub const EARNINGS_EPOCHS: u64 = 64;
+
+fn list_jobs(
+    node: &Node,
+    state: Option<String>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+) -> RpcResult<Value> {
     let state = match state {
         None => None,
         Some(s) => {
@@ -122,9 +130,12 @@ fn list_jobs(node: &Node, state: Option<String>, limit: Option<u64>) -> RpcResul
     let c = node.core();
     let jobs = query::jobs(c.db.state(), state);
     let total = jobs.len();
+    // An offset past the end is an empty page, not an error (`total` says why).
+    let skip = usize::try_from(offset.unwrap_or(0)).unwrap_or(usize::MAX);
     let list: Vec<Value> = jobs
         .iter()
         .rev()
+        .skip(skip)
         .take(limit)
         .map(|(t, j)| {
             json!({"task_id": t.to_hex(), "state": json::job_state(j.state),
@@ -133,6 +144,41 @@ fn list_jobs(node: &Node, state: Option<String>, limit: Option<u64>) -> RpcResul
         })
         .collect();
     Ok(json!({"total": total, "jobs": list}))
+}
+
+/// Elements of each output `compute.getResult` shows as `preview`.
+pub const RESULT_PREVIEW_ELEMENTS: usize = 8;
+
+/// The first [`RESULT_PREVIEW_ELEMENTS`] elements as JSON numbers (a NaN or an infinity
+/// is `null`: JSON has no such number).
+fn preview(d: &blocktorch::HostData) -> Value {
+    use blocktorch::HostData as D;
+    let n = RESULT_PREVIEW_ELEMENTS;
+    match d {
+        D::F32(v) => json!(v.iter().take(n).collect::<Vec<_>>()),
+        D::U8(v) => json!(v.iter().take(n).collect::<Vec<_>>()),
+        D::I32(v) => json!(v.iter().take(n).collect::<Vec<_>>()),
+        D::U32(v) => json!(v.iter().take(n).collect::<Vec<_>>()),
+    }
+}
+
+/// The receipt `provider` signed for `task`, from the `SubmitReceipt` transaction in the
+/// block at `height` that accepted it.
+fn signed_receipt(
+    c: &crate::node::Core,
+    height: u64,
+    task: &Id,
+    provider: &tb_primitives::Address,
+) -> Option<tb_job::Receipt> {
+    let b = c.db.block_at(height).ok()??;
+    b.txs.iter().find_map(|tx| match &tx.payload {
+        TxPayload::SubmitReceipt(sr)
+            if sr.receipt.receipt.task_id == *task && sr.receipt.receipt.provider == *provider =>
+        {
+            Some(sr.receipt.receipt.clone())
+        }
+        _ => None,
+    })
 }
 
 impl ComputeServer for Rpc {
@@ -320,7 +366,8 @@ impl ComputeServer for Rpc {
             .zip(&digests)
             .map(|(o, d)| {
                 json!({"name": o.name, "dtype": format!("{:?}", o.data.dtype()).to_lowercase(),
-                       "shape": o.shape, "digest": json::hex32(d)})
+                       "shape": o.shape, "digest": json::hex32(d),
+                       "elements": o.data.len(), "preview": preview(&o.data)})
             })
             .collect();
         if bytes.len() <= RESULT_INLINE_BYTES_MAX {
@@ -333,18 +380,36 @@ impl ComputeServer for Rpc {
         get_job(&self.node, task)
     }
 
-    fn list_jobs(&self, state: Option<String>, limit: Option<u64>) -> RpcResult<Value> {
-        list_jobs(&self.node, state, limit)
+    fn list_jobs(
+        &self,
+        state: Option<String>,
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> RpcResult<Value> {
+        list_jobs(&self.node, state, limit, offset)
     }
 
     fn get_receipt(&self, task: HexId) -> RpcResult<Value> {
         let node = &self.node;
         let t = resolve_task(node, task.0).ok_or_else(|| err(ERR_NOT_FOUND, "no such job"))?;
         let c = node.core();
-        Ok(json!({
-            "task_id": t.to_hex(),
-            "receipts": query::receipts(c.db.state(), &t).iter().map(json::receipt).collect::<Vec<_>>(),
-        }))
+        let receipts: Vec<Value> = query::receipts(c.db.state(), &t)
+            .iter()
+            .map(|x| {
+                let mut v = json::receipt(x);
+                // What the record leaves out (the fabric, the kernel build, the proof
+                // latency) is in the signed receipt, in the block that accepted it.
+                if let Some(rc) = signed_receipt(&c, x.height, &t, &x.provider) {
+                    v["fabric"] = json!(rc.fabric);
+                    v["kernel_variant_digest"] = json!(json::hex32(&rc.kernel_variant_digest));
+                    v["benchmark_commit"] = json!(rc.benchmark_commit);
+                    v["proof_latency_ms"] = json!(rc.proof_latency_ms);
+                    v["device_hash"] = json!(json::hex32(&rc.device_hash));
+                }
+                v
+            })
+            .collect();
+        Ok(json!({"task_id": t.to_hex(), "receipts": receipts}))
     }
 
     fn stats(&self) -> RpcResult<Value> {
@@ -430,6 +495,20 @@ impl AicfServer for Rpc {
         let mut v = json::provider(&addr, &p);
         v["balance"] = json!({"consumer": s.account(&addr).consumer,
                               "industrial": s.account(&addr).industrial});
+        let tip = c.db.tip().height;
+        let market = &c.effective_params(&node.params).market;
+        v["availability"] =
+            json!(tb_chain::market::exec::availability_bps(market, &p, tip) as f64 / 10_000.0);
+        // Paid at each epoch's end: the settled epochs before the current one.
+        let current = tip / market.epoch_blocks.max(1);
+        let from = current.saturating_sub(EARNINGS_EPOCHS);
+        let earned: u64 = (from..current)
+            .flat_map(|e| query::payouts(s, e))
+            .filter(|x| x.item.provider == addr)
+            .map(|x| x.provider_micro)
+            .fold(0u64, u64::saturating_add);
+        v["earned_micro"] = json!(earned);
+        v["earned_epochs"] = json!({"from": from, "to": current.saturating_sub(1)});
         v["slashes"] = query::slashes(s, Some(&addr))
             .iter()
             .rev()
@@ -439,8 +518,13 @@ impl AicfServer for Rpc {
         Ok(v)
     }
 
-    fn list_jobs(&self, state: Option<String>, limit: Option<u64>) -> RpcResult<Value> {
-        list_jobs(&self.node, state, limit)
+    fn list_jobs(
+        &self,
+        state: Option<String>,
+        limit: Option<u64>,
+        offset: Option<u64>,
+    ) -> RpcResult<Value> {
+        list_jobs(&self.node, state, limit, offset)
     }
 
     fn get_job(&self, task: HexId) -> RpcResult<Value> {

@@ -255,13 +255,15 @@ pub fn method_names(node: Arc<Node>) -> Vec<String> {
 }
 
 /// Starts the server on `addr`; returns its bound address and handle. `admin_token`:
-/// the token admin methods need (`None`: every admin call is refused).
+/// the token admin methods need (`None`: every admin call is refused). `explorer`:
+/// serve the block explorer's page under `/explorer/` ([`crate::explorer`]).
 pub async fn start(
     node: Arc<Node>,
     addr: SocketAddr,
     max_request_bytes: u32,
     max_connections: u32,
     admin_token: Option<String>,
+    explorer: bool,
 ) -> Result<(SocketAddr, ServerHandle), String> {
     let cfg = ServerConfig::builder()
         .max_request_body_size(max_request_bytes)
@@ -270,8 +272,9 @@ pub async fn start(
         .max_subscriptions_per_connection(SUBSCRIPTIONS_PER_CONNECTION_MAX)
         .build();
     let token: Option<Arc<[u8]>> = admin_token.map(|t| Arc::from(format!("Bearer {t}").as_bytes()));
-    let auth =
-        tower::ServiceBuilder::new().map_request(move |mut req: jsonrpsee::server::HttpRequest| {
+    let auth = tower::ServiceBuilder::new()
+        .layer(crate::explorer::ExplorerLayer { on: explorer })
+        .map_request(move |mut req: jsonrpsee::server::HttpRequest| {
             let ok = match (&token, req.headers().get(http::header::AUTHORIZATION)) {
                 (Some(want), Some(given)) => same_token(given.as_bytes(), want),
                 _ => false,
@@ -283,7 +286,11 @@ pub async fn start(
             }
             req
         });
-    let known = Arc::new(method_names(node.clone()).into_iter().collect());
+    let known: Arc<std::collections::BTreeSet<String>> =
+        Arc::new(method_names(node.clone()).into_iter().collect());
+    for m in known.iter().map(String::as_str).chain(["unknown"]) {
+        node.metrics.zero_series("rpc_requests_total", &[m]);
+    }
     let metrics = node.metrics.clone();
     let counted = RpcServiceBuilder::new().layer_fn(move |inner| Counted {
         inner,
