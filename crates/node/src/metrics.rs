@@ -138,20 +138,6 @@ pub const BUCKETS_SECONDS: &[f64] = &[
 /// The fabrics a provider runs on (`provider_*{fabric}`).
 pub const FABRICS: [&str; 2] = ["cpu", "cuda"];
 
-/// The kinds of event the node publishes (`events_published_total{kind}`, the
-/// WebSocket subscriptions).
-pub const EVENT_KINDS: [&str; 9] = [
-    "newHeads",
-    "jobAssigned",
-    "receiptAccepted",
-    "challengeOpened",
-    "challengeRuled",
-    "jobCompleted",
-    "jobFailed",
-    "providerSlashed",
-    "epochSettled",
-];
-
 /// Most providers with their own `provider_*_ratio` series.
 pub const PROVIDER_SERIES_MAX: usize = 256;
 
@@ -279,7 +265,7 @@ impl Metrics {
         one("provider_exec_seconds", &FABRICS);
         one("provider_jobs_executed_total", &FABRICS);
         one("market_match_latency_seconds", &["0", "1", "2"]);
-        one("events_published_total", &EVENT_KINDS);
+        one("events_published_total", tb_rpc_api::EVENTS);
         for o in Offence::ALL {
             self.zero_series("p2p_penalties_total", &[o.label()]);
         }
