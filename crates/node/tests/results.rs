@@ -172,3 +172,40 @@ fn a_job_no_provider_serves_fails_unserved_with_an_event() {
     assert_eq!(e["capable"], json!([]));
     assert_eq!(e["expected_lease_height"], Value::Null);
 }
+
+#[test]
+fn jobs_page_by_offset_newest_first() {
+    let d = tempfile::tempdir().unwrap();
+    let node = Node::devnet(d.path(), &[], &[("TB_PROVIDER", OFF)]);
+    let alice = SecretKey::dev("devnet-alice");
+    node.wait_funded(&alice, 50);
+    for example in ["mlp", "matmul-chain", "transformer"] {
+        let job = tb_job::examples::build_example(example).unwrap();
+        let tx = node.submit_job(&alice, &job, 500);
+        node.wait_job(&tx, &["Queued"], 60);
+    }
+    let all = node.ok("compute.listJobs", json!([]));
+    assert_eq!(all["total"], 3, "{all}");
+    let ids = |v: &Value| -> Vec<Value> {
+        v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["task_id"].clone())
+            .collect()
+    };
+    let mut paged = Vec::new();
+    for offset in [0, 2] {
+        let page = node.ok("compute.listJobs", json!([null, 2, offset]));
+        assert_eq!(page["total"], 3, "{page}");
+        paged.extend(ids(&page));
+    }
+    assert_eq!(paged, ids(&all), "two pages are the whole list, in order");
+    let past = node.ok("compute.listJobs", json!({"limit": 2, "offset": 99}));
+    assert_eq!(past["jobs"], json!([]), "{past}");
+    assert_eq!(past["total"], 3);
+    assert_eq!(
+        node.ok("aicf.listJobs", json!(["Queued", 1, 1]))["jobs"],
+        json!([all["jobs"][1]])
+    );
+}
