@@ -145,6 +145,10 @@ def test_a_numpy_job_round_trips_through_the_market(devnet: Devnet) -> None:
     assert view.task_id == res.task_id and view.requester == str(w.address)
     assert any(j.task_id == res.task_id for j in devnet.client.list_jobs().jobs)
     assert devnet.client.aicf_list_jobs().total == devnet.client.list_jobs().total
+    every = devnet.client.list_jobs()
+    first = devnet.client.list_jobs(limit=1, offset=0).jobs
+    assert [j.task_id for j in first] == [j.task_id for j in every.jobs[:1]]
+    assert devnet.client.list_jobs(offset=every.total).jobs == []
     fund_view = devnet.client.aicf_get_job(res.task_id)
     assert fund_view is not None and fund_view.task_id == res.task_id
     providers = devnet.client.providers()

@@ -292,8 +292,12 @@ class Client:
         v = self._find("compute.getResult", _hex_id(task, "task id"))
         return JobResult.from_json(v) if v is not None else None
 
-    def list_jobs(self, state: Optional[str] = None, limit: Optional[int] = None) -> JobList:
-        return JobList.from_json(self.call("compute.listJobs", state, limit))
+    def list_jobs(
+        self, state: Optional[str] = None, limit: Optional[int] = None, offset: Optional[int] = None
+    ) -> JobList:
+        """``compute.listJobs``: newest first, ``limit`` of them after the ``offset``
+        newest (a page past the end is empty; ``total`` counts them all)."""
+        return JobList.from_json(self.call("compute.listJobs", state, limit, offset))
 
     def get_receipts(self, task: str) -> List[Receipt]:
         v = self._find("compute.getReceipt", _hex_id(task, "task id"))
@@ -311,9 +315,11 @@ class Client:
         v = self._find("aicf.getProvider", str(address))
         return Provider.from_json(v) if v is not None else None
 
-    def aicf_list_jobs(self, state: Optional[str] = None, limit: Optional[int] = None) -> JobList:
+    def aicf_list_jobs(
+        self, state: Optional[str] = None, limit: Optional[int] = None, offset: Optional[int] = None
+    ) -> JobList:
         """``aicf.listJobs``: the same list as :meth:`list_jobs`, under the fund's name."""
-        return JobList.from_json(self.call("aicf.listJobs", state, limit))
+        return JobList.from_json(self.call("aicf.listJobs", state, limit, offset))
 
     def aicf_get_job(self, task: str) -> Optional[JobView]:
         """``aicf.getJob``: as :meth:`get_job`."""
