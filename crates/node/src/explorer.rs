@@ -149,4 +149,16 @@ mod tests {
         assert!(serve("/").is_none());
         assert!(serve("/explorerx").is_none());
     }
+
+    proptest::proptest! {
+        /// Any path: the explorer's answer is a file, a redirect or a 404 (never
+        /// another status, never a panic), and paths outside it pass through.
+        #[test]
+        fn any_path_gets_a_file_a_redirect_or_a_404(path in "/[ -~]{0,64}") {
+            match serve(&path) {
+                None => proptest::prop_assert!(!path.starts_with("/explorer/") && path != "/explorer"),
+                Some(r) => proptest::prop_assert!([200, 308, 404].contains(&r.status().as_u16())),
+            }
+        }
+    }
 }
