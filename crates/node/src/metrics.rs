@@ -135,9 +135,6 @@ pub const BUCKETS_SECONDS: &[f64] = &[
     5.0, 10.0, 30.0, 60.0,
 ];
 
-/// The fabrics a provider runs on (`provider_*{fabric}`).
-pub const FABRICS: [&str; 2] = ["cpu", "cuda"];
-
 /// Most providers with their own `provider_*_ratio` series.
 pub const PROVIDER_SERIES_MAX: usize = 256;
 
@@ -262,8 +259,10 @@ impl Metrics {
         );
         one("p2p_queue_full_total", &["sync", "publish"]);
         one("p2p_requests_served_total", &["sync", "blob"]);
-        one("provider_exec_seconds", &FABRICS);
-        one("provider_jobs_executed_total", &FABRICS);
+        for f in <crate::config::FabricKind as clap::ValueEnum>::value_variants() {
+            self.zero_series("provider_exec_seconds", &[f.name()]);
+            self.zero_series("provider_jobs_executed_total", &[f.name()]);
+        }
         one("market_match_latency_seconds", &["0", "1", "2"]);
         one("events_published_total", tb_rpc_api::EVENTS);
         for o in Offence::ALL {
