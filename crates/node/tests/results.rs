@@ -179,10 +179,12 @@ fn jobs_page_by_offset_newest_first() {
     let node = Node::devnet(d.path(), &[], &[("TB_PROVIDER", OFF)]);
     let alice = SecretKey::dev("devnet-alice");
     node.wait_funded(&alice, 50);
+    let mut submitted = Vec::new();
     for example in ["mlp", "matmul-chain", "transformer"] {
         let job = tb_job::examples::build_example(example).unwrap();
         let tx = node.submit_job(&alice, &job, 500);
         node.wait_job(&tx, &["Queued"], 60);
+        submitted.push(node.ok("compute.getJob", json!([tx]))["task_id"].clone());
     }
     let all = node.ok("compute.listJobs", json!([]));
     assert_eq!(all["total"], 3, "{all}");
@@ -194,6 +196,12 @@ fn jobs_page_by_offset_newest_first() {
             .map(|j| j["task_id"].clone())
             .collect()
     };
+    submitted.reverse();
+    assert_eq!(
+        ids(&all),
+        submitted,
+        "newest first: the last submitted leads"
+    );
     let mut paged = Vec::new();
     for offset in [0, 2] {
         let page = node.ok("compute.listJobs", json!([null, 2, offset]));

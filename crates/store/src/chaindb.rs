@@ -10,10 +10,11 @@ use std::sync::Arc;
 use tb_chain::block::{block_encoded_bytes_max, genesis_block};
 use tb_chain::consensus::TimedHeader;
 use tb_chain::forks::{find_fork, is_better, ForkNode};
+use tb_chain::market::exec::task_id;
 use tb_chain::state::{Changes, Commit};
 use tb_chain::{
     build_block, execute_block, validate_header, Block, BlockError, BlockHeader, ChainParams,
-    SignedTx, State,
+    SignedTx, State, TxPayload,
 };
 use tb_primitives::{decode, encode, Address, Id};
 use thiserror::Error;
@@ -156,6 +157,21 @@ fn ancestors<T: ReadableTable<&'static [u8], &'static [u8]>>(
     Ok(out)
 }
 
+fn job_id(v: &[u8]) -> Result<Id, StoreError> {
+    v.try_into()
+        .map(Id)
+        .map_err(|_| StoreError::Corrupt(format!("a job index value of {} bytes", v.len())))
+}
+
+/// A job's key in `job_index`: its `SubmitJob`'s height and index in the block, both
+/// big-endian, so key order is submission order.
+pub(crate) fn job_position(height: u64, index: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(&height.to_be_bytes());
+    k[8..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
 struct Tables<'t> {
     meta: Table<'t, &'static str, &'static [u8]>,
     headers: Table<'t, &'static [u8], &'static [u8]>,
@@ -163,6 +179,7 @@ struct Tables<'t> {
     canon: Table<'t, u64, &'static [u8]>,
     undo: Table<'t, &'static [u8], &'static [u8]>,
     tx_index: Table<'t, &'static [u8], &'static [u8]>,
+    job_index: Table<'t, &'static [u8], &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -174,6 +191,7 @@ impl<'t> Tables<'t> {
             canon: w.open_table(CANON)?,
             undo: w.open_table(UNDO)?,
             tx_index: w.open_table(TX_INDEX)?,
+            job_index: w.open_table(JOB_INDEX)?,
         })
     }
 
@@ -194,22 +212,32 @@ impl<'t> Tables<'t> {
         })
     }
 
-    fn index_txs(&mut self, block: &Block, id: &Id) -> Result<(), StoreError> {
+    fn index_txs(&mut self, chain_id: u64, block: &Block, id: &Id) -> Result<(), StoreError> {
+        let h = block.header.height;
         for (i, tx) in block.txs.iter().enumerate() {
             let loc = TxLocation {
                 block: *id,
-                height: block.header.height,
+                height: h,
                 index: i as u32,
             };
             self.tx_index
                 .insert(tx.id().0.as_slice(), encode(&loc).as_slice())?;
+            if matches!(tx.payload, TxPayload::SubmitJob(_)) {
+                let t = task_id(chain_id, h, tx);
+                self.job_index
+                    .insert(job_position(h, i as u32).as_slice(), t.0.as_slice())?;
+            }
         }
         Ok(())
     }
 
     fn unindex_txs(&mut self, block: &Block) -> Result<(), StoreError> {
-        for tx in &block.txs {
+        for (i, tx) in block.txs.iter().enumerate() {
             self.tx_index.remove(tx.id().0.as_slice())?;
+            if matches!(tx.payload, TxPayload::SubmitJob(_)) {
+                self.job_index
+                    .remove(job_position(block.header.height, i as u32).as_slice())?;
+            }
         }
         Ok(())
     }
@@ -567,6 +595,34 @@ impl ChainDb {
         .transpose()
     }
 
+    /// The canonical chain's jobs, newest first (by submission: height, then place in
+    /// the block), skipping `offset`, at most `limit`; with how many there are. Reads
+    /// the job index: the cost grows with `offset + limit`, not with every job.
+    pub fn jobs_newest(&self, offset: u64, limit: usize) -> Result<(u64, Vec<Id>), StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(JOB_INDEX)?;
+        let total = redb::ReadableTableMetadata::len(&t)?;
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for e in t.iter()?.rev().skip(skip).take(limit) {
+            out.push(job_id(e?.1.value())?);
+        }
+        Ok((total, out))
+    }
+
+    /// Calls `f` with each of the canonical chain's jobs, newest first, until it
+    /// returns `false`.
+    pub fn for_each_job_newest(&self, mut f: impl FnMut(Id) -> bool) -> Result<(), StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(JOB_INDEX)?;
+        for e in t.iter()?.rev() {
+            if !f(job_id(e?.1.value())?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Timing records of the tip and its ancestors, enough for the retarget.
     pub fn tip_ancestors(&self) -> Result<Vec<TimedHeader>, StoreError> {
         let r = self.db.begin_read()?;
@@ -831,7 +887,7 @@ impl ChainDb {
             t.canon
                 .insert(blk.header.height, aid.0.as_slice())
                 .map_err(|e| s(e.into()))?;
-            t.index_txs(&blk, aid).map_err(s)?;
+            t.index_txs(self.params.chain_id, &blk, aid).map_err(s)?;
             let mut e = need_entry(&t.headers, aid).map_err(s)?;
             e.status = STATUS_VALID;
             t.put_entry(aid, &e).map_err(s)?;

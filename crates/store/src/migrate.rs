@@ -1,11 +1,13 @@
-//! Schema checks on open, and the migration of a v3 store to the state on disk.
+//! Schema checks on open, the migration of a v3 store to the state on disk and of a
+//! v4 store to one with the job index.
 
 use crate::backend::DiskState;
 use crate::schema::*;
 use redb::{Database, ReadableTable};
+use tb_chain::market::exec::task_id;
 use tb_chain::market::records::is_chunk_key;
 use tb_chain::state::Commit;
-use tb_chain::State;
+use tb_chain::{State, TxPayload};
 use tb_primitives::{decode, Id};
 
 /// Refuses a schema this build cannot open and migrates one it can.
@@ -19,7 +21,11 @@ pub(crate) fn check_version(db: &Database, v: u32) -> Result<(), StoreError> {
             found: v,
             min: SCHEMA_VERSION_MIN,
         }),
-        3 => migrate_v3(db),
+        3 => {
+            migrate_v3(db)?;
+            migrate_v4(db)
+        }
+        4 => migrate_v4(db),
         SCHEMA_VERSION => Ok(()),
         v => Err(StoreError::Corrupt(format!("unknown schema v{v}"))),
     }
@@ -82,6 +88,47 @@ pub(crate) fn migrate_v3(db: &Database) -> Result<(), StoreError> {
         },
     )?;
     w.open_table(META)?.insert(KEY_STATE_TIP, tip.as_slice())?;
+    write_version(&w, 4)?;
+    w.commit()?;
+    Ok(())
+}
+
+/// v4 → v5, in one write transaction (a crash leaves the v4 store as it was): builds
+/// the job index from the `SubmitJob` transactions of the canonical chain's bodies,
+/// and writes the new version.
+pub(crate) fn migrate_v4(db: &Database) -> Result<(), StoreError> {
+    let w = db.begin_write()?;
+    create_tables(&w)?;
+    {
+        let meta = w.open_table(META)?;
+        let chain_id = meta
+            .get(KEY_CHAIN_ID)?
+            .ok_or_else(|| StoreError::Corrupt("no chain id".into()))?
+            .value()
+            .try_into()
+            .map(u64::from_le_bytes)
+            .map_err(|_| StoreError::Corrupt("chain_id is not 8 bytes".into()))?;
+        let canon = w.open_table(CANON)?;
+        let bodies = w.open_table(BODIES)?;
+        let mut jobs = w.open_table(JOB_INDEX)?;
+        for e in canon.iter()? {
+            let (h, id) = e?;
+            let h = h.value();
+            let body = bodies
+                .get(id.value())?
+                .ok_or_else(|| StoreError::Corrupt(format!("no body at height {h}")))?;
+            let txs = crate::chaindb::decode_body(body.value())?;
+            for (i, tx) in txs.iter().enumerate() {
+                if matches!(tx.payload, TxPayload::SubmitJob(_)) {
+                    let t = task_id(chain_id, h, tx);
+                    jobs.insert(
+                        crate::chaindb::job_position(h, i as u32).as_slice(),
+                        t.0.as_slice(),
+                    )?;
+                }
+            }
+        }
+    }
     write_version(&w, SCHEMA_VERSION)?;
     w.commit()?;
     Ok(())

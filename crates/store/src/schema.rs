@@ -18,7 +18,10 @@ use thiserror::Error;
 ///   `chunk_refs`; `meta.state_tip` names the block the state tables are at (up to
 ///   `FLUSH_BLOCKS_MAX` canonical blocks behind the tip, re-executed on open). A v3
 ///   store is migrated when opened (`migrate_v3`).
-pub const SCHEMA_VERSION: u32 = 4;
+/// * v5 — adds the job index (`job_index`: the canonical chain's jobs in submission
+///   order, for `compute.listJobs`). A v4 store is migrated when opened by building it
+///   from the canonical chain's bodies (`migrate_v4`).
+pub const SCHEMA_VERSION: u32 = 5;
 /// The oldest schema this build opens.
 pub const SCHEMA_VERSION_MIN: u32 = 3;
 
@@ -41,6 +44,9 @@ pub(crate) const CHUNK_REFS: TableDefinition<&[u8], u64> = TableDefinition::new(
 pub(crate) const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
 /// tx id → encoded `TxLocation` (canonical chain only)
 pub(crate) const TX_INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tx_index");
+/// height (8 bytes, big-endian) ‖ index in the block (4 bytes, big-endian) → the task id
+/// of the job its `SubmitJob` transaction created (canonical chain only)
+pub(crate) const JOB_INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("job_index");
 
 pub(crate) const KEY_SCHEMA: &str = "schema_version";
 pub(crate) const KEY_TIP: &str = "tip";
@@ -113,6 +119,7 @@ pub(crate) fn create_tables(w: &redb::WriteTransaction) -> Result<(), StoreError
     w.open_table(STATE)?;
     w.open_table(UNDO)?;
     w.open_table(TX_INDEX)?;
+    w.open_table(JOB_INDEX)?;
     w.open_table(TRIE)?;
     w.open_table(CHUNKS)?;
     w.open_table(CHUNK_REFS)?;

@@ -281,7 +281,7 @@ fn schema_newer_and_obsolete_are_refused_wrong_chain_refused() {
     ));
     assert_eq!(
         err.to_string(),
-        "store schema is newer than this build: found v5, supports up to v4"
+        "store schema is newer than this build: found v6, supports up to v5"
     );
     // A store written under the consensus encodings before v3 is refused, with the fix.
     for old in [1u32, 2] {

@@ -127,22 +127,41 @@ fn list_jobs(
         }
     };
     let limit = limit.unwrap_or(100).min(LIST_MAX as u64) as usize;
-    let c = node.core();
-    let jobs = query::jobs(c.db.state(), state);
-    let total = jobs.len();
     // An offset past the end is an empty page, not an error (`total` says why).
-    let skip = usize::try_from(offset.unwrap_or(0)).unwrap_or(usize::MAX);
-    let list: Vec<Value> = jobs
-        .iter()
-        .rev()
-        .skip(skip)
-        .take(limit)
-        .map(|(t, j)| {
-            json!({"task_id": t.to_hex(), "state": json::job_state(j.state),
-                   "requester": j.requester.to_string(), "submitted": j.submitted,
-                   "receipts": j.receipts.len()})
-        })
-        .collect();
+    let offset = offset.unwrap_or(0);
+    let row = |t: &Id, j: &r::Job| {
+        json!({"task_id": t.to_hex(), "state": json::job_state(j.state),
+               "requester": j.requester.to_string(), "submitted": j.submitted,
+               "receipts": j.receipts.len()})
+    };
+    let c = node.core();
+    let s = c.db.state();
+    let (total, list) = match state {
+        // The job index gives the page: the cost grows with the offset, not the jobs.
+        None => {
+            let (total, ids) = c.db.jobs_newest(offset, limit).map_err(unavailable)?;
+            let list: Vec<Value> = ids
+                .iter()
+                .filter_map(|t| r::job(s, t).map(|j| row(t, &j)))
+                .collect();
+            (total, list)
+        }
+        // A state's jobs are counted and paged by reading every job's record.
+        Some(st) => {
+            let (mut total, mut list) = (0u64, Vec::new());
+            c.db.for_each_job_newest(|t| {
+                if let Some(j) = r::job(s, &t).filter(|j| j.state == st) {
+                    if total >= offset && list.len() < limit {
+                        list.push(row(&t, &j));
+                    }
+                    total += 1;
+                }
+                true
+            })
+            .map_err(unavailable)?;
+            (total, list)
+        }
+    };
     Ok(json!({"total": total, "jobs": list}))
 }
 
