@@ -5,7 +5,9 @@
 //! tb-bench mempool [--n N] [--runs R]            mempool admission rate
 //! tb-bench import  [--txs N] [--runs R] [--threads T]
 //!                                                import of an N-transfer block: signatures,
-//!                                                execution, state root and the redb commit
+//!                                                execution, state root and the redb commit;
+//!                                                cold, and warm (its transfers admitted to
+//!                                                a mempool first: signatures checked once)
 //! tb-bench job-decode [--mb M] [--runs R]        decode + validate of an M-MiB job blob
 //! tb-bench job-exec [--runs R]                   executor vs bare ops: transformer example, and at width 768
 //! tb-bench minilm --dir D [--batch B] [--runs R] MiniLM sentences/s at B × 128 tokens, trace on and off
@@ -180,95 +182,123 @@ fn bench_import(n: usize, runs: usize, threads: usize) -> Result<(), String> {
     let miner = SecretKey::dev("bench-miner");
     let senders: Vec<SecretKey> = (0..n).map(|i| SecretKey::dev(&format!("s{i}"))).collect();
     let mut totals = Vec::new();
+    let mut warm_totals = Vec::new();
     let mut sig_only = Vec::new();
     for _ in 0..runs {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let mut db = ChainDb::open(dir.path().join("bench.redb"), params.clone())
-            .map_err(|e| e.to_string())?;
-        db.set_verify_threads(threads);
-        let seal_import =
-            |db: &mut ChainDb, txs: &[SignedTx]| -> Result<(tb_chain::Block, f64), String> {
-                let now = db.tip().timestamp_ms + 1_000;
-                let mut b = db
-                    .build_template(txs.iter(), now, miner.address())
-                    .map_err(|e| e.to_string())?;
-                b.header = mine(&b.header, 0, u64::MAX).ok_or("no nonce")?;
-                let t = Instant::now();
-                db.import_block(&b, now).map_err(|e| e.to_string())?;
-                Ok((b, t.elapsed().as_secs_f64()))
-            };
-        // Fund the senders from the miner's block rewards.
-        let need = n as u64 * 10_000 * 2;
-        while db.state().account(&miner.address()).consumer < need {
-            seal_import(&mut db, &[])?;
-        }
-        let fund: Vec<SignedTx> = senders
-            .iter()
-            .enumerate()
-            .map(|(i, s)| transfer(&miner, s.address(), i as u64, params.chain_id))
-            .map(|mut t| {
-                if let TxPayload::Transfer(x) = &mut t.payload {
-                    x.amount_consumer = 10_000;
+        // The same chain twice (its blocks are deterministic): the measured block
+        // imported cold (every signature checked at import) and warm (its transfers
+        // admitted to a mempool first, as a node receives them before the block, so
+        // import skips their checks).
+        for warm in [false, true] {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let mut db = ChainDb::open(dir.path().join("bench.redb"), params.clone())
+                .map_err(|e| e.to_string())?;
+            db.set_verify_threads(threads);
+            let seal_import =
+                |db: &mut ChainDb, txs: &[SignedTx]| -> Result<(tb_chain::Block, f64), String> {
+                    let now = db.tip().timestamp_ms + 1_000;
+                    let mut b = db
+                        .build_template(txs.iter(), now, miner.address())
+                        .map_err(|e| e.to_string())?;
+                    b.header = mine(&b.header, 0, u64::MAX).ok_or("no nonce")?;
+                    let t = Instant::now();
+                    db.import_block(&b, now).map_err(|e| e.to_string())?;
+                    Ok((b, t.elapsed().as_secs_f64()))
+                };
+            // Fund the senders from the miner's block rewards.
+            let need = n as u64 * 10_000 * 2;
+            while db.state().account(&miner.address()).consumer < need {
+                seal_import(&mut db, &[])?;
+            }
+            let fund: Vec<SignedTx> = senders
+                .iter()
+                .enumerate()
+                .map(|(i, s)| transfer(&miner, s.address(), i as u64, params.chain_id))
+                .map(|mut t| {
+                    if let TxPayload::Transfer(x) = &mut t.payload {
+                        x.amount_consumer = 10_000;
+                    }
+                    SignedTx::sign(t.payload, &miner, params.chain_id)
+                })
+                .collect();
+            let (b, _) = seal_import(&mut db, &fund)?;
+            if b.txs.len() != n {
+                return Err(format!(
+                    "funding block holds {} of {n} transfers",
+                    b.txs.len()
+                ));
+            }
+            // The measured block: n transfers from n senders to n fresh recipients.
+            let txs: Vec<SignedTx> = senders
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    transfer(
+                        s,
+                        SecretKey::dev(&format!("r{i}")).address(),
+                        0,
+                        params.chain_id,
+                    )
+                })
+                .collect();
+            if warm {
+                let cfg = tb_chain::mempool::MempoolConfig {
+                    capacity_max: n,
+                    fee_floor_per_byte: 0,
+                    ..Default::default()
+                };
+                let mut pool = tb_chain::mempool::Mempool::new(cfg, params.clone());
+                let now = db.tip().timestamp_ms;
+                for tx in &txs {
+                    pool.admit(tx.clone(), db.state(), now)
+                        .map_err(|e| format!("admission: {e}"))?;
                 }
-                SignedTx::sign(t.payload, &miner, params.chain_id)
-            })
-            .collect();
-        let (b, _) = seal_import(&mut db, &fund)?;
-        if b.txs.len() != n {
-            return Err(format!(
-                "funding block holds {} of {n} transfers",
-                b.txs.len()
-            ));
+                db.set_sig_cache(pool.sig_cache());
+            }
+            let (b, secs) = seal_import(&mut db, &txs)?;
+            if b.txs.len() != n {
+                return Err(format!(
+                    "measured block holds {} of {n} transfers",
+                    b.txs.len()
+                ));
+            }
+            if warm {
+                warm_totals.push(secs);
+                continue;
+            }
+            totals.push(secs);
+            // Breakdown on the same data: signatures alone.
+            let msgs: Vec<Vec<u8>> = b
+                .txs
+                .iter()
+                .map(|t| {
+                    signing_bytes(
+                        Domain::Transaction,
+                        params.chain_id,
+                        &tb_primitives::encode(&t.payload),
+                    )
+                })
+                .collect();
+            let items: Vec<(Address, &[u8], tb_primitives::Signature)> = b
+                .txs
+                .iter()
+                .zip(&msgs)
+                .map(|(t, m)| (t.payload.from(), m.as_slice(), t.signature))
+                .collect();
+            let t = Instant::now();
+            verify_strict_parallel(&items, threads).map_err(|i| format!("bad sig {i}"))?;
+            sig_only.push(t.elapsed().as_secs_f64());
         }
-        // The measured block: n transfers from n senders to n fresh recipients.
-        let txs: Vec<SignedTx> = senders
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                transfer(
-                    s,
-                    SecretKey::dev(&format!("r{i}")).address(),
-                    0,
-                    params.chain_id,
-                )
-            })
-            .collect();
-        let (b, secs) = seal_import(&mut db, &txs)?;
-        if b.txs.len() != n {
-            return Err(format!(
-                "measured block holds {} of {n} transfers",
-                b.txs.len()
-            ));
-        }
-        totals.push(secs);
-        // Breakdown on the same data: signatures alone, and execution without storage.
-        let msgs: Vec<Vec<u8>> = b
-            .txs
-            .iter()
-            .map(|t| {
-                signing_bytes(
-                    Domain::Transaction,
-                    params.chain_id,
-                    &tb_primitives::encode(&t.payload),
-                )
-            })
-            .collect();
-        let items: Vec<(Address, &[u8], tb_primitives::Signature)> = b
-            .txs
-            .iter()
-            .zip(&msgs)
-            .map(|(t, m)| (t.payload.from(), m.as_slice(), t.signature))
-            .collect();
-        let t = Instant::now();
-        verify_strict_parallel(&items, threads).map_err(|i| format!("bad sig {i}"))?;
-        sig_only.push(t.elapsed().as_secs_f64());
     }
     let total = median(totals);
+    let warm = median(warm_totals);
     println!(
-        "{{\"bench\":\"import\",\"txs\":{n},\"runs\":{runs},\"threads\":{threads},\"import_ms\":{:.1},\"transfers_per_s\":{:.0},\"sig_check_ms\":{:.1}}}",
+        "{{\"bench\":\"import\",\"txs\":{n},\"runs\":{runs},\"threads\":{threads},\"import_ms\":{:.1},\"transfers_per_s\":{:.0},\"sig_check_ms\":{:.1},\"warm_import_ms\":{:.1},\"warm_transfers_per_s\":{:.0}}}",
         total * 1e3,
         n as f64 / total,
-        median(sig_only) * 1e3
+        median(sig_only) * 1e3,
+        warm * 1e3,
+        n as f64 / warm
     );
     Ok(())
 }

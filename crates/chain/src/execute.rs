@@ -6,6 +6,7 @@ use crate::consensus::{block_reward, median_time_ms, next_difficulty, pow_ok, Ti
 pub use crate::context::TxCtx;
 pub use crate::error::{BlockError, TxError};
 use crate::params::ChainParams;
+use crate::sigcache::SigCache;
 use crate::state::{
     handle_key, reverse_handle_key, totals_key, Changes, Overlay, State, StateRead,
 };
@@ -304,6 +305,19 @@ pub fn execute_block(
     block: &Block,
     verify_threads: usize,
 ) -> Result<BlockEffects, BlockError> {
+    execute_block_with(params, state, block, verify_threads, None)
+}
+
+/// [`execute_block`], skipping the signature check of each transaction whose id
+/// `cache` holds (checked strictly before, by the mempool or an earlier block): the
+/// same answer, once. The rest are checked as always.
+pub fn execute_block_with(
+    params: &ChainParams,
+    state: &mut State,
+    block: &Block,
+    verify_threads: usize,
+    cache: Option<&SigCache>,
+) -> Result<BlockEffects, BlockError> {
     let effective = crate::governance::effective_params(state, params);
     let params = &effective;
     let h = &block.header;
@@ -333,11 +347,19 @@ pub fn execute_block(
     if empty_receipts_root() != h.receipts_root {
         return Err(BlockError::BadReceiptsRoot);
     }
-    let items: Vec<(Address, &[u8], tb_primitives::Signature)> = block
-        .txs
+    // The transactions whose signatures are checked here (by index), and theirs.
+    let unchecked: Vec<usize> = match cache {
+        None => (0..block.txs.len()).collect(),
+        Some(c) => (0..block.txs.len())
+            .filter(|&i| !c.contains(params.chain_id, &block.txs[i].id()))
+            .collect(),
+    };
+    let items: Vec<(Address, &[u8], tb_primitives::Signature)> = unchecked
         .iter()
-        .zip(&payloads)
-        .map(|(tx, m)| (tx.payload.from(), m.as_slice(), tx.signature))
+        .map(|&i| {
+            let tx = &block.txs[i];
+            (tx.payload.from(), payloads[i].as_slice(), tx.signature)
+        })
         .collect();
 
     // Signatures on their own threads while this thread executes.
@@ -367,6 +389,8 @@ pub fn execute_block(
     } else {
         (verify_strict_parallel(&items, 1), execute())
     };
+    // The failing signature's index in the block.
+    let sigs = sigs.map_err(|k| unchecked[k]);
     let (changes, undo, fees) = match (sigs, exec) {
         (Ok(()), Ok(x)) => x,
         (Err(i), Err(BlockError::Tx { index, error })) if index < i => {
@@ -410,6 +434,31 @@ pub fn build_block<'a>(
     now_ms: u64,
     beneficiary: Address,
 ) -> Block {
+    build_block_with(
+        params,
+        state,
+        parent,
+        ancestors,
+        candidates,
+        now_ms,
+        beneficiary,
+        None,
+    )
+}
+
+/// [`build_block`], skipping the signature check of candidates whose id `cache`
+/// holds (see [`execute_block_with`]).
+#[allow(clippy::too_many_arguments)]
+pub fn build_block_with<'a>(
+    params: &ChainParams,
+    state: &mut State,
+    parent: &BlockHeader,
+    ancestors: &[TimedHeader],
+    candidates: impl IntoIterator<Item = &'a SignedTx>,
+    now_ms: u64,
+    beneficiary: Address,
+    cache: Option<&SigCache>,
+) -> Block {
     let effective = crate::governance::effective_params(state, params);
     let params = &effective;
     let recent: Vec<u64> = ancestors
@@ -446,7 +495,11 @@ pub fn build_block<'a>(
         if bytes + len > params.block_bytes_max {
             continue;
         }
-        if check_stateless(tx, params).is_err() || !tx.verify_signature(params.chain_id) {
+        if check_stateless(tx, params).is_err() {
+            continue;
+        }
+        let known = cache.is_some_and(|c| c.contains(params.chain_id, &tx.id()));
+        if !known && !tx.verify_signature(params.chain_id) {
             continue;
         }
         let ctx = TxCtx {

@@ -157,11 +157,13 @@ impl Node {
     ) -> Result<Arc<Node>, String> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| format!("data dir {}: {e}", data_dir.display()))?;
-        let db = ChainDb::open_with(data_dir.join("chain.redb"), params.clone(), store)
+        let mut db = ChainDb::open_with(data_dir.join("chain.redb"), params.clone(), store)
             .map_err(|e| format!("chain store: {e}"))?;
         let blobs = BlobStore::open(data_dir.join("blobs")).map_err(|e| e.to_string())?;
         let effective = tb_chain::governance::effective_params(db.state(), &params);
         let pool = Mempool::new(mempool, effective);
+        // What admission checked, import and block building do not check again.
+        db.set_sig_cache(pool.sig_cache());
         let mut tracked = BTreeMap::new();
         let mut finished = BTreeMap::new();
         for (t, j) in query::jobs(db.state(), None) {

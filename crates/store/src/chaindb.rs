@@ -13,8 +13,8 @@ use tb_chain::forks::{find_fork, is_better, ForkNode};
 use tb_chain::market::exec::task_id;
 use tb_chain::state::{Changes, Commit};
 use tb_chain::{
-    build_block, execute_block, validate_header, Block, BlockError, BlockHeader, ChainParams,
-    SignedTx, State, TxPayload,
+    build_block_with, execute_block, execute_block_with, validate_header, Block, BlockError,
+    BlockHeader, ChainParams, SigCache, SignedTx, State, TxPayload,
 };
 use tb_primitives::{decode, encode, Address, Id};
 use thiserror::Error;
@@ -272,6 +272,8 @@ pub struct ChainDb {
     tip: HeaderEntry,
     tip_id: Id,
     verify_threads: usize,
+    /// Transactions whose signatures were checked already (the mempool's).
+    sig_cache: Option<Arc<SigCache>>,
     poisoned: bool,
 }
 
@@ -424,6 +426,7 @@ impl ChainDb {
             tip,
             tip_id,
             verify_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            sig_cache: None,
             poisoned: false,
             unflushed: 0,
             reexecuted: 0,
@@ -521,6 +524,13 @@ impl ChainDb {
     /// Threads used for signature checks during import (default: all cores).
     pub fn set_verify_threads(&mut self, n: usize) {
         self.verify_threads = n.max(1);
+    }
+
+    /// Skips, on import and when building, the signature checks of transactions
+    /// whose ids `cache` holds (the mempool's: `Mempool::sig_cache`). A transaction
+    /// it does not hold is checked as always.
+    pub fn set_sig_cache(&mut self, cache: Arc<SigCache>) {
+        self.sig_cache = Some(cache);
     }
 
     pub fn tip(&self) -> &BlockHeader {
@@ -642,7 +652,7 @@ impl ChainDb {
     ) -> Result<Block, StoreError> {
         let anc = self.tip_ancestors()?;
         let tip = self.tip.header.clone();
-        Ok(build_block(
+        Ok(build_block_with(
             &self.params,
             &mut self.state,
             &tip,
@@ -650,6 +660,7 @@ impl ChainDb {
             candidates,
             now_ms,
             beneficiary,
+            self.sig_cache.as_deref(),
         ))
     }
 
@@ -875,8 +886,13 @@ impl ChainDb {
             } else {
                 t.load_block(aid).map_err(s)?
             };
-            let eff = match execute_block(&self.params, &mut self.state, &blk, self.verify_threads)
-            {
+            let eff = match execute_block_with(
+                &self.params,
+                &mut self.state,
+                &blk,
+                self.verify_threads,
+                self.sig_cache.as_deref(),
+            ) {
                 Ok(eff) => eff,
                 Err(error) => return Err(ImportFail::BadBody { bad: *aid, error }),
             };

@@ -41,11 +41,13 @@
 use crate::error::{GovernanceRefusal, MarketRefusal};
 use crate::execute::{check_stateless, TxError};
 use crate::params::ChainParams;
+use crate::sigcache::{SigCache, SIG_CACHE_ENTRIES_MAX};
 use crate::state::StateRead;
 use crate::tx::{SignedTx, TxPayload};
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::ops::Bound;
+use std::sync::Arc;
 use tb_primitives::{Address, Id, Token};
 use thiserror::Error;
 
@@ -505,10 +507,13 @@ pub struct Mempool {
     handles: BTreeMap<String, Address>,
     bytes: usize,
     counters: MempoolCounters,
+    /// Ids of the transactions whose signatures passed admission's strict check.
+    sig_cache: Arc<SigCache>,
 }
 
 impl Mempool {
     pub fn new(config: MempoolConfig, params: ChainParams) -> Mempool {
+        let params_chain_id = params.chain_id;
         Mempool {
             config,
             params,
@@ -518,7 +523,14 @@ impl Mempool {
             handles: BTreeMap::new(),
             bytes: 0,
             counters: MempoolCounters::default(),
+            sig_cache: Arc::new(SigCache::new(params_chain_id, SIG_CACHE_ENTRIES_MAX)),
         }
+    }
+
+    /// The ids of the transactions whose signatures admission checked: block import
+    /// and building skip those checks (`ChainDb::set_sig_cache`).
+    pub fn sig_cache(&self) -> Arc<SigCache> {
+        self.sig_cache.clone()
     }
 
     /// The parameters admission checks against.
@@ -862,8 +874,12 @@ impl Mempool {
             let floor = u64::try_from(floor).unwrap_or(u64::MAX);
             return Err(AdmissionError::FeeBelowFloor { fee, floor });
         }
-        if c.verify && !tx.verify_signature(self.params.chain_id) {
-            return Err(AdmissionError::BadSignature);
+        let chain_id = self.params.chain_id;
+        if c.verify && !self.sig_cache.contains(chain_id, &id) {
+            if !tx.verify_signature(chain_id) {
+                return Err(AdmissionError::BadSignature);
+            }
+            self.sig_cache.insert(chain_id, id);
         }
         let from = tx.payload.from();
         let (mut cursor, _) = self.sync_sender(&from, state);
