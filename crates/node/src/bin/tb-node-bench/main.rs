@@ -25,7 +25,12 @@
 //!   job; then, for the jobs by reference, the blocks and seconds from submission to the
 //!   lease, to the verified result (the receipt accepted: `compute.getResult` readable),
 //!   to the final result (the challenge window closed) and to settlement.
+//! - `tb-node-bench explorer [--blocks N] [--jobs J] [--samples S]`: the explorer's
+//!   pages on a store of N blocks and J jobs (see `explorer.rs`): each page's JSON-RPC
+//!   calls, exactly as the explorer makes them, timed p50/p99.
 #![forbid(unsafe_code)]
+
+mod explorer;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -57,7 +62,12 @@ fn main() {
             opt("--block-interval-ms", 250),
         ),
         Some("results") => results(opt("--jobs", 5) as usize, opt("--block-interval-ms", 1000)),
-        _ => Err("usage: tb-node-bench rpc [--clients N] [--secs S] | scrape [--conns N] [--rounds R] | settle [--jobs N] [--block-interval-ms M] | sync [--blocks N] [--txs T] | propagate [--nodes K] [--blocks B] [--block-interval-ms M] | results [--jobs N] [--block-interval-ms M]".into()),
+        Some("explorer") => explorer::explorer(
+            opt("--blocks", 100_000),
+            opt("--jobs", 10_000) as usize,
+            opt("--samples", 200) as usize,
+        ),
+        _ => Err("usage: tb-node-bench rpc [--clients N] [--secs S] | scrape [--conns N] [--rounds R] | settle [--jobs N] [--block-interval-ms M] | sync [--blocks N] [--txs T] | propagate [--nodes K] [--blocks B] [--block-interval-ms M] | results [--jobs N] [--block-interval-ms M] | explorer [--blocks N] [--jobs J] [--samples S]".into()),
     };
     if let Err(e) = r {
         eprintln!("tb-node-bench: {e}");
@@ -94,8 +104,37 @@ impl Client {
     }
 
     fn call(&mut self, method: &str, params: Value) -> Result<Value, String> {
-        let body =
-            json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+        let v = self.post(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string(),
+        )?;
+        match v.get("error") {
+            Some(e) => Err(e.to_string()),
+            None => Ok(v["result"].clone()),
+        }
+    }
+
+    /// One JSON-RPC batch: the answers in the calls' order, an error for any call that
+    /// failed.
+    fn batch(&mut self, calls: &[(&str, Value)]) -> Result<Vec<Value>, String> {
+        let body: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, (m, p))| json!({"jsonrpc": "2.0", "id": i, "method": m, "params": p}))
+            .collect();
+        let v = self.post(&Value::Array(body).to_string())?;
+        let mut out = vec![Value::Null; calls.len()];
+        for a in v.as_array().ok_or("a batch answer is an array")? {
+            let i = a["id"].as_u64().ok_or("an answer's id")? as usize;
+            if let Some(e) = a.get("error") {
+                return Err(format!("{}: {e}", calls.get(i).map_or("?", |c| c.0)));
+            }
+            *out.get_mut(i).ok_or("an answer's id out of range")? = a["result"].clone();
+        }
+        Ok(out)
+    }
+
+    /// POSTs `body`, returns the parsed answer.
+    fn post(&mut self, body: &str) -> Result<Value, String> {
         write!(
             self.w,
             "POST / HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n{body}",
@@ -117,11 +156,7 @@ impl Client {
         }
         let mut buf = vec![0; len];
         self.r.read_exact(&mut buf).map_err(|e| e.to_string())?;
-        let v: Value = serde_json::from_slice(&buf).map_err(|e| e.to_string())?;
-        match v.get("error") {
-            Some(e) => Err(e.to_string()),
-            None => Ok(v["result"].clone()),
-        }
+        serde_json::from_slice(&buf).map_err(|e| e.to_string())
     }
 }
 
