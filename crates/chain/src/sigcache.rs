@@ -12,10 +12,11 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 use tb_primitives::Id;
 
-/// Ids the cache holds at most (chosen: twice the mempool's default capacity, so a full
-/// mempool's transactions and the next block's survive; 48 bytes an id with the
-/// set's and the queue's overhead, about 1 MiB).
-pub const SIG_CACHE_ENTRIES_MAX: usize = 2 * crate::mempool::CAPACITY_MAX_DEFAULT;
+/// Ids the cache holds at most (chosen: twice the mempool's default capacity of
+/// 10,000, so a full mempool's transactions and the next block's survive — the mempool
+/// asserts the ratio at compile time; about 100 bytes an id with the set's and the
+/// queue's overhead, 2 MB).
+pub const SIG_CACHE_ENTRIES_MAX: usize = 20_000;
 
 /// A bounded set of transaction ids whose signatures verified under `chain_id`.
 #[derive(Debug)]

@@ -104,10 +104,6 @@ const ENTRY_BYTES_MAX: usize = 1024;
 /// Upper bound on a stored undo record.
 const UNDO_BYTES_MAX: usize = 256 * 1024 * 1024;
 
-pub(crate) fn decode_body(b: &[u8]) -> Result<Vec<SignedTx>, StoreError> {
-    decode(b, usize::MAX).map_err(|e| StoreError::Corrupt(format!("body: {e}")))
-}
-
 fn decode_entry(b: &[u8]) -> Result<HeaderEntry, StoreError> {
     decode(b, ENTRY_BYTES_MAX).map_err(|e| StoreError::Corrupt(format!("header entry: {e}")))
 }
@@ -161,15 +157,6 @@ fn job_id(v: &[u8]) -> Result<Id, StoreError> {
     v.try_into()
         .map(Id)
         .map_err(|_| StoreError::Corrupt(format!("a job index value of {} bytes", v.len())))
-}
-
-/// A job's key in `job_index`: its `SubmitJob`'s height and index in the block, both
-/// big-endian, so key order is submission order.
-pub(crate) fn job_position(height: u64, index: u32) -> [u8; 12] {
-    let mut k = [0u8; 12];
-    k[..8].copy_from_slice(&height.to_be_bytes());
-    k[8..].copy_from_slice(&index.to_be_bytes());
-    k
 }
 
 struct Tables<'t> {

@@ -117,14 +117,11 @@ pub(crate) fn migrate_v4(db: &Database) -> Result<(), StoreError> {
             let body = bodies
                 .get(id.value())?
                 .ok_or_else(|| StoreError::Corrupt(format!("no body at height {h}")))?;
-            let txs = crate::chaindb::decode_body(body.value())?;
+            let txs = decode_body(body.value())?;
             for (i, tx) in txs.iter().enumerate() {
                 if matches!(tx.payload, TxPayload::SubmitJob(_)) {
                     let t = task_id(chain_id, h, tx);
-                    jobs.insert(
-                        crate::chaindb::job_position(h, i as u32).as_slice(),
-                        t.0.as_slice(),
-                    )?;
+                    jobs.insert(job_position(h, i as u32).as_slice(), t.0.as_slice())?;
                 }
             }
         }

@@ -48,6 +48,20 @@ pub(crate) const TX_INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new(
 /// of the job its `SubmitJob` transaction created (canonical chain only)
 pub(crate) const JOB_INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("job_index");
 
+/// A job's key in `job_index`: its `SubmitJob`'s height and index in the block, both
+/// big-endian, so key order is submission order.
+pub(crate) fn job_position(height: u64, index: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(&height.to_be_bytes());
+    k[8..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// A stored block body.
+pub(crate) fn decode_body(b: &[u8]) -> Result<Vec<tb_chain::SignedTx>, StoreError> {
+    tb_primitives::decode(b, usize::MAX).map_err(|e| StoreError::Corrupt(format!("body: {e}")))
+}
+
 pub(crate) const KEY_SCHEMA: &str = "schema_version";
 pub(crate) const KEY_TIP: &str = "tip";
 pub(crate) const KEY_CHAIN_ID: &str = "chain_id";

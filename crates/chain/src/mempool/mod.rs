@@ -53,6 +53,8 @@ use thiserror::Error;
 
 /// Default of [`MempoolConfig::capacity_max`]: pending transactions.
 pub const CAPACITY_MAX_DEFAULT: usize = 10_000;
+// A full default pool's signature checks fit the cache twice over.
+const _: () = assert!(SIG_CACHE_ENTRIES_MAX >= 2 * CAPACITY_MAX_DEFAULT);
 /// Default of [`MempoolConfig::bytes_max`]: two full blocks' worth.
 pub const BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
 /// Default of [`MempoolConfig::fee_floor_per_byte`], micro-units per byte.
