@@ -6,33 +6,33 @@
 //! the same bytes under the same chain id gives the same answer. Only a successful
 //! strict check inserts an id, and the cache holds one chain id's answers. A block
 //! whose transactions were never seen here gets every signature checked, as before.
-//! Bounded: at most [`SIG_CACHE_ENTRIES_MAX`] ids, the oldest forgotten first.
+//! Bounded: at most [`SIG_CACHE_ENTRIES_MAX`] ids, evicted by quick_cache's S3-FIFO
+//! policy (ids looked up again are kept over ids seen once).
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tb_primitives::Id;
 
 /// Ids the cache holds at most (chosen: twice the mempool's default capacity of
-/// 10,000, so a full mempool's transactions and the next block's survive — the mempool
-/// asserts the ratio at compile time; about 100 bytes an id with the set's and the
-/// queue's overhead, 2 MB).
+/// 10,000, so a full mempool's transactions and the next block's fit — the mempool
+/// asserts the ratio at compile time; about 100 bytes an id, 2 MB).
 pub const SIG_CACHE_ENTRIES_MAX: usize = 20_000;
 
 /// A bounded set of transaction ids whose signatures verified under `chain_id`.
-#[derive(Debug)]
 pub struct SigCache {
     chain_id: u64,
-    capacity: usize,
-    inner: Mutex<Inner>,
+    /// `None` when made with capacity 0 (holds nothing).
+    ids: Option<quick_cache::sync::Cache<Id, ()>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    ids: HashSet<Id>,
-    /// Insertion order, for forgetting the oldest.
-    order: VecDeque<Id>,
-    hits: u64,
-    misses: u64,
+impl std::fmt::Debug for SigCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigCache")
+            .field("chain_id", &self.chain_id)
+            .field("len", &self.len())
+            .finish()
+    }
 }
 
 impl SigCache {
@@ -40,52 +40,32 @@ impl SigCache {
     pub fn new(chain_id: u64, capacity: usize) -> SigCache {
         SigCache {
             chain_id,
-            capacity,
-            inner: Mutex::new(Inner::default()),
+            ids: (capacity > 0).then(|| quick_cache::sync::Cache::new(capacity)),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic elsewhere while holding it leaves a consistent set: keep using it.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records that transaction `id`'s signature passed the strict check under
     /// `chain_id` (ignored for another chain id).
     pub fn insert(&self, chain_id: u64, id: Id) {
-        if chain_id != self.chain_id || self.capacity == 0 {
-            return;
-        }
-        let mut g = self.lock();
-        if !g.ids.insert(id) {
-            return;
-        }
-        g.order.push_back(id);
-        while g.order.len() > self.capacity {
-            if let Some(old) = g.order.pop_front() {
-                g.ids.remove(&old);
-            }
+        if let (true, Some(ids)) = (chain_id == self.chain_id, &self.ids) {
+            ids.insert(id, ());
         }
     }
 
     /// Whether transaction `id`'s signature is known to pass under `chain_id`.
     pub fn contains(&self, chain_id: u64, id: &Id) -> bool {
-        if chain_id != self.chain_id {
-            return false;
-        }
-        let mut g = self.lock();
-        let hit = g.ids.contains(id);
-        if hit {
-            g.hits += 1;
-        } else {
-            g.misses += 1;
-        }
+        let hit = chain_id == self.chain_id
+            && self.ids.as_ref().is_some_and(|ids| ids.get(id).is_some());
+        let counter = if hit { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
         hit
     }
 
     /// Ids held now.
     pub fn len(&self) -> usize {
-        self.lock().ids.len()
+        self.ids.as_ref().map_or(0, |ids| ids.len())
     }
 
     /// Whether it holds no id.
@@ -95,8 +75,10 @@ impl SigCache {
 
     /// Lookups that found the id, and lookups that did not, since it was made.
     pub fn hits_misses(&self) -> (u64, u64) {
-        let g = self.lock();
-        (g.hits, g.misses)
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -111,20 +93,20 @@ mod tests {
     }
 
     #[test]
-    fn holds_at_most_its_capacity_and_forgets_the_oldest() {
-        let c = SigCache::new(7, 3);
-        for i in 0..5 {
+    fn holds_at_most_its_capacity() {
+        let c = SigCache::new(7, 100);
+        for i in 0..1_000 {
             c.insert(7, id(i));
         }
-        assert_eq!(c.len(), 3);
-        assert!(!c.contains(7, &id(0)) && !c.contains(7, &id(1)));
-        assert!((2..5).all(|i| c.contains(7, &id(i))));
-        assert_eq!(c.hits_misses(), (3, 2));
-        // A repeated insert neither grows it nor refreshes the order.
-        c.insert(7, id(2));
-        c.insert(7, id(5));
-        assert_eq!(c.len(), 3);
-        assert!(!c.contains(7, &id(2)));
+        assert!(c.len() <= 100 && c.len() > 0, "{}", c.len());
+        let held = (0..1_000).filter(|&i| c.contains(7, &id(i))).count();
+        assert_eq!(held, c.len());
+        assert_eq!(c.hits_misses(), (held as u64, 1_000 - held as u64));
+        // A repeated insert does not grow it.
+        let before = c.len();
+        let present = (0..1_000).find(|&i| c.contains(7, &id(i))).unwrap();
+        c.insert(7, id(present));
+        assert_eq!(c.len(), before);
     }
 
     #[test]
