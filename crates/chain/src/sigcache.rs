@@ -56,8 +56,8 @@ impl SigCache {
 
     /// Whether transaction `id`'s signature is known to pass under `chain_id`.
     pub fn contains(&self, chain_id: u64, id: &Id) -> bool {
-        let hit = chain_id == self.chain_id
-            && self.ids.as_ref().is_some_and(|ids| ids.get(id).is_some());
+        let hit =
+            chain_id == self.chain_id && self.ids.as_ref().is_some_and(|ids| ids.get(id).is_some());
         let counter = if hit { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         hit
@@ -98,7 +98,7 @@ mod tests {
         for i in 0..1_000 {
             c.insert(7, id(i));
         }
-        assert!(c.len() <= 100 && c.len() > 0, "{}", c.len());
+        assert!(c.len() <= 100 && !c.is_empty(), "{}", c.len());
         let held = (0..1_000).filter(|&i| c.contains(7, &id(i))).count();
         assert_eq!(held, c.len());
         assert_eq!(c.hits_misses(), (held as u64, 1_000 - held as u64));
