@@ -317,11 +317,10 @@ fn sgemm_batched_impl(
     }
     let queue = Mutex::new(items.into_iter());
     let next = || queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-    std::thread::scope(|s| {
-        for _ in 1..threads {
-            s.spawn(|| run_items(kern, tiles, k, (max_m, max_n), next));
-        }
-        run_items(kern, tiles, k, (max_m, max_n), next);
+    // The caller and `threads − 1` of the configured count's persistent workers pull
+    // items until the queue is empty.
+    super::pool::run_shares(cfg.threads, threads, |_| {
+        run_items(kern, tiles, k, (max_m, max_n), next)
     });
 }
 

@@ -5,6 +5,7 @@
 
 pub mod gemm;
 pub mod kernels;
+mod pool;
 
 use crate::dtype::DType;
 use crate::error::{Result, TensorError};
@@ -16,7 +17,7 @@ use crate::storage::{alloc_f32_zeroed, HostData, Storage, DEVICE_CPU};
 use crate::RUNTIME_VERSION;
 use gemm::{GemmConfig, MatRef, Simd};
 use std::borrow::Cow;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Largest thread count a CPU fabric accepts.
 pub const CPU_THREADS_MAX: usize = 256;
@@ -202,8 +203,9 @@ fn row_offset(layout: &Layout, mut r: usize) -> usize {
 }
 
 /// Splits `out` into chunks of whole rows and runs `f(first_row, chunk)` on up to
-/// `threads` threads. Each output element is written by exactly one call, so the
-/// partition does not affect results.
+/// `threads` threads (the caller and the persistent workers of `threads`, `pool.rs`).
+/// Each output element is written by exactly one call, so the partition does not
+/// affect results.
 fn par_rows<T: Send>(
     threads: usize,
     out: &mut [T],
@@ -211,20 +213,25 @@ fn par_rows<T: Send>(
     f: impl Fn(usize, &mut [T]) + Sync,
 ) {
     let rows = out.len().checked_div(row_len).unwrap_or(0);
-    let threads = if out.len() < PARALLEL_ELEMENTS_MIN {
+    let parts = if out.len() < PARALLEL_ELEMENTS_MIN {
         1
     } else {
         threads.min(rows).max(1)
     };
-    if threads <= 1 {
+    if parts <= 1 {
         f(0, out);
         return;
     }
-    let rows_per = rows.div_ceil(threads);
-    std::thread::scope(|s| {
-        for (i, chunk) in out.chunks_mut(rows_per * row_len).enumerate() {
-            let f = &f;
-            s.spawn(move || f(i * rows_per, chunk));
+    let rows_per = rows.div_ceil(parts);
+    // Share i takes chunk i (each is taken once).
+    let chunks: Vec<Mutex<Option<&mut [T]>>> = out
+        .chunks_mut(rows_per * row_len)
+        .map(|c| Mutex::new(Some(c)))
+        .collect();
+    pool::run_shares(threads, chunks.len(), |i| {
+        let chunk = chunks[i].lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(chunk) = chunk {
+            f(i * rows_per, chunk);
         }
     });
 }

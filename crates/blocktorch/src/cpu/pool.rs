@@ -1,0 +1,171 @@
+//! Persistent workers for the CPU kernels: a call on `t` threads runs one share of its
+//! work on the calling thread and the other `t − 1` on a pool of `t − 1` workers that
+//! lives for the process (rayon), instead of threads spawned per call.
+//!
+//! Why: this VM (and any host that packs vCPUs) places a newly spawned or woken thread
+//! on the caller's vCPU and moves it to an idle one only a scheduler tick (~4 ms)
+//! later, so per-call threads only helped calls longer than that. Pool workers stay
+//! awake for [`WORKER_WARM`] after a call and take the next call's share at once.
+//!
+//! The pool never changes a bit: how work is cut into shares, and what each share
+//! computes, is decided by the caller exactly as before (`gemm.rs`: items from a queue,
+//! each output one chain; `par_rows`: disjoint row ranges); only who runs a share
+//! changes. This file is therefore not a kernel source (`KERNEL_SOURCES`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long a pool's workers stay awake after the last call that used them: they keep
+/// taking shares from its queue and otherwise yield the CPU (`thread::yield_now`, so
+/// a runnable thread on their core — the executor's hasher — runs first), instead of
+/// parking and waking a scheduler tick late. Chosen: 2 ms, longer than the gap
+/// between two kernels of a job, short enough that an idle node does not spin.
+pub const WORKER_WARM: Duration = Duration::from_millis(2);
+
+/// A pool and the state of its keep-warm loops.
+pub(crate) struct Workers {
+    pool: rayon::ThreadPool,
+    /// Workers now in their keep-warm loop.
+    warm: AtomicUsize,
+    /// Nanoseconds since [`epoch`] until which the loops keep going.
+    until_ns: AtomicU64,
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ns() -> u64 {
+    u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Workers {
+    /// Keeps the workers awake for [`WORKER_WARM`] from now: extends the deadline and,
+    /// when no worker is in its loop, starts one loop on each.
+    fn keep_warm(&'static self) {
+        let until = now_ns().saturating_add(WORKER_WARM.as_nanos() as u64);
+        self.until_ns.fetch_max(until, Ordering::Relaxed);
+        let n = self.pool.current_num_threads();
+        if self
+            .warm
+            .compare_exchange(0, n, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.pool.spawn_broadcast(move |_| self.warm_loop());
+        }
+    }
+
+    /// One worker's loop: run whatever shares are queued, else yield, until the
+    /// deadline passes. (A call that extends the deadline just as the last loop
+    /// leaves finds its shares run by woken workers: slower, never wrong.)
+    fn warm_loop(&self) {
+        loop {
+            if let Some(rayon::Yield::Executed) = rayon::yield_now() {
+                continue;
+            }
+            if now_ns() > self.until_ns.load(Ordering::Relaxed) {
+                self.warm.fetch_sub(1, Ordering::AcqRel);
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// The workers shared by every call on `threads` threads (`threads − 1` of them):
+/// made at the first such call and kept (one pool per thread count in use, at most
+/// `CPU_THREADS_MAX`). `None` for one thread, or when the system would not start the
+/// workers: the caller then runs every share itself, with the same result.
+pub(crate) fn workers(threads: usize) -> Option<&'static Workers> {
+    type Pools = Mutex<BTreeMap<usize, Option<&'static Workers>>>;
+    static POOLS: OnceLock<Pools> = OnceLock::new();
+    if threads <= 1 {
+        return None;
+    }
+    let mut pools = POOLS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    *pools.entry(threads).or_insert_with(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads - 1)
+            .thread_name(move |i| format!("blocktorch-{threads}-{i}"))
+            .build()
+            .ok()
+            .map(|pool| {
+                &*Box::leak(Box::new(Workers {
+                    pool,
+                    warm: AtomicUsize::new(0),
+                    until_ns: AtomicU64::new(0),
+                }))
+            })
+    })
+}
+
+/// Runs `share(0)` on the calling thread and `share(1..shares)` on the workers of
+/// `threads`; returns when every share has. The caller waits for the workers' shares
+/// by yielding, never by sleeping: a thread woken from sleep is placed on its waker's
+/// vCPU by this VM and shares it until the next scheduler tick, so the calls after
+/// would run two shares on one core.
+pub(crate) fn run_shares(threads: usize, shares: usize, share: impl Fn(usize) + Sync) {
+    let w = match workers(threads) {
+        Some(w) if shares > 1 => w,
+        _ => return (0..shares).for_each(share),
+    };
+    w.keep_warm();
+    let done = AtomicUsize::new(0);
+    w.pool.in_place_scope(|s| {
+        let (share, done) = (&share, &done);
+        for i in 1..shares {
+            s.spawn(move |_| {
+                share(i);
+                done.fetch_add(1, Ordering::Release);
+            });
+        }
+        share(0);
+        // Rayon's own wait, when the scope ends, then finds its latch set (but for
+        // the instant between a share's end and its job's). A caller that is itself a
+        // worker (a kernel called from a share) runs pending shares while it waits,
+        // so its own are never stranded.
+        while done.load(Ordering::Acquire) < shares - 1 {
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                std::thread::yield_now();
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn every_share_runs_once_and_the_pool_is_kept() {
+        for threads in [1, 2, 3, 7] {
+            let hits: Vec<AtomicUsize> = (0..10).map(|_| AtomicUsize::new(0)).collect();
+            run_shares(threads, 10, |i| {
+                hits[i].fetch_add(1, Ordering::Relaxed);
+            });
+            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+        }
+        let a = workers(3).expect("a pool") as *const Workers;
+        let b = workers(3).expect("a pool") as *const Workers;
+        assert_eq!(a, b, "one pool per thread count, kept");
+        assert!(workers(1).is_none());
+    }
+
+    #[test]
+    fn a_share_that_itself_splits_work_does_not_strand_it() {
+        let total = AtomicUsize::new(0);
+        run_shares(2, 4, |_| {
+            run_shares(2, 3, |_| {
+                total.fetch_add(1, Ordering::Relaxed);
+            })
+        });
+        assert_eq!(total.load(Ordering::Relaxed), 12);
+    }
+}
