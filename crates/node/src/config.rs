@@ -253,6 +253,9 @@ pub struct ProviderConfig {
     /// Test only: report a wrong digest for this op of every job (the cheating provider
     /// of the integration tests and the devnet's `--cheat`).
     pub test_corrupt_op: Option<u32>,
+    /// Test only: milliseconds added to every job's execution (a slow fabric, to show
+    /// that heartbeats do not wait for execution).
+    pub test_exec_delay_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -302,6 +305,7 @@ impl Default for ProviderConfig {
             stake_tokens: 100,
             max_leases: 4,
             test_corrupt_op: None,
+            test_exec_delay_ms: None,
         }
     }
 }
@@ -379,6 +383,14 @@ pub struct RunArgs {
         hide_short_help = true
     )]
     pub test_corrupt_op: Option<u32>,
+    /// Test only: milliseconds the provider adds to every job's execution
+    #[arg(
+        long,
+        env = "TB_TEST_EXEC_DELAY_MS",
+        value_name = "MS",
+        hide_short_help = true
+    )]
+    pub test_exec_delay_ms: Option<u64>,
     /// Peer-to-peer listen addresses, /ip4|ip6/HOST/tcp/PORT [default: /ip4/0.0.0.0/tcp/7171; devnet: /ip4/127.0.0.1/tcp/7171]
     #[arg(
         long,
@@ -444,6 +456,9 @@ impl RunArgs {
         put(&mut c.provider.stake_tokens, &self.stake);
         if self.test_corrupt_op.is_some() {
             c.provider.test_corrupt_op = self.test_corrupt_op;
+        }
+        if self.test_exec_delay_ms.is_some() {
+            c.provider.test_exec_delay_ms = self.test_exec_delay_ms;
         }
         put(&mut c.verifier.enabled, &self.verifier);
         put(&mut c.verifier.share_bps, &self.verify_share_bps);

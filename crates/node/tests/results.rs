@@ -8,7 +8,9 @@ mod support;
 
 use serde_json::{json, Value};
 use support::{wait_for, Node, Ws};
-use tb_primitives::SecretKey;
+use tb_chain::market::objects::publish_payloads;
+use tb_chain::tx::{FeeSelector, JobSpec, SubmitJob, TxPayload};
+use tb_primitives::{SecretKey, MICRO_PER_TOKEN};
 
 const OFF: &str = "0";
 
@@ -215,5 +217,88 @@ fn jobs_page_by_offset_newest_first() {
     assert_eq!(
         node.ok("aicf.listJobs", json!(["Queued", 1, 1]))["jobs"],
         json!([all["jobs"][1]])
+    );
+}
+
+/// Heartbeats do not wait for execution: the provider's every job takes 3 s more
+/// (`TB_TEST_EXEC_DELAY_MS`), four jobs keep it busy for about 12 s — 80 blocks of
+/// 150 ms, eight heartbeat windows, more than an epoch — and still its heartbeat lands
+/// in every window, its availability stays full and it is never slashed. (Before the
+/// heartbeat had a thread of its own it was sent after the jobs: one for the whole
+/// busy spell, and an `Availability` slash at the epoch's end.)
+#[test]
+fn a_provider_busy_with_slow_jobs_keeps_its_heartbeats_and_is_not_slashed() {
+    let d = tempfile::tempdir().unwrap();
+    let node = Node::devnet(
+        d.path(),
+        &[],
+        &[("TB_TEST_EXEC_DELAY_MS", "3000"), ("TB_VERIFIER", OFF)],
+    );
+    let alice = SecretKey::dev("devnet-alice");
+    node.wait_funded(&alice, 50);
+    let provider = wait_for(60, "a staked provider", || {
+        let ps = node.ok("aicf.listProviders", json!([]));
+        let p = ps.as_array()?.first()?.clone();
+        (p["stake"].as_u64()? > 0).then_some(p)
+    });
+    let addr = provider["address"].as_str().unwrap().to_string();
+    let market = node.ok("chain.info", json!([]))["market"].clone();
+    let epoch_blocks = market["epoch_blocks"].as_u64().unwrap();
+    let interval = market["heartbeat_interval_blocks"].as_u64().unwrap();
+    // Four jobs in lane 1, whose lease (100 blocks, 15 s) holds all four executions, so
+    // every receipt is inside its lease and on time: only availability is at stake.
+    let job = tb_job::examples::build_example("mlp").unwrap();
+    let blob = job.encode().unwrap();
+    let market = tb_chain::ChainParams::devnet().market;
+    let mut payloads: Vec<TxPayload> = publish_payloads(&market, alice.address(), &blob)
+        .into_iter()
+        .map(TxPayload::PublishBlob)
+        .collect();
+    let h = node.height();
+    for k in 0..4 {
+        // Distinct deadlines make distinct jobs of the same blob.
+        let mut spec = JobSpec::for_job(&blob, &job, 2 * MICRO_PER_TOKEN, 1, h + 600 + k).unwrap();
+        spec.lane = 1;
+        payloads.push(TxPayload::SubmitJob(SubmitJob {
+            from: alice.address(),
+            spec,
+            fee: 0,
+            fee_selector: FeeSelector::Industrial.into(),
+            nonce: 0,
+        }));
+    }
+    let sent = node.send(&alice, payloads);
+    let txs = &sent[sent.len() - 4..];
+    let (start, t0) = (node.height(), std::time::Instant::now());
+    for tx in txs {
+        node.wait_job(tx, &["Proven", "Verified", "Settled"], 120);
+    }
+    let busy_until = node.height();
+    // One worker, four jobs of at least 3 s each.
+    assert!(t0.elapsed().as_secs() >= 12, "{:?}", t0.elapsed());
+    // The delay was served: the last receipt came at least 4 × 3 s after the first
+    // lease.
+    let latency: Vec<u64> = txs
+        .iter()
+        .map(|tx| {
+            let r = node.ok("compute.getReceipt", json!([tx]));
+            r["receipts"][0]["latency_ms"].as_u64().unwrap()
+        })
+        .collect();
+    assert!(latency.iter().all(|&ms| ms >= 3_000), "{latency:?}");
+    // Past the end of the epoch the busy spell ended in, where availability is judged.
+    let judged = (busy_until / epoch_blocks + 1) * epoch_blocks + 2;
+    wait_for(60, "the epoch's end", || {
+        (node.height() >= judged).then_some(())
+    });
+    let p = node.ok("aicf.getProvider", json!([addr]));
+    assert_eq!(p["slashes"], json!([]), "{p}");
+    assert_eq!(node.ok("aicf.slashes", json!([addr])), json!([]));
+    assert!(p["availability"].as_f64().unwrap() >= 0.99, "{p}");
+    let beats = node.metric("provider_heartbeats_total");
+    let windows = (node.height() - start) / interval;
+    assert!(
+        beats >= windows as f64,
+        "{beats} heartbeats over {windows} windows"
     );
 }

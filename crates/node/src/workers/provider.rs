@@ -12,7 +12,9 @@
 //!   (trace, result and receipt) once every replica has sealed;
 //! - each replica dispute that owes its evidence: the evidence bundle for the disputed op,
 //!   proven with its own leaves, published and named (`SupplyEvidence`);
-//! - a heartbeat every `heartbeat_interval_blocks`.
+//! - a heartbeat every `heartbeat_interval_blocks`, sent by a thread of its own
+//!   (`heartbeats`), so a long execution never delays one (a provider busy with jobs is
+//!   available, and must not be slashed for `Availability`).
 //!
 //! Answers are written to `<data dir>/provider/<task>.answer` (the result object to the
 //! blob store) before they are submitted, so a restarted node reveals exactly what it
@@ -62,8 +64,6 @@ struct Worker {
     /// while the first may still land, re-sent after `RETRY_BLOCKS` if the chain does
     /// not show it (a refused or dropped transaction).
     sent: BTreeMap<(Id, u32, u8), u64>,
-    /// The heartbeat window (`height / heartbeat_interval_blocks`) last sent for.
-    heartbeat_window: u64,
 }
 
 /// Opens the configured fabric.
@@ -103,7 +103,6 @@ pub fn run(
         fabric,
         dir,
         sent: BTreeMap::new(),
-        heartbeat_window: 0,
     };
     let min_stake = {
         let c = w.node.core();
@@ -120,6 +119,13 @@ pub fn run(
             "the provider's stake is below the network's minimum: it will register but take no leases"
         );
     }
+    let beats = {
+        let (node, key) = (w.node.clone(), w.key.clone());
+        std::thread::Builder::new()
+            .name("provider-heartbeat".into())
+            .spawn(move || heartbeats(&node, &key))
+            .map_err(|e| format!("heartbeat thread: {e}"))?
+    };
     let mut seen = 0;
     let mut registered_at_try = None;
     let mut first_pass_done = false;
@@ -140,7 +146,50 @@ pub fn run(
             tracing::warn!(error = %e, "provider step failed");
         }
     }
+    if beats.join().is_err() {
+        tracing::error!("the heartbeat thread panicked");
+    }
     Ok(())
+}
+
+/// The provider's heartbeats, apart from execution: one per aligned window of
+/// `heartbeat_interval_blocks` (the chain counts availability per window) once the key
+/// is a registered provider, sent as each new tip arrives; it lands in the next block.
+fn heartbeats(node: &Node, key: &SecretKey) {
+    let me = key.address();
+    let (mut seen, mut sent_window) = (0, 0);
+    while !node.stopping() {
+        let h = node.wait_head(seen, Duration::from_millis(500));
+        if h == seen {
+            continue;
+        }
+        seen = h;
+        let (registered, last, interval) = {
+            let c = node.core();
+            let p = r::provider(c.db.state(), &me);
+            let interval = c
+                .effective_params(&node.params)
+                .market
+                .heartbeat_interval_blocks
+                .max(1);
+            (p.is_some(), p.map_or(0, |p| p.last_heartbeat), interval)
+        };
+        let window = (h + 1) / interval;
+        if !registered || last / interval >= window || sent_window >= window {
+            continue;
+        }
+        sent_window = window;
+        let beat = TxPayload::Heartbeat(Heartbeat {
+            from: me,
+            fee: 0,
+            fee_selector: FEES.into(),
+            nonce: 0,
+        });
+        match node.submit_signed(key, vec![beat]) {
+            Ok(_) => node.metrics.inc("provider_heartbeats_total", &[]),
+            Err(e) => tracing::warn!(error = %e, "heartbeat refused"),
+        }
+    }
 }
 
 impl Worker {
@@ -285,28 +334,6 @@ impl Worker {
                 tracing::warn!(task = %t, error = %e, "provider task failed");
             }
         }
-        // One heartbeat per aligned window of `heartbeat_interval_blocks` (the chain
-        // counts availability per window); it lands in the next block.
-        let interval = self
-            .node
-            .core()
-            .effective_params(&self.node.params)
-            .market
-            .heartbeat_interval_blocks
-            .max(1);
-        let last =
-            r::provider(self.node.core().db.state(), &self.me).map_or(0, |p| p.last_heartbeat);
-        let window = (h + 1) / interval;
-        if last / interval < window && self.heartbeat_window < window {
-            self.heartbeat_window = window;
-            self.submit(vec![TxPayload::Heartbeat(Heartbeat {
-                from: self.me,
-                fee: 0,
-                fee_selector: FEES.into(),
-                nonce: 0,
-            })])?;
-            self.node.metrics.inc("provider_heartbeats_total", &[]);
-        }
         Ok(())
     }
 
@@ -349,6 +376,9 @@ impl Worker {
         };
         let run = tb_job::execute(&decoded, self.fabric.as_ref(), opts)
             .map_err(|e| format!("execution: {e}"))?;
+        if let Some(ms) = self.cfg.test_exec_delay_ms {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
         let secs = t0.elapsed().as_secs_f64();
         self.node
             .metrics
