@@ -542,6 +542,67 @@ fn each_slash_reason() {
     assert!(query::slashes(&w.chain.state, None).is_empty());
 }
 
+/// Heartbeats landing in block `land(window)` of each window, for `epochs` epochs,
+/// under a floor of 100 %: the provider's Availability slashes.
+fn availability_slashes(epochs: u64, land: impl Fn(u64, u64) -> Option<u64>) -> usize {
+    let mut w = World::with(1, |p| p.market.availability_floor_bps = 10_000);
+    let (epoch, interval) = (
+        w.chain.params.market.epoch_blocks,
+        w.chain.params.market.heartbeat_interval_blocks,
+    );
+    let end = (w.chain.height() / epoch + epochs + 1) * epoch + 1;
+    while w.chain.height() < end {
+        let b = w.chain.height() + 1;
+        let window = b / interval;
+        let mut txs = Vec::new();
+        if land(window, epoch) == Some(b) {
+            txs.push(w.tx(0, |from| {
+                TxPayload::Heartbeat(Heartbeat {
+                    from,
+                    fee: 10,
+                    fee_selector: FeeSelector::Industrial.into(),
+                    nonce: 0,
+                })
+            }));
+        }
+        w.step(txs);
+    }
+    query::slashes(&w.chain.state, None)
+        .iter()
+        .filter(|s| s.reason == SlashReason::Availability)
+        .count()
+}
+
+#[test]
+fn availability_counts_the_windows_inside_an_epoch_wherever_a_heartbeat_lands() {
+    let interval = params().market.heartbeat_interval_blocks;
+    // One heartbeat per window, in its first block — but one block late, every other
+    // epoch, in the window that starts at the epoch's last block (a template built
+    // before it arrived), so that epoch's first window had its heartbeat in the
+    // previous epoch and its last has it in the next. The windows cut by an epoch's
+    // start or end are not expected of anyone: no slash. (Counting blocks elapsed
+    // over the interval instead expected one more window than an epoch holds whole,
+    // and slashed this honest provider every other epoch.)
+    let late_at_the_boundary = |window: u64, epoch: u64| {
+        let first = window * interval;
+        let late = first.is_multiple_of(epoch) && (first / epoch).is_multiple_of(2);
+        Some(if late { first + 1 } else { first })
+    };
+    assert_eq!(availability_slashes(4, late_at_the_boundary), 0);
+    // Every heartbeat in the window's last block: no slash either.
+    assert_eq!(
+        availability_slashes(4, |w, _| Some(w * interval + interval - 1)),
+        0
+    );
+    // A window with no heartbeat in each epoch (the third of it): slashed every epoch
+    // under a 100 % floor.
+    let skip_one = |window: u64, epoch: u64| {
+        let per = epoch / interval;
+        (window % per != 3).then_some(window * interval)
+    };
+    assert!(availability_slashes(4, skip_one) >= 4);
+}
+
 #[test]
 fn disagreeing_replicas_are_held_for_a_dispute() {
     let mut w = World::new(2);

@@ -224,9 +224,13 @@ pub fn apply_tx(
         T::Heartbeat(Heartbeat { .. }) => {
             let mut pr = r::provider(ov, &from)
                 .ok_or(refuse(K::NotProvider, "not a registered provider"))?;
-            // One heartbeat per interval counts: a burst cannot stand in for a window.
-            let interval = p.heartbeat_interval_blocks;
-            if pr.heartbeats_epoch == 0 || pr.last_heartbeat / interval != height / interval {
+            // One heartbeat per window counts (a burst cannot stand in for a window),
+            // and only in a window that starts inside the epoch: the window holding the
+            // epoch's first block started in the previous one (see `availability_bps`).
+            let interval = p.heartbeat_interval_blocks.max(1);
+            let window = height / interval;
+            let new_window = pr.heartbeats_epoch == 0 || pr.last_heartbeat / interval != window;
+            if new_window && window * interval >= pr.epoch_since {
                 pr.heartbeats_epoch += 1;
             }
             pr.last_heartbeat = height;
@@ -502,16 +506,29 @@ fn deadline_reason(job: &Job) -> FailReason {
     }
 }
 
-/// Availability of a provider over the epoch so far, in basis points: heartbeat
-/// intervals seen over intervals elapsed. Until one whole interval has elapsed in the
-/// epoch, the previous epoch's figure stands.
+/// Availability of a provider over the epoch so far, in basis points, at height `h`:
+/// of the heartbeat windows (aligned: window `w` is blocks `w·I ..= w·I + I − 1`, `I` =
+/// `heartbeat_interval_blocks`) that start at or after the epoch's first block
+/// `epoch_since` and end by `h`, the share with a heartbeat. A window cut by the epoch's
+/// start or still open at `h` is not expected (nor counted), so an honest provider
+/// that heartbeats in every window is at 100 % whichever block of a window its
+/// heartbeat lands in. Until one such window has ended in the epoch, the previous
+/// epoch's figure stands.
 pub fn availability_bps(p: &MarketParams, pr: &Provider, h: u64) -> u64 {
-    let blocks = h.saturating_sub(pr.epoch_since) + 1;
-    if blocks < p.heartbeat_interval_blocks {
+    let interval = p.heartbeat_interval_blocks.max(1);
+    let first = pr.epoch_since.div_ceil(interval);
+    let open = (h + 1) / interval;
+    let expected = open.saturating_sub(first);
+    if expected == 0 {
         return pr.availability_prev_bps;
     }
-    let expected = (blocks / p.heartbeat_interval_blocks).max(1);
-    (pr.heartbeats_epoch * BPS / expected).min(BPS)
+    // The heartbeat of the window still open at `h`, counted when it landed, is not
+    // one of the expected windows'.
+    let in_open = pr.heartbeats_epoch > 0
+        && pr.last_heartbeat / interval == open
+        && open * interval >= pr.epoch_since;
+    let seen = pr.heartbeats_epoch.saturating_sub(in_open as u64);
+    (seen.min(expected) * BPS / expected).min(BPS)
 }
 
 /// The end-of-block step. `header` is the block being executed; the matcher is
