@@ -154,17 +154,23 @@ pub fn run(
 
 /// The provider's heartbeats, apart from execution: one per aligned window of
 /// `heartbeat_interval_blocks` (the chain counts availability per window) once the key
-/// is a registered provider, sent as each new tip arrives; it lands in the next block.
+/// is a registered provider, sent as each new tip arrives so it lands in the window's
+/// first block. Until the chain shows the window's heartbeat, one that left the
+/// mempool without landing is sent again: the miner drops a sender's later
+/// transactions with one that no longer executes (a receipt the chain now refuses),
+/// and a heartbeat behind it would otherwise be lost with its window.
 fn heartbeats(node: &Node, key: &SecretKey) {
     let me = key.address();
-    let (mut seen, mut sent_window) = (0, 0);
+    let mut seen = 0;
+    // The window last sent for, and the transaction sent.
+    let mut sent: Option<(u64, tb_primitives::Id)> = None;
     while !node.stopping() {
         let h = node.wait_head(seen, Duration::from_millis(500));
         if h == seen {
             continue;
         }
         seen = h;
-        let (registered, last, interval) = {
+        let (registered, last, interval, pending) = {
             let c = node.core();
             let p = r::provider(c.db.state(), &me);
             let interval = c
@@ -172,13 +178,26 @@ fn heartbeats(node: &Node, key: &SecretKey) {
                 .market
                 .heartbeat_interval_blocks
                 .max(1);
-            (p.is_some(), p.map_or(0, |p| p.last_heartbeat), interval)
+            let pending = sent.is_some_and(|(_, id)| c.pool.contains(&id));
+            (
+                p.is_some(),
+                p.map_or(0, |p| p.last_heartbeat),
+                interval,
+                pending,
+            )
         };
         let window = (h + 1) / interval;
-        if !registered || last / interval >= window || sent_window >= window {
+        let landed = last / interval >= window;
+        let waiting = sent.is_some_and(|(w, _)| w == window) && pending;
+        if !registered || landed || waiting {
             continue;
         }
-        sent_window = window;
+        if sent.is_some_and(|(w, _)| w == window) {
+            tracing::info!(
+                window,
+                "heartbeat left the mempool without landing; sending it again"
+            );
+        }
         let beat = TxPayload::Heartbeat(Heartbeat {
             from: me,
             fee: 0,
@@ -186,7 +205,10 @@ fn heartbeats(node: &Node, key: &SecretKey) {
             nonce: 0,
         });
         match node.submit_signed(key, vec![beat]) {
-            Ok(_) => node.metrics.inc("provider_heartbeats_total", &[]),
+            Ok(ids) => {
+                sent = ids.first().map(|id| (window, *id));
+                node.metrics.inc("provider_heartbeats_total", &[]);
+            }
             Err(e) => tracing::warn!(error = %e, "heartbeat refused"),
         }
     }

@@ -28,9 +28,13 @@
 //! - `tb-node-bench explorer [--blocks N] [--jobs J] [--samples S]`: the explorer's
 //!   pages on a store of N blocks and J jobs (see `explorer.rs`): each page's JSON-RPC
 //!   calls, exactly as the explorer makes them, timed p50/p99.
+//! - `tb-node-bench load [--rate R] [--blocks B] [--block-interval-ms M]`: an honest
+//!   provider under R jobs a second for B blocks (see `load.rs`): its slashes (none
+//!   expected), heartbeats and the jobs by state.
 #![forbid(unsafe_code)]
 
 mod explorer;
+mod load;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -62,12 +66,17 @@ fn main() {
             opt("--block-interval-ms", 250),
         ),
         Some("results") => results(opt("--jobs", 5) as usize, opt("--block-interval-ms", 1000)),
+        Some("load") => load::load(
+            opt("--rate", 5) as f64,
+            opt("--blocks", 1_000),
+            opt("--block-interval-ms", 200),
+        ),
         Some("explorer") => explorer::explorer(
             opt("--blocks", 100_000),
             opt("--jobs", 10_000) as usize,
             opt("--samples", 200) as usize,
         ),
-        _ => Err("usage: tb-node-bench rpc [--clients N] [--secs S] | scrape [--conns N] [--rounds R] | settle [--jobs N] [--block-interval-ms M] | sync [--blocks N] [--txs T] | propagate [--nodes K] [--blocks B] [--block-interval-ms M] | results [--jobs N] [--block-interval-ms M] | explorer [--blocks N] [--jobs J] [--samples S]".into()),
+        _ => Err("usage: tb-node-bench rpc [--clients N] [--secs S] | scrape [--conns N] [--rounds R] | settle [--jobs N] [--block-interval-ms M] | sync [--blocks N] [--txs T] | propagate [--nodes K] [--blocks B] [--block-interval-ms M] | results [--jobs N] [--block-interval-ms M] | explorer [--blocks N] [--jobs J] [--samples S] | load [--rate R] [--blocks B] [--block-interval-ms M]".into()),
     };
     if let Err(e) = r {
         eprintln!("tb-node-bench: {e}");
