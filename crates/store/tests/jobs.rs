@@ -172,17 +172,6 @@ fn a_v4_store_gets_its_job_index_built_when_opened() {
     assert_eq!(db.tip_id(), tip);
     assert_eq!(newest(&db), ids);
     drop(db);
-    let raw = redb::Database::open(&path).unwrap();
-    let r = raw.begin_read().unwrap();
-    let v = r
-        .open_table(META)
-        .unwrap()
-        .get("schema_version")
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        u32::from_le_bytes(v.value().try_into().unwrap()),
-        SCHEMA_VERSION
-    );
+    assert_eq!(schema_of(&path), SCHEMA_VERSION);
     assert_eq!(SCHEMA_VERSION, 5);
 }

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::schema_of;
+
 use flate2::read::GzDecoder;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::{Path, PathBuf};
@@ -16,7 +18,6 @@ use tb_chain::{ChainParams, StateRead};
 use tb_primitives::SecretKey;
 use tb_store::{ChainDb, StoreError, SCHEMA_VERSION};
 
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 const CHUNKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("chunks");
 const CHUNK_REFS: TableDefinition<&[u8], u64> = TableDefinition::new("chunk_refs");
@@ -48,18 +49,6 @@ fn unpack(dir: &Path) -> PathBuf {
     let path = dir.join("chain.redb");
     std::fs::write(&path, raw).unwrap();
     path
-}
-
-fn schema_of(path: &Path) -> u32 {
-    let db = redb::Database::open(path).unwrap();
-    let r = db.begin_read().unwrap();
-    let v = r
-        .open_table(META)
-        .unwrap()
-        .get("schema_version")
-        .unwrap()
-        .unwrap();
-    u32::from_le_bytes(v.value().try_into().unwrap())
 }
 
 #[test]

@@ -56,3 +56,17 @@ pub fn entries(db: &ChainDb) -> Vec<(Vec<u8>, Vec<u8>)> {
     v.sort();
     v
 }
+
+/// The schema version a store file records (read with redb directly).
+pub fn schema_of(path: &std::path::Path) -> u32 {
+    const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+    let db = redb::Database::open(path).unwrap();
+    let r = db.begin_read().unwrap();
+    let v = r
+        .open_table(META)
+        .unwrap()
+        .get("schema_version")
+        .unwrap()
+        .unwrap();
+    u32::from_le_bytes(v.value().try_into().unwrap())
+}

@@ -329,19 +329,7 @@ pub fn explorer(blocks: u64, jobs: usize, samples: usize) -> Result<(), String> 
         "explorer: node opened the store in {:.2} s",
         t_open.elapsed().as_secs_f64()
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let (addr, handle) = rt.block_on(the_block::rpc::start(
-        node.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        8 << 20,
-        1024,
-        None,
-        true,
-    ))?;
+    let (_rt, addr, handle) = super::serve_rpc(&node)?;
     let mut c = Client::connect(addr)?;
     let total = c.call("compute.listJobs", json!([null, 1]))?["total"].clone();
     let queued = c.call("compute.listJobs", json!(["Queued", 1]))?["total"].clone();

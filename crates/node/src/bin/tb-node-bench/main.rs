@@ -216,6 +216,34 @@ fn drive(
     Ok((t0.elapsed(), all))
 }
 
+/// The node's real JSON-RPC server (8 MiB requests, 1,024 connections, no admin token,
+/// the explorer on) on a loopback port, on a runtime of 2 workers that must outlive it.
+fn serve_rpc(
+    node: &Arc<Node>,
+) -> Result<
+    (
+        tokio::runtime::Runtime,
+        SocketAddr,
+        jsonrpsee::server::ServerHandle,
+    ),
+    String,
+> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (addr, handle) = rt.block_on(the_block::rpc::start(
+        node.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        8 << 20,
+        1024,
+        None,
+        true,
+    ))?;
+    Ok((rt, addr, handle))
+}
+
 /// `scrape`: N concurrent `/metrics` scrapes per round.
 fn scrape(conns: usize, rounds: usize) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -281,19 +309,7 @@ fn rpc(clients: usize, secs: u64) -> Result<(), String> {
         tb_chain::ChainParams::devnet(),
         Some(miner.clone()),
     )?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let (addr, handle) = rt.block_on(the_block::rpc::start(
-        node.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        8 << 20,
-        1024,
-        None,
-        true,
-    ))?;
+    let (_rt, addr, handle) = serve_rpc(&node)?;
     // Fund senders: rewards to the miner, then transfers to 150 senders.
     for _ in 0..30 {
         the_block::workers::miner::mine_one(&node, miner.address())?;
