@@ -119,6 +119,12 @@ pub trait Fabric: Send + Sync {
         let host = self.download(tensor)?;
         crate::digest::output_digest_sha256(tensor.shape(), &host)
     }
+    /// `trace_leaf` (BLAKE3) of a tensor (any layout). The default downloads it; a
+    /// fabric may hash in place.
+    fn trace_leaf(&self, tensor: &FabricTensor) -> Result<[u8; 32]> {
+        let host = self.download(tensor)?;
+        crate::digest::trace_leaf(tensor.shape(), &host)
+    }
 }
 
 /// The kernel variant digest: SHA-256 over, for each `(name, source)` in order, the

@@ -39,7 +39,7 @@ pub mod tensor;
 
 pub use compose::AttentionOptions;
 pub use cpu::{CpuConfig, CpuFabric};
-pub use digest::output_digest_sha256;
+pub use digest::{output_digest_sha256, trace_leaf};
 pub use dtype::DType;
 pub use error::{Result, TensorError};
 pub use fabric::{kernel_variant_digest, Fabric, FabricTensor};
@@ -54,8 +54,10 @@ pub use storage::{HostData, Storage};
 pub use tensor::Tensor;
 
 /// The runtime version stamp. It enters every `kernel_variant_digest`; bump it whenever a
-/// change alters any result bit (and say so in the commit).
-pub const RUNTIME_VERSION: &str = "blocktorch-0.1.0+sem1";
+/// change alters any result bit or the trace's definition (and say so in the commit).
+/// 0.2.0: trace v1 (BLAKE3 content leaves, declared outputs' leaves their SHA-256
+/// digest, views a fixed leaf; `docs/spec/job-format-v0.md` §10).
+pub const RUNTIME_VERSION: &str = "blocktorch-0.2.0+sem1";
 
 /// Largest tensor rank. Rank 9 and above is refused with [`TensorError::RankTooLarge`].
 pub const RANK_MAX: usize = 8;

@@ -1,8 +1,10 @@
-//! `Fabric::digest` (the CPU fabric streams its storage) equals the digest of the
-//! downloaded data, for every layout and dtype, NaNs canonicalised.
+//! `Fabric::digest` and `Fabric::trace_leaf` (the CPU fabric streams its storage) equal
+//! the digests of the downloaded data, for every layout and dtype, NaNs canonicalised;
+//! the trace leaf is BLAKE3 over its prefix and the very bytes SHA-256 hashes.
 
 use blocktorch::compose::{apply_view, View};
-use blocktorch::{output_digest_sha256, CpuFabric, Fabric, HostData};
+use blocktorch::digest::TRACE_LEAF_PREFIX;
+use blocktorch::{output_digest_sha256, trace_leaf, CpuFabric, Fabric, HostData};
 
 #[test]
 fn streamed_digest_equals_downloaded_digest_for_views() {
@@ -58,7 +60,8 @@ fn streamed_digest_equals_downloaded_digest_for_views() {
             .unwrap(),
         ];
         for v in views {
-            let want = output_digest_sha256(v.shape(), &f.download(&v).unwrap()).unwrap();
+            let host = f.download(&v).unwrap();
+            let want = output_digest_sha256(v.shape(), &host).unwrap();
             assert_eq!(
                 f.digest(&v).unwrap(),
                 want,
@@ -66,6 +69,10 @@ fn streamed_digest_equals_downloaded_digest_for_views() {
                 data.dtype(),
                 v.layout()
             );
+            let leaf = trace_leaf(v.shape(), &host).unwrap();
+            assert_eq!(f.trace_leaf(&v).unwrap(), leaf, "{:?}", v.layout());
+            assert_eq!(leaf, spec_leaf(v.shape(), &host));
+            assert_ne!(leaf, want);
         }
     }
     // NaN payloads do not matter.
@@ -74,4 +81,40 @@ fn streamed_digest_equals_downloaded_digest_for_views() {
         .upload(&HostData::F32(vec![f32::from_bits(0xffc0_1234)]), &[1])
         .unwrap();
     assert_eq!(f.digest(&a).unwrap(), f.digest(&b).unwrap());
+}
+
+/// The trace leaf as `docs/spec/job-format-v0.md` §10 writes it, byte by byte.
+fn spec_leaf(shape: &[usize], data: &HostData) -> [u8; 32] {
+    let mut bytes = b"TB/job/leaf/v1".to_vec();
+    assert_eq!(&bytes[..], TRACE_LEAF_PREFIX);
+    bytes.push(data.dtype().tag());
+    bytes.push(shape.len() as u8);
+    for d in shape {
+        bytes.extend_from_slice(&(*d as u32).to_le_bytes());
+    }
+    match data {
+        HostData::F32(v) => v.iter().for_each(|x| {
+            let bits = if x.is_nan() { 0x7fc0_0000 } else { x.to_bits() };
+            bytes.extend_from_slice(&bits.to_le_bytes())
+        }),
+        HostData::U8(v) => bytes.extend_from_slice(v),
+        HostData::I32(v) => v
+            .iter()
+            .for_each(|x| bytes.extend_from_slice(&x.to_le_bytes())),
+        HostData::U32(v) => v
+            .iter()
+            .for_each(|x| bytes.extend_from_slice(&x.to_le_bytes())),
+    }
+    *blake3::hash(&bytes).as_bytes()
+}
+
+#[test]
+fn trace_leaves_refuse_what_digests_refuse() {
+    let data = HostData::F32(vec![1.0; 6]);
+    assert!(trace_leaf(&[2, 3], &data).is_ok());
+    assert!(trace_leaf(&[4, 2], &data).is_err());
+    assert!(trace_leaf(&[1; 9], &HostData::F32(vec![1.0])).is_err());
+    // The empty tensor has a leaf (its header alone).
+    let empty = trace_leaf(&[0, 3], &HostData::F32(vec![])).unwrap();
+    assert_eq!(empty, spec_leaf(&[0, 3], &HostData::F32(vec![])));
 }

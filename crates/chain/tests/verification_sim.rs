@@ -353,13 +353,16 @@ fn run(seed: u64) {
             w.chain.height()
         );
         check_running_totals(&w.chain.state).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-        // Record what cheaters got accepted, and who opened which dispute.
+        // Record what cheaters got accepted, and who opened which dispute. A seal is a
+        // cheat once every replica has sealed (reveals are then due); a seal left alone
+        // when the other leases lapse is never revealed, so nothing can be proven of it.
         for (t, job) in tb_chain::market::query::jobs(&w.chain.state, None) {
+            let all_sealed = job.seals.len() as u64 >= u64::from(job.spec.redundancy);
             for a in job
                 .receipts
                 .iter()
                 .map(|x| x.provider)
-                .chain(job.seals.iter().map(|s| s.provider))
+                .chain(job.seals.iter().filter(|_| all_sealed).map(|s| s.provider))
             {
                 if role_of(&a).is_some_and(|r| r != Role::Honest) {
                     cheats.insert((t, a));

@@ -7,8 +7,9 @@ use crate::args::{Args, Spec};
 use crate::job::{fields, read_job, read_leaves};
 use crate::json::Json;
 use crate::{CliError, Outcome, EXIT_PROVIDER_WRONG};
-use blocktorch::{output_digest_sha256, CpuFabric};
+use blocktorch::CpuFabric;
 use std::collections::BTreeSet;
+use tb_job::leaves::{leaf_of_host, LeafKind, TracePlan};
 use tb_job::program::node_name;
 use tb_job::{evidence_for, execute, trace_root, validate, ExecOptions, ReplayMode};
 
@@ -18,10 +19,11 @@ pub const SPEC: Spec = Spec {
 usage: tb-cli job referee FILE --op I [--trace LEAVES] [--model MODEL] [--json]
 
 Plays the challenger's side of the dispute game for op I. The job is replayed on the
-CPU reference; every argument of op I that is an earlier op's output becomes evidence
-(its tensor, the provider's leaf for it and that leaf's Merkle proof under the
-provider's trace root), and the single-op referee re-executes op I from it. The verdict
-compares the referee's digest with the provider's leaf for op I.
+CPU reference; every committed op output that op I's segment reads (its arguments,
+read through the derived ops that feed it) becomes evidence (its tensor, the provider's
+leaf for it and that leaf's Merkle proof under the provider's trace root), and the
+referee re-executes op I's segment from it. The verdict compares the referee's leaf with the
+provider's leaf for op I.
 
 The provider's trace is LEAVES (32 bytes per op, program order, as written by
 `tb-cli job run --trace-out`); without --trace the replay's own trace is used.
@@ -50,7 +52,7 @@ pub fn referee(a: &Args) -> Result<Outcome, CliError> {
         CliError::usage("`job referee` needs --op I (try `tb-cli job referee --help`)")
     })?;
     let (_, job) = read_job(path, a.value("--model"))?;
-    validate(&job)
+    let plan = validate(&job)
         .map_err(|e| CliError::fail(format!("{path}: the job does not validate: {e}")))?;
     let p = &job.program;
     let (nc, n_ops) = (p.consts.len(), p.ops.len());
@@ -79,14 +81,15 @@ pub fn referee(a: &Args) -> Result<Outcome, CliError> {
     let root = trace_root(leaves);
     let first_diff = leaves.iter().zip(honest).position(|(l, h)| l != h);
 
-    // The disputed op's arguments that are op outputs must agree with the replay, or
-    // an earlier op is where the provider first went wrong.
-    let op_args: BTreeSet<usize> = p.ops[op]
-        .args
-        .iter()
-        .map(|v| *v as usize)
-        .filter(|v| *v >= nc)
-        .collect();
+    // The disputed op's evidence — the committed op outputs its segment reads (derived
+    // ops are recomputed, `docs/spec/job-format-v0.md` §10) — must agree with the
+    // replay, or an earlier op is where the provider first went wrong.
+    let trace = TracePlan::of(p, &plan);
+    let kinds = &trace.kinds;
+    let op_args: BTreeSet<usize> = match kinds[op] {
+        LeafKind::Derived => BTreeSet::new(),
+        _ => trace.frontier[op].iter().map(|v| *v as usize).collect(),
+    };
     if let Some(bad) = op_args
         .iter()
         .map(|v| v - nc)
@@ -99,12 +102,12 @@ pub fn referee(a: &Args) -> Result<Outcome, CliError> {
         )));
     }
 
-    // The challenger's evidence: op `op`'s op-output arguments replayed on the CPU,
-    // each with its leaf and proof from the disputed trace.
+    // The challenger's evidence: those values replayed on the CPU, each with its leaf
+    // and proof from the disputed trace.
     let evidence = evidence_for(&job, op, leaves).map_err(fail)?;
     for e in &evidence {
         let j = e.value as usize - nc;
-        let digest = output_digest_sha256(&e.shape, &e.data).map_err(fail)?;
+        let digest = leaf_of_host(kinds[j], &e.shape, &e.data).map_err(fail)?;
         if digest != honest[j] {
             return Err(CliError::fail(format!(
                 "internal: the op-by-op replay of op {j} disagrees with the executor's leaf"

@@ -301,14 +301,16 @@ fn referee_finds_a_wrong_leaf_and_clears_an_honest_trace() {
     let leaves = std::fs::read(&trace).unwrap();
     assert_eq!(leaves.len(), job.program.ops.len() * 32);
 
-    // An op that reads the outputs of two earlier ops (the softmax's subtraction).
-    let k = job
-        .program
-        .ops
-        .iter()
-        .position(|op| op.args.iter().filter(|a| **a >= nc).count() == 2)
-        .expect("an op with two op inputs");
-    let input = (job.program.ops[k].args[1] - nc) as usize;
+    // A committed op whose segment reads an earlier committed op output (derived ops
+    // are recomputed in their reader's dispute, docs/spec/job-format-v0.md §10).
+    let plan = tb_job::validate(&job).unwrap();
+    let tplan = tb_job::leaves::TracePlan::of(&job.program, &plan);
+    let k = (0..job.program.ops.len())
+        .find(|k| {
+            tplan.kinds[*k] != tb_job::leaves::LeafKind::Derived && !tplan.frontier[*k].is_empty()
+        })
+        .expect("an op whose segment reads an op output");
+    let input = (tplan.frontier[k][tplan.frontier[k].len() - 1] - nc) as usize;
     let ks = k.to_string();
 
     // Leaf k flipped: the provider is wrong at op k, and the referee gives the honest leaf.

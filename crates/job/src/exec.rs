@@ -2,6 +2,7 @@
 
 use crate::error::{JobError, Result};
 use crate::format::{Job, Normalisation};
+use crate::leaves::{leaf_of, LeafKind, TracePlan, DERIVED_LEAF};
 use crate::program::{node_name, InputSlot, Node, Plan};
 use crate::validate::validate;
 use blocktorch::compose::apply_view;
@@ -10,11 +11,13 @@ use sha2::{Digest as _, Sha256};
 use std::time::Instant;
 use tb_primitives::{merkle_proof, merkle_root, merkle_verify, Id, MerkleProof};
 
-/// Op outputs waiting to be hashed, at most.
+/// Op outputs waiting to be hashed on the hashing thread, at most.
 pub const HASH_QUEUE: usize = 4;
+/// Op outputs of at most this many bytes are hashed on the executing thread (64 KiB).
+pub const INLINE_HASH_BYTES: usize = 64 * 1024;
 
 /// Domain of the trace Merkle tree.
-pub const TRACE_DOMAIN: &[u8] = b"TB/job/trace/v0";
+pub const TRACE_DOMAIN: &[u8] = b"TB/job/trace/v1";
 
 /// Whether the job must have been built for this fabric's kernels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -55,7 +58,8 @@ pub struct ExecResult {
     pub outputs: Vec<OutputTensor>,
     /// The job's output digest: [`job_output_digest`] of the outputs' digests.
     pub output_digest: [u8; 32],
-    /// The digest of every op output, in program order (the trace leaves).
+    /// Every op's trace leaf, in program order (what each commits to:
+    /// [`crate::leaves`]).
     pub op_digests: Vec<[u8; 32]>,
     /// Merkle root over `op_digests` under [`TRACE_DOMAIN`].
     pub trace_root: Id,
@@ -185,14 +189,6 @@ pub(crate) fn run_node(
     }
 }
 
-/// The digest of a tensor's logical contents.
-pub fn tensor_digest(
-    fabric: &dyn Fabric,
-    t: &FabricTensor,
-) -> std::result::Result<[u8; 32], blocktorch::TensorError> {
-    fabric.digest(t)
-}
-
 /// Validates and runs `job` on `fabric`.
 pub fn execute(job: &Job, fabric: &dyn Fabric, opts: ExecOptions) -> Result<ExecResult> {
     let plan = validate(job)?;
@@ -236,23 +232,25 @@ pub fn execute_plan(
         }
     }
     let is_output = |v: usize| p.outputs.iter().any(|o| o.value as usize == v);
-    // Op outputs are hashed on a second thread while later ops run: the trace costs
-    // what the hashing costs beyond the compute it overlaps. A bounded queue keeps at
-    // most HASH_QUEUE outputs alive for it.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, FabricTensor)>(HASH_QUEUE);
-    let ops_result: Result<Vec<[u8; 32]>> = std::thread::scope(|s| {
-        let hasher = s.spawn(move || -> Result<Vec<[u8; 32]>> {
-            let mut digests = Vec::with_capacity(p.ops.len());
-            for (i, t) in rx {
-                let d = tensor_digest(fabric, &t).map_err(|source| JobError::Execution {
-                    op: i,
-                    name: node_name(&p.ops[i].node),
-                    source,
-                })?;
-                digests.push(d);
-            }
-            Ok(digests)
-        });
+    let trace_plan = TracePlan::of(p, plan);
+    let kinds = &trace_plan.kinds;
+    let leaf_err = |i: usize, source| JobError::Execution {
+        op: i,
+        name: node_name(&p.ops[i].node),
+        source,
+    };
+    // A derived op's leaf is fixed: nothing to hash. A small output is hashed on the caller
+    // (handing it to another thread costs more than hashing it); a large one on a
+    // second thread while later ops run, so the trace costs what the hashing costs
+    // beyond the compute it overlaps. A bounded queue keeps at most HASH_QUEUE outputs
+    // alive for it; the thread starts at the first large output.
+    let mut op_digests: Vec<[u8; 32]> = vec![DERIVED_LEAF; p.ops.len()];
+    let ops_result: Result<()> = std::thread::scope(|s| {
+        type Offload<'s> = (
+            std::sync::mpsc::SyncSender<(usize, FabricTensor)>,
+            std::thread::ScopedJoinHandle<'s, Result<Vec<(usize, [u8; 32])>>>,
+        );
+        let mut offload: Option<Offload<'_>> = None;
         let run = (|| -> Result<()> {
             for (i, op) in p.ops.iter().enumerate() {
                 let args: Vec<&FabricTensor> = op
@@ -279,9 +277,33 @@ pub fn execute_plan(
                     },
                     other => other,
                 })?;
-                if tx.send((i, out.clone())).is_err() {
-                    // The hasher stopped on an error; it reports it below.
-                    break;
+                let bytes = out
+                    .layout()
+                    .numel()
+                    .saturating_mul(out.dtype().size_bytes());
+                if kinds[i] == LeafKind::Derived {
+                } else if bytes <= INLINE_HASH_BYTES {
+                    op_digests[i] = leaf_of(fabric, kinds[i], &out).map_err(|e| leaf_err(i, e))?;
+                } else {
+                    let (tx, _) = offload.get_or_insert_with(|| {
+                        let (tx, rx) =
+                            std::sync::mpsc::sync_channel::<(usize, FabricTensor)>(HASH_QUEUE);
+                        let hasher = s.spawn(move || {
+                            let mut done = Vec::new();
+                            for (i, t) in rx {
+                                done.push((
+                                    i,
+                                    leaf_of(fabric, kinds[i], &t).map_err(|e| leaf_err(i, e))?,
+                                ));
+                            }
+                            Ok(done)
+                        });
+                        (tx, hasher)
+                    });
+                    if tx.send((i, out.clone())).is_err() {
+                        // The hasher stopped on an error; it reports it below.
+                        break;
+                    }
                 }
                 live[nc + i] = Some(out);
                 // Release what no later op reads.
@@ -297,19 +319,23 @@ pub fn execute_plan(
             }
             Ok(())
         })();
-        drop(tx);
-        let digests = hasher.join().map_err(|_| JobError::Execution {
-            op: 0,
-            name: "trace hashing".into(),
-            source: blocktorch::TensorError::InvalidArgument {
-                op: "executor",
-                message: "the hashing thread panicked".into(),
-            },
-        })?;
-        run?;
-        digests
+        if let Some((tx, hasher)) = offload {
+            drop(tx);
+            let done = hasher.join().map_err(|_| JobError::Execution {
+                op: 0,
+                name: "trace hashing".into(),
+                source: blocktorch::TensorError::InvalidArgument {
+                    op: "executor",
+                    message: "the hashing thread panicked".into(),
+                },
+            })?;
+            for (i, d) in done? {
+                op_digests[i] = d;
+            }
+        }
+        run
     });
-    let op_digests = ops_result?;
+    ops_result?;
     let mut outputs = Vec::with_capacity(p.outputs.len());
     for o in &p.outputs {
         let v = o.value as usize;
@@ -326,12 +352,17 @@ pub fn execute_plan(
             name: format!("output {:?}", o.name),
             source,
         })?;
-        let digest =
-            output_digest_sha256(t.shape(), &data).map_err(|source| JobError::Execution {
-                op: v.saturating_sub(nc),
-                name: format!("output {:?}", o.name),
-                source,
-            })?;
+        // An op's output leaf is its output digest already; a constant's is computed.
+        let digest = match v.checked_sub(nc) {
+            Some(i) => op_digests[i],
+            None => {
+                output_digest_sha256(t.shape(), &data).map_err(|source| JobError::Execution {
+                    op: 0,
+                    name: format!("output {:?}", o.name),
+                    source,
+                })?
+            }
+        };
         outputs.push(OutputTensor {
             name: o.name.clone(),
             shape: t.shape().to_vec(),

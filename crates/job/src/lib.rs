@@ -8,9 +8,11 @@
 //! - [`program`]: the artifact — named constants and an SSA op list over the runtime's
 //!   primitives and views — its canonical encoding, [`validate`] (shape and dtype
 //!   inference, references, runtime, cost bounds) and its deterministic FLOP/byte cost.
-//! - [`exec`]: the executor on any `Fabric`: outputs, `output_digest_sha256`, the digest of
-//!   every op output, `trace_root`, the profile epoch; kernel digest checked unless in
+//! - [`exec`]: the executor on any `Fabric`: outputs, `output_digest_sha256`, every op's
+//!   trace leaf, `trace_root`, the profile epoch; kernel digest checked unless in
 //!   cross-fabric replay mode.
+//! - [`leaves`]: what each trace leaf commits to (declared outputs, views, the rest),
+//!   and the committed base a dispute reads an argument from.
 //! - [`referee`]: one op re-executed on the CPU reference from proven inputs.
 //! - [`verify`]: trace blobs, the job shape the chain records, receipt checks against a
 //!   trace, replay and compare, challenge bundles and adjudication.
@@ -27,6 +29,7 @@ pub mod examples;
 pub mod exec;
 pub mod format;
 pub mod fuzzing;
+pub mod leaves;
 pub mod program;
 pub mod receipt;
 pub mod referee;

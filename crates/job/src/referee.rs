@@ -2,14 +2,16 @@
 //! input tensors whose digests are proven against the disputed trace root.
 
 use crate::error::{JobError, Result};
-use crate::exec::{run_node, tensor_digest, trace_proof, verify_trace_proof};
+use crate::exec::{run_node, trace_proof, verify_trace_proof};
 use crate::format::Job;
+use crate::leaves::{leaf_of, leaf_of_host, LeafKind, TracePlan, DERIVED_LEAF};
 use crate::validate::validate;
-use blocktorch::{output_digest_sha256, Fabric, FabricTensor, HostData};
+use blocktorch::{Fabric, FabricTensor, HostData};
+use std::collections::BTreeMap;
 use tb_primitives::{Id, MerkleProof};
 
-/// One agreed input of the disputed op: the output of an earlier op, with its leaf and
-/// the proof that the leaf is in the trace.
+/// One agreed input of the disputed op's segment: a committed op output it reads (in
+/// `TracePlan::frontier`), with its leaf and the proof that the leaf is in the trace.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evidence {
     /// The value id (constants first, then ops) this tensor is.
@@ -18,81 +20,118 @@ pub struct Evidence {
     pub shape: Vec<usize>,
     /// Its elements, row-major.
     pub data: HostData,
-    /// The trace leaf claimed for it (its `output_digest_sha256`).
+    /// The trace leaf claimed for it (of its op's [`LeafKind`]).
     pub leaf: [u8; 32],
     /// Inclusion proof of `leaf` at index `value - constants`.
     pub proof: MerkleProof,
 }
 
-/// Re-executes op `op` of `job` on the CPU reference and returns its output digest.
+/// Re-executes op `op` of `job` on the CPU reference and returns its trace leaf.
 /// (It runs on the process's default CPU fabric — SIMD and threads from the
 /// environment — which gives the reference's bits in every configuration.)
 ///
-/// Constants and input slots come from the job itself. Every argument that is an
-/// earlier op's output must be given in `evidence`: its data must hash to its leaf, the
-/// leaf must be proven at that op's index under `trace_root`, and its dtype and shape
-/// must be what validation infers. Anything else is refused with `JobError::Referee`.
+/// A derived op has the fixed leaf `DERIVED_LEAF`: nothing runs and no evidence is
+/// read. Otherwise the op's segment runs (`TracePlan::segment`: the derived ops that
+/// feed it, in program order, then the op) from its frontier and the job's constants
+/// and input slots. Every frontier value must be given in `evidence`: its data must hash
+/// to its leaf (of that op's kind), the leaf must be proven at that op's index under
+/// `trace_root`, and its dtype and shape must be what validation infers. Anything else
+/// is refused with `JobError::Referee`.
 pub fn referee(job: &Job, trace_root: &Id, op: usize, evidence: &[Evidence]) -> Result<[u8; 32]> {
     let plan = validate(job)?;
     let p = &job.program;
     let nc = p.consts.len();
-    let o = p.ops.get(op).ok_or_else(|| {
-        JobError::Referee(format!("op {op} is past the program's {} ops", p.ops.len()))
-    })?;
+    if op >= p.ops.len() {
+        return Err(JobError::Referee(format!(
+            "op {op} is past the program's {} ops",
+            p.ops.len()
+        )));
+    }
+    let tp = TracePlan::of(p, &plan);
+    if tp.kinds[op] == LeafKind::Derived {
+        return Ok(DERIVED_LEAF);
+    }
     // Every CPU configuration gives the reference's bits; the default one is the fastest.
     let cpu = blocktorch::cpu::default_fabric();
-    let mut args: Vec<FabricTensor> = Vec::with_capacity(o.args.len());
-    for a in &o.args {
-        let v = *a as usize;
+    let mut values: BTreeMap<u32, FabricTensor> = BTreeMap::new();
+    for &base in &tp.frontier[op] {
+        let v = base as usize;
         let info = &plan.values[v];
-        let t = if v < nc {
-            let c = &p.consts[v];
-            cpu.upload(&c.data, &c.shape)
-                .map_err(|e| JobError::Referee(format!("constant {v}: {e}")))?
-        } else {
-            let e = evidence.iter().find(|e| e.value == *a).ok_or_else(|| {
-                JobError::Referee(format!("no evidence for value {v} (op {})", v - nc))
-            })?;
-            if e.proof.index != (v - nc) as u64 || e.proof.leaf_count != p.ops.len() as u64 {
-                return Err(JobError::Referee(format!(
-                    "the proof for value {v} is for leaf {} of {}, not leaf {} of {}",
-                    e.proof.index,
-                    e.proof.leaf_count,
-                    v - nc,
-                    p.ops.len()
-                )));
-            }
-            if !verify_trace_proof(trace_root, &e.leaf, &e.proof) {
-                return Err(JobError::Referee(format!(
-                    "the leaf of value {v} is not in the trace"
-                )));
-            }
-            if e.data.dtype() != info.dtype || e.shape != info.layout.shape() {
-                return Err(JobError::Referee(format!(
-                    "value {v} is {:?} {:?}, the program makes it {:?} {:?}",
-                    e.data.dtype(),
-                    e.shape,
-                    info.dtype,
-                    info.layout.shape()
-                )));
-            }
-            let d = output_digest_sha256(&e.shape, &e.data)
-                .map_err(|err| JobError::Referee(format!("value {v}: {err}")))?;
-            if d != e.leaf {
-                return Err(JobError::Referee(format!(
-                    "the data of value {v} does not hash to its leaf"
-                )));
-            }
-            cpu.upload(&e.data, &e.shape)
-                .map_err(|err| JobError::Referee(format!("value {v}: {err}")))?
-        };
-        args.push(t);
+        let e = evidence.iter().find(|e| e.value == base).ok_or_else(|| {
+            JobError::Referee(format!("no evidence for value {v} (op {})", v - nc))
+        })?;
+        if e.proof.index != (v - nc) as u64 || e.proof.leaf_count != p.ops.len() as u64 {
+            return Err(JobError::Referee(format!(
+                "the proof for value {v} is for leaf {} of {}, not leaf {} of {}",
+                e.proof.index,
+                e.proof.leaf_count,
+                v - nc,
+                p.ops.len()
+            )));
+        }
+        if !verify_trace_proof(trace_root, &e.leaf, &e.proof) {
+            return Err(JobError::Referee(format!(
+                "the leaf of value {v} is not in the trace"
+            )));
+        }
+        if e.data.dtype() != info.dtype || e.shape != info.layout.shape() {
+            return Err(JobError::Referee(format!(
+                "value {v} is {:?} {:?}, the program makes it {:?} {:?}",
+                e.data.dtype(),
+                e.shape,
+                info.dtype,
+                info.layout.shape()
+            )));
+        }
+        let d = leaf_of_host(tp.kinds[v - nc], &e.shape, &e.data)
+            .map_err(|err| JobError::Referee(format!("value {v}: {err}")))?;
+        if d != e.leaf {
+            return Err(JobError::Referee(format!(
+                "the data of value {v} does not hash to its leaf"
+            )));
+        }
+        let t = cpu
+            .upload(&e.data, &e.shape)
+            .map_err(|err| JobError::Referee(format!("value {v}: {err}")))?;
+        values.insert(base, t);
     }
-    let refs: Vec<&FabricTensor> = args.iter().collect();
-    let out = run_node(cpu, job, &o.node, &refs)?;
-    tensor_digest(cpu, &out).map_err(|source| JobError::Execution {
+    let mut run = tp.segment(p, op);
+    run.push((nc + op) as u32);
+    for v in run {
+        let i = v as usize - nc;
+        let node = &p.ops[i];
+        for a in &node.args {
+            if (*a as usize) < nc && !values.contains_key(a) {
+                let c = &p.consts[*a as usize];
+                let t = cpu
+                    .upload(&c.data, &c.shape)
+                    .map_err(|e| JobError::Referee(format!("constant {a}: {e}")))?;
+                values.insert(*a, t);
+            }
+        }
+        let args: Vec<&FabricTensor> = node
+            .args
+            .iter()
+            .map(|a| {
+                values.get(a).ok_or_else(|| {
+                    JobError::Referee(format!("value {a} is not in op {op}'s segment"))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let out = run_node(cpu, job, &node.node, &args).map_err(|e| match e {
+            JobError::Execution { name, source, .. } => JobError::Execution {
+                op: i,
+                name,
+                source,
+            },
+            other => other,
+        })?;
+        values.insert(v, out);
+    }
+    let out = &values[&((nc + op) as u32)];
+    leaf_of(cpu, tp.kinds[op], out).map_err(|source| JobError::Execution {
         op,
-        name: crate::program::node_name(&o.node),
+        name: crate::program::node_name(&p.ops[op].node),
         source,
     })
 }
@@ -159,25 +198,28 @@ pub fn replay_values(
         .collect()
 }
 
-/// The challenger's evidence for disputing op `op`: every argument that is an earlier
-/// op's output, replayed on the CPU reference, with its leaf and proof taken from
+/// The challenger's evidence for disputing op `op`: the committed base of every
+/// value of its segment's frontier (`TracePlan::frontier`), replayed on the CPU
+/// reference, with its leaf and proof taken from
 /// `leaves` (the disputed trace). The replayed data hashes to the leaf only when the
 /// provider's leaf for that input is honest — that is, when `op` is the first
 /// differing op.
 pub fn evidence_for(job: &Job, op: usize, leaves: &[[u8; 32]]) -> Result<Vec<Evidence>> {
     let p = &job.program;
     let nc = p.consts.len();
-    let o = p.ops.get(op).ok_or_else(|| {
-        JobError::Referee(format!("op {op} is past the program's {} ops", p.ops.len()))
-    })?;
-    let mut values: Vec<u32> = o
-        .args
-        .iter()
-        .copied()
-        .filter(|a| *a as usize >= nc)
-        .collect();
-    values.sort_unstable();
-    values.dedup();
+    if op >= p.ops.len() {
+        return Err(JobError::Referee(format!(
+            "op {op} is past the program's {} ops",
+            p.ops.len()
+        )));
+    }
+    let plan = validate(job)?;
+    let tp = TracePlan::of(p, &plan);
+    // A derived op's leaf is fixed: its dispute reads nothing.
+    let values = match tp.kinds[op] {
+        LeafKind::Derived => Vec::new(),
+        _ => tp.frontier[op].clone(),
+    };
     let data = replay_values(job, blocktorch::cpu::default_fabric(), &values)?;
     values
         .into_iter()

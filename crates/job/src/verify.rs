@@ -479,7 +479,7 @@ pub fn check_job_blob(
     shape: &JobShape,
     flops: u64,
 ) -> std::result::Result<Job, String> {
-    let (job, plan) = checked_job_plan(blob, model, shape)?;
+    let (job, plan, _) = checked_job_plan(blob, model, shape)?;
     if plan.total.flops != flops as u128 {
         return Err(format!(
             "the job costs {} FLOPs, the chain recorded {flops}",
@@ -489,32 +489,35 @@ pub fn check_job_blob(
     Ok(job)
 }
 
-/// Most FLOPs of one disputable op (≈1.7·10¹⁰, a 2048³ matmul; the referee runs it
-/// inside block execution).
-pub const REFEREE_OP_FLOPS_MAX: u128 = 1 << 34;
-/// Most bytes one disputable op may produce (its output, or a materialised input).
-pub const REFEREE_OP_BYTES_MAX: u128 = 1 << 30;
+/// Most FLOPs of one disputable op and of one segment (≈1.7·10¹⁰, a 2048³ matmul; the
+/// referee runs it inside block execution).
+pub const REFEREE_OP_FLOPS_MAX: u128 = crate::leaves::SEGMENT_FLOPS_MAX;
+/// Most bytes one disputable op may produce (its output, or a materialised input), and
+/// the tensors of one segment together.
+pub const REFEREE_OP_BYTES_MAX: u128 = crate::leaves::SEGMENT_BYTES_MAX;
+const _: () = assert!(crate::leaves::SEGMENT_EVIDENCE_BYTES_MAX < BUNDLE_BYTES_MAX as u128);
 
 /// What adjudication needs of a blob, checked once: it decodes (with `model` as in
 /// [`check_job_blob`]), validates, has the recorded shape, and every op is disputable —
 /// its evidence bundle fits ([`op_evidence_bytes`] ≤ [`BUNDLE_BYTES_MAX`]) and the
 /// referee can afford it (at most [`REFEREE_OP_FLOPS_MAX`] FLOPs and
-/// [`REFEREE_OP_BYTES_MAX`] output bytes) — and its result fits in a result object.
+/// [`REFEREE_OP_BYTES_MAX`] output bytes, alone and with its segment) — and its result
+/// fits in a result object.
 /// `Err` is why the job is void.
 pub fn check_blob_for_disputes(
     blob: &[u8],
     model: Option<&[u8]>,
     shape: &JobShape,
 ) -> std::result::Result<Job, String> {
-    checked_job_plan(blob, model, shape).map(|(job, _)| job)
+    checked_job_plan(blob, model, shape).map(|(job, _, _)| job)
 }
 
-/// [`check_blob_for_disputes`], with the job's validated plan.
+/// [`check_blob_for_disputes`], with the job's validated plan and its trace plan.
 pub fn checked_job_plan(
     blob: &[u8],
     model: Option<&[u8]>,
     shape: &JobShape,
-) -> std::result::Result<(Job, crate::program::Plan), String> {
+) -> std::result::Result<(Job, crate::program::Plan, crate::leaves::TracePlan), String> {
     let job =
         Job::decode_resolved(blob, model).map_err(|e| format!("the blob is not a job: {e}"))?;
     if job.form == crate::format::JobForm::Inline && model.is_some() {
@@ -528,8 +531,9 @@ pub fn checked_job_plan(
         _ => return Err("the blob's ops or outputs are not the shape the chain recorded".into()),
     }
     let nc = job.program.consts.len();
+    let trace = crate::leaves::TracePlan::of(&job.program, &plan);
     for op in 0..job.program.ops.len() {
-        let b = op_evidence_bytes(&job, &plan, op);
+        let b = op_evidence_bytes(&job, &plan, &trace, op);
         if b > BUNDLE_BYTES_MAX as u128 {
             return Err(format!(
                 "op {op} reads {b} bytes of op outputs, more than an evidence bundle holds \
@@ -547,6 +551,18 @@ pub fn checked_job_plan(
         if out > REFEREE_OP_BYTES_MAX {
             return Err(format!(
                 "op {op} produces {out} bytes, more than the referee holds ({REFEREE_OP_BYTES_MAX})"
+            ));
+        }
+        // A committed op's dispute runs its whole segment (derived ops are never
+        // disputed alone). The trace plan keeps every segment it fused within these
+        // bounds, so only an op over them on its own can fail here.
+        if trace.kinds[op] != crate::leaves::LeafKind::Derived
+            && (trace.flops[op] > REFEREE_OP_FLOPS_MAX || trace.bytes[op] > REFEREE_OP_BYTES_MAX)
+        {
+            return Err(format!(
+                "op {op}'s segment costs {} FLOPs and {} bytes, more than the referee runs \
+                 ({REFEREE_OP_FLOPS_MAX} FLOPs, {REFEREE_OP_BYTES_MAX} bytes)",
+                trace.flops[op], trace.bytes[op]
             ));
         }
     }
@@ -571,27 +587,27 @@ pub fn checked_job_plan(
             crate::result::RESULT_BYTES_MAX
         ));
     }
-    Ok((job, plan))
+    Ok((job, plan, trace))
 }
 
 /// The encoded size of an evidence bundle for op `op` (an upper bound): the header,
-/// and per distinct op-output argument its value id, dtype, shape, leaf, Merkle proof
-/// (at most ⌈log₂ n_ops⌉ siblings) and data.
-pub fn op_evidence_bytes(job: &Job, plan: &crate::program::Plan, op: usize) -> u128 {
-    let nc = job.program.consts.len();
+/// and per value of its segment's frontier ([`crate::leaves::TracePlan`]; none for a
+/// derived op) its value id, dtype, shape, leaf, Merkle proof (at most ⌈log₂ n_ops⌉
+/// siblings) and data.
+pub fn op_evidence_bytes(
+    job: &Job,
+    plan: &crate::program::Plan,
+    trace: &crate::leaves::TracePlan,
+    op: usize,
+) -> u128 {
     let n_ops = job.program.ops.len().max(1);
     let siblings = (usize::BITS - (n_ops - 1).leading_zeros()) as u128;
-    let mut args: Vec<u32> = job.program.ops[op]
-        .args
-        .iter()
-        .copied()
-        .filter(|a| *a as usize >= nc)
-        .collect();
-    args.sort_unstable();
-    args.dedup();
     let header = (4 + 1 + 32 + 4 + 1) as u128;
+    if trace.kinds.get(op) == Some(&crate::leaves::LeafKind::Derived) {
+        return header;
+    }
     header
-        + args
+        + trace.frontier[op]
             .iter()
             .map(|a| {
                 let v = &plan.values[*a as usize];

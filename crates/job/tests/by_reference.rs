@@ -36,7 +36,7 @@ fn the_spec_worked_example_by_reference() {
     let blob = job.encode().unwrap();
     let model = job.model_bytes().unwrap();
     assert_eq!(model.len(), 87, "the artifact of the v0 example");
-    let model_sha = "066affce5396f8f1e0c077da74df7f68aaefa4f2aeca408ab9652e724e9a0f88";
+    let model_sha = "c9aafc2b6b776858e23fc2de61da13ed0d5b8e410aadd12e8b20a0e4518ea924";
     let expected = [
         "42545241 01",
         &"ab".repeat(32),
@@ -64,7 +64,7 @@ fn the_spec_worked_example_by_reference() {
     assert_eq!(r.outputs[0].data, HostData::F32(vec![1.0, 4.0, 3.0, 8.0]));
     assert_eq!(
         r.trace_root.to_hex(),
-        "7d031bcaf3705bf55fe2ffbff60f0373c3add1d589dc98cf27ec1a1b903b6f9a"
+        "27f5241c81590c9d360b41584ff13426b0c14803812b7601b5a449ce6249910f"
     );
     assert_eq!(
         hex(&r.output_digest),
@@ -72,7 +72,7 @@ fn the_spec_worked_example_by_reference() {
     );
     assert_eq!(
         Job::task_id(&blob).to_hex(),
-        "b56bbe586d25bee9969f386f5ff74947bc15fa21efffcba24ed16343f8946d9b"
+        "95a8dabe21f3060d76f0c6e29ff8a94d025d1b2050ad8eb371f2082936cfbc71"
     );
 }
 

@@ -236,12 +236,43 @@ fn the_base_job_has_the_documented_layout_and_runs() {
     assert_eq!(run.output_digest, <[u8; 32]>::from(h.finalize()));
     assert_eq!(run.outputs[0].digest, run.op_digests[2]);
     assert_eq!(run.outputs[1].digest, run.op_digests[5]);
+    // Every other op's leaf: BLAKE3 over "TB/job/leaf/v1" and the bytes the SHA-256
+    // digest hashes, or 32 zero bytes for a derived op (a view, or a cheap element-wise
+    // op with one reader).
+    let nc = job.program.consts.len() as u32;
+    let all: Vec<u32> = (nc..nc + run.n_ops as u32).collect();
+    let values = tb_job::replay_values(&job, &CpuFabric::reference(), &all).unwrap();
+    for (i, (shape, data)) in values.iter().enumerate() {
+        if i == 2 || i == 5 {
+            continue;
+        }
+        let trace = tb_job::leaves::TracePlan::of(&job.program, &validate(&job).unwrap());
+        let expected = match trace.kinds[i] {
+            tb_job::leaves::LeafKind::Derived => [0; 32],
+            _ => {
+                let mut h = blake3::Hasher::new();
+                h.update(b"TB/job/leaf/v1");
+                h.update(&blocktorch::digest::digest_header(data.dtype(), shape).unwrap());
+                match data {
+                    HostData::F32(v) => v.iter().for_each(|x| {
+                        h.update(&blocktorch::canonical_f32_bits(*x).to_le_bytes());
+                    }),
+                    HostData::U8(v) => {
+                        h.update(v);
+                    }
+                    other => panic!("op {i}: no {:?} in the base job", other.dtype()),
+                }
+                *h.finalize().as_bytes()
+            }
+        };
+        assert_eq!(run.op_digests[i], expected, "op {i}'s leaf");
+    }
     assert_eq!(spec_trace_root(&run.op_digests), run.trace_root.0);
 }
 
 /// The trace root as `docs/spec/job-format-v0.md` §10 describes it.
 fn spec_trace_root(leaves: &[[u8; 32]]) -> [u8; 32] {
-    let h = |x: &[u8]| tb_primitives::blake3_id(b"TB/job/trace/v0", x).0;
+    let h = |x: &[u8]| tb_primitives::blake3_id(b"TB/job/trace/v1", x).0;
     let mut level: Vec<[u8; 32]> = leaves
         .iter()
         .map(|l| h(&[&[0u8][..], l].concat()))
@@ -671,7 +702,7 @@ fn validation() {
     check_invalid(
         &mutated(|b| b[129] += 1),
         JobError::UnsupportedRuntime {
-            declared: "blocktorch-0.1.0+sem2".into(),
+            declared: "blocktorch-0.2.0+sem2".into(),
             supported: blocktorch::RUNTIME_VERSION,
         },
     );
@@ -861,7 +892,8 @@ fn cost_bounds() {
     let err = validate(&job).unwrap_err();
     let copy_bytes = 130 * 2 * 4 * n * n;
     let matmul_bytes = 3 * 4 * n * n;
-    // The broadcast view itself is charged the bytes it exposes (they are digested).
+    // The broadcast view itself is charged the bytes it exposes (the cost model charges
+    // every view so, whether or not its leaf hashes them).
     let view_bytes = 4 * n * n;
     assert_eq!(
         err,
@@ -906,7 +938,7 @@ fn the_spec_worked_example() {
     assert_eq!(run.outputs[0].data, HostData::F32(vec![1.0, 4.0, 3.0, 8.0]));
     assert_eq!(
         hex(&run.op_digests[0]),
-        "a405d2413d6579de8404f782e39ffd2aed070f083835709d1fde4629a5347c5c"
+        "0000000000000000000000000000000000000000000000000000000000000000"
     );
     assert_eq!(run.op_digests[1], run.output_digest);
     assert_eq!(
@@ -915,11 +947,11 @@ fn the_spec_worked_example() {
     );
     assert_eq!(
         run.trace_root.to_hex(),
-        "7d031bcaf3705bf55fe2ffbff60f0373c3add1d589dc98cf27ec1a1b903b6f9a"
+        "27f5241c81590c9d360b41584ff13426b0c14803812b7601b5a449ce6249910f"
     );
     assert_eq!(
         Job::task_id(&blob).to_hex(),
-        "f50c416254bd34d7244da0e18ab3f6f89bd02ecd6197283c5d6e7e4d9b7249a3"
+        "c36fc7d1725cce47c456d6fc657326afe002710d61ecc7d9a97d8c8d2247c30c"
     );
     // Strict mode refuses it: the kernel digest is not the CPU reference's.
     let strict = tb_job::execute(&job, &CpuFabric::reference(), Default::default());

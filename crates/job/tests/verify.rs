@@ -274,19 +274,20 @@ fn an_op_that_fails_on_the_reference_has_no_honest_leaf() {
     let blob = job.encode().unwrap();
     let shape = JobShape::of(&job).unwrap();
     let op = shape.outputs[0];
-    // The op's inputs: the main input (an op) is proven from a fabricated trace whose
-    // earlier leaves are what an honest run gives for them.
+    // The op's segment re-reads the main input from the job (the input op is derived
+    // into it), so its evidence is whatever committed values it reads — proven from a
+    // fabricated trace whose earlier leaves are what an honest run gives for them.
     let nc = job.program.consts.len();
     let mut leaves = vec![[0u8; 32]; shape.n_ops as usize];
-    let inputs: Vec<u32> = job.program.ops[op as usize]
-        .args
-        .iter()
-        .copied()
-        .filter(|a| *a as usize >= nc)
-        .collect();
+    let plan = tb_job::validate(&job).unwrap();
+    let trace = tb_job::leaves::TracePlan::of(&job.program, &plan);
+    assert_ne!(trace.kinds[op as usize], tb_job::leaves::LeafKind::Derived);
+    let inputs: Vec<u32> = trace.frontier[op as usize].clone();
     let values = tb_job::replay_values(&job, &CpuFabric::reference(), &inputs).unwrap();
+    let kinds = trace.kinds;
     for (v, (shape_v, data)) in inputs.iter().zip(&values) {
-        leaves[*v as usize - nc] = blocktorch::output_digest_sha256(shape_v, data).unwrap();
+        let i = *v as usize - nc;
+        leaves[i] = tb_job::leaves::leaf_of_host(kinds[i], shape_v, data).unwrap();
     }
     let bundle = EvidenceBundle {
         task_id: Id([5; 32]),
@@ -364,11 +365,12 @@ fn the_evidence_size_bound_covers_every_real_bundle() {
     for name in tb_job::examples::EXAMPLES {
         let job = build_example(name).unwrap();
         let plan = tb_job::validate(&job).unwrap();
+        let trace = tb_job::leaves::TracePlan::of(&job.program, &plan);
         let run = replay(&job, &CpuFabric::reference()).unwrap();
         for op in 0..run.n_ops {
             let c = build_challenge(&job, Id([0; 32]), &run.op_digests, op).unwrap();
             let len = c.bundle.encode().unwrap().len() as u128;
-            let bound = tb_job::verify::op_evidence_bytes(&job, &plan, op);
+            let bound = tb_job::verify::op_evidence_bytes(&job, &plan, &trace, op);
             assert!(len <= bound, "{name} op {op}: {len} > {bound}");
             assert!(
                 bound - len <= 32 * 17 * 16,

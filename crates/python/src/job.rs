@@ -590,7 +590,7 @@ impl PyJob {
 }
 
 /// What a local run gave: the outputs as numpy arrays, the output digest a receipt
-/// commits to, every op's digest (the trace leaves) and their root.
+/// commits to, every op's trace leaf and their root.
 #[pyclass(name = "Run", module = "the_block", frozen)]
 pub struct PyRun(tb_job::ExecResult);
 
@@ -618,7 +618,7 @@ impl PyRun {
         self.0.trace_root.to_hex()
     }
 
-    /// Every op output's digest, in program order (the trace leaves).
+    /// Every op's trace leaf, in program order (`docs/spec/job-format-v0.md` §10).
     #[getter]
     fn leaves<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
         self.0

@@ -5,6 +5,7 @@
 
 pub mod gemm;
 pub mod kernels;
+mod leaf;
 mod pool;
 
 use crate::dtype::DType;
@@ -540,7 +541,9 @@ impl Fabric for CpuFabric {
     }
 
     fn kernel_variant_digest(&self) -> [u8; 32] {
-        kernel_variant_digest(&KERNEL_SOURCES, RUNTIME_VERSION)
+        // Hashing the sources costs ~0.2 ms; every job run asks.
+        static DIGEST: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+        *DIGEST.get_or_init(|| kernel_variant_digest(&KERNEL_SOURCES, RUNTIME_VERSION))
     }
 
     fn upload(&self, data: &HostData, shape: &[usize]) -> Result<FabricTensor> {
@@ -553,6 +556,19 @@ impl Fabric for CpuFabric {
 
     fn digest(&self, t: &FabricTensor) -> Result<[u8; 32]> {
         crate::digest::digest_view(t.shape(), storage_of(t)?.data(), t.layout())
+    }
+
+    fn trace_leaf(&self, t: &FabricTensor) -> Result<[u8; 32]> {
+        let (data, l) = (storage_of(t)?.data(), t.layout());
+        if l.is_contiguous() && l.max_offset().is_none_or(|m| m < data.len()) {
+            let threads = self.config.threads;
+            if let Some(leaf) =
+                leaf::trace_leaf_contiguous(threads, t.shape(), data, l.offset(), l.numel())?
+            {
+                return Ok(leaf);
+            }
+        }
+        crate::digest::trace_leaf_view(t.shape(), data, l)
     }
 
     fn execute(&self, prim: &Prim, inputs: &[&FabricTensor]) -> Result<FabricTensor> {

@@ -616,7 +616,7 @@ fn available(ov: &Overlay<'_>, job: &Job, d: &Dispute) -> bool {
 /// shape and declared model.
 type BlobChecks = std::collections::BTreeMap<
     ([u8; 32], u32, Vec<u32>, Option<[u8; 32]>),
-    Option<std::rc::Rc<(tb_job::Job, tb_job::Plan)>>,
+    Option<std::rc::Rc<(tb_job::Job, tb_job::Plan, tb_job::leaves::TracePlan)>>,
 >;
 
 /// FLOPs of referee work one unit of `adjudications_per_block_max` buys (2³²): an op
@@ -662,10 +662,14 @@ fn examine(
         *budget = budget.saturating_sub(1);
         return Evidence::Ruled(Outcome::VoidJob);
     };
-    let (decoded, plan) = (&decoded.0, &decoded.1);
-    // The op's referee cost in budget units (an op dearer than a whole block's budget
-    // runs alone in a block, when the budget is untouched).
-    let flops = plan.costs.get(d.op as usize).map(|c| c.flops).unwrap_or(0);
+    let (decoded, trace) = (&decoded.0, &decoded.2);
+    // The referee's cost in budget units: the FLOPs of the op's segment (the op and
+    // the derived ops it recomputes; a derived op's dispute runs nothing). An op dearer
+    // than a whole block's budget runs alone in a block, when the budget is untouched.
+    let flops = match trace.kinds.get(d.op as usize) {
+        Some(tb_job::leaves::LeafKind::Derived) | None => 0,
+        Some(_) => trace.flops[d.op as usize],
+    };
     let units = flops
         .div_ceil(REFEREE_UNIT_FLOPS)
         .clamp(1, full.max(1) as u128) as u32;

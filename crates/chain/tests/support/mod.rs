@@ -170,10 +170,20 @@ impl Example {
     }
 
     /// The leaves of a run whose op `op` output had bit `bit` of its data flipped (the
-    /// digest of the corrupted tensor replaces the honest leaf); `None` when the flip
-    /// does not change the digest (a NaN payload bit).
+    /// leaf of the corrupted tensor replaces the honest leaf); `None` when the flip
+    /// does not change the leaf (a NaN payload bit). A derived op's leaf is fixed
+    /// whatever its data, so there the liar's leaf is `DERIVED_LEAF` with bit `bit`
+    /// (mod 256) flipped.
     pub fn corrupted(&self, op: usize, bit: usize) -> Option<Vec<[u8; 32]>> {
         let nc = self.job.program.consts.len();
+        let plan = tb_job::validate(&self.job).expect("validates");
+        let kinds = tb_job::leaves::TracePlan::of(&self.job.program, &plan).kinds;
+        if kinds[op] == tb_job::leaves::LeafKind::Derived {
+            let mut leaves = self.honest.clone();
+            let at = bit % 256;
+            leaves[op][at / 8] ^= 1 << (at % 8);
+            return Some(leaves);
+        }
         let (shape, data) = tb_job::replay_values(
             &self.job,
             blocktorch::cpu::default_fabric(),
@@ -208,7 +218,7 @@ impl Example {
                     .collect(),
             ),
         };
-        let leaf = blocktorch::output_digest_sha256(&shape, &flipped).expect("digest");
+        let leaf = tb_job::leaves::leaf_of_host(kinds[op], &shape, &flipped).expect("leaf");
         if leaf == self.honest[op] {
             return None;
         }
