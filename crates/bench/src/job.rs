@@ -62,7 +62,7 @@ pub fn bench_decode(mb: usize, runs: usize) -> Result<(), String> {
 }
 
 /// Median seconds of `job` run bare (the ops alone, `replay_values`) and by the
-/// executor (every op digested, the trace root), after one warm-up run of each.
+/// executor (the trace's leaves hashed, the trace root), after one warm-up run of each.
 fn bare_and_full(job: &Job, fabric: &dyn Fabric, runs: usize) -> Result<(f64, f64), String> {
     let last = (job.program.consts.len() + job.program.ops.len() - 1) as u32;
     let (mut bare, mut full) = (Vec::new(), Vec::new());
@@ -79,6 +79,25 @@ fn bare_and_full(job: &Job, fabric: &dyn Fabric, runs: usize) -> Result<(f64, f6
     Ok((median(bare), median(full)))
 }
 
+/// Megabytes of op outputs the trace hashes (v1: outputs and content leaves, derived
+/// ops skipped) and of every op output (what trace v0 hashed).
+fn hashed_mb(job: &Job) -> Result<(f64, f64), String> {
+    use tb_job::leaves::{LeafKind, TracePlan};
+    let plan = validate(job).map_err(|e| e.to_string())?;
+    let kinds = TracePlan::of(&job.program, &plan).kinds;
+    let nc = job.program.consts.len();
+    let (mut hashed, mut all) = (0f64, 0f64);
+    for (i, kind) in kinds.iter().enumerate() {
+        let v = &plan.values[nc + i];
+        let b = (v.layout.numel() * v.dtype.size_bytes()) as f64 / 1e6;
+        all += b;
+        if *kind != LeafKind::Derived {
+            hashed += b;
+        }
+    }
+    Ok((hashed, all))
+}
+
 /// The executor on an example job against the same ops run bare (no digests, no trace).
 pub fn bench_exec(example: &str, runs: usize) -> Result<(), String> {
     let job = match example {
@@ -89,8 +108,9 @@ pub fn bench_exec(example: &str, runs: usize) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let fabric = blocktorch::cpu::default_fabric();
     let (b, f) = bare_and_full(&job, fabric, runs)?;
+    let (hashed, all) = hashed_mb(&job)?;
     println!(
-        "{{\"bench\":\"job-exec\",\"example\":\"{example}\",\"fabric\":\"{}\",\"runs\":{runs},\"ops\":{},\"bare_ms\":{:.2},\"executor_ms\":{:.2},\"overhead_pct\":{:.1}}}",
+        "{{\"bench\":\"job-exec\",\"example\":\"{example}\",\"fabric\":\"{}\",\"runs\":{runs},\"ops\":{},\"hashed_mb\":{hashed:.2},\"all_ops_mb\":{all:.2},\"bare_ms\":{:.2},\"executor_ms\":{:.2},\"overhead_pct\":{:.1}}}",
         fabric.device_description(),
         job.program.ops.len(),
         b * 1e3,
@@ -237,8 +257,9 @@ pub fn bench_minilm(dir: &str, batch: usize, runs: usize) -> Result<(), String> 
     let job =
         Job::new(fabric.kernel_variant_digest(), d, program, input).map_err(|e| e.to_string())?;
     let (b, f) = bare_and_full(&job, fabric, runs)?;
+    let (hashed, all) = hashed_mb(&job)?;
     println!(
-        "{{\"bench\":\"minilm\",\"fabric\":\"{}\",\"batch\":{batch},\"seq\":128,\"runs\":{runs},\"ops\":{},\"build_ms\":{build_ms:.0},\"bare_ms\":{:.1},\"executor_ms\":{:.1},\"sentences_per_s_trace_off\":{:.1},\"sentences_per_s_trace_on\":{:.1},\"trace_overhead_pct\":{:.1}}}",
+        "{{\"bench\":\"minilm\",\"fabric\":\"{}\",\"batch\":{batch},\"seq\":128,\"runs\":{runs},\"ops\":{},\"hashed_mb\":{hashed:.1},\"all_ops_mb\":{all:.1},\"build_ms\":{build_ms:.0},\"bare_ms\":{:.1},\"executor_ms\":{:.1},\"sentences_per_s_trace_off\":{:.1},\"sentences_per_s_trace_on\":{:.1},\"trace_overhead_pct\":{:.1}}}",
         fabric.device_description(),
         job.program.ops.len(),
         b * 1e3,
