@@ -162,15 +162,17 @@ pub(crate) fn slot_data(job: &Job, slot: InputSlot) -> Result<(HostData, Vec<usi
     })
 }
 
-/// Runs op `node` on already-placed arguments.
+/// Runs op `op` (its node `node`) on already-placed arguments; a fabric's refusal
+/// names the op.
 pub(crate) fn run_node(
     fabric: &dyn Fabric,
     job: &Job,
+    op: usize,
     node: &Node,
     args: &[&FabricTensor],
 ) -> std::result::Result<FabricTensor, JobError> {
     let tensor_err = |source| JobError::Execution {
-        op: 0,
+        op,
         name: node_name(node),
         source,
     };
@@ -269,19 +271,13 @@ pub fn execute_plan(
                             })
                     })
                     .collect::<Result<_>>()?;
-                let out = run_node(fabric, job, &op.node, &args).map_err(|e| match e {
-                    JobError::Execution { name, source, .. } => JobError::Execution {
-                        op: i,
-                        name,
-                        source,
-                    },
-                    other => other,
-                })?;
+                let out = run_node(fabric, job, i, &op.node, &args)?;
                 let bytes = out
                     .layout()
                     .numel()
                     .saturating_mul(out.dtype().size_bytes());
                 if kinds[i] == LeafKind::Derived {
+                    // Never hashed: its leaf is DERIVED_LEAF, already in place.
                 } else if bytes <= INLINE_HASH_BYTES {
                     op_digests[i] = leaf_of(fabric, kinds[i], &out).map_err(|e| leaf_err(i, e))?;
                 } else {

@@ -118,14 +118,7 @@ pub fn referee(job: &Job, trace_root: &Id, op: usize, evidence: &[Evidence]) -> 
                 })
             })
             .collect::<Result<_>>()?;
-        let out = run_node(cpu, job, &node.node, &args).map_err(|e| match e {
-            JobError::Execution { name, source, .. } => JobError::Execution {
-                op: i,
-                name,
-                source,
-            },
-            other => other,
-        })?;
+        let out = run_node(cpu, job, i, &node.node, &args)?;
         values.insert(v, out);
     }
     let out = &values[&((nc + op) as u32)];
@@ -171,7 +164,7 @@ pub fn replay_values(
                     .ok_or_else(|| JobError::Referee(format!("value {a} missing")))
             })
             .collect::<Result<_>>()?;
-        live[nc + i] = Some(run_node(fabric, job, &op.node, &args)?);
+        live[nc + i] = Some(run_node(fabric, job, i, &op.node, &args)?);
         // Release what no later op reads and nobody asked for, as the executor does.
         for a in &op.args {
             let a = *a as usize;
