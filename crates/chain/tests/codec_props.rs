@@ -914,3 +914,52 @@ proptest! {
         prop_assert_eq!(InnerNode::decode(&b[..b.len() - 1]), None);
     }
 }
+
+/// `n` values of `s`, the same on every run (proptest's deterministic runner).
+fn samples<S: Strategy>(s: S, n: usize) -> Vec<S::Value> {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    (0..n)
+        .map(|_| s.new_tree(&mut runner).expect("a value").current())
+        .collect()
+}
+
+/// The seed corpora of `decode_tx`, `decode_block` and `decode_trie_node`
+/// (`tb_primitives::seeds`): valid encodings of each kind, signed and not.
+#[test]
+fn fuzz_seeds() {
+    let params = ChainParams::mainnet();
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let txs: Vec<Vec<u8>> = samples(arb_signed_tx(), 12).iter().map(encode).collect();
+    tb_primitives::seeds::check_seeds(dir, "decode_tx", &txs, |b| {
+        SignedTx::decode(b, &params).is_ok()
+    });
+    let blocks: Vec<Vec<u8>> = samples(arb_block(), 4).iter().map(encode).collect();
+    tb_primitives::seeds::check_seeds(dir, "decode_block", &blocks, |b| {
+        Block::decode(b, &params).is_ok()
+    });
+    // A leaf reference, an inner-node reference and an inner node over both.
+    use tb_chain::trie::{Child, InnerNode};
+    let leaf = Child::Leaf {
+        key: [7; 32],
+        hash: tb_chain::trie::leaf_hash(&[7; 32], &Id([1; 32])),
+    };
+    let mut pos = [0u8; 34];
+    pos[0] = 0x80;
+    pos[33] = 1;
+    let inner = Child::Inner {
+        pos,
+        hash: Id([9; 32]),
+    };
+    let node = InnerNode {
+        children: [leaf, inner],
+    };
+    let trie = vec![
+        leaf.encode().to_vec(),
+        inner.encode().to_vec(),
+        node.encode().to_vec(),
+    ];
+    tb_primitives::seeds::check_seeds(dir, "decode_trie_node", &trie, |b| {
+        InnerNode::decode(b).is_some() || Child::decode(b).is_some()
+    });
+}

@@ -131,3 +131,18 @@ fn bad_models_get_one_clear_line() {
     opts.dims.insert("batch".into(), 2);
     assert!(import(&bytes, &opts).is_ok());
 }
+
+/// The seed corpora of `import_onnx` and `read_safetensors` (`tb_primitives::seeds`,
+/// `docs/fuzzing.md`): the attention block and the two-tensor file above.
+#[test]
+fn fuzz_seeds() {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let mut opts = ImportOptions::default();
+    opts.dims.clear();
+    tb_primitives::seeds::check_seeds(dir, "import_onnx", &[ATTENTION.to_vec()], |b| {
+        import(b, &opts).is_ok()
+    });
+    tb_primitives::seeds::check_seeds(dir, "read_safetensors", &[safetensors_seed()], |b| {
+        Weights::from_bytes(b.to_vec(), "seed").is_ok()
+    });
+}

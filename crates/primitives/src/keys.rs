@@ -207,6 +207,56 @@ pub fn fuzz_key_text(text: &str) {
     }
 }
 
+/// Bytes the `verify_signature` fuzz target reads before the payload: key (32) ‖
+/// signature (64) ‖ domain selector (1) ‖ chain id (u64 LE).
+pub const FUZZ_SIGNATURE_HEADER_BYTES: usize = 32 + 64 + 1 + 8;
+
+/// The body of the `verify_signature` fuzz target and its property test. Any bytes as
+/// `key ‖ signature ‖ domain selector ‖ chain id ‖ payload`
+/// ([`FUZZ_SIGNATURE_HEADER_BYTES`], shorter input is padded with zeros): never a panic;
+/// [`Address::verify`] and [`verify_strict_parallel`] agree; a signature that verifies
+/// does not verify under another domain or chain id. Then the key whose seed is the
+/// first 32 bytes signs the same payload: that signature verifies, and with any one
+/// bit flipped (the bit picked by the input) it does not.
+pub fn fuzz_signature(data: &[u8]) {
+    let mut head = [0u8; FUZZ_SIGNATURE_HEADER_BYTES];
+    let n = data.len().min(FUZZ_SIGNATURE_HEADER_BYTES);
+    head[..n].copy_from_slice(&data[..n]);
+    let payload = &data[n..];
+    let key: [u8; 32] = head[..32].try_into().expect("32 bytes");
+    let sig = Signature(head[32..96].try_into().expect("64 bytes"));
+    let domains = [Domain::Transaction, Domain::Receipt, Domain::Network];
+    let domain = domains[head[96] as usize % domains.len()];
+    let chain_id = u64::from_le_bytes(head[97..105].try_into().expect("8 bytes"));
+
+    let addr = Address(key);
+    let one = addr.verify(domain, chain_id, payload, &sig).is_ok();
+    let msg = signing_bytes(domain, chain_id, payload);
+    assert_eq!(
+        verify_strict_parallel(&[(addr, &msg, sig)], 1).is_ok(),
+        one,
+        "the two strict checks agree"
+    );
+    if one {
+        let other = domains[(head[96] as usize + 1) % domains.len()];
+        assert!(addr.verify(other, chain_id, payload, &sig).is_err());
+        assert!(addr
+            .verify(domain, chain_id.wrapping_add(1), payload, &sig)
+            .is_err());
+    }
+
+    let k = SecretKey::from_seed(key);
+    let good = k.sign(domain, chain_id, payload);
+    assert!(k.address().verify(domain, chain_id, payload, &good).is_ok());
+    let bit = head[32] as usize * 2 + (head[33] as usize & 1);
+    let mut bad = good;
+    bad.0[bit / 8] ^= 1 << (bit % 8);
+    assert!(
+        k.address().verify(domain, chain_id, payload, &bad).is_err(),
+        "a flipped signature bit is refused"
+    );
+}
+
 /// An Ed25519 signing key.
 #[derive(Clone)]
 pub struct SecretKey(SigningKey);
@@ -493,6 +543,11 @@ mod tests {
         #[test]
         fn any_text_is_a_typed_refusal_or_a_key(text in "(-----BEGIN PRIVATE KEY-----\n)?[A-Za-z0-9+/=\n-]{0,200}(-----END PRIVATE KEY-----\n)?") {
             fuzz_key_text(&text);
+        }
+
+        #[test]
+        fn any_bytes_as_a_signature_check_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            fuzz_signature(&data);
         }
 
         #[test]

@@ -16,12 +16,15 @@ pub mod keys;
 pub mod merkle;
 #[cfg(feature = "proptest")]
 pub mod mutation;
+#[cfg(feature = "proptest")]
+pub mod seeds;
 
 pub use amount::{Amount, Token, MICRO_PER_TOKEN};
 pub use codec::{decode, encode, Canonical, DecodeError};
 pub use hash::{blake3_id, sha256_digest, Digest, Id};
 pub use keys::{
-    fuzz_key_text, signing_bytes, verify_batch, verify_strict_parallel, Address, AddressParseError,
-    Domain, KeyFormatError, PublicKeyError, SecretKey, Signature, SignatureError, PEM_BYTES_MAX,
+    fuzz_key_text, fuzz_signature, signing_bytes, verify_batch, verify_strict_parallel, Address,
+    AddressParseError, Domain, KeyFormatError, PublicKeyError, SecretKey, Signature,
+    SignatureError, FUZZ_SIGNATURE_HEADER_BYTES, PEM_BYTES_MAX,
 };
 pub use merkle::{merkle_proof, merkle_root, merkle_verify, MerkleProof};
