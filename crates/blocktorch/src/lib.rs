@@ -56,7 +56,8 @@ pub use tensor::Tensor;
 /// The runtime version stamp. It enters every `kernel_variant_digest`; bump it whenever a
 /// change alters any result bit or the trace's definition (and say so in the commit).
 /// 0.2.0: trace v1 (BLAKE3 content leaves, declared outputs' leaves their SHA-256
-/// digest, views a fixed leaf; `docs/spec/job-format-v0.md` §10).
+/// digest, ops their one reader recomputes a fixed leaf; `docs/spec/job-format-v0.md`
+/// §10).
 pub const RUNTIME_VERSION: &str = "blocktorch-0.2.0+sem1";
 
 /// Largest tensor rank. Rank 9 and above is refused with [`TensorError::RankTooLarge`].

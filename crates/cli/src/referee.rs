@@ -9,7 +9,7 @@ use crate::json::Json;
 use crate::{CliError, Outcome, EXIT_PROVIDER_WRONG};
 use blocktorch::CpuFabric;
 use std::collections::BTreeSet;
-use tb_job::leaves::{leaf_of_host, LeafKind, TracePlan};
+use tb_job::leaves::{leaf_of_host, TracePlan};
 use tb_job::program::node_name;
 use tb_job::{evidence_for, execute, trace_root, validate, ExecOptions, ReplayMode};
 
@@ -86,10 +86,11 @@ pub fn referee(a: &Args) -> Result<Outcome, CliError> {
     // replay, or an earlier op is where the provider first went wrong.
     let trace = TracePlan::of(p, &plan);
     let kinds = &trace.kinds;
-    let op_args: BTreeSet<usize> = match kinds[op] {
-        LeafKind::Derived => BTreeSet::new(),
-        _ => trace.frontier[op].iter().map(|v| *v as usize).collect(),
-    };
+    let op_args: BTreeSet<usize> = trace
+        .dispute_inputs(op)
+        .iter()
+        .map(|v| *v as usize)
+        .collect();
     if let Some(bad) = op_args
         .iter()
         .map(|v| v - nc)

@@ -186,6 +186,25 @@ impl TracePlan {
         }
     }
 
+    /// The committed op outputs (value ids, ascending) a dispute over op `op` reads as
+    /// evidence: its segment's frontier, none for a derived op (its leaf is fixed) or
+    /// an op past the program.
+    pub fn dispute_inputs(&self, op: usize) -> &[u32] {
+        match self.kinds.get(op) {
+            Some(LeafKind::Output | LeafKind::Content) => &self.frontier[op],
+            _ => &[],
+        }
+    }
+
+    /// The FLOPs the referee runs for a dispute over op `op`: its segment's, none for a
+    /// derived op or an op past the program.
+    pub fn dispute_flops(&self, op: usize) -> u128 {
+        match self.kinds.get(op) {
+            Some(LeafKind::Output | LeafKind::Content) => self.flops[op],
+            _ => 0,
+        }
+    }
+
     /// The derived ops (value ids, ascending = program order) that op `op`'s segment
     /// recomputes. Empty for a derived op (never disputed on its own) or one past the
     /// program.

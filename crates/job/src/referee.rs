@@ -208,11 +208,7 @@ pub fn evidence_for(job: &Job, op: usize, leaves: &[[u8; 32]]) -> Result<Vec<Evi
     }
     let plan = validate(job)?;
     let tp = TracePlan::of(p, &plan);
-    // A derived op's leaf is fixed: its dispute reads nothing.
-    let values = match tp.kinds[op] {
-        LeafKind::Derived => Vec::new(),
-        _ => tp.frontier[op].clone(),
-    };
+    let values = tp.dispute_inputs(op).to_vec();
     let data = replay_values(job, blocktorch::cpu::default_fabric(), &values)?;
     values
         .into_iter()

@@ -556,8 +556,9 @@ pub fn checked_job_plan(
         // A committed op's dispute runs its whole segment (derived ops are never
         // disputed alone). The trace plan keeps every segment it fused within these
         // bounds, so only an op over them on its own can fail here.
-        if trace.kinds[op] != crate::leaves::LeafKind::Derived
-            && (trace.flops[op] > REFEREE_OP_FLOPS_MAX || trace.bytes[op] > REFEREE_OP_BYTES_MAX)
+        if trace.dispute_flops(op) > REFEREE_OP_FLOPS_MAX
+            || (trace.kinds[op] != crate::leaves::LeafKind::Derived
+                && trace.bytes[op] > REFEREE_OP_BYTES_MAX)
         {
             return Err(format!(
                 "op {op}'s segment costs {} FLOPs and {} bytes, more than the referee runs \
@@ -603,11 +604,9 @@ pub fn op_evidence_bytes(
     let n_ops = job.program.ops.len().max(1);
     let siblings = (usize::BITS - (n_ops - 1).leading_zeros()) as u128;
     let header = (4 + 1 + 32 + 4 + 1) as u128;
-    if trace.kinds.get(op) == Some(&crate::leaves::LeafKind::Derived) {
-        return header;
-    }
     header
-        + trace.frontier[op]
+        + trace
+            .dispute_inputs(op)
             .iter()
             .map(|a| {
                 let v = &plan.values[*a as usize];

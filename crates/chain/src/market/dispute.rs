@@ -666,10 +666,7 @@ fn examine(
     // The referee's cost in budget units: the FLOPs of the op's segment (the op and
     // the derived ops it recomputes; a derived op's dispute runs nothing). An op dearer
     // than a whole block's budget runs alone in a block, when the budget is untouched.
-    let flops = match trace.kinds.get(d.op as usize) {
-        Some(tb_job::leaves::LeafKind::Derived) | None => 0,
-        Some(_) => trace.flops[d.op as usize],
-    };
+    let flops = trace.dispute_flops(d.op as usize);
     let units = flops
         .div_ceil(REFEREE_UNIT_FLOPS)
         .clamp(1, full.max(1) as u128) as u32;
