@@ -18,6 +18,7 @@
 //! thread or a blocking task, never on the swarm's task.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 mod cmd;
 pub mod fuzzing;
 pub mod peers;
@@ -71,6 +72,21 @@ pub mod limits {
     pub const SCORED_PEERS_MAX: usize = 4096;
     /// How long a request may take before it fails.
     pub const REQUEST_TIMEOUT_SECS: u64 = 30;
+    /// How long a connection may take from TCP to a finished Noise and Yamux handshake
+    /// (inbound and outbound); past it the connection is dropped.
+    pub const HANDSHAKE_TIMEOUT_SECS: u64 = 5;
+    /// Inbound connections in their handshake at once ([`crate::admission`]).
+    pub const PENDING_INCOMING_MAX: u32 = 64;
+    /// Of those, kept for known addresses (bootnodes, peers that answered the status
+    /// handshake).
+    pub const PENDING_KEPT_FOR_KNOWN: u32 = 16;
+    /// Inbound connections in their handshake from one address.
+    pub const PENDING_PER_IP_MAX: u32 = 4;
+    /// Established inbound connections from one address, unless configured
+    /// (`p2p.inbound_per_ip`).
+    pub const INBOUND_PER_IP_DEFAULT: u32 = 8;
+    /// Addresses remembered as known.
+    pub const KNOWN_ADDRESSES_MAX: usize = 1024;
 }
 
 /// What the network asks of the node.
@@ -146,6 +162,8 @@ pub struct NetConfig {
     pub blob_bytes_max: u64,
     /// How long a banned peer stays banned.
     pub ban: Duration,
+    /// Established inbound connections from one address ([`admission`]).
+    pub inbound_per_ip: u32,
 }
 
 /// A connected peer, for RPC and logs.

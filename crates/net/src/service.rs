@@ -3,6 +3,7 @@
 //! requests are served on blocking tasks (at most [`SERVING_MAX`] at once). Results
 //! come back to the swarm task as [`Cmd`]s, so the swarm is never blocked on the chain.
 
+use crate::admission::{address_key, InboundLimits, Refused};
 use crate::limits::*;
 use crate::peers::{Offence, Scores};
 use crate::wire::*;
@@ -12,7 +13,7 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId, TopicHash};
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self as rr};
-use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::{ListenError, SwarmEvent};
 use libp2p::{identify, Multiaddr, PeerId, Swarm};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -85,7 +86,11 @@ pub(crate) async fn start(
     host: Arc<dyn Host>,
 ) -> Result<(NetHandle, tokio::task::JoinHandle<()>), NetError> {
     let peer_id = key.public().to_peer_id();
-    let mut swarm = build_swarm(key, cfg.chain_id, cfg.block_bytes_max)?;
+    let inbound = InboundLimits {
+        per_ip: cfg.inbound_per_ip,
+        known: cfg.bootnodes.iter().filter_map(address_key).collect(),
+    };
+    let mut swarm = build_swarm(key, cfg.chain_id, cfg.block_bytes_max, &inbound)?;
     for a in &cfg.listen {
         check_port_free(a)?;
         swarm.listen_on(a.clone()).map_err(|e| NetError::Listen {
@@ -225,6 +230,11 @@ impl Svc {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.status = Some(s);
             p.status_at = Some(Instant::now());
+            // A peer on this chain: its address may use the handshake slots kept for
+            // known peers from now on.
+            if let Some(a) = &p.addr {
+                self.swarm.behaviour_mut().admission.counts.learn(a);
+            }
         }
         self.maybe_sync();
     }
@@ -690,6 +700,21 @@ impl Svc {
                     self.sync = None;
                 }
                 self.refresh_view();
+            }
+            SwarmEvent::IncomingConnectionError {
+                error,
+                send_back_addr,
+                ..
+            } => {
+                let reason = match &error {
+                    ListenError::Denied { cause } => match cause.downcast_ref::<Refused>() {
+                        Some(r) => r.label(),
+                        None => "limits",
+                    },
+                    _ => "handshake",
+                };
+                tracing::debug!(addr = %send_back_addr, reason, %error, "inbound connection refused");
+                self.host.count("p2p_inbound_refused_total", &[reason], 1);
             }
             SwarmEvent::Behaviour(b) => self.on_behaviour(b),
             _ => {}

@@ -1,5 +1,6 @@
 //! The libp2p swarm a node runs: its protocols (`Behaviour`) and how it is built.
 
+use crate::admission::{Admission, InboundLimits};
 use crate::limits::*;
 use crate::wire::*;
 use crate::NetError;
@@ -13,6 +14,7 @@ use std::time::Duration;
 /// The protocols a node speaks.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    pub admission: Admission,
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub limits: connection_limits::Behaviour,
     pub identify: identify::Behaviour,
@@ -46,11 +48,13 @@ pub(crate) fn check_port_free(a: &Multiaddr) -> Result<(), NetError> {
         })
 }
 
-/// Builds the swarm: TCP + Noise + Yamux, and the protocols with their limits.
+/// Builds the swarm: TCP + Noise + Yamux, and the protocols with their limits;
+/// `inbound`: who may connect in ([`crate::admission`]).
 pub fn build_swarm(
     key: Keypair,
     chain_id: u64,
     block_bytes_max: usize,
+    inbound: &InboundLimits,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let setup = |e: String| NetError::Setup(e);
     let gcfg = gossipsub::ConfigBuilder::default()
@@ -79,13 +83,13 @@ pub fn build_swarm(
         .with_max_concurrent_streams(64);
     let sync_max = SYNC_RESPONSE_SOFT_BYTES + block_bytes_max + 1024;
     let behaviour = Behaviour {
+        admission: Admission::new(inbound),
         blocked: Default::default(),
         limits: connection_limits::Behaviour::new(
             connection_limits::ConnectionLimits::default()
                 .with_max_established(Some(PEERS_MAX))
                 .with_max_established_incoming(Some(PEERS_INCOMING_MAX))
-                .with_max_established_per_peer(Some(2))
-                .with_max_pending_incoming(Some(32)),
+                .with_max_established_per_peer(Some(2)),
         ),
         identify: identify::Behaviour::new(
             identify::Config::new(identify_version(chain_id), key.public())
@@ -114,6 +118,7 @@ pub fn build_swarm(
         .with_behaviour(move |_| behaviour)
         .map_err(|e| setup(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .with_connection_timeout(Duration::from_secs(HANDSHAKE_TIMEOUT_SECS))
         .build();
     Ok(swarm)
 }

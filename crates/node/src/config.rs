@@ -191,6 +191,8 @@ pub struct P2pConfig {
     pub key_file: Option<PathBuf>,
     /// Seconds a misbehaving peer stays banned.
     pub ban_secs: u64,
+    /// Established inbound connections from one address (IPv4, or IPv6 /64).
+    pub inbound_per_ip: u32,
 }
 
 impl Default for P2pConfig {
@@ -201,6 +203,7 @@ impl Default for P2pConfig {
             bootnodes: Vec::new(),
             key_file: None,
             ban_secs: P2P_BAN_SECS_DEFAULT,
+            inbound_per_ip: tb_net::limits::INBOUND_PER_IP_DEFAULT,
         }
     }
 }
@@ -636,6 +639,10 @@ impl NodeConfig {
         }
         if self.p2p.ban_secs == 0 || self.p2p.ban_secs > P2P_BAN_SECS_MAX {
             return bad("p2p.ban_secs", format!("must be 1..={P2P_BAN_SECS_MAX}"));
+        }
+        let inbound_max = tb_net::limits::PEERS_INCOMING_MAX;
+        if self.p2p.inbound_per_ip == 0 || self.p2p.inbound_per_ip > inbound_max {
+            return bad("p2p.inbound_per_ip", format!("must be 1..={inbound_max}"));
         }
         if self.p2p.enabled {
             let (listen, _) = self.p2p.addrs()?;

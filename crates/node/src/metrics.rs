@@ -94,6 +94,7 @@ pub const CATALOGUE: &[Desc] = &[
     desc!(Counter, "orphan_sweep_total", &[], "Mempool entries dropped as dependents of a dropped entry or refused on re-admission after a reorganisation."),
     desc!(Counter, "p2p_blob_fetches_total", &["result"], "Blob fetches from peers by result (ok, not_found, too_large, timeout)."),
     desc!(Counter, "p2p_gossip_messages_total", &["topic", "result"], "Gossip messages received by topic and validation result (accept, ignore, orphan, reject, malformed, dropped)."),
+    desc!(Counter, "p2p_inbound_refused_total", &["reason"], "Inbound connections refused or dropped before they became peers, by reason (pending_per_ip, pending_unknown, pending_all, inbound_per_ip, limits, handshake)."),
     desc!(Gauge, "p2p_peers", &[], "Peers connected now."),
     desc!(Counter, "p2p_peers_banned_total", &[], "Peers banned for sending invalid data."),
     desc!(Counter, "p2p_penalties_total", &["offence"], "Penalties charged to peers by offence."),
@@ -258,6 +259,17 @@ impl Metrics {
             &["ok", "not_found", "too_large", "timeout"],
         );
         one("p2p_queue_full_total", &["sync", "publish"]);
+        one(
+            "p2p_inbound_refused_total",
+            &[
+                "pending_per_ip",
+                "pending_unknown",
+                "pending_all",
+                "inbound_per_ip",
+                "limits",
+                "handshake",
+            ],
+        );
         one("p2p_requests_served_total", &["sync", "blob"]);
         for f in <crate::config::FabricKind as clap::ValueEnum>::value_variants() {
             self.zero_series("provider_exec_seconds", &[f.name()]);
@@ -435,7 +447,7 @@ mod tests {
 
     #[test]
     fn catalogue_is_sorted_unique_and_valid() {
-        assert_eq!(CATALOGUE.len(), 60);
+        assert_eq!(CATALOGUE.len(), 61);
         for pair in CATALOGUE.windows(2) {
             assert!(
                 pair[0].name < pair[1].name,
@@ -588,7 +600,7 @@ mod tests {
         assert_eq!(m["hash"], manifest_hash());
         assert_eq!(
             manifest_hash(),
-            "9c9ae0aaf5fb7f1adf59f4bfed5809bc2eecf6cc1d60cf32247b5d219aae69ff"
+            "0b07c84df2f7ad8439ba0cb6c88467a5c039b85bdb60fab961b4afdd2b9085cd"
         );
     }
 }

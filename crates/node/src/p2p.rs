@@ -148,6 +148,7 @@ pub async fn start(
         tx_bytes_max: p.tx_decode_bytes_max(),
         blob_bytes_max: crate::blobs::BLOB_BYTES_MAX,
         ban: Duration::from_secs(cfg.p2p.ban_secs),
+        inbound_per_ip: cfg.p2p.inbound_per_ip,
     };
     let (handle, task) = tb_net::start(net_cfg, key, Arc::new(NodeHost(node.clone())))
         .await

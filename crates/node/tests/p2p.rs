@@ -1,6 +1,7 @@
 //! The peer-to-peer layer with real node processes on 127.0.0.1: convergence, a job
 //! whose blob travels over the network, a partition that heals onto the heaviest chain,
-//! and misbehaving peers that are banned while the honest nodes carry on.
+//! misbehaving peers that are banned while the honest nodes carry on, and a flood of
+//! idle connections that does not keep a real peer out.
 
 mod support;
 
@@ -290,6 +291,121 @@ fn peers_sending_invalid_data_are_penalised_and_banned_while_honest_nodes_carry_
     });
     a.ok("stop_mining", json!([]));
     converged(&[&a, &b], 60, "still one head");
+}
+
+/// The TCP address of a `/ip4/A/tcp/P/p2p/ID` listen address.
+fn tcp_of(p2p: &str) -> std::net::SocketAddr {
+    let parts: Vec<&str> = p2p.split('/').collect();
+    format!("{}:{}", parts[2], parts[4]).parse().unwrap()
+}
+
+/// Keeps `n` TCP connections to `target` from `source` that never send a byte; each
+/// one the node drops is opened again after `backoff`. Returns the connections made.
+async fn idle_flood(
+    source: std::net::IpAddr,
+    target: std::net::SocketAddr,
+    n: usize,
+    backoff: std::time::Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::AsyncReadExt;
+    let made = std::sync::Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let (stop, made) = (stop.clone(), made.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let s = tokio::net::TcpSocket::new_v4().unwrap();
+                s.bind((source, 0).into()).unwrap();
+                if let Ok(mut c) = s.connect(target).await {
+                    made.fetch_add(1, Ordering::Relaxed);
+                    let mut buf = [0u8; 512];
+                    // Hold it, idle, until the node closes it (or the test ends).
+                    loop {
+                        let r = tokio::time::timeout(
+                            std::time::Duration::from_millis(500),
+                            c.read(&mut buf),
+                        )
+                        .await;
+                        match r {
+                            Ok(Ok(0)) | Ok(Err(_)) => break,
+                            _ if stop.load(Ordering::Relaxed) => break,
+                            _ => {}
+                        }
+                    }
+                }
+                tokio::time::sleep(backoff).await;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    made.load(Ordering::Relaxed)
+}
+
+#[test]
+fn four_hundred_idle_connections_from_one_host_do_not_keep_a_real_peer_out() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let d = tempfile::tempdir().unwrap();
+    let a = Node::devnet(
+        &d.path().join("a"),
+        &[],
+        &[("TB_PROVIDER", OFF), ("TB_VERIFIER", OFF)],
+    );
+    wait_for(60, "a few blocks", || (a.height() >= 3).then_some(()));
+    // The attacker holds 400 idle connections from 127.0.0.2 (another host as far as
+    // the node can tell), reopening each one the node drops.
+    let target = tcp_of(&a.p2p());
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(idle_flood(
+                    "127.0.0.2".parse().unwrap(),
+                    target,
+                    400,
+                    std::time::Duration::from_millis(200),
+                    stop,
+                ))
+        })
+    };
+    // Past the handshake deadline the idle connections the node let in are dropped
+    // (and reopened): the flood is in its steady state.
+    wait_for(30, "idle handshakes dropped at the deadline", || {
+        let m = a.metric("p2p_inbound_refused_total{reason=\"handshake\"}");
+        (m >= 4.0).then_some(())
+    });
+    // A real peer from 127.0.0.1 connects, syncs and follows the chain meanwhile.
+    let b = plain(&d.path().join("b"), &[a.p2p()]);
+    wait_for(60, "the peer to connect", || {
+        let peers = b.ok("net.info", json!([]))["peers"].clone();
+        (peers.as_array().unwrap().len() == 1).then_some(())
+    });
+    let h = a.height();
+    wait_for(60, "the peer to sync past the head it joined at", || {
+        (b.height() > h).then_some(())
+    });
+    let refused = a.metric("p2p_inbound_refused_total{reason=\"pending_per_ip\"}");
+    let timed_out = a.metric("p2p_inbound_refused_total{reason=\"handshake\"}");
+    stop.store(true, Ordering::Relaxed);
+    let made = flood.join().unwrap();
+    eprintln!(
+        "flood: {made} connections made; {refused} refused per address, {timed_out} dropped in the handshake"
+    );
+    assert!(
+        made > 400,
+        "the flood reopened what the node dropped: {made}"
+    );
+    assert!(refused >= 396.0, "all but 4 refused at once: {refused}");
+    assert!(timed_out >= 4.0, "the 4 let in were dropped: {timed_out}");
+    a.ok("stop_mining", json!([]));
+    converged(&[&a, &b], 60, "one head");
 }
 
 #[test]

@@ -77,6 +77,7 @@ async fn probe(
         key,
         params.chain_id,
         tb_chain::block::block_encoded_bytes_max(&params),
+        &tb_net::admission::InboundLimits::default(),
     )
     .map_err(|e| e.to_string())?;
     swarm.dial(target.clone()).map_err(|e| e.to_string())?;

@@ -193,6 +193,8 @@ fn node_config(
     c.p2p.enabled = true;
     c.p2p.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
     c.p2p.bootnodes = bootnodes.to_vec();
+    // Every member connects from 127.0.0.1: one address holds them all.
+    c.p2p.inbound_per_ip = c.p2p.inbound_per_ip.max(n as u32);
     (c.miner.enabled, c.provider.enabled, c.verifier.enabled) = roles(i, n);
     Ok(c)
 }
