@@ -82,15 +82,25 @@ impl Refused {
     }
 }
 
-/// The address a connection counts against: its IPv4 address or IPv6 /64, or `None`
-/// for an address without an IP (not a TCP connection: not limited here).
+/// The address a connection from `ip` counts against: the IPv4 address, or the IPv6
+/// /64 (an IPv4-mapped IPv6 address counts as its IPv4 address). The node's RPC port
+/// shares it.
+pub fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
+
+/// [`ip_key`] of a multiaddr's IP, or `None` for an address without one (not a TCP
+/// connection: not limited here).
 pub fn address_key(a: &Multiaddr) -> Option<IpAddr> {
     match a.iter().next()? {
-        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(match ip.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(ip) & !((1u128 << 64) - 1)).into()),
-        }),
+        Protocol::Ip4(ip) => Some(ip_key(ip.into())),
+        Protocol::Ip6(ip) => Some(ip_key(ip.into())),
         _ => None,
     }
 }
@@ -124,11 +134,7 @@ fn bump(m: &mut HashMap<IpAddr, u32>, ip: IpAddr, up: bool) {
 
 impl Counts {
     pub fn new(limits: &InboundLimits) -> Counts {
-        let fixed = limits
-            .known
-            .iter()
-            .map(|ip| address_key(&Multiaddr::from(*ip)).unwrap_or(*ip))
-            .collect();
+        let fixed = limits.known.iter().map(|ip| ip_key(*ip)).collect();
         Counts {
             per_ip: limits.per_ip.max(1),
             fixed,

@@ -23,6 +23,12 @@ pub const RPC_REQUEST_BYTES_MAX: u32 = 64 * 1024 * 1024;
 pub const RPC_CONNECTIONS_DEFAULT: u32 = 128;
 /// Hard cap on `rpc_max_connections`.
 pub const RPC_CONNECTIONS_MAX: u32 = 10_000;
+/// Default share of one address (IPv4, or IPv6 /64) in the RPC connections.
+pub const RPC_CONNECTIONS_PER_IP_DEFAULT: u32 = 32;
+/// Default seconds an RPC connection without subscriptions may go without a request.
+pub const RPC_IDLE_SECS_DEFAULT: u64 = 120;
+/// Longest `rpc_idle_secs`.
+pub const RPC_IDLE_SECS_MAX: u64 = 86_400;
 /// Shortest block interval the miner may be configured to.
 pub const BLOCK_INTERVAL_MS_MIN: u64 = 50;
 /// Longest block interval the miner may be configured to.
@@ -118,6 +124,10 @@ pub struct NodeConfig {
     pub admin_token_file: Option<PathBuf>,
     pub rpc_max_request_bytes: u32,
     pub rpc_max_connections: u32,
+    /// Open RPC connections from one address (IPv4, or IPv6 /64).
+    pub rpc_connections_per_ip: u32,
+    /// An RPC connection with no subscription and no request for this long is closed.
+    pub rpc_idle_secs: u64,
     /// Serve the block explorer on the RPC port, under `/explorer/`.
     pub explorer: bool,
     /// Bound on the memory the state cache holds, MiB (the state itself lives on
@@ -280,6 +290,8 @@ impl Default for NodeConfig {
             admin_token_file: None,
             rpc_max_request_bytes: RPC_REQUEST_BYTES_DEFAULT,
             rpc_max_connections: RPC_CONNECTIONS_DEFAULT,
+            rpc_connections_per_ip: RPC_CONNECTIONS_PER_IP_DEFAULT,
+            rpc_idle_secs: RPC_IDLE_SECS_DEFAULT,
             explorer: true,
             state_cache_mb: STATE_CACHE_MB_DEFAULT,
             mempool: MempoolSettings::default(),
@@ -560,6 +572,16 @@ fn check_multiaddr(field: &'static str, a: &str) -> Result<tb_net::Multiaddr, Co
 }
 
 impl NodeConfig {
+    /// The RPC port's connection limits.
+    pub fn rpc_limits(&self) -> crate::rpc::RpcLimits {
+        crate::rpc::RpcLimits {
+            request_bytes: self.rpc_max_request_bytes,
+            connections: self.rpc_max_connections,
+            per_ip: self.rpc_connections_per_ip,
+            idle: std::time::Duration::from_secs(self.rpc_idle_secs),
+        }
+    }
+
     /// The store's settings.
     pub fn store(&self) -> tb_store::StoreConfig {
         tb_store::StoreConfig {
@@ -593,6 +615,15 @@ impl NodeConfig {
                 "rpc_max_connections",
                 format!("must be 1..={RPC_CONNECTIONS_MAX}"),
             );
+        }
+        if !(1..=self.rpc_max_connections).contains(&self.rpc_connections_per_ip) {
+            return bad(
+                "rpc_connections_per_ip",
+                "must be 1..=rpc_max_connections".into(),
+            );
+        }
+        if !(1..=RPC_IDLE_SECS_MAX).contains(&self.rpc_idle_secs) {
+            return bad("rpc_idle_secs", format!("must be 1..={RPC_IDLE_SECS_MAX}"));
         }
         if !(1..=STATE_CACHE_MB_MAX).contains(&self.state_cache_mb) {
             return bad(

@@ -115,6 +115,8 @@ pub const CATALOGUE: &[Desc] = &[
     desc!(Gauge, "provider_success_ratio", &["provider"], "A provider's accepted receipts over its receipts and missed leases, ever (0 to 1; 1 before its first lease)."),
     desc!(Gauge, "providers", &[], "Compute providers registered on chain."),
     desc!(Gauge, "receipt_drain_depth", &[], "Receipts waiting in the settlement queue."),
+    desc!(Counter, "rpc_connections_closed_idle_total", &[], "RPC connections closed for idleness (no subscription, no request for rpc_idle_secs)."),
+    desc!(Counter, "rpc_connections_refused_total", &[], "RPC connections refused with 429: over the address's share or the port's total."),
     desc!(Counter, "rpc_requests_total", &["method"], "JSON-RPC requests received, by method."),
     desc!(Gauge, "sla_breaches", &[], "Proof-latency SLA slashes on chain."),
     desc!(Gauge, "slashes", &[], "Slash records on chain."),
@@ -447,7 +449,7 @@ mod tests {
 
     #[test]
     fn catalogue_is_sorted_unique_and_valid() {
-        assert_eq!(CATALOGUE.len(), 61);
+        assert_eq!(CATALOGUE.len(), 63);
         for pair in CATALOGUE.windows(2) {
             assert!(
                 pair[0].name < pair[1].name,
@@ -600,7 +602,7 @@ mod tests {
         assert_eq!(m["hash"], manifest_hash());
         assert_eq!(
             manifest_hash(),
-            "0b07c84df2f7ad8439ba0cb6c88467a5c039b85bdb60fab961b4afdd2b9085cd"
+            "924bc54b94f26c2b43756d8bff354413d428d3453a06b72b2126743b902e5ebc"
         );
     }
 }

@@ -2,7 +2,8 @@
 //! keeps serving: oversized bodies, wrong types, unknown methods, malformed JSON,
 //! garbage transactions, garbage on the socket and on the WebSocket; the metrics
 //! manifest is served with its stable hash; health and readiness; 1,000 concurrent
-//! scrapes; `promtool check metrics`; a bad config is refused at start.
+//! scrapes; `promtool check metrics`; a bad config is refused at start; idle
+//! WebSockets from one address neither lock other clients out nor stay forever.
 
 mod support;
 
@@ -388,4 +389,109 @@ fn an_occupied_port_is_refused_at_start_with_the_port_named() {
         assert!(err.contains(&port.to_string()), "{args:?}: {err}");
     }
     drop(held);
+}
+
+/// A blocking TCP connection to `to` from the local address `from` (127.0.0.2 plays
+/// another host on loopback).
+fn connect_from(from: std::net::IpAddr, to: std::net::SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = rt.block_on(async {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind((from, 0).into()).unwrap();
+        s.connect(to).await.unwrap()
+    });
+    let s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    s
+}
+
+#[test]
+fn idle_websockets_from_one_address_neither_lock_others_out_nor_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("node.toml");
+    std::fs::write(
+        &cfg,
+        "metrics_addr = \"127.0.0.1:0\"\nrpc_connections_per_ip = 8\nrpc_idle_secs = 3\n",
+    )
+    .unwrap();
+    let c = cfg.display().to_string();
+    let node = Node::start("run", &dir.path().join("data"), &["--config", &c], &[]);
+    let url = format!("ws://{}/", node.rpc);
+    let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+
+    // 128 WebSocket connections from one address, none subscribing: its share of 8
+    // is let in, the rest are answered 429.
+    let (mut held, mut refused) = (Vec::new(), 0);
+    for _ in 0..128 {
+        match tungstenite::client(url.as_str(), connect_from(other, node.rpc)) {
+            Ok((ws, _)) => held.push(ws),
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
+                assert_eq!(r.status(), 429);
+                refused += 1;
+            }
+            Err(e) => panic!("handshake: {e}"),
+        }
+    }
+    assert_eq!((held.len(), refused), (8, 120));
+    assert_eq!(node.metric("rpc_connections_refused_total"), 120.0);
+
+    // Meanwhile a client on another address is served, over HTTP and WebSocket, and
+    // subscribes.
+    assert_eq!(node.ok("chain.head", json!([]))["height"], 0);
+    let mut sub = Ws::connect(node.rpc);
+    let id = sub.call("subscribe_newHeads", json!([]));
+    assert!(id["result"].is_u64(), "a subscription id: {id}");
+    // A connection holds at most 64 subscriptions; the 65th is refused with -32006.
+    for _ in 1..64 {
+        let r = sub.call("subscribe_newHeads", json!([]));
+        assert!(r["result"].is_u64(), "{r}");
+    }
+    let over = sub.call("subscribe_newHeads", json!([]));
+    assert_eq!(over["error"]["code"], -32006, "{over}");
+    assert_eq!(over["error"]["data"], "Exceeded max limit of 64", "{over}");
+
+    // Past the idle timeout the 8 idle connections are closed with a close frame...
+    support::wait_for(20, "the idle connections closed", || {
+        (node.metric("rpc_connections_closed_idle_total") >= 8.0).then_some(())
+    });
+    for ws in &mut held {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(_))
+            | Err(tungstenite::Error::ConnectionClosed)
+            | Err(tungstenite::Error::AlreadyClosed)
+            | Err(tungstenite::Error::Protocol(_)) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() != std::io::ErrorKind::WouldBlock => {}
+            other => panic!("an idle connection still open: {other:?}"),
+        }
+    }
+    // ...and the address may connect again.
+    let (mut again, _) = tungstenite::client(url.as_str(), connect_from(other, node.rpc))
+        .expect("a fresh connection after the idle ones went");
+    again
+        .send(tungstenite::Message::Text(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "chain.head", "params": []})
+                .to_string()
+                .into(),
+        ))
+        .unwrap();
+    match again.read().unwrap() {
+        tungstenite::Message::Text(t) => assert!(t.contains("\"height\":0"), "{t}"),
+        m => panic!("{m:?}"),
+    }
+
+    // The subscriber, silent for twice the idle timeout, is still there; the fresh
+    // connection, silent as long after its one call, is not.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let head = sub.call("chain.head", json!([]));
+    assert_eq!(head["result"]["height"], 0, "{head}");
+    assert_eq!(node.metric("rpc_connections_closed_idle_total"), 9.0);
+    assert!(
+        !matches!(again.read(), Ok(tungstenite::Message::Text(_))),
+        "closed"
+    );
 }

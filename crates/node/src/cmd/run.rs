@@ -113,8 +113,7 @@ pub fn serve(
     let (rpc_addr, handle) = rt.block_on(crate::rpc::start(
         node.clone(),
         cfg.rpc_addr,
-        cfg.rpc_max_request_bytes,
-        cfg.rpc_max_connections,
+        cfg.rpc_limits(),
         Some(admin_token),
         cfg.explorer,
     ))?;

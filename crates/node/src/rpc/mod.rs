@@ -14,7 +14,10 @@
 mod chain;
 mod compute;
 mod events;
+mod serve;
 mod wallet;
+
+pub use serve::RpcLimits;
 
 pub use tb_rpc_api::{api, params};
 pub use tb_rpc_api::{
@@ -70,15 +73,21 @@ pub struct Rpc {
 /// The RPC middleware that counts every call, notification and batch entry in
 /// `rpc_requests_total{method}` (a method the server does not have counts as
 /// `unknown`, so clients cannot grow the label set), before its parameters are read.
+///
+/// It also keeps the connection's [`serve::Activity`]: every request marks it active,
+/// and a subscription opened (a successful `subscribe_*`) or ended (`unsubscribe_*`
+/// answering `true`) is counted, so the idle check spares subscribers.
 #[derive(Clone)]
 struct Counted<S> {
     inner: S,
     metrics: Arc<crate::metrics::Metrics>,
     known: Arc<std::collections::BTreeSet<String>>,
+    activity: Arc<serve::Activity>,
 }
 
 impl<S> Counted<S> {
     fn count(&self, method: &str) {
+        self.activity.touch();
         let m = if self.known.contains(method) {
             method
         } else {
@@ -90,7 +99,7 @@ impl<S> Counted<S> {
 
 impl<S> RpcServiceT for Counted<S>
 where
-    S: RpcServiceT + Send + Sync + Clone + 'static,
+    S: RpcServiceT<MethodResponse = jsonrpsee::MethodResponse> + Send + Sync + Clone + 'static,
 {
     type MethodResponse = S::MethodResponse;
     type NotificationResponse = S::NotificationResponse;
@@ -101,7 +110,18 @@ where
         req: jsonrpsee::types::Request<'a>,
     ) -> impl std::future::Future<Output = Self::MethodResponse> + Send + 'a {
         self.count(req.method_name());
-        self.inner.call(req)
+        let unsubscribe = req.method_name().starts_with("unsubscribe_");
+        let activity = self.activity.clone();
+        let call = self.inner.call(req);
+        async move {
+            let r = call.await;
+            if r.is_subscription() && r.is_success() {
+                activity.subscribed();
+            } else if unsubscribe && r.is_success() && r.as_ref().contains("\"result\":true") {
+                activity.unsubscribed();
+            }
+            r
+        }
     }
 
     fn batch<'a>(
@@ -254,21 +274,21 @@ pub fn method_names(node: Arc<Node>) -> Vec<String> {
     v
 }
 
-/// Starts the server on `addr`; returns its bound address and handle. `admin_token`:
-/// the token admin methods need (`None`: every admin call is refused). `explorer`:
-/// serve the block explorer's page under `/explorer/` ([`crate::explorer`]).
+/// Starts the server on `addr` under `limits` ([`serve`]); returns its bound address
+/// and handle. `admin_token`: the token admin methods need (`None`: every admin call is
+/// refused). `explorer`: serve the block explorer's page under `/explorer/`
+/// ([`crate::explorer`]).
 pub async fn start(
     node: Arc<Node>,
     addr: SocketAddr,
-    max_request_bytes: u32,
-    max_connections: u32,
+    limits: RpcLimits,
     admin_token: Option<String>,
     explorer: bool,
 ) -> Result<(SocketAddr, ServerHandle), String> {
     let cfg = ServerConfig::builder()
-        .max_request_body_size(max_request_bytes)
+        .max_request_body_size(limits.request_bytes)
         .max_response_body_size(RPC_RESPONSE_BYTES_MAX)
-        .max_connections(max_connections)
+        .max_connections(limits.connections)
         .max_subscriptions_per_connection(SUBSCRIPTIONS_PER_CONNECTION_MAX)
         .build();
     let token: Option<Arc<[u8]>> = admin_token.map(|t| Arc::from(format!("Bearer {t}").as_bytes()));
@@ -291,21 +311,50 @@ pub async fn start(
     for m in known.iter().map(String::as_str).chain(["unknown"]) {
         node.metrics.zero_series("rpc_requests_total", &[m]);
     }
-    let metrics = node.metrics.clone();
-    let counted = RpcServiceBuilder::new().layer_fn(move |inner| Counted {
-        inner,
-        metrics: metrics.clone(),
-        known: Arc::clone(&known),
-    });
-    let server = Server::builder()
-        .set_config(cfg)
-        .set_http_middleware(auth)
-        .set_rpc_middleware(counted)
-        .build(addr)
+    node.metrics
+        .zero_series("rpc_connections_refused_total", &[]);
+    node.metrics
+        .zero_series("rpc_connections_closed_idle_total", &[]);
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("rpc on {addr}: {e}"))?;
-    let local = server.local_addr().map_err(|e| e.to_string())?;
-    Ok((local, server.start(module(node))))
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let builder = Server::builder()
+        .set_config(cfg)
+        .set_http_middleware(auth)
+        .to_service_builder();
+    let methods: jsonrpsee::server::Methods = module(node.clone()).into();
+    let metrics = node.metrics.clone();
+    let serve_one = move |sock,
+                          activity: Arc<serve::Activity>,
+                          stop: jsonrpsee::server::StopHandle| {
+        let (metrics, known) = (metrics.clone(), known.clone());
+        let counted = RpcServiceBuilder::new().layer_fn(move |inner| Counted {
+            inner,
+            metrics: metrics.clone(),
+            known: Arc::clone(&known),
+            activity: activity.clone(),
+        });
+        let svc = tower::ServiceBuilder::new()
+            .map_request(|r: http::Request<hyper::body::Incoming>| {
+                r.map(jsonrpsee::server::HttpBody::new)
+            })
+            .service(
+                builder
+                    .clone()
+                    .set_rpc_middleware(counted)
+                    .build(methods.clone(), stop.clone()),
+            );
+        async move {
+            if let Err(e) =
+                jsonrpsee::server::serve_with_graceful_shutdown(sock, svc, stop.shutdown()).await
+            {
+                tracing::debug!(error = %e, "rpc: connection ended");
+            }
+        }
+    };
+    let handle = serve::spawn_accept_loop(listener, limits, node.metrics.clone(), serve_one);
+    Ok((local, handle))
 }
 
 #[cfg(test)]

@@ -236,8 +236,13 @@ fn serve_rpc(
     let (addr, handle) = rt.block_on(the_block::rpc::start(
         node.clone(),
         "127.0.0.1:0".parse().unwrap(),
-        8 << 20,
-        1024,
+        the_block::rpc::RpcLimits {
+            request_bytes: 8 << 20,
+            connections: 1024,
+            // Every bench client is on 127.0.0.1.
+            per_ip: 1024,
+            idle: std::time::Duration::from_secs(300),
+        },
         None,
         true,
     ))?;
