@@ -29,6 +29,10 @@ pub const RPC_CONNECTIONS_PER_IP_DEFAULT: u32 = 32;
 pub const RPC_IDLE_SECS_DEFAULT: u64 = 120;
 /// Longest `rpc_idle_secs`.
 pub const RPC_IDLE_SECS_MAX: u64 = 86_400;
+/// Default bound on the bytes of RPC requests in flight, MiB.
+pub const RPC_REQUEST_MEMORY_MB_DEFAULT: u64 = 128;
+/// Largest `rpc_request_memory_mb` (16 GiB).
+pub const RPC_REQUEST_MEMORY_MB_MAX: u64 = 16 * 1024;
 /// Shortest block interval the miner may be configured to.
 pub const BLOCK_INTERVAL_MS_MIN: u64 = 50;
 /// Longest block interval the miner may be configured to.
@@ -128,6 +132,9 @@ pub struct NodeConfig {
     pub rpc_connections_per_ip: u32,
     /// An RPC connection with no subscription and no request for this long is closed.
     pub rpc_idle_secs: u64,
+    /// Bound on the bytes of RPC requests in flight at once, MiB (HTTP requests wait
+    /// for their share, WebSocket calls over it are refused as busy).
+    pub rpc_request_memory_mb: u64,
     /// Serve the block explorer on the RPC port, under `/explorer/`.
     pub explorer: bool,
     /// Bound on the memory the state cache holds, MiB (the state itself lives on
@@ -292,6 +299,7 @@ impl Default for NodeConfig {
             rpc_max_connections: RPC_CONNECTIONS_DEFAULT,
             rpc_connections_per_ip: RPC_CONNECTIONS_PER_IP_DEFAULT,
             rpc_idle_secs: RPC_IDLE_SECS_DEFAULT,
+            rpc_request_memory_mb: RPC_REQUEST_MEMORY_MB_DEFAULT,
             explorer: true,
             state_cache_mb: STATE_CACHE_MB_DEFAULT,
             mempool: MempoolSettings::default(),
@@ -579,6 +587,7 @@ impl NodeConfig {
             connections: self.rpc_max_connections,
             per_ip: self.rpc_connections_per_ip,
             idle: std::time::Duration::from_secs(self.rpc_idle_secs),
+            request_memory_bytes: self.rpc_request_memory_mb * 1024 * 1024,
         }
     }
 
@@ -624,6 +633,15 @@ impl NodeConfig {
         }
         if !(1..=RPC_IDLE_SECS_MAX).contains(&self.rpc_idle_secs) {
             return bad("rpc_idle_secs", format!("must be 1..={RPC_IDLE_SECS_MAX}"));
+        }
+        let least = u64::from(self.rpc_max_request_bytes).div_ceil(1024 * 1024);
+        if !(least..=RPC_REQUEST_MEMORY_MB_MAX).contains(&self.rpc_request_memory_mb) {
+            return bad(
+                "rpc_request_memory_mb",
+                format!(
+                    "must be {least}..={RPC_REQUEST_MEMORY_MB_MAX} (at least one request of rpc_max_request_bytes)"
+                ),
+            );
         }
         if !(1..=STATE_CACHE_MB_MAX).contains(&self.state_cache_mb) {
             return bad(

@@ -495,3 +495,69 @@ fn idle_websockets_from_one_address_neither_lock_others_out_nor_stay() {
         "closed"
     );
 }
+
+#[test]
+fn requests_share_one_memory_budget_over_http_and_websocket() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("node.toml");
+    std::fs::write(
+        &cfg,
+        "rpc_max_request_bytes = 1048576\nrpc_request_memory_mb = 1\n",
+    )
+    .unwrap();
+    let c = cfg.display().to_string();
+    let node = Node::start("run", &dir.path().join("data"), &["--config", &c], &[]);
+
+    // A slow upload of one whole budget: its share is taken when its head arrives.
+    let size = 1 << 20;
+    let start = r#"{"jsonrpc":"2.0","id":7,"method":"chain.head","params":[],"pad":""#;
+    let end = r#""}"#;
+    let body = format!("{start}{}{end}", "x".repeat(size - start.len() - end.len()));
+    assert_eq!(body.len(), size);
+    let mut slow = TcpStream::connect(node.rpc).unwrap();
+    write!(
+        slow,
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    slow.write_all(&body.as_bytes()[..4096]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    // A WebSocket call finds the budget spent and is refused at once as busy...
+    let mut ws = Ws::connect(node.rpc);
+    let r = ws.call("chain.head", json!([]));
+    assert_eq!(r["error"]["code"], -32012, "{r}");
+    assert!(says(&r["error"]).contains("budget"), "{r}");
+    // ...and a small HTTP request waits for its share.
+    let addr = node.rpc;
+    let waiting = std::thread::spawn(move || {
+        let t0 = std::time::Instant::now();
+        let (status, text) = http(
+            addr,
+            "POST",
+            "/",
+            br#"{"jsonrpc":"2.0","id":1,"method":"chain.head","params":[]}"#,
+        );
+        (status, text, t0.elapsed())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert!(
+        !waiting.is_finished(),
+        "the small request waits for the budget"
+    );
+    // The upload completes: its answer comes, the budget is given back, both go on.
+    slow.write_all(&body.as_bytes()[4096..]).unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"height\":0"), "{answer}");
+    let (status, text, waited) = waiting.join().unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"height\":0"), "{text}");
+    assert!(
+        waited >= std::time::Duration::from_millis(800),
+        "{waited:?}"
+    );
+    let r = ws.call("chain.head", json!([]));
+    assert_eq!(r["result"]["height"], 0, "{r}");
+}

@@ -11,6 +11,7 @@
 //! content of the node's admin token file (`<data dir>/admin.token`, made at first
 //! start, mode 0600, as reth's authenticated port does with its JWT secret).
 
+mod budget;
 mod chain;
 mod compute;
 mod events;
@@ -83,6 +84,23 @@ struct Counted<S> {
     metrics: Arc<crate::metrics::Metrics>,
     known: Arc<std::collections::BTreeSet<String>>,
     activity: Arc<serve::Activity>,
+    budget: budget::Budget,
+}
+
+/// A WebSocket call's share of the request memory budget ([`budget`]): `None` when
+/// the budget is spent. An HTTP request's share is already held by the HTTP layer.
+fn ws_share(b: &budget::Budget, ext: &Extensions, bytes: usize) -> Option<Option<budget::Share>> {
+    if ext.get::<budget::Held>().is_some() {
+        return Some(None);
+    }
+    b.try_take(bytes as u64).map(Some)
+}
+
+fn busy() -> ErrorObjectOwned {
+    err(
+        ERR_UNAVAILABLE,
+        "busy: the node's request memory budget is spent; retry shortly",
+    )
 }
 
 impl<S> Counted<S> {
@@ -99,7 +117,14 @@ impl<S> Counted<S> {
 
 impl<S> RpcServiceT for Counted<S>
 where
-    S: RpcServiceT<MethodResponse = jsonrpsee::MethodResponse> + Send + Sync + Clone + 'static,
+    S: RpcServiceT<
+            MethodResponse = jsonrpsee::MethodResponse,
+            BatchResponse = jsonrpsee::MethodResponse,
+            NotificationResponse = jsonrpsee::MethodResponse,
+        > + Send
+        + Sync
+        + Clone
+        + 'static,
 {
     type MethodResponse = S::MethodResponse;
     type NotificationResponse = S::NotificationResponse;
@@ -110,11 +135,18 @@ where
         req: jsonrpsee::types::Request<'a>,
     ) -> impl std::future::Future<Output = Self::MethodResponse> + Send + 'a {
         self.count(req.method_name());
+        let bytes = req.method_name().len() + req.params().as_str().map_or(0, str::len);
+        let share = ws_share(&self.budget, req.extensions(), bytes);
         let unsubscribe = req.method_name().starts_with("unsubscribe_");
         let activity = self.activity.clone();
-        let call = self.inner.call(req);
+        let id = req.id().into_owned();
+        let call = share.is_some().then(|| self.inner.call(req));
         async move {
+            let Some(call) = call else {
+                return jsonrpsee::MethodResponse::error(id, busy());
+            };
             let r = call.await;
+            drop(share);
             if r.is_subscription() && r.is_success() {
                 activity.subscribed();
             } else if unsubscribe && r.is_success() && r.as_ref().contains("\"result\":true") {
@@ -126,12 +158,23 @@ where
 
     fn batch<'a>(
         &self,
-        batch: Batch<'a>,
+        mut batch: Batch<'a>,
     ) -> impl std::future::Future<Output = Self::BatchResponse> + Send + 'a {
+        let mut bytes = 0;
         for e in batch.iter().flatten() {
             self.count(e.method_name());
+            bytes += e.method_name().len() + e.params().map_or(0, |p| p.get().len());
         }
-        self.inner.batch(batch)
+        let share = ws_share(&self.budget, batch.extensions(), bytes);
+        let call = share.is_some().then(|| self.inner.batch(batch));
+        async move {
+            let Some(call) = call else {
+                return jsonrpsee::MethodResponse::error(jsonrpsee::types::Id::Null, busy());
+            };
+            let r = call.await;
+            drop(share);
+            r
+        }
     }
 
     fn notification<'a>(
@@ -139,7 +182,18 @@ where
         n: Notification<'a>,
     ) -> impl std::future::Future<Output = Self::NotificationResponse> + Send + 'a {
         self.count(n.method_name());
-        self.inner.notification(n)
+        let bytes = n.method_name().len() + n.params().as_ref().map_or(0, |p| p.get().len());
+        let share = ws_share(&self.budget, n.extensions(), bytes);
+        // A notification has no answer: one over the budget is dropped.
+        let call = share.is_some().then(|| self.inner.notification(n));
+        async move {
+            let Some(call) = call else {
+                return jsonrpsee::MethodResponse::notification();
+            };
+            let r = call.await;
+            drop(share);
+            r
+        }
     }
 }
 
@@ -292,8 +346,12 @@ pub async fn start(
         .max_subscriptions_per_connection(SUBSCRIPTIONS_PER_CONNECTION_MAX)
         .build();
     let token: Option<Arc<[u8]>> = admin_token.map(|t| Arc::from(format!("Bearer {t}").as_bytes()));
+    let budget = budget::Budget::new(limits.request_memory_bytes, limits.request_bytes);
     let auth = tower::ServiceBuilder::new()
         .layer(crate::explorer::ExplorerLayer { on: explorer })
+        .layer(budget::BudgetLayer {
+            budget: budget.clone(),
+        })
         .map_request(move |mut req: jsonrpsee::server::HttpRequest| {
             let ok = match (&token, req.headers().get(http::header::AUTHORIZATION)) {
                 (Some(want), Some(given)) => same_token(given.as_bytes(), want),
@@ -328,12 +386,13 @@ pub async fn start(
     let serve_one = move |sock,
                           activity: Arc<serve::Activity>,
                           stop: jsonrpsee::server::StopHandle| {
-        let (metrics, known) = (metrics.clone(), known.clone());
+        let (metrics, known, budget) = (metrics.clone(), known.clone(), budget.clone());
         let counted = RpcServiceBuilder::new().layer_fn(move |inner| Counted {
             inner,
             metrics: metrics.clone(),
             known: Arc::clone(&known),
             activity: activity.clone(),
+            budget: budget.clone(),
         });
         let svc = tower::ServiceBuilder::new()
             .map_request(|r: http::Request<hyper::body::Incoming>| {

@@ -43,6 +43,8 @@ pub struct RpcLimits {
     pub per_ip: u32,
     /// A connection without subscriptions and requests for this long is closed.
     pub idle: Duration,
+    /// Bytes of requests in flight at once ([`super::budget`]).
+    pub request_memory_bytes: u64,
 }
 
 /// What a connection did last, for the idle check; shared by its RPC middleware.
@@ -230,6 +232,7 @@ mod tests {
             connections,
             per_ip,
             idle: Duration::from_secs(1),
+            request_memory_bytes: 1 << 20,
         }
     }
 

@@ -31,10 +31,14 @@
 //! - `tb-node-bench load [--rate R] [--blocks B] [--block-interval-ms M]`: an honest
 //!   provider under R jobs a second for B blocks (see `load.rs`): its slashes (none
 //!   expected), heartbeats and the jobs by state.
+//! - `tb-node-bench rpc-memory [--clients N] [--mb M] [--rounds R] [--budget-mb B]`:
+//!   the node's resident memory under N concurrent M-megabyte requests (see
+//!   `memory.rs`).
 #![forbid(unsafe_code)]
 
 mod explorer;
 mod load;
+mod memory;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -71,12 +75,18 @@ fn main() {
             opt("--blocks", 1_000),
             opt("--block-interval-ms", 200),
         ),
+        Some("rpc-memory") => memory::rpc_memory(
+            opt("--clients", 120) as usize,
+            opt("--mb", 8),
+            opt("--rounds", 3) as usize,
+            opt("--budget-mb", 0),
+        ),
         Some("explorer") => explorer::explorer(
             opt("--blocks", 100_000),
             opt("--jobs", 10_000) as usize,
             opt("--samples", 200) as usize,
         ),
-        _ => Err("usage: tb-node-bench rpc [--clients N] [--secs S] | scrape [--conns N] [--rounds R] | settle [--jobs N] [--block-interval-ms M] | sync [--blocks N] [--txs T] | propagate [--nodes K] [--blocks B] [--block-interval-ms M] | results [--jobs N] [--block-interval-ms M] | explorer [--blocks N] [--jobs J] [--samples S] | load [--rate R] [--blocks B] [--block-interval-ms M]".into()),
+        _ => Err("usage: tb-node-bench rpc [--clients N] [--secs S] | scrape [--conns N] [--rounds R] | settle [--jobs N] [--block-interval-ms M] | sync [--blocks N] [--txs T] | propagate [--nodes K] [--blocks B] [--block-interval-ms M] | results [--jobs N] [--block-interval-ms M] | explorer [--blocks N] [--jobs J] [--samples S] | load [--rate R] [--blocks B] [--block-interval-ms M] | rpc-memory [--clients N] [--mb M] [--rounds R] [--budget-mb B]".into()),
     };
     if let Err(e) = r {
         eprintln!("tb-node-bench: {e}");
@@ -242,6 +252,7 @@ fn serve_rpc(
             // Every bench client is on 127.0.0.1.
             per_ip: 1024,
             idle: std::time::Duration::from_secs(300),
+            request_memory_bytes: 1 << 30,
         },
         None,
         true,
