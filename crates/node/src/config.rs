@@ -580,17 +580,6 @@ fn check_multiaddr(field: &'static str, a: &str) -> Result<tb_net::Multiaddr, Co
 }
 
 impl NodeConfig {
-    /// The RPC port's connection limits.
-    pub fn rpc_limits(&self) -> crate::rpc::RpcLimits {
-        crate::rpc::RpcLimits {
-            request_bytes: self.rpc_max_request_bytes,
-            connections: self.rpc_max_connections,
-            per_ip: self.rpc_connections_per_ip,
-            idle: std::time::Duration::from_secs(self.rpc_idle_secs),
-            request_memory_bytes: self.rpc_request_memory_mb * 1024 * 1024,
-        }
-    }
-
     /// The store's settings.
     pub fn store(&self) -> tb_store::StoreConfig {
         tb_store::StoreConfig {

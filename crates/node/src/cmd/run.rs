@@ -113,7 +113,7 @@ pub fn serve(
     let (rpc_addr, handle) = rt.block_on(crate::rpc::start(
         node.clone(),
         cfg.rpc_addr,
-        cfg.rpc_limits(),
+        crate::rpc::RpcLimits::of(&cfg),
         Some(admin_token),
         cfg.explorer,
     ))?;

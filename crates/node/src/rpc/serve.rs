@@ -47,6 +47,19 @@ pub struct RpcLimits {
     pub request_memory_bytes: u64,
 }
 
+impl RpcLimits {
+    /// The limits a node's configuration sets.
+    pub fn of(cfg: &crate::config::NodeConfig) -> RpcLimits {
+        RpcLimits {
+            request_bytes: cfg.rpc_max_request_bytes,
+            connections: cfg.rpc_max_connections,
+            per_ip: cfg.rpc_connections_per_ip,
+            idle: Duration::from_secs(cfg.rpc_idle_secs),
+            request_memory_bytes: cfg.rpc_request_memory_mb * 1024 * 1024,
+        }
+    }
+}
+
 /// What a connection did last, for the idle check; shared by its RPC middleware.
 pub(crate) struct Activity {
     last: Mutex<Instant>,
