@@ -203,6 +203,7 @@ fn admin_methods_need_the_token() {
         ("stop_mining", json!([])),
         ("admin.shutdown", json!([])),
         ("admin.addPeer", json!(["/ip4/127.0.0.1/tcp/1"])),
+        ("admin.auditSupply", json!([])),
     ] {
         let e = node.call_as(m, p.clone(), None).unwrap_err();
         assert_eq!(code(&e), -32013, "{m}: {e}");
@@ -215,6 +216,12 @@ fn admin_methods_need_the_token() {
         code(&node.call("start_mining", json!([])).unwrap_err()),
         -32012
     );
+    // The supply audit at genesis: the allocations, all on balances.
+    let audit = node.ok("admin.auditSupply", json!([]));
+    assert_eq!(audit["holds"], true, "{audit}");
+    assert_eq!(audit["height"], 0);
+    assert_eq!(audit["minted"], audit["accounted"]);
+    assert_eq!(audit["minted"], audit["balances"], "{audit}");
     // The same over WebSocket: no token on the upgrade, refused.
     let mut ws = Ws::connect(node.rpc);
     let r = ws.call("stop_mining", json!([]));

@@ -45,6 +45,9 @@ def test_chain_views(devnet: Devnet) -> None:
     assert c.slashes() == []
     e = c.estimate(flops=1_000_000, max_price=1_000_000)
     assert e.escrow_micro == 1_000_000
+    audit = c.audit_supply()
+    assert audit["holds"] is True, audit
+    assert audit["minted"] == audit["accounted"] and int(audit["minted"]["consumer"]) > 0
 
 
 def test_a_transfer_signed_here_is_included(devnet: Devnet) -> None:

@@ -8,7 +8,7 @@
 use crate::params::{BlockRef, EstimateJob, HexBytes, HexId};
 use crate::results::{
     Account, BlobPresence, BlobStored, Dialing, HandleOwner, Header, MetricsText, Mining, Stopping,
-    TxAccepted,
+    SupplyAudit, TxAccepted,
 };
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
@@ -61,6 +61,12 @@ pub trait Admin {
     /// Dials a peer (a multiaddr, `/ip4/…/tcp/…/p2p/…`).
     #[method(name = "admin.addPeer", blocking, with_extensions)]
     fn add_peer(&self, address: String) -> RpcResult<Dialing>;
+
+    /// The supply audit at the tip: every micro-token minted (the coinbases of the
+    /// canonical headers) against where the records put it. Reads every canonical
+    /// header and every market record: O(height + state).
+    #[method(name = "admin.auditSupply", blocking, with_extensions)]
+    fn audit_supply(&self) -> RpcResult<SupplyAudit>;
 }
 
 #[rpc(server, client, namespace = "chain", namespace_separator = ".")]

@@ -29,6 +29,7 @@ pub const ADMIN_METHODS: &[&str] = &[
     "stop_mining",
     "admin.shutdown",
     "admin.addPeer",
+    "admin.auditSupply",
 ];
 
 /// The event streams of [`api::EventsClient`] / `subscribe_X` (WebSocket only).

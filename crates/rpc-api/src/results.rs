@@ -69,6 +69,37 @@ pub struct Stopping {
     pub stopping: bool,
 }
 
+/// Micro-tokens per token, as decimal strings (they may pass 2^64).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pair {
+    pub consumer: String,
+    pub industrial: String,
+}
+
+/// `admin.auditSupply`: minted against accounted for, at `height`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupplyAudit {
+    pub height: u64,
+    /// The tip's id (hex).
+    pub tip: String,
+    /// Σ coinbases of the canonical headers, genesis included.
+    pub minted: Pair,
+    /// Balances + stakes + unbonding + escrow + bonds + fund + burned.
+    pub accounted: Pair,
+    pub balances: Pair,
+    /// Industrial only.
+    pub stakes: String,
+    pub unbonding: String,
+    pub escrow: String,
+    pub bonds: String,
+    pub fund: Pair,
+    pub burned: Pair,
+    /// `minted == accounted` and the fund's running totals match the records.
+    pub holds: bool,
+    /// The first running total that differs from its records, if one does.
+    pub running_totals: Option<String>,
+}
+
 /// `admin.addPeer`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dialing {

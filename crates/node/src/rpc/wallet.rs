@@ -3,7 +3,8 @@
 use super::api::{AccountServer, AdminServer};
 use super::params::HexBytes;
 use super::{
-    address_or_handle, admit, bad, decode_tx, err, require_admin, with_at, Rpc, ERR_UNAVAILABLE,
+    address_or_handle, admit, bad, decode_tx, err, require_admin, unavailable, with_at, Rpc,
+    ERR_UNAVAILABLE,
 };
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::Extensions;
@@ -11,7 +12,7 @@ use std::sync::atomic::Ordering;
 use tb_chain::market::records as r;
 use tb_chain::{StateRead, TxPayload};
 use tb_rpc_api::results::{
-    Account, Dialing, HandleOwner, MetricsText, Mining, Stopping, TxAccepted,
+    Account, Dialing, HandleOwner, MetricsText, Mining, Pair, Stopping, SupplyAudit, TxAccepted,
 };
 
 impl AccountServer for Rpc {
@@ -134,5 +135,46 @@ impl AdminServer for Rpc {
             .ok_or_else(|| err(ERR_UNAVAILABLE, "the peer-to-peer network is off"))?;
         n.dial(a);
         Ok(Dialing { dialing: address })
+    }
+
+    fn audit_supply(&self, ext: &Extensions) -> RpcResult<SupplyAudit> {
+        require_admin(ext)?;
+        let c = self.node.core();
+        let tip = c.db.tip().height;
+        let (mut mc, mut mi) = (0u128, 0u128);
+        for h in 0..=tip {
+            let e =
+                c.db.canonical_id(h)
+                    .and_then(|id| match id {
+                        Some(id) => c.db.header_entry(&id),
+                        None => Ok(None),
+                    })
+                    .map_err(unavailable)?
+                    .ok_or_else(|| unavailable(format!("no canonical header at {h}")))?;
+            mc += u128::from(e.header.coinbase_consumer);
+            mi += u128::from(e.header.coinbase_industrial);
+        }
+        let s = tb_chain::market::audit::supply(c.db.state());
+        let running = tb_chain::market::audit::check_running_totals(c.db.state()).err();
+        let pair = |(a, b): (u128, u128)| Pair {
+            consumer: a.to_string(),
+            industrial: b.to_string(),
+        };
+        let accounted = s.total();
+        Ok(SupplyAudit {
+            height: tip,
+            tip: c.db.tip_id().to_hex(),
+            minted: pair((mc, mi)),
+            accounted: pair(accounted),
+            balances: pair(s.balances),
+            stakes: s.stakes.to_string(),
+            unbonding: s.unbonding.to_string(),
+            escrow: s.escrow.to_string(),
+            bonds: s.bonds.to_string(),
+            fund: pair(s.fund),
+            burned: pair(s.burned),
+            holds: accounted == (mc, mi) && running.is_none(),
+            running_totals: running,
+        })
     }
 }

@@ -214,6 +214,12 @@ class Client:
     def add_peer(self, multiaddr: str) -> str:
         return str(self.call("admin.addPeer", multiaddr)["dialing"])
 
+    def audit_supply(self) -> Dict[str, Any]:
+        """The supply audit at the tip (``admin.auditSupply``): ``holds``, and the
+        minted and accounted-for sums as decimal strings of micro-tokens."""
+        r: Dict[str, Any] = self.call("admin.auditSupply")
+        return r
+
     # -- chain -------------------------------------------------------------------
 
     def chain_info(self) -> ChainInfo:
