@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod explorer;
+pub mod fuzzing;
 pub mod http;
 pub mod json;
 pub mod logging;
