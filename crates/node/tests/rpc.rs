@@ -13,12 +13,16 @@ use std::net::TcpStream;
 use support::{http, Node, Ws};
 
 fn rpc_node(dir: &std::path::Path) -> Node {
-    let cfg = dir.join("node.toml");
-    std::fs::write(
-        &cfg,
+    node_with_config(
+        dir,
         "rpc_max_request_bytes = 65536\nmetrics_addr = \"127.0.0.1:0\"\n",
     )
-    .unwrap();
+}
+
+/// `the-block run` in `dir` with the configuration file `toml`.
+fn node_with_config(dir: &std::path::Path, toml: &str) -> Node {
+    let cfg = dir.join("node.toml");
+    std::fs::write(&cfg, toml).unwrap();
     let c = cfg.display().to_string();
     Node::start("run", &dir.join("data"), &["--config", &c], &[])
 }
@@ -420,14 +424,10 @@ fn connect_from(from: std::net::IpAddr, to: std::net::SocketAddr) -> TcpStream {
 #[test]
 fn idle_websockets_from_one_address_neither_lock_others_out_nor_stay() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("node.toml");
-    std::fs::write(
-        &cfg,
+    let node = node_with_config(
+        dir.path(),
         "metrics_addr = \"127.0.0.1:0\"\nrpc_connections_per_ip = 8\nrpc_idle_secs = 3\n",
-    )
-    .unwrap();
-    let c = cfg.display().to_string();
-    let node = Node::start("run", &dir.path().join("data"), &["--config", &c], &[]);
+    );
     let url = format!("ws://{}/", node.rpc);
     let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
 
@@ -506,14 +506,10 @@ fn idle_websockets_from_one_address_neither_lock_others_out_nor_stay() {
 #[test]
 fn requests_share_one_memory_budget_over_http_and_websocket() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("node.toml");
-    std::fs::write(
-        &cfg,
+    let node = node_with_config(
+        dir.path(),
         "rpc_max_request_bytes = 1048576\nrpc_request_memory_mb = 1\n",
-    )
-    .unwrap();
-    let c = cfg.display().to_string();
-    let node = Node::start("run", &dir.path().join("data"), &["--config", &c], &[]);
+    );
 
     // A slow upload of one whole budget: its share is taken when its head arrives.
     let size = 1 << 20;
