@@ -52,24 +52,10 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn work(n: &Node) -> u128 {
-    n.ok("chain.info", json!([]))["total_work"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// A transfer of `amount` micro-tokens from `key` to `to`, signed for `n`'s chain with
-/// its next nonce; the transaction id, or `None` when the node refused it (the
-/// mempool may still hold an earlier one under that nonce).
+/// A transfer of `amount` micro-tokens from `key` to `to` with its next nonce; the
+/// transaction id, or `None` when the node refused it (the mempool may still hold an
+/// earlier one under that nonce).
 fn transfer(n: &Node, key: &SecretKey, to: tb_primitives::Address, amount: u64) -> Option<String> {
-    let info = n.ok("chain.info", json!([]));
-    let chain_id = info["chain_id"].as_u64().unwrap();
-    let floor = info["fee_floor_per_byte"].as_u64().unwrap();
-    let nonce = n.ok("balance", json!([key.address().to_string()]))["next_nonce"]
-        .as_u64()
-        .unwrap();
     let p = TxPayload::Transfer(Transfer {
         from: key.address(),
         to,
@@ -77,14 +63,10 @@ fn transfer(n: &Node, key: &SecretKey, to: tb_primitives::Address, amount: u64) 
         amount_industrial: 0,
         fee: 0,
         fee_selector: FeeSelector::Consumer.into(),
-        nonce,
+        nonce: 0,
         memo: vec![],
     });
-    let tx = tb_chain::SignedTx::sign_paying_floor(p, key, chain_id, floor);
-    let hex = hex::encode(tb_primitives::encode(&tx));
-    n.call("submit_tx", json!([hex]))
-        .ok()
-        .map(|r| r["id"].as_str().unwrap().to_string())
+    n.try_send(key, vec![p]).pop()?.ok()
 }
 
 /// Every transaction seen included in a block that is still canonical is included
@@ -143,7 +125,7 @@ fn a_hundred_kill_9s_while_mining_importing_and_answering_jobs_lose_nothing_comm
         assert!(!log.contains("panicked"), "{ctx}: a clean start:\n{log}");
 
         // Nothing committed went back.
-        let w = work(&a);
+        let w = a.total_work();
         assert!(
             w >= seen_work,
             "{ctx}: total work {w} < {seen_work} reported before the kill"
@@ -179,7 +161,7 @@ fn a_hundred_kill_9s_while_mining_importing_and_answering_jobs_lose_nothing_comm
         std::thread::sleep(std::time::Duration::from_millis(200 + rng.below(1300)));
 
         // What A reports now counts as committed.
-        seen_work = work(&a);
+        seen_work = a.total_work();
         if let Some((h, id)) = &prev_head {
             if !canonical(&a, *h, id) {
                 reorged += 1;
@@ -220,7 +202,7 @@ fn a_hundred_kill_9s_while_mining_importing_and_answering_jobs_lose_nothing_comm
     // is canonical is known.
     let a = Node::devnet(&adir, &["--bootnode", &boot], &[]);
     wait_for(60, "A to catch up with B", || {
-        (work(&a) >= work(&b)).then_some(())
+        (a.total_work() >= b.total_work()).then_some(())
     });
     check_committed(&a, &included, "the end");
     let mut states: BTreeMap<String, usize> = BTreeMap::new();

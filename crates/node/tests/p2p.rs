@@ -29,6 +29,11 @@ fn plain(dir: &std::path::Path, bootnodes: &[String]) -> Node {
     )
 }
 
+/// A node that mines, relays and serves (no provider or verifier).
+fn miner(dir: &std::path::Path) -> Node {
+    Node::devnet(dir, &[], &[("TB_PROVIDER", OFF), ("TB_VERIFIER", OFF)])
+}
+
 fn head(n: &Node) -> (u64, String, String) {
     let h = n.ok("chain.head", json!([]));
     (
@@ -36,14 +41,6 @@ fn head(n: &Node) -> (u64, String, String) {
         h["id"].as_str().unwrap().to_string(),
         h["state_root"].as_str().unwrap().to_string(),
     )
-}
-
-fn info(n: &Node) -> Value {
-    n.ok("chain.info", json!([]))
-}
-
-fn work(n: &Node) -> u128 {
-    info(n)["total_work"].as_str().unwrap().parse().unwrap()
 }
 
 /// Waits until every node has the same tip (and state root); returns it.
@@ -194,7 +191,7 @@ fn a_partitioned_node_rejoins_and_every_node_ends_on_the_heaviest_chain() {
     let a_h = a.height();
     // The lone side outworks the majority: A and B must reorganise onto it.
     wait_for(120, "C's branch heavier", || {
-        (c_alone.height() >= a_h + 20 && work(&c_alone) > work(&a) + 3).then_some(())
+        (c_alone.height() >= a_h + 20 && c_alone.total_work() > a.total_work() + 3).then_some(())
     });
     c_alone.ok("stop_mining", json!([]));
     let (_, ab_tip, _) = converged(&[&a, &b], 30, "A and B agree");
@@ -241,11 +238,7 @@ fn probe(target: &str, mode: &str) -> Value {
 #[test]
 fn peers_sending_invalid_data_are_penalised_and_banned_while_honest_nodes_carry_on() {
     let d = tempfile::tempdir().unwrap();
-    let a = Node::devnet(
-        &d.path().join("a"),
-        &[],
-        &[("TB_PROVIDER", OFF), ("TB_VERIFIER", OFF)],
-    );
+    let a = miner(&d.path().join("a"));
     let b = plain(&d.path().join("b"), &[a.p2p()]);
     converged(&[&a, &b], 60, "two nodes on one head");
 
@@ -349,11 +342,7 @@ async fn idle_flood(
 fn four_hundred_idle_connections_from_one_host_do_not_keep_a_real_peer_out() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let d = tempfile::tempdir().unwrap();
-    let a = Node::devnet(
-        &d.path().join("a"),
-        &[],
-        &[("TB_PROVIDER", OFF), ("TB_VERIFIER", OFF)],
-    );
+    let a = miner(&d.path().join("a"));
     wait_for(60, "a few blocks", || (a.height() >= 3).then_some(()));
     // The attacker holds 400 idle connections from 127.0.0.2 (another host as far as
     // the node can tell), reopening each one the node drops.

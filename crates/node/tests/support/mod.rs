@@ -119,6 +119,22 @@ impl Node {
 
     /// Signs `payloads` with `key` from its next nonce and submits them.
     pub fn send(&self, key: &SecretKey, payloads: Vec<TxPayload>) -> Vec<String> {
+        self.try_send(key, payloads)
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|e| {
+                    panic!("submit_tx failed: {e}\nnode log:\n{}", self.log_text())
+                })
+            })
+            .collect()
+    }
+
+    /// [`Node::send`], with each submission's id or the error the node answered.
+    pub fn try_send(
+        &self,
+        key: &SecretKey,
+        payloads: Vec<TxPayload>,
+    ) -> Vec<Result<String, Value>> {
         let info = self.ok("chain.info", json!([]));
         let chain_id = info["chain_id"].as_u64().unwrap();
         let floor = info["fee_floor_per_byte"].as_u64().unwrap();
@@ -132,12 +148,19 @@ impl Node {
                 *p.nonce_mut() = n0 + i as u64;
                 let tx = SignedTx::sign_paying_floor(p, key, chain_id, floor);
                 let hex = hex::encode(tb_primitives::encode(&tx));
-                self.ok("submit_tx", json!([hex]))["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
+                self.call("submit_tx", json!([hex]))
+                    .map(|r| r["id"].as_str().unwrap().to_string())
             })
             .collect()
+    }
+
+    /// The best chain's total work (`chain.info`).
+    pub fn total_work(&self) -> u128 {
+        self.ok("chain.info", json!([]))["total_work"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     /// Publishes the example job `name` and submits it from `key` (max price 2 tokens,
