@@ -819,6 +819,27 @@ mod tests {
                 })
             ));
         }
+        // The connection and memory limits, each named when out of range.
+        for (text, field) in [
+            ("rpc_connections_per_ip = 0\n", "rpc_connections_per_ip"),
+            (
+                "rpc_max_connections = 4\nrpc_connections_per_ip = 5\n",
+                "rpc_connections_per_ip",
+            ),
+            ("rpc_idle_secs = 0\n", "rpc_idle_secs"),
+            ("rpc_idle_secs = 86401\n", "rpc_idle_secs"),
+            ("rpc_request_memory_mb = 7\n", "rpc_request_memory_mb"),
+            ("rpc_request_memory_mb = 16385\n", "rpc_request_memory_mb"),
+            ("[p2p]\ninbound_per_ip = 0\n", "p2p.inbound_per_ip"),
+            ("[p2p]\ninbound_per_ip = 49\n", "p2p.inbound_per_ip"),
+        ] {
+            std::fs::write(&f, text).unwrap();
+            let r = load_str(&format!("--config {}", f.display()));
+            assert!(
+                matches!(&r, Err(ConfigError::Invalid { field: g, .. }) if *g == field),
+                "{text}: {r:?}"
+            );
+        }
         for (flag, field) in [
             ("--mempool-ttl-secs 0", "mempool.ttl_secs"),
             ("--mempool-capacity 0", "mempool.capacity"),
