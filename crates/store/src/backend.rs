@@ -66,6 +66,16 @@ impl StoreConfig {
             .set_cache_size(self.page_cache_bytes())
             .create(path)?)
     }
+
+    /// Opens or creates a redb database on `backend` with this page cache.
+    pub(crate) fn create_db_on(
+        &self,
+        backend: impl redb::StorageBackend,
+    ) -> Result<redb::Database, StoreError> {
+        Ok(redb::Builder::new()
+            .set_cache_size(self.page_cache_bytes())
+            .create_with_backend(backend)?)
+    }
 }
 
 /// Default cache: 256 MiB.

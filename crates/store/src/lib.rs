@@ -14,6 +14,8 @@
 mod backend;
 mod chaindb;
 mod migrate;
+#[cfg(feature = "planted-bugs")]
+pub mod planted;
 mod schema;
 
 pub use backend::{

@@ -141,19 +141,7 @@ impl AdminServer for Rpc {
         require_admin(ext)?;
         let c = self.node.core();
         let tip = c.db.tip().height;
-        let (mut mc, mut mi) = (0u128, 0u128);
-        for h in 0..=tip {
-            let e =
-                c.db.canonical_id(h)
-                    .and_then(|id| match id {
-                        Some(id) => c.db.header_entry(&id),
-                        None => Ok(None),
-                    })
-                    .map_err(unavailable)?
-                    .ok_or_else(|| unavailable(format!("no canonical header at {h}")))?;
-            mc += u128::from(e.header.coinbase_consumer);
-            mi += u128::from(e.header.coinbase_industrial);
-        }
+        let (mc, mi) = c.db.canonical_coinbases().map_err(unavailable)?;
         let s = tb_chain::market::audit::supply(c.db.state());
         let running = tb_chain::market::audit::check_running_totals(c.db.state()).err();
         let pair = |(a, b): (u128, u128)| Pair {
