@@ -745,6 +745,29 @@ impl Mempool {
         gone.len()
     }
 
+    /// After a block template was built from `picked` on `state` (the tip it was
+    /// built on) and included `included`: drops every picked transaction the template
+    /// skipped at its sender's next nonce — it does not execute on the tip (a late
+    /// receipt, a second challenge) — with what depends on it
+    /// ([`Mempool::drop_with_dependents`]). Returns how many entries left.
+    pub fn drop_skipped<S: StateRead + ?Sized>(
+        &mut self,
+        picked: &[SignedTx],
+        included: &[SignedTx],
+        state: &S,
+    ) -> usize {
+        let included: std::collections::BTreeSet<Id> = included.iter().map(|t| t.id()).collect();
+        let mut dropped = 0;
+        for tx in picked {
+            let id = tx.id();
+            let next = state.account(&tx.payload.from()).nonce;
+            if !included.contains(&id) && tx.payload.nonce() == next {
+                dropped += self.drop_with_dependents(&id);
+            }
+        }
+        dropped
+    }
+
     /// After a reorganisation: re-admits `txs` (the undone blocks'
     /// transactions, any order) against `state`, the new tip's, as seen at
     /// `now_ms`. Best effort: each sender's reinserted and pending

@@ -3,11 +3,10 @@
 //! slices (so a stop, or a new tip from elsewhere, is noticed within one slice), and
 //! imports it through [`Node::import`].
 
-use crate::node::{now_ms, Node};
+use crate::node::{now_ms, Core, Node};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tb_chain::StateRead;
 use tb_primitives::Address;
 
 /// Nonces tried between checks for a stop or a new tip.
@@ -45,18 +44,9 @@ pub fn mine_one(node: &Node, beneficiary: Address) -> Result<Option<u64>, String
             c.db.build_template(picked.iter(), now, beneficiary)
                 .map_err(|e| e.to_string())?;
         // A picked transaction the template skipped at its sender's next nonce does not
-        // execute on the tip (a late receipt, a second challenge): drop it and what
-        // depends on it, or the sender is blocked until its time to live.
-        let included: std::collections::BTreeSet<tb_primitives::Id> =
-            block.txs.iter().map(|t| t.id()).collect();
-        let mut skipped = 0;
-        for tx in &picked {
-            let id = tx.id();
-            let next = c.db.state().account(&tx.payload.from()).nonce;
-            if !included.contains(&id) && tx.payload.nonce() == next {
-                skipped += c.pool.drop_with_dependents(&id);
-            }
-        }
+        // execute on the tip: dropped, or the sender is blocked until its time to live.
+        let Core { db, pool, .. } = &mut *c;
+        let skipped = pool.drop_skipped(&picked, &block.txs, db.state());
         node.metrics
             .inc_by("orphan_sweep_total", &[], skipped as u64);
         block
