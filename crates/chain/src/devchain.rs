@@ -124,11 +124,21 @@ pub fn provider_payloads(from: Address, max_leases: u32, stake: u64) -> Vec<TxPa
 /// The `PublishBlob` payloads that publish `bytes` from `from`, unless the object is
 /// already available (nonces 0: `Chain::signed` sets them).
 pub fn publish(chain: &Chain, from: Address, bytes: &[u8]) -> Vec<TxPayload> {
+    publish_on(&chain.state, &chain.params, from, bytes)
+}
+
+/// [`publish`] against any state (a store's, a simulated node's).
+pub fn publish_on<S: StateRead + ?Sized>(
+    state: &S,
+    params: &ChainParams,
+    from: Address,
+    bytes: &[u8],
+) -> Vec<TxPayload> {
     let id = tb_primitives::sha256_digest(bytes).0;
-    if crate::market::records::object(&chain.state, &id).is_some() {
+    if crate::market::records::object(state, &id).is_some() {
         return vec![];
     }
-    crate::market::objects::publish_payloads(&chain.params.market, from, bytes)
+    crate::market::objects::publish_payloads(&params.market, from, bytes)
         .into_iter()
         .map(TxPayload::PublishBlob)
         .collect()
@@ -145,20 +155,33 @@ pub fn challenge_payloads(
     c: &tb_job::Challenge,
     withhold: bool,
 ) -> Vec<TxPayload> {
+    challenge_payloads_on(&chain.state, &chain.params, from, job_blob, t, c, withhold)
+}
+
+/// [`challenge_payloads`] against any state (a store's, a simulated node's).
+pub fn challenge_payloads_on<S: StateRead + ?Sized>(
+    state: &S,
+    params: &ChainParams,
+    from: Address,
+    job_blob: &[u8],
+    t: tb_primitives::Id,
+    c: &tb_job::Challenge,
+    withhold: bool,
+) -> Vec<TxPayload> {
     let bundle = c
         .bundle
         .encode()
         .expect("a bundle built by build_challenge encodes");
-    let mut out = publish(chain, from, job_blob);
+    let mut out = publish_on(state, params, from, job_blob);
     if !withhold {
-        out.extend(publish(chain, from, &bundle));
+        out.extend(publish_on(state, params, from, &bundle));
     }
     let mut tx = crate::market::dispute::challenge_tx(
         from,
         t,
         c,
         &bundle,
-        chain.params.market.challenge_bond_micro,
+        params.market.challenge_bond_micro,
         crate::tx::FeeSelector::Industrial,
     );
     tx.fee = 10;
