@@ -1,0 +1,929 @@
+//! The simulated world: nodes (a real [`ChainDb`] on a [`SimDisk`], a real
+//! [`Mempool`]), the network between them, the market's actors, and the faults, all
+//! driven by one seed in 100 ms ticks of simulated time. Invariants are checked as it
+//! runs and at the end; the first one broken stops the run with a [`Violation`].
+
+use crate::actors::{self, Actor, Catalogue, Challenger, Example, Kind, Provider};
+use crate::disk::SimDisk;
+use crate::net::{Msg, NetFaults, Network};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use tb_chain::market::audit::{check_running_totals, supply};
+use tb_chain::market::dispute::disputes;
+use tb_chain::market::records::{JobState, Outcome, SlashReason};
+use tb_chain::mempool::{Mempool, MempoolConfig};
+use tb_chain::state::{account_key, Account, StateRead};
+use tb_chain::{mine, Block, ChainParams, SignedTx};
+use tb_primitives::{encode, Address, Id, SecretKey, MICRO_PER_TOKEN};
+use tb_store::{ChainDb, ImportError, ImportOutcome, StoreConfig};
+
+/// Simulated milliseconds per tick.
+pub const TICK_MS: u64 = 100;
+/// Orphan blocks a node holds while it fetches their ancestors.
+pub const ORPHANS_MAX: usize = 256;
+
+/// One run's settings. [`SimConfig::new`] gives the defaults CI runs.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub nodes: usize,
+    /// Simulated seconds with jobs and faults.
+    pub fault_secs: u64,
+    /// Simulated seconds after the last fault and job, for disputes to settle.
+    pub settle_secs: u64,
+    /// Simulated seconds, after settling, the nodes get to agree on one chain.
+    pub converge_secs: u64,
+    pub net: NetFaults,
+    /// Chance per simulated second that a partition starts (none is in force).
+    pub partition_chance: f64,
+    /// How long a partition lasts (s).
+    pub partition_secs: (u64, u64),
+    /// Chance per simulated second that a node is set to crash.
+    pub crash_chance: f64,
+    /// How long a crashed node stays down (s).
+    pub down_secs: (u64, u64),
+}
+
+impl SimConfig {
+    pub fn new(seed: u64) -> SimConfig {
+        SimConfig {
+            seed,
+            nodes: 4,
+            fault_secs: 150,
+            settle_secs: 120,
+            converge_secs: 60,
+            net: NetFaults {
+                delay_ms: (5, 400),
+                drop: 0.05,
+                duplicate: 0.05,
+            },
+            partition_chance: 0.03,
+            partition_secs: (2, 8),
+            crash_chance: 0.06,
+            down_secs: (1, 6),
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub seed: u64,
+    pub height: u64,
+    pub blocks_mined: u64,
+    pub reorgs: u64,
+    pub partitions: u64,
+    pub crashes: u64,
+    /// Crashes with writes pending on the disk (inside a commit or a flush).
+    pub crashes_mid_write: u64,
+    pub reexecuted_at_restart: u64,
+    pub messages: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
+    pub jobs: u64,
+    /// Cheats caught, by "role/slash reason".
+    pub caught: BTreeMap<String, u64>,
+    pub lying_challenges_lost: u64,
+    pub verifier_challenges_won: u64,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "seed {}: height {}, {} blocks mined, {} reorgs, {} partitions, {} crashes \
+             ({} mid-write, {} blocks re-executed at restart), {} messages ({} dropped, \
+             {} duplicated), {} jobs, caught {:?}, {} lying challenges lost, {} verifier \
+             challenges won",
+            self.seed,
+            self.height,
+            self.blocks_mined,
+            self.reorgs,
+            self.partitions,
+            self.crashes,
+            self.crashes_mid_write,
+            self.reexecuted_at_restart,
+            self.messages,
+            self.dropped,
+            self.duplicated,
+            self.jobs,
+            self.caught,
+            self.lying_challenges_lost,
+            self.verifier_challenges_won
+        )
+    }
+}
+
+/// A broken invariant: the seed that replays it, when, and what.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("seed {seed} at {at_ms} ms: {what} (replay: {replay})")]
+pub struct Violation {
+    pub seed: u64,
+    pub at_ms: u64,
+    pub what: String,
+    /// The command that replays it.
+    pub replay: String,
+}
+
+impl SimConfig {
+    /// The `tb-sim` command that runs this configuration.
+    pub fn replay_command(&self) -> String {
+        format!(
+            "tb-sim --seed {} --nodes {} --fault-secs {}",
+            self.seed, self.nodes, self.fault_secs
+        )
+    }
+}
+
+/// The chain parameters of the simulation: devnet's, with a small, fast market.
+pub fn params() -> ChainParams {
+    let mut p = ChainParams::devnet();
+    let m = &mut p.market;
+    m.epoch_blocks = 50;
+    // Every window is longer than the longest partition and crash (10 s at about a
+    // block a second): an honest party cut off for longer than a deadline is rightly
+    // slashed, and that is not what the simulation looks for.
+    m.challenge_window_blocks = 16;
+    m.evidence_deadline_blocks = 20;
+    m.reveal_blocks = 20;
+    m.lane_lease_blocks = vec![24, 48, 96];
+    m.retry_budget = 1;
+    m.backoff_blocks = 1;
+    m.min_stake_micro = MICRO_PER_TOKEN;
+    m.jail_blocks = 10;
+    m.flops_per_unit = 1_000_000;
+    m.availability_floor_bps = 0;
+    m.challenge_bond_micro = 10 * MICRO_PER_TOKEN;
+    m.validate()
+        .expect("the simulation's market parameters are in range");
+    p
+}
+
+/// Blocks between a job's submission and its deadline.
+const DEADLINE_BLOCKS: u64 = 60;
+const FUNDS: u64 = 100_000 * MICRO_PER_TOKEN;
+
+struct Node {
+    disk: SimDisk,
+    db: Option<ChainDb>,
+    pool: Mempool,
+    down_until: u64,
+    miner: Address,
+    /// Blocks waiting for their parent, by id.
+    orphans: BTreeMap<Id, Arc<Block>>,
+    /// Blocks whose import returned success: they must survive any crash.
+    committed: BTreeSet<Id>,
+    /// The most total work this node's tip has had.
+    best_work: u128,
+    skew_ms: u64,
+}
+
+struct World {
+    cfg: SimConfig,
+    rng: ChaCha8Rng,
+    now: u64,
+    nodes: Vec<Node>,
+    net: Network,
+    cat: Catalogue,
+    actors: Vec<Actor>,
+    genesis_minted: (u128, u128),
+    partition_until: u64,
+    /// The genesis timestamp: simulated time 0.
+    epoch_ms: u64,
+    report: Report,
+}
+
+/// Runs one seed to the end, checking every invariant; the report, or the first
+/// invariant broken.
+pub fn run(cfg: SimConfig) -> Result<Report, Violation> {
+    let mut w = World::new(cfg)?;
+    w.run()?;
+    Ok(w.report)
+}
+
+impl World {
+    fn violation(&self, what: impl Into<String>) -> Violation {
+        Violation {
+            seed: self.cfg.seed,
+            at_ms: self.now,
+            what: what.into(),
+            replay: self.cfg.replay_command(),
+        }
+    }
+
+    fn new(cfg: SimConfig) -> Result<World, Violation> {
+        let seed = cfg.seed;
+        let replay = cfg.replay_command();
+        let fail = |what: String| Violation {
+            seed,
+            at_ms: 0,
+            what,
+            replay: replay.clone(),
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let params = params();
+        let examples = ["train-step", "mlp", "matmul-chain"]
+            .into_iter()
+            .map(Example::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fail)?;
+        let n = cfg.nodes.max(2);
+        let mut kinds = vec![Kind::Requester, Kind::Requester];
+        kinds.extend(
+            [
+                Provider::Honest,
+                Provider::Honest,
+                Provider::Honest,
+                Provider::Honest,
+                Provider::Corrupting,
+                Provider::Corrupting,
+                Provider::Lazy,
+                Provider::Lazy,
+                Provider::Withholding,
+            ]
+            .map(Kind::Provider),
+        );
+        kinds.extend((0..n).map(|_| Kind::Challenger(Challenger::Verifier)));
+        kinds.extend([
+            Kind::Challenger(Challenger::Liar),
+            Kind::Challenger(Challenger::Withholder),
+        ]);
+        let actors: Vec<Actor> = kinds
+            .into_iter()
+            .enumerate()
+            .map(|(i, kind)| Actor {
+                key: SecretKey::dev(&format!("sim-{seed}-{i}")),
+                kind,
+                home: i % n,
+                in_flight: None,
+            })
+            .collect();
+        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = actors
+            .iter()
+            .map(|a| {
+                (
+                    account_key(&a.key.address()),
+                    encode(&Account {
+                        nonce: 0,
+                        consumer: FUNDS,
+                        industrial: FUNDS,
+                    }),
+                )
+            })
+            .collect();
+        entries.sort();
+        let minted = FUNDS as u128 * actors.len() as u128;
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let disk = SimDisk::new();
+            let mut db = ChainDb::create_with_genesis_state_on(
+                disk.clone(),
+                params.clone(),
+                StoreConfig::default(),
+                [entries.clone()],
+            )
+            .map_err(|e| fail(format!("node {i}: creating its store: {e}")))?;
+            db.set_verify_threads(1);
+            let pool = Mempool::new(MempoolConfig::default(), params.clone());
+            db.set_sig_cache(pool.sig_cache());
+            nodes.push(Node {
+                disk,
+                db: Some(db),
+                pool,
+                down_until: 0,
+                miner: SecretKey::dev(&format!("sim-{seed}-miner-{i}")).address(),
+                orphans: BTreeMap::new(),
+                committed: BTreeSet::new(),
+                best_work: 0,
+                skew_ms: rng.gen_range(0..500),
+            });
+        }
+        Ok(World {
+            report: Report {
+                seed,
+                ..Report::default()
+            },
+            cfg,
+            rng,
+            now: 0,
+            nodes,
+            net: Network::new(),
+            cat: Catalogue {
+                params: params.clone(),
+                examples,
+            },
+            actors,
+            genesis_minted: (minted, minted),
+            partition_until: 0,
+            epoch_ms: tb_chain::block::genesis_header(&params).timestamp_ms,
+        })
+    }
+
+    fn faults_on(&self) -> bool {
+        self.now < self.cfg.fault_secs * 1000
+    }
+
+    fn run(&mut self) -> Result<(), Violation> {
+        let end_faults = self.cfg.fault_secs * 1000;
+        let end_settle = end_faults + self.cfg.settle_secs * 1000;
+        let end = end_settle + self.cfg.converge_secs * 1000;
+        while self.now < end {
+            self.now += TICK_MS;
+            self.deliver()?;
+            self.restart_due()?;
+            self.mine()?;
+            if self.now.is_multiple_of(1000) {
+                self.second()?;
+            }
+            if self.now >= end_settle && self.converged()? {
+                break;
+            }
+        }
+        if !self.converged()? {
+            let tips: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|n| {
+                    n.db.as_ref().map_or("down".into(), |d| {
+                        format!(
+                            "{} at {} (work {})",
+                            d.tip_id(),
+                            d.tip().height,
+                            d.tip_total_work()
+                        )
+                    })
+                })
+                .collect();
+            return Err(self.violation(format!(
+                "the nodes did not agree on one chain {} s after the faults ended: {tips:?}",
+                self.cfg.settle_secs + self.cfg.converge_secs
+            )));
+        }
+        self.final_checks()
+    }
+
+    /// Every node up and on the same tip, nothing in flight that could change it.
+    fn converged(&self) -> Result<bool, Violation> {
+        let mut tip = None;
+        for n in &self.nodes {
+            let Some(db) = &n.db else {
+                return Ok(false);
+            };
+            match tip {
+                None => tip = Some(db.tip_id()),
+                Some(t) if t != db.tip_id() => return Ok(false),
+                _ => {}
+            }
+        }
+        Ok(true)
+    }
+
+    /// Once a simulated second: status gossip, faults, actors.
+    fn second(&mut self) -> Result<(), Violation> {
+        for i in 0..self.nodes.len() {
+            if let Some(db) = &self.nodes[i].db {
+                let msg = Msg::Status {
+                    tip: db.tip_id(),
+                    work: db.tip_total_work(),
+                };
+                self.broadcast(i, msg);
+            }
+        }
+        if self.faults_on() {
+            self.faults();
+        } else if self.net.partitioned() {
+            self.net.heal();
+        }
+        if self.net.partitioned() && self.now >= self.partition_until {
+            self.net.heal();
+        }
+        self.act()
+    }
+
+    fn faults(&mut self) {
+        let n = self.nodes.len();
+        if !self.net.partitioned() && self.rng.gen_bool(self.cfg.partition_chance) {
+            let mut sides: Vec<bool> = (0..n).map(|_| self.rng.gen()).collect();
+            if sides.iter().all(|s| *s == sides[0]) {
+                let i = self.rng.gen_range(0..n);
+                sides[i] = !sides[i];
+            }
+            let secs = self
+                .rng
+                .gen_range(self.cfg.partition_secs.0..=self.cfg.partition_secs.1);
+            self.partition_until = self.now + secs * 1000;
+            self.net.partition(sides);
+            self.report.partitions += 1;
+        }
+        if self.rng.gen_bool(self.cfg.crash_chance) {
+            let i = self.rng.gen_range(0..n);
+            if self.nodes[i].db.is_some() {
+                // At a random later write (most often inside the next import's commit
+                // or flush), or right now between two operations.
+                if self.rng.gen_bool(0.25) {
+                    self.nodes[i].disk.crash_now();
+                } else {
+                    let at = self.rng.gen_range(0..80);
+                    self.nodes[i].disk.arm_crash(at);
+                }
+                self.check_crashed(i);
+            }
+        }
+    }
+
+    /// Takes node `i` down if its disk crashed.
+    fn check_crashed(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        if node.db.is_none() || !node.disk.crashed() {
+            return;
+        }
+        // The process dies: what it held in memory is gone; its drop-time flush
+        // fails on the dead disk.
+        drop(node.db.take());
+        node.pool = Mempool::new(MempoolConfig::default(), self.cat.params.clone());
+        node.orphans.clear();
+        let secs = self
+            .rng
+            .gen_range(self.cfg.down_secs.0..=self.cfg.down_secs.1);
+        node.down_until = self.now + secs * 1000;
+        self.report.crashes += 1;
+        if node.disk.pending() > 0 {
+            self.report.crashes_mid_write += 1;
+        }
+    }
+
+    fn restart_due(&mut self) -> Result<(), Violation> {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].db.is_some() || self.now < self.nodes[i].down_until {
+                continue;
+            }
+            let pending = self.nodes[i].disk.pending();
+            let kept = self.rng.gen_range(0..=pending);
+            let disk = self.nodes[i].disk.restart(kept);
+            let mut db = ChainDb::open_on(disk.clone(), self.cat.params.clone(), StoreConfig::default())
+                .map_err(|e| {
+                    self.violation(format!(
+                        "node {i} does not reopen after a crash ({kept} of {pending} pending writes kept): {e}"
+                    ))
+                })?;
+            db.set_verify_threads(1);
+            db.set_sig_cache(self.nodes[i].pool.sig_cache());
+            let node = &self.nodes[i];
+            for id in &node.committed {
+                let stored = db
+                    .header_entry(id)
+                    .map_err(|e| self.violation(e.to_string()))?;
+                if stored.is_none() {
+                    return Err(self.violation(format!(
+                        "node {i} lost block {id}, committed before its crash"
+                    )));
+                }
+            }
+            if db.tip_total_work() < node.best_work {
+                return Err(self.violation(format!(
+                    "node {i}'s tip went back after a crash: work {} < {}",
+                    db.tip_total_work(),
+                    node.best_work
+                )));
+            }
+            self.report.reexecuted_at_restart += u64::from(db.reexecuted_at_open());
+            let node = &mut self.nodes[i];
+            node.disk = disk;
+            node.db = Some(db);
+            self.check_node(i)?;
+        }
+        Ok(())
+    }
+
+    /// Node `i`'s clock: the genesis timestamp, plus the simulated time, plus its skew.
+    fn node_now(&self, i: usize) -> u64 {
+        self.epoch_ms + self.now + self.nodes[i].skew_ms
+    }
+
+    fn broadcast(&mut self, from: usize, msg: Msg) {
+        for to in 0..self.nodes.len() {
+            if to != from {
+                self.send(from, to, msg.clone());
+            }
+        }
+    }
+
+    fn send(&mut self, from: usize, to: usize, msg: Msg) {
+        let faults = if self.faults_on() {
+            self.cfg.net.clone()
+        } else {
+            NetFaults::calm()
+        };
+        self.net
+            .send(&mut self.rng, &faults, self.now, from, to, msg);
+        self.report.messages = self.net.sent;
+        self.report.dropped = self.net.dropped;
+        self.report.duplicated = self.net.duplicated;
+    }
+
+    fn deliver(&mut self) -> Result<(), Violation> {
+        while let Some((from, to, msg)) = self.net.next_due(self.now) {
+            if self.nodes[to].db.is_none() {
+                continue; // a dead node hears nothing
+            }
+            match msg {
+                Msg::Block(b) => self.receive_block(to, from, b)?,
+                Msg::Tx(tx) => self.receive_tx(to, (*tx).clone()),
+                Msg::Status { tip, work } => {
+                    let Some(db) = &self.nodes[to].db else {
+                        continue;
+                    };
+                    let known = db
+                        .header_entry(&tip)
+                        .map_err(|e| self.violation(e.to_string()))?
+                        .is_some();
+                    if work > db.tip_total_work()
+                        && !known
+                        && !self.nodes[to].orphans.contains_key(&tip)
+                    {
+                        self.send(to, from, Msg::GetBlock(tip));
+                    }
+                }
+                Msg::GetBlock(id) => {
+                    let Some(db) = &self.nodes[to].db else {
+                        continue;
+                    };
+                    if let Ok(Some(b)) = db.block(&id) {
+                        self.send(to, from, Msg::Block(Arc::new(b)));
+                    }
+                }
+            }
+            self.check_crashed(to);
+        }
+        Ok(())
+    }
+
+    fn receive_tx(&mut self, at: usize, tx: SignedTx) {
+        let now = self.node_now(at);
+        let node = &mut self.nodes[at];
+        let Some(db) = &node.db else {
+            return;
+        };
+        if node.pool.admit(tx.clone(), db.state(), now).is_ok() {
+            self.broadcast(at, Msg::Tx(Arc::new(tx)));
+        }
+    }
+
+    fn receive_block(&mut self, at: usize, from: usize, b: Arc<Block>) -> Result<(), Violation> {
+        let mut queue = vec![b];
+        while let Some(b) = queue.pop() {
+            let now = self.node_now(at);
+            let Some(db) = self.nodes[at].db.as_mut() else {
+                return Ok(());
+            };
+            let id = b.id();
+            let prev_tip = db.tip_id();
+            match db.import_block(&b, now) {
+                Ok(out) => {
+                    self.nodes[at].orphans.remove(&id);
+                    self.imported(at, &b, prev_tip, &out)?;
+                    // Its children waiting as orphans come next.
+                    let children: Vec<Arc<Block>> = self.nodes[at]
+                        .orphans
+                        .values()
+                        .filter(|o| o.header.parent == id)
+                        .cloned()
+                        .collect();
+                    queue.extend(children);
+                }
+                Err(ImportError::UnknownParent(p)) => {
+                    let node = &mut self.nodes[at];
+                    if node.orphans.len() < ORPHANS_MAX {
+                        node.orphans.insert(id, b.clone());
+                    }
+                    self.send(at, from, Msg::GetBlock(p));
+                }
+                Err(e) => {
+                    if self.nodes[at].disk.crashed() {
+                        self.check_crashed(at);
+                        return Ok(());
+                    }
+                    // Every miner here is honest: a refused block is a bug.
+                    return Err(self.violation(format!(
+                        "node {at} refused block {id} at height {}: {e}",
+                        b.header.height
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After a successful import on node `at`: gossip, mempool upkeep, checks.
+    fn imported(
+        &mut self,
+        at: usize,
+        b: &Arc<Block>,
+        prev_tip: Id,
+        out: &ImportOutcome,
+    ) -> Result<(), Violation> {
+        let id = b.id();
+        self.nodes[at].committed.insert(id);
+        if matches!(out, ImportOutcome::AlreadyKnown) {
+            return Ok(());
+        }
+        self.broadcast(at, Msg::Block(b.clone()));
+        let now = self.node_now(at);
+        let node = &mut self.nodes[at];
+        let Some(db) = node.db.as_ref() else {
+            return Ok(());
+        };
+        match out {
+            ImportOutcome::Extended { .. } => {
+                node.pool.remove_included(&b.txs, db.state());
+            }
+            ImportOutcome::Reorged { ancestor, .. } => {
+                self.report.reorgs += 1;
+                let mut undone = Vec::new();
+                let mut cur = prev_tip;
+                while cur != *ancestor {
+                    let Ok(Some(old)) = db.block(&cur) else {
+                        break;
+                    };
+                    cur = old.header.parent;
+                    undone.extend(old.txs);
+                }
+                let from = db
+                    .header_entry(ancestor)
+                    .ok()
+                    .flatten()
+                    .map_or(1, |e| e.header.height + 1);
+                for h in from..=db.tip().height {
+                    if let Ok(Some(nb)) = db.block_at(h) {
+                        node.pool.remove_included(&nb.txs, db.state());
+                    }
+                }
+                node.pool.reinsert(&undone, db.state(), now);
+            }
+            ImportOutcome::SideChain | ImportOutcome::AlreadyKnown => return Ok(()),
+        }
+        node.pool.sweep_orphans(db.state());
+        node.best_work = node.best_work.max(db.tip_total_work());
+        self.check_node(at)
+    }
+
+    /// The invariants of one node's tip: conservation of tokens, the market's running
+    /// totals, and no honest party slashed.
+    fn check_node(&self, i: usize) -> Result<(), Violation> {
+        let Some(db) = &self.nodes[i].db else {
+            return Ok(());
+        };
+        let state = db.state();
+        let (c, ind) = db
+            .canonical_coinbases()
+            .map_err(|e| self.violation(e.to_string()))?;
+        let minted = (self.genesis_minted.0 + c, self.genesis_minted.1 + ind);
+        let s = supply(state);
+        if s.total() != minted {
+            return Err(self.violation(format!(
+                "node {i} at height {}: tokens not conserved: accounted {:?}, minted {minted:?}",
+                db.tip().height,
+                s.total()
+            )));
+        }
+        check_running_totals(state)
+            .map_err(|e| self.violation(format!("node {i}: running totals: {e}")))?;
+        for x in tb_chain::market::query::slashes(state, None) {
+            if self.kind_of(&x.provider).is_some_and(|k| k.honest()) {
+                return Err(self.violation(format!(
+                    "node {i} at height {}: an honest provider was slashed: {x:?}",
+                    db.tip().height
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn kind_of(&self, a: &Address) -> Option<Kind> {
+        self.actors
+            .iter()
+            .find(|x| x.key.address() == *a)
+            .map(|x| x.kind)
+    }
+
+    /// Each live node finds a block with a chance that gives one a second in all.
+    fn mine(&mut self) -> Result<(), Violation> {
+        let n = self.nodes.len();
+        let chance = TICK_MS as f64 / 1000.0 / n as f64;
+        for i in 0..n {
+            if self.nodes[i].db.is_none() || !self.rng.gen_bool(chance) {
+                continue;
+            }
+            let now = self.node_now(i);
+            let p = &self.cat.params;
+            let node = &mut self.nodes[i];
+            let picked = node.pool.select(p.block_tx_count_max, p.block_bytes_max);
+            let Some(db) = node.db.as_mut() else {
+                continue;
+            };
+            let block = match db.build_template(picked.iter(), now, node.miner) {
+                Ok(b) => b,
+                Err(e) => {
+                    if node.disk.crashed() {
+                        self.check_crashed(i);
+                        continue;
+                    }
+                    return Err(self.violation(format!("node {i} cannot build a block: {e}")));
+                }
+            };
+            // As a node's miner does: what the template skipped at its sender's next
+            // nonce would block the sender until its time to live.
+            node.pool.drop_skipped(&picked, &block.txs, db.state());
+            let mut block = block;
+            block.header = mine(&block.header, 0, 10_000_000)
+                .ok_or_else(|| self.violation("devnet difficulty out of reach"))?;
+            self.report.blocks_mined += 1;
+            self.receive_block(i, i, Arc::new(block))?;
+            self.check_crashed(i);
+        }
+        Ok(())
+    }
+
+    /// The actors' turn: each with no batch in flight decides from the tip of its node.
+    fn act(&mut self) -> Result<(), Violation> {
+        let requesting = self.faults_on();
+        for a in 0..self.actors.len() {
+            let n = self.nodes.len();
+            let home = self.actors[a].home;
+            let Some(at) = (0..n)
+                .map(|k| (home + k) % n)
+                .find(|i| self.nodes[*i].db.is_some())
+            else {
+                return Ok(());
+            };
+            let me = self.actors[a].key.address();
+            let db = self.nodes[at].db.as_ref().expect("live");
+            let state = db.state();
+            let nonce = state.account(&me).nonce;
+            if let Some((last, sent, via)) = self.actors[a].in_flight {
+                // Given up after 8 s, or at once when the node it used went down.
+                if nonce <= last && self.now < sent + 8_000 && via == at {
+                    // Still waiting: send its pending transactions around again, as
+                    // a wallet does when a node may have missed them.
+                    let again: Vec<SignedTx> = self.nodes[at]
+                        .pool
+                        .iter()
+                        .filter(|tx| tx.payload.from() == me)
+                        .cloned()
+                        .collect();
+                    for tx in again {
+                        self.broadcast(at, Msg::Tx(Arc::new(tx)));
+                    }
+                    continue;
+                }
+                self.actors[a].in_flight = None;
+            }
+            if !actors::funded(state, &me) {
+                continue;
+            }
+            let h = db.tip().height + 1;
+            let key = &self.actors[a].key;
+            let payloads = match self.actors[a].kind {
+                Kind::Requester => {
+                    if !requesting || !self.rng.gen_bool(0.5) {
+                        continue;
+                    }
+                    self.report.jobs += 1;
+                    actors::requester_step(&self.cat, state, key, h, DEADLINE_BLOCKS, &mut self.rng)
+                }
+                Kind::Provider(role) => {
+                    if tb_chain::market::records::provider(state, &me).is_none() {
+                        tb_chain::devchain::provider_payloads(me, 4, 1_000 * MICRO_PER_TOKEN)
+                    } else {
+                        let jobs = tb_chain::market::query::jobs(state, None);
+                        actors::provider_step(&self.cat, state, key, role, h, &jobs)
+                    }
+                }
+                Kind::Challenger(role) => {
+                    // Liars stop with the faults; verifiers watch to the end.
+                    if role != Challenger::Verifier && !requesting {
+                        continue;
+                    }
+                    let jobs = tb_chain::market::query::jobs(state, None);
+                    actors::challenger_step(&self.cat, state, key, role, h, &jobs, &mut self.rng)
+                }
+            };
+            if payloads.is_empty() {
+                continue;
+            }
+            let now = self.node_now(at);
+            let chain_id = self.cat.params.chain_id;
+            let node = &mut self.nodes[at];
+            let db = node.db.as_ref().expect("live");
+            let first = node.pool.next_nonce(&me, db.state());
+            let floor = node.pool.config().fee_floor_per_byte;
+            let mut sent = Vec::new();
+            for (next, mut p) in (first..).zip(payloads) {
+                *p.nonce_mut() = next;
+                let tx = SignedTx::sign_paying_floor(p, &self.actors[a].key, chain_id, floor);
+                if node.pool.admit(tx.clone(), db.state(), now).is_err() {
+                    break;
+                }
+                sent.push(tx);
+            }
+            if let Some(last) = sent.last() {
+                self.actors[a].in_flight = Some((last.payload.nonce(), self.now, at));
+            }
+            for tx in sent {
+                self.broadcast(at, Msg::Tx(Arc::new(tx)));
+            }
+        }
+        Ok(())
+    }
+
+    /// After the nodes agree: every cheat on the chain slashed, every lying challenge
+    /// lost, every verifier challenge won, and the invariants of each node.
+    fn final_checks(&mut self) -> Result<(), Violation> {
+        for i in 0..self.nodes.len() {
+            self.check_node(i)?;
+        }
+        let db = self.nodes[0]
+            .db
+            .as_ref()
+            .expect("converged: every node is up");
+        let state = db.state();
+        self.report.height = db.tip().height;
+        let slashes = tb_chain::market::query::slashes(state, None);
+        let mut caught: BTreeMap<String, u64> = BTreeMap::new();
+        for (t, job) in tb_chain::market::query::jobs(state, None) {
+            // A seal is a cheat once every replica has sealed (reveals are then due).
+            let all_sealed = job.seals.len() as u64 >= u64::from(job.spec.redundancy);
+            let cheats: BTreeSet<Address> = job
+                .receipts
+                .iter()
+                .map(|x| x.provider)
+                .chain(job.seals.iter().filter(|_| all_sealed).map(|s| s.provider))
+                .filter(|a| self.kind_of(a).is_some_and(|k| !k.honest()))
+                .collect();
+            for a in cheats {
+                let kind = self.kind_of(&a).map_or("unknown", |k| k.label());
+                let s = slashes
+                    .iter()
+                    .find(|s| s.provider == a && s.task_id == Some(t))
+                    .ok_or_else(|| {
+                        self.violation(format!(
+                            "{kind} {a} cheated on job {t} and was not slashed (job {:?})",
+                            job.state
+                        ))
+                    })?;
+                if !matches!(
+                    s.reason,
+                    SlashReason::LostDispute | SlashReason::WithheldData
+                ) {
+                    return Err(
+                        self.violation(format!("a cheat slashed for {:?}: {s:?}", s.reason))
+                    );
+                }
+                *caught.entry(format!("{kind}/{:?}", s.reason)).or_default() += 1;
+            }
+            if job.state == JobState::Disputed {
+                return Err(self.violation(format!("job {t} still disputed after settling")));
+            }
+            for d in disputes(state, &t) {
+                let Some((c, _)) = d.challenger else {
+                    continue;
+                };
+
+                match (self.kind_of(&c), d.ruling) {
+                    (Some(Kind::Challenger(Challenger::Verifier)), Some(Outcome::Referee(x)))
+                        if x != d.accused.leaf =>
+                    {
+                        self.report.verifier_challenges_won += 1
+                    }
+                    // Another challenge refuted the receipts first (several verifiers
+                    // watch the same jobs): the bond went back.
+                    (
+                        Some(Kind::Challenger(Challenger::Verifier)),
+                        Some(Outcome::NoHonestLeaf | Outcome::Moot),
+                    ) => {}
+                    (Some(Kind::Challenger(Challenger::Verifier)), r) => {
+                        return Err(self.violation(format!(
+                            "the honest verifier's challenge of {t} ended {r:?}"
+                        )))
+                    }
+                    (Some(Kind::Challenger(_)), Some(Outcome::Withheld)) => {
+                        self.report.lying_challenges_lost += 1
+                    }
+                    (Some(Kind::Challenger(_)), Some(Outcome::Referee(x)))
+                        if x == d.accused.leaf =>
+                    {
+                        self.report.lying_challenges_lost += 1
+                    }
+                    (Some(Kind::Challenger(_)), r) => {
+                        return Err(self.violation(format!("a lying challenge of {t} ended {r:?}")))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.report.caught = caught;
+        Ok(())
+    }
+}
