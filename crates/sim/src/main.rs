@@ -1,4 +1,5 @@
 //! `tb-sim`: runs the seeded multi-node simulation for one seed or many.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -167,6 +167,31 @@ fn drop_with_dependents_removes_the_entry_and_its_later_nonces_only() {
 }
 
 #[test]
+fn drop_skipped_drops_a_skipped_next_nonce_with_its_dependents_only() {
+    let state = funded(&["ann", "bob", "cat"], 1_000_000);
+    let mut p = pool();
+    let a: Vec<SignedTx> = (0..2).map(|n| transfer("ann", n, 1_000)).collect();
+    let b: Vec<SignedTx> = (0..2).map(|n| transfer("bob", n, 1_000)).collect();
+    let c = transfer("cat", 0, 1_000);
+    for t in a.iter().chain(&b).chain([&c]) {
+        p.admit(t.clone(), &state, 0).unwrap();
+    }
+    // The template took ann's first and cat's; it skipped ann's second (not at ann's
+    // next nonce on the tip: kept) and bob's first (at bob's next nonce: dropped, with
+    // bob's second).
+    let picked: Vec<SignedTx> = p.select(100, 1 << 20);
+    let included = vec![a[0].clone(), c.clone()];
+    assert_eq!(p.drop_skipped(&picked, &included, &state), 2);
+    assert!(p.contains(&a[0].id()) && p.contains(&a[1].id()) && p.contains(&c.id()));
+    assert!(!p.contains(&b[0].id()) && !p.contains(&b[1].id()));
+    assert_eq!(
+        p.drop_skipped(&picked, &included, &state),
+        0,
+        "nothing more to drop"
+    );
+}
+
+#[test]
 fn codes_are_pinned() {
     use AdmissionError as E;
     check(E::BadSignature, 1, "bad_signature");
