@@ -7,7 +7,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use redb::{Database, ReadableTable, Table};
 use std::path::Path;
 use std::sync::Arc;
-use tb_chain::block::{block_encoded_bytes_max, genesis_block};
+use tb_chain::block::{block_encoded_bytes_max, genesis_block, tx_root};
 use tb_chain::consensus::TimedHeader;
 use tb_chain::forks::{find_fork, is_better, ForkNode};
 use tb_chain::market::exec::task_id;
@@ -732,6 +732,12 @@ impl ChainDb {
                 max: block_encoded_bytes_max(&self.params),
             }
             .into());
+        }
+        // A body that is not the one the header commits to says nothing about the
+        // header: refused before anything is stored, so a peer cannot store it under
+        // the honest block's id (which it shares) or have that id marked invalid.
+        if tx_root(&block.txs) != block.header.tx_root {
+            return Err(BlockError::BadTxRoot.into());
         }
         let id = block.id();
         let w = self.db.begin_write()?;

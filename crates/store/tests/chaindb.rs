@@ -358,3 +358,68 @@ fn a_branch_through_an_invalid_block_is_refused_without_re_executing_it() {
     assert_eq!(a.tip_id(), tip);
     assert_eq!(entries(&a), before);
 }
+
+/// A peer can send an honest header with a body that is not the one it commits to (a
+/// transaction dropped, added or changed). That is no verdict on the header: the honest
+/// block with the same id must still import, on the best chain and on a side chain.
+#[test]
+fn a_body_that_is_not_the_headers_does_not_poison_the_block() {
+    let d = tempfile::tempdir().unwrap();
+    let mut db = ChainDb::open(d.path().join("c.redb"), params()).unwrap();
+    let m = key(0);
+    mine_on_tip(&mut db, &[], m.address());
+    let fork_point = db.tip_id();
+    let txs = [
+        transfer(&db, &m, key(1).address(), 1, 0, 0),
+        transfer(&db, &m, key(1).address(), 1, 0, 1),
+    ];
+    let now = db.tip().timestamp_ms + 1_000;
+    let mut honest = db.build_template(txs.iter(), now, m.address()).unwrap();
+    honest.header = mine(&honest.header, 0, 1_000_000).unwrap();
+    assert_eq!(honest.txs.len(), 2);
+    let mut dropped = honest.clone();
+    dropped.txs.pop();
+    let mut changed = honest.clone();
+    changed.txs[1].signature.0[3] ^= 1;
+    let mut added = honest.clone();
+    added.txs.push(honest.txs[0].clone());
+    for bad in [&dropped, &changed, &added] {
+        assert_eq!(bad.id(), honest.id(), "the same header");
+        let err = db.import_block(bad, now).unwrap_err();
+        assert!(
+            matches!(err, ImportError::Block(BlockError::BadTxRoot)),
+            "{err}"
+        );
+    }
+    assert_eq!(db.tip_id(), fork_point, "nothing imported");
+    assert!(matches!(
+        db.import_block(&honest, now),
+        Ok(ImportOutcome::Extended { height: 2 })
+    ));
+    // On a side chain (no more work than the tip): the wrong body is not stored
+    // under the honest id either.
+    let mut side = {
+        let d2 = tempfile::tempdir().unwrap();
+        let mut other = ChainDb::open(d2.path().join("o.redb"), params()).unwrap();
+        other
+            .import_block(&db.block_at(1).unwrap().unwrap(), now)
+            .unwrap();
+        let t = [transfer(&other, &m, key(2).address(), 1, 0, 0)];
+        let mut b = other
+            .build_template(t.iter(), now, key(3).address())
+            .unwrap();
+        b.header = mine(&b.header, 0, 1_000_000).unwrap();
+        b
+    };
+    let good_side = side.clone();
+    side.txs.clear();
+    assert!(matches!(
+        db.import_block(&side, now),
+        Err(ImportError::Block(BlockError::BadTxRoot))
+    ));
+    assert!(matches!(
+        db.import_block(&good_side, now),
+        Ok(ImportOutcome::SideChain)
+    ));
+    assert_eq!(db.block(&good_side.id()).unwrap().unwrap(), good_side);
+}
