@@ -63,9 +63,12 @@ impl Network {
         Network::default()
     }
 
-    /// Whether `a` and `b` can reach each other now.
+    /// Whether `a` and `b` can reach each other now. A sender that is not a node (the
+    /// byzantine peer) reaches every side.
     pub fn connected(&self, a: usize, b: usize) -> bool {
-        self.sides.as_ref().is_none_or(|s| s[a] == s[b])
+        self.sides
+            .as_ref()
+            .is_none_or(|s| a >= s.len() || b >= s.len() || s[a] == s[b])
     }
 
     /// Cuts the network in two (`side[i]`: node i's side).
@@ -91,6 +94,22 @@ impl Network {
         to: usize,
         msg: Msg,
     ) {
+        let faults = faults.clone();
+        self.send_within(rng, &faults, faults.delay_ms, now, from, to, msg)
+    }
+
+    /// [`Network::send`] with the delay drawn from `delay_ms` (a racing sender's).
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_within(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        faults: &NetFaults,
+        delay_ms: (u64, u64),
+        now: u64,
+        from: usize,
+        to: usize,
+        msg: Msg,
+    ) {
         self.sent += 1;
         if !self.connected(from, to) {
             self.cut += 1;
@@ -107,7 +126,7 @@ impl Network {
             1
         };
         for _ in 0..copies {
-            let at = now + rng.gen_range(faults.delay_ms.0..=faults.delay_ms.1);
+            let at = now + rng.gen_range(delay_ms.0..=delay_ms.1);
             self.seq += 1;
             self.queue.insert((at, self.seq), (from, to, msg.clone()));
         }

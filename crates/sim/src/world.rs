@@ -23,6 +23,8 @@ use tb_store::{ChainDb, ImportError, ImportOutcome, StoreConfig};
 pub const TICK_MS: u64 = 100;
 /// Orphan blocks a node holds while it fetches their ancestors.
 pub const ORPHANS_MAX: usize = 256;
+/// The sender index of the byzantine peer: not a node; it only forges.
+const BYZANTINE: usize = usize::MAX;
 
 /// One run's settings. [`SimConfig::new`] gives the defaults CI runs.
 #[derive(Clone, Debug)]
@@ -44,6 +46,9 @@ pub struct SimConfig {
     pub crash_chance: f64,
     /// How long a crashed node stays down (s).
     pub down_secs: (u64, u64),
+    /// Chance, for each new block a node gossips, that the byzantine peer races a
+    /// forgery of it to the other nodes.
+    pub byzantine: f64,
 }
 
 impl SimConfig {
@@ -63,6 +68,7 @@ impl SimConfig {
             partition_secs: (2, 8),
             crash_chance: 0.06,
             down_secs: (1, 6),
+            byzantine: 0.3,
         }
     }
 }
@@ -83,6 +89,10 @@ pub struct Report {
     pub dropped: u64,
     pub duplicated: u64,
     pub jobs: u64,
+    /// Forged blocks and transactions the byzantine peer sent, and how many a node
+    /// refused (the rest arrived after the honest block, already known).
+    pub forgeries: u64,
+    pub forgeries_refused: u64,
     /// Cheats caught, by "role/slash reason".
     pub caught: BTreeMap<String, u64>,
     pub lying_challenges_lost: u64,
@@ -95,8 +105,8 @@ impl std::fmt::Display for Report {
             f,
             "seed {}: height {}, {} blocks mined, {} reorgs, {} partitions, {} crashes \
              ({} mid-write, {} blocks re-executed at restart), {} messages ({} dropped, \
-             {} duplicated), {} jobs, caught {:?}, {} lying challenges lost, {} verifier \
-             challenges won",
+             {} duplicated), {} forgeries ({} refused), {} jobs, caught {:?}, {} lying \
+             challenges lost, {} verifier challenges won",
             self.seed,
             self.height,
             self.blocks_mined,
@@ -108,6 +118,8 @@ impl std::fmt::Display for Report {
             self.messages,
             self.dropped,
             self.duplicated,
+            self.forgeries,
+            self.forgeries_refused,
             self.jobs,
             self.caught,
             self.lying_challenges_lost,
@@ -529,6 +541,8 @@ impl World {
                 continue; // a dead node hears nothing
             }
             match msg {
+                Msg::Block(b) if from == BYZANTINE => self.receive_forged_block(to, b)?,
+                Msg::Tx(tx) if from == BYZANTINE => self.receive_forged_tx(to, (*tx).clone())?,
                 Msg::Block(b) => self.receive_block(to, from, b)?,
                 Msg::Tx(tx) => self.receive_tx(to, (*tx).clone()),
                 Msg::Status { tip, work } => {
@@ -616,6 +630,102 @@ impl World {
         Ok(())
     }
 
+    /// The byzantine peer saw node `at` gossip `b`: it races a forgery of it to the
+    /// other nodes (delivered within 5 ms, ahead of most honest copies) — the honest
+    /// header with a body it does not commit to (a transaction dropped, repeated, or
+    /// its signature changed), or a block re-mined with a wrong state root — and a
+    /// transaction with a broken signature.
+    fn forge(&mut self, at: usize, b: &Block) {
+        let mut forged = b.clone();
+        let n = forged.txs.len();
+        match self.rng.gen_range(0..4) {
+            0 if n > 0 => {
+                forged.txs.pop();
+            }
+            1 if n > 0 => {
+                let i = self.rng.gen_range(0..n);
+                let bit = self.rng.gen_range(0..512);
+                forged.txs[i].signature.0[bit / 8] ^= 1 << (bit % 8);
+            }
+            2 if n > 0 => {
+                let i = self.rng.gen_range(0..n);
+                let copy = forged.txs[i].clone();
+                forged.txs.push(copy);
+            }
+            _ => {
+                forged.header.state_root.0[0] ^= 1;
+                match mine(&forged.header, 0, 10_000_000) {
+                    Some(h) => forged.header = h,
+                    None => return,
+                }
+            }
+        }
+        let faults = self.cfg.net.clone();
+        let forged = Arc::new(forged);
+        let bad_tx = b.txs.first().map(|tx| {
+            let mut t = tx.clone();
+            t.signature.0[0] ^= 1;
+            Arc::new(t)
+        });
+        for to in (0..self.nodes.len()).filter(|to| *to != at) {
+            self.report.forgeries += 1;
+            let msg = Msg::Block(forged.clone());
+            self.net
+                .send_within(&mut self.rng, &faults, (0, 5), self.now, BYZANTINE, to, msg);
+            if let Some(t) = &bad_tx {
+                self.report.forgeries += 1;
+                let msg = Msg::Tx(t.clone());
+                self.net
+                    .send_within(&mut self.rng, &faults, (0, 5), self.now, BYZANTINE, to, msg);
+            }
+        }
+    }
+
+    /// A forged block must never become a node's tip; refusing it, or keeping a
+    /// header with a wrong state root unexecuted on a side chain, is right.
+    fn receive_forged_block(&mut self, at: usize, b: Arc<Block>) -> Result<(), Violation> {
+        let now = self.node_now(at);
+        let Some(db) = self.nodes[at].db.as_mut() else {
+            return Ok(());
+        };
+        match db.import_block(&b, now) {
+            Ok(ImportOutcome::Extended { .. } | ImportOutcome::Reorged { .. }) => Err(self
+                .violation(format!(
+                    "node {at} took a forged block {} as its tip",
+                    b.id()
+                ))),
+            Ok(ImportOutcome::SideChain | ImportOutcome::AlreadyKnown) => Ok(()),
+            Err(_) if self.nodes[at].disk.crashed() => {
+                self.check_crashed(at);
+                Ok(())
+            }
+            Err(e @ (ImportError::Store(_) | ImportError::Poisoned)) => {
+                Err(self.violation(format!("node {at}'s store failed on a forged block: {e}")))
+            }
+            Err(_) => {
+                self.report.forgeries_refused += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// A transaction with a broken signature must never enter a mempool.
+    fn receive_forged_tx(&mut self, at: usize, tx: SignedTx) -> Result<(), Violation> {
+        let now = self.node_now(at);
+        let node = &mut self.nodes[at];
+        let Some(db) = &node.db else {
+            return Ok(());
+        };
+        if node.pool.admit(tx.clone(), db.state(), now).is_ok() {
+            return Err(self.violation(format!(
+                "node {at} admitted a transaction with a broken signature: {}",
+                tx.id()
+            )));
+        }
+        self.report.forgeries_refused += 1;
+        Ok(())
+    }
+
     /// After a successful import on node `at`: gossip, mempool upkeep, checks.
     fn imported(
         &mut self,
@@ -630,6 +740,9 @@ impl World {
             return Ok(());
         }
         self.broadcast(at, Msg::Block(b.clone()));
+        if self.faults_on() && self.rng.gen_bool(self.cfg.byzantine) {
+            self.forge(at, b);
+        }
         let now = self.node_now(at);
         let node = &mut self.nodes[at];
         let Some(db) = node.db.as_ref() else {
