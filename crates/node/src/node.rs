@@ -432,6 +432,10 @@ impl Node {
             db.state(),
             &self.params,
         ));
+        // A sender's next transaction that no longer executes on this tip (decided on
+        // a branch that lost) would block its later ones until its time to live.
+        let stale = pool.drop_unexecutable(db.state(), tip + 1, now);
+        self.metrics.inc_by("orphan_sweep_total", &[], stale as u64);
         let status = tb_net::Status {
             genesis: self.genesis,
             tip: db.tip_id(),

@@ -42,7 +42,7 @@ use crate::error::{GovernanceRefusal, MarketRefusal};
 use crate::execute::{check_stateless, TxError};
 use crate::params::ChainParams;
 use crate::sigcache::{SigCache, SIG_CACHE_ENTRIES_MAX};
-use crate::state::StateRead;
+use crate::state::{Overlay, State, StateRead};
 use crate::tx::{SignedTx, TxPayload};
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -743,6 +743,44 @@ impl Mempool {
             gone.len().saturating_sub(1) as u64,
         );
         gone.len()
+    }
+
+    /// After a new tip: drops every sender's next transaction (the one at its account
+    /// nonce) that no longer executes on `state`, the tip's, in a block at `height` and
+    /// `timestamp_ms`, with what depends on it ([`Mempool::drop_with_dependents`]) — a
+    /// decision made on a branch that lost (a receipt for a lease this branch never
+    /// gave, evidence for a dispute already ruled). Such an entry is never mined: the
+    /// miners that find it skipped drop it ([`Mempool::drop_skipped`]) and, having seen
+    /// it, do not take it back, while its sender's later transactions wait behind it
+    /// here until its time to live. Costs one `apply_tx` per sender. Returns how many
+    /// entries left.
+    pub fn drop_unexecutable(&mut self, state: &State, height: u64, timestamp_ms: u64) -> usize {
+        let params = self.params.clone();
+        let ctx = crate::context::TxCtx {
+            params: &params,
+            height,
+            timestamp_ms,
+        };
+        let heads: Vec<Id> = self
+            .senders
+            .iter()
+            .filter_map(|(a, q)| {
+                let (nonce, e) = q.first_key_value()?;
+                (*nonce == state.account(a).nonce).then_some(e.id)
+            })
+            .collect();
+        let mut dropped = 0;
+        for id in heads {
+            let Some(tx) = self.get(&id) else {
+                continue;
+            };
+            let mut ov = Overlay::new(state);
+            let mut fees = crate::execute::Fees::default();
+            if crate::execute::apply_tx(&mut ov, tx, &mut fees, &ctx).is_err() {
+                dropped += self.drop_with_dependents(&id);
+            }
+        }
+        dropped
     }
 
     /// After a block template was built from `picked` on `state` (the tip it was

@@ -192,6 +192,52 @@ fn drop_skipped_drops_a_skipped_next_nonce_with_its_dependents_only() {
 }
 
 #[test]
+fn drop_unexecutable_drops_a_stale_head_with_its_dependents_only() {
+    use crate::builders::{cpu_caps, register_provider, stake};
+    let mut state = funded(&["ann", "bob"], 1_000_000_000);
+    let signed = |p: TxPayload, n: u64| {
+        let mut p = p;
+        *p.nonce_mut() = n;
+        *p.fee_mut() = 1_000;
+        SignedTx::sign(p, &key("ann"), params().chain_id)
+    };
+    let min = params().market.min_stake_micro;
+    mine(
+        &mut state,
+        &[
+            signed(
+                register_provider(addr("ann"), cpu_caps(1), FeeSelector::Industrial),
+                0,
+            ),
+            signed(stake(addr("ann"), min, FeeSelector::Industrial), 1),
+        ],
+    );
+    // ann, a provider with `min` staked, asks to unstake ten times that (she had, on a
+    // branch that lost): admission checks her funds and her registration, not her
+    // stake, so it enters the pool, and no block can ever include it; her transfer
+    // behind it waits on it. bob's transfers execute.
+    let TxPayload::Stake(change) = stake(addr("ann"), 10 * min, FeeSelector::Industrial) else {
+        unreachable!("stake builds a Stake")
+    };
+    let unstake = signed(TxPayload::Unstake(change), 2);
+    let after = transfer("ann", 3, 1_000);
+    let b: Vec<SignedTx> = (0..2).map(|n| transfer("bob", n, 1_000)).collect();
+    let mut p = pool();
+    for t in [&unstake, &after].into_iter().chain(&b) {
+        p.admit(t.clone(), &state, 0).unwrap();
+    }
+    assert_eq!(p.sweep_orphans(&state), 0, "nonces and funds line up");
+    assert_eq!(p.drop_unexecutable(&state, 2, 1_000), 2);
+    assert!(!p.contains(&unstake.id()) && !p.contains(&after.id()));
+    assert!(
+        p.contains(&b[0].id()) && p.contains(&b[1].id()),
+        "bob's stay"
+    );
+    assert_eq!(p.drop_unexecutable(&state, 2, 1_000), 0, "nothing more");
+    p.assert_invariants(Some(&state));
+}
+
+#[test]
 fn codes_are_pinned() {
     use AdmissionError as E;
     check(E::BadSignature, 1, "bad_signature");
