@@ -514,12 +514,26 @@ impl Worker {
                 || d.other
                     .as_ref()
                     .is_some_and(|o| o.providers.contains(&self.me));
-            if d.ruling.is_some()
-                || d.owed != Owed::Parties
-                || !party
-                || d.named_by.contains(&self.me)
-                || !self.due((t, d.index, 2), h)
-            {
+            if d.ruling.is_some() || d.owed != Owed::Parties || !party {
+                continue;
+            }
+            if let Some((_, mine)) = d.bundles.iter().find(|(w, _)| *w == self.me) {
+                // Named: until the chain shows the bundle, it is published again. Its
+                // publication can be lost while the naming lands (a reorganisation
+                // undid one and not the other, a pool dropped it), and a dispute whose
+                // parties' evidence is missing at the deadline slashes them all.
+                let missing = r::object(self.node.core().db.state(), mine).is_none();
+                if missing && self.due((t, d.index, 3), h) {
+                    if let Some(bundle) = self.node.blobs.get(mine).map_err(|e| e.to_string())? {
+                        let p = self.publish_payloads(&bundle);
+                        if !p.is_empty() {
+                            self.submit(p)?;
+                        }
+                    }
+                }
+                continue;
+            }
+            if d.named_by.contains(&self.me) || !self.due((t, d.index, 2), h) {
                 continue;
             }
             let Some(a) = self.load_answer(&t) else {
