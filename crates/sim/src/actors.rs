@@ -332,8 +332,8 @@ pub fn provider_step(
             for d in disputes(state, t) {
                 let mine = d.accused.providers.contains(&me)
                     || d.other.as_ref().is_some_and(|o| o.providers.contains(&me));
-                let named = d.bundles.iter().any(|(who, _)| *who == me);
-                if d.ruling.is_some() || named || !mine {
+                let named = d.bundles.iter().find(|(who, _)| *who == me).map(|x| x.1);
+                if d.ruling.is_some() || !mine {
                     continue;
                 }
                 let Ok(c) = tb_job::build_challenge(&ex.job, *t, &ex.honest, d.op as usize) else {
@@ -342,6 +342,14 @@ pub fn provider_step(
                 let Ok(bundle) = c.bundle.encode() else {
                     continue;
                 };
+                if let Some(sha) = named {
+                    // Named: published again until the chain shows it (as the node's
+                    // provider does), since its publication can be lost on its own.
+                    if r::object(state, &sha).is_none() {
+                        publish_once(&mut out, &bundle);
+                    }
+                    continue;
+                }
                 publish_once(&mut out, &ex.blob);
                 publish_once(&mut out, &bundle);
                 out.push(TxPayload::SupplyEvidence(SupplyEvidence {

@@ -26,6 +26,10 @@ struct Args {
     /// Keep going after a failing seed.
     #[arg(long)]
     keep_going: bool,
+    /// Trace (on stderr) the actors whose address starts with this `tb1…` prefix: their
+    /// decisions, the transactions they send, the block templates that pick them.
+    #[arg(long, value_name = "ADDRESS_PREFIX")]
+    trace: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
         let mut cfg = SimConfig::new(seed);
         cfg.nodes = args.nodes as usize;
         cfg.fault_secs = args.fault_secs;
+        cfg.trace = args.trace.clone();
         match run(cfg) {
             Ok(report) => println!("ok   {report}"),
             Err(v) => {

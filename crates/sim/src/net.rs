@@ -18,8 +18,12 @@ pub enum Msg {
     Tx(Arc<SignedTx>),
     /// The sender's tip and its total work, sent every simulated second.
     Status { tip: Id, work: u128 },
-    /// Asks for the block with this id.
+    /// Asks for the block with this id and its nearest ancestors.
     GetBlock(Id),
+    /// The answer to [`Msg::GetBlock`]: the block asked for and up to
+    /// `SYNC_BATCH - 1` of its ancestors, oldest first (as `tb-net`'s sync serves
+    /// ranges).
+    Blocks(Vec<Arc<Block>>),
 }
 
 /// How the network misbehaves.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tb_chain::market::audit::{check_running_totals, supply};
 use tb_chain::market::dispute::disputes;
 use tb_chain::market::records::{JobState, Outcome, SlashReason};
-use tb_chain::mempool::{Mempool, MempoolConfig};
+use tb_chain::mempool::{AdmissionError, Mempool, MempoolConfig};
 use tb_chain::state::{account_key, Account, StateRead};
 use tb_chain::{mine, Block, ChainParams, SignedTx};
 use tb_primitives::{encode, Address, Id, SecretKey, MICRO_PER_TOKEN};
@@ -23,6 +23,11 @@ use tb_store::{ChainDb, ImportError, ImportOutcome, StoreConfig};
 pub const TICK_MS: u64 = 100;
 /// Orphan blocks a node holds while it fetches their ancestors.
 pub const ORPHANS_MAX: usize = 256;
+/// Blocks a node sends in answer to one request: the one asked for and its ancestors.
+pub const SYNC_BATCH: usize = 16;
+/// How long a node remembers a gossiped transaction it has seen and ignores it when
+/// it comes again (gossipsub's duplicate cache in `tb-net`: 120 s).
+pub const GOSSIP_SEEN_MS: u64 = 120_000;
 /// The sender index of the byzantine peer: not a node; it only forges.
 const BYZANTINE: usize = usize::MAX;
 
@@ -49,6 +54,10 @@ pub struct SimConfig {
     /// Chance, for each new block a node gossips, that the byzantine peer races a
     /// forgery of it to the other nodes.
     pub byzantine: f64,
+    /// Traces, on stderr, the actors whose address (its `tb1…` text) starts with this:
+    /// each decision, each transaction sent, each block template that picked one; and
+    /// the job of a slash that breaks an invariant. For diagnosing a failing seed.
+    pub trace: Option<String>,
 }
 
 impl SimConfig {
@@ -69,6 +78,7 @@ impl SimConfig {
             crash_chance: 0.06,
             down_secs: (1, 6),
             byzantine: 0.3,
+            trace: None,
         }
     }
 }
@@ -189,6 +199,9 @@ struct Node {
     committed: BTreeSet<Id>,
     /// The most total work this node's tip has had.
     best_work: u128,
+    /// Gossiped transactions seen, with when: seen again within `GOSSIP_SEEN_MS`, they
+    /// are ignored (neither admitted nor relayed), as gossipsub does.
+    seen: BTreeMap<Id, u64>,
     skew_ms: u64,
 }
 
@@ -309,6 +322,7 @@ impl World {
                 orphans: BTreeMap::new(),
                 committed: BTreeSet::new(),
                 best_work: 0,
+                seen: BTreeMap::new(),
                 skew_ms: rng.gen_range(0..500),
             });
         }
@@ -394,6 +408,10 @@ impl World {
 
     /// Once a simulated second: status gossip, faults, actors.
     fn second(&mut self) -> Result<(), Violation> {
+        let now = self.now;
+        for n in &mut self.nodes {
+            n.seen.retain(|_, t| now < *t + GOSSIP_SEEN_MS);
+        }
         for i in 0..self.nodes.len() {
             if let Some(db) = &self.nodes[i].db {
                 let msg = Msg::Status {
@@ -456,6 +474,7 @@ impl World {
         drop(node.db.take());
         node.pool = Mempool::new(MempoolConfig::default(), self.cat.params.clone());
         node.orphans.clear();
+        node.seen.clear();
         let secs = self
             .rng
             .gen_range(self.cfg.down_secs.0..=self.cfg.down_secs.1);
@@ -564,8 +583,30 @@ impl World {
                     let Some(db) = &self.nodes[to].db else {
                         continue;
                     };
-                    if let Ok(Some(b)) = db.block(&id) {
-                        self.send(to, from, Msg::Block(Arc::new(b)));
+                    let mut batch = Vec::new();
+                    let mut cur = id;
+                    while batch.len() < SYNC_BATCH {
+                        let Ok(Some(b)) = db.block(&cur) else {
+                            break;
+                        };
+                        let genesis = b.header.height == 0;
+                        cur = b.header.parent;
+                        batch.push(Arc::new(b));
+                        if genesis {
+                            break;
+                        }
+                    }
+                    if !batch.is_empty() {
+                        batch.reverse();
+                        self.send(to, from, Msg::Blocks(batch));
+                    }
+                }
+                Msg::Blocks(batch) => {
+                    for b in batch {
+                        if self.nodes[to].db.is_none() {
+                            break;
+                        }
+                        self.receive_block(to, from, b)?;
                     }
                 }
             }
@@ -576,12 +617,25 @@ impl World {
 
     fn receive_tx(&mut self, at: usize, tx: SignedTx) {
         let now = self.node_now(at);
+        let sim_now = self.now;
         let node = &mut self.nodes[at];
         let Some(db) = &node.db else {
             return;
         };
-        if node.pool.admit(tx.clone(), db.state(), now).is_ok() {
-            self.broadcast(at, Msg::Tx(Arc::new(tx)));
+        if node.seen.contains_key(&tx.id()) {
+            return;
+        }
+        match node.pool.admit(tx.clone(), db.state(), now) {
+            Ok(_) => {
+                node.seen.insert(tx.id(), sim_now);
+                self.broadcast(at, Msg::Tx(Arc::new(tx)));
+            }
+            // Overtaken by a later nonce of its sender: it may apply once the
+            // earlier one arrives, so it is not remembered as seen.
+            Err(AdmissionError::NonceGap { .. }) => {}
+            Err(_) => {
+                node.seen.insert(tx.id(), sim_now);
+            }
         }
     }
 
@@ -778,6 +832,9 @@ impl World {
             ImportOutcome::SideChain | ImportOutcome::AlreadyKnown => return Ok(()),
         }
         node.pool.sweep_orphans(db.state());
+        // As the node does after each new tip.
+        node.pool
+            .drop_unexecutable(db.state(), db.tip().height + 1, now);
         node.best_work = node.best_work.max(db.tip_total_work());
         self.check_node(at)
     }
@@ -805,6 +862,9 @@ impl World {
             .map_err(|e| self.violation(format!("node {i}: running totals: {e}")))?;
         for x in tb_chain::market::query::slashes(state, None) {
             if self.kind_of(&x.provider).is_some_and(|k| k.honest()) {
+                if let (true, Some(t)) = (self.cfg.trace.is_some(), x.task_id) {
+                    trace_job(state, &t);
+                }
                 return Err(self.violation(format!(
                     "node {i} at height {}: an honest provider was slashed: {x:?}",
                     db.tip().height
@@ -812,6 +872,11 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    /// Whether `a`'s decisions and transactions are traced (`SimConfig::trace`).
+    fn traced(&self, a: &Address) -> bool {
+        traced(&self.cfg.trace, a)
     }
 
     fn kind_of(&self, a: &Address) -> Option<Kind> {
@@ -831,6 +896,7 @@ impl World {
             }
             let now = self.node_now(i);
             let p = &self.cat.params;
+            let trace = &self.cfg.trace;
             let node = &mut self.nodes[i];
             let picked = node.pool.select(p.block_tx_count_max, p.block_bytes_max);
             let Some(db) = node.db.as_mut() else {
@@ -846,6 +912,23 @@ impl World {
                     return Err(self.violation(format!("node {i} cannot build a block: {e}")));
                 }
             };
+            for tx in picked
+                .iter()
+                .filter(|tx| traced(trace, &tx.payload.from()))
+            {
+                eprintln!(
+                    "  {} ms: node {i} builds height {}: nonce {} {} {}",
+                    self.now,
+                    block.header.height,
+                    tx.payload.nonce(),
+                    payload_name(tx),
+                    if block.txs.iter().any(|t| t.id() == tx.id()) {
+                        "included"
+                    } else {
+                        "skipped"
+                    }
+                );
+            }
             // As a node's miner does: what the template skipped at its sender's next
             // nonce would block the sender until its time to live.
             node.pool.drop_skipped(&picked, &block.txs, db.state());
@@ -875,9 +958,24 @@ impl World {
             let db = self.nodes[at].db.as_ref().expect("live");
             let state = db.state();
             let nonce = state.account(&me).nonce;
+            let tr = self.traced(&me);
+            if tr {
+                eprintln!(
+                    "{} ms: {} {me} at node {at} (height {}): account nonce {nonce}, pool's next {}, in flight {:?}",
+                    self.now,
+                    self.actors[a].kind.label(),
+                    db.tip().height,
+                    self.nodes[at].pool.next_nonce(&me, state),
+                    self.actors[a].in_flight
+                );
+            }
             if let Some((last, sent, via)) = self.actors[a].in_flight {
-                // Given up after 8 s, or at once when the node it used went down.
-                if nonce <= last && self.now < sent + 8_000 && via == at {
+                // Waiting while the rest of the batch is pending at the node it went
+                // to. Given up after 8 s, at once when that node went down, or when
+                // part of the batch left its pool without landing (a reorganisation
+                // undid it and it no longer applies, a miner dropped it).
+                let pending = self.nodes[at].pool.next_nonce(&me, state) > last;
+                if nonce <= last && pending && self.now < sent + 8_000 && via == at {
                     // Still waiting: send its pending transactions around again, as
                     // a wallet does when a node may have missed them.
                     let again: Vec<SignedTx> = self.nodes[at]
@@ -936,9 +1034,16 @@ impl World {
             for (next, mut p) in (first..).zip(payloads) {
                 *p.nonce_mut() = next;
                 let tx = SignedTx::sign_paying_floor(p, &self.actors[a].key, chain_id, floor);
-                if node.pool.admit(tx.clone(), db.state(), now).is_err() {
+                if let Err(e) = node.pool.admit(tx.clone(), db.state(), now) {
+                    if tr {
+                        eprintln!("    refused: nonce {next} {}: {e}", payload_name(&tx));
+                    }
                     break;
                 }
+                if tr {
+                    eprintln!("    sent: nonce {next} {}", payload_name(&tx));
+                }
+                node.seen.insert(tx.id(), self.now);
                 sent.push(tx);
             }
             if let Some(last) = sent.last() {
@@ -1038,5 +1143,56 @@ impl World {
         }
         self.report.caught = caught;
         Ok(())
+    }
+}
+
+/// Whether `a` is traced under `trace` (an address prefix).
+fn traced(trace: &Option<String>, a: &Address) -> bool {
+    trace
+        .as_ref()
+        .is_some_and(|p| a.to_string().starts_with(p.as_str()))
+}
+
+/// A transaction's kind, for traces.
+fn payload_name(tx: &SignedTx) -> String {
+    format!("{:?}", tx.payload)
+        .split(['(', ' ', '{'])
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A job's record and disputes on stderr (traces).
+fn trace_job(state: &tb_chain::State, t: &Id) {
+    let Some(j) = tb_chain::market::records::job(state, t) else {
+        return;
+    };
+    eprintln!(
+        "  job {t}: {:?}, redundancy {}, submitted {}, deadline {}, reveal deadline {}, \
+         window end {}; leases {:?}; seals {:?}; receipts {:?}",
+        j.state,
+        j.spec.redundancy,
+        j.submitted,
+        j.spec.deadline,
+        j.reveal_deadline,
+        j.window_end,
+        j.leases
+            .iter()
+            .map(|l| (l.provider, l.start, l.expiry))
+            .collect::<Vec<_>>(),
+        j.seals
+            .iter()
+            .map(|x| (x.provider, x.height))
+            .collect::<Vec<_>>(),
+        j.receipts
+            .iter()
+            .map(|x| (x.provider, x.height))
+            .collect::<Vec<_>>()
+    );
+    for d in disputes(state, t) {
+        eprintln!(
+            "  dispute {}: op {}, owed {:?}, bundles {:?}, ruling {:?}, deadline {}",
+            d.index, d.op, d.owed, d.bundles, d.ruling, d.deadline
+        );
     }
 }
