@@ -91,7 +91,7 @@ pub const CATALOGUE: &[Desc] = &[
     desc!(Gauge, "mempool_transactions", &[], "Transactions pending in the mempool."),
     desc!(Gauge, "mining", &[], "1 while this node is mining, 0 otherwise."),
     desc!(Gauge, "orchard_alloc_free_delta", &[], "Allocations minus frees of the last job this node ran with allocation profiling (its descriptor named a profile epoch); 0 when nothing leaked."),
-    desc!(Counter, "orphan_sweep_total", &[], "Mempool entries dropped as dependents of a dropped entry or refused on re-admission after a reorganisation."),
+    desc!(Counter, "orphan_sweep_total", &[], "Mempool entries dropped as dependents of a dropped entry, refused on re-admission after a reorganisation, skipped by a block template, or no longer executable on the new tip."),
     desc!(Counter, "p2p_blob_fetches_total", &["result"], "Blob fetches from peers by result (ok, not_found, too_large, timeout)."),
     desc!(Counter, "p2p_gossip_messages_total", &["topic", "result"], "Gossip messages received by topic and validation result (accept, ignore, orphan, reject, malformed, dropped)."),
     desc!(Counter, "p2p_inbound_refused_total", &["reason"], "Inbound connections refused or dropped before they became peers, by reason (pending_per_ip, pending_unknown, pending_all, inbound_per_ip, limits, handshake)."),
@@ -602,7 +602,7 @@ mod tests {
         assert_eq!(m["hash"], manifest_hash());
         assert_eq!(
             manifest_hash(),
-            "924bc54b94f26c2b43756d8bff354413d428d3453a06b72b2126743b902e5ebc"
+            "59d9c302ded3607d59615cd3913670211011b5609394065a85b2af17956f4e54"
         );
     }
 }

@@ -912,10 +912,7 @@ impl World {
                     return Err(self.violation(format!("node {i} cannot build a block: {e}")));
                 }
             };
-            for tx in picked
-                .iter()
-                .filter(|tx| traced(trace, &tx.payload.from()))
-            {
+            for tx in picked.iter().filter(|tx| traced(trace, &tx.payload.from())) {
                 eprintln!(
                     "  {} ms: node {i} builds height {}: nonce {} {} {}",
                     self.now,
