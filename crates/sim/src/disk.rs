@@ -76,6 +76,11 @@ impl SimDisk {
         self.lock().crash_after = Some(mutations);
     }
 
+    /// Cancels an armed crash that has not fired.
+    pub fn disarm(&self) {
+        self.lock().crash_after = None;
+    }
+
     /// Crashes now: every later call fails.
     pub fn crash_now(&self) {
         self.lock().crashed = true;

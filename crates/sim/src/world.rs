@@ -363,11 +363,11 @@ impl World {
             if self.now.is_multiple_of(1000) {
                 self.second()?;
             }
-            if self.now >= end_settle && self.converged()? {
+            if self.now >= end_settle && self.converged() {
                 break;
             }
         }
-        if !self.converged()? {
+        if !self.converged() {
             let tips: Vec<String> = self
                 .nodes
                 .iter()
@@ -390,20 +390,11 @@ impl World {
         self.final_checks()
     }
 
-    /// Every node up and on the same tip, nothing in flight that could change it.
-    fn converged(&self) -> Result<bool, Violation> {
-        let mut tip = None;
-        for n in &self.nodes {
-            let Some(db) = &n.db else {
-                return Ok(false);
-            };
-            match tip {
-                None => tip = Some(db.tip_id()),
-                Some(t) if t != db.tip_id() => return Ok(false),
-                _ => {}
-            }
-        }
-        Ok(true)
+    /// Every node up and on the same tip.
+    fn converged(&self) -> bool {
+        let mut tips = self.nodes.iter().map(|n| n.db.as_ref().map(|d| d.tip_id()));
+        let first = tips.next().flatten();
+        first.is_some() && tips.all(|t| t == first)
     }
 
     /// Once a simulated second: status gossip, faults, actors.
@@ -423,8 +414,12 @@ impl World {
         }
         if self.faults_on() {
             self.faults();
-        } else if self.net.partitioned() {
+        } else {
+            // The faults end: partitions heal, crashes armed and not yet fired are off.
             self.net.heal();
+            for n in &self.nodes {
+                n.disk.disarm();
+            }
         }
         if self.net.partitioned() && self.now >= self.partition_until {
             self.net.heal();
