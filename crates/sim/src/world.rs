@@ -38,10 +38,10 @@ pub struct SimConfig {
     pub nodes: usize,
     /// Simulated seconds with jobs and faults.
     pub fault_secs: u64,
-    /// Simulated seconds after the last fault and job, for disputes to settle.
+    /// At most this many simulated seconds after the last fault and job for the nodes
+    /// to agree on one chain and for every job on it to finish (verified, settled or
+    /// failed: its deadlines, reveals, windows and disputes over).
     pub settle_secs: u64,
-    /// Simulated seconds, after settling, the nodes get to agree on one chain.
-    pub converge_secs: u64,
     pub net: NetFaults,
     /// Chance per simulated second that a partition starts (none is in force).
     pub partition_chance: f64,
@@ -66,8 +66,7 @@ impl SimConfig {
             seed,
             nodes: 4,
             fault_secs: 150,
-            settle_secs: 120,
-            converge_secs: 60,
+            settle_secs: 300,
             net: NetFaults {
                 delay_ms: (5, 400),
                 drop: 0.05,
@@ -353,8 +352,7 @@ impl World {
 
     fn run(&mut self) -> Result<(), Violation> {
         let end_faults = self.cfg.fault_secs * 1000;
-        let end_settle = end_faults + self.cfg.settle_secs * 1000;
-        let end = end_settle + self.cfg.converge_secs * 1000;
+        let end = end_faults + self.cfg.settle_secs * 1000;
         while self.now < end {
             self.now += TICK_MS;
             self.deliver()?;
@@ -362,9 +360,9 @@ impl World {
             self.mine()?;
             if self.now.is_multiple_of(1000) {
                 self.second()?;
-            }
-            if self.now >= end_settle && self.converged() {
-                break;
+                if self.now >= end_faults && self.converged() && self.settled() {
+                    break;
+                }
             }
         }
         if !self.converged() {
@@ -384,10 +382,30 @@ impl World {
                 .collect();
             return Err(self.violation(format!(
                 "the nodes did not agree on one chain {} s after the faults ended: {tips:?}",
-                self.cfg.settle_secs + self.cfg.converge_secs
+                self.cfg.settle_secs
+            )));
+        }
+        if !self.settled() {
+            return Err(self.violation(format!(
+                "jobs still open {} s after the faults ended",
+                self.cfg.settle_secs
             )));
         }
         self.final_checks()
+    }
+
+    /// Every job on node 0's tip finished: verified, settled or failed.
+    fn settled(&self) -> bool {
+        self.nodes[0].db.as_ref().is_some_and(|db| {
+            tb_chain::market::query::jobs(db.state(), None)
+                .iter()
+                .all(|(_, j)| {
+                    matches!(
+                        j.state,
+                        JobState::Verified | JobState::Settled | JobState::Failed
+                    )
+                })
+        })
     }
 
     /// Every node up and on the same tip.
@@ -1074,6 +1092,13 @@ impl World {
                 .collect();
             for a in cheats {
                 let kind = self.kind_of(&a).map_or("unknown", |k| k.label());
+                if self.cfg.trace.is_some()
+                    && !slashes
+                        .iter()
+                        .any(|s| s.provider == a && s.task_id == Some(t))
+                {
+                    trace_job(state, &t);
+                }
                 let s = slashes
                     .iter()
                     .find(|s| s.provider == a && s.task_id == Some(t))
