@@ -54,6 +54,24 @@ fn converged(nodes: &[&Node], secs: u64, what: &str) -> (u64, String, String) {
     })
 }
 
+/// `n`'s head once it has held for a second: a block being mined when mining stopped
+/// may still land after `stop_mining` answers.
+fn settled_head(n: &Node, what: &str) -> (u64, String, String) {
+    let mut seen: Option<((u64, String, String), std::time::Instant)> = None;
+    wait_for(30, what, || {
+        let h = head(n);
+        match &seen {
+            Some((last, since)) if *last == h => {
+                (since.elapsed() >= std::time::Duration::from_secs(1)).then_some(h)
+            }
+            _ => {
+                seen = Some((h, std::time::Instant::now()));
+                None
+            }
+        }
+    })
+}
+
 /// The block at `height` on each node: ids and state roots agree.
 fn same_block_everywhere(nodes: &[&Node], height: u64) -> Value {
     let blocks: Vec<Value> = nodes
@@ -195,7 +213,7 @@ fn a_partitioned_node_rejoins_and_every_node_ends_on_the_heaviest_chain() {
     });
     c_alone.ok("stop_mining", json!([]));
     let (_, ab_tip, _) = converged(&[&a, &b], 30, "A and B agree");
-    let (c_h, c_tip, c_root) = head(&c_alone);
+    let (c_h, c_tip, c_root) = settled_head(&c_alone, "C's head after it stopped mining");
     assert_ne!(ab_tip, c_tip, "two branches");
     let fork_len = c_h - h0;
     assert!(fork_len > 128, "C's branch is {fork_len} blocks");
