@@ -98,8 +98,7 @@ impl Network {
         to: usize,
         msg: Msg,
     ) {
-        let faults = faults.clone();
-        self.send_within(rng, &faults, faults.delay_ms, now, from, to, msg)
+        self.send_within(rng, faults, faults.delay_ms, now, from, to, msg)
     }
 
     /// [`Network::send`] with the delay drawn from `delay_ms` (a racing sender's).

@@ -915,7 +915,7 @@ impl World {
             let Some(db) = node.db.as_mut() else {
                 continue;
             };
-            let block = match db.build_template(picked.iter(), now, node.miner) {
+            let mut block = match db.build_template(picked.iter(), now, node.miner) {
                 Ok(b) => b,
                 Err(e) => {
                     if node.disk.crashed() {
@@ -942,7 +942,6 @@ impl World {
             // As a node's miner does: what the template skipped at its sender's next
             // nonce would block the sender until its time to live.
             node.pool.drop_skipped(&picked, &block.txs, db.state());
-            let mut block = block;
             block.header = mine(&block.header, 0, 10_000_000)
                 .ok_or_else(|| self.violation("devnet difficulty out of reach"))?;
             self.report.blocks_mined += 1;
@@ -1117,9 +1116,6 @@ impl World {
                     );
                 }
                 *caught.entry(format!("{kind}/{:?}", s.reason)).or_default() += 1;
-            }
-            if job.state == JobState::Disputed {
-                return Err(self.violation(format!("job {t} still disputed after settling")));
             }
             for d in disputes(state, &t) {
                 let Some((c, _)) = d.challenger else {
