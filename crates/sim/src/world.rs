@@ -106,6 +106,9 @@ pub struct Report {
     pub caught: BTreeMap<String, u64>,
     pub lying_challenges_lost: u64,
     pub verifier_challenges_won: u64,
+    /// Second versions of a pending nonce that a pool promoted when the pending one
+    /// left without being included (the mempool's alternates).
+    pub alternates_promoted: u64,
 }
 
 impl std::fmt::Display for Report {
@@ -115,7 +118,7 @@ impl std::fmt::Display for Report {
             "seed {}: height {}, {} blocks mined, {} reorgs, {} partitions, {} crashes \
              ({} mid-write, {} blocks re-executed at restart), {} messages ({} dropped, \
              {} duplicated), {} forgeries ({} refused), {} jobs, caught {:?}, {} lying \
-             challenges lost, {} verifier challenges won",
+             challenges lost, {} verifier challenges won, {} alternates promoted",
             self.seed,
             self.height,
             self.blocks_mined,
@@ -132,7 +135,8 @@ impl std::fmt::Display for Report {
             self.jobs,
             self.caught,
             self.lying_challenges_lost,
-            self.verifier_challenges_won
+            self.verifier_challenges_won,
+            self.alternates_promoted
         )
     }
 }
@@ -815,6 +819,7 @@ impl World {
         let Some(db) = node.db.as_ref() else {
             return Ok(());
         };
+        let promoted = node.pool.counters().alternates_promoted_total;
         match out {
             ImportOutcome::Extended { .. } => {
                 node.pool.remove_included(&b.txs, db.state());
@@ -848,6 +853,8 @@ impl World {
         // As the node does after each new tip.
         node.pool
             .drop_unexecutable(db.state(), db.tip().height + 1, now);
+        self.report.alternates_promoted +=
+            node.pool.counters().alternates_promoted_total - promoted;
         node.best_work = node.best_work.max(db.tip_total_work());
         self.check_node(at)
     }
@@ -941,7 +948,10 @@ impl World {
             }
             // As a node's miner does: what the template skipped at its sender's next
             // nonce would block the sender until its time to live.
+            let promoted = node.pool.counters().alternates_promoted_total;
             node.pool.drop_skipped(&picked, &block.txs, db.state());
+            self.report.alternates_promoted +=
+                node.pool.counters().alternates_promoted_total - promoted;
             block.header = mine(&block.header, 0, 10_000_000)
                 .ok_or_else(|| self.violation("devnet difficulty out of reach"))?;
             self.report.blocks_mined += 1;

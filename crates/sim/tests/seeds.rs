@@ -36,6 +36,10 @@ fn every_ci_seed_holds_every_invariant() {
     );
     assert!(sum(|r| r.dropped) > 0 && sum(|r| r.duplicated) > 0);
     assert!(sum(|r| r.forgeries_refused) > 0, "no forgery refused");
+    assert!(
+        sum(|r| r.alternates_promoted) > 0,
+        "no pool promoted an alternate"
+    );
     assert!(sum(|r| r.lying_challenges_lost) > 0, "no lying challenge");
     assert!(
         sum(|r| r.verifier_challenges_won) > 0,

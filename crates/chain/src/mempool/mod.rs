@@ -11,7 +11,27 @@
 //!
 //! * **Nonce continuity.** A sender's pending transactions carry consecutive
 //!   nonces starting at its account nonce. The next one must carry the next
-//!   nonce; a nonce already pending is refused (no replace-by-fee).
+//!   nonce. There is no replace-by-fee: a different transaction with a nonce
+//!   already pending becomes an *alternate* of that nonce, never its replacement.
+//! * **Alternates.** A sender that signed two transactions with one nonce (a
+//!   provider whose node crashed and decided again, a wallet that failed over to
+//!   another node) has peers that hold one version and refuse the other, and
+//!   gossip does not deliver a refused transaction twice. If the version a pool
+//!   holds then never executes (decided on a branch that lost), the sender is
+//!   stuck behind it on every such pool until its time to live. So the pool keeps
+//!   a second version as an alternate: it passes every admission check at its
+//!   nonce (on top of the sender's earlier pending transactions), is never
+//!   selected for a block, and is promoted in place of the pending one when that
+//!   one leaves without being included ([`Mempool::drop_skipped`],
+//!   [`Mempool::drop_unexecutable`], or a sweep that finds it no longer applies);
+//!   the later pending transactions it displaces become alternates in turn.
+//!   At most [`ALTERNATES_PER_NONCE_MAX`] per nonce, a quarter of
+//!   `per_sender_max` per sender, and an eighth of `capacity_max` and of
+//!   `bytes_max` in all (a budget beside the pending transactions', so the pool
+//!   holds at most 1.125× its configured bytes); past those, and for a
+//!   `RegisterHandle`, the refusal is `DuplicateNonce`. An alternate leaves with
+//!   its nonce (mined, or its pending transaction dropped with no promotion), its
+//!   own time to live, or the eviction of the pending transaction at its nonce.
 //! * **Pending balance.** A sender's pending transactions, applied in nonce
 //!   order on top of its state balance, must all be affordable: the new one
 //!   is checked against the balance left after the earlier pending ones.
@@ -35,7 +55,8 @@
 //! and per-sender count never exceed their limits; each sender's nonces are
 //! consecutive, and after any call that takes a state they start at that
 //! state's account nonce and are affordable in order; at most one pending
-//! handle claim per handle and per sender. Outputs never depend on hash-map
+//! handle claim per handle and per sender; every alternate has a pending
+//! transaction at its nonce, and the alternates keep within their limits. Outputs never depend on hash-map
 //! order: every map here is a `BTreeMap`, and ties are broken by tx id.
 
 use crate::error::{GovernanceRefusal, MarketRefusal};
@@ -63,20 +84,25 @@ pub const FEE_FLOOR_PER_BYTE_DEFAULT: u64 = 1;
 pub const TTL_MS_DEFAULT: u64 = 60 * 60 * 1_000;
 /// Default of [`MempoolConfig::per_sender_max`].
 pub const PER_SENDER_MAX_DEFAULT: usize = 64;
+/// Alternates kept for one pending nonce (see "Alternates" in the module docs).
+pub const ALTERNATES_PER_NONCE_MAX: usize = 2;
 
 /// The mempool's limits. Node-local policy, not consensus.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MempoolConfig {
-    /// Pending transactions, all senders together.
+    /// Pending transactions, all senders together. Alternates have a budget of
+    /// their own beside it: an eighth of this, rounded up.
     pub capacity_max: usize,
-    /// Canonical encoded bytes of the pending transactions, summed.
+    /// Canonical encoded bytes of the pending transactions, summed. Alternates:
+    /// an eighth of this besides, rounded up.
     pub bytes_max: usize,
     /// Minimum fee per encoded byte, micro-units: a transaction of `n` bytes
     /// must pay at least `n * fee_floor_per_byte` (in either token).
     pub fee_floor_per_byte: u64,
     /// How long an entry may wait, from admission. `0` admits nothing.
     pub ttl_ms: u64,
-    /// Pending transactions of one sender.
+    /// Pending transactions of one sender. Its alternates: a quarter of this,
+    /// rounded up.
     pub per_sender_max: usize,
 }
 
@@ -117,7 +143,7 @@ pub enum AdmissionError {
     NonceReused { expected: u64, got: u64 },
     #[error("nonce {got} leaves a gap: the sender's next nonce is {expected}")]
     NonceGap { expected: u64, got: u64 },
-    #[error("another pending transaction of this sender has nonce {nonce}")]
+    #[error("another pending transaction of this sender has nonce {nonce}, and it cannot be kept as an alternate")]
     DuplicateNonce { nonce: u64 },
     #[error("transaction {0} is already pending")]
     DuplicateTx(Id),
@@ -265,6 +291,12 @@ pub struct MempoolCounters {
     pub orphan_sweep_total: u64,
     /// Entries evicted to make room for a better-paying transaction.
     pub evictions_total: u64,
+    /// Alternates taken in, by admission (then also counted in `admitted_total`)
+    /// or when a reorganisation re-admits a clash.
+    pub alternates_admitted_total: u64,
+    /// Alternates promoted in place of a pending transaction that left without
+    /// being included.
+    pub alternates_promoted_total: u64,
     /// Refusals by `admit`/`admit_at`, at index `code - 1`.
     pub rejected_by_code: [u64; REASON_COUNT],
 }
@@ -277,6 +309,8 @@ impl Default for MempoolCounters {
             ttl_drop_total: 0,
             orphan_sweep_total: 0,
             evictions_total: 0,
+            alternates_admitted_total: 0,
+            alternates_promoted_total: 0,
             rejected_by_code: [0; REASON_COUNT],
         }
     }
@@ -330,6 +364,9 @@ struct Entry {
 
 /// One sender's pending transactions by nonce.
 type Queue = BTreeMap<u64, Entry>;
+
+/// The alternates of one pending `(sender, nonce)`, oldest first.
+type Alternates = BTreeMap<(Address, u64), Vec<Entry>>;
 
 /// A sender's account as its pending transactions leave it, walked in nonce
 /// order. Mirrors `execute::apply_tx` for the sender's side.
@@ -511,6 +548,10 @@ pub struct Mempool {
     counters: MempoolCounters,
     /// Ids of the transactions whose signatures passed admission's strict check.
     sig_cache: Arc<SigCache>,
+    /// Second versions of pending nonces (module docs, "Alternates").
+    alternates: Alternates,
+    alt_ids: BTreeMap<Id, (Address, u64)>,
+    alt_bytes: usize,
 }
 
 impl Mempool {
@@ -526,6 +567,9 @@ impl Mempool {
             bytes: 0,
             counters: MempoolCounters::default(),
             sig_cache: Arc::new(SigCache::new(params_chain_id, SIG_CACHE_ENTRIES_MAX)),
+            alternates: Alternates::new(),
+            alt_ids: BTreeMap::new(),
+            alt_bytes: 0,
         }
     }
 
@@ -553,7 +597,7 @@ impl Mempool {
         &self.config
     }
 
-    /// Number of pending transactions.
+    /// Number of pending transactions (alternates not counted).
     pub fn len(&self) -> usize {
         self.by_id.len()
     }
@@ -567,8 +611,21 @@ impl Mempool {
         self.bytes
     }
 
+    /// Whether `id` is pending or held as an alternate.
     pub fn contains(&self, id: &Id) -> bool {
-        self.by_id.contains_key(id)
+        self.by_id.contains_key(id) || self.alt_ids.contains_key(id)
+    }
+
+    /// Number of alternates held.
+    pub fn alternates_len(&self) -> usize {
+        self.alt_ids.len()
+    }
+
+    /// Every alternate, by sender then nonce then age.
+    pub fn iter_alternates(&self) -> impl Iterator<Item = &SignedTx> + '_ {
+        self.alternates
+            .values()
+            .flat_map(|v| v.iter().map(|e| &e.tx))
     }
 
     pub fn get(&self, id: &Id) -> Option<&SignedTx> {
@@ -597,7 +654,7 @@ impl Mempool {
         }
     }
 
-    /// Every pending transaction, by sender then nonce.
+    /// Every pending transaction, by sender then nonce (alternates not included).
     pub fn iter(&self) -> impl Iterator<Item = &SignedTx> + '_ {
         self.senders
             .values()
@@ -688,6 +745,18 @@ impl Mempool {
                 }
             }
             self.put_queue(addr, q);
+            self.drop_alternates(&addr, first..);
+        }
+        // Alternates of their own age.
+        let old: Vec<Id> = self
+            .alternates
+            .values()
+            .flatten()
+            .filter(|e| expired(e))
+            .map(|e| e.id)
+            .collect();
+        for id in old {
+            self.remove_alternate(&id);
         }
         bump(&mut self.counters.ttl_drop_total, ttl);
         bump(&mut self.counters.orphan_sweep_total, orphans);
@@ -700,7 +769,13 @@ impl Mempool {
     /// an unaffordable spend, a taken handle) every later one. Returns how
     /// many were dropped (all counted in `orphan_sweep_total`).
     pub fn sweep_orphans<S: StateRead + ?Sized>(&mut self, state: &S) -> usize {
-        let addrs: Vec<Address> = self.senders.keys().copied().collect();
+        // Senders with alternates too: theirs go with a mined nonce.
+        let addrs: BTreeSet<Address> = self
+            .senders
+            .keys()
+            .chain(self.alternates.keys().map(|(a, _)| a))
+            .copied()
+            .collect();
         addrs.iter().map(|a| self.sync_sender(a, state).1).sum()
     }
 
@@ -710,7 +785,13 @@ impl Mempool {
     pub fn remove_included<S: StateRead + ?Sized>(&mut self, txs: &[SignedTx], state: &S) -> usize {
         let mut included = 0usize;
         for tx in txs {
-            let Some(&(addr, nonce)) = self.by_id.get(&tx.id()) else {
+            let id = tx.id();
+            if self.remove_alternate(&id).is_some() {
+                // Another pool's version of the nonce: its pending one is now stale.
+                included += 1;
+                continue;
+            }
+            let Some(&(addr, nonce)) = self.by_id.get(&id) else {
                 continue;
             };
             let mut q = self.take_queue(&addr);
@@ -725,10 +806,14 @@ impl Mempool {
     }
 
     /// Drops the entry `id` with every later-nonce entry of its sender (they can no
-    /// longer apply): for a transaction a block builder found not to execute, which
-    /// would otherwise block its sender until its time to live. Returns how many
+    /// longer apply) and the alternates of those nonces: for a transaction a block
+    /// builder found not to execute, which would otherwise block its sender until its
+    /// time to live. An alternate `id` is dropped alone. Returns how many pending
     /// entries left (the dependents counted in `orphan_sweep_total`).
     pub fn drop_with_dependents(&mut self, id: &Id) -> usize {
+        if self.remove_alternate(id).is_some() {
+            return 0;
+        }
         let Some(&(addr, nonce)) = self.by_id.get(id) else {
             return 0;
         };
@@ -738,6 +823,7 @@ impl Mempool {
             self.forget(&addr, e);
         }
         self.put_queue(addr, q);
+        self.drop_alternates(&addr, nonce..);
         bump(
             &mut self.counters.orphan_sweep_total,
             gone.len().saturating_sub(1) as u64,
@@ -745,15 +831,49 @@ impl Mempool {
         gone.len()
     }
 
+    /// Like [`Mempool::drop_with_dependents`] for a pending `id` that does not
+    /// execute on `state`, the tip's, but its nonce's alternates are promoted in its
+    /// place where one applies, and the later entries it displaces become
+    /// alternates of their nonces (room permitting) before the sender's queue is
+    /// rebuilt from the alternates in nonce order. Returns how many pending entries
+    /// left, net of those promoted.
+    fn drop_promoting<S: StateRead + ?Sized>(&mut self, id: &Id, state: &S) -> usize {
+        if self.remove_alternate(id).is_some() {
+            return 0;
+        }
+        let Some(&(addr, nonce)) = self.by_id.get(id) else {
+            return 0;
+        };
+        let before = self.by_id.len();
+        let mut q = self.take_queue(&addr);
+        let mut gone = q.split_off(&nonce).into_values();
+        if let Some(head) = gone.next() {
+            self.forget(&addr, &head);
+        }
+        self.put_queue(addr, q);
+        for e in gone {
+            self.forget(&addr, &e);
+            if !self.alternate_fits(&addr, e.tx.payload.nonce(), e.bytes) {
+                bump(&mut self.counters.orphan_sweep_total, 1);
+                continue;
+            }
+            self.insert_alternate(addr, e);
+        }
+        self.sync_sender(&addr, state);
+        before.saturating_sub(self.by_id.len())
+    }
+
     /// After a new tip: drops every sender's next transaction (the one at its account
     /// nonce) that no longer executes on `state`, the tip's, in a block at `height` and
-    /// `timestamp_ms`, with what depends on it ([`Mempool::drop_with_dependents`]) — a
-    /// decision made on a branch that lost (a receipt for a lease this branch never
-    /// gave, evidence for a dispute already ruled). Such an entry is never mined: the
-    /// miners that find it skipped drop it ([`Mempool::drop_skipped`]) and, having seen
-    /// it, do not take it back, while its sender's later transactions wait behind it
-    /// here until its time to live. Costs one `apply_tx` per sender. Returns how many
-    /// entries left.
+    /// `timestamp_ms`, with what depends on it — a decision made on a branch that lost
+    /// (a receipt for a lease this branch never gave, evidence for a dispute already
+    /// ruled). Such an entry is never mined: the miners that find it skipped drop it
+    /// ([`Mempool::drop_skipped`]) and, having seen it, do not take it back, while its
+    /// sender's later transactions wait behind it here until its time to live. An
+    /// alternate of its nonce that executes is promoted in its place, and the later
+    /// entries it displaces become alternates of their nonces (module docs,
+    /// "Alternates"). Costs one `apply_tx` per sender, and one more per alternate
+    /// tried. Returns how many pending entries left, net of promotions.
     pub fn drop_unexecutable(&mut self, state: &State, height: u64, timestamp_ms: u64) -> usize {
         let params = self.params.clone();
         let ctx = crate::context::TxCtx {
@@ -770,14 +890,22 @@ impl Mempool {
             })
             .collect();
         let mut dropped = 0;
-        for id in heads {
-            let Some(tx) = self.get(&id) else {
-                continue;
-            };
-            let mut ov = Overlay::new(state);
-            let mut fees = crate::execute::Fees::default();
-            if crate::execute::apply_tx(&mut ov, tx, &mut fees, &ctx).is_err() {
-                dropped += self.drop_with_dependents(&id);
+        for mut id in heads {
+            // Each turn drops an entry or promotes an alternate that did not run yet:
+            // at most the sender's pending entries and alternates, together.
+            while let Some(tx) = self.by_id.get(&id).and(self.get(&id)) {
+                let mut ov = Overlay::new(state);
+                let mut fees = crate::execute::Fees::default();
+                if crate::execute::apply_tx(&mut ov, tx, &mut fees, &ctx).is_ok() {
+                    break;
+                }
+                let from = tx.payload.from();
+                dropped += self.drop_promoting(&id, state);
+                let next = state.account(&from).nonce;
+                match self.senders.get(&from).and_then(|q| q.get(&next)) {
+                    Some(e) => id = e.id,
+                    None => break,
+                }
             }
         }
         dropped
@@ -786,8 +914,10 @@ impl Mempool {
     /// After a block template was built from `picked` on `state` (the tip it was
     /// built on) and included `included`: drops every picked transaction the template
     /// skipped at its sender's next nonce — it does not execute on the tip (a late
-    /// receipt, a second challenge) — with what depends on it
-    /// ([`Mempool::drop_with_dependents`]). Returns how many entries left.
+    /// receipt, a second challenge) — with what depends on it, an alternate of its
+    /// nonce promoted in its place where one applies (see
+    /// [`Mempool::drop_unexecutable`]). Returns how many pending entries left, net of
+    /// promotions.
     pub fn drop_skipped<S: StateRead + ?Sized>(
         &mut self,
         picked: &[SignedTx],
@@ -800,7 +930,7 @@ impl Mempool {
             let id = tx.id();
             let next = state.account(&tx.payload.from()).nonce;
             if !included.contains(&id) && tx.payload.nonce() == next {
-                dropped += self.drop_with_dependents(&id);
+                dropped += self.drop_promoting(&id, state);
             }
         }
         dropped
@@ -809,9 +939,11 @@ impl Mempool {
     /// After a reorganisation: re-admits `txs` (the undone blocks'
     /// transactions, any order) against `state`, the new tip's, as seen at
     /// `now_ms`. Best effort: each sender's reinserted and pending
-    /// transactions are re-admitted together in nonce order with the usual
-    /// checks (on a nonce clash the reinserted one is offered first; pending
-    /// ones keep their admission time), then every sender is swept. Refusals
+    /// transactions and alternates are re-admitted together in nonce order with
+    /// the usual checks (on a nonce clash the reinserted one is offered first, then
+    /// the pending one, then its alternates, so a clash keeps the others as
+    /// alternates where there is room; pending ones keep their admission time),
+    /// then every sender is swept. Refusals
     /// are not counted as rejections. Returns how many of `txs` are pending
     /// afterwards (one already pending before the call is not counted).
     pub fn reinsert<S: StateRead + ?Sized>(
@@ -847,6 +979,14 @@ impl Mempool {
                     verify: false,
                 };
                 group.push((c.tx.payload.nonce(), 1, c));
+            }
+            for e in self.take_alternates(addr, 0..) {
+                let c = Candidate {
+                    tx: e.tx,
+                    seen_ms: e.admitted_ms,
+                    verify: false,
+                };
+                group.push((c.tx.payload.nonce(), 2, c));
             }
             group.sort_by_key(|(nonce, rank, _)| (*nonce, *rank));
         }
@@ -905,8 +1045,11 @@ impl Mempool {
     }
 
     fn entry(&self, id: &Id) -> Option<&Entry> {
-        let (addr, nonce) = self.by_id.get(id)?;
-        self.senders.get(addr)?.get(nonce)
+        if let Some((addr, nonce)) = self.by_id.get(id) {
+            return self.senders.get(addr)?.get(nonce);
+        }
+        let key = self.alt_ids.get(id)?;
+        self.alternates.get(key)?.iter().find(|e| e.id == *id)
     }
 
     fn admit_inner<S: StateRead + ?Sized>(
@@ -917,7 +1060,7 @@ impl Mempool {
     ) -> Result<Id, AdmissionError> {
         let tx = c.tx;
         let id = tx.id();
-        if self.by_id.contains_key(&id) {
+        if self.contains(&id) {
             return Err(AdmissionError::DuplicateTx(id));
         }
         check_stateless(&tx, &self.params)?;
@@ -946,6 +1089,12 @@ impl Mempool {
         }
         let from = tx.payload.from();
         let (mut cursor, _) = self.sync_sender(&from, state);
+        let nonce = tx.payload.nonce();
+        if nonce >= cursor.account_nonce && nonce < cursor.nonce {
+            let rate = FeeRate::new(fee, bytes);
+            let admitted_ms = c.seen_ms.min(now_ms);
+            return self.admit_alternate(tx, id, bytes, rate, admitted_ms, state);
+        }
         cursor.step(state, &tx)?;
         if let TxPayload::RegisterHandle(h) = &tx.payload {
             if self.handles.contains_key(&h.handle) {
@@ -1031,6 +1180,7 @@ impl Mempool {
         let Some(&(addr, nonce)) = self.by_id.get(id) else {
             return;
         };
+        self.drop_alternates(&addr, nonce..);
         let mut q = self.take_queue(&addr);
         debug_assert_eq!(
             q.last_key_value().map(|(n, _)| *n),
@@ -1049,22 +1199,176 @@ impl Mempool {
     fn sync_sender<S: StateRead + ?Sized>(&mut self, addr: &Address, state: &S) -> (Cursor, usize) {
         let q = self.take_queue(addr);
         let mut cursor = Cursor::new(state, addr);
+        self.drop_alternates(addr, ..cursor.account_nonce);
         let mut kept = Queue::new();
         let mut dropped = 0usize;
         let mut broken = false;
         for (nonce, e) in q {
             let stale = nonce < cursor.account_nonce;
-            broken = broken || (!stale && cursor.step(state, &e.tx).is_err());
-            if stale || broken {
+            let fails = !stale && !broken && cursor.step(state, &e.tx).is_err();
+            if stale || broken || fails {
                 self.forget(addr, &e);
                 dropped += 1;
             } else {
                 kept.insert(nonce, e);
             }
+            if fails {
+                // An alternate of this nonce may apply where the pending one does not.
+                match self.promote(addr, nonce, &mut cursor, state) {
+                    Some(alt) => {
+                        kept.insert(nonce, alt);
+                    }
+                    None => broken = true,
+                }
+            }
         }
+        if !broken {
+            // Alternates of nonces whose pending entries left (drop_promoting).
+            while let Some(alt) = self.promote(addr, cursor.nonce, &mut cursor, state) {
+                kept.insert(alt.tx.payload.nonce(), alt);
+            }
+        }
+        self.drop_alternates(addr, cursor.nonce..);
         self.put_queue(*addr, kept);
         bump(&mut self.counters.orphan_sweep_total, dropped as u64);
         (cursor, dropped)
+    }
+
+    /// The first alternate of `(addr, nonce)` that `cursor` takes and that fits the
+    /// pool's limits, made a pending entry (remembered; its alternates before it that
+    /// do not apply leave, those after stay); `None` when there is none.
+    fn promote<S: StateRead + ?Sized>(
+        &mut self,
+        addr: &Address,
+        nonce: u64,
+        cursor: &mut Cursor,
+        state: &S,
+    ) -> Option<Entry> {
+        let mut alts = self.take_alternates(addr, nonce..=nonce).into_iter();
+        let mut found = None;
+        for e in alts.by_ref() {
+            let fits = self.by_id.len() < self.config.capacity_max
+                && self.bytes.saturating_add(e.bytes) <= self.config.bytes_max;
+            if fits && cursor.step(state, &e.tx).is_ok() {
+                found = Some(e);
+                break;
+            }
+        }
+        for e in alts {
+            self.insert_alternate(*addr, e);
+        }
+        let e = found?;
+        self.remember(addr, &e);
+        bump(&mut self.counters.alternates_promoted_total, 1);
+        Some(e)
+    }
+
+    /// Admits `tx` as an alternate of its nonce, already pending for its sender (see
+    /// "Alternates" in the module docs); the checks before the sender's have passed.
+    fn admit_alternate<S: StateRead + ?Sized>(
+        &mut self,
+        tx: SignedTx,
+        id: Id,
+        bytes: usize,
+        rate: FeeRate,
+        admitted_ms: u64,
+        state: &S,
+    ) -> Result<Id, AdmissionError> {
+        let from = tx.payload.from();
+        let nonce = tx.payload.nonce();
+        let refused = AdmissionError::DuplicateNonce { nonce };
+        if matches!(tx.payload, TxPayload::RegisterHandle(_)) {
+            return Err(refused);
+        }
+        // Its own checks (balance, market pre-checks) where it would stand.
+        let mut cursor = Cursor::new(state, &from);
+        if let Some(q) = self.senders.get(&from) {
+            for e in q.range(..nonce).map(|(_, e)| e) {
+                cursor.step(state, &e.tx).map_err(|_| refused.clone())?;
+            }
+        }
+        cursor.step(state, &tx)?;
+        if !self.alternate_fits(&from, nonce, bytes) {
+            return Err(refused);
+        }
+        let entry = Entry {
+            tx,
+            id,
+            bytes,
+            rate,
+            admitted_ms,
+        };
+        self.insert_alternate(from, entry);
+        bump(&mut self.counters.alternates_admitted_total, 1);
+        Ok(id)
+    }
+
+    /// Whether an alternate of `bytes` for `(addr, nonce)` keeps within the limits.
+    fn alternate_fits(&self, addr: &Address, nonce: u64, bytes: usize) -> bool {
+        let here = self.alternates.get(&(*addr, nonce)).map_or(0, Vec::len);
+        let of_sender: usize = self
+            .alternates
+            .range((*addr, 0)..=(*addr, u64::MAX))
+            .map(|(_, v)| v.len())
+            .sum();
+        here < ALTERNATES_PER_NONCE_MAX
+            && of_sender < self.config.per_sender_max.div_ceil(4)
+            && self.alt_ids.len() < self.config.capacity_max.div_ceil(8)
+            && self.alt_bytes.saturating_add(bytes) <= self.config.bytes_max.div_ceil(8)
+    }
+
+    /// Adds an alternate (the caller checked [`Mempool::alternate_fits`]).
+    fn insert_alternate(&mut self, addr: Address, e: Entry) {
+        let key = (addr, e.tx.payload.nonce());
+        self.alt_ids.insert(e.id, key);
+        self.alt_bytes = self.alt_bytes.saturating_add(e.bytes);
+        self.alternates.entry(key).or_default().push(e);
+    }
+
+    /// Removes the alternates of `addr` with a nonce in `nonces`, in nonce order.
+    fn take_alternates(
+        &mut self,
+        addr: &Address,
+        nonces: impl std::ops::RangeBounds<u64>,
+    ) -> Vec<Entry> {
+        let lo = match nonces.start_bound() {
+            Bound::Included(n) => Bound::Included((*addr, *n)),
+            Bound::Excluded(n) => Bound::Excluded((*addr, *n)),
+            Bound::Unbounded => Bound::Included((*addr, 0)),
+        };
+        let hi = match nonces.end_bound() {
+            Bound::Included(n) => Bound::Included((*addr, *n)),
+            Bound::Excluded(n) => Bound::Excluded((*addr, *n)),
+            Bound::Unbounded => Bound::Included((*addr, u64::MAX)),
+        };
+        let keys: Vec<(Address, u64)> = self.alternates.range((lo, hi)).map(|(k, _)| *k).collect();
+        let mut out = Vec::new();
+        for k in keys {
+            for e in self.alternates.remove(&k).unwrap_or_default() {
+                self.alt_ids.remove(&e.id);
+                self.alt_bytes = self.alt_bytes.saturating_sub(e.bytes);
+                out.push(e);
+            }
+        }
+        out
+    }
+
+    /// Drops the alternates of `addr` with a nonce in `nonces`.
+    fn drop_alternates(&mut self, addr: &Address, nonces: impl std::ops::RangeBounds<u64>) {
+        self.take_alternates(addr, nonces);
+    }
+
+    /// Removes the alternate `id`, if it is one.
+    fn remove_alternate(&mut self, id: &Id) -> Option<Entry> {
+        let key = self.alt_ids.remove(id)?;
+        let v = self.alternates.get_mut(&key)?;
+        let i = v.iter().position(|e| e.id == *id)?;
+        let e = v.remove(i);
+        if v.is_empty() {
+            self.alternates.remove(&key);
+        }
+        self.alt_bytes = self.alt_bytes.saturating_sub(e.bytes);
+        Some(e)
     }
 
     /// Detaches `addr`'s queue (and its tail from the eviction index).

@@ -50,6 +50,33 @@ impl Mempool {
                 }
             }
         }
+        let mut alt_bytes = 0usize;
+        let mut alt_count = 0usize;
+        let mut of_sender: BTreeMap<Address, usize> = BTreeMap::new();
+        for ((addr, nonce), v) in &self.alternates {
+            assert!(!v.is_empty(), "empty alternates kept");
+            assert!(v.len() <= ALTERNATES_PER_NONCE_MAX, "alternates per nonce");
+            let primary = self.senders.get(addr).and_then(|q| q.get(nonce));
+            let primary = primary.expect("an alternate has a pending entry at its nonce");
+            for e in v {
+                assert_ne!(e.id, primary.id);
+                assert_eq!(e.id, e.tx.id());
+                assert_eq!((e.tx.payload.from(), e.tx.payload.nonce()), (*addr, *nonce));
+                assert_eq!(self.alt_ids.get(&e.id), Some(&(*addr, *nonce)));
+                assert!(!self.by_id.contains_key(&e.id));
+                assert!(!matches!(e.tx.payload, TxPayload::RegisterHandle(_)));
+                alt_bytes += e.bytes;
+                alt_count += 1;
+                *of_sender.entry(*addr).or_default() += 1;
+            }
+        }
+        assert_eq!(alt_count, self.alt_ids.len());
+        assert_eq!(alt_bytes, self.alt_bytes);
+        assert!(alt_count <= self.config.capacity_max.div_ceil(8));
+        assert!(alt_bytes <= self.config.bytes_max.div_ceil(8));
+        assert!(of_sender
+            .values()
+            .all(|n| *n <= self.config.per_sender_max.div_ceil(4)));
         assert_eq!(count, self.by_id.len());
         assert_eq!(bytes, self.bytes);
         assert_eq!(tails, self.tails);
@@ -193,6 +220,31 @@ fn drop_skipped_drops_a_skipped_next_nonce_with_its_dependents_only() {
 
 #[test]
 fn drop_unexecutable_drops_a_stale_head_with_its_dependents_only() {
+    // ann, a provider with the minimum stake, asks to unstake ten times that (she had,
+    // on a branch that lost): admission checks her funds and her registration, not her
+    // stake, so it enters the pool, and no block can ever include it; her transfer
+    // behind it waits on it. bob's transfers execute.
+    let (state, unstake) = provider_world();
+    let after = transfer("ann", 3, 1_000);
+    let b: Vec<SignedTx> = (0..2).map(|n| transfer("bob", n, 1_000)).collect();
+    let mut p = pool();
+    for t in [&unstake, &after].into_iter().chain(&b) {
+        p.admit(t.clone(), &state, 0).unwrap();
+    }
+    assert_eq!(p.sweep_orphans(&state), 0, "nonces and funds line up");
+    assert_eq!(p.drop_unexecutable(&state, 2, 1_000), 2);
+    assert!(!p.contains(&unstake.id()) && !p.contains(&after.id()));
+    assert!(
+        p.contains(&b[0].id()) && p.contains(&b[1].id()),
+        "bob's stay"
+    );
+    assert_eq!(p.drop_unexecutable(&state, 2, 1_000), 0, "nothing more");
+    p.assert_invariants(Some(&state));
+}
+
+/// ann, a provider with the minimum stake, and an `Unstake` of ten times that at
+/// `nonce`: admitted (admission does not check stakes), never executable.
+fn provider_world() -> (State, SignedTx) {
     use crate::builders::{cpu_caps, register_provider, stake};
     let mut state = funded(&["ann", "bob"], 1_000_000_000);
     let signed = |p: TxPayload, n: u64| {
@@ -212,28 +264,113 @@ fn drop_unexecutable_drops_a_stale_head_with_its_dependents_only() {
             signed(stake(addr("ann"), min, FeeSelector::Industrial), 1),
         ],
     );
-    // ann, a provider with `min` staked, asks to unstake ten times that (she had, on a
-    // branch that lost): admission checks her funds and her registration, not her
-    // stake, so it enters the pool, and no block can ever include it; her transfer
-    // behind it waits on it. bob's transfers execute.
     let TxPayload::Stake(change) = stake(addr("ann"), 10 * min, FeeSelector::Industrial) else {
         unreachable!("stake builds a Stake")
     };
     let unstake = signed(TxPayload::Unstake(change), 2);
-    let after = transfer("ann", 3, 1_000);
-    let b: Vec<SignedTx> = (0..2).map(|n| transfer("bob", n, 1_000)).collect();
+    (state, unstake)
+}
+
+#[test]
+fn an_alternate_takes_the_place_of_a_pending_transaction_that_cannot_execute() {
+    // ann signed two versions of nonces 2 and 3 (her node crashed and decided again):
+    // this pool heard the stale unstake first. Its own version of 2 is an alternate,
+    // and when the unstake is found not to execute the alternate takes its place;
+    // the transfer behind the unstake becomes an alternate of nonce 3.
+    let (state, unstake) = provider_world();
+    let stale_next = transfer("ann", 3, 1_000);
+    let mine_2 = transfer_with("ann", 2, 1_000, |t| t.amount_consumer = 7);
+    let mine_3 = transfer_with("ann", 3, 1_000, |t| t.amount_consumer = 8);
     let mut p = pool();
-    for t in [&unstake, &after].into_iter().chain(&b) {
+    for t in [&unstake, &stale_next, &mine_2, &mine_3] {
         p.admit(t.clone(), &state, 0).unwrap();
     }
-    assert_eq!(p.sweep_orphans(&state), 0, "nonces and funds line up");
-    assert_eq!(p.drop_unexecutable(&state, 2, 1_000), 2);
-    assert!(!p.contains(&unstake.id()) && !p.contains(&after.id()));
-    assert!(
-        p.contains(&b[0].id()) && p.contains(&b[1].id()),
-        "bob's stay"
+    assert_eq!((p.len(), p.alternates_len()), (2, 2));
+    assert_eq!(
+        p.select(10, 1 << 20),
+        vec![unstake.clone(), stale_next.clone()],
+        "alternates are never selected"
     );
-    assert_eq!(p.drop_unexecutable(&state, 2, 1_000), 0, "nothing more");
+    p.assert_invariants(Some(&state));
+    assert_eq!(p.drop_unexecutable(&state, 2, 1_000), 0, "two out, two in");
+    assert_eq!(p.counters().alternates_promoted_total, 2);
+    assert!(!p.contains(&unstake.id()));
+    assert_eq!(
+        p.select(10, 1 << 20),
+        vec![mine_2.clone(), mine_3.clone()],
+        "her alternates are pending in nonce order"
+    );
+    assert!(
+        p.contains(&stale_next.id()),
+        "displaced, kept as an alternate"
+    );
+    assert_eq!(p.alternates_len(), 1);
+    p.assert_invariants(Some(&state));
+    // A block with the other pool's version of nonce 2: the pending one is stale,
+    // nonce 3's pending and alternate both still apply.
+    let mut s = state.clone();
+    mine(&mut s, std::slice::from_ref(&mine_2));
+    p.remove_included(std::slice::from_ref(&mine_2), &s);
+    assert_eq!(p.select(10, 1 << 20), vec![mine_3.clone()]);
+    p.assert_invariants(Some(&s));
+    // A block with the alternate of nonce 3 instead: it leaves, and the pending one
+    // is stale.
+    let mut s2 = s.clone();
+    mine(&mut s2, std::slice::from_ref(&stale_next));
+    p.remove_included(std::slice::from_ref(&stale_next), &s2);
+    assert!(p.is_empty() && p.alternates_len() == 0);
+    p.assert_invariants(Some(&s2));
+}
+
+#[test]
+fn a_skipped_head_is_replaced_by_its_alternate() {
+    let (state, unstake) = provider_world();
+    let other = transfer("ann", 2, 1_000);
+    let mut p = pool();
+    p.admit(unstake.clone(), &state, 0).unwrap();
+    p.admit(other.clone(), &state, 0).unwrap();
+    let picked = p.select(10, 1 << 20);
+    assert_eq!(picked, vec![unstake.clone()]);
+    assert_eq!(p.drop_skipped(&picked, &[], &state), 0, "one out, one in");
+    assert_eq!(p.select(10, 1 << 20), vec![other]);
+    assert_eq!(p.alternates_len(), 0);
+    p.assert_invariants(Some(&state));
+}
+
+#[test]
+fn alternates_keep_within_their_limits() {
+    let state = funded(&["ann"], 1_000_000);
+    // per_sender_max 8: at most 2 alternates for ann; capacity 8: 1 in the pool.
+    let mut p = pool_with(|c| {
+        c.per_sender_max = 8;
+        c.capacity_max = 8;
+    });
+    for n in 0..3 {
+        p.admit(transfer("ann", n, 1_000), &state, 0).unwrap();
+    }
+    p.admit(transfer("ann", 0, 1_001), &state, 0).unwrap();
+    refuse(&mut p, &state, transfer("ann", 1, 1_001), "duplicate_nonce");
+    p.assert_invariants(Some(&state));
+    // A handle claim is never an alternate (it would claim a handle it may never
+    // take); an alternate that cannot pay where it stands is refused as such.
+    let mut p = pool();
+    p.admit(transfer("ann", 0, 1_000), &state, 0).unwrap();
+    refuse(
+        &mut p,
+        &state,
+        register("ann", "@ann", 0),
+        "duplicate_nonce",
+    );
+    let too_much = transfer_with("ann", 0, 1_000, |t| t.amount_consumer = 10_000_000);
+    refuse(&mut p, &state, too_much, "insufficient_balance");
+    // Evicting a tail takes its alternates with it.
+    let state = funded(&["ann", "bob"], 1_000_000);
+    let mut p = pool_with(|c| c.capacity_max = 1);
+    let cheap = transfer("ann", 0, 1_000);
+    p.admit(cheap.clone(), &state, 0).unwrap();
+    p.admit(transfer("ann", 0, 1_001), &state, 0).unwrap();
+    p.admit(transfer("bob", 0, 5_000), &state, 0).unwrap();
+    assert!(!p.contains(&cheap.id()) && p.alternates_len() == 0);
     p.assert_invariants(Some(&state));
 }
 
@@ -432,15 +569,23 @@ fn nonce_refusals() {
     );
     let first = transfer("alice", 5, 1_000);
     p.admit(first.clone(), &state, 0).unwrap();
-    let err = refuse(&mut p, &state, first, "duplicate_tx");
+    let err = refuse(&mut p, &state, first.clone(), "duplicate_tx");
     assert!(matches!(err, AdmissionError::DuplicateTx(_)));
-    // No replace-by-fee: a better-paying tx with a pending nonce is refused.
-    refuse(
+    // No replace-by-fee: a better-paying tx with a pending nonce becomes an
+    // alternate (never selected), and past the alternates' limit it is refused.
+    let better = transfer("alice", 5, 9_000);
+    p.admit(better.clone(), &state, 0).unwrap();
+    assert!(p.contains(&better.id()));
+    assert_eq!((p.len(), p.alternates_len()), (1, 1));
+    assert_eq!(p.select(10, 1 << 20), vec![first.clone()]);
+    p.admit(transfer("alice", 5, 9_001), &state, 0).unwrap();
+    let err = refuse(
         &mut p,
         &state,
-        transfer("alice", 5, 9_000),
+        transfer("alice", 5, 9_002),
         "duplicate_nonce",
     );
+    assert_eq!(err, AdmissionError::DuplicateNonce { nonce: 5 });
     let err = refuse(&mut p, &state, transfer("alice", 7, 1_000), "nonce_gap");
     assert_eq!(
         err,
@@ -786,7 +931,8 @@ fn stale_sender_is_resynced_on_admission() {
 }
 
 // -----------------------------------------------------------------------
-// Property: random admission, purge, select, mining, external txs and
+// Property: random admission, alternates, purge, select, mining (of pending
+// entries or of another pool's alternates), skipped heads, external txs and
 // reorgs keep every invariant, and every selection applies to the state.
 
 const SENDERS: [&str; 4] = ["p0", "p1", "p2", "p3"];
@@ -813,6 +959,14 @@ enum Op {
     Mine {
         max_count: usize,
         max_bytes: usize,
+    },
+    /// A block of another pool that holds `sender`'s first alternate as pending.
+    MineAlternate {
+        sender: usize,
+    },
+    /// A template skipped `sender`'s next transaction.
+    SkipHead {
+        sender: usize,
     },
     External {
         sender: usize,
@@ -858,6 +1012,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => mine,
         1 => external,
         1 => Just(Op::Reorg),
+        1 => (0..n).prop_map(|sender| Op::MineAlternate { sender }),
+        1 => (0..n).prop_map(|sender| Op::SkipHead { sender }),
     ]
 }
 
@@ -865,7 +1021,7 @@ fn run(ops: &[Op]) {
     let mut state = funded(&SENDERS, 1_000_000);
     let mut p = pool_with(|c| {
         c.capacity_max = 5;
-        c.bytes_max = 1_000;
+        c.bytes_max = 2_000;
         c.per_sender_max = 3;
         c.ttl_ms = 2_000;
     });
@@ -894,7 +1050,13 @@ fn run(ops: &[Op]) {
                     Ok(id) => {
                         assert_eq!(id, tx.id());
                         assert!(p.contains(&id));
-                        assert_eq!(nonce, next, "only the next nonce is admitted");
+                        if nonce != next {
+                            assert!(nonce < next, "no gap is admitted");
+                            assert!(
+                                p.iter_alternates().any(|t| t.id() == id),
+                                "a pending nonce is admitted only as an alternate"
+                            );
+                        }
                     }
                     Err(_) => assert!(!p.contains(&tx.id()) && p.len() <= before),
                 }
@@ -927,6 +1089,50 @@ fn run(ops: &[Op]) {
                 let undo = mine(&mut state, &block);
                 p.remove_included(&block, &state);
                 undone.push((undo, block));
+            }
+            Op::MineAlternate { sender } => {
+                let from = addr(SENDERS[*sender]);
+                let nonce = state.account(&from).nonce;
+                let alt = p
+                    .iter_alternates()
+                    .find(|t| t.payload.from() == from && t.payload.nonce() == nonce)
+                    .cloned();
+                if let Some(tx) = alt {
+                    let undo = mine(&mut state, std::slice::from_ref(&tx));
+                    p.remove_included(std::slice::from_ref(&tx), &state);
+                    assert!(!p.contains(&tx.id()));
+                    undone.push((undo, vec![tx]));
+                }
+            }
+            Op::SkipHead { sender } => {
+                let from = addr(SENDERS[*sender]);
+                let head = p.select(usize::MAX, usize::MAX);
+                let head: Vec<SignedTx> = head
+                    .into_iter()
+                    .filter(|t| t.payload.from() == from)
+                    .take(1)
+                    .collect();
+                let alternates: Vec<Id> = head.first().map_or(vec![], |h| {
+                    p.iter_alternates()
+                        .filter(|t| {
+                            t.payload.from() == from && t.payload.nonce() == h.payload.nonce()
+                        })
+                        .map(|t| t.id())
+                        .collect()
+                });
+                p.drop_skipped(&head, &[], &state);
+                if let Some(h) = head.first() {
+                    assert!(!p.contains(&h.id()));
+                    // Only an alternate of the skipped nonce may take its place.
+                    let now_pending = p
+                        .select(usize::MAX, usize::MAX)
+                        .into_iter()
+                        .find(|t| t.payload.from() == from)
+                        .map(|t| t.id());
+                    if let Some(id) = now_pending {
+                        assert!(alternates.contains(&id), "promoted from its alternates");
+                    }
+                }
             }
             Op::External { sender, amount } => {
                 let name = SENDERS[*sender];
