@@ -270,8 +270,11 @@ impl Node {
     /// gossips it.
     pub fn submit(&self, tx: SignedTx) -> Result<Id, AdmissionError> {
         let mut c = self.core();
-        let id = self.admit(&mut c, tx.clone())?;
+        let r = self.admit(&mut c, tx.clone());
+        let ready = c.pool.take_ready();
         drop(c);
+        self.relay(&ready);
+        let id = r?;
         if let Some(n) = self.net() {
             n.publish_tx(&tx);
         }
@@ -281,7 +284,22 @@ impl Node {
     /// Admits a transaction a peer gossiped (gossipsub relays it once accepted).
     pub fn admit_from_peer(&self, tx: SignedTx) -> Result<Id, AdmissionError> {
         let mut c = self.core();
-        self.admit(&mut c, tx)
+        let r = self.admit(&mut c, tx);
+        let ready = c.pool.take_ready();
+        drop(c);
+        self.relay(&ready);
+        r
+    }
+
+    /// Gossips transactions the mempool held for a nonce gap and admitted once the
+    /// gap closed (`Mempool::take_ready`): when they arrived they were refused, so
+    /// not relayed.
+    fn relay(&self, ready: &[SignedTx]) {
+        if let Some(n) = self.net() {
+            for tx in ready {
+                n.publish_tx(tx);
+            }
+        }
     }
 
     fn admit(&self, c: &mut Core, tx: SignedTx) -> Result<Id, AdmissionError> {
@@ -345,12 +363,14 @@ impl Node {
                 }
             }
         }
+        let ready = c.pool.take_ready();
         drop(c);
         if let Some(n) = self.net() {
             for tx in &admitted {
                 n.publish_tx(tx);
             }
         }
+        self.relay(&ready);
         result.map(|_| ids)
     }
 
@@ -447,7 +467,9 @@ impl Node {
         if let Some(n) = self.net() {
             n.set_status(status);
         }
+        let ready = c.pool.take_ready();
         drop(c);
+        self.relay(&ready);
         {
             let mut h = self.head.0.lock().unwrap_or_else(|p| p.into_inner());
             *h = tip;

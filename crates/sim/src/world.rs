@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tb_chain::market::audit::{check_running_totals, supply};
 use tb_chain::market::dispute::disputes;
 use tb_chain::market::records::{JobState, Outcome, SlashReason};
-use tb_chain::mempool::{AdmissionError, Mempool, MempoolConfig};
+use tb_chain::mempool::{Mempool, MempoolConfig};
 use tb_chain::state::{account_key, Account, StateRead};
 use tb_chain::{mine, Block, ChainParams, SignedTx};
 use tb_primitives::{encode, Address, Id, SecretKey, MICRO_PER_TOKEN};
@@ -109,6 +109,8 @@ pub struct Report {
     /// Second versions of a pending nonce that a pool promoted when the pending one
     /// left without being included (the mempool's alternates).
     pub alternates_promoted: u64,
+    /// Transactions a pool held for a nonce gap and relayed once it closed.
+    pub held_relayed: u64,
 }
 
 impl std::fmt::Display for Report {
@@ -118,7 +120,8 @@ impl std::fmt::Display for Report {
             "seed {}: height {}, {} blocks mined, {} reorgs, {} partitions, {} crashes \
              ({} mid-write, {} blocks re-executed at restart), {} messages ({} dropped, \
              {} duplicated), {} forgeries ({} refused), {} jobs, caught {:?}, {} lying \
-             challenges lost, {} verifier challenges won, {} alternates promoted",
+             challenges lost, {} verifier challenges won, {} alternates promoted, {} held \
+             transactions relayed",
             self.seed,
             self.height,
             self.blocks_mined,
@@ -136,7 +139,8 @@ impl std::fmt::Display for Report {
             self.caught,
             self.lying_challenges_lost,
             self.verifier_challenges_won,
-            self.alternates_promoted
+            self.alternates_promoted,
+            self.held_relayed
         )
     }
 }
@@ -642,17 +646,23 @@ impl World {
         if node.seen.contains_key(&tx.id()) {
             return;
         }
-        match node.pool.admit(tx.clone(), db.state(), now) {
-            Ok(_) => {
-                node.seen.insert(tx.id(), sim_now);
-                self.broadcast(at, Msg::Tx(Arc::new(tx)));
-            }
-            // Overtaken by a later nonce of its sender: it may apply once the
-            // earlier one arrives, so it is not remembered as seen.
-            Err(AdmissionError::NonceGap { .. }) => {}
-            Err(_) => {
-                node.seen.insert(tx.id(), sim_now);
-            }
+        // Remembered whatever the verdict, as gossipsub's duplicate cache does: a
+        // transaction refused for a nonce gap is not delivered again (the pool holds
+        // it, and relays it when the gap closes).
+        node.seen.insert(tx.id(), sim_now);
+        let admitted = node.pool.admit(tx.clone(), db.state(), now).is_ok();
+        if admitted {
+            self.broadcast(at, Msg::Tx(Arc::new(tx)));
+        }
+        self.relay_ready(at);
+    }
+
+    /// Gossips what node `at`'s pool admitted from its held transactions (as the
+    /// node's `relay` does).
+    fn relay_ready(&mut self, at: usize) {
+        for tx in self.nodes[at].pool.take_ready() {
+            self.report.held_relayed += 1;
+            self.broadcast(at, Msg::Tx(Arc::new(tx)));
         }
     }
 
@@ -856,6 +866,7 @@ impl World {
         self.report.alternates_promoted +=
             node.pool.counters().alternates_promoted_total - promoted;
         node.best_work = node.best_work.max(db.tip_total_work());
+        self.relay_ready(at);
         self.check_node(at)
     }
 
@@ -1071,6 +1082,7 @@ impl World {
             for tx in sent {
                 self.broadcast(at, Msg::Tx(Arc::new(tx)));
             }
+            self.relay_ready(at);
         }
         Ok(())
     }

@@ -40,6 +40,10 @@ fn every_ci_seed_holds_every_invariant() {
         sum(|r| r.alternates_promoted) > 0,
         "no pool promoted an alternate"
     );
+    assert!(
+        sum(|r| r.held_relayed) > 0,
+        "no pool relayed a transaction held for a nonce gap"
+    );
     assert!(sum(|r| r.lying_challenges_lost) > 0, "no lying challenge");
     assert!(
         sum(|r| r.verifier_challenges_won) > 0,

@@ -32,6 +32,17 @@
 //!   `RegisterHandle`, the refusal is `DuplicateNonce`. An alternate leaves with
 //!   its nonce (mined, or its pending transaction dropped with no promotion), its
 //!   own time to live, or the eviction of the pending transaction at its nonce.
+//! * **Held for a gap.** A transaction whose nonce is ahead of its sender's next
+//!   one is refused with `NonceGap`, and also *held*, not relayed, until the
+//!   nonces before it arrive (gossip over several paths reorders a sender's
+//!   transactions, and never delivers the refused one again). When the sender's
+//!   next nonce reaches it — the missing ones admitted, or mined — it is admitted
+//!   with the usual checks and handed to the node to relay
+//!   ([`Mempool::take_ready`]). At most `per_sender_max` nonces ahead of the
+//!   account's, one per nonce, a quarter of `per_sender_max` per sender and an
+//!   eighth of `capacity_max` and `bytes_max` in all (with the alternates' eighth,
+//!   a pool holds at most 1.25× its configured bytes); it expires with its time to
+//!   live like an entry.
 //! * **Pending balance.** A sender's pending transactions, applied in nonce
 //!   order on top of its state balance, must all be affordable: the new one
 //!   is checked against the balance left after the earlier pending ones.
@@ -297,6 +308,10 @@ pub struct MempoolCounters {
     /// Alternates promoted in place of a pending transaction that left without
     /// being included.
     pub alternates_promoted_total: u64,
+    /// Transactions held for a nonce gap.
+    pub held_total: u64,
+    /// Held transactions admitted once the gap before them closed.
+    pub held_admitted_total: u64,
     /// Refusals by `admit`/`admit_at`, at index `code - 1`.
     pub rejected_by_code: [u64; REASON_COUNT],
 }
@@ -311,6 +326,8 @@ impl Default for MempoolCounters {
             evictions_total: 0,
             alternates_admitted_total: 0,
             alternates_promoted_total: 0,
+            held_total: 0,
+            held_admitted_total: 0,
             rejected_by_code: [0; REASON_COUNT],
         }
     }
@@ -552,6 +569,12 @@ pub struct Mempool {
     alternates: Alternates,
     alt_ids: BTreeMap<Id, (Address, u64)>,
     alt_bytes: usize,
+    /// Transactions held for a nonce gap (module docs, "Held for a gap").
+    held: BTreeMap<(Address, u64), Entry>,
+    held_ids: BTreeMap<Id, (Address, u64)>,
+    held_bytes: usize,
+    /// Held transactions admitted since the last [`Mempool::take_ready`].
+    ready: Vec<SignedTx>,
 }
 
 impl Mempool {
@@ -570,6 +593,10 @@ impl Mempool {
             alternates: Alternates::new(),
             alt_ids: BTreeMap::new(),
             alt_bytes: 0,
+            held: BTreeMap::new(),
+            held_ids: BTreeMap::new(),
+            held_bytes: 0,
+            ready: Vec::new(),
         }
     }
 
@@ -619,6 +646,23 @@ impl Mempool {
     /// Number of alternates held.
     pub fn alternates_len(&self) -> usize {
         self.alt_ids.len()
+    }
+
+    /// Number of transactions held for a nonce gap.
+    pub fn held_len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Whether `id` is held for a nonce gap.
+    pub fn is_held(&self, id: &Id) -> bool {
+        self.held_ids.contains_key(id)
+    }
+
+    /// The held transactions admitted since the last call (the gap before them
+    /// closed), in admission order: the node relays them, as it relays what it
+    /// admits from a peer. Bounded by the held budget.
+    pub fn take_ready(&mut self) -> Vec<SignedTx> {
+        std::mem::take(&mut self.ready)
     }
 
     /// Every alternate, by sender then nonce then age.
@@ -700,6 +744,7 @@ impl Mempool {
         now_ms: u64,
     ) -> Result<Id, AdmissionError> {
         let verify = true;
+        let from = tx.payload.from();
         let r = self.admit_inner(
             Candidate {
                 tx,
@@ -709,6 +754,9 @@ impl Mempool {
             state,
             now_ms,
         );
+        if r.is_ok() {
+            self.admit_held(&from, state);
+        }
         match &r {
             Ok(_) => bump(&mut self.counters.admitted_total, 1),
             Err(e) => {
@@ -747,7 +795,7 @@ impl Mempool {
             self.put_queue(addr, q);
             self.drop_alternates(&addr, first..);
         }
-        // Alternates of their own age.
+        // Alternates and held transactions of their own age.
         let old: Vec<Id> = self
             .alternates
             .values()
@@ -757,6 +805,15 @@ impl Mempool {
             .collect();
         for id in old {
             self.remove_alternate(&id);
+        }
+        let old: Vec<(Address, u64)> = self
+            .held
+            .iter()
+            .filter(|(_, e)| expired(e))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in old {
+            self.remove_held(&k);
         }
         bump(&mut self.counters.ttl_drop_total, ttl);
         bump(&mut self.counters.orphan_sweep_total, orphans);
@@ -769,14 +826,21 @@ impl Mempool {
     /// an unaffordable spend, a taken handle) every later one. Returns how
     /// many were dropped (all counted in `orphan_sweep_total`).
     pub fn sweep_orphans<S: StateRead + ?Sized>(&mut self, state: &S) -> usize {
-        // Senders with alternates too: theirs go with a mined nonce.
+        // Senders with alternates too (theirs go with a mined nonce), and with
+        // held transactions (a block may close their gap).
         let addrs: BTreeSet<Address> = self
             .senders
             .keys()
             .chain(self.alternates.keys().map(|(a, _)| a))
+            .chain(self.held.keys().map(|(a, _)| a))
             .copied()
             .collect();
-        addrs.iter().map(|a| self.sync_sender(a, state).1).sum()
+        let mut dropped = 0;
+        for a in &addrs {
+            dropped += self.sync_sender(a, state).1;
+            self.admit_held(a, state);
+        }
+        dropped
     }
 
     /// After a block is applied: drops its transactions (`txs`, in block
@@ -1090,10 +1154,27 @@ impl Mempool {
         let from = tx.payload.from();
         let (mut cursor, _) = self.sync_sender(&from, state);
         let nonce = tx.payload.nonce();
+        let rate = FeeRate::new(fee, bytes);
+        let admitted_ms = c.seen_ms.min(now_ms);
         if nonce >= cursor.account_nonce && nonce < cursor.nonce {
-            let rate = FeeRate::new(fee, bytes);
-            let admitted_ms = c.seen_ms.min(now_ms);
             return self.admit_alternate(tx, id, bytes, rate, admitted_ms, state);
+        }
+        if nonce > cursor.nonce {
+            let gap = AdmissionError::NonceGap {
+                expected: cursor.nonce,
+                got: nonce,
+            };
+            self.hold(
+                Entry {
+                    tx,
+                    id,
+                    bytes,
+                    rate,
+                    admitted_ms,
+                },
+                cursor.account_nonce,
+            );
+            return Err(gap);
         }
         cursor.step(state, &tx)?;
         if let TxPayload::RegisterHandle(h) = &tx.payload {
@@ -1200,6 +1281,19 @@ impl Mempool {
         let q = self.take_queue(addr);
         let mut cursor = Cursor::new(state, addr);
         self.drop_alternates(addr, ..cursor.account_nonce);
+        self.drop_held(addr, cursor.account_nonce);
+        // Too far ahead after a reorganisation took the account nonce back.
+        let ahead = cursor
+            .account_nonce
+            .saturating_add(self.config.per_sender_max as u64);
+        let far: Vec<(Address, u64)> = self
+            .held
+            .range((*addr, ahead)..=(*addr, u64::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in far {
+            self.remove_held(&k);
+        }
         let mut kept = Queue::new();
         let mut dropped = 0usize;
         let mut broken = false;
@@ -1356,6 +1450,76 @@ impl Mempool {
     /// Drops the alternates of `addr` with a nonce in `nonces`.
     fn drop_alternates(&mut self, addr: &Address, nonces: impl std::ops::RangeBounds<u64>) {
         self.take_alternates(addr, nonces);
+    }
+
+    /// Holds `e`, ahead of its sender's next nonce, if it keeps within the limits
+    /// (module docs, "Held for a gap"); `account_nonce` is its sender's on the tip.
+    fn hold(&mut self, e: Entry, account_nonce: u64) {
+        let addr = e.tx.payload.from();
+        let key = (addr, e.tx.payload.nonce());
+        let per_sender = self.config.per_sender_max;
+        let of_sender = self.held.range((addr, 0)..=(addr, u64::MAX)).count();
+        let fits = key.1 < account_nonce.saturating_add(per_sender as u64)
+            && !self.held.contains_key(&key)
+            && of_sender < per_sender.div_ceil(4)
+            && self.held.len() < self.config.capacity_max.div_ceil(8)
+            && self.held_bytes.saturating_add(e.bytes) <= self.config.bytes_max.div_ceil(8);
+        if fits {
+            self.held_ids.insert(e.id, key);
+            self.held_bytes = self.held_bytes.saturating_add(e.bytes);
+            self.held.insert(key, e);
+            bump(&mut self.counters.held_total, 1);
+        }
+    }
+
+    /// Removes the held transaction at `key`, if any.
+    fn remove_held(&mut self, key: &(Address, u64)) -> Option<Entry> {
+        let e = self.held.remove(key)?;
+        self.held_ids.remove(&e.id);
+        self.held_bytes = self.held_bytes.saturating_sub(e.bytes);
+        Some(e)
+    }
+
+    /// Drops `addr`'s held transactions below `nonce` (their nonce is used).
+    fn drop_held(&mut self, addr: &Address, nonce: u64) {
+        let keys: Vec<(Address, u64)> = self
+            .held
+            .range((*addr, 0)..(*addr, nonce))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            self.remove_held(&k);
+        }
+    }
+
+    /// Admits `addr`'s held transactions that its next nonce has reached, in nonce
+    /// order, until one is missing or refused (then dropped); each admitted one is
+    /// queued for [`Mempool::take_ready`].
+    fn admit_held<S: StateRead + ?Sized>(&mut self, addr: &Address, state: &S) {
+        loop {
+            let next = self.next_nonce(addr, state);
+            // Below the next nonce: another transaction took it.
+            self.drop_held(addr, next);
+            let Some(e) = self.remove_held(&(*addr, next)) else {
+                return;
+            };
+            let c = Candidate {
+                tx: e.tx.clone(),
+                seen_ms: e.admitted_ms,
+                verify: false,
+            };
+            // Its age was checked when it was held; `purge_expired` ends it.
+            if self.admit_inner(c, state, e.admitted_ms).is_err() {
+                bump(&mut self.counters.orphan_sweep_total, 1);
+                return;
+            }
+            bump(&mut self.counters.held_admitted_total, 1);
+            if self.ready.len() >= self.config.capacity_max.div_ceil(8) {
+                // Nobody takes them: relaying is best effort, the oldest goes.
+                self.ready.remove(0);
+            }
+            self.ready.push(e.tx);
+        }
     }
 
     /// Removes the alternate `id`, if it is one.

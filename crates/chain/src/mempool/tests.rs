@@ -70,6 +70,29 @@ impl Mempool {
                 *of_sender.entry(*addr).or_default() += 1;
             }
         }
+        let mut held_bytes = 0usize;
+        let mut held_of: BTreeMap<Address, usize> = BTreeMap::new();
+        for ((addr, nonce), e) in &self.held {
+            assert_eq!((e.tx.payload.from(), e.tx.payload.nonce()), (*addr, *nonce));
+            assert_eq!(self.held_ids.get(&e.id), Some(&(*addr, *nonce)));
+            assert!(!self.by_id.contains_key(&e.id) && !self.alt_ids.contains_key(&e.id));
+            if let Some(state) = state {
+                let next = self.next_nonce(addr, state);
+                assert!(*nonce > next, "held {nonce} but the next nonce is {next}");
+                let ahead = state.account(addr).nonce + self.config.per_sender_max as u64;
+                assert!(*nonce < ahead, "held too far ahead");
+            }
+            held_bytes += e.bytes;
+            *held_of.entry(*addr).or_default() += 1;
+        }
+        assert_eq!(self.held.len(), self.held_ids.len());
+        assert_eq!(held_bytes, self.held_bytes);
+        assert!(self.held.len() <= self.config.capacity_max.div_ceil(8));
+        assert!(held_bytes <= self.config.bytes_max.div_ceil(8));
+        assert!(held_of
+            .values()
+            .all(|n| *n <= self.config.per_sender_max.div_ceil(4)));
+        assert!(self.ready.len() <= self.config.capacity_max.div_ceil(8));
         assert_eq!(alt_count, self.alt_ids.len());
         assert_eq!(alt_bytes, self.alt_bytes);
         assert!(alt_count <= self.config.capacity_max.div_ceil(8));
@@ -375,6 +398,70 @@ fn alternates_keep_within_their_limits() {
 }
 
 #[test]
+fn a_transaction_ahead_of_a_gap_is_held_until_the_gap_closes() {
+    let state = funded(&["ann", "bob"], 1_000_000);
+    let mut p = pool();
+    let a: Vec<SignedTx> = (0..3).map(|n| transfer("ann", n, 1_000)).collect();
+    // Gossip brought ann's 2 and 1 before her 0: refused as gaps (not relayed), held.
+    for t in [&a[2], &a[1]] {
+        let err = refuse(&mut p, &state, t.clone(), "nonce_gap");
+        assert!(matches!(err, AdmissionError::NonceGap { expected: 0, .. }));
+    }
+    assert!(p.is_held(&a[1].id()) && p.is_held(&a[2].id()));
+    assert_eq!((p.len(), p.held_len()), (0, 2));
+    // The same one again: still a gap, held once.
+    refuse(&mut p, &state, a[2].clone(), "nonce_gap");
+    assert_eq!(p.held_len(), 2);
+    p.assert_invariants(Some(&state));
+    p.admit(a[0].clone(), &state, 0).unwrap();
+    assert_eq!(
+        p.select(10, 1 << 20),
+        a,
+        "the gap closed: all three pending"
+    );
+    assert_eq!(p.take_ready(), vec![a[1].clone(), a[2].clone()], "to relay");
+    assert!(p.take_ready().is_empty());
+    assert_eq!(p.counters().held_admitted_total, 2);
+    p.assert_invariants(Some(&state));
+
+    // A block can close the gap too: bob's 0 was mined elsewhere.
+    let b: Vec<SignedTx> = (0..2).map(|n| transfer("bob", n, 1_000)).collect();
+    refuse(&mut p, &state, b[1].clone(), "nonce_gap");
+    let mut s = state.clone();
+    mine(&mut s, std::slice::from_ref(&b[0]));
+    p.remove_included(std::slice::from_ref(&b[0]), &s);
+    assert!(p.contains(&b[1].id()) && p.held_len() == 0);
+    assert_eq!(p.take_ready(), vec![b[1].clone()]);
+    p.assert_invariants(Some(&s));
+}
+
+#[test]
+fn held_transactions_keep_within_their_limits_and_expire() {
+    let state = funded(&["ann"], 1_000_000);
+    let mut p = pool_with(|c| {
+        c.per_sender_max = 8;
+        c.ttl_ms = 1_000;
+    });
+    // Two per sender (a quarter of 8), and never 8 or more ahead of the account.
+    refuse(&mut p, &state, transfer("ann", 8, 1_000), "nonce_gap");
+    assert_eq!(p.held_len(), 0, "too far ahead");
+    for n in [3, 5, 6] {
+        refuse(&mut p, &state, transfer("ann", n, 1_000), "nonce_gap");
+    }
+    assert_eq!(p.held_len(), 2);
+    // A second version of a held nonce is not held.
+    let other = transfer_with("ann", 3, 1_000, |t| t.amount_consumer = 1);
+    refuse(&mut p, &state, other.clone(), "nonce_gap");
+    assert!(!p.is_held(&other.id()));
+    p.assert_invariants(Some(&state));
+    assert_eq!(p.purge_expired(999), 0);
+    assert_eq!(p.held_len(), 2);
+    p.purge_expired(1_000);
+    assert_eq!(p.held_len(), 0, "expired with their time to live");
+    p.assert_invariants(Some(&state));
+}
+
+#[test]
 fn codes_are_pinned() {
     use AdmissionError as E;
     check(E::BadSignature, 1, "bad_signature");
@@ -559,14 +646,16 @@ fn nonce_refusals() {
             got: 4
         }
     );
-    let err = refuse(&mut p, &state, transfer("alice", 6, 1_000), "nonce_gap");
+    // Too far ahead to be held (64 nonces past the account's).
+    let err = refuse(&mut p, &state, transfer("alice", 69, 1_000), "nonce_gap");
     assert_eq!(
         err,
         AdmissionError::NonceGap {
             expected: 5,
-            got: 6
+            got: 69
         }
     );
+    assert_eq!(p.held_len(), 0);
     let first = transfer("alice", 5, 1_000);
     p.admit(first.clone(), &state, 0).unwrap();
     let err = refuse(&mut p, &state, first.clone(), "duplicate_tx");
@@ -594,8 +683,10 @@ fn nonce_refusals() {
             got: 7
         }
     );
+    // 7 was held: 6 closes the gap and both are pending.
     p.admit(transfer("alice", 6, 1_000), &state, 0).unwrap();
-    assert_eq!(p.next_nonce(&addr("alice"), &state), 7);
+    assert_eq!(p.next_nonce(&addr("alice"), &state), 8);
+    assert_eq!(p.take_ready(), vec![transfer("alice", 7, 1_000)]);
     p.assert_invariants(Some(&state));
 }
 
@@ -829,10 +920,10 @@ fn select_respects_nonces_and_limits() {
     let a1 = transfer("alice", 1, 90_000);
     let b0 = transfer("bob", 0, 2_000);
     let c0 = transfer("carol", 0, 1_000);
+    // a1 comes first: held for the gap, and admitted with a0.
     for tx in [&a1, &c0, &b0, &a0] {
         let _ = p.admit(tx.clone(), &state, 0);
     }
-    p.admit(a1.clone(), &state, 0).unwrap();
     assert_eq!(
         p.select(10, usize::MAX),
         vec![b0.clone(), c0.clone(), a0.clone(), a1.clone()]
@@ -1017,6 +1108,18 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Whether `tx` applies on `state` (a block could hold it).
+fn applies(state: &State, tx: &SignedTx) -> bool {
+    let mut ov = Overlay::new(state);
+    let cp = params();
+    let ctx = crate::execute::TxCtx {
+        params: &cp,
+        height: 1,
+        timestamp_ms: 0,
+    };
+    apply_tx(&mut ov, tx, &mut Fees::default(), &ctx).is_ok()
+}
+
 fn run(ops: &[Op]) {
     let mut state = funded(&SENDERS, 1_000_000);
     let mut p = pool_with(|c| {
@@ -1097,7 +1200,9 @@ fn run(ops: &[Op]) {
                     .iter_alternates()
                     .find(|t| t.payload.from() == from && t.payload.nonce() == nonce)
                     .cloned();
-                if let Some(tx) = alt {
+                // Alternates are re-checked only when promoted: this one may no
+                // longer apply, and then no block holds it.
+                if let Some(tx) = alt.filter(|t| applies(&state, t)) {
                     let undo = mine(&mut state, std::slice::from_ref(&tx));
                     p.remove_included(std::slice::from_ref(&tx), &state);
                     assert!(!p.contains(&tx.id()));
@@ -1138,14 +1243,7 @@ fn run(ops: &[Op]) {
                 let name = SENDERS[*sender];
                 let nonce = state.account(&addr(name)).nonce;
                 let tx = transfer_with(name, nonce, 7, |t| t.amount_consumer = *amount);
-                let mut ov = Overlay::new(&state);
-                let cp = params();
-                let ctx = crate::execute::TxCtx {
-                    params: &cp,
-                    height: 1,
-                    timestamp_ms: 0,
-                };
-                if apply_tx(&mut ov, &tx, &mut Fees::default(), &ctx).is_ok() {
+                if applies(&state, &tx) {
                     let undo = mine(&mut state, std::slice::from_ref(&tx));
                     p.remove_included(std::slice::from_ref(&tx), &state);
                     undone.push((undo, vec![tx]));
