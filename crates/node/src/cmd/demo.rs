@@ -162,8 +162,8 @@ pub fn run(keep: Option<PathBuf>) -> R<()> {
             transfer(&params, &alice, bob.address(), 1, 0, 0, 9),
         ),
         (
-            "nonce reused",
-            transfer(&params, &alice, bob.address(), 1, 0, 0, 1),
+            "already pending",
+            transfer(&params, &alice, bob.address(), 0, 5_000_000, 1, 1),
         ),
         (
             "invalid selector",
