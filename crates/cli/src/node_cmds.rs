@@ -434,7 +434,7 @@ const PROVIDER_USAGE: &str = "\
 usage: tb-cli provider COMMAND ...
 
 commands:
-  register --key K [--fabric cpu|cuda] [--max-leases N]   register as a provider
+  register --key K [--fabric cpu|cuda|wgpu] [--max-leases N]   register as a provider
   stake --key K --amount TOKENS                           bond industrial tokens
   unstake --key K --amount TOKENS                         start unbonding them
   status ADDRESS|KEY                                      a provider's record";
@@ -442,7 +442,7 @@ commands:
 const PROVIDER_REGISTER: Spec = Spec {
     command: "provider register",
     usage: "\
-usage: tb-cli provider register --key K [--fabric cpu|cuda] [--max-leases N] [--json]
+usage: tb-cli provider register --key K [--fabric cpu|cuda|wgpu] [--max-leases N] [--json]
 
 Registers key K's account as a compute provider (or updates its capabilities): the
 fabric (default cpu), model class 0, region 0, and the leases it holds at once
@@ -460,9 +460,9 @@ that executes the jobs must run with this key (`the-block run --provider`).",
 
 fn provider_register(g: &Global, a: &Args) -> Result<Outcome, CliError> {
     let fabric = a.value("--fabric").unwrap_or("cpu");
-    if fabric != "cpu" && fabric != "cuda" {
+    if !["cpu", "cuda", "wgpu"].contains(&fabric) {
         return Err(CliError::usage(format!(
-            "--fabric {fabric:?}: expected cpu or cuda"
+            "--fabric {fabric:?}: expected cpu, cuda or wgpu"
         )));
     }
     let max_leases = a

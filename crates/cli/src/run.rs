@@ -8,13 +8,14 @@ use crate::{CliError, Outcome};
 use blocktorch::cpu::gemm::Simd;
 use blocktorch::{CpuConfig, CpuFabric, Fabric};
 use blocktorch_cuda::{CudaConfig, CudaFabric};
+use blocktorch_wgpu::{WgpuConfig, WgpuFabric};
 use tb_job::{execute, ExecOptions, ExecResult, Job, JobError, Receipt, ReplayMode, SignedReceipt};
 use tb_primitives::SecretKey;
 
 pub const SPEC: Spec = Spec {
     command: "job run",
     usage: "\
-usage: tb-cli job run FILE [--model MODEL] [--fabric cpu|cuda] [--threads N]
+usage: tb-cli job run FILE [--model MODEL] [--fabric cpu|cuda|wgpu] [--threads N]
                            [--cross-fabric] [--json] [--trace-out LEAVES]
                            [--result-out OUT [--format safetensors|npy|json]]
                            [--receipt-key-seed HEX32 --chain-id N [--benchmark-commit S]]
@@ -29,13 +30,14 @@ options:
                            bytes for the same answer)
   --format F               safetensors (default), npy or json; from OUT's extension
                            when it is .npy or .json
-  --fabric cpu|cuda        the fabric (default cpu)
+  --fabric cpu|cuda|wgpu   the fabric (default cpu); wgpu takes the adapter named by
+                           TB_WGPU_ADAPTER, else the best one (a GPU before lavapipe)
   --threads N              CPU worker threads, with the best SIMD path of this CPU
                            (without it: TB_BLOCKTORCH_THREADS and TB_BLOCKTORCH_SIMD,
                            else every core and the best SIMD path)
   --cross-fabric           run a job built for other kernels (replay mode); the example
                            jobs carry the CPU reference's kernel digest, so running them
-                           on CUDA needs this
+                           on CUDA or wgpu needs this
   --json                   print one JSON object instead of text
   --trace-out LEAVES       write the trace leaves: 32 bytes per op, in program order
   --receipt-key-seed HEX32 sign a compute receipt with the Ed25519 key of this 32-byte
@@ -113,6 +115,14 @@ fn cuda_fabric() -> Result<CudaFabric, CliError> {
     })
 }
 
+fn wgpu_fabric() -> Result<WgpuFabric, CliError> {
+    WgpuFabric::new(WgpuConfig::from_env()).map_err(|e| {
+        CliError::fail(format!(
+            "the wgpu fabric is not available on this machine: {e} (use --fabric cpu)"
+        ))
+    })
+}
+
 fn run_error(e: JobError, fabric: &str) -> CliError {
     match e {
         JobError::KernelDigestMismatch {
@@ -127,17 +137,17 @@ fn run_error(e: JobError, fabric: &str) -> CliError {
     }
 }
 
-/// `--fabric cpu|cuda` and `--threads N`, checked: the fabric's name and the CPU
+/// `--fabric cpu|cuda|wgpu` and `--threads N`, checked: the fabric's name and the CPU
 /// thread count.
 pub fn fabric_args(a: &Args) -> Result<(&str, Option<usize>), CliError> {
     let fabric_name = a.value("--fabric").unwrap_or("cpu");
     let threads = a.parsed::<usize>("--threads", "a positive integer")?;
-    if fabric_name != "cpu" && fabric_name != "cuda" {
+    if !["cpu", "cuda", "wgpu"].contains(&fabric_name) {
         return Err(CliError::usage(format!(
-            "--fabric {fabric_name:?}: expected cpu or cuda"
+            "--fabric {fabric_name:?}: expected cpu, cuda or wgpu"
         )));
     }
-    if fabric_name == "cuda" && threads.is_some() {
+    if fabric_name != "cpu" && threads.is_some() {
         return Err(CliError::usage("--threads applies to the CPU fabric only"));
     }
     Ok((fabric_name, threads))
@@ -147,6 +157,7 @@ pub fn fabric_args(a: &Args) -> Result<(&str, Option<usize>), CliError> {
 pub fn open_fabric(name: &str, threads: Option<usize>) -> Result<Box<dyn Fabric>, CliError> {
     Ok(match name {
         "cuda" => Box::new(cuda_fabric()?),
+        "wgpu" => Box::new(wgpu_fabric()?),
         _ => Box::new(cpu_fabric(threads)?),
     })
 }
@@ -156,7 +167,7 @@ pub const TEXT_SPEC: Spec = Spec {
     command: "job run",
     usage: "\
 usage: tb-cli job run --model MODEL --tokenizer TOKENIZER --text S [--text S]...
-                      [--seq-len L] [--fabric cpu|cuda] [--threads N] [--json]
+                      [--seq-len L] [--fabric cpu|cuda|wgpu] [--threads N] [--json]
                       [--trace-out LEAVES] [--result-out OUT [--format F]]
 
 Tokenises the texts with TOKENIZER (a Hugging Face tokenizer.json: special tokens added,

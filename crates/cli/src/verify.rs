@@ -13,7 +13,7 @@ use tb_primitives::Id;
 pub const SPEC: Spec = Spec {
     command: "job verify",
     usage: "\
-usage: tb-cli job verify FILE --trace LEAVES [--fabric cpu|cuda] [--threads N]
+usage: tb-cli job verify FILE --trace LEAVES [--fabric cpu|cuda|wgpu] [--threads N]
                          [--task-id HEX32] [--bundle-out BUNDLE] [--model MODEL]
                          [--json]
 

@@ -206,7 +206,59 @@ fn run_is_identical_across_runs_and_thread_counts() {
     fails(
         &["job", "run", s(&path), "--fabric", "tpu"],
         2,
-        "cpu or cuda",
+        "cpu, cuda or wgpu",
+    );
+}
+
+#[test]
+fn wgpu_runs_the_job_with_the_cpu_digests() {
+    let dir = TempDir::new().unwrap();
+    let path = build(&dir, "mlp");
+    let cpu = ok(&["job", "run", s(&path), "--json"]);
+    let r = tb(&[
+        "job",
+        "run",
+        s(&path),
+        "--fabric",
+        "wgpu",
+        "--cross-fabric",
+        "--json",
+    ]);
+    if r.code != 0 {
+        // CI installs lavapipe and sets TB_WGPU_REQUIRED: there the fabric must run.
+        assert!(
+            std::env::var_os("TB_WGPU_REQUIRED").is_none(),
+            "TB_WGPU_REQUIRED is set but --fabric wgpu failed: {}",
+            r.stderr
+        );
+        eprintln!(
+            "SKIPPED wgpu_runs_the_job_with_the_cpu_digests: no WebGPU adapter ({})",
+            r.stderr.trim_end()
+        );
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(r.stderr.contains("wgpu"), "{}", r.stderr);
+        return;
+    }
+    assert_eq!(json_str(&r.stdout, "fabric"), "wgpu");
+    assert_eq!(json_raw(&r.stdout, "cross_fabric"), "true");
+    assert_eq!(
+        json_str(&r.stdout, "output_digest_sha256"),
+        json_str(&cpu, "output_digest_sha256")
+    );
+    assert_eq!(
+        json_str(&r.stdout, "trace_root"),
+        json_str(&cpu, "trace_root")
+    );
+    // Without --cross-fabric the CPU reference's kernel digest is refused.
+    fails(
+        &["job", "run", s(&path), "--fabric", "wgpu"],
+        1,
+        "--cross-fabric",
+    );
+    fails(
+        &["job", "run", s(&path), "--fabric", "wgpu", "--threads", "2"],
+        2,
+        "CPU fabric only",
     );
 }
 
@@ -651,6 +703,6 @@ fn verify_builds_the_challenge_of_the_first_differing_op() {
             "tpu",
         ],
         2,
-        "expected cpu or cuda",
+        "expected cpu, cuda or wgpu",
     );
 }

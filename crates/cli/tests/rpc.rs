@@ -259,11 +259,11 @@ fn malformed_command_lines_exit_2() {
         (vec!["compute", "status", "xyz"], "64 hex digits"),
         (
             vec!["compute", "replay", &"0".repeat(64), "--fabric", "tpu"],
-            "expected cpu or cuda",
+            "expected cpu, cuda or wgpu",
         ),
         (
             vec!["provider", "register", "--key", "k", "--fabric", "tpu"],
-            "expected cpu or cuda",
+            "expected cpu, cuda or wgpu",
         ),
         (
             vec!["provider", "register", "--key", "k", "--max-leases", "0"],

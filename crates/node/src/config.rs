@@ -98,6 +98,7 @@ impl Network {
 pub enum FabricKind {
     Cpu,
     Cuda,
+    Wgpu,
 }
 
 impl FabricKind {
@@ -105,6 +106,7 @@ impl FabricKind {
         match self {
             FabricKind::Cpu => "cpu",
             FabricKind::Cuda => "cuda",
+            FabricKind::Wgpu => "wgpu",
         }
     }
 }

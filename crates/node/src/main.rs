@@ -7,6 +7,8 @@ use the_block::cli::{Cli, Command};
 use the_block::cmd::{demo, devnet, run};
 
 fn main() {
+    // Before any thread starts: see the function's documentation.
+    blocktorch_wgpu::quiet_device_select_layer();
     let matches = Cli::command_full().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Err(e) = the_block::logging::init(cli.log_level.as_deref(), cli.log_format) {

@@ -227,7 +227,7 @@ latency, and whether each is payable or refuted.",
 const REPLAY: Spec = Spec {
     command: "compute replay",
     usage: "\
-usage: tb-cli compute replay TASK [--fabric cpu|cuda] [--threads N] [--json]
+usage: tb-cli compute replay TASK [--fabric cpu|cuda|wgpu] [--threads N] [--json]
 
 Fetches the job's blob (and the model a job by reference names) and every receipt's
 published trace from the node, replays the job here (any fabric gives the CPU reference's bits) and reports, per receipt, whether

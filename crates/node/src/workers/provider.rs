@@ -82,6 +82,10 @@ pub fn open_fabric(kind: FabricKind) -> Result<Box<dyn Fabric>, String> {
                     .map_err(|e| format!("the CUDA fabric is not available here: {e}"))?,
             )
         }
+        FabricKind::Wgpu => Box::new(
+            blocktorch_wgpu::WgpuFabric::new(blocktorch_wgpu::WgpuConfig::from_env())
+                .map_err(|e| format!("the wgpu fabric is not available here: {e}"))?,
+        ),
     })
 }
 
