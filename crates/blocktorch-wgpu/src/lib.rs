@@ -525,6 +525,56 @@ impl WgpuFabric {
         Ok(())
     }
 
+    /// Every (kernel, operation) pipeline the primitives can ask for.
+    pub fn pipeline_keys() -> Vec<(&'static str, u32)> {
+        let mut keys: Vec<(&'static str, u32)> = Vec::new();
+        keys.extend((0..=14).map(|op| ("k_unary", op)));
+        keys.extend((0..BinaryOp::ALL.len() as u32).map(|op| ("k_binary", op)));
+        keys.extend((0..CompareOp::ALL.len() as u32).map(|op| ("k_compare", op)));
+        for from in DType::ALL {
+            for to in DType::ALL {
+                keys.push(("k_cast", u32::from(from.tag()) * 8 + u32::from(to.tag())));
+            }
+        }
+        keys.extend([
+            ("k_select", 0),
+            ("k_copy", 0),
+            ("k_reduce", 0),
+            ("k_reduce", 1),
+            ("k_argmax", 0),
+            ("k_matmul", 0),
+            ("k_gather", 0),
+            ("k_index_add", 0),
+        ]);
+        keys
+    }
+
+    /// Builds every pipeline now, so that no job pays for a driver's shader compiler
+    /// (lavapipe takes a noticeable time per pipeline, and a provider's first job must
+    /// not miss its latency window for it). Returns how many were built.
+    /// The pipelines are built on as many threads as the machine has cores.
+    pub fn warm_up(&self) -> Result<usize> {
+        let keys = Self::pipeline_keys();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let share = keys.len().div_ceil(threads.max(1));
+        std::thread::scope(|s| {
+            let workers: Vec<_> = keys
+                .chunks(share.max(1))
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .try_for_each(|(entry, op)| self.pipeline(entry, *op).map(|_| ()))
+                    })
+                })
+                .collect();
+            workers.into_iter().try_for_each(|w| {
+                w.join()
+                    .map_err(|_| fabric_err("a pipeline-building thread panicked"))?
+            })
+        })?;
+        Ok(keys.len())
+    }
+
     /// The adapter's limits the fabric runs under.
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
@@ -547,13 +597,16 @@ impl WgpuFabric {
     }
 
     fn pipeline(&self, entry: &'static str, op: u32) -> Result<wgpu::ComputePipeline> {
-        let mut cache = self
-            .pipelines
-            .lock()
-            .map_err(|_| fabric_err("pipeline cache poisoned"))?;
-        if let Some(p) = cache.get(&(entry, op)) {
+        let cache = || {
+            self.pipelines
+                .lock()
+                .map_err(|_| fabric_err("pipeline cache poisoned"))
+        };
+        if let Some(p) = cache()?.get(&(entry, op)) {
             return Ok(p.clone());
         }
+        // Built outside the lock, so that threads compile different pipelines at once;
+        // two threads that build the same one keep the first.
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let constants = [("OP", f64::from(op))];
         let p = self
@@ -572,8 +625,7 @@ impl WgpuFabric {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(fabric_err(format!("pipeline {entry} (op {op}): {e}")));
         }
-        cache.insert((entry, op), p.clone());
-        Ok(p)
+        Ok(cache()?.entry((entry, op)).or_insert(p).clone())
     }
 
     fn alloc(&self, dtype: DType, len: usize, label: &'static str) -> Result<Arc<WgpuBuffer>> {

@@ -571,3 +571,17 @@ fn minilm_gives_the_cpu_digests_and_trace_root() {
         t.elapsed().as_secs_f64()
     );
 }
+
+#[test]
+fn every_pipeline_builds_and_warm_up_is_timed() {
+    let Some(f) = fabric("every_pipeline_builds_and_warm_up_is_timed") else {
+        return;
+    };
+    let t = std::time::Instant::now();
+    let n = f.warm_up().expect("warm up");
+    assert_eq!(n, WgpuFabric::pipeline_keys().len());
+    println!(
+        "warm-up: {n} pipelines in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+}

@@ -249,6 +249,19 @@ fn wgpu_runs_the_job_with_the_cpu_digests() {
         json_str(&r.stdout, "trace_root"),
         json_str(&cpu, "trace_root")
     );
+    // A CPU run's trace verifies leaf by leaf on the wgpu fabric.
+    let leaves = dir.path().join("mlp.leaves");
+    ok(&["job", "run", s(&path), "--trace-out", s(&leaves)]);
+    let v = ok(&[
+        "job",
+        "verify",
+        s(&path),
+        "--trace",
+        s(&leaves),
+        "--fabric",
+        "wgpu",
+    ]);
+    assert!(v.contains("the provider's trace is the replay's"), "{v}");
     // Without --cross-fabric the CPU reference's kernel digest is refused.
     fails(
         &["job", "run", s(&path), "--fabric", "wgpu"],

@@ -82,10 +82,18 @@ pub fn open_fabric(kind: FabricKind) -> Result<Box<dyn Fabric>, String> {
                     .map_err(|e| format!("the CUDA fabric is not available here: {e}"))?,
             )
         }
-        FabricKind::Wgpu => Box::new(
-            blocktorch_wgpu::WgpuFabric::new(blocktorch_wgpu::WgpuConfig::from_env())
-                .map_err(|e| format!("the wgpu fabric is not available here: {e}"))?,
-        ),
+        FabricKind::Wgpu => {
+            let f = blocktorch_wgpu::WgpuFabric::new(blocktorch_wgpu::WgpuConfig::from_env())
+                .map_err(|e| format!("the wgpu fabric is not available here: {e}"))?;
+            // Every pipeline before the first lease: a driver's shader compiler must
+            // not make a job miss its latency window.
+            let t = std::time::Instant::now();
+            let n = f
+                .warm_up()
+                .map_err(|e| format!("the wgpu fabric's pipelines: {e}"))?;
+            tracing::info!(pipelines = n, ms = t.elapsed().as_millis() as u64, device = %f.device_description(), "wgpu fabric ready");
+            Box::new(f)
+        }
     })
 }
 

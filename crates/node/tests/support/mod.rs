@@ -358,6 +358,18 @@ impl Ws {
         }
     }
 
+    /// The `method` notifications that have arrived (reads what is waiting first).
+    pub fn seen(&mut self, method: &str) -> Vec<Value> {
+        while let Some(m) = self.read() {
+            self.keep(m);
+        }
+        self.events
+            .iter()
+            .filter(|(m, _)| m == method)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     /// Reads notifications until one of `method` satisfies `f`.
     pub fn wait_event(&mut self, secs: u64, method: &str, f: impl Fn(&Value) -> bool) -> Value {
         if let Some((_, v)) = self.events.iter().find(|(m, v)| m == method && f(v)) {
