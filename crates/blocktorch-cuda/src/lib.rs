@@ -402,31 +402,7 @@ impl CudaFabric {
     /// Downloads an index tensor and checks every index against `size`, in logical
     /// order, exactly as the CPU fabric does.
     fn checked_indices(&self, t: &FabricTensor, op: &'static str, size: usize) -> Result<Vec<u32>> {
-        let check = |v: i64| -> Result<u32> {
-            if v < 0 || v as u64 >= size as u64 {
-                return Err(TensorError::IndexOutOfRange { op, index: v, size });
-            }
-            Ok(v as u32)
-        };
-        match t.dtype() {
-            DType::I32 | DType::U32 => {}
-            got => {
-                return Err(TensorError::DTypeMismatch {
-                    op,
-                    expected: DType::I32,
-                    got,
-                })
-            }
-        }
-        match self.download(t)? {
-            HostData::I32(v) => v.into_iter().map(|x| check(x as i64)).collect(),
-            HostData::U32(v) => v.into_iter().map(|x| check(x as i64)).collect(),
-            other => Err(TensorError::DTypeMismatch {
-                op,
-                expected: DType::I32,
-                got: other.dtype(),
-            }),
-        }
+        blocktorch::fabric::checked_rows(self.download(t)?, op, size)
     }
 
     fn elementwise(
@@ -650,20 +626,8 @@ impl CudaFabric {
         let n = numel(shape);
         let out = self.alloc(DType::F32, n, "cuda::index_add")?;
         if n > 0 {
-            // CSR by target row, positions kept in increasing order (a stable counting sort).
-            let mut start = vec![0u32; rows + 1];
-            for &i in &positions_of {
-                start[i as usize + 1] += 1;
-            }
-            for i in 0..rows {
-                start[i + 1] += start[i];
-            }
-            let mut fill = start.clone();
-            let mut positions = vec![0u32; positions_of.len()];
-            for (p, &i) in positions_of.iter().enumerate() {
-                positions[fill[i as usize] as usize] = p as u32;
-                fill[i as usize] += 1;
-            }
+            // CSR by target row, positions in increasing order.
+            let (start, positions) = blocktorch::fabric::index_add_csr(&positions_of, rows);
             let sb = self.upload_u32(&start, "cuda::index_add_rows")?;
             let pb = self.upload_u32(&positions, "cuda::index_add_positions")?;
             let srcb = self.buffer_of(&s)?;

@@ -831,21 +831,7 @@ impl WgpuFabric {
     }
 
     fn checked_indices(&self, t: &FabricTensor, op: &'static str, size: usize) -> Result<Vec<u32>> {
-        let check = |v: i64| -> Result<u32> {
-            if v < 0 || v as u64 >= size as u64 {
-                return Err(TensorError::IndexOutOfRange { op, index: v, size });
-            }
-            Ok(v as u32)
-        };
-        match self.download(t)? {
-            HostData::I32(v) => v.into_iter().map(|x| check(x as i64)).collect(),
-            HostData::U32(v) => v.into_iter().map(|x| check(x as i64)).collect(),
-            other => Err(TensorError::DTypeMismatch {
-                op,
-                expected: DType::I32,
-                got: other.dtype(),
-            }),
-        }
+        blocktorch::fabric::checked_rows(self.download(t)?, op, size)
     }
 
     fn elementwise(
@@ -989,20 +975,8 @@ impl WgpuFabric {
         let n = numel(shape);
         let out = self.alloc(DType::F32, n, "wgpu::index_add")?;
         if n > 0 {
-            // CSR by target row, positions in increasing order (a stable counting sort).
-            let mut start = vec![0u32; rows + 1];
-            for &i in &targets {
-                start[i as usize + 1] += 1;
-            }
-            for i in 0..rows {
-                start[i + 1] += start[i];
-            }
-            let mut fill = start.clone();
-            let mut positions = vec![0u32; targets.len()];
-            for (p, &i) in targets.iter().enumerate() {
-                positions[fill[i as usize] as usize] = p as u32;
-                fill[i as usize] += 1;
-            }
+            // CSR by target row, positions in increasing order.
+            let (start, positions) = blocktorch::fabric::index_add_csr(&targets, rows);
             let sb = self.upload_words(&start, DType::U32, start.len(), "wgpu::index_add_rows")?;
             let pb = self.upload_words(
                 &positions,

@@ -143,3 +143,83 @@ pub fn kernel_variant_digest(sources: &[(&str, &str)], runtime_version: &str) ->
     h.update(runtime_version.as_bytes());
     h.finalize().into()
 }
+
+/// The rows an index tensor names (`Gather`, `IndexAdd`), checked against `size` on the
+/// host: the same `IndexOutOfRange` (at the first bad index in logical order) or
+/// `DTypeMismatch` on every fabric that downloads its indices before a launch.
+pub fn checked_rows(indices: HostData, op: &'static str, size: usize) -> Result<Vec<u32>> {
+    let check = |v: i64| -> Result<u32> {
+        if v < 0 || v as u64 >= size as u64 {
+            return Err(TensorError::IndexOutOfRange { op, index: v, size });
+        }
+        Ok(v as u32)
+    };
+    match indices {
+        HostData::I32(v) => v.into_iter().map(|x| check(x as i64)).collect(),
+        HostData::U32(v) => v.into_iter().map(|x| check(x as i64)).collect(),
+        other => Err(TensorError::DTypeMismatch {
+            op,
+            expected: DType::I32,
+            got: other.dtype(),
+        }),
+    }
+}
+
+/// `IndexAdd`'s sources grouped by target row (a CSR, by a stable counting sort): row
+/// `r`'s positions are `positions[start[r]..start[r + 1]]`, in increasing order, so a
+/// fabric that gives each output element its own sequential sum adds them in the order
+/// of semantics §3.8 without atomics. `targets[p]` is position `p`'s row (< `rows`).
+pub fn index_add_csr(targets: &[u32], rows: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut start = vec![0u32; rows + 1];
+    for &i in targets {
+        start[i as usize + 1] += 1;
+    }
+    for i in 0..rows {
+        start[i + 1] += start[i];
+    }
+    let mut fill = start.clone();
+    let mut positions = vec![0u32; targets.len()];
+    for (p, &i) in targets.iter().enumerate() {
+        positions[fill[i as usize] as usize] = p as u32;
+        fill[i as usize] += 1;
+    }
+    (start, positions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_add_csr_keeps_positions_in_order_per_row() {
+        let (start, positions) = index_add_csr(&[2, 0, 2, 1, 0, 2], 4);
+        assert_eq!(start, vec![0, 2, 3, 6, 6]);
+        assert_eq!(positions, vec![1, 4, 3, 0, 2, 5]);
+        let (start, positions) = index_add_csr(&[], 2);
+        assert_eq!((start, positions), (vec![0, 0, 0], vec![]));
+    }
+
+    #[test]
+    fn checked_rows_refuses_the_first_bad_index() {
+        assert_eq!(
+            checked_rows(HostData::I32(vec![0, 3, 1]), "gather", 4).unwrap(),
+            vec![0, 3, 1]
+        );
+        assert!(matches!(
+            checked_rows(HostData::I32(vec![0, -1, 9]), "gather", 4),
+            Err(TensorError::IndexOutOfRange {
+                index: -1,
+                size: 4,
+                ..
+            })
+        ));
+        assert!(matches!(
+            checked_rows(HostData::U32(vec![4]), "index_add", 4),
+            Err(TensorError::IndexOutOfRange { index: 4, .. })
+        ));
+        assert!(matches!(
+            checked_rows(HostData::F32(vec![0.0]), "gather", 4),
+            Err(TensorError::DTypeMismatch { .. })
+        ));
+    }
+}
