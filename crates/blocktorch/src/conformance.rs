@@ -590,3 +590,54 @@ pub fn run_conformance(
     }
     Ok(report)
 }
+
+/// The refusals a device fabric must share with the CPU reference: an out-of-range
+/// `Gather` index (`IndexOutOfRange` with that index and size), a negative `IndexAdd`
+/// index, a zero-element operand whose strides pass 32 bits (never described to a
+/// kernel: its row sums are +0), and a tensor that lives on another fabric (a
+/// `TensorError::Fabric`). Returns the first difference.
+pub fn check_refusals(fabric: &dyn Fabric) -> std::result::Result<(), String> {
+    let e = |what: &str, err: TensorError| format!("{what}: {err}");
+    let table = fabric
+        .upload(&HostData::F32(vec![1.0; 12]), &[4, 3])
+        .map_err(|x| e("upload", x))?;
+    let idx = fabric
+        .upload(&HostData::I32(vec![0, 4]), &[2])
+        .map_err(|x| e("upload", x))?;
+    match fabric.execute(&Prim::Gather, &[&table, &idx]) {
+        Err(TensorError::IndexOutOfRange {
+            index: 4, size: 4, ..
+        }) => {}
+        other => return Err(format!("gather of index 4 of 4: {other:?}")),
+    }
+    let neg = fabric
+        .upload(&HostData::I32(vec![-1]), &[1])
+        .map_err(|x| e("upload", x))?;
+    let src = fabric
+        .upload(&HostData::F32(vec![1.0; 3]), &[1, 3])
+        .map_err(|x| e("upload", x))?;
+    match fabric.execute(&Prim::IndexAdd { rows: 4 }, &[&neg, &src]) {
+        Err(TensorError::IndexOutOfRange { index: -1, .. }) => {}
+        other => return Err(format!("index_add of index -1: {other:?}")),
+    }
+    let one = fabric
+        .upload(&HostData::F32(vec![1.0]), &[1])
+        .map_err(|x| e("upload", x))?;
+    let layout = crate::layout::Layout::from_parts(vec![3, 0], vec![1 << 40, 1], 0)
+        .map_err(|x| e("layout", x))?;
+    let empty = one.with_layout(layout).map_err(|x| e("view", x))?;
+    let sum = fabric
+        .execute(&Prim::Reduce(ReduceOp::Sum), &[&empty])
+        .and_then(|s| fabric.download(&s))
+        .map_err(|x| e("the sum of empty rows", x))?;
+    if sum != HostData::F32(vec![0.0; 3]) {
+        return Err(format!("the sum of empty rows: {sum:?}"));
+    }
+    let foreign = CpuFabric::reference()
+        .upload(&HostData::F32(vec![1.0]), &[1])
+        .map_err(|x| e("upload", x))?;
+    match fabric.execute(&Prim::Unary(UnaryOp::Exp), &[&foreign]) {
+        Err(TensorError::Fabric { .. }) => Ok(()),
+        other => Err(format!("a CPU tensor on {}: {other:?}", fabric.name())),
+    }
+}
