@@ -26,13 +26,7 @@ pub const NVRTC_OPTIONS: [&str; 4] = [
 
 /// The whole NVRTC program: the kernel files concatenated in order.
 pub fn program_source() -> String {
-    let mut src = String::new();
-    for (name, text) in KERNEL_FILES {
-        src.push_str(&format!("// ---- {name} ----\n"));
-        src.push_str(text);
-        src.push('\n');
-    }
-    src
+    blocktorch::fabric::concat_sources(&KERNEL_FILES)
 }
 
 /// The kernel variant digest of the CUDA fabric: its CUDA sources, its host code, the

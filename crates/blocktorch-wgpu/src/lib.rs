@@ -82,13 +82,7 @@ fn fabric_err(message: impl Into<String>) -> TensorError {
 
 /// The whole shader module: the kernel files concatenated in order.
 pub fn program_source() -> String {
-    let mut src = String::new();
-    for (name, text) in KERNEL_FILES {
-        src.push_str(&format!("// ---- {name} ----\n"));
-        src.push_str(text);
-        src.push('\n');
-    }
-    src
+    blocktorch::fabric::concat_sources(&KERNEL_FILES)
 }
 
 /// The kernel variant digest of the wgpu fabric: its WGSL sources, its host code and the

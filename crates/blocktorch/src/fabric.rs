@@ -144,6 +144,18 @@ pub fn kernel_variant_digest(sources: &[(&str, &str)], runtime_version: &str) ->
     h.finalize().into()
 }
 
+/// A device fabric's kernel files joined into one program, in order, each after a
+/// `// ---- NAME ----` line (a comment in CUDA C and WGSL alike).
+pub fn concat_sources(files: &[(&str, &str)]) -> String {
+    let mut src = String::new();
+    for (name, text) in files {
+        src.push_str(&format!("// ---- {name} ----\n"));
+        src.push_str(text);
+        src.push('\n');
+    }
+    src
+}
+
 /// The rows an index tensor names (`Gather`, `IndexAdd`), checked against `size` on the
 /// host: the same `IndexOutOfRange` (at the first bad index in logical order) or
 /// `DTypeMismatch` on every fabric that downloads its indices before a launch.
