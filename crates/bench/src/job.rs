@@ -7,8 +7,9 @@ use blocktorch::{Fabric, HostData, Prim};
 use std::time::Instant;
 use tb_job::examples::build_example;
 use tb_job::{
-    evidence_for, execute, referee, replay_values, validate, ExecOptions, InputSlot,
-    InputTensorDescriptor, Job, Normalisation, ProgramBuilder, ReplayMode,
+    evidence_for, execute, execute_prepared, referee, replay_values, replay_values_prepared,
+    validate, ExecOptions, InputSlot, InputTensorDescriptor, Job, Normalisation, PreparedModel,
+    ProgramBuilder, ReplayMode,
 };
 
 fn cross() -> ExecOptions {
@@ -61,22 +62,65 @@ pub fn bench_decode(mb: usize, runs: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Median seconds of `job` run bare (the ops alone, `replay_values`) and by the
-/// executor (the trace's leaves hashed, the trace root), after one warm-up run of each.
-fn bare_and_full(job: &Job, fabric: &dyn Fabric, runs: usize) -> Result<(f64, f64), String> {
+/// Medians, in seconds, of `job` run bare (the ops alone, `replay_values`) and by the
+/// executor (the trace's leaves hashed, the trace root), each uploading the model's
+/// constants as it starts and with them uploaded once before (`PreparedModel`, what a
+/// provider's model cache gives), after one warm-up run of each.
+struct Times {
+    bare: f64,
+    full: f64,
+    bare_prepared: f64,
+    full_prepared: f64,
+    prepare: f64,
+}
+
+fn bare_and_full(job: &Job, fabric: &dyn Fabric, runs: usize) -> Result<Times, String> {
     let last = (job.program.consts.len() + job.program.ops.len() - 1) as u32;
-    let (mut bare, mut full) = (Vec::new(), Vec::new());
+    let t = Instant::now();
+    let prepared = PreparedModel::new(job, fabric).map_err(|e| e.to_string())?;
+    let prepare = t.elapsed().as_secs_f64();
+    let mut v: [Vec<f64>; 4] = Default::default();
     for _ in 0..runs + 1 {
         let t = Instant::now();
         replay_values(job, fabric, &[last]).map_err(|e| e.to_string())?;
-        bare.push(t.elapsed().as_secs_f64());
+        v[0].push(t.elapsed().as_secs_f64());
         let t = Instant::now();
         execute(job, fabric, cross()).map_err(|e| e.to_string())?;
-        full.push(t.elapsed().as_secs_f64());
+        v[1].push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        replay_values_prepared(job, fabric, &prepared, &[last]).map_err(|e| e.to_string())?;
+        v[2].push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        execute_prepared(job, fabric, &prepared, cross()).map_err(|e| e.to_string())?;
+        v[3].push(t.elapsed().as_secs_f64());
     }
-    bare.remove(0);
-    full.remove(0);
-    Ok((median(bare), median(full)))
+    let [bare, full, bare_prepared, full_prepared] = v.map(|mut x| {
+        x.remove(0);
+        median(x)
+    });
+    Ok(Times {
+        bare,
+        full,
+        bare_prepared,
+        full_prepared,
+        prepare,
+    })
+}
+
+impl Times {
+    /// The JSON fields every bench that uses it prints.
+    fn json(&self) -> String {
+        format!(
+            "\"bare_ms\":{:.2},\"executor_ms\":{:.2},\"overhead_pct\":{:.1},\"prepare_ms\":{:.2},\"bare_prepared_ms\":{:.2},\"executor_prepared_ms\":{:.2},\"prepared_overhead_pct\":{:.1}",
+            self.bare * 1e3,
+            self.full * 1e3,
+            (self.full / self.bare - 1.0) * 100.0,
+            self.prepare * 1e3,
+            self.bare_prepared * 1e3,
+            self.full_prepared * 1e3,
+            (self.full_prepared / self.bare_prepared - 1.0) * 100.0
+        )
+    }
 }
 
 /// Megabytes of op outputs the trace hashes (v1: outputs and content leaves, derived
@@ -107,15 +151,13 @@ pub fn bench_exec(example: &str, runs: usize) -> Result<(), String> {
     }
     .map_err(|e| e.to_string())?;
     let fabric = blocktorch::cpu::default_fabric();
-    let (b, f) = bare_and_full(&job, fabric, runs)?;
+    let times = bare_and_full(&job, fabric, runs)?;
     let (hashed, all) = hashed_mb(&job)?;
     println!(
-        "{{\"bench\":\"job-exec\",\"example\":\"{example}\",\"fabric\":\"{}\",\"runs\":{runs},\"ops\":{},\"hashed_mb\":{hashed:.2},\"all_ops_mb\":{all:.2},\"bare_ms\":{:.2},\"executor_ms\":{:.2},\"overhead_pct\":{:.1}}}",
+        "{{\"bench\":\"job-exec\",\"example\":\"{example}\",\"fabric\":\"{}\",\"runs\":{runs},\"ops\":{},\"hashed_mb\":{hashed:.2},\"all_ops_mb\":{all:.2},{}}}",
         fabric.device_description(),
         job.program.ops.len(),
-        b * 1e3,
-        f * 1e3,
-        (f / b - 1.0) * 100.0
+        times.json()
     );
     Ok(())
 }
@@ -256,17 +298,16 @@ pub fn bench_minilm(dir: &str, batch: usize, runs: usize) -> Result<(), String> 
     let fabric = blocktorch::cpu::default_fabric();
     let job =
         Job::new(fabric.kernel_variant_digest(), d, program, input).map_err(|e| e.to_string())?;
-    let (b, f) = bare_and_full(&job, fabric, runs)?;
+    let times = bare_and_full(&job, fabric, runs)?;
     let (hashed, all) = hashed_mb(&job)?;
     println!(
-        "{{\"bench\":\"minilm\",\"fabric\":\"{}\",\"batch\":{batch},\"seq\":128,\"runs\":{runs},\"ops\":{},\"hashed_mb\":{hashed:.1},\"all_ops_mb\":{all:.1},\"build_ms\":{build_ms:.0},\"bare_ms\":{:.1},\"executor_ms\":{:.1},\"sentences_per_s_trace_off\":{:.1},\"sentences_per_s_trace_on\":{:.1},\"trace_overhead_pct\":{:.1}}}",
+        "{{\"bench\":\"minilm\",\"fabric\":\"{}\",\"batch\":{batch},\"seq\":128,\"runs\":{runs},\"ops\":{},\"hashed_mb\":{hashed:.1},\"all_ops_mb\":{all:.1},\"build_ms\":{build_ms:.0},{},\"sentences_per_s_trace_off\":{:.1},\"sentences_per_s_trace_on\":{:.1},\"sentences_per_s_trace_on_prepared\":{:.1}}}",
         fabric.device_description(),
         job.program.ops.len(),
-        b * 1e3,
-        f * 1e3,
-        batch as f64 / b,
-        batch as f64 / f,
-        (f / b - 1.0) * 100.0
+        times.json(),
+        batch as f64 / times.bare,
+        batch as f64 / times.full,
+        batch as f64 / times.full_prepared,
     );
     Ok(())
 }

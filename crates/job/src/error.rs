@@ -195,6 +195,13 @@ pub enum JobError {
         /// The fabric's error.
         source: TensorError,
     },
+    /// Prepared constants ([`crate::PreparedModel`]) were given for another model or
+    /// another fabric than the run's.
+    #[error("prepared constants do not fit the run: {message}")]
+    PreparedMismatch {
+        /// What differs.
+        message: String,
+    },
     /// A referee call was malformed or its evidence did not check out.
     #[error("referee: {0}")]
     Referee(String),

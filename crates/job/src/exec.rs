@@ -3,6 +3,7 @@
 use crate::error::{JobError, Result};
 use crate::format::{Job, Normalisation};
 use crate::leaves::{leaf_of, LeafKind, TracePlan, DERIVED_LEAF};
+use crate::prepared::PreparedModel;
 use crate::program::{node_name, InputSlot, Node, Plan};
 use crate::validate::validate;
 use blocktorch::compose::apply_view;
@@ -204,6 +205,18 @@ pub fn execute_plan(
     fabric: &dyn Fabric,
     opts: ExecOptions,
 ) -> Result<ExecResult> {
+    execute_plan_with(job, plan, fabric, None, opts)
+}
+
+/// Runs `job` with an already computed [`Plan`], its constants taken from `prepared`
+/// when given (and the run is not profiled), else uploaded now.
+pub(crate) fn execute_plan_with(
+    job: &Job,
+    plan: &Plan,
+    fabric: &dyn Fabric,
+    prepared: Option<&PreparedModel>,
+    opts: ExecOptions,
+) -> Result<ExecResult> {
     let kvd = fabric.kernel_variant_digest();
     let cross = kvd != job.kernel_digest;
     if cross && opts.replay == ReplayMode::Strict {
@@ -219,19 +232,14 @@ pub fn execute_plan(
     let p = &job.program;
     let nc = p.consts.len();
     let mut live: Vec<Option<FabricTensor>> = vec![None; nc + p.ops.len()];
-    let upload_err = |i: usize, name: &str, source| JobError::Execution {
-        op: i,
-        name: name.to_string(),
-        source,
-    };
-    for (i, c) in p.consts.iter().enumerate() {
-        if plan.last_use[i].is_some() || p.outputs.iter().any(|o| o.value as usize == i) {
-            live[i] = Some(
-                fabric
-                    .upload(&c.data, &c.shape)
-                    .map_err(|e| upload_err(0, &format!("constant {:?}", c.name), e))?,
-            );
+    // A profiled run uploads its constants, so that its profile epoch records them.
+    match prepared.filter(|_| !opts.profile) {
+        Some(prepared) => {
+            for (slot, c) in live.iter_mut().zip(prepared.consts_for(job, fabric)?) {
+                slot.clone_from(c);
+            }
         }
+        None => upload_consts(job, plan, fabric, &mut live)?,
     }
     let is_output = |v: usize| p.outputs.iter().any(|o| o.value as usize == v);
     let trace_plan = TracePlan::of(p, plan);
@@ -381,6 +389,32 @@ pub fn execute_plan(
         kernel_variant_digest: kvd,
         elapsed_us,
     })
+}
+
+/// Uploads the constants the program reads or declares as outputs into their slots of
+/// `live`.
+pub(crate) fn upload_consts(
+    job: &Job,
+    plan: &Plan,
+    fabric: &dyn Fabric,
+    live: &mut [Option<FabricTensor>],
+) -> Result<()> {
+    let p = &job.program;
+    for (i, c) in p.consts.iter().enumerate() {
+        if plan.last_use[i].is_some() || p.outputs.iter().any(|o| o.value as usize == i) {
+            live[i] =
+                Some(
+                    fabric
+                        .upload(&c.data, &c.shape)
+                        .map_err(|source| JobError::Execution {
+                            op: 0,
+                            name: format!("constant {:?}", c.name),
+                            source,
+                        })?,
+                );
+        }
+    }
+    Ok(())
 }
 
 /// The dtype an op's output has (from the plan), for referee inputs.

@@ -11,6 +11,8 @@
 //! - [`exec`]: the executor on any `Fabric`: outputs, `output_digest_sha256`, every op's
 //!   trace leaf, `trace_root`, the profile epoch; kernel digest checked unless in
 //!   cross-fabric replay mode.
+//! - [`prepared`]: a model's constants uploaded to a fabric once for all its jobs
+//!   ([`PreparedModel`], [`execute_prepared`]) and a byte-bounded cache of them.
 //! - [`leaves`]: what each trace leaf commits to (declared outputs, views, the rest),
 //!   and the committed base a dispute reads an argument from.
 //! - [`referee`]: one op re-executed on the CPU reference from proven inputs.
@@ -30,6 +32,7 @@ pub mod exec;
 pub mod format;
 pub mod fuzzing;
 pub mod leaves;
+pub mod prepared;
 pub mod program;
 pub mod receipt;
 pub mod referee;
@@ -45,9 +48,10 @@ pub use exec::{
     execute, trace_proof, trace_root, verify_trace_proof, ExecOptions, ExecResult, ReplayMode,
 };
 pub use format::{InputTensorDescriptor, Job, JobForm, ModelRef, Normalisation, SideTensor};
+pub use prepared::{execute_prepared, CacheLookup, ModelCache, PreparedModel};
 pub use program::{Cost, InputSlot, Node, Op, Plan, Program};
 pub use receipt::{Receipt, SignedReceipt};
-pub use referee::{evidence_for, referee, replay_values, Evidence};
+pub use referee::{evidence_for, referee, replay_values, replay_values_prepared, Evidence};
 pub use result::{scan_result, ResultObject, ResultScanner, ResultSummary, ResultTensor};
 pub use validate::validate;
 pub use verify::{

@@ -5,6 +5,7 @@ use crate::error::{JobError, Result};
 use crate::exec::{run_node, trace_proof, verify_trace_proof};
 use crate::format::Job;
 use crate::leaves::{leaf_of, leaf_of_host, LeafKind, TracePlan, DERIVED_LEAF};
+use crate::prepared::PreparedModel;
 use crate::validate::validate;
 use blocktorch::{Fabric, FabricTensor, HostData};
 use std::collections::BTreeMap;
@@ -136,14 +137,39 @@ pub fn replay_values(
     fabric: &dyn Fabric,
     wanted: &[u32],
 ) -> Result<Vec<(Vec<usize>, HostData)>> {
+    replay_values_with(job, fabric, None, wanted)
+}
+
+/// [`replay_values`] with the constants of `prepared` (the model's constants uploaded
+/// to `fabric` before, [`PreparedModel`]): the same values.
+pub fn replay_values_prepared(
+    job: &Job,
+    fabric: &dyn Fabric,
+    prepared: &PreparedModel,
+    wanted: &[u32],
+) -> Result<Vec<(Vec<usize>, HostData)>> {
+    replay_values_with(job, fabric, Some(prepared), wanted)
+}
+
+fn replay_values_with(
+    job: &Job,
+    fabric: &dyn Fabric,
+    prepared: Option<&PreparedModel>,
+    wanted: &[u32],
+) -> Result<Vec<(Vec<usize>, HostData)>> {
     let plan = validate(job)?;
     let p = &job.program;
     let nc = p.consts.len();
     let last = wanted.iter().map(|v| *v as usize).max().unwrap_or(0);
     let keep = |v: usize| wanted.contains(&(v as u32));
     let mut live: Vec<Option<FabricTensor>> = vec![None; nc + p.ops.len()];
+    if let Some(prepared) = prepared {
+        for (slot, c) in live.iter_mut().zip(prepared.consts_for(job, fabric)?) {
+            slot.clone_from(c);
+        }
+    }
     for (i, c) in p.consts.iter().enumerate() {
-        if plan.last_use[i].is_some() || keep(i) {
+        if live[i].is_none() && (plan.last_use[i].is_some() || keep(i)) {
             live[i] = Some(
                 fabric
                     .upload(&c.data, &c.shape)

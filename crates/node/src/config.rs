@@ -42,6 +42,11 @@ pub const BLOCK_INTERVAL_MS_MAX: u64 = 600_000;
 pub const STATE_CACHE_MB_DEFAULT: u64 = tb_store::CACHE_BYTES_DEFAULT / (1024 * 1024);
 /// Largest state cache, MiB (64 GiB).
 pub const STATE_CACHE_MB_MAX: u64 = 64 * 1024;
+/// Default bound on the prepared models the provider and verifier keep (each model's
+/// constants uploaded to its fabric once for all its jobs, `tb_job::ModelCache`), MiB.
+pub const MODEL_CACHE_MB_DEFAULT: u64 = 1024;
+/// Largest model cache, MiB (64 GiB).
+pub const MODEL_CACHE_MB_MAX: u64 = 64 * 1024;
 /// Default peer-to-peer listen address of `run`.
 pub const P2P_LISTEN_DEFAULT: &str = "/ip4/0.0.0.0/tcp/7171";
 /// Listen addresses and bootnodes accepted (each).
@@ -142,6 +147,9 @@ pub struct NodeConfig {
     /// Bound on the memory the state cache holds, MiB (the state itself lives on
     /// disk and may be far larger).
     pub state_cache_mb: u64,
+    /// Bound on the models the provider and verifier keep uploaded to their fabrics
+    /// (one cache, both together), MiB; 0 uploads every job's constants afresh.
+    pub model_cache_mb: u64,
     pub mempool: MempoolSettings,
     pub miner: MinerConfig,
     pub provider: ProviderConfig,
@@ -304,6 +312,7 @@ impl Default for NodeConfig {
             rpc_request_memory_mb: RPC_REQUEST_MEMORY_MB_DEFAULT,
             explorer: true,
             state_cache_mb: STATE_CACHE_MB_DEFAULT,
+            model_cache_mb: MODEL_CACHE_MB_DEFAULT,
             mempool: MempoolSettings::default(),
             miner: MinerConfig::default(),
             provider: ProviderConfig::default(),
@@ -376,6 +385,9 @@ pub struct RunArgs {
     /// Memory bound of the state cache, MiB (1..=65536) [default: 256]
     #[arg(long, env = "TB_STATE_CACHE_MB", value_name = "MIB")]
     pub state_cache_mb: Option<u64>,
+    /// Memory bound of the models kept uploaded for the provider and verifier, MiB (0..=65536; 0: none) [default: 1024]
+    #[arg(long, env = "TB_MODEL_CACHE_MB", value_name = "MIB")]
+    pub model_cache_mb: Option<u64>,
     /// Serve the block explorer at http://RPC_ADDR/explorer/ [default: true]
     #[arg(long, env = "TB_EXPLORER", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new(), value_name = "BOOL")]
     pub explorer: Option<bool>,
@@ -473,6 +485,7 @@ impl RunArgs {
             c.admin_token_file.clone_from(&self.admin_token_file);
         }
         put(&mut c.state_cache_mb, &self.state_cache_mb);
+        put(&mut c.model_cache_mb, &self.model_cache_mb);
         put(&mut c.explorer, &self.explorer);
         put(&mut c.miner.enabled, &self.mine);
         put(&mut c.miner.block_interval_ms, &self.block_interval_ms);
@@ -589,6 +602,11 @@ impl NodeConfig {
         }
     }
 
+    /// The cache of prepared models the provider and verifier share.
+    pub fn model_cache(&self) -> tb_job::ModelCache {
+        tb_job::ModelCache::new(self.model_cache_mb.saturating_mul(1024 * 1024))
+    }
+
     /// The node's key, read from `key_file` when one is set.
     pub fn node_key(&self) -> Result<Option<tb_primitives::SecretKey>, ConfigError> {
         self.key_file.as_deref().map(read_key).transpose()
@@ -638,6 +656,12 @@ impl NodeConfig {
             return bad(
                 "state_cache_mb",
                 format!("must be 1..={STATE_CACHE_MB_MAX}"),
+            );
+        }
+        if self.model_cache_mb > MODEL_CACHE_MB_MAX {
+            return bad(
+                "model_cache_mb",
+                format!("must be 0..={MODEL_CACHE_MB_MAX}"),
             );
         }
         let m = &self.mempool;
@@ -834,6 +858,7 @@ mod tests {
             ("rpc_request_memory_mb = 16385\n", "rpc_request_memory_mb"),
             ("[p2p]\ninbound_per_ip = 0\n", "p2p.inbound_per_ip"),
             ("[p2p]\ninbound_per_ip = 49\n", "p2p.inbound_per_ip"),
+            ("model_cache_mb = 65537\n", "model_cache_mb"),
         ] {
             std::fs::write(&f, text).unwrap();
             let r = load_str(&format!("--config {}", f.display()));
@@ -862,6 +887,9 @@ mod tests {
         );
         let c = load_str("--state-cache-mb 3").unwrap();
         assert_eq!(c.store().cache_bytes, 3 << 20);
+        assert_eq!(c.model_cache().budget(), MODEL_CACHE_MB_DEFAULT << 20);
+        let c = load_str("--model-cache-mb 0").unwrap();
+        assert_eq!(c.model_cache().budget(), 0, "0 turns the model cache off");
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("node.toml");
         std::fs::write(

@@ -90,6 +90,8 @@ pub const CATALOGUE: &[Desc] = &[
     desc!(Counter, "mempool_evictions_total", &[], "Mempool entries evicted to make room for a better-paying transaction."),
     desc!(Gauge, "mempool_transactions", &[], "Transactions pending in the mempool."),
     desc!(Gauge, "mining", &[], "1 while this node is mining, 0 otherwise."),
+    desc!(Gauge, "model_cache_bytes", &[], "Bytes of model constants the provider and verifier keep uploaded to their fabrics (bounded by model_cache_mb)."),
+    desc!(Counter, "model_cache_lookups_total", &["result"], "Jobs the provider or verifier ran, by how their model's constants were found (hit: kept uploaded; miss: uploaded and kept; too_large: uploaded, over the whole bound; profiled: uploaded, a profiled run)."),
     desc!(Gauge, "orchard_alloc_free_delta", &[], "Allocations minus frees of the last job this node ran with allocation profiling (its descriptor named a profile epoch); 0 when nothing leaked."),
     desc!(Counter, "orphan_sweep_total", &[], "Mempool entries dropped as dependents of a dropped entry, refused on re-admission after a reorganisation, skipped by a block template, or no longer executable on the new tip."),
     desc!(Counter, "p2p_blob_fetches_total", &["result"], "Blob fetches from peers by result (ok, not_found, too_large, timeout)."),
@@ -273,6 +275,10 @@ impl Metrics {
             ],
         );
         one("p2p_requests_served_total", &["sync", "blob"]);
+        one(
+            "model_cache_lookups_total",
+            &["hit", "miss", "too_large", "profiled"],
+        );
         for f in <crate::config::FabricKind as clap::ValueEnum>::value_variants() {
             self.zero_series("provider_exec_seconds", &[f.name()]);
             self.zero_series("provider_jobs_executed_total", &[f.name()]);
@@ -449,7 +455,7 @@ mod tests {
 
     #[test]
     fn catalogue_is_sorted_unique_and_valid() {
-        assert_eq!(CATALOGUE.len(), 63);
+        assert_eq!(CATALOGUE.len(), 65);
         for pair in CATALOGUE.windows(2) {
             assert!(
                 pair[0].name < pair[1].name,
@@ -602,7 +608,7 @@ mod tests {
         assert_eq!(m["hash"], manifest_hash());
         assert_eq!(
             manifest_hash(),
-            "59d9c302ded3607d59615cd3913670211011b5609394065a85b2af17956f4e54"
+            "f87c9112b623d4b5daaeeb67500764d49243131ca198558b4b1c0da2a59bb83a"
         );
     }
 }

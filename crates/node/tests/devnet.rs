@@ -91,6 +91,17 @@ fn devnet_settles_a_job_and_pays_the_provider_its_payout() {
     );
     assert!(node.metric("verifier_replays_total") >= 1.0);
     assert_eq!(node.metric("verifier_challenges_total"), 0.0);
+    // The provider uploaded the model's constants once and kept them; the verifier,
+    // on the same CPU fabric, replayed with them.
+    assert_eq!(
+        node.metric("model_cache_lookups_total{result=\"miss\"}"),
+        1.0
+    );
+    assert_eq!(
+        node.metric("model_cache_lookups_total{result=\"hit\"}"),
+        node.metric("verifier_replays_total")
+    );
+    assert!(node.metric("model_cache_bytes") > 400_000.0, "the mlp's weights");
     // The job was matched once, on lane 0: the chain time from its submission's block
     // to its lease's.
     assert_eq!(

@@ -140,12 +140,15 @@ pub fn serve(
         let interval = Duration::from_millis(cfg.miner.block_interval_ms);
         threads.push(std::thread::spawn(move || miner::run(n, b, interval)));
     }
+    // One cache of prepared models for the provider and the verifier together.
+    let models = Arc::new(cfg.model_cache());
     if let Some(k) = keys.provider {
         let n = node.clone();
         let pc = cfg.provider.clone();
         let dir = cfg.data_dir.clone();
+        let models = models.clone();
         threads.push(std::thread::spawn(move || {
-            if let Err(e) = crate::workers::provider::run(n.clone(), k, pc, dir) {
+            if let Err(e) = crate::workers::provider::run(n.clone(), k, pc, dir, models) {
                 tracing::error!(target: "the_block::workers::provider", error = %e, "provider stopped");
             }
         }));
@@ -153,8 +156,9 @@ pub fn serve(
     if let Some(k) = keys.verifier {
         let n = node.clone();
         let vc = cfg.verifier.clone();
+        let models = models.clone();
         threads.push(std::thread::spawn(move || {
-            crate::workers::verifier::run(n, k, vc)
+            crate::workers::verifier::run(n, k, vc, models)
         }));
     }
     {

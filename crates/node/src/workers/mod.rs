@@ -16,6 +16,24 @@ use tb_chain::tx::FeeSelector;
 use tb_chain::TxPayload;
 use tb_primitives::Address;
 
+/// Runs `job` on `fabric` with its model's constants from `models` (uploaded once per
+/// model and fabric, `tb_job::ModelCache`), counting the lookup in
+/// `model_cache_lookups_total` and the cache's size in `model_cache_bytes`.
+pub fn execute_cached(
+    node: &Node,
+    models: &tb_job::ModelCache,
+    job: &tb_job::Job,
+    fabric: &dyn blocktorch::Fabric,
+    opts: tb_job::ExecOptions,
+) -> Result<tb_job::ExecResult, tb_job::JobError> {
+    let (run, how) = models.execute(job, fabric, opts)?;
+    node.metrics
+        .inc("model_cache_lookups_total", &[how.label()]);
+    node.metrics
+        .set("model_cache_bytes", &[], models.usage().1 as f64);
+    Ok(run)
+}
+
 /// The workers pay their fees in Consumer tokens, so a provider's Industrial balance
 /// moves only with its stake, its payouts and its slashes.
 pub const FEES: FeeSelector = FeeSelector::Consumer;

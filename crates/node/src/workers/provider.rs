@@ -59,6 +59,8 @@ struct Worker {
     me: Address,
     cfg: ProviderConfig,
     fabric: Box<dyn Fabric>,
+    /// Prepared models (constants uploaded once), shared with the verifier.
+    models: Arc<tb_job::ModelCache>,
     dir: PathBuf,
     /// Answers, reveals and evidence sent, with the height sent at: not sent again
     /// while the first may still land, re-sent after `RETRY_BLOCKS` if the chain does
@@ -103,6 +105,7 @@ pub fn run(
     key: SecretKey,
     cfg: ProviderConfig,
     data_dir: PathBuf,
+    models: Arc<tb_job::ModelCache>,
 ) -> Result<(), String> {
     let fabric = open_fabric(cfg.fabric)?;
     let dir = data_dir.join("provider");
@@ -113,6 +116,7 @@ pub fn run(
         key,
         cfg,
         fabric,
+        models,
         dir,
         sent: BTreeMap::new(),
     };
@@ -408,8 +412,14 @@ impl Worker {
             replay: tb_job::ReplayMode::CrossFabric,
             profile,
         };
-        let run = tb_job::execute(&decoded, self.fabric.as_ref(), opts)
-            .map_err(|e| format!("execution: {e}"))?;
+        let run = super::execute_cached(
+            &self.node,
+            &self.models,
+            &decoded,
+            self.fabric.as_ref(),
+            opts,
+        )
+        .map_err(|e| format!("execution: {e}"))?;
         if let Some(ms) = self.cfg.test_exec_delay_ms {
             std::thread::sleep(Duration::from_millis(ms));
         }

@@ -29,7 +29,7 @@ pub fn picked(me: &Address, receipt_hash: &[u8; 32], share_bps: u32) -> bool {
 }
 
 /// Runs until the node stops.
-pub fn run(node: Arc<Node>, key: SecretKey, cfg: VerifierConfig) {
+pub fn run(node: Arc<Node>, key: SecretKey, cfg: VerifierConfig, models: Arc<tb_job::ModelCache>) {
     let me = key.address();
     let mut checked: BTreeSet<[u8; 32]> = BTreeSet::new();
     // Tasks challenged: one open challenge per challenger per job.
@@ -58,7 +58,7 @@ pub fn run(node: Arc<Node>, key: SecretKey, cfg: VerifierConfig) {
                 {
                     continue;
                 }
-                match check(&node, &key, t, &job, rc) {
+                match check(&node, &key, &models, t, &job, rc) {
                     Ok(true) => {
                         challenged.insert(t);
                         break;
@@ -76,6 +76,7 @@ pub fn run(node: Arc<Node>, key: SecretKey, cfg: VerifierConfig) {
 fn check(
     node: &Node,
     key: &SecretKey,
+    models: &tb_job::ModelCache,
     t: Id,
     job: &r::Job,
     rc: &r::ReceiptRecord,
@@ -91,8 +92,17 @@ fn check(
     let _span =
         tracing::info_span!("verifier_replay", task = %t, provider = %rc.provider).entered();
     let t0 = Instant::now();
-    let replay =
-        tb_job::replay(&decoded, blocktorch::cpu::default_fabric()).map_err(|e| e.to_string())?;
+    let replay = super::execute_cached(
+        node,
+        models,
+        &decoded,
+        blocktorch::cpu::default_fabric(),
+        tb_job::ExecOptions {
+            replay: tb_job::ReplayMode::CrossFabric,
+            profile: false,
+        },
+    )
+    .map_err(|e| e.to_string())?;
     let secs = t0.elapsed().as_secs_f64();
     node.metrics.observe("verifier_replay_seconds", &[], secs);
     tracing::debug!(
