@@ -392,6 +392,46 @@ impl Layout {
             _ => (1, 0),
         }
     }
+
+    /// The storage offset of the first element of row `r`, a row being one run of the
+    /// innermost dimension (row-major order over the other dimensions).
+    pub fn row_offset(&self, mut r: usize) -> usize {
+        let rank = self.rank();
+        let mut off = self.offset;
+        if rank <= 1 {
+            return off;
+        }
+        for d in (0..rank - 1).rev() {
+            let n = self.shape[d];
+            off += (r % n) * self.strides[d];
+            r /= n;
+        }
+        off
+    }
+
+    /// The elements of this view of `data` in logical (row-major) order: the same as
+    /// `offsets().map(|o| data[o])`, walked a row at a time (a slice copy when the
+    /// innermost stride is 1).
+    pub fn gather_slice<T: Copy>(&self, data: &[T]) -> Vec<T> {
+        let n = self.numel();
+        if n == 0 {
+            return Vec::new();
+        }
+        if self.is_contiguous() {
+            return data[self.offset..self.offset + n].to_vec();
+        }
+        let (len, stride) = self.inner();
+        let mut out = Vec::with_capacity(n);
+        for r in 0..n / len {
+            let o = self.row_offset(r);
+            if stride == 1 {
+                out.extend_from_slice(&data[o..o + len]);
+            } else {
+                out.extend((0..len).map(|j| data[o + j * stride]));
+            }
+        }
+        out
+    }
 }
 
 /// Iterator over storage offsets in logical row-major order.

@@ -137,6 +137,17 @@ impl HostData {
             HostData::U32(v) => HostData::U32(offsets.map(|o| v[o]).collect()),
         }
     }
+    /// The elements of the view `layout` of these elements, in logical order
+    /// ([`crate::Layout::gather_slice`]): what `gather(layout.offsets())` gives, a row
+    /// at a time.
+    pub fn gather_layout(&self, layout: &crate::Layout) -> HostData {
+        match self {
+            HostData::F32(v) => HostData::F32(layout.gather_slice(v)),
+            HostData::U8(v) => HostData::U8(layout.gather_slice(v)),
+            HostData::I32(v) => HostData::I32(layout.gather_slice(v)),
+            HostData::U32(v) => HostData::U32(layout.gather_slice(v)),
+        }
+    }
     /// Little-endian bytes of the elements, with every f32 NaN canonicalised.
     pub fn to_le_bytes_canonical(&self) -> Vec<u8> {
         match self {

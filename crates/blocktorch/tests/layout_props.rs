@@ -1,7 +1,7 @@
 //! Property tests: every view reads the elements that index arithmetic on the original
 //! says it should, and ops on views equal ops on materialised copies.
 
-use blocktorch::{BinaryOp, Tensor};
+use blocktorch::{BinaryOp, Layout, Tensor};
 use proptest::prelude::*;
 
 fn shape_strategy() -> impl Strategy<Value = Vec<usize>> {
@@ -93,5 +93,52 @@ proptest! {
         prop_assert!(flat.is_alias_of(&x));
         let back = flat.reshape(&shape).unwrap();
         prop_assert_eq!(back.to_vec_f32().unwrap(), x.to_vec_f32().unwrap());
+    }
+
+    #[test]
+    fn gather_slice_reads_what_offsets_name(shape in shape_strategy(), seed in any::<u64>(), start in 0usize..3, step in 1usize..3) {
+        // A permuted, sliced, broadcast view: every kind of stride (0, 1, > 1).
+        let n: usize = shape.iter().product();
+        let data: Vec<u32> = (0..n as u32).collect();
+        let mut l = Layout::contiguous(&shape).unwrap();
+        let mut perm: Vec<usize> = (0..shape.len()).collect();
+        for i in (1..perm.len()).rev() {
+            perm.swap(i, (seed as usize ^ (i * 31)) % (i + 1));
+        }
+        l = l.permute(&perm).unwrap();
+        let axis = (seed as usize >> 8) % l.rank();
+        let d = l.shape()[axis];
+        let start = start.min(d);
+        l = l.slice(axis, start, d, step).unwrap();
+        let mut wide = vec![2];
+        wide.extend_from_slice(l.shape());
+        let mut b = vec![1];
+        b.extend_from_slice(l.shape());
+        let lb = Layout::from_parts(b, [0].iter().chain(l.strides()).copied().collect(), l.offset())
+            .unwrap()
+            .broadcast_to(&wide)
+            .unwrap();
+        for v in [&l, &lb] {
+            let want: Vec<u32> = v.offsets().map(|o| data[o]).collect();
+            prop_assert_eq!(v.gather_slice(&data), want);
+        }
+    }
+
+    #[test]
+    fn select_on_broadcast_views_picks_elementwise(rows in 1usize..40, cols in 1usize..40, seed in any::<u64>()) {
+        // The attention mask's shape: a [rows, 1] condition broadcast over columns, a
+        // transposed operand and a broadcast scalar.
+        let cond: Vec<u8> = (0..rows).map(|i| ((seed >> (i % 64)) & 1) as u8).collect();
+        let c = Tensor::from_u8(cond.clone(), &[rows, 1]).unwrap();
+        let a = Tensor::rand_uniform(&[cols, rows], -1.0, 1.0, seed).unwrap().transpose(0, 1).unwrap();
+        let b = Tensor::from_f32(vec![-7.5], &[1, 1]).unwrap();
+        let got = c.select(&a, &b).unwrap().to_vec_f32().unwrap();
+        let av = a.to_vec_f32().unwrap();
+        for i in 0..rows {
+            for j in 0..cols {
+                let want = if cond[i] != 0 { av[i * cols + j] } else { -7.5 };
+                prop_assert_eq!(got[i * cols + j].to_bits(), want.to_bits());
+            }
+        }
     }
 }

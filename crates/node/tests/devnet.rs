@@ -101,7 +101,10 @@ fn devnet_settles_a_job_and_pays_the_provider_its_payout() {
         node.metric("model_cache_lookups_total{result=\"hit\"}"),
         node.metric("verifier_replays_total")
     );
-    assert!(node.metric("model_cache_bytes") > 400_000.0, "the mlp's weights");
+    assert!(
+        node.metric("model_cache_bytes") > 400_000.0,
+        "the mlp's weights"
+    );
     // The job was matched once, on lane 0: the chain time from its submission's block
     // to its lease's.
     assert_eq!(

@@ -189,20 +189,6 @@ fn storage_of(t: &FabricTensor) -> Result<&Storage> {
 }
 
 /// Storage offset of the first element of row `r` (rows of the innermost dim).
-fn row_offset(layout: &Layout, mut r: usize) -> usize {
-    let rank = layout.rank();
-    let mut off = layout.offset();
-    if rank <= 1 {
-        return off;
-    }
-    for d in (0..rank - 1).rev() {
-        let n = layout.shape()[d];
-        off += (r % n) * layout.strides()[d];
-        r /= n;
-    }
-    off
-}
-
 /// Splits `out` into chunks of whole rows and runs `f(first_row, chunk)` on up to
 /// `threads` threads (the caller and the persistent workers of `threads`, `pool.rs`).
 /// Each output element is written by exactly one call, so the partition does not
@@ -256,7 +242,7 @@ fn contiguous_f32<'a>(t: &'a FabricTensor, op: &'static str) -> Result<Cow<'a, [
         let start = l.offset();
         return Ok(Cow::Borrowed(&data[start..start + l.numel()]));
     }
-    Ok(Cow::Owned(l.offsets().map(|o| data[o]).collect()))
+    Ok(Cow::Owned(l.gather_slice(data)))
 }
 
 /// One strided matrix view per entry of the (broadcast) batch: `t` broadcast to
@@ -374,7 +360,7 @@ impl CpuFabric {
         let (_, ib) = lb.inner();
         par_rows(self.config.threads, &mut out, row_len, |first, chunk| {
             for (i, row) in chunk.chunks_mut(row_len).enumerate() {
-                let (oa, ob) = (row_offset(&la, first + i), row_offset(&lb, first + i));
+                let (oa, ob) = (la.row_offset(first + i), lb.row_offset(first + i));
                 if ia == 1 && ib == 1 {
                     slices(&da[oa..oa + row_len], &db[ob..ob + row_len], row);
                 } else {
@@ -397,7 +383,7 @@ impl CpuFabric {
             if n == 0 {
                 return Cow::Borrowed(&[]);
             }
-            let off = row_offset(l, r);
+            let off = l.row_offset(r);
             if stride == 1 || n == 1 {
                 Cow::Borrowed(&data[off..off + n])
             } else {
@@ -463,7 +449,7 @@ impl CpuFabric {
         let inner: usize = shape[axis + 1..].iter().product();
         let datas: Vec<HostData> = inputs
             .iter()
-            .map(|t| Ok(storage_of(t)?.data().gather(t.layout().offsets())))
+            .map(|t| Ok(storage_of(t)?.data().gather_layout(t.layout())))
             .collect::<Result<_>>()?;
         let mut out = HostData::zeros(dtype, shape.iter().product());
         let mut pos = 0usize;
@@ -551,7 +537,7 @@ impl Fabric for CpuFabric {
     }
 
     fn download(&self, t: &FabricTensor) -> Result<HostData> {
-        Ok(storage_of(t)?.data().gather(t.layout().offsets()))
+        Ok(storage_of(t)?.data().gather_layout(t.layout()))
     }
 
     fn digest(&self, t: &FabricTensor) -> Result<[u8; 32]> {
@@ -633,12 +619,27 @@ impl Fabric for CpuFabric {
                 let lc = inputs[0].layout().broadcast_to(&shape)?;
                 let la = inputs[1].layout().broadcast_to(&shape)?;
                 let lb = inputs[2].layout().broadcast_to(&shape)?;
-                let out: Vec<f32> = lc
-                    .offsets()
-                    .zip(la.offsets())
-                    .zip(lb.offsets())
-                    .map(|((c, a), b)| if cond[c] != 0 { da[a] } else { db[b] })
-                    .collect();
+                // A row (innermost run) at a time, rows split across the threads:
+                // each output element is one pick, so the split changes nothing.
+                let n: usize = shape.iter().product();
+                let mut out = alloc_f32_zeroed(n);
+                if n > 0 {
+                    let ((len, ic), (_, ia), (_, ib)) = (lc.inner(), la.inner(), lb.inner());
+                    par_rows(self.config.threads, &mut out, len, |first, chunk| {
+                        for (i, row) in chunk.chunks_mut(len).enumerate() {
+                            let r = first + i;
+                            let (oc, oa, ob) =
+                                (lc.row_offset(r), la.row_offset(r), lb.row_offset(r));
+                            for (j, o) in row.iter_mut().enumerate() {
+                                *o = if cond[oc + j * ic] != 0 {
+                                    da[oa + j * ia]
+                                } else {
+                                    db[ob + j * ib]
+                                };
+                            }
+                        }
+                    });
+                }
                 self.out(HostData::F32(out), &shape, "cpu::select")
             }
             Prim::Reduce(op) => self.reduce(*op, inputs[0], &shape),
@@ -678,7 +679,7 @@ impl Fabric for CpuFabric {
             }
             Prim::Copy => {
                 let x = inputs[0];
-                let data = storage_of(x)?.data().gather(x.layout().offsets());
+                let data = storage_of(x)?.data().gather_layout(x.layout());
                 self.out(data, &shape, "cpu::copy")
             }
         }
