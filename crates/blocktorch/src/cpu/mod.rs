@@ -359,13 +359,28 @@ impl CpuFabric {
         let (row_len, ia) = la.inner();
         let (_, ib) = lb.inner();
         par_rows(self.config.threads, &mut out, row_len, |first, chunk| {
+            // An operand broadcast along the row (stride 0: `x − mean`, `e ÷ sum`)
+            // is spread over a row buffer, so the row still takes the vector kernel;
+            // each element is the same one operation either way.
+            let mut spread = Vec::new();
             for (i, row) in chunk.chunks_mut(row_len).enumerate() {
                 let (oa, ob) = (la.row_offset(first + i), lb.row_offset(first + i));
-                if ia == 1 && ib == 1 {
-                    slices(&da[oa..oa + row_len], &db[ob..ob + row_len], row);
-                } else {
-                    for (j, o) in row.iter_mut().enumerate() {
-                        *o = one(da[oa + j * ia], db[ob + j * ib]);
+                match (ia, ib) {
+                    (1, 1) => slices(&da[oa..oa + row_len], &db[ob..ob + row_len], row),
+                    (1, 0) if row_len > 1 => {
+                        spread.clear();
+                        spread.resize(row_len, db[ob]);
+                        slices(&da[oa..oa + row_len], &spread, row)
+                    }
+                    (0, 1) if row_len > 1 => {
+                        spread.clear();
+                        spread.resize(row_len, da[oa]);
+                        slices(&spread, &db[ob..ob + row_len], row)
+                    }
+                    _ => {
+                        for (j, o) in row.iter_mut().enumerate() {
+                            *o = one(da[oa + j * ia], db[ob + j * ib]);
+                        }
                     }
                 }
             }
