@@ -9,7 +9,7 @@
 //!                                                cold, and warm (its transfers admitted to
 //!                                                a mempool first: signatures checked once)
 //! tb-bench job-decode [--mb M] [--runs R]        decode + validate of an M-MiB job blob
-//! tb-bench job-exec [--runs R]                   executor vs bare ops: transformer example, and at width 768
+//! tb-bench job-exec [--runs R] [--example NAME]   executor vs bare ops: transformer example, and at width 768 (or NAME alone)
 //! tb-bench minilm --dir D [--batch B] [--runs R] MiniLM sentences/s at B × 128 tokens, trace on and off
 //! tb-bench referee [--runs R]                    the referee on one matmul, 256³..2048³
 //! tb-bench jobs [--runs R]                       example jobs on the CPU and (if present) CUDA
@@ -321,10 +321,17 @@ fn main() {
                 arg(&args, "--threads", threads)?.max(1),
             )?,
             "job-decode" => job::bench_decode(arg(&args, "--mb", 100)?.max(1), runs)?,
-            "job-exec" => {
-                job::bench_exec("transformer", runs)?;
-                job::bench_exec("transformer-768", runs)?;
-            }
+            "job-exec" => match args.iter().position(|a| a == "--example") {
+                Some(i) => job::bench_exec(
+                    args.get(i + 1)
+                        .ok_or("--example needs a name (an example job or transformer-768)")?,
+                    runs,
+                )?,
+                None => {
+                    job::bench_exec("transformer", runs)?;
+                    job::bench_exec("transformer-768", runs)?;
+                }
+            },
             "referee" => job::bench_referee(&[256, 512, 1024, 2048], runs)?,
             "minilm" => {
                 let dir = args

@@ -18,6 +18,15 @@ use tb_models::text::TextEncoder;
 /// Most CPU threads `run` takes (the fabric's own limit is higher; a Python caller
 /// asking for more is a mistake).
 const RUN_THREADS_MAX: usize = 256;
+/// Bytes of model constants `Job.run` keeps uploaded in this process, all models
+/// together (1 GiB): a second run of a model's jobs reuses them (`tb_job::ModelCache`).
+const RUN_MODEL_CACHE_BYTES: u64 = 1 << 30;
+
+/// The process's prepared models for `Job.run`.
+fn run_models() -> &'static tb_job::ModelCache {
+    static MODELS: std::sync::OnceLock<tb_job::ModelCache> = std::sync::OnceLock::new();
+    MODELS.get_or_init(|| tb_job::ModelCache::new(RUN_MODEL_CACHE_BYTES))
+}
 
 /// A value of a program being built: its id, shape and dtype.
 #[pyclass(name = "Value", module = "the_block", frozen)]
@@ -551,7 +560,9 @@ impl PyJob {
 
     /// Runs the job on the CPU reference fabric (`threads` worker threads; default: the
     /// fabric's, from `TB_BLOCKTORCH_THREADS` or the machine). The GIL is released
-    /// while it runs. Bit-identical to every other fabric and thread count.
+    /// while it runs. Bit-identical to every other fabric and thread count. The
+    /// model's constants stay uploaded for the next run of its jobs (up to 1 GiB of
+    /// models per process, least recently used out: `model_cache_usage`).
     #[pyo3(signature = (threads=None))]
     fn run(&self, py: Python<'_>, threads: Option<usize>) -> PyResult<PyRun> {
         let config = match threads {
@@ -567,12 +578,13 @@ impl PyJob {
         let job = &self.0;
         let r = py.detach(move || {
             let fabric = CpuFabric::new(config)?;
-            tb_job::execute(job, &fabric, tb_job::ExecOptions::default()).map_err(|e| {
-                blocktorch::TensorError::InvalidArgument {
+            run_models()
+                .execute(job, &fabric, tb_job::ExecOptions::default())
+                .map(|(run, _)| run)
+                .map_err(|e| blocktorch::TensorError::InvalidArgument {
                     op: "run",
                     message: e.to_string(),
-                }
-            })
+                })
         });
         let r = r.map_err(|e| errors::job("running the job", e))?;
         Ok(PyRun(r))
@@ -872,6 +884,14 @@ fn text_job(
     Ok(PyJob(job))
 }
 
+/// The models `Job.run` keeps uploaded in this process: `(models, bytes, budget)`.
+#[pyfunction]
+fn model_cache_usage() -> (usize, u64, u64) {
+    let m = run_models();
+    let (models, bytes) = m.usage();
+    (models, bytes, m.budget())
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyValue>()?;
     m.add_class::<PyProgramBuilder>()?;
@@ -886,5 +906,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(import_onnx, m)?)?;
     m.add_function(wrap_pyfunction!(import_bert, m)?)?;
     m.add_function(wrap_pyfunction!(text_job, m)?)?;
+    m.add_function(wrap_pyfunction!(model_cache_usage, m)?)?;
     Ok(())
 }

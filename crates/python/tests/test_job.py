@@ -63,6 +63,21 @@ def test_every_thread_count_gives_the_same_bits() -> None:
     assert all(np.array_equal(runs[0].outputs["probs"], r.outputs["probs"]) for r in runs)
 
 
+def test_a_model_stays_uploaded_between_runs() -> None:
+    job, *_ = mlp()
+    first = job.run(threads=3)
+    models, used, budget = tb.model_cache_usage()
+    assert budget == 1 << 30 and 0 < used <= budget and models >= 1
+    # The weights (w1, w2: 8*16 + 16*3 f32) are what is kept, at least once.
+    assert used >= (8 * 16 + 16 * 3) * 4
+    again = job.run(threads=3)
+    assert tb.model_cache_usage() == (models, used, budget), "the second run reused them"
+    assert again.output_digest == first.output_digest
+    assert again.leaves == first.leaves
+    for name in first.outputs:
+        assert np.array_equal(first.outputs[name], again.outputs[name])
+
+
 def test_by_reference_and_back() -> None:
     job, *_ = mlp()
     ref = job.by_reference()
