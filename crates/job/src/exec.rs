@@ -3,7 +3,6 @@
 use crate::error::{JobError, Result};
 use crate::format::{Job, Normalisation};
 use crate::leaves::{leaf_of, LeafKind, TracePlan, DERIVED_LEAF};
-use crate::prepared::PreparedModel;
 use crate::program::{node_name, InputSlot, Node, Plan};
 use crate::validate::validate;
 use blocktorch::compose::apply_view;
@@ -209,12 +208,13 @@ pub fn execute_plan(
 }
 
 /// Runs `job` with an already computed [`Plan`], its constants taken from `prepared`
-/// when given (and the run is not profiled), else uploaded now.
+/// (one slot per constant, uploaded to `fabric` before: `PreparedModel`) when given
+/// and the run is not profiled, else uploaded now.
 pub(crate) fn execute_plan_with(
     job: &Job,
     plan: &Plan,
     fabric: &dyn Fabric,
-    prepared: Option<&PreparedModel>,
+    prepared: Option<&[Option<FabricTensor>]>,
     opts: ExecOptions,
 ) -> Result<ExecResult> {
     let kvd = fabric.kernel_variant_digest();
@@ -235,7 +235,7 @@ pub(crate) fn execute_plan_with(
     // A profiled run uploads its constants, so that its profile epoch records them.
     match prepared.filter(|_| !opts.profile) {
         Some(prepared) => {
-            for (slot, c) in live.iter_mut().zip(prepared.consts_for(job, fabric)?) {
+            for (slot, c) in live.iter_mut().zip(prepared) {
                 slot.clone_from(c);
             }
         }

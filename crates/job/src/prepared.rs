@@ -124,7 +124,8 @@ pub fn execute_prepared(
     opts: ExecOptions,
 ) -> Result<ExecResult> {
     let plan = validate(job)?;
-    execute_plan_with(job, &plan, fabric, Some(prepared), opts)
+    let consts = prepared.consts_for(job, fabric)?;
+    execute_plan_with(job, &plan, fabric, Some(consts), opts)
 }
 
 /// How a [`ModelCache::get_or_prepare`] was served.
@@ -281,8 +282,9 @@ impl ModelCache {
             ));
         }
         let (model, how) = self.get_or_prepare(job, fabric)?;
+        let consts = model.consts_for(job, fabric)?;
         Ok((
-            execute_plan_with(job, &plan, fabric, Some(&model), opts)?,
+            execute_plan_with(job, &plan, fabric, Some(consts), opts)?,
             how,
         ))
     }
