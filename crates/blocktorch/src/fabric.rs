@@ -125,6 +125,14 @@ pub trait Fabric: Send + Sync {
         let host = self.download(tensor)?;
         crate::digest::trace_leaf(tensor.shape(), &host)
     }
+    /// Whether the executor should compute this fabric's trace leaves on the thread
+    /// that runs the ops, between ops (`true`: the fabric spreads a large leaf over its
+    /// own worker threads, as the CPU fabric does), rather than on a hashing thread of
+    /// its own beside them (`false`, the default: a device fabric's leaf is a download
+    /// and a host hash that can overlap the next ops). No bit depends on it.
+    fn hashes_on_its_workers(&self) -> bool {
+        false
+    }
 }
 
 /// The kernel variant digest: SHA-256 over, for each `(name, source)` in order, the

@@ -254,6 +254,9 @@ pub(crate) fn execute_plan_with(
     // second thread while later ops run, so the trace costs what the hashing costs
     // beyond the compute it overlaps. A bounded queue keeps at most HASH_QUEUE outputs
     // alive for it; the thread starts at the first large output.
+    // A fabric that hashes on its own workers (the CPU) hashes every leaf here: a
+    // thread of ours beside its workers would only compete with them for the cores.
+    let inline_all = fabric.hashes_on_its_workers();
     let mut op_digests: Vec<[u8; 32]> = vec![DERIVED_LEAF; p.ops.len()];
     let ops_result: Result<()> = std::thread::scope(|s| {
         type Offload<'s> = (
@@ -286,7 +289,7 @@ pub(crate) fn execute_plan_with(
                     .saturating_mul(out.dtype().size_bytes());
                 if kinds[i] == LeafKind::Derived {
                     // Never hashed: its leaf is DERIVED_LEAF, already in place.
-                } else if bytes <= INLINE_HASH_BYTES {
+                } else if bytes <= INLINE_HASH_BYTES || inline_all {
                     op_digests[i] = leaf_of(fabric, kinds[i], &out).map_err(|e| leaf_err(i, e))?;
                 } else {
                     let (tx, _) = offload.get_or_insert_with(|| {

@@ -559,6 +559,10 @@ impl Fabric for CpuFabric {
         crate::digest::digest_view(t.shape(), storage_of(t)?.data(), t.layout())
     }
 
+    fn hashes_on_its_workers(&self) -> bool {
+        true
+    }
+
     fn trace_leaf(&self, t: &FabricTensor) -> Result<[u8; 32]> {
         let (data, l) = (storage_of(t)?.data(), t.layout());
         if l.is_contiguous() && l.max_offset().is_none_or(|m| m < data.len()) {

@@ -18,11 +18,21 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long a pool's workers stay awake after the last call that used them: they keep
-/// taking shares from its queue and otherwise yield the CPU (`thread::yield_now`, so
-/// a runnable thread on their core — the executor's hasher — runs first), instead of
-/// parking and waking a scheduler tick late. Chosen: 2 ms, longer than the gap
-/// between two kernels of a job, short enough that an idle node does not spin.
+/// taking shares from its queue and otherwise spin, instead of parking and waking a
+/// scheduler tick late. Chosen: 2 ms, longer than the gap between two kernels of a
+/// job, short enough that an idle node does not spin.
+///
+/// They spin rather than yield: under the kernel's EEVDF scheduler a yield hands the
+/// core to any runnable task for a whole slice (~3 ms), even a `nice 19` one, so with
+/// two `nice 19` busy loops beside it a MiniLM run took 6–9× as long as on a quiet
+/// machine with yielding waits and 1.5× with spinning ones (`BENCHMARKS.md`). The
+/// executor hashes a CPU run's trace leaves on these same workers
+/// (`Fabric::hashes_on_its_workers`), so no thread of ours waits for a spinning one.
 pub const WORKER_WARM: Duration = Duration::from_millis(2);
+
+/// How long a caller spins for the workers' shares of its call before it yields
+/// between checks (a share longer than this has long outlived a scheduler slice).
+pub const CALLER_SPIN: Duration = Duration::from_millis(1);
 
 /// A pool and the state of its keep-warm loops.
 pub(crate) struct Workers {
@@ -58,7 +68,7 @@ impl Workers {
         }
     }
 
-    /// One worker's loop: run whatever shares are queued, else yield, until the
+    /// One worker's loop: run whatever shares are queued, else spin, until the
     /// deadline passes. (A call that extends the deadline just as the last loop
     /// leaves finds its shares run by woken workers: slower, never wrong.)
     fn warm_loop(&self) {
@@ -70,7 +80,9 @@ impl Workers {
                 self.warm.fetch_sub(1, Ordering::AcqRel);
                 return;
             }
-            std::thread::yield_now();
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
         }
     }
 }
@@ -107,9 +119,9 @@ pub(crate) fn workers(threads: usize) -> Option<&'static Workers> {
 
 /// Runs `share(0)` on the calling thread and `share(1..shares)` on the workers of
 /// `threads`; returns when every share has. The caller waits for the workers' shares
-/// by yielding, never by sleeping: a thread woken from sleep is placed on its waker's
-/// vCPU by this VM and shares it until the next scheduler tick, so the calls after
-/// would run two shares on one core.
+/// by spinning for [`CALLER_SPIN`], then by yielding, never by sleeping: a thread
+/// woken from sleep is placed on its waker's vCPU by this VM and shares it until the
+/// next scheduler tick, so the calls after would run two shares on one core.
 pub(crate) fn run_shares(threads: usize, shares: usize, share: impl Fn(usize) + Sync) {
     let w = match workers(threads) {
         Some(w) if shares > 1 => w,
@@ -130,9 +142,14 @@ pub(crate) fn run_shares(threads: usize, shares: usize, share: impl Fn(usize) + 
         // the instant between a share's end and its job's). A caller that is itself a
         // worker (a kernel called from a share) runs pending shares while it waits,
         // so its own are never stranded.
+        let start = Instant::now();
         while done.load(Ordering::Acquire) < shares - 1 {
             if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                std::thread::yield_now();
+                if start.elapsed() < CALLER_SPIN {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
             }
         }
     });
