@@ -212,6 +212,15 @@ impl ModelCache {
         (g.entries.len(), g.bytes)
     }
 
+    /// Advances the clock and, when `key` is held, marks it used now and returns it.
+    fn touch(g: &mut Inner, key: &([u8; 32], FabricId)) -> Option<Arc<PreparedModel>> {
+        g.tick += 1;
+        let tick = g.tick;
+        let e = g.entries.get_mut(key)?;
+        e.last_used = tick;
+        Some(e.model.clone())
+    }
+
     /// The prepared model of `job`'s model on `fabric`: the one held, or a new one
     /// (kept when it fits the budget, evicting the least recently used).
     pub fn get_or_prepare(
@@ -220,27 +229,19 @@ impl ModelCache {
         fabric: &dyn Fabric,
     ) -> Result<(Arc<PreparedModel>, CacheLookup)> {
         let key = (job.artifact_hash, FabricId::of(fabric));
-        {
-            let mut g = self.lock();
-            g.tick += 1;
-            let tick = g.tick;
-            if let Some(e) = g.entries.get_mut(&key) {
-                e.last_used = tick;
-                return Ok((e.model.clone(), CacheLookup::Hit));
-            }
+        if let Some(held) = Self::touch(&mut self.lock(), &key) {
+            return Ok((held, CacheLookup::Hit));
         }
         let model = Arc::new(PreparedModel::new(job, fabric)?);
         if model.bytes > self.budget {
             return Ok((model, CacheLookup::TooLarge));
         }
         let mut g = self.lock();
-        g.tick += 1;
-        let tick = g.tick;
-        if let Some(e) = g.entries.get_mut(&key) {
+        if let Some(held) = Self::touch(&mut g, &key) {
             // Another thread prepared it meanwhile: keep one.
-            e.last_used = tick;
-            return Ok((e.model.clone(), CacheLookup::Hit));
+            return Ok((held, CacheLookup::Hit));
         }
+        let tick = g.tick;
         while g.bytes + model.bytes > self.budget {
             let Some(oldest) = g
                 .entries

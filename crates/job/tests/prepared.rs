@@ -87,26 +87,6 @@ fn a_prepared_model_of_another_model_or_fabric_is_refused() {
 }
 
 #[test]
-fn a_profiled_run_uploads_its_constants_and_keeps_its_epoch() {
-    let job = build_example("mlp").unwrap();
-    let fabric = CpuFabric::reference();
-    let opts = ExecOptions {
-        profile: true,
-        ..ExecOptions::default()
-    };
-    let plain = execute(&job, &fabric, opts).unwrap();
-    let prepared = PreparedModel::new(&job, &fabric).unwrap();
-    let r = execute_prepared(&job, &fabric, &prepared, opts).unwrap();
-    assert!(plain.profile_epoch.is_some());
-    same_run(&plain, &r, "profiled");
-    let cache = ModelCache::new(1 << 30);
-    let (r, how) = cache.execute(&job, &fabric, opts).unwrap();
-    same_run(&plain, &r, "profiled through the cache");
-    assert_eq!(how, CacheLookup::Profiled);
-    assert_eq!(cache.usage(), (0, 0), "a profiled run prepares nothing");
-}
-
-#[test]
 fn the_cache_keeps_models_under_its_budget_least_recently_used_out() {
     let fabric = CpuFabric::reference();
     let jobs: Vec<_> = ["mlp", "matmul-chain", "transformer"]
