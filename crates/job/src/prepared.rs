@@ -16,6 +16,7 @@
 use crate::error::{JobError, Result};
 use crate::exec::{execute_plan_with, upload_consts, ExecOptions, ExecResult};
 use crate::format::Job;
+use crate::program::Plan;
 use crate::validate::validate;
 use blocktorch::{Fabric, FabricTensor};
 use std::collections::HashMap;
@@ -52,10 +53,14 @@ pub struct PreparedModel {
 impl PreparedModel {
     /// Validates `job` and uploads the constants its program reads to `fabric`.
     pub fn new(job: &Job, fabric: &dyn Fabric) -> Result<PreparedModel> {
-        let plan = validate(job)?;
+        Self::with_plan(job, &validate(job)?, fabric)
+    }
+
+    /// As [`PreparedModel::new`], for a job already validated into `plan`.
+    fn with_plan(job: &Job, plan: &Plan, fabric: &dyn Fabric) -> Result<PreparedModel> {
         let p = &job.program;
         let mut consts = vec![None; p.consts.len()];
-        upload_consts(job, &plan, fabric, &mut consts)?;
+        upload_consts(job, plan, fabric, &mut consts)?;
         let bytes = consts
             .iter()
             .flatten()
@@ -228,11 +233,25 @@ impl ModelCache {
         job: &Job,
         fabric: &dyn Fabric,
     ) -> Result<(Arc<PreparedModel>, CacheLookup)> {
+        self.get_or_prepare_with(job, None, fabric)
+    }
+
+    /// [`ModelCache::get_or_prepare`], with the job's plan when the caller has it
+    /// (else a miss validates the job).
+    fn get_or_prepare_with(
+        &self,
+        job: &Job,
+        plan: Option<&Plan>,
+        fabric: &dyn Fabric,
+    ) -> Result<(Arc<PreparedModel>, CacheLookup)> {
         let key = (job.artifact_hash, FabricId::of(fabric));
         if let Some(held) = Self::touch(&mut self.lock(), &key) {
             return Ok((held, CacheLookup::Hit));
         }
-        let model = Arc::new(PreparedModel::new(job, fabric)?);
+        let model = Arc::new(match plan {
+            Some(plan) => PreparedModel::with_plan(job, plan, fabric)?,
+            None => PreparedModel::new(job, fabric)?,
+        });
         if model.bytes > self.budget {
             return Ok((model, CacheLookup::TooLarge));
         }
@@ -282,7 +301,7 @@ impl ModelCache {
                 CacheLookup::Profiled,
             ));
         }
-        let (model, how) = self.get_or_prepare(job, fabric)?;
+        let (model, how) = self.get_or_prepare_with(job, Some(&plan), fabric)?;
         let consts = model.consts_for(job, fabric)?;
         Ok((
             execute_plan_with(job, &plan, fabric, Some(consts), opts)?,

@@ -188,7 +188,6 @@ fn storage_of(t: &FabricTensor) -> Result<&Storage> {
         })
 }
 
-/// Storage offset of the first element of row `r` (rows of the innermost dim).
 /// Splits `out` into chunks of whole rows and runs `f(first_row, chunk)` on up to
 /// `threads` threads (the caller and the persistent workers of `threads`, `pool.rs`).
 /// Each output element is written by exactly one call, so the partition does not
