@@ -98,6 +98,44 @@ impl FabricTensor {
     }
 }
 
+/// A trace leaf that may still be being computed ([`Fabric::trace_leaf_deferred`]).
+pub struct PendingLeaf(Pending);
+
+enum Pending {
+    Ready(Result<[u8; 32]>),
+    Deferred(Box<dyn FnOnce() -> Result<[u8; 32]> + Send>),
+}
+
+impl PendingLeaf {
+    /// A leaf already computed (or its error).
+    pub fn ready(leaf: Result<[u8; 32]>) -> PendingLeaf {
+        PendingLeaf(Pending::Ready(leaf))
+    }
+
+    /// A leaf that `wait` finishes (helping compute it) and returns.
+    pub fn deferred(wait: impl FnOnce() -> Result<[u8; 32]> + Send + 'static) -> PendingLeaf {
+        PendingLeaf(Pending::Deferred(Box::new(wait)))
+    }
+
+    /// The leaf, once computed; the calling thread helps with the fabric's background
+    /// work until it is.
+    pub fn wait(self) -> Result<[u8; 32]> {
+        match self.0 {
+            Pending::Ready(leaf) => leaf,
+            Pending::Deferred(wait) => wait(),
+        }
+    }
+}
+
+impl Debug for PendingLeaf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Pending::Ready(_) => "PendingLeaf(ready)",
+            Pending::Deferred(_) => "PendingLeaf(deferred)",
+        })
+    }
+}
+
 /// A compute fabric.
 pub trait Fabric: Send + Sync {
     /// Short stable name (`cpu`, `cuda`).
@@ -125,11 +163,20 @@ pub trait Fabric: Send + Sync {
         let host = self.download(tensor)?;
         crate::digest::trace_leaf(tensor.shape(), &host)
     }
-    /// Whether the executor should compute this fabric's trace leaves on the thread
-    /// that runs the ops, between ops (`true`: the fabric spreads a large leaf over its
-    /// own worker threads, as the CPU fabric does), rather than on a hashing thread of
-    /// its own beside them (`false`, the default: a device fabric's leaf is a download
-    /// and a host hash that can overlap the next ops). No bit depends on it.
+    /// `trace_leaf` of a tensor, computed in the background where the fabric can; the
+    /// handle's [`PendingLeaf::wait`] gives it. The CPU fabric queues a leaf's pieces
+    /// for its workers, which hash them when no kernel share is waiting, and for any of
+    /// its threads that would otherwise spin. The default hashes now. No bit depends on
+    /// which thread hashes.
+    fn trace_leaf_deferred(&self, tensor: &FabricTensor) -> PendingLeaf {
+        PendingLeaf::ready(self.trace_leaf(tensor))
+    }
+    /// Whether the executor should leave this fabric's trace leaves to the fabric's
+    /// own threads (`true`: it hands every content leaf to [`Fabric::trace_leaf_deferred`],
+    /// as the CPU fabric's workers hash between its kernels), rather than hash them on
+    /// a hashing thread of its own beside the ops (`false`, the default: a device
+    /// fabric's leaf is a download and a host hash that can overlap the next ops). No
+    /// bit depends on it.
     fn hashes_on_its_workers(&self) -> bool {
         false
     }

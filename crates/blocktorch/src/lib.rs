@@ -42,7 +42,7 @@ pub use cpu::{CpuConfig, CpuFabric};
 pub use digest::{output_digest_sha256, trace_leaf};
 pub use dtype::DType;
 pub use error::{Result, TensorError};
-pub use fabric::{kernel_variant_digest, Fabric, FabricTensor};
+pub use fabric::{kernel_variant_digest, Fabric, FabricTensor, PendingLeaf};
 pub use layout::Layout;
 pub use ops::{BinaryOp, CompareOp, Prim, ReduceOp, UnaryOp};
 pub use profile::{

@@ -15,6 +15,13 @@ use tb_primitives::{merkle_proof, merkle_root, merkle_verify, Id, MerkleProof};
 pub const HASH_QUEUE: usize = 4;
 /// Op outputs of at most this many bytes are hashed on the executing thread (64 KiB).
 pub const INLINE_HASH_BYTES: usize = 64 * 1024;
+/// Bytes of op outputs that may wait for their leaves to be hashed in the background
+/// on a fabric that hashes on its own workers (4 MiB), beyond the newest one, which is
+/// always left to them: past it the executor waits for the oldest (helping hash it)
+/// before it runs the next op. Small, so the outputs are freed soon and their memory
+/// reused: with 64 MiB, MiniLM's trace cost 28–40 % over its bare ops instead of 4 %
+/// (`BENCHMARKS.md`).
+pub const DEFERRED_HASH_BYTES_MAX: usize = 4 << 20;
 
 /// Domain of the trace Merkle tree.
 pub const TRACE_DOMAIN: &[u8] = b"TB/job/trace/v1";
@@ -254,10 +261,16 @@ pub(crate) fn execute_plan_with(
     // second thread while later ops run, so the trace costs what the hashing costs
     // beyond the compute it overlaps. A bounded queue keeps at most HASH_QUEUE outputs
     // alive for it; the thread starts at the first large output.
-    // A fabric that hashes on its own workers (the CPU) hashes every leaf here: a
-    // thread of ours beside its workers would only compete with them for the cores.
+    // A fabric that hashes on its own workers (the CPU) is given every content leaf
+    // to hash in the background (`Fabric::trace_leaf_deferred`): its workers hash
+    // between kernels, in the time they would wait for the next one, and a thread of
+    // ours beside them would only compete with them for the cores. At most
+    // DEFERRED_HASH_BYTES_MAX of outputs, and the newest, wait for their leaves.
     let inline_all = fabric.hashes_on_its_workers();
     let mut op_digests: Vec<[u8; 32]> = vec![DERIVED_LEAF; p.ops.len()];
+    let mut deferred: std::collections::VecDeque<(usize, usize, blocktorch::PendingLeaf)> =
+        Default::default();
+    let mut deferred_bytes = 0usize;
     let ops_result: Result<()> = std::thread::scope(|s| {
         type Offload<'s> = (
             std::sync::mpsc::SyncSender<(usize, FabricTensor)>,
@@ -289,6 +302,16 @@ pub(crate) fn execute_plan_with(
                     .saturating_mul(out.dtype().size_bytes());
                 if kinds[i] == LeafKind::Derived {
                     // Never hashed: its leaf is DERIVED_LEAF, already in place.
+                } else if inline_all && kinds[i] == LeafKind::Content {
+                    deferred.push_back((i, bytes, fabric.trace_leaf_deferred(&out)));
+                    deferred_bytes = deferred_bytes.saturating_add(bytes);
+                    while deferred_bytes > DEFERRED_HASH_BYTES_MAX && deferred.len() > 1 {
+                        let Some((j, b, leaf)) = deferred.pop_front() else {
+                            break;
+                        };
+                        op_digests[j] = leaf.wait().map_err(|e| leaf_err(j, e))?;
+                        deferred_bytes -= b;
+                    }
                 } else if bytes <= INLINE_HASH_BYTES || inline_all {
                     op_digests[i] = leaf_of(fabric, kinds[i], &out).map_err(|e| leaf_err(i, e))?;
                 } else {
@@ -326,6 +349,16 @@ pub(crate) fn execute_plan_with(
             }
             Ok(())
         })();
+        // Every deferred leaf is waited for, even after an error (its pieces hold
+        // the outputs they hash).
+        let mut leaves_result = Ok(());
+        for (j, _, leaf) in deferred.drain(..) {
+            match leaf.wait() {
+                Ok(d) => op_digests[j] = d,
+                Err(e) if leaves_result.is_ok() => leaves_result = Err(leaf_err(j, e)),
+                Err(_) => {}
+            }
+        }
         if let Some((tx, hasher)) = offload {
             drop(tx);
             let done = hasher.join().map_err(|_| JobError::Execution {
@@ -340,7 +373,7 @@ pub(crate) fn execute_plan_with(
                 op_digests[i] = d;
             }
         }
-        run
+        run.and(leaves_result)
     });
     ops_result?;
     let mut outputs = Vec::with_capacity(p.outputs.len());

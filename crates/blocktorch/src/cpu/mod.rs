@@ -575,6 +575,14 @@ impl Fabric for CpuFabric {
         crate::digest::trace_leaf_view(t.shape(), data, l)
     }
 
+    fn trace_leaf_deferred(&self, t: &FabricTensor) -> crate::PendingLeaf {
+        match leaf::defer(self.config.threads, t) {
+            Ok(Some(pending)) => pending,
+            Ok(None) => crate::PendingLeaf::ready(self.trace_leaf(t)),
+            Err(e) => crate::PendingLeaf::ready(Err(e)),
+        }
+    }
+
     fn execute(&self, prim: &Prim, inputs: &[&FabricTensor]) -> Result<FabricTensor> {
         let specs: Vec<(DType, &[usize])> = inputs.iter().map(|t| (t.dtype(), t.shape())).collect();
         let (dtype, shape) = prim.output_spec(&specs)?;

@@ -12,7 +12,7 @@
 //! each output one chain; `par_rows`: disjoint row ranges); only who runs a share
 //! changes. This file is therefore not a kernel source (`KERNEL_SOURCES`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -25,14 +25,18 @@ use std::time::{Duration, Instant};
 /// They spin rather than yield: under the kernel's EEVDF scheduler a yield hands the
 /// core to any runnable task for a whole slice (~3 ms), even a `nice 19` one, so with
 /// two `nice 19` busy loops beside it a MiniLM run took 6–9× as long as on a quiet
-/// machine with yielding waits and 1.5× with spinning ones (`BENCHMARKS.md`). The
-/// executor hashes a CPU run's trace leaves on these same workers
-/// (`Fabric::hashes_on_its_workers`), so no thread of ours waits for a spinning one.
+/// machine with yielding waits and 1.5× with spinning ones (`BENCHMARKS.md`). A CPU
+/// run's trace leaves are hashed by these same workers, as background tasks
+/// ([`Workers::defer`]) in the time they would spin, so no thread of ours beside them
+/// competes with a spinning one.
 pub const WORKER_WARM: Duration = Duration::from_millis(2);
 
 /// How long a caller spins for the workers' shares of its call before it yields
 /// between checks (a share longer than this has long outlived a scheduler slice).
 pub const CALLER_SPIN: Duration = Duration::from_millis(1);
+
+/// Background work: a task no kernel waits for (a piece of a trace leaf's hash).
+pub(crate) type Task = Box<dyn FnOnce() + Send>;
 
 /// A pool and the state of its keep-warm loops.
 pub(crate) struct Workers {
@@ -41,6 +45,12 @@ pub(crate) struct Workers {
     warm: AtomicUsize,
     /// Nanoseconds since [`epoch`] until which the loops keep going.
     until_ns: AtomicU64,
+    /// Background tasks, first in first out: run by a worker that finds no share of a
+    /// kernel to take, and by a thread waiting (for its workers' shares or for a
+    /// background result), so they fill the time those threads would spin.
+    background: Mutex<VecDeque<Task>>,
+    /// How many tasks `background` holds (read without the lock by the loops).
+    queued: AtomicUsize,
 }
 
 fn epoch() -> Instant {
@@ -68,12 +78,16 @@ impl Workers {
         }
     }
 
-    /// One worker's loop: run whatever shares are queued, else spin, until the
-    /// deadline passes. (A call that extends the deadline just as the last loop
-    /// leaves finds its shares run by woken workers: slower, never wrong.)
+    /// One worker's loop: run whatever shares are queued, else a background task, else
+    /// spin, until the deadline passes and no background task is left. (A call that
+    /// extends the deadline just as the last loop leaves finds its shares run by woken
+    /// workers: slower, never wrong.)
     fn warm_loop(&self) {
         loop {
             if let Some(rayon::Yield::Executed) = rayon::yield_now() {
+                continue;
+            }
+            if self.run_one_background() {
                 continue;
             }
             if now_ns() > self.until_ns.load(Ordering::Relaxed) {
@@ -82,6 +96,53 @@ impl Workers {
             }
             for _ in 0..64 {
                 std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Queues background tasks and keeps the workers awake to take them.
+    pub(crate) fn defer(&'static self, tasks: Vec<Task>) {
+        let n = tasks.len();
+        self.background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(tasks);
+        self.queued.fetch_add(n, Ordering::AcqRel);
+        self.keep_warm();
+    }
+
+    /// Runs the oldest background task, if there is one; whether it did.
+    pub(crate) fn run_one_background(&self) -> bool {
+        if self.queued.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let task = self
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front();
+        match task {
+            Some(task) => {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                task();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Waits until `done()` holds, running background tasks meanwhile; spins between
+    /// checks for [`CALLER_SPIN`], then yields.
+    pub(crate) fn wait_until(&'static self, done: impl Fn() -> bool) {
+        self.keep_warm();
+        let start = Instant::now();
+        while !done() {
+            if !self.run_one_background() {
+                if start.elapsed() < CALLER_SPIN {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
             }
         }
     }
@@ -112,6 +173,8 @@ pub(crate) fn workers(threads: usize) -> Option<&'static Workers> {
                     pool,
                     warm: AtomicUsize::new(0),
                     until_ns: AtomicU64::new(0),
+                    background: Mutex::new(VecDeque::new()),
+                    queued: AtomicUsize::new(0),
                 }))
             })
     })
@@ -119,7 +182,8 @@ pub(crate) fn workers(threads: usize) -> Option<&'static Workers> {
 
 /// Runs `share(0)` on the calling thread and `share(1..shares)` on the workers of
 /// `threads`; returns when every share has. The caller waits for the workers' shares
-/// by spinning for [`CALLER_SPIN`], then by yielding, never by sleeping: a thread
+/// by running background tasks ([`Workers::defer`]) or spinning for [`CALLER_SPIN`],
+/// then by yielding, never by sleeping: a thread
 /// woken from sleep is placed on its waker's vCPU by this VM and shares it until the
 /// next scheduler tick, so the calls after would run two shares on one core.
 pub(crate) fn run_shares(threads: usize, shares: usize, share: impl Fn(usize) + Sync) {
@@ -144,7 +208,7 @@ pub(crate) fn run_shares(threads: usize, shares: usize, share: impl Fn(usize) + 
         // so its own are never stranded.
         let start = Instant::now();
         while done.load(Ordering::Acquire) < shares - 1 {
-            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+            if rayon::yield_now() != Some(rayon::Yield::Executed) && !w.run_one_background() {
                 if start.elapsed() < CALLER_SPIN {
                     std::hint::spin_loop();
                 } else {
