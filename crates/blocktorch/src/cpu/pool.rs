@@ -240,6 +240,41 @@ mod tests {
     }
 
     #[test]
+    fn background_tasks_all_run_beside_kernel_calls() {
+        use std::sync::Arc;
+        for threads in [2, 3] {
+            let w = workers(threads).expect("a pool");
+            let ran = Arc::new(AtomicUsize::new(0));
+            let tasks: Vec<Task> = (0..200)
+                .map(|_| {
+                    let ran = ran.clone();
+                    Box::new(move || {
+                        // A piece of work a few microseconds long.
+                        let mut x = 0u64;
+                        for i in 0..2_000u64 {
+                            x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+                        }
+                        std::hint::black_box(x);
+                        ran.fetch_add(1, Ordering::AcqRel);
+                    }) as Task
+                })
+                .collect();
+            w.defer(tasks);
+            // Kernel calls go on while the queue is long, and every share runs once.
+            for _ in 0..20 {
+                let hits: Vec<AtomicUsize> = (0..threads).map(|_| AtomicUsize::new(0)).collect();
+                run_shares(threads, threads, |i| {
+                    hits[i].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+            }
+            // Waiting helps: it returns once every task has run, none twice.
+            w.wait_until(|| ran.load(Ordering::Acquire) == 200);
+            assert_eq!(ran.load(Ordering::Acquire), 200);
+        }
+    }
+
+    #[test]
     fn a_share_that_itself_splits_work_does_not_strand_it() {
         let total = AtomicUsize::new(0);
         run_shares(2, 4, |_| {
