@@ -2,7 +2,10 @@
 //! tree of 1 KiB chunks, so the byte stream `crate::digest::trace_leaf` hashes can be cut
 //! into subtrees at the places BLAKE3's own tree cuts it, each subtree hashed on a pool
 //! worker, and their chaining values merged — giving exactly `blake3::hash` of the
-//! whole stream (tested against it). Not a kernel source: no op result depends on it.
+//! whole stream (tested against it). The same pieces can be queued as background work
+//! for the pool ([`defer`], behind `Fabric::trace_leaf_deferred`): the executor hands
+//! every CPU content leaf over, and the workers hash it between kernels. Not a kernel
+//! source: no op result depends on it.
 
 use super::pool::{run_shares, workers, Task};
 use super::storage_of;
