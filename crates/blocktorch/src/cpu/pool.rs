@@ -78,6 +78,17 @@ impl Workers {
         }
     }
 
+    /// Extends the deadline of workers already in their loop; wakes none. Background
+    /// work never wakes a worker (the next kernel call does): with two fuzzers beside
+    /// it, waking one for every leaf made the tiny transformer job's executor 1.3–2.3×
+    /// as slow as hashing on the op thread, and not waking 0.8–1.0× (`BENCHMARKS.md`).
+    fn extend_if_warm(&self) {
+        if self.warm.load(Ordering::Acquire) > 0 {
+            let until = now_ns().saturating_add(WORKER_WARM.as_nanos() as u64);
+            self.until_ns.fetch_max(until, Ordering::Relaxed);
+        }
+    }
+
     /// One worker's loop: run whatever shares are queued, else a background task, else
     /// spin, until the deadline passes and no background task is left. (A call that
     /// extends the deadline just as the last loop leaves finds its shares run by woken
@@ -100,7 +111,8 @@ impl Workers {
         }
     }
 
-    /// Queues background tasks and keeps the workers awake to take them.
+    /// Queues background tasks for the workers that are awake (the next kernel call
+    /// wakes the others), and for threads that wait.
     pub(crate) fn defer(&'static self, tasks: Vec<Task>) {
         let n = tasks.len();
         self.background
@@ -108,7 +120,7 @@ impl Workers {
             .unwrap_or_else(|p| p.into_inner())
             .extend(tasks);
         self.queued.fetch_add(n, Ordering::AcqRel);
-        self.keep_warm();
+        self.extend_if_warm();
     }
 
     /// Runs the oldest background task, if there is one; whether it did.
@@ -134,7 +146,7 @@ impl Workers {
     /// Waits until `done()` holds, running background tasks meanwhile; spins between
     /// checks for [`CALLER_SPIN`], then yields.
     pub(crate) fn wait_until(&'static self, done: impl Fn() -> bool) {
-        self.keep_warm();
+        self.extend_if_warm();
         let start = Instant::now();
         while !done() {
             if !self.run_one_background() {
