@@ -19,8 +19,8 @@ pub const INLINE_HASH_BYTES: usize = 64 * 1024;
 /// on a fabric that hashes on its own workers (4 MiB), beyond the newest one, which is
 /// always left to them: past it the executor waits for the oldest (helping hash it)
 /// before it runs the next op. Small, so the outputs are freed soon and their memory
-/// reused: with 64 MiB, MiniLM's trace cost 28–40 % over its bare ops instead of 4 %
-/// (`BENCHMARKS.md`).
+/// reused: with 64 MiB, MiniLM's trace cost 28–40 % over its bare ops instead of
+/// 4–6 % (`BENCHMARKS.md`).
 pub const DEFERRED_HASH_BYTES_MAX: usize = 4 << 20;
 
 /// Domain of the trace Merkle tree.
@@ -349,8 +349,8 @@ pub(crate) fn execute_plan_with(
             }
             Ok(())
         })();
-        // Every deferred leaf is waited for, even after an error (its pieces hold
-        // the outputs they hash).
+        // Every deferred leaf is waited for, even after an error, so no queued piece
+        // outlives the run (the first error is the one reported).
         let mut leaves_result = Ok(());
         for (j, _, leaf) in deferred.drain(..) {
             match leaf.wait() {
