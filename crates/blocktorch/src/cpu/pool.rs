@@ -113,7 +113,7 @@ impl Workers {
 
     /// Queues background tasks for the workers that are awake (the next kernel call
     /// wakes the others), and for threads that wait.
-    pub(crate) fn defer(&'static self, tasks: Vec<Task>) {
+    pub(crate) fn defer(&self, tasks: Vec<Task>) {
         let n = tasks.len();
         self.background
             .lock()
@@ -145,7 +145,7 @@ impl Workers {
 
     /// Waits until `done()` holds, running background tasks meanwhile; spins between
     /// checks for [`CALLER_SPIN`], then yields.
-    pub(crate) fn wait_until(&'static self, done: impl Fn() -> bool) {
+    pub(crate) fn wait_until(&self, done: impl Fn() -> bool) {
         self.extend_if_warm();
         let start = Instant::now();
         while !done() {
