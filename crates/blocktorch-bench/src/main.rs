@@ -5,6 +5,7 @@
 //! `match` in [`main`] and to [`USAGE`].
 #![deny(unsafe_code)]
 
+mod leaf;
 mod openblas;
 mod ops;
 mod sgemm;
@@ -19,6 +20,8 @@ subcommands:
   sgemm   matrix multiply, ours vs OpenBLAS (run `blocktorch-bench sgemm --help`)
   ops     elementwise and reduction GB/s vs copy bandwidth; softmax, layer-norm,
           attention rows/s  [--threads T] [--runs R] [--elements N] [--scalar] [--json]
+  leaf    the trace leaf's hashing rate by tensor size: along BLAKE3's tree vs the
+          stream as it lies in memory, and on the fabric's workers  [--threads T] [--runs R]
 ";
 
 fn main() -> ExitCode {
@@ -30,6 +33,7 @@ fn main() -> ExitCode {
     let result = match cmd.as_str() {
         "sgemm" => sgemm::main(rest),
         "ops" => ops::run(rest),
+        "leaf" => leaf::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())

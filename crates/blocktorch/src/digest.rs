@@ -46,6 +46,17 @@ pub fn trace_leaf(shape: &[usize], data: &HostData) -> Result<[u8; 32]> {
 /// [`trace_leaf`] of the view `layout` over `data`, streamed without a copy (as
 /// [`digest_view`]).
 pub fn trace_leaf_view(shape: &[usize], data: &HostData, layout: &Layout) -> Result<[u8; 32]> {
+    // A contiguous run on a little-endian host: its memory is the stream (but for NaNs),
+    // hashed along BLAKE3's tree without a pass of its own (`leaf_tree`).
+    if cfg!(target_endian = "little") && layout.is_contiguous() {
+        check_view(shape, data, layout)?;
+        let mut head = TRACE_LEAF_PREFIX.to_vec();
+        head.extend_from_slice(&digest_header(data.dtype(), shape)?);
+        let n = layout.numel();
+        let elements =
+            crate::leaf_tree::Elements::of(data, if n == 0 { 0 } else { layout.offset() }, n);
+        return Ok(crate::leaf_tree::stream_hash(&head, &elements));
+    }
     let mut h = blake3::Hasher::new();
     h.update(TRACE_LEAF_PREFIX);
     stream_view(shape, data, layout, |b| {
@@ -66,14 +77,9 @@ fn check_len(shape: &[usize], data: &HostData) -> Result<()> {
     Ok(())
 }
 
-/// Feeds `update` the digest header of `shape`, then the elements `layout` shows over
-/// `data` in row-major logical order, little-endian, f32 NaNs canonical — in chunks.
-fn stream_view(
-    shape: &[usize],
-    data: &HostData,
-    layout: &Layout,
-    mut update: impl FnMut(&[u8]),
-) -> Result<()> {
+/// Refuses a view of another shape than `shape` (or beyond the limits) or one that
+/// reaches past `data`.
+fn check_view(shape: &[usize], data: &HostData, layout: &Layout) -> Result<()> {
     crate::layout::check_shape(shape)?;
     if layout.shape() != shape {
         return Err(TensorError::ShapeMismatch {
@@ -91,6 +97,18 @@ fn stream_view(
             });
         }
     }
+    Ok(())
+}
+
+/// Feeds `update` the digest header of `shape`, then the elements `layout` shows over
+/// `data` in row-major logical order, little-endian, f32 NaNs canonical — in chunks.
+fn stream_view(
+    shape: &[usize],
+    data: &HostData,
+    layout: &Layout,
+    mut update: impl FnMut(&[u8]),
+) -> Result<()> {
+    check_view(shape, data, layout)?;
     update(&digest_header(data.dtype(), shape)?);
     let n = layout.numel();
     let contiguous = layout.is_contiguous();

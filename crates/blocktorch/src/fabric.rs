@@ -147,6 +147,11 @@ pub trait Fabric: Send + Sync {
     fn kernel_variant_digest(&self) -> [u8; 32];
     /// Copies contiguous row-major host data of `shape` into fabric memory.
     fn upload(&self, data: &HostData, shape: &[usize]) -> Result<FabricTensor>;
+    /// [`Fabric::upload`] of data the caller gives up: a fabric whose memory is the
+    /// host's (the CPU) keeps it without a copy. The same tensor either way.
+    fn upload_owned(&self, data: HostData, shape: &[usize]) -> Result<FabricTensor> {
+        self.upload(&data, shape)
+    }
     /// Copies a tensor (any layout) back to the host, in row-major logical order.
     fn download(&self, tensor: &FabricTensor) -> Result<HostData>;
     /// Executes one primitive. Inputs may have any layout; the output is contiguous.

@@ -28,6 +28,7 @@ pub mod error;
 pub mod fabric;
 pub mod golden;
 pub mod layout;
+mod leaf_tree;
 pub mod math;
 pub mod ops;
 pub mod profile;

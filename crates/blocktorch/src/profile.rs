@@ -108,16 +108,26 @@ pub fn record(kind: RecordKind, label: &'static str, bytes: usize, device: &str)
                 s.counters.live_bytes = s.counters.live_bytes.saturating_sub(bytes);
             }
         }
-        let line = format!(
-            "{}\t{}\t{}\t{}\t{}\n",
-            s.seq,
-            kind.name(),
-            label,
-            bytes,
-            device
-        );
+        // The line `seq kind label bytes device\n`, hashed as it is written: no `String`
+        // unless a log wants one (this runs for every storage; `format!` was ~5 % of a
+        // small job's time).
+        let (mut seq_buf, mut bytes_buf) = ([0u8; 20], [0u8; 20]);
+        let parts: [&[u8]; 9] = [
+            decimal(s.seq, &mut seq_buf),
+            b"\t",
+            kind.name().as_bytes(),
+            b"\t",
+            label.as_bytes(),
+            b"\t",
+            decimal(bytes, &mut bytes_buf),
+            b"\t",
+            device.as_bytes(),
+        ];
         s.seq += 1;
-        s.hasher.update(line.as_bytes());
+        for part in parts {
+            s.hasher.update(part);
+        }
+        s.hasher.update(b"\n");
         if let Some(path) = s.log_path.clone() {
             if s.log.is_none() {
                 s.log = OpenOptions::new()
@@ -126,8 +136,10 @@ pub fn record(kind: RecordKind, label: &'static str, bytes: usize, device: &str)
                     .open(&path)
                     .ok();
             }
+            let mut line = parts.concat();
+            line.push(b'\n');
             let ok = match s.log.as_mut() {
-                Some(f) => f.write_all(line.as_bytes()).is_ok(),
+                Some(f) => f.write_all(&line).is_ok(),
                 None => false,
             };
             if !ok {
@@ -135,6 +147,19 @@ pub fn record(kind: RecordKind, label: &'static str, bytes: usize, device: &str)
             }
         }
     })
+}
+
+/// `n` in decimal ASCII, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
 }
 
 /// The counters now.

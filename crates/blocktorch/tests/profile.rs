@@ -196,5 +196,22 @@ fn log_records_pairs_and_epoch_is_deterministic() {
         2,
         "logging continues after a clear"
     );
+
+    // The epoch is SHA-256 of exactly the lines logged since the reset, numbered from 0.
+    tensor_profile_reset();
+    tensor_profile_clear_log().unwrap();
+    program(7);
+    let log = std::fs::read(&path).unwrap();
+    let epoch: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&log).into();
+    assert_eq!(
+        tensor_profile_epoch(),
+        epoch,
+        "the epoch hashes the log's bytes"
+    );
+    let text = String::from_utf8(log).unwrap();
+    for (i, line) in text.lines().enumerate() {
+        assert_eq!(line.split('\t').next(), Some(i.to_string().as_str()));
+    }
+    assert!(text.lines().count() > 20);
     tensor_profile_set_log(None);
 }

@@ -137,7 +137,8 @@ pub fn main_input(job: &Job) -> Result<HostData> {
             name: "input".into(),
             source: e,
         })?;
-    let dense = job.input.gather(layout.offsets());
+    // Row by row (one copy of a contiguous input), as `gather(layout.offsets())` orders it.
+    let dense = job.input.gather_layout(&layout);
     Ok(match (d.normalisation, dense) {
         (Normalisation::Bytes255, HostData::U8(v)) => {
             HostData::F32(v.into_iter().map(|b| b as f32 / 255.0).collect())
@@ -186,7 +187,7 @@ pub(crate) fn run_node(
     match node {
         Node::Input(slot) => {
             let (data, shape) = slot_data(job, *slot)?;
-            fabric.upload(&data, &shape).map_err(tensor_err)
+            fabric.upload_owned(data, &shape).map_err(tensor_err)
         }
         Node::Prim(p) => fabric.execute(p, args).map_err(tensor_err),
         Node::View(v) => {

@@ -9,12 +9,13 @@
 
 use super::pool::{run_shares, workers, Task};
 use super::storage_of;
-use crate::digest::{digest_header, has_nan, TRACE_LEAF_PREFIX};
+use crate::digest::{digest_header, TRACE_LEAF_PREFIX};
 use crate::error::Result;
 use crate::fabric::{FabricTensor, PendingLeaf};
+use crate::leaf_tree::{subtree_cv, Elements};
 use crate::storage::HostData;
 use blake3::hazmat::{
-    left_subtree_len, merge_subtrees_non_root, merge_subtrees_root, ChainingValue, HasherExt, Mode,
+    left_subtree_len, merge_subtrees_non_root, merge_subtrees_root, ChainingValue, Mode,
 };
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,48 +54,6 @@ fn chaining_value(c: &Cut, cvs: &[ChainingValue]) -> ChainingValue {
         Cut::Leaf(i) => cvs[*i],
         Cut::Parent(l, r) => {
             merge_subtrees_non_root(&chaining_value(l, cvs), &chaining_value(r, cvs), Mode::Hash)
-        }
-    }
-}
-
-/// The data a leaf streams after its header: the elements' in-memory bytes, which on a
-/// little-endian host are the bytes to hash — but for an f32 NaN, hashed as
-/// [`crate::CANONICAL_NAN_BITS`].
-enum Elements<'a> {
-    F32(&'a [f32]),
-    Bytes(&'a [u8]),
-}
-
-impl Elements<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Elements::F32(v) => v.len() * 4,
-            Elements::Bytes(b) => b.len(),
-        }
-    }
-
-    /// Feeds `h` the stream bytes `[ds, de)` of the data.
-    fn update(&self, h: &mut blake3::Hasher, ds: usize, de: usize) {
-        match self {
-            Elements::Bytes(b) => {
-                h.update(&b[ds..de]);
-            }
-            Elements::F32(v) => {
-                // The elements that hold those bytes (a piece may start or end inside
-                // one when the header's length is not a multiple of 4).
-                let (e0, e1) = (ds / 4, de.div_ceil(4));
-                let run = &v[e0..e1];
-                if !has_nan(run) {
-                    let bytes: &[u8] = bytemuck::cast_slice(v);
-                    h.update(&bytes[ds..de]);
-                    return;
-                }
-                let canon: Vec<u8> = run
-                    .iter()
-                    .flat_map(|x| crate::canonical_f32_bits(*x).to_le_bytes())
-                    .collect();
-                h.update(&canon[ds - 4 * e0..de - 4 * e0]);
-            }
         }
     }
 }
@@ -138,18 +97,7 @@ impl Cuts {
     /// The chaining value of piece `i` of the stream whose data is `data`.
     fn piece(&self, i: usize, data: &Elements<'_>) -> ChainingValue {
         let (offset, len) = self.pieces[i];
-        let mut h = blake3::Hasher::new();
-        h.set_input_offset(offset);
-        let (start, end) = (offset as usize, (offset + len) as usize);
-        let head = &self.head;
-        if start < head.len() {
-            h.update(&head[start..end.min(head.len())]);
-        }
-        let (ds, de) = (start.max(head.len()) - head.len(), end - head.len());
-        if ds < de {
-            data.update(&mut h, ds, de);
-        }
-        h.finalize_non_root()
+        subtree_cv(&self.head, data, offset, offset + len)
     }
 
     /// The leaf: the pieces' chaining values merged up the tree.
@@ -186,17 +134,6 @@ fn trace_leaf_pieces(
     Ok(Some(cuts.root(&cvs)))
 }
 
-/// The elements a contiguous run `data[start..start + n]` streams (on a little-endian
-/// host).
-fn elements(data: &HostData, start: usize, n: usize) -> Elements<'_> {
-    match data {
-        HostData::F32(v) => Elements::F32(&v[start..start + n]),
-        HostData::I32(v) => Elements::Bytes(bytemuck::cast_slice(&v[start..start + n])),
-        HostData::U32(v) => Elements::Bytes(bytemuck::cast_slice(&v[start..start + n])),
-        HostData::U8(v) => Elements::Bytes(&v[start..start + n]),
-    }
-}
-
 /// The trace leaf of a contiguous run `data[start..start + n]` hashed on `threads`
 /// threads, when that is possible here: a little-endian host, two threads or more and
 /// a stream long enough to cut. Each piece checks its own f32s for NaN (and hashes
@@ -211,7 +148,7 @@ pub(crate) fn trace_leaf_contiguous(
     if threads < 2 || !cfg!(target_endian = "little") {
         return Ok(None);
     }
-    trace_leaf_pieces(threads, data.dtype(), shape, elements(data, start, n))
+    trace_leaf_pieces(threads, data.dtype(), shape, Elements::of(data, start, n))
 }
 
 /// A leaf being hashed in the background: what its pieces share.
@@ -236,7 +173,7 @@ impl Deferred {
             let Some(cuts) = &self.cuts else {
                 return crate::digest::trace_leaf_view(self.tensor.shape(), data, l).map(Some);
             };
-            let cv = cuts.piece(i, &elements(data, l.offset(), l.numel()));
+            let cv = cuts.piece(i, &Elements::of(data, l.offset(), l.numel()));
             let mut cvs = self.cvs.lock().unwrap_or_else(|p| p.into_inner());
             cvs[i] = cv;
             Ok((self.remaining.fetch_sub(1, Ordering::AcqRel) == 1).then(|| cuts.root(&cvs)))
@@ -443,36 +380,6 @@ mod tests {
                     "{threads} threads, {:?}",
                     x.shape()
                 );
-            }
-        }
-    }
-
-    #[test]
-    fn has_nan_finds_every_nan_and_nothing_else() {
-        let specials = [
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            f32::MAX,
-            -0.0,
-            f32::MIN_POSITIVE / 2.0,
-        ];
-        for len in [0, 1, 255, 256, 257, 1000] {
-            let mut v: Vec<f32> = (0..len).map(|i| specials[i % specials.len()]).collect();
-            assert!(!has_nan(&v), "{len}");
-            for at in [0, len / 2, len.saturating_sub(1)] {
-                if len == 0 {
-                    continue;
-                }
-                for nan in [
-                    f32::NAN,
-                    f32::from_bits(0xff80_0001),
-                    f32::from_bits(0x7fff_ffff),
-                ] {
-                    let keep = v[at];
-                    v[at] = nan;
-                    assert!(has_nan(&v), "{len} at {at}");
-                    v[at] = keep;
-                }
             }
         }
     }

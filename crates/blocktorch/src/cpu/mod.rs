@@ -550,6 +550,10 @@ impl Fabric for CpuFabric {
         host_tensor(data.clone(), shape, "Tensor::from_data")
     }
 
+    fn upload_owned(&self, data: HostData, shape: &[usize]) -> Result<FabricTensor> {
+        host_tensor(data, shape, "Tensor::from_data")
+    }
+
     fn download(&self, t: &FabricTensor) -> Result<HostData> {
         Ok(storage_of(t)?.data().gather_layout(t.layout()))
     }
