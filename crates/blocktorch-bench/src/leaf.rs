@@ -61,7 +61,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         o.threads,
     ))
     .map_err(|e| e.to_string())?;
-    for kib in [1usize, 4, 16, 32, 64, 256, 1024, 4096] {
+    for kib in [1usize, 4, 16, 24, 32, 48, 64, 128, 256, 1024, 4096] {
         let n = kib * 256;
         let shape = [n / 64, 64];
         let v = blocktorch::rng::uniform_f32(7, n, -1.0, 1.0);

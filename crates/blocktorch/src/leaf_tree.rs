@@ -215,6 +215,35 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Any head, any length up to a few copied subtrees, f32 or bytes, NaNs or not.
+        #[test]
+        fn any_stream_hashes_as_blake3_of_its_bytes(
+            head in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            n in 0usize..(3 * LEAF_COPY_BYTES as usize / 4 + 300),
+            nan_every in 0usize..5000,
+            seed in proptest::prelude::any::<u32>(),
+        ) {
+            let v: Vec<f32> = (0..n)
+                .map(|i| {
+                    if nan_every > 0 && i % nan_every == nan_every - 1 {
+                        f32::from_bits(0x7f80_0001 | (i as u32 & 0x3f_fffe) | (i as u32 & 1) << 31)
+                    } else {
+                        f32::from_bits((i as u32).wrapping_mul(2_654_435_761) ^ seed)
+                    }
+                })
+                .collect();
+            let canon: Vec<u8> = v
+                .iter()
+                .flat_map(|x| crate::canonical_f32_bits(*x).to_le_bytes())
+                .collect();
+            proptest::prop_assert_eq!(stream_hash(&head, &Elements::F32(&v)), reference(&head, &canon));
+            let raw: &[u8] = bytemuck::cast_slice(&v);
+            proptest::prop_assert_eq!(stream_hash(&head, &Elements::Bytes(raw)), reference(&head, raw));
+        }
+    }
+
     #[test]
     fn f32_nans_are_hashed_canonical_wherever_they_fall() {
         let head = b"TB/job/leaf/v1\x01\x01\x00\x00\x00\x00\x00".to_vec();
