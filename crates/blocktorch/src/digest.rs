@@ -7,6 +7,7 @@
 use crate::dtype::DType;
 use crate::error::{Result, TensorError};
 use crate::layout::Layout;
+use crate::leaf_tree::has_nan;
 use crate::storage::HostData;
 use sha2::{Digest as _, Sha256};
 
@@ -170,25 +171,6 @@ fn stream_view(
         HostData::U32(v) => stream!(v, |x: u32| x.to_le_bytes()),
     }
     Ok(())
-}
-
-/// Whether `v` holds a NaN. Scans blocks of 256 without a branch per element (the
-/// fold compiles to SIMD compares), stopping at the first block that has one: the
-/// digests scan every f32 they hash, so this runs at memory speed, not one element
-/// per cycle.
-pub(crate) fn has_nan(v: &[f32]) -> bool {
-    const BLOCK: usize = 256;
-    let mut blocks = v.chunks_exact(BLOCK);
-    for b in blocks.by_ref() {
-        // |x| > +inf in the bits: exponent all ones and a non-zero fraction.
-        if b.iter().fold(0u32, |a, x| {
-            a | u32::from(x.to_bits() & 0x7fff_ffff > 0x7f80_0000)
-        }) != 0
-        {
-            return true;
-        }
-    }
-    blocks.remainder().iter().any(|x| x.is_nan())
 }
 
 /// The digest's header for a dtype and shape (exposed for streaming implementations);

@@ -14,7 +14,6 @@
 //! against it). The CPU fabric's pieces (`cpu/leaf.rs`) are subtrees of the same
 //! tree. Not a kernel source: no op result depends on it.
 
-use crate::digest::has_nan;
 use crate::storage::HostData;
 use blake3::hazmat::{
     left_subtree_len, merge_subtrees_non_root, merge_subtrees_root, ChainingValue, HasherExt, Mode,
@@ -34,6 +33,25 @@ const CANON_BLOCK: usize = 16 * 1024;
 thread_local! {
     /// Each thread's buffer for the copied head subtree (at most `LEAF_COPY_BYTES`).
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether `v` holds a NaN. Scans blocks of 256 without a branch per element (the
+/// fold compiles to SIMD compares), stopping at the first block that has one: the
+/// digests scan every f32 they hash, so this runs at memory speed, not one element
+/// per cycle.
+pub(crate) fn has_nan(v: &[f32]) -> bool {
+    const BLOCK: usize = 256;
+    let mut blocks = v.chunks_exact(BLOCK);
+    for b in blocks.by_ref() {
+        // |x| > +inf in the bits: exponent all ones and a non-zero fraction.
+        if b.iter().fold(0u32, |a, x| {
+            a | u32::from(x.to_bits() & 0x7fff_ffff > 0x7f80_0000)
+        }) != 0
+        {
+            return true;
+        }
+    }
+    blocks.remainder().iter().any(|x| x.is_nan())
 }
 
 /// The data a leaf streams after its head: the elements' in-memory bytes, which on a
