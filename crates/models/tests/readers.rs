@@ -130,6 +130,25 @@ fn bad_models_get_one_clear_line() {
     let mut opts = ImportOptions::default();
     opts.dims.insert("batch".into(), 2);
     assert!(import(&bytes, &opts).is_ok());
+
+    // A reshape whose known dims multiply past usize (with a -1 to infer): found by the
+    // `import_onnx` fuzzer on 2026-12-07 as an overflow panic; now refused.
+    let mut m = tb_models::onnx::decode_model(ATTENTION).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let back = g
+        .initializer
+        .iter_mut()
+        .find(|t| t.name.as_deref() == Some("back"))
+        .unwrap();
+    back.int64_data = vec![-1, 1 << 62, 8];
+    back.raw_data = None;
+    let bytes = prost::Message::encode_to_vec(&m);
+    tb_models::fuzzing::import_onnx(&bytes);
+    let e = one_line(import(&bytes, &ImportOptions::default()).unwrap_err());
+    assert!(
+        e.contains("(Reshape, opset 20)") && e.contains("multiply past the address space"),
+        "{e}"
+    );
 }
 
 /// The seed corpora of `import_onnx` and `read_safetensors` (`tb_primitives::seeds`,

@@ -92,7 +92,11 @@ impl Lower<'_> {
             });
         }
         if let Some(i) = infer {
-            let known: usize = out.iter().product();
+            // The spec's dims are the file's: their product may overflow (a fuzzer's
+            // find, `docs/fuzzing.md`).
+            let Some(known) = out.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) else {
+                unsupported!(self, "the dims of {spec:?} multiply past the address space");
+            };
             if known == 0 || !n.is_multiple_of(known) {
                 unsupported!(self, "cannot infer dim {i} of {spec:?} for {from:?}");
             }
