@@ -28,14 +28,10 @@
 //! and broadcast views), and a register-blocked `MR × NR = 6 × 16` micro-kernel
 //! keeps twelve 8-lane accumulators in AVX2 registers. The AVX2/FMA code is
 //! reached only after runtime detection ([`Simd::detect`]). C is cut into
-//! disjoint `(batch, M-block, N-block)` work items; the caller and the
-//! persistent workers (`pool.rs`) pull them from a queue, each thread with its own
-//! packing buffers. Where several items read the same rows of `A` (a split along
-//! `N`, or `N` wider than one `nc` block) and `A` is at most `SHARED_PACK_A_MAX`
-//! elements, `A` is packed once per call (`SharedA`) and every item reads its
-//! blocks from there instead of packing them again. Every item is computed whole by
-//! one thread in the fixed order, so neither the assignment nor who packed a block
-//! changes a bit.
+//! disjoint `(batch, M-block, N-block)` work items; threads
+//! (`std::thread::scope`) pull them from a queue, each thread with its own
+//! packing buffers. Every item is computed whole by one thread in the fixed
+//! order, so the assignment never changes a bit.
 #![allow(unsafe_code)]
 
 use std::sync::Mutex;
@@ -286,13 +282,6 @@ fn sgemm_batched_impl(
     let m_cuts = cuts(m, tm, MR);
     let n_cuts = cuts(n, tn, NR);
 
-    let tiles = Tiles::new(cfg, k);
-    // Where several items read the same rows of A (a split along N, or columns wider
-    // than one `nc` block), A is packed once, here, and shared.
-    let shares_a = tn > 1 || n > tiles.nc;
-    let shared = (shares_a && batch.saturating_mul(m).saturating_mul(k) <= SHARED_PACK_A_MAX)
-        .then(|| SharedA::new(a, &m_cuts, k, tiles));
-
     // Split C into disjoint work items: (batch entry, row range, column range),
     // each owning mutable slices of its rows.
     let mut items: Vec<Item> = Vec::with_capacity(batch * tm * tn);
@@ -314,11 +303,11 @@ fn sgemm_batched_impl(
                 b: b[bi].shifted(0, n_cuts[ni]),
                 n: n_cuts[ni + 1] - n_cuts[ni],
                 rows,
-                packed: shared.as_ref().map(|sh| (sh, bi * tm + mi)),
             });
         }
     }
 
+    let tiles = Tiles::new(cfg, k);
     let max_n = items.iter().map(|it| it.n).max().unwrap_or(0);
     let max_m = items.iter().map(|it| it.rows.len()).max().unwrap_or(0);
     if threads == 1 {
@@ -428,90 +417,7 @@ struct Item<'a, 'c> {
     n: usize,
     /// The block's rows of C, each `n` long.
     rows: Vec<&'c mut [f32]>,
-    /// `A`'s blocks for these rows, packed once for every item that shares them, and
-    /// the index of its row range there (`None`: the item packs each block as it goes).
-    packed: Option<(&'a SharedA, usize)>,
 }
-
-/// `A` packed once for every item that reads it: for each batch entry and row range
-/// of the call's split, every block `pack_a` makes — `(ic, pc)` for `ic` over the
-/// rows by `mc` and `pc` over `k` by `kc`, `pc` outer — in one buffer of the packing
-/// pool. Packing is layout only: the kernels read the same numbers in the same order
-/// whoever packed them, so no bit changes.
-struct SharedA {
-    /// A buffer of the packing pool ([`take_buf`]); the blocks start at `base`, its
-    /// 64-byte aligned element.
-    data: Vec<f32>,
-    base: usize,
-    /// Per (batch entry, row range), `bi * tm + mi`: where each block starts after
-    /// `base`, `pc` outer, and one extra end.
-    starts: Vec<Vec<usize>>,
-    /// Row blocks per `pc` block, per (batch entry, row range).
-    row_blocks: Vec<usize>,
-}
-
-impl SharedA {
-    fn new(a: &[MatRef], m_cuts: &[usize], k: usize, t: Tiles) -> SharedA {
-        let ranges: Vec<(MatRef, usize)> = a
-            .iter()
-            .flat_map(|ab| {
-                m_cuts
-                    .windows(2)
-                    .map(move |w| (ab.shifted(w[0], 0), w[1] - w[0]))
-            })
-            .collect();
-        let blocks_of = |m: usize| {
-            (0..k).step_by(t.kc).flat_map(move |pc| {
-                (0..m)
-                    .step_by(t.mc)
-                    .map(move |ic| (ic, pc, t.mc.min(m - ic), t.kc.min(k - pc)))
-            })
-        };
-        let mut end = 0;
-        let starts: Vec<Vec<usize>> = ranges
-            .iter()
-            .map(|&(_, m)| {
-                let mut s = vec![end];
-                for (_, _, mcb, kcb) in blocks_of(m) {
-                    end += mcb.div_ceil(MR) * MR * kcb;
-                    s.push(end);
-                }
-                s
-            })
-            .collect();
-        let mut data = take_buf(end);
-        let base = data.as_ptr().align_offset(ALIGN_ELEMS * 4).min(ALIGN_ELEMS);
-        let out = &mut data[base..base + end];
-        for (&(ar, m), s) in ranges.iter().zip(&starts) {
-            for (b, (ic, pc, mcb, kcb)) in blocks_of(m).enumerate() {
-                pack_a(ar.shifted(ic, pc), mcb, kcb, &mut out[s[b]..s[b + 1]]);
-            }
-        }
-        SharedA {
-            data,
-            base,
-            starts,
-            row_blocks: ranges.iter().map(|&(_, m)| m.div_ceil(t.mc)).collect(),
-        }
-    }
-
-    /// Block `(pc index p, ic index i)` of row range `r` (`bi * tm + mi`).
-    fn block(&self, r: usize, p: usize, i: usize) -> &[f32] {
-        let (s, b) = (&self.starts[r], p * self.row_blocks[r] + i);
-        &self.data[self.base + s[b]..self.base + s[b + 1]]
-    }
-}
-
-impl Drop for SharedA {
-    fn drop(&mut self) {
-        give_buf(std::mem::take(&mut self.data));
-    }
-}
-
-/// Most elements of `A` packed once per call and shared by its items (1 Mi f32,
-/// 4 MiB); a larger `A` is packed block by block by each item, where the multiply's
-/// cost dwarfs the repacking anyway.
-const SHARED_PACK_A_MAX: usize = 1 << 20;
 
 /// Effective tile sizes of one call.
 #[derive(Clone, Copy)]
@@ -611,13 +517,7 @@ fn gemm_block(
             pack_b(item.b.shifted(pc, jc), kcb, ncb, bbuf);
             for ic in (0..m).step_by(t.mc) {
                 let mcb = t.mc.min(m - ic);
-                let apack: &[f32] = match item.packed {
-                    Some((shared, r)) => shared.block(r, pc / t.kc, ic / t.mc),
-                    None => {
-                        pack_a(item.a.shifted(ic, pc), mcb, kcb, abuf);
-                        abuf
-                    }
-                };
+                pack_a(item.a.shifted(ic, pc), mcb, kcb, abuf);
                 let rows = &mut item.rows[ic..ic + mcb];
                 for (jp, bpanel) in bbuf[..ncb.div_ceil(NR) * NR * kcb]
                     .chunks_exact(NR * kcb)
@@ -625,7 +525,7 @@ fn gemm_block(
                 {
                     let col = jc + jp * NR;
                     let nr = NR.min(n - col);
-                    for (ip, apanel) in apack[..mcb.div_ceil(MR) * MR * kcb]
+                    for (ip, apanel) in abuf[..mcb.div_ceil(MR) * MR * kcb]
                         .chunks_exact(MR * kcb)
                         .enumerate()
                     {
