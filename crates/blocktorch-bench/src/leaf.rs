@@ -21,14 +21,9 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value")).cloned();
         match a.as_str() {
-            "--threads" => {
-                o.threads = val("--threads")?
-                    .parse()
-                    .map_err(|e| format!("--threads: {e}"))?
-            }
-            "--runs" => o.runs = val("--runs")?.parse().map_err(|e| format!("--runs: {e}"))?,
+            "--threads" => o.threads = crate::flag_value(&mut it, "--threads")?,
+            "--runs" => o.runs = crate::flag_value(&mut it, "--runs")?,
             other => return Err(format!("leaf: unknown argument {other:?}")),
         }
     }

@@ -12,6 +12,21 @@ mod sgemm;
 
 use std::process::ExitCode;
 
+/// The value after flag `name` in `it`, parsed: a clear error if it is missing or
+/// does not parse (the subcommands' shared argument rule).
+fn flag_value<'a, T: std::str::FromStr>(
+    it: &mut impl Iterator<Item = &'a String>,
+    name: &str,
+) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    it.next()
+        .ok_or(format!("{name} needs a value"))?
+        .parse()
+        .map_err(|e| format!("{name}: {e}"))
+}
+
 /// Top-level help.
 const USAGE: &str = "\
 usage: blocktorch-bench <SUBCOMMAND> [OPTIONS]

@@ -33,19 +33,10 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value")).cloned();
         match a.as_str() {
-            "--threads" => {
-                o.threads = val("--threads")?
-                    .parse()
-                    .map_err(|e| format!("--threads: {e}"))?
-            }
-            "--runs" => o.runs = val("--runs")?.parse().map_err(|e| format!("--runs: {e}"))?,
-            "--elements" => {
-                o.elements = val("--elements")?
-                    .parse()
-                    .map_err(|e| format!("--elements: {e}"))?
-            }
+            "--threads" => o.threads = crate::flag_value(&mut it, "--threads")?,
+            "--runs" => o.runs = crate::flag_value(&mut it, "--runs")?,
+            "--elements" => o.elements = crate::flag_value(&mut it, "--elements")?,
             "--scalar" => o.simd = Simd::Scalar,
             "--json" => o.json = true,
             other => return Err(format!("ops: unknown argument {other:?}")),
