@@ -7,7 +7,8 @@ use blocktorch::cpu::gemm::{sgemm, GemmConfig, MatRef, Simd};
 use crate::openblas::OpenBlas;
 
 const USAGE: &str = "\
-usage: blocktorch-bench sgemm (--n N | --shape MxKxN | --suite) [--threads T] [--runs R] [--json]
+usage: blocktorch-bench sgemm (--n N | --shape MxKxN | --suite) [--threads T] [--runs R]
+                             [--tiles MC,KC,NC] [--json]
 
   --n N          square N x N x N multiply
   --shape MxKxN  C (MxN) = A (MxK) . B (KxN)
@@ -15,6 +16,9 @@ usage: blocktorch-bench sgemm (--n N | --shape MxKxN | --suite) [--threads T] [-
                  512x768x768, 2048x64x2048
   --threads T    threads for us and for OpenBLAS (default: all cores)
   --runs R       timed runs; the median is reported (default 7)
+  --tiles MC,KC,NC  our cache tiles: rows of A per L2 block, depth of a K block,
+                 columns of B per block (default: GemmConfig::new's); they change
+                 the speed only, never a bit
   --json         one JSON object per line
   --no-openblas  do not load OpenBLAS; report ours only
 ";
@@ -38,6 +42,7 @@ struct Opts {
     shapes: Vec<(usize, usize, usize)>,
     threads: usize,
     runs: usize,
+    tiles: Option<(usize, usize, usize)>,
     json: bool,
     no_openblas: bool,
 }
@@ -46,6 +51,7 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
     let mut shapes = Vec::new();
     let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut runs = 7;
+    let mut tiles = None;
     let mut json = false;
     let mut no_openblas = false;
     let mut it = args.iter();
@@ -74,6 +80,18 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
             "--suite" => shapes.extend_from_slice(SUITE),
             "--threads" => threads = num(it.next(), "--threads")?,
             "--runs" => runs = num(it.next(), "--runs")?,
+            "--tiles" => {
+                let v = it.next().ok_or("--tiles needs MC,KC,NC")?;
+                let t: Vec<usize> = v
+                    .split(',')
+                    .map(|d| d.parse::<usize>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("--tiles {v}: {e}"))?;
+                match t[..] {
+                    [mc, kc, nc] if mc > 0 && kc > 0 && nc > 0 => tiles = Some((mc, kc, nc)),
+                    _ => return Err(format!("--tiles {v}: expected three sizes of at least 1")),
+                }
+            }
             "--json" => json = true,
             "--no-openblas" => no_openblas = true,
             "-h" | "--help" => {
@@ -96,6 +114,7 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
         shapes,
         threads,
         runs,
+        tiles,
         json,
         no_openblas,
     }))
@@ -123,10 +142,13 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let simd = Simd::detect();
     if !opts.json {
         println!(
-            "sgemm: simd {simd:?}, threads {}, median of {} runs (each >= {} ms)",
+            "sgemm: simd {simd:?}, threads {}, median of {} runs (each >= {} ms){}",
             opts.threads,
             opts.runs,
-            MIN_RUN.as_millis()
+            MIN_RUN.as_millis(),
+            opts.tiles.map_or(String::new(), |(mc, kc, nc)| format!(
+                ", tiles {mc},{kc},{nc}"
+            ))
         );
     }
     for &(m, k, n) in &opts.shapes {
@@ -278,7 +300,10 @@ fn bench_shape(
         rs: n,
         cs: 1,
     };
-    let cfg = GemmConfig::new(simd, opts.threads);
+    let mut cfg = GemmConfig::new(simd, opts.threads);
+    if let Some((mc, kc, nc)) = opts.tiles {
+        (cfg.mc, cfg.kc, cfg.nc) = (mc, kc, nc);
+    }
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
 
     let mut c_ours = vec![0.0f32; m * n];
@@ -354,5 +379,29 @@ fn bench_shape(
         bit_identical,
         max_ulp,
         max_rel_err,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn tiles_are_three_positive_sizes() {
+        let o = parse(&args("--n 64 --tiles 48,256,1024"))
+            .expect("parses")
+            .expect("not --help");
+        assert_eq!(o.tiles, Some((48, 256, 1024)));
+        assert_eq!(parse(&args("--n 64")).unwrap().unwrap().tiles, None);
+        for bad in ["0,256,1024", "48,256", "48,256,1024,1", "48,x,1024", ""] {
+            let e = parse(&args(&format!("--n 64 --tiles {bad}")))
+                .err()
+                .unwrap_or_else(|| panic!("--tiles {bad:?} accepted"));
+            assert!(e.contains("--tiles"), "{e}");
+        }
     }
 }
