@@ -8,7 +8,7 @@ use crate::openblas::OpenBlas;
 
 const USAGE: &str = "\
 usage: blocktorch-bench sgemm (--n N | --shape MxKxN | --suite) [--threads T] [--runs R]
-                             [--tiles MC,KC,NC] [--json]
+                             [--tiles MC,KC,NC] [--warm-ms W] [--json]
 
   --n N          square N x N x N multiply
   --shape MxKxN  C (MxN) = A (MxK) . B (KxN)
@@ -19,6 +19,10 @@ usage: blocktorch-bench sgemm (--n N | --shape MxKxN | --suite) [--threads T] [-
   --tiles MC,KC,NC  our cache tiles: rows of A per L2 block, depth of a K block,
                  columns of B per block (default: GemmConfig::new's); they change
                  the speed only, never a bit
+  --warm-ms W    before each timed run, run the same multiply back to back for W ms
+                 untimed (ours before ours, OpenBLAS's before OpenBLAS's), so that
+                 both are timed with their threads already running (default 0: each
+                 run starts right after the other library's run and its pause)
   --json         one JSON object per line
   --no-openblas  do not load OpenBLAS; report ours only
 ";
@@ -43,6 +47,7 @@ struct Opts {
     threads: usize,
     runs: usize,
     tiles: Option<(usize, usize, usize)>,
+    warm: Duration,
     json: bool,
     no_openblas: bool,
 }
@@ -52,6 +57,7 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
     let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut runs = 7;
     let mut tiles = None;
+    let mut warm = Duration::ZERO;
     let mut json = false;
     let mut no_openblas = false;
     let mut it = args.iter();
@@ -92,6 +98,7 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
                     _ => return Err(format!("--tiles {v}: expected three sizes of at least 1")),
                 }
             }
+            "--warm-ms" => warm = Duration::from_millis(num(it.next(), "--warm-ms")? as u64),
             "--json" => json = true,
             "--no-openblas" => no_openblas = true,
             "-h" | "--help" => {
@@ -115,6 +122,7 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
         threads,
         runs,
         tiles,
+        warm,
         json,
         no_openblas,
     }))
@@ -148,7 +156,11 @@ pub fn main(args: &[String]) -> Result<(), String> {
             MIN_RUN.as_millis(),
             opts.tiles.map_or(String::new(), |(mc, kc, nc)| format!(
                 ", tiles {mc},{kc},{nc}"
-            ))
+            )) + &if opts.warm.is_zero() {
+                String::new()
+            } else {
+                format!(", warmed {} ms before each", opts.warm.as_millis())
+            }
         );
     }
     for &(m, k, n) in &opts.shapes {
@@ -252,6 +264,15 @@ fn time_runs(flops: f64, reps: usize, f: &mut dyn FnMut()) -> f64 {
     flops * reps as f64 / t.elapsed().as_secs_f64() / 1e9
 }
 
+/// Calls `f` back to back, untimed, for `d` (not at all for zero): a pool's threads
+/// are then running when the timed run starts (`--warm-ms`).
+fn warm_up(d: Duration, f: &mut dyn FnMut()) {
+    let t = Instant::now();
+    while t.elapsed() < d {
+        f();
+    }
+}
+
 /// How many repetitions make one run last at least [`MIN_RUN`] (from one
 /// warm-up call).
 fn calibrate(f: &mut dyn FnMut()) -> usize {
@@ -322,8 +343,10 @@ fn bench_shape(
     let mut ours_g = Vec::with_capacity(opts.runs);
     let mut blas_g = Vec::with_capacity(opts.runs);
     for _ in 0..opts.runs {
+        warm_up(opts.warm, &mut ours);
         ours_g.push(time_runs(flops, reps_ours, &mut ours));
         if let (Some(f), Some(reps)) = (blas_call.as_mut(), reps_blas) {
+            warm_up(opts.warm, &mut || f(&mut c_blas));
             blas_g.push(time_runs(flops, reps, &mut || f(&mut c_blas)));
             settle();
         }
@@ -397,6 +420,9 @@ mod tests {
             .expect("not --help");
         assert_eq!(o.tiles, Some((48, 256, 1024)));
         assert_eq!(parse(&args("--n 64")).unwrap().unwrap().tiles, None);
+        let o = parse(&args("--n 64 --warm-ms 100")).unwrap().unwrap();
+        assert_eq!(o.warm, std::time::Duration::from_millis(100));
+        assert!(parse(&args("--n 64 --warm-ms -1")).is_err());
         for bad in ["0,256,1024", "48,256", "48,256,1024,1", "48,x,1024", ""] {
             let e = parse(&args(&format!("--n 64 --tiles {bad}")))
                 .err()
