@@ -73,11 +73,7 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
             }
             "--shape" => {
                 let v = it.next().ok_or("--shape needs MxKxN")?;
-                let dims: Vec<usize> = v
-                    .split(['x', 'X'])
-                    .map(|d| d.parse::<usize>())
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| format!("--shape {v}: {e}"))?;
+                let dims = sizes(v, &['x', 'X'], "--shape")?;
                 match dims[..] {
                     [m, k, n] => shapes.push((m, k, n)),
                     _ => return Err(format!("--shape {v}: expected MxKxN")),
@@ -88,11 +84,7 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
             "--runs" => runs = num(it.next(), "--runs")?,
             "--tiles" => {
                 let v = it.next().ok_or("--tiles needs MC,KC,NC")?;
-                let t: Vec<usize> = v
-                    .split(',')
-                    .map(|d| d.parse::<usize>())
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| format!("--tiles {v}: {e}"))?;
+                let t = sizes(v, &[','], "--tiles")?;
                 match t[..] {
                     [mc, kc, nc] if mc > 0 && kc > 0 && nc > 0 => tiles = Some((mc, kc, nc)),
                     _ => return Err(format!("--tiles {v}: expected three sizes of at least 1")),
@@ -126,6 +118,14 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
         json,
         no_openblas,
     }))
+}
+
+/// `v` cut at `sep` into sizes, or the error of `flag`'s value.
+fn sizes(v: &str, sep: &[char], flag: &str) -> Result<Vec<usize>, String> {
+    v.split(sep)
+        .map(|d| d.parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{flag} {v}: {e}"))
 }
 
 /// Entry point of the subcommand.

@@ -51,8 +51,7 @@ pub fn trace_leaf_view(shape: &[usize], data: &HostData, layout: &Layout) -> Res
     // hashed along BLAKE3's tree without a pass of its own (`leaf_tree`).
     if cfg!(target_endian = "little") && layout.is_contiguous() {
         check_view(shape, data, layout)?;
-        let mut head = TRACE_LEAF_PREFIX.to_vec();
-        head.extend_from_slice(&digest_header(data.dtype(), shape)?);
+        let head = leaf_head(data.dtype(), shape)?;
         let n = layout.numel();
         let elements =
             crate::leaf_tree::Elements::of(data, if n == 0 { 0 } else { layout.offset() }, n);
@@ -171,6 +170,14 @@ fn stream_view(
         HostData::U32(v) => stream!(v, |x: u32| x.to_le_bytes()),
     }
     Ok(())
+}
+
+/// What a trace leaf's stream starts with: [`TRACE_LEAF_PREFIX`], then the digest
+/// header of `dtype` and `shape` ([`digest_header`]).
+pub(crate) fn leaf_head(dtype: DType, shape: &[usize]) -> Result<Vec<u8>> {
+    let mut head = TRACE_LEAF_PREFIX.to_vec();
+    head.extend_from_slice(&digest_header(dtype, shape)?);
+    Ok(head)
 }
 
 /// The digest's header for a dtype and shape (exposed for streaming implementations);

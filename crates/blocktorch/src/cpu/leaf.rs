@@ -9,7 +9,7 @@
 
 use super::pool::{run_shares, workers, Task};
 use super::storage_of;
-use crate::digest::{digest_header, TRACE_LEAF_PREFIX};
+use crate::digest::leaf_head;
 use crate::error::Result;
 use crate::fabric::{FabricTensor, PendingLeaf};
 use crate::leaf_tree::{subtree_cv, Elements};
@@ -78,8 +78,7 @@ impl Cuts {
         shape: &[usize],
         data_len: usize,
     ) -> Result<Option<Cuts>> {
-        let mut head = TRACE_LEAF_PREFIX.to_vec();
-        head.extend_from_slice(&digest_header(dtype, shape)?);
+        let head = leaf_head(dtype, shape)?;
         let total = (head.len() + data_len) as u64;
         let depth = usize::BITS - 1 - threads.max(1).leading_zeros() + CUT_DEPTH_PER_THREAD_LOG;
         let mut pieces = Vec::new();
@@ -245,6 +244,7 @@ pub(crate) fn defer(threads: usize, t: &FabricTensor) -> Result<Option<PendingLe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::{digest_header, TRACE_LEAF_PREFIX};
     use crate::DType;
 
     /// The stream as `crate::digest::trace_leaf` hashes it, in one piece.
