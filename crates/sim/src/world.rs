@@ -228,10 +228,22 @@ struct World {
 }
 
 /// Runs one seed to the end, checking every invariant; the report, or the first
-/// invariant broken.
+/// invariant broken. A panic anywhere in the world (a node importing a block, mining,
+/// restarting) is a violation too, reported with its message at the time it happened,
+/// so a seed that crashes the code under test replays like any other finding.
 pub fn run(cfg: SimConfig) -> Result<Report, Violation> {
     let mut w = World::new(cfg)?;
-    w.run()?;
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.run())) {
+        Ok(r) => r?,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|m| m.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            return Err(w.violation(format!("panicked: {msg}")));
+        }
+    }
     Ok(w.report)
 }
 
